@@ -1,0 +1,48 @@
+# tern build. `make` builds tern-vmm and the tests; `make SAN=1` builds the same with
+# ASan+UBSan into build-san/; `make CC=clang` builds with clang.
+CC ?= gcc
+SAN ?= 0
+BUILD ?= $(if $(filter 1,$(SAN)),build-san,build)
+
+CFLAGS_BASE := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+	-O2 -g -fno-strict-aliasing -D_GNU_SOURCE -Isrc -MMD -MP
+ifeq ($(SAN),1)
+CFLAGS_BASE += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS_SAN := -fsanitize=address,undefined
+endif
+CFLAGS += $(CFLAGS_BASE)
+LDLIBS += -lpthread
+
+LIB_SRC := $(filter-out src/vmm/main.c,$(shell find src -name '*.c' | sort))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+UNIT_SRC := $(shell find tests/unit -name '*.c' | sort)
+UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
+
+all: $(BUILD)/tern-vmm $(BUILD)/unit-tests guests
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/libtern.a: $(LIB_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/tern-vmm: $(BUILD)/src/vmm/main.o $(BUILD)/libtern.a
+	$(CC) $(LDFLAGS) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/unit-tests: $(UNIT_OBJ) $(BUILD)/libtern.a
+	$(CC) $(LDFLAGS) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
+
+# Tiny freestanding test guests (see guest/Makefile); always built without sanitizers.
+guests:
+	$(MAKE) -C guest OUT=$(CURDIR)/build/guest
+
+format-check:
+	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h' | grep -v '^include/uapi/')
+
+clean:
+	rm -rf build build-san
+
+.PHONY: all guests clean format-check
+-include $(LIB_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(BUILD)/src/vmm/main.d

@@ -1,0 +1,114 @@
+/*
+ * A small AML (ACPI Machine Language) encoder: names, data objects, scopes, devices,
+ * methods and resource templates, written into a fixed caller-provided buffer.
+ */
+#ifndef TERN_ARCH_X86_AML_H
+#define TERN_ARCH_X86_AML_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Output state. Nothing is ever written at or past cap. The first failure (no room,
+ * a malformed name, too many package elements) is latched in err and every later call
+ * does nothing, so a builder checks err once at the end instead of after each call.
+ */
+struct aml {
+	uint8_t *buf;
+	size_t cap;
+	size_t len;
+	int err; /* 0, -ENOSPC or -EINVAL */
+};
+
+#define AML_PKGLEN_MAX 4	    /* a PkgLength is 1..4 bytes */
+#define AML_PKGLEN_LIMIT (1u << 28) /* PkgLength values are 28 bits */
+
+/* Opcodes a caller may need to emit by hand around the helpers below. */
+#define AML_OP_ZERO 0x00
+#define AML_OP_ONE 0x01
+#define AML_OP_NAME 0x08
+#define AML_OP_BYTE 0x0a
+#define AML_OP_WORD 0x0b
+#define AML_OP_DWORD 0x0c
+#define AML_OP_STRING 0x0d
+#define AML_OP_QWORD 0x0e
+#define AML_OP_SCOPE 0x10
+#define AML_OP_BUFFER 0x11
+#define AML_OP_PACKAGE 0x12
+#define AML_OP_METHOD 0x14
+#define AML_OP_RETURN 0xa4
+#define AML_OP_EXT 0x5b
+#define AML_OP_EXT_DEVICE 0x82 /* follows AML_OP_EXT */
+
+/* Flags for aml_res_interrupt(); zero means level-triggered, active-high, exclusive. */
+#define AML_INT_EDGE (1u << 1)
+#define AML_INT_ACTIVE_LOW (1u << 2)
+#define AML_INT_SHARED (1u << 3)
+#define AML_INT_WAKE (1u << 4)
+
+void aml_init(struct aml *a, uint8_t *buf, size_t cap);
+
+void aml_byte(struct aml *a, uint8_t b);
+void aml_raw(struct aml *a, const void *p, size_t n);
+
+/*
+ * Encodes the PkgLength for an object whose body (the bytes after the PkgLength) is
+ * body_len bytes long; the encoded value counts the PkgLength bytes themselves.
+ * Returns the number of bytes written to out (1..4), or -EINVAL if too long.
+ */
+int aml_pkglen_encode(uint8_t out[AML_PKGLEN_MAX], size_t body_len);
+
+/*
+ * NameString from a dotted path: "\\_SB.COM1", "^PCI0", "_HID". Segments are up to four
+ * characters ([A-Z_] then [A-Z0-9_]) and are padded with '_'. "\\" alone is the root.
+ */
+void aml_namestring(struct aml *a, const char *path);
+
+/* The smallest integer encoding (ZeroOp, OneOp, Byte/Word/DWord/QWordPrefix). */
+void aml_integer(struct aml *a, uint64_t v);
+void aml_string(struct aml *a, const char *s);
+void aml_buffer(struct aml *a, const void *data, size_t len);
+
+/*
+ * Compresses a seven-character PNP id ("PNP0303") into the 32-bit EISA id the way
+ * ASL's EISAID() does. Returns 0, or -EINVAL for a malformed id.
+ */
+int aml_eisaid_encode(const char *id, uint32_t *out);
+/* The EISA id as a DWordConst. */
+void aml_eisaid(struct aml *a, const char *id);
+
+/* Name(path, <value>): the caller emits exactly one data object right after. */
+void aml_name(struct aml *a, const char *path);
+void aml_name_integer(struct aml *a, const char *path, uint64_t v);
+void aml_name_string(struct aml *a, const char *path, const char *s);
+void aml_name_eisaid(struct aml *a, const char *path, const char *id);
+
+/*
+ * Objects with a PkgLength are opened, filled, then closed with the mark the opener
+ * returned; closes must nest like the objects do. Package elements are data objects
+ * (aml_integer(), aml_string(), ...); nelems must match what is emitted.
+ */
+size_t aml_scope_open(struct aml *a, const char *path);
+size_t aml_device_open(struct aml *a, const char *path);
+size_t aml_method_open(struct aml *a, const char *path, unsigned int nargs, bool serialized);
+size_t aml_package_open(struct aml *a, unsigned int nelems);
+void aml_close(struct aml *a, size_t mark);
+
+/*
+ * ResourceTemplate(): a Buffer of resource descriptors. Emit descriptors between open
+ * and close; close appends the end tag (with checksum) and the buffer size.
+ */
+size_t aml_restemplate_open(struct aml *a);
+void aml_restemplate_close(struct aml *a, size_t mark);
+
+/* IO(Decode16, port, port, 1, len): a fixed range of len ports. */
+void aml_res_io(struct aml *a, uint16_t port, uint8_t len);
+/* IRQNoFlags() { irq }: one ISA IRQ (0..15), edge-triggered, active-high. */
+void aml_res_irq(struct aml *a, unsigned int irq);
+/* Interrupt(ResourceConsumer, ...) { gsi } with AML_INT_* flags. */
+void aml_res_interrupt(struct aml *a, uint32_t gsi, unsigned int flags);
+/* Memory32Fixed(ReadWrite or ReadOnly, base, len). */
+void aml_res_memory32_fixed(struct aml *a, uint32_t base, uint32_t len, bool writable);
+
+#endif

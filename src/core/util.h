@@ -1,0 +1,30 @@
+/* Small helpers with no other home: sizes, alignment, whole-file reads, checked integer parsing. */
+#ifndef TERN_CORE_UTIL_H
+#define TERN_CORE_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define KIB (1024ULL)
+#define MIB (1024ULL * 1024)
+#define GIB (1024ULL * 1024 * 1024)
+
+static inline uint64_t align_up(uint64_t v, uint64_t a)
+{
+	return (v + a - 1) & ~(a - 1);
+}
+
+static inline uint64_t align_down(uint64_t v, uint64_t a)
+{
+	return v & ~(a - 1);
+}
+
+/* Reads a whole file into a malloc'ed buffer. Returns 0 or -errno. */
+int file_read_all(const char *path, uint8_t **buf, size_t *len);
+
+/* Parses a decimal unsigned integer in [min, max]; false on junk, overflow or range. */
+bool parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+#endif

@@ -1,0 +1,189 @@
+/*
+ * 16550A UART. Transmission is instantaneous (bytes go straight to the host fd), so
+ * THR is always empty; the THRE interrupt follows the datasheet: raised when THR
+ * empties or when the guest enables it, cleared by reading IIR or writing THR.
+ */
+#include "devices/serial.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+enum { RBR_THR = 0, IER = 1, IIR_FCR = 2, LCR = 3, MCR = 4, LSR = 5, MSR = 6, SCR = 7 };
+
+#define IER_RDA 0x01
+#define IER_THRE 0x02
+#define IIR_NONE 0x01
+#define IIR_THRE 0x02
+#define IIR_RDA 0x04
+#define IIR_FIFO 0xc0
+#define LCR_DLAB 0x80
+#define MCR_LOOP 0x10
+#define LSR_DR 0x01
+#define LSR_THRE 0x20
+#define LSR_TEMT 0x40
+
+void serial_init(struct serial *s, const struct machine *m, unsigned int irq, int out_fd)
+{
+	memset(s, 0, sizeof(*s));
+	pthread_mutex_init(&s->lock, NULL);
+	s->machine = m;
+	s->irq = irq;
+	s->out_fd = out_fd;
+	s->dll = 0x0c; /* 9600 baud, as after a BIOS */
+	s->mcr = 0x08; /* OUT2 */
+}
+
+static uint8_t iir(const struct serial *s)
+{
+	uint8_t fifo = (s->fcr & 1) ? IIR_FIFO : 0;
+
+	if ((s->ier & IER_RDA) && s->rx_len)
+		return IIR_RDA | fifo;
+	if ((s->ier & IER_THRE) && s->thre_pending)
+		return IIR_THRE | fifo;
+	return IIR_NONE | fifo;
+}
+
+static void update_irq(struct serial *s)
+{
+	int level = !(iir(s) & IIR_NONE);
+
+	if (level != s->irq_level) {
+		s->irq_level = level;
+		machine_set_irq(s->machine, s->irq, level);
+	}
+}
+
+static void rx_push(struct serial *s, uint8_t c)
+{
+	if (s->rx_len == SERIAL_RX_FIFO)
+		return;
+	s->rx[(s->rx_head + s->rx_len) % SERIAL_RX_FIFO] = c;
+	s->rx_len++;
+}
+
+static uint8_t rx_pop(struct serial *s)
+{
+	if (!s->rx_len)
+		return 0;
+	uint8_t c = s->rx[s->rx_head];
+	s->rx_head = (s->rx_head + 1) % SERIAL_RX_FIFO;
+	s->rx_len--;
+	return c;
+}
+
+static void transmit(struct serial *s, uint8_t c)
+{
+	if (s->mcr & MCR_LOOP) {
+		rx_push(s, c);
+	} else if (s->out_fd >= 0) {
+		ssize_t r;
+		do
+			r = write(s->out_fd, &c, 1);
+		while (r < 0 && errno == EINTR);
+	}
+	s->thre_pending = true;
+}
+
+static uint8_t msr(const struct serial *s)
+{
+	if (!(s->mcr & MCR_LOOP))
+		return 0xb0; /* DCD, DSR, CTS: a terminal is always there */
+	/* Loopback wires the modem outputs back to the inputs (the 8250 probe checks this). */
+	return (uint8_t)(((s->mcr & 0x02) << 3) | ((s->mcr & 0x01) << 5) | ((s->mcr & 0x04) << 4) |
+			 ((s->mcr & 0x08) << 4));
+}
+
+static uint8_t reg_read(struct serial *s, unsigned int reg)
+{
+	uint8_t v;
+
+	switch (reg) {
+	case RBR_THR:
+		return (s->lcr & LCR_DLAB) ? s->dll : rx_pop(s);
+	case IER:
+		return (s->lcr & LCR_DLAB) ? s->dlm : s->ier;
+	case IIR_FCR:
+		v = iir(s);
+		if ((v & 0x0f) == IIR_THRE)
+			s->thre_pending = false;
+		return v;
+	case LCR:
+		return s->lcr;
+	case MCR:
+		return s->mcr;
+	case LSR:
+		return LSR_THRE | LSR_TEMT | (s->rx_len ? LSR_DR : 0);
+	case MSR:
+		return msr(s);
+	default:
+		return s->scr;
+	}
+}
+
+static void reg_write(struct serial *s, unsigned int reg, uint8_t v)
+{
+	switch (reg) {
+	case RBR_THR:
+		if (s->lcr & LCR_DLAB)
+			s->dll = v;
+		else
+			transmit(s, v);
+		break;
+	case IER:
+		if (s->lcr & LCR_DLAB) {
+			s->dlm = v;
+		} else {
+			/* Enabling THRE with THR empty raises it at once, as on a real 16550. */
+			if ((v & IER_THRE) && !(s->ier & IER_THRE))
+				s->thre_pending = true;
+			s->ier = v & 0x0f;
+		}
+		break;
+	case IIR_FCR:
+		if (v & 0x02)
+			s->rx_len = 0;
+		s->fcr = v & 0xc9;
+		break;
+	case LCR:
+		s->lcr = v;
+		break;
+	case MCR:
+		s->mcr = v & 0x1f;
+		break;
+	case SCR:
+		s->scr = v;
+		break;
+	default: /* LSR and MSR are read-only */
+		break;
+	}
+}
+
+void serial_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write)
+{
+	struct serial *s = opaque;
+
+	pthread_mutex_lock(&s->lock);
+	/* The registers are byte-wide; a wider access touches only the first. */
+	if (is_write) {
+		reg_write(s, (unsigned int)offset & 7, data[0]);
+	} else {
+		memset(data, 0, len);
+		data[0] = reg_read(s, (unsigned int)offset & 7);
+	}
+	update_irq(s);
+	pthread_mutex_unlock(&s->lock);
+}
+
+size_t serial_receive(struct serial *s, const uint8_t *buf, size_t len)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&s->lock);
+	while (n < len && s->rx_len < SERIAL_RX_FIFO)
+		rx_push(s, buf[n++]);
+	update_irq(s);
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}

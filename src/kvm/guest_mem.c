@@ -1,0 +1,80 @@
+/* Guest RAM backing and the one checked GPA -> host pointer translation. */
+#include "kvm/guest_mem.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+void guest_mem_layout(struct guest_mem *m, uint64_t size)
+{
+	m->fd = -1;
+	m->host = NULL;
+	m->size = size;
+	m->low_size = size < GUEST_MEM_LOW_LIMIT ? size : GUEST_MEM_LOW_LIMIT;
+}
+
+int guest_mem_create(struct guest_mem *m, uint64_t size)
+{
+	guest_mem_layout(m, size);
+	m->fd = memfd_create("tern-guest-ram", MFD_CLOEXEC);
+	if (m->fd < 0)
+		return -errno;
+	if (ftruncate(m->fd, (off_t)size) < 0)
+		goto fail;
+	/* MAP_NORESERVE: guest RAM is touched lazily; only what the guest uses costs host memory. */
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, m->fd, 0);
+	if (p == MAP_FAILED)
+		goto fail;
+	m->host = p;
+	return 0;
+fail:;
+	int err = -errno;
+	close(m->fd);
+	m->fd = -1;
+	return err;
+}
+
+void guest_mem_destroy(struct guest_mem *m)
+{
+	if (m->host)
+		munmap(m->host, m->size);
+	if (m->fd >= 0)
+		close(m->fd);
+	m->host = NULL;
+	m->fd = -1;
+}
+
+void *guest_mem_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len)
+{
+	uint64_t end;
+
+	if (!m->host || __builtin_add_overflow(gpa, len, &end))
+		return NULL;
+	if (end <= m->low_size)
+		return m->host + gpa;
+	uint64_t high = guest_mem_high_size(m);
+	if (gpa >= GUEST_MEM_HIGH_BASE && end - GUEST_MEM_HIGH_BASE <= high)
+		return m->host + m->low_size + (gpa - GUEST_MEM_HIGH_BASE);
+	return NULL;
+}
+
+int guest_mem_read(const struct guest_mem *m, uint64_t gpa, void *dst, uint64_t len)
+{
+	const void *p = guest_mem_ptr(m, gpa, len);
+
+	if (!p)
+		return -EFAULT;
+	memcpy(dst, p, len);
+	return 0;
+}
+
+int guest_mem_write(const struct guest_mem *m, uint64_t gpa, const void *src, uint64_t len)
+{
+	void *p = guest_mem_ptr(m, gpa, len);
+
+	if (!p)
+		return -EFAULT;
+	memcpy(p, src, len);
+	return 0;
+}

@@ -1,0 +1,42 @@
+/*
+ * Guest RAM: one memfd mapped once in the VMM. Every device access goes through
+ * guest_mem_ptr(), which fails on overflow or on any byte outside guest RAM.
+ *
+ * Layout: RAM [0, low_size) sits at GPA 0; the rest, if any, at GPA 4 GiB, so
+ * that [3 GiB, 4 GiB) stays free for MMIO (LAPIC, IOAPIC, PCI holes).
+ */
+#ifndef TERN_KVM_GUEST_MEM_H
+#define TERN_KVM_GUEST_MEM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GUEST_MEM_LOW_LIMIT (3ULL << 30)
+#define GUEST_MEM_HIGH_BASE (4ULL << 30)
+
+struct guest_mem {
+	int fd;
+	uint8_t *host;
+	uint64_t size;
+	uint64_t low_size;
+};
+
+/* Creates and maps the memfd; sizes the low/high split. Returns 0 or -errno. */
+int guest_mem_create(struct guest_mem *m, uint64_t size);
+/* Same split without any backing, for pure layout users (unit tests, e820). */
+void guest_mem_layout(struct guest_mem *m, uint64_t size);
+void guest_mem_destroy(struct guest_mem *m);
+
+/* Host pointer for [gpa, gpa+len), or NULL when any byte is outside one RAM region. */
+void *guest_mem_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len);
+int guest_mem_read(const struct guest_mem *m, uint64_t gpa, void *dst, uint64_t len);
+int guest_mem_write(const struct guest_mem *m, uint64_t gpa, const void *src, uint64_t len);
+
+/* End of the RAM region at GPA 0 (exclusive); the highest GPA + 1 overall. */
+static inline uint64_t guest_mem_high_size(const struct guest_mem *m)
+{
+	return m->size - m->low_size;
+}
+
+#endif

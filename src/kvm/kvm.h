@@ -1,0 +1,34 @@
+/*
+ * Thin wrappers over /dev/kvm: the system fd, one VM fd, vCPU fds with their
+ * shared kvm_run page. Library style: functions return 0 or -errno.
+ */
+#ifndef TERN_KVM_KVM_H
+#define TERN_KVM_KVM_H
+
+#include <linux/kvm.h>
+#include <stdint.h>
+
+struct kvm {
+	int sys_fd;
+	int vm_fd;
+	int run_size;
+};
+
+struct kvm_vcpu_fd {
+	int fd;
+	unsigned int id;
+	struct kvm_run *run;
+};
+
+/* Opens /dev/kvm, checks the API version and creates a VM. */
+int kvm_open(struct kvm *k, const char *dev);
+int kvm_check_cap(const struct kvm *k, long cap);
+int kvm_set_user_memory(const struct kvm *k, uint32_t slot, uint64_t gpa, uint64_t size,
+			void *host);
+int kvm_create_irqchip_and_pit(const struct kvm *k);
+int kvm_irq_line(const struct kvm *k, uint32_t irq, int level);
+int kvm_vcpu_create(const struct kvm *k, unsigned int id, struct kvm_vcpu_fd *v);
+/* Returns a malloc'ed list of what KVM can expose, or NULL with errno set. */
+struct kvm_cpuid2 *kvm_get_supported_cpuid(const struct kvm *k);
+
+#endif

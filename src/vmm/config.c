@@ -1,0 +1,149 @@
+/* Command-line parsing for tern-vmm. Every rejected value names the option and what it accepts. */
+#include "vmm/config.h"
+#include "core/log.h"
+#include "core/util.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+	"usage: tern-vmm --kernel PATH [options]\n"
+	"  --kernel PATH          ELF vmlinux (64-bit or PVH entry) or bzImage\n"
+	"  --initrd PATH          initial ramdisk\n"
+	"  --cmdline STR          kernel command line (default \"console=ttyS0\")\n"
+	"  --cpus N               vCPUs, 1..254 (default 1)\n"
+	"  --memory MIB           guest RAM in MiB, 16..1048576 (default 128)\n"
+	"  --cpu-template NAME    host|compat (default: compat on a software KVM backend, else host)\n"
+	"  --boot-entry KIND      auto|linux64|pvh: how to enter an ELF kernel (auto: PVH if it has the note)\n"
+	"  --on-reboot ACTION     exit|restart when the guest reboots (default exit)\n"
+	"  --kvm-device PATH      KVM device (default /dev/kvm)\n"
+	"  --log-level LEVEL      error|warn|info|debug (default info)\n"
+	"  --debug-exit           test only: a byte written to port 0x501 becomes the exit status\n"
+	"  -h, --help             this text\n"
+	"Console: Ctrl-a x quits, Ctrl-a a sends Ctrl-a.\n"
+	"Exit status: 0 guest powered off or rebooted, 1 tern-vmm failed, 2 bad usage,\n"
+	"3 guest crashed (triple fault or an exit tern cannot handle).\n";
+
+enum {
+	OPT_KERNEL = 256,
+	OPT_INITRD,
+	OPT_CMDLINE,
+	OPT_CPUS,
+	OPT_MEMORY,
+	OPT_TEMPLATE,
+	OPT_ENTRY,
+	OPT_ON_REBOOT,
+	OPT_KVM_DEV,
+	OPT_LOG_LEVEL,
+	OPT_DEBUG_EXIT,
+};
+
+static const struct option options[] = {
+	{ "kernel", required_argument, NULL, OPT_KERNEL },
+	{ "initrd", required_argument, NULL, OPT_INITRD },
+	{ "cmdline", required_argument, NULL, OPT_CMDLINE },
+	{ "cpus", required_argument, NULL, OPT_CPUS },
+	{ "memory", required_argument, NULL, OPT_MEMORY },
+	{ "cpu-template", required_argument, NULL, OPT_TEMPLATE },
+	{ "boot-entry", required_argument, NULL, OPT_ENTRY },
+	{ "on-reboot", required_argument, NULL, OPT_ON_REBOOT },
+	{ "kvm-device", required_argument, NULL, OPT_KVM_DEV },
+	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "debug-exit", no_argument, NULL, OPT_DEBUG_EXIT },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+void config_parse(struct vmm_config *c, int argc, char **argv)
+{
+	uint64_t v;
+	int opt;
+
+	memset(c, 0, sizeof(*c));
+	c->cmdline = "console=ttyS0";
+	c->cpus = 1;
+	c->mem_mib = VMM_DEFAULT_MEM_MIB;
+	c->kvm_dev = "/dev/kvm";
+	c->log_level = LOG_INFO;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+		switch (opt) {
+		case OPT_KERNEL:
+			c->kernel = optarg;
+			break;
+		case OPT_INITRD:
+			c->initrd = optarg;
+			break;
+		case OPT_CMDLINE:
+			c->cmdline = optarg;
+			break;
+		case OPT_CPUS:
+			if (!parse_u64(optarg, 1, VMM_MAX_CPUS, &v))
+				die_usage("--cpus: '%s' is not a whole number from 1 to %d", optarg,
+					  VMM_MAX_CPUS);
+			c->cpus = (unsigned int)v;
+			break;
+		case OPT_MEMORY:
+			if (!parse_u64(optarg, VMM_MIN_MEM_MIB, VMM_MAX_MEM_MIB, &v))
+				die_usage("--memory: '%s' is not a whole number of MiB from %d to %llu",
+					  optarg, VMM_MIN_MEM_MIB, VMM_MAX_MEM_MIB);
+			c->mem_mib = v;
+			break;
+		case OPT_TEMPLATE:
+			if (cpuid_template_parse(optarg, &c->cpu_template))
+				die_usage("--cpu-template: '%s' is not one of host, compat", optarg);
+			c->template_set = true;
+			break;
+		case OPT_ENTRY:
+			if (!strcmp(optarg, "auto"))
+				c->entry = ENTRY_AUTO;
+			else if (!strcmp(optarg, "linux64"))
+				c->entry = ENTRY_LINUX64;
+			else if (!strcmp(optarg, "pvh"))
+				c->entry = ENTRY_PVH;
+			else
+				die_usage("--boot-entry: '%s' is not one of auto, linux64, pvh", optarg);
+			break;
+		case OPT_ON_REBOOT:
+			if (!strcmp(optarg, "exit"))
+				c->on_reboot = ON_REBOOT_EXIT;
+			else if (!strcmp(optarg, "restart"))
+				c->on_reboot = ON_REBOOT_RESTART;
+			else
+				die_usage("--on-reboot: '%s' is not one of exit, restart", optarg);
+			break;
+		case OPT_KVM_DEV:
+			c->kvm_dev = optarg;
+			break;
+		case OPT_LOG_LEVEL:
+			if (!strcmp(optarg, "error"))
+				c->log_level = LOG_ERROR;
+			else if (!strcmp(optarg, "warn"))
+				c->log_level = LOG_WARN;
+			else if (!strcmp(optarg, "info"))
+				c->log_level = LOG_INFO;
+			else if (!strcmp(optarg, "debug"))
+				c->log_level = LOG_DEBUG;
+			else
+				die_usage("--log-level: '%s' is not one of error, warn, info, debug",
+					  optarg);
+			break;
+		case OPT_DEBUG_EXIT:
+			c->debug_exit = true;
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			exit(0);
+		case ':':
+			die_usage("%s needs a value (see --help)", argv[optind - 1]);
+		default:
+			die_usage("unknown option '%s' (see --help)", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		die_usage("unexpected argument '%s' (see --help)", argv[optind]);
+	if (!c->kernel)
+		die_usage("--kernel is required (see --help)");
+}

@@ -1,0 +1,36 @@
+/* tern-vmm's configuration, as parsed from the command line. */
+#ifndef TERN_VMM_CONFIG_H
+#define TERN_VMM_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "arch/x86/cpuid.h"
+
+enum entry_choice { ENTRY_AUTO, ENTRY_LINUX64, ENTRY_PVH };
+enum on_reboot { ON_REBOOT_EXIT, ON_REBOOT_RESTART };
+
+#define VMM_MIN_MEM_MIB 16
+#define VMM_MAX_MEM_MIB (1024ULL * 1024) /* 1 TiB */
+#define VMM_DEFAULT_MEM_MIB 128
+#define VMM_MAX_CPUS 254 /* xAPIC IDs 0..253; the IOAPIC takes the next id */
+
+struct vmm_config {
+	const char *kernel;
+	const char *initrd;
+	const char *cmdline;
+	unsigned int cpus;
+	uint64_t mem_mib;
+	bool template_set;
+	enum cpu_template cpu_template;
+	enum entry_choice entry;
+	enum on_reboot on_reboot;
+	bool debug_exit;
+	const char *kvm_dev;
+	int log_level;
+};
+
+/* Parses argv; bad input exits with status 2 and a line naming the option and the range. */
+void config_parse(struct vmm_config *c, int argc, char **argv);
+
+#endif

@@ -1,0 +1,136 @@
+/* The vCPU thread: KVM_RUN, then dispatch the exit to a bus, the software-KVM module or a stop. */
+#include "core/log.h"
+#include "vmm/vm.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+void vcpu_dump(const struct vcpu *v, const char *why)
+{
+	struct kvm_regs r;
+	struct kvm_sregs s;
+	char buf[1024];
+
+	if (ioctl(v->k.fd, KVM_GET_REGS, &r) < 0 || ioctl(v->k.fd, KVM_GET_SREGS, &s) < 0) {
+		log_error("vCPU %u: %s (registers unavailable: %s)", v->k.id, why, strerror(errno));
+		return;
+	}
+	snprintf(buf, sizeof(buf),
+		 "vCPU %u: %s\n"
+		 "  rip %016llx rsp %016llx rflags %016llx\n"
+		 "  rax %016llx rbx %016llx rcx %016llx rdx %016llx\n"
+		 "  rsi %016llx rdi %016llx rbp %016llx r8  %016llx\n"
+		 "  r9  %016llx r10 %016llx r11 %016llx r12 %016llx\n"
+		 "  r13 %016llx r14 %016llx r15 %016llx\n"
+		 "  cs %04x (base %llx l %d db %d dpl %d) ss %04x ds %04x es %04x fs %04x gs %04x\n"
+		 "  cr0 %016llx cr2 %016llx cr3 %016llx cr4 %016llx efer %llx\n"
+		 "  gdt %llx/%x idt %llx/%x",
+		 v->k.id, why, r.rip, r.rsp, r.rflags, r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi,
+		 r.rbp, r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, s.cs.selector,
+		 s.cs.base, s.cs.l, s.cs.db, s.cs.dpl, s.ss.selector, s.ds.selector, s.es.selector,
+		 s.fs.selector, s.gs.selector, s.cr0, s.cr2, s.cr3, s.cr4, s.efer, s.gdt.base,
+		 s.gdt.limit, s.idt.base, s.idt.limit);
+	log_error("%s", buf);
+}
+
+static void crash(struct vcpu *v, const char *why)
+{
+	vcpu_dump(v, why);
+	v->vm->machine.stop(v->vm, MACHINE_CRASH, 0);
+}
+
+static void do_io(struct vcpu *v)
+{
+	struct kvm_run *run = v->k.run;
+	uint8_t *data = (uint8_t *)run + run->io.data_offset;
+
+	for (uint32_t i = 0; i < run->io.count; i++) {
+		bus_access(&v->vm->pio, run->io.port, data, run->io.size,
+			   run->io.direction == KVM_EXIT_IO_OUT);
+		data += run->io.size;
+	}
+}
+
+static void do_system_event(struct vcpu *v)
+{
+	switch (v->k.run->system_event.type) {
+	case KVM_SYSTEM_EVENT_SHUTDOWN:
+		v->vm->machine.stop(v->vm, MACHINE_POWEROFF, 0);
+		break;
+	case KVM_SYSTEM_EVENT_RESET:
+		v->vm->machine.stop(v->vm, MACHINE_RESET, 0);
+		break;
+	default:
+		crash(v, "guest reported a crash (system event)");
+		break;
+	}
+}
+
+/* Handles one exit; false when the thread should stop. */
+static bool handle_exit(struct vcpu *v)
+{
+	struct kvm_run *run = v->k.run;
+	char why[96];
+
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO:
+		do_io(v);
+		return true;
+	case KVM_EXIT_MMIO:
+		bus_access(&v->vm->mmio, run->mmio.phys_addr, run->mmio.data, run->mmio.len,
+			   run->mmio.is_write);
+		return true;
+	case KVM_EXIT_INTR:
+		return true;
+	case KVM_EXIT_SHUTDOWN:
+		crash(v, "triple fault");
+		return false;
+	case KVM_EXIT_SYSTEM_EVENT:
+		do_system_event(v);
+		return false;
+	case KVM_EXIT_HLT:
+		/* Only without an in-kernel LAPIC; with interrupts off it can never wake. */
+		crash(v, "halted with no way to wake up");
+		return false;
+	case KVM_EXIT_INTERNAL_ERROR:
+		if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION && v->vm->software_kvm &&
+		    swkvm_handle(&v->vm->swkvm, v->k.fd) == 0)
+			return true;
+		snprintf(why, sizeof(why), "KVM internal error, suberror %u", run->internal.suberror);
+		crash(v, why);
+		return false;
+	case KVM_EXIT_FAIL_ENTRY:
+		snprintf(why, sizeof(why), "VM entry failed, reason 0x%llx",
+			 (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+		crash(v, why);
+		return false;
+	default:
+		snprintf(why, sizeof(why), "unhandled KVM exit %u", run->exit_reason);
+		crash(v, why);
+		return false;
+	}
+}
+
+void *vcpu_thread(void *arg)
+{
+	struct vcpu *v = arg;
+	char name[16];
+
+	snprintf(name, sizeof(name), "vcpu%u", v->k.id);
+	pthread_setname_np(pthread_self(), name);
+	while (!atomic_load(&v->vm->stopping)) {
+		if (ioctl(v->k.fd, KVM_RUN, 0) < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			char why[64];
+			snprintf(why, sizeof(why), "KVM_RUN failed: %s", strerror(errno));
+			crash(v, why);
+			break;
+		}
+		if (!handle_exit(v))
+			break;
+	}
+	return NULL;
+}

@@ -1,0 +1,308 @@
+/*
+ * VM construction: everything is checked and built before the first vCPU runs, so
+ * a bad kernel, initrd or option ends tern-vmm with status 2 and no guest started.
+ */
+#include "vmm/vm.h"
+#include "arch/x86/acpi.h"
+#include "arch/x86/boot.h"
+#include "arch/x86/bootparams.h"
+#include "arch/x86/layout.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "devices/power.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#define MSR_IA32_MISC_ENABLE 0x1a0
+#define MSR_MTRR_DEF_TYPE 0x2ff
+
+static void machine_irq(void *ctx, unsigned int irq, int level)
+{
+	struct vm *vm = ctx;
+
+	if (kvm_irq_line(&vm->kvm, irq, level))
+		log_warn("cannot set IRQ %u: %s", irq, strerror(errno));
+}
+
+static void machine_stop_request(void *ctx, enum machine_stop why, int status)
+{
+	struct vm *vm = ctx;
+	int expected = 0;
+	uint64_t one = 1;
+
+	if (!atomic_compare_exchange_strong(&vm->stopping, &expected, 1))
+		return;
+	vm->stop_why = why;
+	vm->stop_status = status;
+	if (write(vm->stop_fd, &one, sizeof(one)) < 0)
+		log_error("cannot signal VM stop: %s", strerror(errno));
+}
+
+int vm_exit_status(const struct vm *vm)
+{
+	switch (vm->stop_why) {
+	case MACHINE_POWEROFF:
+	case MACHINE_RESET:
+		return 0;
+	case MACHINE_DEBUG_EXIT:
+		return vm->stop_status;
+	default:
+		return 3;
+	}
+}
+
+static void read_input(const char *opt, const char *path, uint8_t **buf, size_t *len)
+{
+	int r = file_read_all(path, buf, len);
+
+	if (r == -EINVAL)
+		die_usage("%s: '%s' is not a regular file", opt, path);
+	if (r)
+		die_usage("%s: cannot read '%s': %s", opt, path, strerror(-r));
+}
+
+static enum boot_entry choose_entry(const struct vmm_config *c, const struct boot_image *img)
+{
+	if (img->kind == BOOT_BZIMAGE) {
+		if (c->entry == ENTRY_PVH)
+			die_usage("--boot-entry: pvh needs an ELF kernel with a PVH note; '%s' is a bzImage",
+				  c->kernel);
+		if (img->has_entry64)
+			return BOOT_ENTRY_LINUX64;
+		if (c->entry == ENTRY_LINUX64)
+			die_usage("--boot-entry: '%s' has no 64-bit entry (boot protocol < 2.12)",
+				  c->kernel);
+		return BOOT_ENTRY_LINUX32;
+	}
+	if (c->entry == ENTRY_PVH && !img->pvh_entry)
+		die_usage("--boot-entry: '%s' has no PVH note (XEN_ELFNOTE_PHYS32_ENTRY)", c->kernel);
+	if (c->entry == ENTRY_PVH || (c->entry == ENTRY_AUTO && img->pvh_entry))
+		return BOOT_ENTRY_PVH;
+	return BOOT_ENTRY_LINUX64;
+}
+
+static void setup_memory(struct vm *vm)
+{
+	uint64_t size = vm->cfg.mem_mib * MIB;
+	int r = guest_mem_create(&vm->mem, size);
+
+	if (r)
+		die("cannot allocate %llu MiB of guest memory: %s",
+		    (unsigned long long)vm->cfg.mem_mib, strerror(-r));
+	if ((r = kvm_set_user_memory(&vm->kvm, 0, 0, vm->mem.low_size, vm->mem.host)))
+		die("KVM_SET_USER_MEMORY_REGION (low RAM): %s", strerror(-r));
+	if (guest_mem_high_size(&vm->mem) &&
+	    (r = kvm_set_user_memory(&vm->kvm, 1, GUEST_MEM_HIGH_BASE, guest_mem_high_size(&vm->mem),
+				     vm->mem.host + vm->mem.low_size)))
+		die("KVM_SET_USER_MEMORY_REGION (high RAM): %s", strerror(-r));
+}
+
+static void add_pio(struct vm *vm, uint64_t base, uint64_t len, bus_handler_fn fn, void *opaque,
+		    const char *name)
+{
+	if (bus_register(&vm->pio, base, len, fn, opaque, name))
+		die("cannot register %s at port 0x%llx", name, (unsigned long long)base);
+}
+
+static void setup_devices(struct vm *vm)
+{
+	vm->machine = (struct machine){ machine_irq, machine_stop_request, vm };
+	serial_init(&vm->serial, &vm->machine, IRQ_SERIAL_COM1, STDOUT_FILENO);
+	i8042_init(&vm->i8042, &vm->machine);
+	rtc_init(&vm->rtc);
+	add_pio(vm, PORT_SERIAL_COM1, 8, serial_io, &vm->serial, "serial");
+	add_pio(vm, PORT_I8042_DATA, 5, i8042_io, &vm->i8042, "i8042");
+	add_pio(vm, PORT_RTC, 2, rtc_io, &vm->rtc, "rtc");
+	add_pio(vm, PORT_ACPI_SLEEP_CTL, 3, power_acpi_io, &vm->machine, "acpi-power");
+	add_pio(vm, PORT_PCI_RESET, 1, power_cf9_io, &vm->machine, "reset-control");
+	if (vm->cfg.debug_exit)
+		add_pio(vm, PORT_DEBUG_EXIT, 1, power_debug_exit_io, &vm->machine, "debug-exit");
+}
+
+static char *compose_cmdline(struct vm *vm)
+{
+	const char *extra = vm->software_kvm ? swkvm_cmdline_extra() : "";
+	size_t len = strlen(vm->cfg.cmdline) + strlen(extra) + 2;
+	char *s = malloc(len);
+
+	if (!s)
+		die("out of memory");
+	snprintf(s, len, "%s%s%s", vm->cfg.cmdline, *extra ? " " : "", extra);
+	if (*extra)
+		log_info("software KVM backend: appended to the kernel command line: %s", extra);
+	return s;
+}
+
+static void load_guest(struct vm *vm, const uint8_t *kernel, const struct boot_image *img,
+		       enum boot_entry entry)
+{
+	struct boot_setup b = { .img = img, .file = kernel, .entry = entry };
+	int r;
+
+	if (img->end > vm->mem.low_size)
+		die_usage("--memory: the kernel needs %llu MiB of RAM below 3 GiB; %llu MiB given",
+			  (unsigned long long)((img->end + MIB - 1) / MIB),
+			  (unsigned long long)vm->cfg.mem_mib);
+	if (boot_image_load(img, kernel, &vm->mem))
+		die_usage("--kernel: '%s' loads outside guest RAM", vm->cfg.kernel);
+	if (vm->cfg.initrd) {
+		uint8_t *initrd;
+		size_t len;
+		read_input("--initrd", vm->cfg.initrd, &initrd, &len);
+		if (boot_place_initrd(&vm->mem, img, len, &b.initrd_gpa))
+			die_usage("--initrd: '%s' (%zu bytes) does not fit in guest RAM above the kernel (--memory %llu MiB)",
+				  vm->cfg.initrd, len, (unsigned long long)vm->cfg.mem_mib);
+		guest_mem_write(&vm->mem, b.initrd_gpa, initrd, len);
+		b.initrd_size = len;
+		free(initrd);
+	}
+
+	struct acpi_config acpi = {
+		.ncpus = vm->ncpus,
+		.ioapic_addr = (uint32_t)LAYOUT_IOAPIC,
+		.ioapic_id = (uint8_t)vm->ncpus,
+		.sleep_ctl_port = PORT_ACPI_SLEEP_CTL,
+		.sleep_sts_port = PORT_ACPI_SLEEP_STS,
+		.reset_port = PORT_ACPI_RESET,
+		.reset_value = ACPI_RESET_VALUE,
+	};
+	long n = acpi_build(guest_mem_ptr(&vm->mem, LAYOUT_ACPI_BASE, LAYOUT_ACPI_SIZE),
+			    LAYOUT_ACPI_SIZE, LAYOUT_ACPI_BASE, &acpi);
+	if (n < 0)
+		die("cannot build ACPI tables: %s", strerror((int)-n));
+	b.rsdp_gpa = LAYOUT_ACPI_BASE;
+
+	char *cmdline = compose_cmdline(vm);
+	b.cmdline = cmdline;
+	r = boot_write_params(&vm->mem, &b);
+	if (r == -E2BIG)
+		die_usage("--cmdline: %zu bytes is longer than the kernel accepts", strlen(cmdline));
+	if (r)
+		die("cannot write boot parameters: %s", strerror(-r));
+	free(cmdline);
+
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	struct vcpu *bsp = &vm->vcpus[0];
+	if (ioctl(bsp->k.fd, KVM_GET_SREGS, &sregs) < 0)
+		die("KVM_GET_SREGS: %s", strerror(errno));
+	boot_cpu_state(&b, &regs, &sregs);
+	if (ioctl(bsp->k.fd, KVM_SET_SREGS, &sregs) < 0 || ioctl(bsp->k.fd, KVM_SET_REGS, &regs) < 0)
+		die("cannot set boot vCPU registers: %s", strerror(errno));
+	static const char *const names[] = { "64-bit Linux boot protocol", "PVH", "32-bit Linux boot protocol" };
+	log_debug("entering the kernel at 0x%llx (%s)", (unsigned long long)regs.rip, names[entry]);
+}
+
+static void setup_vcpu(struct vm *vm, unsigned int id)
+{
+	struct vcpu *v = &vm->vcpus[id];
+	int r;
+
+	v->vm = vm;
+	if ((r = kvm_vcpu_create(&vm->kvm, id, &v->k)))
+		die("KVM_CREATE_VCPU %u: %s", id, strerror(-r));
+	cpuid_set_topology(vm->cpuid, id, vm->ncpus);
+	if (ioctl(v->k.fd, KVM_SET_CPUID2, vm->cpuid) < 0)
+		die("KVM_SET_CPUID2: %s", strerror(errno));
+
+	struct {
+		struct kvm_msrs h;
+		struct kvm_msr_entry e[2];
+	} msrs = { .h.nmsrs = 2,
+		   .e = { { .index = MSR_IA32_MISC_ENABLE, .data = 1 }, /* fast strings */
+			  { .index = MSR_MTRR_DEF_TYPE, .data = (1 << 11) | 6 } } }; /* MTRRs on, WB */
+	if (ioctl(v->k.fd, KVM_SET_MSRS, &msrs) != 2)
+		log_debug("vCPU %u: not every initial MSR was accepted", id);
+
+	struct kvm_fpu fpu = { .fcw = 0x37f, .mxcsr = 0x1f80 };
+	if (ioctl(v->k.fd, KVM_SET_FPU, &fpu) < 0)
+		die("KVM_SET_FPU: %s", strerror(errno));
+
+	/* Virtual-wire mode as firmware leaves it: LINT0 takes the PIC (ExtINT), LINT1 is NMI. */
+	struct kvm_lapic_state lapic;
+	if (ioctl(v->k.fd, KVM_GET_LAPIC, &lapic) == 0) {
+		uint32_t *lint0 = (uint32_t *)&lapic.regs[0x350], *lint1 = (uint32_t *)&lapic.regs[0x360];
+		*lint0 = (*lint0 & ~0x700u & ~0x10000u) | 0x700;
+		*lint1 = (*lint1 & ~0x700u & ~0x10000u) | 0x400;
+		if (ioctl(v->k.fd, KVM_SET_LAPIC, &lapic) < 0)
+			die("KVM_SET_LAPIC: %s", strerror(errno));
+	}
+}
+
+void vm_create(struct vm *vm, const struct vmm_config *cfg)
+{
+	uint8_t *kernel;
+	size_t klen;
+	struct boot_image img;
+	const char *why = "";
+	int r;
+
+	memset(vm, 0, sizeof(*vm));
+	vm->cfg = *cfg;
+	vm->ncpus = cfg->cpus;
+
+	/* The inputs first: a bad file is the user's mistake and must not wait for KVM. */
+	read_input("--kernel", cfg->kernel, &kernel, &klen);
+	if (boot_image_parse(kernel, klen, &img, &why))
+		die_usage("--kernel: '%s': %s", cfg->kernel, why);
+	enum boot_entry entry = choose_entry(cfg, &img);
+	if (cfg->initrd && access(cfg->initrd, R_OK))
+		die_usage("--initrd: cannot read '%s': %s", cfg->initrd, strerror(errno));
+
+	if ((r = kvm_open(&vm->kvm, cfg->kvm_dev)))
+		die_usage("cannot use %s: %s%s", cfg->kvm_dev, strerror(-r),
+			  r == -EACCES ? " (needs read/write access, e.g. the kvm group)" : "");
+	if (!kvm_check_cap(&vm->kvm, KVM_CAP_IRQCHIP) || !kvm_check_cap(&vm->kvm, KVM_CAP_PIT2))
+		die("this KVM lacks the in-kernel irqchip or PIT");
+	int max = kvm_check_cap(&vm->kvm, KVM_CAP_MAX_VCPUS);
+	if (max > 0 && vm->ncpus > (unsigned int)max)
+		die_usage("--cpus: %u is more than this KVM allows (1 to %d)", vm->ncpus, max);
+
+	vm->software_kvm = swkvm_detect();
+	if (vm->software_kvm)
+		log_info("software KVM backend detected (guest kernel code is emulated): "
+			 "enabling tern's instruction completion and CPUID trimming");
+	vm->stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (vm->stop_fd < 0)
+		die("eventfd: %s", strerror(errno));
+
+	setup_memory(vm);
+	swkvm_init(&vm->swkvm, &vm->mem);
+	if ((r = kvm_create_irqchip_and_pit(&vm->kvm)))
+		die("cannot create the in-kernel irqchip and PIT: %s", strerror(-r));
+	setup_devices(vm);
+
+	vm->cpuid = kvm_get_supported_cpuid(&vm->kvm);
+	if (!vm->cpuid)
+		die("KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
+	enum cpu_template t = cfg->template_set ? cfg->cpu_template
+			      : vm->software_kvm ? CPU_TEMPLATE_COMPAT
+						 : CPU_TEMPLATE_HOST;
+	cpuid_apply_template(vm->cpuid, t);
+	if (vm->software_kvm)
+		swkvm_cpuid_fixup(vm->cpuid);
+	log_debug("CPU template: %s", cpuid_template_name(t));
+
+	vm->vcpus = calloc(vm->ncpus, sizeof(*vm->vcpus));
+	if (!vm->vcpus)
+		die("out of memory");
+	for (unsigned int i = 0; i < vm->ncpus; i++)
+		setup_vcpu(vm, i);
+	load_guest(vm, kernel, &img, entry);
+	free(kernel);
+}
+
+void vm_start(struct vm *vm)
+{
+	for (unsigned int i = 0; i < vm->ncpus; i++) {
+		int r = pthread_create(&vm->vcpus[i].thread, NULL, vcpu_thread, &vm->vcpus[i]);
+		if (r)
+			die("cannot start vCPU %u: %s", i, strerror(r));
+	}
+}

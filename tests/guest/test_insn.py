@@ -1,0 +1,56 @@
+"""Instructions KVM's emulator cannot run at CPL0 on the software backend, each at CPL0,
+checked against the architecture (see ../../../shared/SOFTWARE-KVM.md). Instructions
+the CPU lacks make the guest skip itself."""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tiny  # noqa: E402
+
+
+def test_int3_traps_to_bp_handler():
+    tiny.expect_ok("int3")
+
+
+def test_ud2_faults_at_its_rip():
+    tiny.expect_ok("ud2")
+
+
+def test_fwait_is_noop():
+    tiny.expect_ok("fwait")
+
+
+def test_fwait_with_ts_raises_nm():
+    tiny.expect_ok("fwait", cmdline="mode=ts")
+
+
+def test_ldmxcsr_stmxcsr():
+    tiny.expect_ok("mxcsr")
+
+
+def test_stac_clac():
+    tiny.expect_ok("stac")
+
+
+def test_popcnt():
+    tiny.expect_ok("popcnt")
+
+
+def test_rdrand():
+    tiny.expect_ok("rdrand")
+
+
+def test_rdseed():
+    tiny.expect_ok("rdrand", cmdline="mode=rdseed")
+
+
+def test_swapgs():
+    tiny.expect_ok("swapgs")
+
+
+def test_fsgsbase():
+    tiny.expect_ok("fsgsbase")
+
+
+def test_fsgsbase_needs_cr4():
+    tiny.expect_ok("fsgsbase", cmdline="mode=nocr4")

@@ -1,0 +1,84 @@
+"""Running the tiny guests of guest/ under tern-vmm and explaining how they ended.
+
+The exit statuses match guest/lib/tiny.h.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+import ternlib  # noqa: E402
+
+TIMEOUT = 30  # seconds; a guest takes well under 2 s even on the emulating backend
+
+EXIT_OK = 0
+EXIT_FAIL = 33
+EXIT_ALIVE = 34
+EXIT_SKIP = 77
+EXIT_EXCEPTION = 0x40
+EXIT_INTERRUPT = 0x60
+
+TERN_STATUS = {1: "tern-vmm failed", 2: "bad usage",
+               3: "guest crashed (triple fault or an exit tern cannot handle)"}
+
+VECTORS = ["#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "#CSO", "#TS",
+           "#NP", "#SS", "#GP", "#PF", "#15", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP"]
+
+
+def run(name, cmdline=None, cpus=None, extra=(), timeout=TIMEOUT):
+    """Runs guest NAME (build/guest/NAME.elf) with --debug-exit; returns a ternlib.Result."""
+    ternlib.need_kvm()
+    assert os.path.exists(ternlib.vmm_path()), "no %s: build it first" % ternlib.vmm_path()
+    assert os.path.exists(ternlib.guest_path(name)), \
+        "no %s: run `make guests`" % ternlib.guest_path(name)
+    args = list(extra)
+    if cpus is not None:
+        args += ["--cpus", str(cpus)]
+    return ternlib.run_guest(name, extra=args, timeout=timeout, cmdline=cmdline)
+
+
+def describe(r):
+    """One line on what the exit status means."""
+    s = r.status
+    if r.timed_out:
+        return "timed out"
+    if s is None:
+        return "no exit status"
+    if s < 0:
+        return "tern-vmm killed by signal %d" % -s
+    if s == EXIT_OK:
+        return "exit 0 (success)"
+    if s == EXIT_FAIL:
+        return "exit %d: a check in the guest failed (see its FAIL line)" % s
+    if s == EXIT_ALIVE:
+        return "exit %d: the guest kept running after what should have ended the VM" % s
+    if s == EXIT_SKIP:
+        return "exit %d: the guest skipped itself" % s
+    if EXIT_EXCEPTION <= s < EXIT_EXCEPTION + 32:
+        v = s - EXIT_EXCEPTION
+        return "exit 0x%x: unexpected exception %d %s in the guest" % (
+            s, v, VECTORS[v] if v < len(VECTORS) else "")
+    if s == EXIT_INTERRUPT:
+        return "exit 0x%x: unexpected interrupt in the guest" % s
+    if s in TERN_STATUS:
+        return "exit %d: from tern-vmm: %s" % (s, TERN_STATUS[s])
+    return "exit %d: neither a guest status nor one of tern-vmm's" % s
+
+
+def check_ok(name, r):
+    """Asserts that guest NAME ended with "tiny: NAME ok" and status 0; maps status 77 to a skip."""
+    if r.status == EXIT_SKIP and not r.timed_out:
+        why = [line for line in r.out.splitlines() if line.startswith("tiny: skip")]
+        raise ternlib.Skip(why[-1][len("tiny: "):] if why else "guest %s skipped" % name)
+    assert not r.timed_out and r.status == EXIT_OK and ("tiny: %s ok" % name) in r.out, \
+        "guest %s: %s\n%r" % (name, describe(r), r)
+    return r
+
+
+def expect_ok(name, **kw):
+    return check_ok(name, run(name, **kw))
+
+
+def lines(r, prefix):
+    """The stdout lines that start with "tiny: PREFIX", without "tiny: "."""
+    return [line[len("tiny: "):] for line in r.out.splitlines()
+            if line.startswith("tiny: " + prefix)]

@@ -1,0 +1,69 @@
+"""Helpers shared by tern's Python tests: paths, running tern-vmm, skipping."""
+import os
+import subprocess
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SHARED = os.path.normpath(os.path.join(ROOT, "..", "shared"))
+BUILD = os.environ.get("TERN_BUILD", os.path.join(ROOT, "build"))
+GUEST_BUILD = os.path.join(ROOT, "build", "guest")
+OUT = os.path.join(ROOT, "tests", "out")
+
+
+class Skip(Exception):
+    """Raised by a test that cannot run here; the runner counts it as skipped."""
+
+
+def vmm_path():
+    return os.path.join(BUILD, "tern-vmm")
+
+
+def guest_path(name):
+    """Path of a tiny test guest built by guest/Makefile."""
+    return os.path.join(GUEST_BUILD, name + ".elf")
+
+
+class Result:
+    def __init__(self, status, out, err, timed_out):
+        self.status = status
+        self.out = out
+        self.err = err
+        self.timed_out = timed_out
+
+    def __repr__(self):
+        return "status=%r timed_out=%r\n--- stdout (tail)\n%s\n--- stderr (tail)\n%s" % (
+            self.status, self.timed_out, self.out[-3000:], self.err[-3000:])
+
+
+def run_vmm(args, timeout=60, stdin_data=b"", env=None):
+    """Runs tern-vmm with args; returns a Result with decoded stdout/stderr."""
+    try:
+        p = subprocess.run([vmm_path()] + list(args), input=stdin_data,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=timeout, env=env)
+        return Result(p.returncode, p.stdout.decode(errors="replace"),
+                      p.stderr.decode(errors="replace"), False)
+    except subprocess.TimeoutExpired as e:
+        return Result(None, (e.stdout or b"").decode(errors="replace"),
+                      (e.stderr or b"").decode(errors="replace"), True)
+
+
+def run_guest(name, extra=(), timeout=60, cmdline=None):
+    """Runs a tiny guest with the test-only debug-exit port enabled."""
+    args = ["--kernel", guest_path(name), "--debug-exit"] + list(extra)
+    if cmdline is not None:
+        args += ["--cmdline", cmdline]
+    return run_vmm(args, timeout=timeout)
+
+
+def kvm_available():
+    return os.access("/dev/kvm", os.R_OK | os.W_OK)
+
+
+def need_kvm():
+    if not kvm_available():
+        raise Skip("no access to /dev/kvm")
+
+
+def software_kvm():
+    """True on the emulating software KVM backend (see ../shared/SOFTWARE-KVM.md)."""
+    return os.path.exists("/sys/module/kvm_pvm")
