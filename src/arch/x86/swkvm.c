@@ -33,11 +33,14 @@
 /* Bits IRET may load at CPL0 (VM and VIF/VIP stay as they are in 64-bit mode). */
 #define RFLAGS_IRET_MASK 0x3f7fd5ULL
 
+#define CR0_MP (1ULL << 1)
+#define CR0_TS (1ULL << 3)
 #define CR4_OSFXSR (1ULL << 9)
 #define CR4_FSGSBASE (1ULL << 16)
 #define EFER_LMA (1ULL << 10)
 
 #define VEC_UD 6
+#define VEC_NM 7
 #define VEC_BP 3
 #define VEC_GP 13
 #define VEC_PF 14
@@ -308,6 +311,39 @@ static int do_sysret(struct ctx *c, const struct insn *in)
 	return 0;
 }
 
+struct gate {
+	uint64_t offset;
+	uint16_t sel;
+	unsigned int type, dpl, ist;
+	bool present;
+};
+
+/* Reads the guest's 64-bit IDT gate for vector. */
+static int gate_read(struct ctx *c, unsigned int vector, struct gate *g)
+{
+	uint64_t e[2];
+
+	if ((uint64_t)vector * 16 + 15 > c->sregs.idt.limit ||
+	    gva_read(c->s->mem, &c->gva, c->sregs.idt.base + vector * 16, e, sizeof(e)))
+		return -EFAULT;
+	g->offset = (e[0] & 0xffff) | ((e[0] >> 32) & 0xffff0000ULL) | (e[1] << 32);
+	g->sel = (uint16_t)(e[0] >> 16);
+	g->ist = (unsigned int)(e[0] >> 32) & 7;
+	g->type = (unsigned int)(e[0] >> 40) & 0xf;
+	g->dpl = (unsigned int)(e[0] >> 45) & 3;
+	g->present = (e[0] >> 47) & 1;
+	return 0;
+}
+
+/* True when RIP is the first instruction of the handler for vector (after an optional endbr64). */
+static bool at_handler_entry(struct ctx *c, unsigned int vector)
+{
+	struct gate g;
+
+	return cpl(c) == 0 && (c->sregs.efer & EFER_LMA) && !gate_read(c, vector, &g) &&
+	       (c->regs.rip == g.offset || c->regs.rip == g.offset + 4);
+}
+
 /*
  * The backend's broken SYSCALL: the vCPU reaches LSTAR with RCX, R11 and the
  * masked RFLAGS already set but still at CPL3, so the first fetch at LSTAR
@@ -317,15 +353,9 @@ static int do_sysret(struct ctx *c, const struct insn *in)
  */
 static int fix_broken_syscall(struct ctx *c)
 {
-	uint64_t lstar, star, fmask, frame[6], idt[2];
+	uint64_t lstar, star, fmask, frame[6];
 
-	if (cpl(c) != 0 || !(c->sregs.efer & EFER_LMA) || c->sregs.idt.limit < 15 * 16 - 1)
-		return 0;
-	if (gva_read(c->s->mem, &c->gva, c->sregs.idt.base + VEC_PF * 16, idt, sizeof(idt)))
-		return 0;
-	uint64_t handler = (idt[0] & 0xffff) | ((idt[0] >> 32) & 0xffff0000ULL) | (idt[1] << 32);
-	/* clac is the handler's first instruction, after an optional endbr64. */
-	if (c->regs.rip != handler && c->regs.rip != handler + 4)
+	if (!at_handler_entry(c, VEC_PF))
 		return 0;
 	if (get_msr(c->fd, MSR_LSTAR, &lstar) || c->sregs.cr2 != lstar)
 		return 0;
@@ -347,6 +377,62 @@ static int fix_broken_syscall(struct ctx *c)
 	return 1;
 }
 
+/*
+ * The backend also delivers `int n` from ring 3 as #UD at the int instruction.
+ * Seen at the #UD handler's first clac: undo that delivery and deliver vector n
+ * as the CPU would (gate from the IDT, stack from the TSS, #GP if the gate's DPL
+ * forbids ring 3). Returns 1 if it did.
+ */
+static int fix_user_int(struct ctx *c)
+{
+	uint64_t frame[5], stack, rflags; /* RIP, CS, RFLAGS, RSP, SS */
+	uint8_t op[2];
+	struct gate g;
+	struct kvm_segment cs;
+	bool err = false;
+	uint64_t errcode = 0;
+
+	if (!at_handler_entry(c, VEC_UD) ||
+	    gva_read(c->s->mem, &c->gva, c->regs.rsp, frame, sizeof(frame)) ||
+	    (frame[1] & 3) != 3 || gva_read(c->s->mem, &c->gva, frame[0], op, 2) || op[0] != 0xcd)
+		return 0;
+	unsigned int vector = op[1];
+	uint64_t ret = frame[0] + 2;
+	if (gate_read(c, vector, &g) || !g.present || g.dpl < 3) {
+		/* A gate ring 3 may not use: #GP with the IDT-vector error code, at the int. */
+		errcode = (uint64_t)vector * 8 + 2;
+		err = true;
+		vector = VEC_GP;
+		ret = frame[0];
+		if (gate_read(c, vector, &g) || !g.present)
+			return 0;
+	}
+	if (load_descriptor(c, g.sel, &cs) || !cs.l)
+		return 0;
+	/* Ring 3 -> 0 takes RSP0 from the TSS, or the gate's IST slot. */
+	uint64_t tss_off = g.ist ? 0x24 + (uint64_t)(g.ist - 1) * 8 : 4;
+	if (gva_read(c->s->mem, &c->gva, c->sregs.tr.base + tss_off, &stack, 8))
+		return 0;
+	uint64_t push[6] = { errcode, ret, frame[1], frame[2], frame[3], frame[4] };
+	unsigned int n = err ? 6 : 5;
+	stack = (stack & ~0xfULL) - n * 8;
+	if (gva_write(c->s->mem, &c->gva, stack, err ? push : push + 1, n * 8))
+		return 0;
+	rflags = frame[2] & ~((1ULL << 8) | (1ULL << 14) | RFLAGS_RF | (1ULL << 17));
+	if (g.type == 0xe)
+		rflags &= ~(1ULL << 9); /* interrupt gates clear IF */
+	c->sregs.cs = cs;
+	c->sregs.cs.selector = g.sel & ~3u;
+	flat_seg(&c->sregs.ss, 0, false, 0);
+	c->sregs.ss.unusable = 1;
+	c->regs.rip = g.offset;
+	c->regs.rsp = stack;
+	c->regs.rflags = rflags | 2;
+	c->sregs_dirty = true;
+	atomic_fetch_add(&c->s->user_int_fixups, 1);
+	return 1;
+}
+
 static int read_operand(struct ctx *c, const struct insn *in, unsigned int size, uint64_t *v)
 {
 	if (in->mod_reg) {
@@ -358,6 +444,30 @@ static int read_operand(struct ctx *c, const struct insn *in, unsigned int size,
 	if (gva_read(c->s->mem, &c->gva, a, v, size))
 		return page_fault(c, a, false) ?: 1;
 	return 0;
+}
+
+/*
+ * MXCSR lives in the XSAVE legacy area (byte 24); on this backend KVM_GET/SET_FPU
+ * do not carry it, KVM_GET/SET_XSAVE do.
+ */
+static int mxcsr_access(int fd, uint32_t *mx, bool write)
+{
+	struct kvm_xsave *x = malloc(sizeof(*x));
+	int r = 0;
+
+	if (!x)
+		return -ENOMEM;
+	if (ioctl(fd, KVM_GET_XSAVE, x) < 0) {
+		r = -errno;
+	} else if (write) {
+		x->region[6] = *mx;
+		if (ioctl(fd, KVM_SET_XSAVE, x) < 0)
+			r = -errno;
+	} else {
+		*mx = x->region[6];
+	}
+	free(x);
+	return r;
 }
 
 static uint64_t random_u64(void)
@@ -373,7 +483,6 @@ static uint64_t random_u64(void)
 static int execute(struct ctx *c, const struct insn *in)
 {
 	uint64_t v, a;
-	struct kvm_fpu fpu;
 	int r;
 
 	switch (in->op) {
@@ -384,7 +493,9 @@ static int execute(struct ctx *c, const struct insn *in)
 	case INSN_UD2:
 		return inject(c, VEC_UD, false, 0);
 	case INSN_FWAIT:
-		/* No x87 exception can be pending: the emulator never raised one. */
+		/* #NM when the FPU is marked as not loaded; otherwise no x87 exception can be pending. */
+		if ((c->sregs.cr0 & (CR0_TS | CR0_MP)) == (CR0_TS | CR0_MP))
+			return inject(c, VEC_NM, false, 0);
 		break;
 	case INSN_STAC:
 	case INSN_CLAC:
@@ -394,7 +505,7 @@ static int execute(struct ctx *c, const struct insn *in)
 			c->regs.rflags |= RFLAGS_AC;
 		} else {
 			c->regs.rflags &= ~RFLAGS_AC;
-			if (fix_broken_syscall(c))
+			if (fix_broken_syscall(c) || fix_user_int(c))
 				return 0;
 		}
 		break;
@@ -449,19 +560,17 @@ static int execute(struct ctx *c, const struct insn *in)
 		uint32_t mx;
 		if (!(c->sregs.cr4 & CR4_OSFXSR))
 			return inject(c, VEC_UD, false, 0);
-		if (ioctl(c->fd, KVM_GET_FPU, &fpu) < 0)
-			return -errno;
 		a = seg_base(c, in->seg) + insn_ea(in, c->gpr, c->regs.rip + in->len);
 		if (in->op == INSN_LDMXCSR) {
 			if (gva_read(c->s->mem, &c->gva, a, &mx, 4))
 				return page_fault(c, a, false);
 			if (mx & 0xffff0000u)
 				return inject(c, VEC_GP, true, 0);
-			fpu.mxcsr = mx;
-			if (ioctl(c->fd, KVM_SET_FPU, &fpu) < 0)
-				return -errno;
+			if ((r = mxcsr_access(c->fd, &mx, true)))
+				return r;
 		} else {
-			mx = fpu.mxcsr;
+			if ((r = mxcsr_access(c->fd, &mx, false)))
+				return r;
 			if (gva_write(c->s->mem, &c->gva, a, &mx, 4))
 				return page_fault(c, a, true);
 		}
@@ -530,7 +639,7 @@ void swkvm_log_stats(struct swkvm *s)
 			n += snprintf(line + n, sizeof(line) - (size_t)n, " %s=%lu", insn_name(i), v);
 	}
 	if (n > 0 && (size_t)n < sizeof(line))
-		snprintf(line + n, sizeof(line) - (size_t)n, " syscall-fixups=%lu",
-			 atomic_load(&s->syscall_fixups));
+		snprintf(line + n, sizeof(line) - (size_t)n, " syscall-fixups=%lu user-int-fixups=%lu",
+			 atomic_load(&s->syscall_fixups), atomic_load(&s->user_int_fixups));
 	log_info("%s", line);
 }

@@ -22,6 +22,7 @@ struct swkvm {
 	const struct guest_mem *mem;
 	atomic_ulong handled[INSN_COUNT];
 	atomic_ulong syscall_fixups;
+	atomic_ulong user_int_fixups;
 };
 
 /* Honours TERN_SOFTWARE_KVM=on|off (for tests); otherwise looks for the kvm_pvm module. */
