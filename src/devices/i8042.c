@@ -44,7 +44,7 @@ static void update(struct i8042 *k)
 {
 	int kbd = 0, aux = 0;
 
-	k->status &= (uint8_t)~(ST_OBF | ST_AUXDATA);
+	k->status &= (uint8_t) ~(ST_OBF | ST_AUXDATA);
 	if (k->q_len) {
 		k->status |= ST_OBF;
 		if (k->q[k->q_head].aux) {

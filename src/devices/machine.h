@@ -6,10 +6,10 @@
 #define TERN_DEVICES_MACHINE_H
 
 enum machine_stop {
-	MACHINE_POWEROFF, /* the guest asked to power off */
-	MACHINE_RESET, /* the guest asked to reboot */
+	MACHINE_POWEROFF,   /* the guest asked to power off */
+	MACHINE_RESET,	    /* the guest asked to reboot */
 	MACHINE_DEBUG_EXIT, /* test-only debug port: status is the guest's byte */
-	MACHINE_CRASH, /* triple fault or an exit tern cannot handle */
+	MACHINE_CRASH,	    /* triple fault or an exit tern cannot handle */
 };
 
 struct machine {

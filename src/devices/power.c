@@ -33,8 +33,7 @@ void power_cf9_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bo
 		machine_stop(m, MACHINE_RESET, 0);
 }
 
-void power_debug_exit_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
-			 bool is_write)
+void power_debug_exit_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write)
 {
 	const struct machine *m = opaque;
 

@@ -16,8 +16,7 @@ void power_acpi_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, b
 /* Port 0xcf9. */
 void power_cf9_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
 /* Test-only debug exit port: the byte written becomes tern-vmm's exit status. */
-void power_debug_exit_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
-			 bool is_write);
+void power_debug_exit_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
 
 #define ACPI_SLP_EN 0x20
 #define ACPI_SLP_TYP_SHIFT 2

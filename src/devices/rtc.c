@@ -133,8 +133,8 @@ static void write_time(struct rtc *r, uint8_t reg, uint8_t v)
 
 static bool is_time_reg(uint8_t reg)
 {
-	return reg <= REG_YEAR ? !(reg & 1) || reg == REG_MDAY || reg == REG_YEAR
-			       : reg == REG_CENTURY;
+	return reg <= REG_YEAR ? !(reg & 1) || reg == REG_MDAY || reg == REG_YEAR :
+				 reg == REG_CENTURY;
 }
 
 void rtc_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write)

@@ -11,7 +11,7 @@ struct rtc {
 	pthread_mutex_t lock;
 	uint8_t index;
 	uint8_t ram[128];
-	int64_t offset; /* guest time - host time, seconds, after the guest sets the clock */
+	int64_t offset;	     /* guest time - host time, seconds, after the guest sets the clock */
 	time_t (*now)(void); /* host clock; replaceable in unit tests */
 };
 

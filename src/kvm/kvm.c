@@ -49,8 +49,7 @@ int kvm_check_cap(const struct kvm *k, long cap)
 	return r < 0 ? 0 : r;
 }
 
-int kvm_set_user_memory(const struct kvm *k, uint32_t slot, uint64_t gpa, uint64_t size,
-			void *host)
+int kvm_set_user_memory(const struct kvm *k, uint32_t slot, uint64_t gpa, uint64_t size, void *host)
 {
 	struct kvm_userspace_memory_region r = {
 		.slot = slot,
@@ -106,8 +105,7 @@ int kvm_vcpu_create(const struct kvm *k, unsigned int id, struct kvm_vcpu_fd *v)
 struct kvm_cpuid2 *kvm_get_supported_cpuid(const struct kvm *k)
 {
 	for (unsigned int n = 128; n <= 4096; n *= 2) {
-		struct kvm_cpuid2 *c =
-			calloc(1, sizeof(*c) + n * sizeof(struct kvm_cpuid_entry2));
+		struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(struct kvm_cpuid_entry2));
 		if (!c)
 			return NULL;
 		c->nent = n;
@@ -122,4 +120,33 @@ struct kvm_cpuid2 *kvm_get_supported_cpuid(const struct kvm *k)
 	}
 	errno = E2BIG;
 	return NULL;
+}
+
+/* struct kvm_msrs ends in a flexible array: build it in a buffer of the right size. */
+static int msr_ioctl(int vcpu_fd, unsigned long req, uint32_t index, uint64_t *value)
+{
+	union {
+		struct kvm_msrs h;
+		uint8_t raw[sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)];
+	} u;
+
+	memset(&u, 0, sizeof(u));
+	u.h.nmsrs = 1;
+	u.h.entries[0].index = index;
+	u.h.entries[0].data = *value;
+	if (ioctl(vcpu_fd, req, &u) != 1)
+		return -EIO;
+	*value = u.h.entries[0].data;
+	return 0;
+}
+
+int kvm_vcpu_get_msr(int vcpu_fd, uint32_t index, uint64_t *value)
+{
+	*value = 0;
+	return msr_ioctl(vcpu_fd, KVM_GET_MSRS, index, value);
+}
+
+int kvm_vcpu_set_msr(int vcpu_fd, uint32_t index, uint64_t value)
+{
+	return msr_ioctl(vcpu_fd, KVM_SET_MSRS, index, &value);
 }

@@ -28,6 +28,9 @@ int kvm_set_user_memory(const struct kvm *k, uint32_t slot, uint64_t gpa, uint64
 int kvm_create_irqchip_and_pit(const struct kvm *k);
 int kvm_irq_line(const struct kvm *k, uint32_t irq, int level);
 int kvm_vcpu_create(const struct kvm *k, unsigned int id, struct kvm_vcpu_fd *v);
+/* One MSR of a vCPU. 0 or -EIO (KVM refused the index). */
+int kvm_vcpu_get_msr(int vcpu_fd, uint32_t index, uint64_t *value);
+int kvm_vcpu_set_msr(int vcpu_fd, uint32_t index, uint64_t value);
 /* Returns a malloc'ed list of what KVM can expose, or NULL with errno set. */
 struct kvm_cpuid2 *kvm_get_supported_cpuid(const struct kvm *k);
 

@@ -15,8 +15,10 @@ static const char usage[] =
 	"  --cmdline STR          kernel command line (default \"console=ttyS0\")\n"
 	"  --cpus N               vCPUs, 1..254 (default 1)\n"
 	"  --memory MIB           guest RAM in MiB, 16..1048576 (default 128)\n"
-	"  --cpu-template NAME    host|compat (default: compat on a software KVM backend, else host)\n"
-	"  --boot-entry KIND      auto|linux64|pvh: how to enter an ELF kernel (auto: PVH if it has the note)\n"
+	"  --cpu-template NAME    host|compat (default: compat on a software KVM backend, else "
+	"host)\n"
+	"  --boot-entry KIND      auto|linux64|pvh: how to enter an ELF kernel (auto: PVH if it "
+	"has the note)\n"
 	"  --on-reboot ACTION     exit|restart when the guest reboots (default exit)\n"
 	"  --kvm-device PATH      KVM device (default /dev/kvm)\n"
 	"  --log-level LEVEL      error|warn|info|debug (default info)\n"
@@ -87,13 +89,15 @@ void config_parse(struct vmm_config *c, int argc, char **argv)
 			break;
 		case OPT_MEMORY:
 			if (!parse_u64(optarg, VMM_MIN_MEM_MIB, VMM_MAX_MEM_MIB, &v))
-				die_usage("--memory: '%s' is not a whole number of MiB from %d to %llu",
+				die_usage("--memory: '%s' is not a whole number of MiB from %d to "
+					  "%llu",
 					  optarg, VMM_MIN_MEM_MIB, VMM_MAX_MEM_MIB);
 			c->mem_mib = v;
 			break;
 		case OPT_TEMPLATE:
 			if (cpuid_template_parse(optarg, &c->cpu_template))
-				die_usage("--cpu-template: '%s' is not one of host, compat", optarg);
+				die_usage("--cpu-template: '%s' is not one of host, compat",
+					  optarg);
 			c->template_set = true;
 			break;
 		case OPT_ENTRY:
@@ -104,7 +108,8 @@ void config_parse(struct vmm_config *c, int argc, char **argv)
 			else if (!strcmp(optarg, "pvh"))
 				c->entry = ENTRY_PVH;
 			else
-				die_usage("--boot-entry: '%s' is not one of auto, linux64, pvh", optarg);
+				die_usage("--boot-entry: '%s' is not one of auto, linux64, pvh",
+					  optarg);
 			break;
 		case OPT_ON_REBOOT:
 			if (!strcmp(optarg, "exit"))
@@ -127,8 +132,9 @@ void config_parse(struct vmm_config *c, int argc, char **argv)
 			else if (!strcmp(optarg, "debug"))
 				c->log_level = LOG_DEBUG;
 			else
-				die_usage("--log-level: '%s' is not one of error, warn, info, debug",
-					  optarg);
+				die_usage(
+					"--log-level: '%s' is not one of error, warn, info, debug",
+					optarg);
 			break;
 		case OPT_DEBUG_EXIT:
 			c->debug_exit = true;

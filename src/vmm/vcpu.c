@@ -99,7 +99,8 @@ static bool handle_exit(struct vcpu *v)
 		if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION && v->vm->software_kvm &&
 		    swkvm_handle(&v->vm->swkvm, v->k.fd) == 0)
 			return true;
-		snprintf(why, sizeof(why), "KVM internal error, suberror %u", run->internal.suberror);
+		snprintf(why, sizeof(why), "KVM internal error, suberror %u",
+			 run->internal.suberror);
 		crash(v, why);
 		return false;
 	case KVM_EXIT_FAIL_ENTRY:
@@ -125,7 +126,8 @@ void *vcpu_thread(void *arg)
 		/* For start-up benchmarks: compared against CLOCK_MONOTONIC taken before exec. */
 		struct timespec ts;
 		clock_gettime(CLOCK_MONOTONIC, &ts);
-		log_debug("first KVM_RUN at monotonic %lld.%09ld", (long long)ts.tv_sec, ts.tv_nsec);
+		log_debug("first KVM_RUN at monotonic %lld.%09ld", (long long)ts.tv_sec,
+			  ts.tv_nsec);
 	}
 	while (!atomic_load(&v->vm->stopping)) {
 		if (ioctl(v->k.fd, KVM_RUN, 0) < 0) {

@@ -71,7 +71,8 @@ static enum boot_entry choose_entry(const struct vmm_config *c, const struct boo
 {
 	if (img->kind == BOOT_BZIMAGE) {
 		if (c->entry == ENTRY_PVH)
-			die_usage("--boot-entry: pvh needs an ELF kernel with a PVH note; '%s' is a bzImage",
+			die_usage("--boot-entry: pvh needs an ELF kernel with a PVH note; '%s' is "
+				  "a bzImage",
 				  c->kernel);
 		if (img->has_entry64)
 			return BOOT_ENTRY_LINUX64;
@@ -81,7 +82,8 @@ static enum boot_entry choose_entry(const struct vmm_config *c, const struct boo
 		return BOOT_ENTRY_LINUX32;
 	}
 	if (c->entry == ENTRY_PVH && !img->pvh_entry)
-		die_usage("--boot-entry: '%s' has no PVH note (XEN_ELFNOTE_PHYS32_ENTRY)", c->kernel);
+		die_usage("--boot-entry: '%s' has no PVH note (XEN_ELFNOTE_PHYS32_ENTRY)",
+			  c->kernel);
 	if (c->entry == ENTRY_PVH || (c->entry == ENTRY_AUTO && img->pvh_entry))
 		return BOOT_ENTRY_PVH;
 	return BOOT_ENTRY_LINUX64;
@@ -98,7 +100,8 @@ static void setup_memory(struct vm *vm)
 	if ((r = kvm_set_user_memory(&vm->kvm, 0, 0, vm->mem.low_size, vm->mem.host)))
 		die("KVM_SET_USER_MEMORY_REGION (low RAM): %s", strerror(-r));
 	if (guest_mem_high_size(&vm->mem) &&
-	    (r = kvm_set_user_memory(&vm->kvm, 1, GUEST_MEM_HIGH_BASE, guest_mem_high_size(&vm->mem),
+	    (r = kvm_set_user_memory(&vm->kvm, 1, GUEST_MEM_HIGH_BASE,
+				     guest_mem_high_size(&vm->mem),
 				     vm->mem.host + vm->mem.low_size)))
 		die("KVM_SET_USER_MEMORY_REGION (high RAM): %s", strerror(-r));
 }
@@ -139,29 +142,22 @@ static char *compose_cmdline(struct vm *vm)
 	return s;
 }
 
+/* Kernel, initrd and cmdline already validated by check_inputs(). */
 static void load_guest(struct vm *vm, const uint8_t *kernel, const struct boot_image *img,
-		       enum boot_entry entry)
+		       enum boot_entry entry, const uint8_t *initrd, uint64_t initrd_len,
+		       uint64_t initrd_gpa)
 {
-	struct boot_setup b = { .img = img, .file = kernel, .entry = entry };
+	struct boot_setup b = { .img = img,
+				.file = kernel,
+				.entry = entry,
+				.initrd_gpa = initrd_gpa,
+				.initrd_size = initrd_len };
 	int r;
 
-	if (img->end > vm->mem.low_size)
-		die_usage("--memory: the kernel needs %llu MiB of RAM below 3 GiB; %llu MiB given",
-			  (unsigned long long)((img->end + MIB - 1) / MIB),
-			  (unsigned long long)vm->cfg.mem_mib);
 	if (boot_image_load(img, kernel, &vm->mem))
 		die_usage("--kernel: '%s' loads outside guest RAM", vm->cfg.kernel);
-	if (vm->cfg.initrd) {
-		uint8_t *initrd;
-		size_t len;
-		read_input("--initrd", vm->cfg.initrd, &initrd, &len);
-		if (boot_place_initrd(&vm->mem, img, len, &b.initrd_gpa))
-			die_usage("--initrd: '%s' (%zu bytes) does not fit in guest RAM above the kernel (--memory %llu MiB)",
-				  vm->cfg.initrd, len, (unsigned long long)vm->cfg.mem_mib);
-		guest_mem_write(&vm->mem, b.initrd_gpa, initrd, len);
-		b.initrd_size = len;
-		free(initrd);
-	}
+	if (initrd_len && guest_mem_write(&vm->mem, initrd_gpa, initrd, initrd_len))
+		die("cannot copy the initrd into guest RAM");
 
 	struct acpi_config acpi = {
 		.ncpus = vm->ncpus,
@@ -182,7 +178,8 @@ static void load_guest(struct vm *vm, const uint8_t *kernel, const struct boot_i
 	b.cmdline = cmdline;
 	r = boot_write_params(&vm->mem, &b);
 	if (r == -E2BIG)
-		die_usage("--cmdline: %zu bytes is longer than the kernel accepts", strlen(cmdline));
+		die_usage("--cmdline: %zu bytes is longer than the kernel accepts",
+			  strlen(cmdline));
 	if (r)
 		die("cannot write boot parameters: %s", strerror(-r));
 	free(cmdline);
@@ -193,9 +190,11 @@ static void load_guest(struct vm *vm, const uint8_t *kernel, const struct boot_i
 	if (ioctl(bsp->k.fd, KVM_GET_SREGS, &sregs) < 0)
 		die("KVM_GET_SREGS: %s", strerror(errno));
 	boot_cpu_state(&b, &regs, &sregs);
-	if (ioctl(bsp->k.fd, KVM_SET_SREGS, &sregs) < 0 || ioctl(bsp->k.fd, KVM_SET_REGS, &regs) < 0)
+	if (ioctl(bsp->k.fd, KVM_SET_SREGS, &sregs) < 0 ||
+	    ioctl(bsp->k.fd, KVM_SET_REGS, &regs) < 0)
 		die("cannot set boot vCPU registers: %s", strerror(errno));
-	static const char *const names[] = { "64-bit Linux boot protocol", "PVH", "32-bit Linux boot protocol" };
+	static const char *const names[] = { "64-bit Linux boot protocol", "PVH",
+					     "32-bit Linux boot protocol" };
 	log_debug("entering the kernel at 0x%llx (%s)", (unsigned long long)regs.rip, names[entry]);
 }
 
@@ -211,13 +210,9 @@ static void setup_vcpu(struct vm *vm, unsigned int id)
 	if (ioctl(v->k.fd, KVM_SET_CPUID2, vm->cpuid) < 0)
 		die("KVM_SET_CPUID2: %s", strerror(errno));
 
-	struct {
-		struct kvm_msrs h;
-		struct kvm_msr_entry e[2];
-	} msrs = { .h.nmsrs = 2,
-		   .e = { { .index = MSR_IA32_MISC_ENABLE, .data = 1 }, /* fast strings */
-			  { .index = MSR_MTRR_DEF_TYPE, .data = (1 << 11) | 6 } } }; /* MTRRs on, WB */
-	if (ioctl(v->k.fd, KVM_SET_MSRS, &msrs) != 2)
+	/* Firmware leaves fast strings on and MTRRs enabled with write-back as the default type. */
+	if (kvm_vcpu_set_msr(v->k.fd, MSR_IA32_MISC_ENABLE, 1) ||
+	    kvm_vcpu_set_msr(v->k.fd, MSR_MTRR_DEF_TYPE, (1 << 11) | 6))
 		log_debug("vCPU %u: not every initial MSR was accepted", id);
 
 	struct kvm_fpu fpu = { .fcw = 0x37f, .mxcsr = 0x1f80 };
@@ -227,7 +222,8 @@ static void setup_vcpu(struct vm *vm, unsigned int id)
 	/* Virtual-wire mode as firmware leaves it: LINT0 takes the PIC (ExtINT), LINT1 is NMI. */
 	struct kvm_lapic_state lapic;
 	if (ioctl(v->k.fd, KVM_GET_LAPIC, &lapic) == 0) {
-		uint32_t *lint0 = (uint32_t *)&lapic.regs[0x350], *lint1 = (uint32_t *)&lapic.regs[0x360];
+		uint32_t *lint0 = (uint32_t *)&lapic.regs[0x350],
+			 *lint1 = (uint32_t *)&lapic.regs[0x360];
 		*lint0 = (*lint0 & ~0x700u & ~0x10000u) | 0x700;
 		*lint1 = (*lint1 & ~0x700u & ~0x10000u) | 0x400;
 		if (ioctl(v->k.fd, KVM_SET_LAPIC, &lapic) < 0)
@@ -235,25 +231,51 @@ static void setup_vcpu(struct vm *vm, unsigned int id)
 	}
 }
 
+/*
+ * Everything about the user's files that can be known without KVM: a bad file or a
+ * size that cannot work is the user's mistake and is reported before /dev/kvm is touched.
+ */
+static void check_inputs(const struct vmm_config *cfg, const uint8_t *kernel, size_t klen,
+			 struct boot_image *img, enum boot_entry *entry, uint8_t **initrd,
+			 size_t *initrd_len, uint64_t *initrd_gpa)
+{
+	const char *why = "";
+	struct guest_mem layout;
+
+	if (boot_image_parse(kernel, klen, img, &why))
+		die_usage("--kernel: '%s': %s", cfg->kernel, why);
+	*entry = choose_entry(cfg, img);
+	guest_mem_layout(&layout, cfg->mem_mib * MIB);
+	if (img->end > layout.low_size)
+		die_usage("--memory: the kernel needs %llu MiB of RAM below 3 GiB; %llu MiB given",
+			  (unsigned long long)((img->end + MIB - 1) / MIB),
+			  (unsigned long long)cfg->mem_mib);
+	*initrd = NULL;
+	*initrd_len = 0;
+	*initrd_gpa = 0;
+	if (!cfg->initrd)
+		return;
+	read_input("--initrd", cfg->initrd, initrd, initrd_len);
+	if (boot_place_initrd(&layout, img, *initrd_len, initrd_gpa))
+		die_usage("--initrd: '%s' (%zu bytes) does not fit in guest RAM above the kernel "
+			  "(--memory %llu MiB)",
+			  cfg->initrd, *initrd_len, (unsigned long long)cfg->mem_mib);
+}
+
 void vm_create(struct vm *vm, const struct vmm_config *cfg)
 {
-	uint8_t *kernel;
-	size_t klen;
+	uint8_t *kernel, *initrd;
+	size_t klen, initrd_len;
+	uint64_t initrd_gpa;
 	struct boot_image img;
-	const char *why = "";
+	enum boot_entry entry;
 	int r;
 
 	memset(vm, 0, sizeof(*vm));
 	vm->cfg = *cfg;
 	vm->ncpus = cfg->cpus;
-
-	/* The inputs first: a bad file is the user's mistake and must not wait for KVM. */
 	read_input("--kernel", cfg->kernel, &kernel, &klen);
-	if (boot_image_parse(kernel, klen, &img, &why))
-		die_usage("--kernel: '%s': %s", cfg->kernel, why);
-	enum boot_entry entry = choose_entry(cfg, &img);
-	if (cfg->initrd && access(cfg->initrd, R_OK))
-		die_usage("--initrd: cannot read '%s': %s", cfg->initrd, strerror(errno));
+	check_inputs(cfg, kernel, klen, &img, &entry, &initrd, &initrd_len, &initrd_gpa);
 
 	if ((r = kvm_open(&vm->kvm, cfg->kvm_dev)))
 		die_usage("cannot use %s: %s%s", cfg->kvm_dev, strerror(-r),
@@ -281,9 +303,9 @@ void vm_create(struct vm *vm, const struct vmm_config *cfg)
 	vm->cpuid = kvm_get_supported_cpuid(&vm->kvm);
 	if (!vm->cpuid)
 		die("KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
-	enum cpu_template t = cfg->template_set ? cfg->cpu_template
-			      : vm->software_kvm ? CPU_TEMPLATE_COMPAT
-						 : CPU_TEMPLATE_HOST;
+	enum cpu_template t = cfg->template_set ? cfg->cpu_template :
+			      vm->software_kvm	? CPU_TEMPLATE_COMPAT :
+						  CPU_TEMPLATE_HOST;
 	cpuid_apply_template(vm->cpuid, t);
 	if (vm->software_kvm)
 		swkvm_cpuid_fixup(vm->cpuid);
@@ -294,8 +316,9 @@ void vm_create(struct vm *vm, const struct vmm_config *cfg)
 		die("out of memory");
 	for (unsigned int i = 0; i < vm->ncpus; i++)
 		setup_vcpu(vm, i);
-	load_guest(vm, kernel, &img, entry);
+	load_guest(vm, kernel, &img, entry, initrd, initrd_len, initrd_gpa);
 	free(kernel);
+	free(initrd);
 }
 
 void vm_start(struct vm *vm)

@@ -28,8 +28,10 @@ def check_triple(mode):
     assert "tiny: empty IDT, then a fault (%s)" % mode in r.out, \
         "guest did not get that far\n%r" % r
     assert "still alive" not in r.out, "no triple fault\n%r" % r
-    assert not r.timed_out and r.status not in (None, 0, tiny.EXIT_ALIVE), \
-        "a triple fault must end tern-vmm with a non-zero status: %s\n%r" % (tiny.describe(r), r)
+    assert not r.timed_out and r.status == 3, \
+        "a triple fault must end tern-vmm with status 3 (guest crashed): %s\n%r" % (
+            tiny.describe(r), r)
+    assert "triple fault" in r.err, "the log does not say why\n%r" % r
     assert re.search("rip", r.err, re.I), "no register dump on stderr\n%r" % r
 
 
@@ -44,3 +46,12 @@ def test_triple_fault_pf():
 def test_triple_fault_ud2():
     # On the emulating backend the #UD comes from tern-vmm's instruction fallback.
     check_triple("ud2")
+
+
+def test_on_reboot_restart_boots_again():
+    # With --on-reboot=restart the guest starts over after each reset, so it keeps
+    # resetting until the test's timeout ends tern-vmm.
+    r = tiny.run("reset", extra=["--on-reboot=restart"], timeout=5)
+    n = r.out.count("tiny: resetting through the i8042")
+    assert r.timed_out and n >= 2, "expected the guest to boot again after reset (%d boots)\n%r" % (n, r)
+    assert "still alive" not in r.out, "the VM outlived a reset\n%r" % r

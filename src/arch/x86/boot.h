@@ -30,8 +30,8 @@ struct boot_segment {
 
 struct boot_image {
 	enum boot_kind kind;
-	uint64_t entry64; /* 64-bit entry (ELF e_entry, or bzImage load address + 0x200) */
-	uint64_t entry32; /* bzImage code32_start-style entry */
+	uint64_t entry64;   /* 64-bit entry (ELF e_entry, or bzImage load address + 0x200) */
+	uint64_t entry32;   /* bzImage code32_start-style entry */
 	uint64_t pvh_entry; /* 0 if the ELF has no PVH note */
 	int has_entry64;
 	unsigned int nseg;
@@ -51,7 +51,6 @@ struct boot_image {
 int boot_image_parse(const uint8_t *file, size_t len, struct boot_image *img, const char **why);
 
 /* Copies the segments into RAM (zeroing BSS). -EFAULT when a segment is outside RAM. */
-int boot_image_load(const struct boot_image *img, const uint8_t *file,
-		    const struct guest_mem *mem);
+int boot_image_load(const struct boot_image *img, const uint8_t *file, const struct guest_mem *mem);
 
 #endif

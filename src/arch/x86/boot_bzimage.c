@@ -99,7 +99,8 @@ int boot_bzimage_parse(const uint8_t *file, size_t len, struct boot_image *img, 
 		*why = "bzImage init_size/pref_address out of range";
 		return -EINVAL;
 	}
-	img->end = end > LAYOUT_KERNEL_BZIMAGE + (len - koff) ? end
-							       : LAYOUT_KERNEL_BZIMAGE + (len - koff);
+	img->end = end > LAYOUT_KERNEL_BZIMAGE + (len - koff) ?
+			   end :
+			   LAYOUT_KERNEL_BZIMAGE + (len - koff);
 	return 0;
 }

@@ -31,8 +31,8 @@ static uint64_t find_pvh(const uint8_t *p, uint64_t len)
 
 		if (desc_off > len || next > len || next <= off)
 			return 0;
-		if (type == XEN_ELFNOTE_PHYS32_ENTRY && namesz == 4 && !memcmp(p + name_off, "Xen", 4) &&
-		    (descsz == 4 || descsz == 8))
+		if (type == XEN_ELFNOTE_PHYS32_ENTRY && namesz == 4 &&
+		    !memcmp(p + name_off, "Xen", 4) && (descsz == 4 || descsz == 8))
 			return rd(p + desc_off, descsz);
 		off = next;
 	}
@@ -96,8 +96,8 @@ int boot_elf_parse(const uint8_t *file, size_t len, struct boot_image *img, cons
 			*why = "ELF has too many loadable segments";
 			return -EINVAL;
 		}
-		img->seg[img->nseg++] = (struct boot_segment){ ph.p_offset, ph.p_filesz, ph.p_paddr,
-							       ph.p_memsz };
+		img->seg[img->nseg++] =
+			(struct boot_segment){ ph.p_offset, ph.p_filesz, ph.p_paddr, ph.p_memsz };
 		if (mend > img->end)
 			img->end = mend;
 	}

@@ -7,15 +7,15 @@
 
 int boot_image_parse(const uint8_t *file, size_t len, struct boot_image *img, const char **why)
 {
-	if (len >= 4 && !memcmp(file, "\x7f"
-				      "ELF",
+	if (len >= 4 && !memcmp(file,
+				"\x7f"
+				"ELF",
 				4))
 		return boot_elf_parse(file, len, img, why);
 	return boot_bzimage_parse(file, len, img, why);
 }
 
-int boot_image_load(const struct boot_image *img, const uint8_t *file,
-		    const struct guest_mem *mem)
+int boot_image_load(const struct boot_image *img, const uint8_t *file, const struct guest_mem *mem)
 {
 	for (unsigned int i = 0; i < img->nseg; i++) {
 		const struct boot_segment *s = &img->seg[i];

@@ -114,7 +114,8 @@ static int write_zero_page(const struct guest_mem *m, const struct boot_setup *b
 
 	memset(bp, 0, BOOT_PARAMS_SIZE);
 	if (b->img->kind == BOOT_BZIMAGE) {
-		memcpy(bp + BOOT_SETUP_HDR_OFF, b->file + BOOT_SETUP_HDR_OFF, b->img->setup_hdr_len);
+		memcpy(bp + BOOT_SETUP_HDR_OFF, b->file + BOOT_SETUP_HDR_OFF,
+		       b->img->setup_hdr_len);
 	} else {
 		/* A vmlinux has no setup header: write the fields a bootloader would. */
 		bp[0x1fe] = 0x55;
@@ -122,11 +123,11 @@ static int write_zero_page(const struct guest_mem *m, const struct boot_setup *b
 		memcpy(bp + 0x202, "HdrS", 4);
 		bp[0x206] = 0x0f; /* protocol 2.15 */
 		bp[0x207] = 0x02;
-		put32(bp + 0x230, 0x1000000); /* kernel_alignment */
+		put32(bp + 0x230, 0x1000000);			     /* kernel_alignment */
 		put32(bp + 0x238, (uint32_t)LAYOUT_CMDLINE_MAX - 1); /* cmdline_size */
 	}
 	bp[BP_HDR_TYPE_OF_LOADER] = 0xff; /* "undefined" boot loader */
-	bp[BP_HDR_LOADFLAGS] |= 0x01; /* LOADED_HIGH */
+	bp[BP_HDR_LOADFLAGS] |= 0x01;	  /* LOADED_HIGH */
 	put32(bp + BP_HDR_CMD_LINE_PTR, (uint32_t)LAYOUT_CMDLINE);
 	put32(bp + BP_HDR_RAMDISK_IMAGE, (uint32_t)b->initrd_gpa);
 	put32(bp + BP_HDR_RAMDISK_SIZE, (uint32_t)b->initrd_size);
@@ -229,10 +230,12 @@ void boot_cpu_state(const struct boot_setup *b, struct kvm_regs *regs, struct kv
 		seg(&sregs->cs, SEL_CODE32, 0xb, 0, 1);
 	seg(&sregs->ds, SEL_DATA, 0x3, 0, 1);
 	sregs->es = sregs->fs = sregs->gs = sregs->ss = sregs->ds;
-	sregs->tr = (struct kvm_segment){ .base = 0, .limit = 0x67, .selector = SEL_TSS,
-					  .type = 0xb, .present = 1 };
-	sregs->ldt = (struct kvm_segment){ .selector = 0, .type = 0x2, .present = 1,
-					   .limit = 0xffff, .unusable = 1 };
+	sregs->tr = (struct kvm_segment){
+		.base = 0, .limit = 0x67, .selector = SEL_TSS, .type = 0xb, .present = 1
+	};
+	sregs->ldt = (struct kvm_segment){
+		.selector = 0, .type = 0x2, .present = 1, .limit = 0xffff, .unusable = 1
+	};
 	sregs->gdt.base = LAYOUT_GDT;
 	sregs->gdt.limit = 40 - 1;
 	sregs->idt.base = LAYOUT_IDT;
@@ -243,7 +246,7 @@ void boot_cpu_state(const struct boot_setup *b, struct kvm_regs *regs, struct kv
 	if (long_mode) {
 		sregs->cr0 |= 0x80000000; /* PG */
 		sregs->cr3 = LAYOUT_PML4;
-		sregs->cr4 |= 0x20; /* PAE */
+		sregs->cr4 |= 0x20;   /* PAE */
 		sregs->efer |= 0x500; /* LME | LMA */
 	}
 }

@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 enum cpu_template {
-	CPU_TEMPLATE_HOST, /* everything KVM can expose */
+	CPU_TEMPLATE_HOST,   /* everything KVM can expose */
 	CPU_TEMPLATE_COMPAT, /* x86-64-v2 baseline: migratable between any recent hosts */
 };
 

@@ -11,7 +11,8 @@ unsigned int e820_build(const struct guest_mem *m, struct e820_entry *out)
 	out[n++] = (struct e820_entry){ LAYOUT_BIOS_START, LAYOUT_HIMEM - LAYOUT_BIOS_START,
 					E820_RESERVED };
 	if (m->low_size > LAYOUT_HIMEM)
-		out[n++] = (struct e820_entry){ LAYOUT_HIMEM, m->low_size - LAYOUT_HIMEM, E820_RAM };
+		out[n++] =
+			(struct e820_entry){ LAYOUT_HIMEM, m->low_size - LAYOUT_HIMEM, E820_RAM };
 	if (guest_mem_high_size(m))
 		out[n++] = (struct e820_entry){ GUEST_MEM_HIGH_BASE, guest_mem_high_size(m),
 						E820_RAM };

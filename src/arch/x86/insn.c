@@ -5,12 +5,12 @@
 #include <string.h>
 
 static const char *const names[INSN_COUNT] = {
-	[INSN_UNKNOWN] = "unknown",   [INSN_INT3] = "int3",	  [INSN_UD2] = "ud2",
-	[INSN_FWAIT] = "fwait",	      [INSN_STAC] = "stac",	  [INSN_CLAC] = "clac",
-	[INSN_SWAPGS] = "swapgs",     [INSN_SYSRET] = "sysret",	  [INSN_IRET] = "iret",
-	[INSN_POPCNT] = "popcnt",     [INSN_RDRAND] = "rdrand",	  [INSN_RDSEED] = "rdseed",
+	[INSN_UNKNOWN] = "unknown",   [INSN_INT3] = "int3",	    [INSN_UD2] = "ud2",
+	[INSN_FWAIT] = "fwait",	      [INSN_STAC] = "stac",	    [INSN_CLAC] = "clac",
+	[INSN_SWAPGS] = "swapgs",     [INSN_SYSRET] = "sysret",	    [INSN_IRET] = "iret",
+	[INSN_POPCNT] = "popcnt",     [INSN_RDRAND] = "rdrand",	    [INSN_RDSEED] = "rdseed",
 	[INSN_RDFSBASE] = "rdfsbase", [INSN_RDGSBASE] = "rdgsbase", [INSN_WRFSBASE] = "wrfsbase",
-	[INSN_WRGSBASE] = "wrgsbase", [INSN_LDMXCSR] = "ldmxcsr", [INSN_STMXCSR] = "stmxcsr",
+	[INSN_WRGSBASE] = "wrgsbase", [INSN_LDMXCSR] = "ldmxcsr",   [INSN_STMXCSR] = "stmxcsr",
 };
 
 const char *insn_name(enum insn_op op)

@@ -35,13 +35,13 @@ enum insn_op {
 /* GPR numbering as in the encoding: 0 rax, 1 rcx, 2 rdx, 3 rbx, 4 rsp, 5 rbp, 6 rsi, 7 rdi, 8..15 r8..r15. */
 struct insn {
 	enum insn_op op;
-	unsigned int len; /* bytes, prefixes included */
+	unsigned int len;    /* bytes, prefixes included */
 	unsigned int opsize; /* 2, 4 or 8 */
 	bool rex_w;
-	int seg; /* segment override: -1 none, else 0 es,1 cs,2 ss,3 ds,4 fs,5 gs */
-	bool mod_reg; /* ModRM names a register (mod == 3) */
+	int seg;	  /* segment override: -1 none, else 0 es,1 cs,2 ss,3 ds,4 fs,5 gs */
+	bool mod_reg;	  /* ModRM names a register (mod == 3) */
 	unsigned int reg; /* ModRM reg field (with REX.R) */
-	unsigned int rm; /* ModRM rm register (with REX.B) when mod_reg */
+	unsigned int rm;  /* ModRM rm register (with REX.B) when mod_reg */
 	/* memory operand when !mod_reg */
 	int base, index; /* -1 when absent */
 	unsigned int scale;

@@ -5,21 +5,21 @@
 #ifndef TERN_ARCH_X86_LAYOUT_H
 #define TERN_ARCH_X86_LAYOUT_H
 
-#define LAYOUT_GDT 0x500ULL /* boot GDT: null, code32, code64, data, tss */
-#define LAYOUT_IDT 0x540ULL /* empty IDT for the boot CPU */
+#define LAYOUT_GDT 0x500ULL		/* boot GDT: null, code32, code64, data, tss */
+#define LAYOUT_IDT 0x540ULL		/* empty IDT for the boot CPU */
 #define LAYOUT_PVH_START_INFO 0x6000ULL /* struct hvm_start_info + memmap + modules */
-#define LAYOUT_ZERO_PAGE 0x7000ULL /* Linux struct boot_params */
-#define LAYOUT_PML4 0x9000ULL /* identity page tables for 64-bit entry */
+#define LAYOUT_ZERO_PAGE 0x7000ULL	/* Linux struct boot_params */
+#define LAYOUT_PML4 0x9000ULL		/* identity page tables for 64-bit entry */
 #define LAYOUT_PDPT 0xa000ULL
 #define LAYOUT_PD 0xb000ULL /* 4 pages: 4 GiB in 2 MiB pages, up to 0xf000 */
 #define LAYOUT_BOOT_STACK 0x8ff0ULL
 #define LAYOUT_CMDLINE 0x20000ULL
 #define LAYOUT_CMDLINE_MAX 0x10000ULL /* 64 KiB, above what Linux accepts (2 KiB..) */
-#define LAYOUT_EBDA 0x9fc00ULL /* start of the reserved area below 640 KiB */
-#define LAYOUT_BIOS_START 0xe0000ULL /* reserved ROM area: ACPI tables live here */
-#define LAYOUT_ACPI_BASE 0xe0000ULL /* RSDP first (found by the legacy scan too) */
+#define LAYOUT_EBDA 0x9fc00ULL	      /* start of the reserved area below 640 KiB */
+#define LAYOUT_BIOS_START 0xe0000ULL  /* reserved ROM area: ACPI tables live here */
+#define LAYOUT_ACPI_BASE 0xe0000ULL   /* RSDP first (found by the legacy scan too) */
 #define LAYOUT_ACPI_SIZE 0x20000ULL
-#define LAYOUT_HIMEM 0x100000ULL /* 1 MiB */
+#define LAYOUT_HIMEM 0x100000ULL	  /* 1 MiB */
 #define LAYOUT_KERNEL_BZIMAGE 0x100000ULL /* protected-mode kernel of a bzImage */
 
 #define LAYOUT_IOAPIC 0xfec00000ULL
@@ -35,9 +35,9 @@
 #define IRQ_RTC 8
 #define PORT_ACPI_SLEEP_CTL 0x600 /* HW-reduced ACPI sleep control register */
 #define PORT_ACPI_SLEEP_STS 0x601 /* HW-reduced ACPI sleep status register */
-#define PORT_ACPI_RESET 0x602 /* FADT reset register */
+#define PORT_ACPI_RESET 0x602	  /* FADT reset register */
 #define ACPI_RESET_VALUE 0x1
-#define PORT_PCI_RESET 0xcf9 /* PIIX-style reset control, used by reboot=pci */
+#define PORT_PCI_RESET 0xcf9  /* PIIX-style reset control, used by reboot=pci */
 #define PORT_DEBUG_EXIT 0x501 /* test-only: tern-vmm exits with the byte written */
 
 #endif

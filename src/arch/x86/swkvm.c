@@ -7,6 +7,7 @@
 #include "arch/x86/cpuid.h"
 #include "arch/x86/gva.h"
 #include "core/log.h"
+#include "kvm/kvm.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -76,7 +77,8 @@ void swkvm_cpuid_fixup(struct kvm_cpuid2 *c)
 	if ((e = cpuid_find(c, 7, 0))) {
 		e->ebx &= ~(CPUID7_EBX_AVX2 | CPUID7_EBX_ERMS | 0xdc230000u); /* AVX-512 family */
 		e->ecx &= ~((1u << 8) | (1u << 9) | (1u << 10) | (1u << 11) | (1u << 12) |
-			    (1u << 14) | (1u << 1)); /* GFNI VAES VPCLMULQDQ VNNI BITALG VPOPCNTDQ VBMI */
+			    (1u << 14) |
+			    (1u << 1)); /* GFNI VAES VPCLMULQDQ VNNI BITALG VPOPCNTDQ VBMI */
 		e->edx &= ~((1u << 4) | (1u << 22) | (1u << 24) | (1u << 25)); /* FSRM, AMX */
 	}
 	for (uint32_t i = 0; i < c->nent; i++)
@@ -113,9 +115,8 @@ struct ctx {
 
 static __u64 *gpr_ptr(struct kvm_regs *r, unsigned int i)
 {
-	__u64 *map[16] = { &r->rax, &r->rcx, &r->rdx, &r->rbx, &r->rsp, &r->rbp,
-			      &r->rsi, &r->rdi, &r->r8,	 &r->r9,  &r->r10, &r->r11,
-			      &r->r12, &r->r13, &r->r14, &r->r15 };
+	__u64 *map[16] = { &r->rax, &r->rcx, &r->rdx, &r->rbx, &r->rsp, &r->rbp, &r->rsi, &r->rdi,
+			   &r->r8,  &r->r9,  &r->r10, &r->r11, &r->r12, &r->r13, &r->r14, &r->r15 };
 	return map[i & 15];
 }
 
@@ -134,29 +135,6 @@ static void set_gpr(struct ctx *c, unsigned int i, uint64_t v, unsigned int size
 static uint64_t trunc_to(uint64_t v, unsigned int size)
 {
 	return size == 8 ? v : v & ((1ULL << (size * 8)) - 1);
-}
-
-static int get_msr(int fd, uint32_t index, uint64_t *v)
-{
-	struct {
-		struct kvm_msrs h;
-		struct kvm_msr_entry e;
-	} m = { .h.nmsrs = 1, .e.index = index };
-
-	if (ioctl(fd, KVM_GET_MSRS, &m) != 1)
-		return -EIO;
-	*v = m.e.data;
-	return 0;
-}
-
-static int set_msr(int fd, uint32_t index, uint64_t v)
-{
-	struct {
-		struct kvm_msrs h;
-		struct kvm_msr_entry e;
-	} m = { .h.nmsrs = 1, .e.index = index, .e.data = v };
-
-	return ioctl(fd, KVM_SET_MSRS, &m) == 1 ? 0 : -EIO;
 }
 
 static int inject(struct ctx *c, unsigned int vector, bool has_error, uint32_t error)
@@ -192,8 +170,10 @@ static uint64_t seg_base(const struct ctx *c, int seg)
 		return c->sregs.gs.base;
 	if (long64)
 		return 0;
-	return seg == 0 ? c->sregs.es.base : seg == 1 ? c->sregs.cs.base
-			  : seg == 2 ? c->sregs.ss.base : c->sregs.ds.base;
+	return seg == 0 ? c->sregs.es.base :
+	       seg == 1 ? c->sregs.cs.base :
+	       seg == 2 ? c->sregs.ss.base :
+			  c->sregs.ds.base;
 }
 
 static int page_fault(struct ctx *c, uint64_t addr, bool write)
@@ -291,7 +271,7 @@ static int do_sysret(struct ctx *c, const struct insn *in)
 
 	if (!(c->sregs.efer & EFER_LMA) || cpl(c) != 0)
 		return inject(c, VEC_GP, true, 0);
-	if (get_msr(c->fd, MSR_STAR, &star))
+	if (kvm_vcpu_get_msr(c->fd, MSR_STAR, &star))
 		return -EIO;
 	uint16_t base = (uint16_t)(star >> 48);
 	if (in->rex_w) {
@@ -357,14 +337,15 @@ static int fix_broken_syscall(struct ctx *c)
 
 	if (!at_handler_entry(c, VEC_PF))
 		return 0;
-	if (get_msr(c->fd, MSR_LSTAR, &lstar) || c->sregs.cr2 != lstar)
+	if (kvm_vcpu_get_msr(c->fd, MSR_LSTAR, &lstar) || c->sregs.cr2 != lstar)
 		return 0;
 	if (gva_read(c->s->mem, &c->gva, c->regs.rsp, frame, sizeof(frame)))
 		return 0;
 	/* frame: error code, RIP, CS, RFLAGS, RSP, SS */
 	if (frame[1] != lstar || (frame[2] & 3) != 3)
 		return 0;
-	if (get_msr(c->fd, MSR_STAR, &star) || get_msr(c->fd, MSR_SYSCALL_MASK, &fmask))
+	if (kvm_vcpu_get_msr(c->fd, MSR_STAR, &star) ||
+	    kvm_vcpu_get_msr(c->fd, MSR_SYSCALL_MASK, &fmask))
 		return 0;
 	uint16_t kcs = (uint16_t)(star >> 32) & ~3u;
 	flat_seg(&c->sregs.cs, kcs, true, 0);
@@ -461,6 +442,11 @@ static int mxcsr_access(int fd, uint32_t *mx, bool write)
 		r = -errno;
 	} else if (write) {
 		x->region[6] = *mx;
+		/*
+		 * KVM takes MXCSR from the buffer only when XSTATE_BV (byte 512) marks
+		 * SSE state present; the XMM registers in the buffer are the current ones.
+		 */
+		x->region[128] |= 1u << 1;
 		if (ioctl(fd, KVM_SET_XSAVE, x) < 0)
 			r = -errno;
 	} else {
@@ -512,8 +498,8 @@ static int execute(struct ctx *c, const struct insn *in)
 	case INSN_SWAPGS:
 		if (cpl(c) != 0)
 			return inject(c, VEC_UD, false, 0);
-		if (get_msr(c->fd, MSR_KERNEL_GS_BASE, &v) ||
-		    set_msr(c->fd, MSR_KERNEL_GS_BASE, c->sregs.gs.base))
+		if (kvm_vcpu_get_msr(c->fd, MSR_KERNEL_GS_BASE, &v) ||
+		    kvm_vcpu_set_msr(c->fd, MSR_KERNEL_GS_BASE, c->sregs.gs.base))
 			return -EIO;
 		c->sregs.gs.base = v;
 		c->sregs_dirty = true;
@@ -541,9 +527,9 @@ static int execute(struct ctx *c, const struct insn *in)
 	case INSN_WRGSBASE: {
 		if (!(c->sregs.cr4 & CR4_FSGSBASE))
 			return inject(c, VEC_UD, false, 0);
-		struct kvm_segment *s = (in->op == INSN_RDFSBASE || in->op == INSN_WRFSBASE)
-						? &c->sregs.fs
-						: &c->sregs.gs;
+		struct kvm_segment *s = (in->op == INSN_RDFSBASE || in->op == INSN_WRFSBASE) ?
+						&c->sregs.fs :
+						&c->sregs.gs;
 		if (in->op == INSN_RDFSBASE || in->op == INSN_RDGSBASE) {
 			set_gpr(c, in->rm, trunc_to(s->base, in->opsize), in->opsize);
 		} else {
@@ -600,7 +586,8 @@ int swkvm_handle(struct swkvm *s, int vcpu_fd)
 	size_t n;
 	struct insn in;
 
-	if (ioctl(vcpu_fd, KVM_GET_REGS, &c.regs) < 0 || ioctl(vcpu_fd, KVM_GET_SREGS, &c.sregs) < 0)
+	if (ioctl(vcpu_fd, KVM_GET_REGS, &c.regs) < 0 ||
+	    ioctl(vcpu_fd, KVM_GET_SREGS, &c.sregs) < 0)
 		return -errno;
 	c.gva = (struct gva_ctx){ c.sregs.cr0, c.sregs.cr3, c.sregs.cr4, c.sregs.efer };
 	for (unsigned int i = 0; i < 16; i++)
@@ -636,10 +623,12 @@ void swkvm_log_stats(struct swkvm *s)
 	for (int i = 1; i < INSN_COUNT && n > 0 && (size_t)n < sizeof(line); i++) {
 		unsigned long v = atomic_load(&s->handled[i]);
 		if (v)
-			n += snprintf(line + n, sizeof(line) - (size_t)n, " %s=%lu", insn_name(i), v);
+			n += snprintf(line + n, sizeof(line) - (size_t)n, " %s=%lu", insn_name(i),
+				      v);
 	}
 	if (n > 0 && (size_t)n < sizeof(line))
-		snprintf(line + n, sizeof(line) - (size_t)n, " syscall-fixups=%lu user-int-fixups=%lu",
-			 atomic_load(&s->syscall_fixups), atomic_load(&s->user_int_fixups));
+		snprintf(line + n, sizeof(line) - (size_t)n,
+			 " syscall-fixups=%lu user-int-fixups=%lu", atomic_load(&s->syscall_fixups),
+			 atomic_load(&s->user_int_fixups));
 	log_info("%s", line);
 }
