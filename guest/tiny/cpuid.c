@@ -32,31 +32,34 @@ static void check_cpu(unsigned int cpu)
 {
 	uint32_t apic = tiny_apic_id();
 	struct cpuid l1 = cpuid(1, 0), hv = cpuid(KVM_CPUID_SIGNATURE, 0);
+	struct cpuid smt = { 0 }, core = { 0 }, end = { 0 };
+	bool leafb = max_basic() >= 0xb;
 	char sig[13];
 
-	CHECK_EQ(apic, cpu); /* the command line's CPU list is APIC IDs 0..N-1 */
-	CHECK(l1.ecx & CPUID1_ECX_HYPERVISOR);
 	memcpy(sig + 0, &hv.ebx, 4);
 	memcpy(sig + 4, &hv.ecx, 4);
 	memcpy(sig + 8, &hv.edx, 4);
 	sig[12] = 0;
+	if (leafb) {
+		smt = cpuid(0xb, 0);
+		core = cpuid(0xb, 1);
+		end = cpuid(0xb, 2);
+	}
+	/* Printed before the checks, so a failure shows what CPUID said */
+	SAY("cpu %u apic %u hv %u sig %s max 0x%x l1ebx 0x%x htt %u leafb %s %x:%x:%x:%x "
+	    "%x:%x:%x:%x %x",
+	    cpu, apic, l1.ecx >> 31, sig, hv.eax, l1.ebx, (l1.edx >> 28) & 1, leafb ? "yes" : "no",
+	    smt.eax, smt.ebx, smt.ecx, smt.edx, core.eax, core.ebx, core.ecx, core.edx, end.ecx);
+
+	CHECK_EQ(apic, cpu); /* the command line's CPU list is APIC IDs 0..N-1 */
+	CHECK(l1.ecx & CPUID1_ECX_HYPERVISOR);
 	CHECK(memcmp(sig, "KVMKVMKVM\0\0\0", 12) == 0);
 	CHECK(hv.eax >= KVM_CPUID_FEATURES);
 	CHECK_EQ(l1.ebx >> 24, apic);
 	CHECK_EQ((l1.ebx >> 16) & 0xff, ncpus);
 	if (ncpus > 1)
 		CHECK(l1.edx & CPUID1_EDX_HTT); /* else EBX[23:16] means nothing */
-
-	if (max_basic() < 0xb) {
-		SAY("cpu %u apic %u hv 1 sig %s max 0x%x lp %u leafb none", cpu, apic, sig, hv.eax,
-		    (l1.ebx >> 16) & 0xff);
-	} else {
-		struct cpuid smt = cpuid(0xb, 0), core = cpuid(0xb, 1), end = cpuid(0xb, 2);
-
-		/* Printed before the checks, so a failure shows what the leaf holds */
-		SAY("cpu %u apic %u hv 1 sig %s max 0x%x lp %u leafb %x:%x:%x:%x %x:%x:%x:%x %x", cpu,
-		    apic, sig, hv.eax, (l1.ebx >> 16) & 0xff, smt.eax, smt.ebx, smt.ecx, smt.edx,
-		    core.eax, core.ebx, core.ecx, core.edx, end.ecx);
+	if (leafb) {
 		CHECK_EQ((smt.ecx >> 8) & 0xff, 1); /* level type: SMT */
 		CHECK_EQ(smt.ebx & 0xffff, 1);	    /* one thread per core */
 		CHECK_EQ(smt.edx, apic);

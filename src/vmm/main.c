@@ -65,6 +65,7 @@ int main(int argc, char **argv)
 		die("cannot restart: %s", strerror(errno));
 	}
 	fflush(stdout);
+	console_restore();
 	/* vCPU threads may still be inside KVM_RUN; _exit does not wait for them. */
 	_exit(vm_exit_status(&vm));
 }

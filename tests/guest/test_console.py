@@ -79,3 +79,20 @@ def test_tty_ctrl_a_a_sends_ctrl_a():
             p.wait()
         os.close(master)
     assert status == 0 and b"tiny: got 1 21 a" in out, "status %r, output %r" % (status, out)
+
+
+def test_terminal_restored_after_exit():
+    import termios
+    ternlib.need_kvm()
+    master, slave = pty.openpty()
+    try:
+        before = termios.tcgetattr(slave)
+        p = subprocess.run([ternlib.vmm_path(), "--kernel", ternlib.guest_path("hello"),
+                            "--debug-exit"], stdin=slave, stdout=slave, stderr=subprocess.PIPE,
+                           timeout=30)
+        after = termios.tcgetattr(slave)
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert p.returncode == 0, p.stderr
+    assert before == after, "tern-vmm left the terminal in raw mode: %r -> %r" % (before, after)
