@@ -310,6 +310,8 @@ void vm_create(struct vm *vm, const struct vmm_config *cfg)
 	vm->cpuid = kvm_get_supported_cpuid(&vm->kvm);
 	if (!vm->cpuid)
 		die("KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
+	if (cpuid_add_topology_leaves(&vm->cpuid))
+		die("out of memory");
 	enum cpu_template t = cfg->template_set ? cfg->cpu_template :
 			      vm->software_kvm	? CPU_TEMPLATE_COMPAT :
 						  CPU_TEMPLATE_HOST;

@@ -243,6 +243,28 @@ TEST(cpuid_topology_all_sizes)
 			check_topology(id, sizes[s]);
 }
 
+TEST(cpuid_topology_beyond_six_bit_fields)
+{
+	struct kvm_cpuid2 *c;
+
+	/*
+	 * Leaf 4 EAX[31:26] holds cores per package - 1 in six bits: more vCPUs than 64
+	 * must saturate there, not wrap to a small count (65 would read as 1 core).
+	 */
+	for (unsigned int n = 63; n <= 254; n++) {
+		REQUIRE((c = fake_build()) != NULL);
+		cpuid_set_topology(c, n - 1, n);
+		CHECK(get(c, 4, 0)->eax >> 26 == (n > 64 ? 63 : n - 1));
+		CHECK(get(c, 0xb, 1)->ebx == n);
+		CHECK(get(c, 0xb, 1)->edx == n - 1);
+		CHECK(((get(c, 1, 0)->ebx >> 16) & 0xff) == n);
+		CHECK(get(c, 1, 0)->ebx >> 24 == n - 1);
+		CHECK((get(c, 0x80000008, 0)->ecx & 0xff) == n - 1);
+		CHECK(((get(c, 0x80000008, 0)->ecx >> 12) & 0xf) == log2_ceil(n));
+		free(c);
+	}
+}
+
 TEST(cpuid_topology_without_leaves)
 {
 	struct kvm_cpuid2 *c = calloc(1, table_size(1));

@@ -247,10 +247,10 @@ TEST(gva_32bit_with_and_without_pse)
 	/* 4K: 0xc0401000 -> PDE 0x301, PTE 1 */
 	put32(&p, pd + 0x301 * 4, (uint32_t)ptab | P | RW);
 	put32(&p, ptab + 1 * 4, 0x700000 | P | RW);
-	/* 4M: PDE 0x302 with PS -> 0x1000000 */
-	put32(&p, pd + 0x302 * 4, 0x1000000 | P | RW | PS);
-	/* Read as a page table instead (no PSE), entry 0x12 of the "table" at 16 MiB. */
-	put32(&p, 0x1000000 + 0x12 * 4, 0x900000 | P | RW);
+	/* 4M: PDE 0x302 with PS -> 0x1000000; bit 12 (PAT) is not part of the frame */
+	put32(&p, pd + 0x302 * 4, 0x1000000 | 0x1000 | P | RW | PS);
+	/* Read as a page table instead (no PSE), entry 0x12 of the "table" it names. */
+	put32(&p, 0x1001000 + 0x12 * 4, 0x900000 | P | RW);
 
 	CHECK(tr(&p, &c, 0xc0401abcULL, false, &err) == 0x700abc && err == 0);
 	CHECK(tr(&p, &c, 0xc0812345ULL, false, &err) == 0x1012345 && err == 0);
@@ -384,6 +384,18 @@ TEST(gva_write_protect)
 	tr(&p, &c32, 0x1000, true, &err);
 	CHECK(err == -EACCES);
 	CHECK(tr(&p, &c32, 0x1000, false, &err) == 0x200000 && err == 0);
+	/* ... and a writable PTE under a read-only PDE. */
+	put32(&p, ptab + 4, 0x200000 | P | RW);
+	CHECK(tr(&p, &c32, 0x1000, true, &err) == 0x200000 && err == 0);
+	put32(&p, pd, (uint32_t)ptab | P);
+	tr(&p, &c32, 0x1000, true, &err);
+	CHECK(err == -EACCES);
+	/* ... and a read-only 4M page. */
+	c32.cr4 = CR4_PSE;
+	put32(&p, pd + 4, 0x400000 | P | PS);
+	tr(&p, &c32, 0x400000, true, &err);
+	CHECK(err == -EACCES);
+	CHECK(tr(&p, &c32, 0x400010, false, &err) == 0x400010 && err == 0);
 	guest_mem_destroy(&p.m);
 }
 

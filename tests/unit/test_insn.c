@@ -168,6 +168,10 @@ TEST(insn_popcnt_memory_operands)
 	REQUIRE(DECODE(&in, true, 0xf3, 0x0f, 0xb8, 0x04, 0xcd, 0x00, 0x10, 0x00, 0x00) == 0);
 	CHECK(in.base == -1 && in.index == RCX && in.scale == 8 && in.disp == 0x1000);
 	CHECK(in.len == 9);
+	/* [rbp+rcx*4+0x10]: SIB base 5 is rbp when mod is not 0 */
+	REQUIRE(DECODE(&in, true, 0xf3, 0x0f, 0xb8, 0x44, 0x8d, 0x10) == 0);
+	CHECK(in.base == RBP && in.index == RCX && in.scale == 4 && in.disp == 0x10);
+	CHECK(in.len == 6);
 	/* [r12+r12*8]: REX.X and REX.B; index field 4 with REX.X is r12, not "none" */
 	REQUIRE(DECODE(&in, true, 0xf3, 0x43, 0x0f, 0xb8, 0x04, 0xe4) == 0);
 	CHECK(in.base == R12 && in.index == R12 && in.scale == 8 && in.disp == 0);

@@ -2,6 +2,7 @@
 #include "arch/x86/cpuid.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 int cpuid_template_parse(const char *name, enum cpu_template *t)
@@ -82,6 +83,37 @@ void cpuid_apply_template(struct kvm_cpuid2 *c, enum cpu_template t)
 	     (1u << 11) | (1u << 20) | (1u << 26) | (1u << 27) | (1u << 29) | 0x0183f3ff);
 }
 
+int cpuid_add_topology_leaves(struct kvm_cpuid2 **c)
+{
+	struct kvm_cpuid_entry2 *max = cpuid_find(*c, 0, 0);
+	uint32_t missing = 0;
+
+	if (!max || max->eax < 0xb)
+		return 0;
+	for (uint32_t i = 0; i < 3; i++)
+		if (!cpuid_find(*c, 0xb, i) || cpuid_find(*c, 0xb, i)->index != i)
+			missing++;
+	if (!missing)
+		return 0;
+	struct kvm_cpuid2 *n =
+		realloc(*c, sizeof(**c) + ((*c)->nent + missing) * sizeof(struct kvm_cpuid_entry2));
+	if (!n)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < 3; i++) {
+		struct kvm_cpuid_entry2 *e = cpuid_find(n, 0xb, i);
+		if (e && e->index == i)
+			continue;
+		/* A leaf listed without SIGNIFCANT_INDEX answers every subleaf: make it indexed. */
+		if (e)
+			e->flags |= KVM_CPUID_FLAG_SIGNIFCANT_INDEX;
+		n->entries[n->nent++] = (struct kvm_cpuid_entry2){
+			.function = 0xb, .index = i, .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX
+		};
+	}
+	*c = n;
+	return 0;
+}
+
 static unsigned int bits_for(unsigned int n)
 {
 	unsigned int b = 0;
@@ -107,8 +139,8 @@ void cpuid_set_topology(struct kvm_cpuid2 *c, unsigned int apic_id, unsigned int
 	for (uint32_t i = 0; i < c->nent; i++) {
 		e = &c->entries[i];
 		if (e->function == 4 && (e->eax & 0x1f)) {
-			/* cores per package - 1 in 31:26; caches shared by one thread. */
-			e->eax = (e->eax & 0x3fff) | ((ncpus - 1) << 26);
+			/* cores per package - 1 in 31:26 (6 bits: saturates); caches shared by one thread. */
+			e->eax = (e->eax & 0x3fff) | ((ncpus > 64 ? 63 : ncpus - 1) << 26);
 		} else if (e->function == 0xb || e->function == 0x1f) {
 			e->edx = apic_id;
 			if (e->index == 0) {

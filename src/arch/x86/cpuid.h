@@ -19,6 +19,12 @@ const char *cpuid_template_name(enum cpu_template t);
 
 struct kvm_cpuid_entry2 *cpuid_find(struct kvm_cpuid2 *c, uint32_t function, uint32_t index);
 void cpuid_apply_template(struct kvm_cpuid2 *c, enum cpu_template t);
+/*
+ * Makes sure leaf 0xb has the SMT, core and terminating subleaves (some KVMs list
+ * only subleaf 0) when the maximum basic leaf reaches 0xb. May reallocate *c.
+ * Returns 0 or -ENOMEM.
+ */
+int cpuid_add_topology_leaves(struct kvm_cpuid2 **c);
 void cpuid_set_topology(struct kvm_cpuid2 *c, unsigned int apic_id, unsigned int ncpus);
 
 /* Feature bits tern refers to by name. */

@@ -1,0 +1,62 @@
+/*
+ * Split virtqueues (virtio 1.x, 2.7), device side. Pure: no KVM, no threads, no
+ * allocation, so it can be fuzzed. Every guest address goes through guest_mem_ptr();
+ * every index, length and chain is checked. A malformed ring makes virtq_pop()
+ * return -EBADMSG; the caller marks its device NEEDS_RESET and stops using the queue.
+ */
+#ifndef TERN_VIRTIO_QUEUE_H
+#define TERN_VIRTIO_QUEUE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "kvm/guest_mem.h"
+
+#define VIRTQ_MAX_SIZE 256 /* the largest queue size tern offers; chains are at most this long */
+
+struct virtq {
+	/* Set by the transport from the driver's writes. */
+	uint16_t size; /* power of two, 1..VIRTQ_MAX_SIZE */
+	bool ready;
+	uint64_t desc_gpa, avail_gpa, used_gpa;
+	/* Negotiated features that change the ring's behaviour. */
+	bool event_idx;
+	bool indirect;
+	/* Device-side state (saved with the device). */
+	uint16_t last_avail; /* next avail ring entry to consume */
+	uint16_t used_idx; /* next used ring entry to fill */
+	uint16_t signalled_used; /* used_idx at the last interrupt (EVENT_IDX) */
+	bool signalled_valid;
+	bool broken; /* a malformed ring was seen: nothing more is popped */
+};
+
+/* One descriptor chain, split in device-readable then device-writable segments. */
+struct virtq_chain {
+	uint16_t head;
+	unsigned int nread, nwrite; /* iov[0..nread) readable, iov[nread..nread+nwrite) writable */
+	uint64_t read_len, write_len;
+	struct iovec iov[VIRTQ_MAX_SIZE];
+};
+
+/* Checks size/addresses against RAM; called when the driver enables the queue. */
+int virtq_validate(const struct virtq *q, const struct guest_mem *m);
+void virtq_reset(struct virtq *q);
+/*
+ * Takes the next available chain. Returns 1 and fills c; 0 when none is available;
+ * -EBADMSG when the ring or the chain is malformed (q->broken is then set).
+ */
+int virtq_pop(struct virtq *q, const struct guest_mem *m, struct virtq_chain *c);
+/* Returns a used chain with the number of bytes written into it. */
+int virtq_push(struct virtq *q, const struct guest_mem *m, uint16_t head, uint32_t len);
+/* After pushes: does the driver want an interrupt now (VIRTQ_AVAIL_F_NO_INTERRUPT / used_event)? */
+bool virtq_should_signal(struct virtq *q, const struct guest_mem *m);
+/* With EVENT_IDX: publish avail_event so the driver kicks for the next chain. */
+void virtq_set_avail_event(struct virtq *q, const struct guest_mem *m);
+
+/* Copies between a chain's segments and a flat buffer (used by device parsers). */
+size_t virtq_iov_read(const struct iovec *iov, unsigned int n, uint64_t off, void *dst, size_t len);
+size_t virtq_iov_write(const struct iovec *iov, unsigned int n, uint64_t off, const void *src,
+		       size_t len);
+
+#endif

@@ -1,0 +1,758 @@
+/*
+ * Tests for the port-I/O devices against a fake machine that records interrupt
+ * line changes and stop requests: 16550 UART, CMOS RTC, i8042 and the power/reset
+ * registers.
+ */
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "devices/i8042.h"
+#include "devices/machine.h"
+#include "devices/power.h"
+#include "devices/rtc.h"
+#include "devices/serial.h"
+#include "unit.h"
+
+struct fake {
+	int irq_calls;
+	unsigned int last_irq;
+	int level[16];
+	int stops;
+	enum machine_stop why;
+	int status;
+};
+
+static void fake_set_irq(void *ctx, unsigned int irq, int level)
+{
+	struct fake *f = ctx;
+
+	f->irq_calls++;
+	f->last_irq = irq;
+	if (irq < 16)
+		f->level[irq] = level;
+}
+
+static void fake_stop(void *ctx, enum machine_stop why, int status)
+{
+	struct fake *f = ctx;
+
+	f->stops++;
+	f->why = why;
+	f->status = status;
+}
+
+static void fake_init(struct fake *f, struct machine *m)
+{
+	memset(f, 0, sizeof(*f));
+	*m = (struct machine){ fake_set_irq, fake_stop, f };
+}
+
+/* ---- serial ---- */
+
+#define COM_IRQ 4
+enum { THR = 0, IER = 1, IIR = 2, FCR = 2, LCR = 3, MCR = 4, LSR = 5, MSR = 6, SCR = 7 };
+
+static uint8_t sin8(struct serial *s, unsigned int reg)
+{
+	uint8_t v = 0x5a;
+
+	serial_io(s, reg, &v, 1, false);
+	return v;
+}
+
+static void sout8(struct serial *s, unsigned int reg, uint8_t v)
+{
+	serial_io(s, reg, &v, 1, true);
+}
+
+TEST(serial_lsr_and_receive)
+{
+	struct fake f;
+	struct machine m;
+	struct serial s;
+
+	fake_init(&f, &m);
+	serial_init(&s, &m, COM_IRQ, -1);
+	CHECK(sin8(&s, LSR) == 0x60); /* THRE | TEMT, no data */
+	CHECK(serial_receive(&s, (const uint8_t *)"ab", 2) == 2);
+	CHECK(sin8(&s, LSR) == 0x61);
+	CHECK(sin8(&s, THR) == 'a');
+	CHECK(sin8(&s, LSR) == 0x61);
+	CHECK(sin8(&s, THR) == 'b');
+	CHECK(sin8(&s, LSR) == 0x60);
+	/* Nothing enabled, so no interrupt either way. */
+	CHECK(f.irq_calls == 0);
+}
+
+TEST(serial_thre_interrupt)
+{
+	struct fake f;
+	struct machine m;
+	struct serial s;
+
+	fake_init(&f, &m);
+	serial_init(&s, &m, COM_IRQ, -1);
+	CHECK(sin8(&s, IIR) == 0x01);
+	sout8(&s, IER, 0x02);
+	CHECK(f.irq_calls == 1 && f.last_irq == COM_IRQ && f.level[COM_IRQ] == 1);
+	/* Reading IIR reports THRE once and clears it. */
+	CHECK(sin8(&s, IIR) == 0x02);
+	CHECK(f.level[COM_IRQ] == 0 && f.irq_calls == 2);
+	CHECK(sin8(&s, IIR) == 0x01);
+	CHECK(f.irq_calls == 2); /* no redundant edges */
+	/* Transmitting empties THR again at once: THRE is back. */
+	sout8(&s, THR, 'x');
+	CHECK(f.level[COM_IRQ] == 1);
+	CHECK(sin8(&s, IIR) == 0x02);
+	CHECK(f.level[COM_IRQ] == 0);
+	/* Re-writing IER with THRE already enabled does not re-raise it. */
+	sout8(&s, IER, 0x02);
+	CHECK(f.level[COM_IRQ] == 0);
+	/* Disabling the interrupt drops the line even if THRE is pending. */
+	sout8(&s, THR, 'y');
+	CHECK(f.level[COM_IRQ] == 1);
+	sout8(&s, IER, 0x00);
+	CHECK(f.level[COM_IRQ] == 0);
+	CHECK(sin8(&s, IER) == 0x00);
+}
+
+TEST(serial_rx_interrupt)
+{
+	struct fake f;
+	struct machine m;
+	struct serial s;
+
+	fake_init(&f, &m);
+	serial_init(&s, &m, COM_IRQ, -1);
+	sout8(&s, IER, 0x01);
+	CHECK(f.irq_calls == 0);
+	CHECK(serial_receive(&s, (const uint8_t *)"xy", 2) == 2);
+	CHECK(f.level[COM_IRQ] == 1 && f.last_irq == COM_IRQ);
+	CHECK(sin8(&s, IIR) == 0x04);
+	CHECK(sin8(&s, IIR) == 0x04); /* RDA is cleared by reading data, not IIR */
+	CHECK(sin8(&s, THR) == 'x');
+	CHECK(f.level[COM_IRQ] == 1);
+	CHECK(sin8(&s, THR) == 'y');
+	CHECK(f.level[COM_IRQ] == 0);
+	CHECK(sin8(&s, IIR) == 0x01);
+	/* With both enabled, received data outranks THRE. */
+	sout8(&s, IER, 0x03);
+	CHECK(serial_receive(&s, (const uint8_t *)"z", 1) == 1);
+	CHECK(sin8(&s, IIR) == 0x04);
+	CHECK(sin8(&s, THR) == 'z');
+	CHECK(sin8(&s, IIR) == 0x02);
+	CHECK(f.level[COM_IRQ] == 0);
+	/* Reading an empty RBR gives 0. */
+	CHECK(sin8(&s, THR) == 0);
+}
+
+TEST(serial_dlab_switches_registers)
+{
+	struct fake f;
+	struct machine m;
+	struct serial s;
+	int fds[2];
+	char buf[8];
+
+	REQUIRE(pipe2(fds, O_NONBLOCK) == 0);
+	fake_init(&f, &m);
+	serial_init(&s, &m, COM_IRQ, fds[1]);
+	sout8(&s, IER, 0x05);
+	sout8(&s, LCR, 0x83);
+	CHECK(sin8(&s, LCR) == 0x83);
+	CHECK(sin8(&s, THR) == 0x0c); /* 9600 baud after init */
+	CHECK(sin8(&s, IER) == 0x00);
+	sout8(&s, THR, 0x01);
+	sout8(&s, IER, 0x02);
+	CHECK(sin8(&s, THR) == 0x01);
+	CHECK(sin8(&s, IER) == 0x02);
+	/* Divisor writes are not transmitted. */
+	CHECK(read(fds[0], buf, sizeof(buf)) < 0);
+	sout8(&s, LCR, 0x03);
+	CHECK(sin8(&s, IER) == 0x05);
+	CHECK(sin8(&s, THR) == 0x00); /* RBR again (empty) */
+	sout8(&s, LCR, 0x83);
+	CHECK(sin8(&s, THR) == 0x01 && sin8(&s, IER) == 0x02); /* divisor kept */
+	close(fds[0]);
+	close(fds[1]);
+}
+
+TEST(serial_transmit_to_fd)
+{
+	struct fake f;
+	struct machine m;
+	struct serial s;
+	int fds[2];
+	char buf[16] = { 0 };
+
+	REQUIRE(pipe2(fds, O_NONBLOCK) == 0);
+	fake_init(&f, &m);
+	serial_init(&s, &m, COM_IRQ, fds[1]);
+	sout8(&s, THR, 'h');
+	sout8(&s, THR, 'i');
+	sout8(&s, THR, '\n');
+	CHECK(read(fds[0], buf, sizeof(buf)) == 3);
+	CHECK(memcmp(buf, "hi\n", 3) == 0);
+	CHECK(sin8(&s, LSR) == 0x60); /* still empty, nothing echoed back */
+	close(fds[0]);
+	close(fds[1]);
+}
+
+TEST(serial_loopback)
+{
+	struct fake f;
+	struct machine m;
+	struct serial s;
+	int fds[2];
+	char buf[8];
+
+	REQUIRE(pipe2(fds, O_NONBLOCK) == 0);
+	fake_init(&f, &m);
+	serial_init(&s, &m, COM_IRQ, fds[1]);
+	CHECK(sin8(&s, MSR) == 0xb0); /* DCD, DSR, CTS */
+	sout8(&s, MCR, 0x10);
+	CHECK(sin8(&s, MSR) == 0x00);
+	sout8(&s, MCR, 0x10 | 0x01); /* DTR -> DSR */
+	CHECK(sin8(&s, MSR) == 0x20);
+	sout8(&s, MCR, 0x10 | 0x02); /* RTS -> CTS */
+	CHECK(sin8(&s, MSR) == 0x10);
+	sout8(&s, MCR, 0x10 | 0x04); /* OUT1 -> RI */
+	CHECK(sin8(&s, MSR) == 0x40);
+	sout8(&s, MCR, 0x10 | 0x08); /* OUT2 -> DCD */
+	CHECK(sin8(&s, MSR) == 0x80);
+	sout8(&s, MCR, 0x1f);
+	CHECK(sin8(&s, MSR) == 0xf0);
+	CHECK(sin8(&s, MCR) == 0x1f);
+
+	sout8(&s, THR, 'Z');
+	CHECK(sin8(&s, LSR) & 0x01);
+	CHECK(sin8(&s, THR) == 'Z');
+	CHECK(!(sin8(&s, LSR) & 0x01));
+	CHECK(read(fds[0], buf, sizeof(buf)) < 0); /* nothing left the UART */
+
+	sout8(&s, MCR, 0x0b);
+	sout8(&s, THR, 'Q');
+	CHECK(read(fds[0], buf, sizeof(buf)) == 1 && buf[0] == 'Q');
+	CHECK(!(sin8(&s, LSR) & 0x01));
+	close(fds[0]);
+	close(fds[1]);
+}
+
+TEST(serial_fifo_full)
+{
+	struct fake f;
+	struct machine m;
+	struct serial s;
+	static uint8_t in[SERIAL_RX_FIFO + 10];
+
+	fake_init(&f, &m);
+	serial_init(&s, &m, COM_IRQ, -1);
+	for (size_t i = 0; i < sizeof(in); i++)
+		in[i] = (uint8_t)(i * 7);
+	CHECK(serial_receive(&s, in, 3) == 3);
+	CHECK(sin8(&s, THR) == in[0]); /* move the ring's head off zero */
+	CHECK(serial_receive(&s, in + 3, sizeof(in) - 3) == SERIAL_RX_FIFO - 2);
+	CHECK(serial_receive(&s, in, 1) == 0);
+	/* Everything that fit comes out in order, across the ring's wrap. */
+	for (size_t i = 1; i < SERIAL_RX_FIFO + 1; i++) {
+		uint8_t v = sin8(&s, THR);
+		if (v != in[i]) {
+			CHECK(v == in[i]);
+			break;
+		}
+	}
+	CHECK(!(sin8(&s, LSR) & 0x01));
+	CHECK(serial_receive(&s, in, 1) == 1);
+}
+
+TEST(serial_fcr_scratch_and_wide_access)
+{
+	struct fake f;
+	struct machine m;
+	struct serial s;
+	uint8_t wide[4] = { 0xaa, 0xbb, 0xcc, 0xdd };
+
+	fake_init(&f, &m);
+	serial_init(&s, &m, COM_IRQ, -1);
+	sout8(&s, FCR, 0x01);
+	CHECK((sin8(&s, IIR) & 0xc0) == 0xc0); /* FIFOs enabled */
+	CHECK(serial_receive(&s, (const uint8_t *)"abc", 3) == 3);
+	sout8(&s, FCR, 0x03); /* clear receive FIFO */
+	CHECK(!(sin8(&s, LSR) & 0x01));
+	sout8(&s, FCR, 0x00);
+	CHECK(sin8(&s, IIR) == 0x01);
+	sout8(&s, SCR, 0x77);
+	CHECK(sin8(&s, SCR) == 0x77);
+	/* LSR is read-only. */
+	sout8(&s, LSR, 0x00);
+	CHECK(sin8(&s, LSR) == 0x60);
+	/* A 4-byte read fills only the first byte. */
+	serial_io(&s, SCR, wide, 4, false);
+	CHECK(wide[0] == 0x77 && wide[1] == 0 && wide[2] == 0 && wide[3] == 0);
+}
+
+/* ---- RTC ---- */
+
+static time_t rtc_time;
+
+static time_t fixed_now(void)
+{
+	return rtc_time;
+}
+
+#define T_2024_02_29_134556 1709214356
+#define T_2024_02_29_003000 1709166600
+
+static uint8_t rtc_rd(struct rtc *r, uint8_t reg)
+{
+	uint8_t v = reg;
+
+	rtc_io(r, 0, &v, 1, true);
+	v = 0x5a;
+	rtc_io(r, 1, &v, 1, false);
+	return v;
+}
+
+static void rtc_wr(struct rtc *r, uint8_t reg, uint8_t val)
+{
+	rtc_io(r, 0, &reg, 1, true);
+	rtc_io(r, 1, &val, 1, true);
+}
+
+static void rtc_setup(struct rtc *r, time_t t)
+{
+	rtc_init(r);
+	rtc_time = t;
+	r->now = fixed_now;
+}
+
+TEST(rtc_bcd_24h_default)
+{
+	struct rtc r;
+
+	rtc_setup(&r, T_2024_02_29_134556);
+	CHECK(rtc_rd(&r, 0x0b) == 0x02);
+	CHECK(rtc_rd(&r, 0x00) == 0x56);
+	CHECK(rtc_rd(&r, 0x02) == 0x45);
+	CHECK(rtc_rd(&r, 0x04) == 0x13);
+	CHECK(rtc_rd(&r, 0x06) == 0x05); /* Thursday: 1 = Sunday */
+	CHECK(rtc_rd(&r, 0x07) == 0x29);
+	CHECK(rtc_rd(&r, 0x08) == 0x02);
+	CHECK(rtc_rd(&r, 0x09) == 0x24);
+	CHECK(rtc_rd(&r, 0x32) == 0x20);
+	CHECK(rtc_rd(&r, 0x0d) & 0x80);	   /* valid RAM and time */
+	CHECK(!(rtc_rd(&r, 0x0a) & 0x80)); /* never "update in progress" */
+	/* The clock follows the host clock. */
+	rtc_time += 3;
+	CHECK(rtc_rd(&r, 0x00) == 0x59);
+	rtc_time += 1;
+	CHECK(rtc_rd(&r, 0x00) == 0x00 && rtc_rd(&r, 0x02) == 0x46);
+}
+
+TEST(rtc_binary_mode)
+{
+	struct rtc r;
+
+	rtc_setup(&r, T_2024_02_29_134556);
+	rtc_wr(&r, 0x0b, 0x06);
+	CHECK(rtc_rd(&r, 0x0b) == 0x06);
+	CHECK(rtc_rd(&r, 0x00) == 56);
+	CHECK(rtc_rd(&r, 0x02) == 45);
+	CHECK(rtc_rd(&r, 0x04) == 13);
+	CHECK(rtc_rd(&r, 0x07) == 29);
+	CHECK(rtc_rd(&r, 0x08) == 2);
+	CHECK(rtc_rd(&r, 0x09) == 24);
+	CHECK(rtc_rd(&r, 0x32) == 20);
+}
+
+TEST(rtc_12h_mode)
+{
+	struct rtc r;
+
+	rtc_setup(&r, T_2024_02_29_134556);
+	rtc_wr(&r, 0x0b, 0x00);			  /* BCD, 12h */
+	CHECK(rtc_rd(&r, 0x04) == (0x01 | 0x80)); /* 1 PM */
+	rtc_wr(&r, 0x0b, 0x04);			  /* binary, 12h */
+	CHECK(rtc_rd(&r, 0x04) == (1 | 0x80));
+	rtc_time = T_2024_02_29_134556 - 3600; /* 12:45 */
+	CHECK(rtc_rd(&r, 0x04) == (12 | 0x80));
+	rtc_time = T_2024_02_29_003000; /* 00:30 is 12 AM */
+	CHECK(rtc_rd(&r, 0x04) == 12);
+	rtc_wr(&r, 0x0b, 0x00);
+	CHECK(rtc_rd(&r, 0x04) == 0x12);
+	rtc_time += 11 * 3600; /* 11:30 AM */
+	CHECK(rtc_rd(&r, 0x04) == 0x11);
+	rtc_wr(&r, 0x0b, 0x02);
+	CHECK(rtc_rd(&r, 0x04) == 0x11);
+}
+
+TEST(rtc_set_time_moves_offset)
+{
+	struct rtc r;
+
+	rtc_setup(&r, T_2024_02_29_134556);
+	rtc_wr(&r, 0x0b, 0x82); /* SET, 24h, BCD */
+	rtc_wr(&r, 0x04, 0x08);
+	CHECK(r.offset == -5 * 3600);
+	rtc_wr(&r, 0x0b, 0x02);
+	CHECK(rtc_rd(&r, 0x04) == 0x08);
+	CHECK(rtc_rd(&r, 0x02) == 0x45);
+	CHECK(rtc_rd(&r, 0x07) == 0x29);
+	/* The set clock keeps running with the host's. */
+	rtc_time += 10;
+	CHECK(rtc_rd(&r, 0x00) == 0x06);
+	CHECK(rtc_rd(&r, 0x04) == 0x08);
+
+	/* Date fields, each read back as written; the others stay. */
+	rtc_wr(&r, 0x09, 0x25);
+	CHECK(rtc_rd(&r, 0x09) == 0x25);
+	CHECK(rtc_rd(&r, 0x08) == 0x03 && rtc_rd(&r, 0x07) == 0x01); /* 2025 has no Feb 29 */
+	rtc_wr(&r, 0x08, 0x12);
+	rtc_wr(&r, 0x07, 0x31);
+	CHECK(rtc_rd(&r, 0x08) == 0x12 && rtc_rd(&r, 0x07) == 0x31);
+	CHECK(rtc_rd(&r, 0x06) == 0x04); /* 2025-12-31 is a Wednesday */
+	rtc_wr(&r, 0x32, 0x19);
+	CHECK(rtc_rd(&r, 0x32) == 0x19 && rtc_rd(&r, 0x09) == 0x25);
+	/* Writing the day of week changes nothing. */
+	int64_t off = r.offset;
+	rtc_wr(&r, 0x06, 0x01);
+	CHECK(r.offset == off);
+
+	/* Binary mode writes. */
+	rtc_wr(&r, 0x0b, 0x06);
+	rtc_wr(&r, 0x02, 7);
+	rtc_wr(&r, 0x00, 30);
+	CHECK(rtc_rd(&r, 0x02) == 7 && rtc_rd(&r, 0x00) == 30);
+
+	/* 12h writes: 7 PM is 19:00; 12 AM is 0:00. */
+	rtc_wr(&r, 0x0b, 0x00);
+	rtc_wr(&r, 0x04, 0x80 | 0x07);
+	CHECK(rtc_rd(&r, 0x04) == (0x80 | 0x07));
+	rtc_wr(&r, 0x0b, 0x02);
+	CHECK(rtc_rd(&r, 0x04) == 0x19);
+	rtc_wr(&r, 0x0b, 0x00);
+	rtc_wr(&r, 0x04, 0x12);
+	rtc_wr(&r, 0x0b, 0x02);
+	CHECK(rtc_rd(&r, 0x04) == 0x00);
+}
+
+TEST(rtc_registers_and_ram)
+{
+	struct rtc r;
+	uint8_t v;
+
+	rtc_setup(&r, T_2024_02_29_134556);
+	/* Reading C returns the pending flags and clears them; writes to C and D are ignored. */
+	r.ram[0x0c] = 0xc0;
+	rtc_wr(&r, 0x0c, 0x00);
+	CHECK(rtc_rd(&r, 0x0c) == 0xc0);
+	CHECK(rtc_rd(&r, 0x0c) == 0x00);
+	rtc_wr(&r, 0x0d, 0x00);
+	CHECK(rtc_rd(&r, 0x0d) == 0x80);
+	/* UIP (A bit 7) is read-only. */
+	rtc_wr(&r, 0x0a, 0xa6);
+	CHECK(rtc_rd(&r, 0x0a) == 0x26);
+	/* Alarm registers and CMOS RAM are plain storage. */
+	rtc_wr(&r, 0x01, 0x30);
+	CHECK(rtc_rd(&r, 0x01) == 0x30);
+	CHECK(rtc_rd(&r, 0x00) == 0x56);
+	rtc_wr(&r, 0x40, 0x5a);
+	rtc_wr(&r, 0x7f, 0xa5);
+	CHECK(rtc_rd(&r, 0x40) == 0x5a && rtc_rd(&r, 0x7f) == 0xa5);
+	/* Bit 7 of the index is the NMI mask: it does not select a register. */
+	v = 0x80 | 0x40;
+	rtc_io(&r, 0, &v, 1, true);
+	v = 0;
+	rtc_io(&r, 1, &v, 1, false);
+	CHECK(v == 0x5a);
+	CHECK(rtc_rd(&r, 0x80 | 0x04) == 0x13);
+	CHECK(rtc_rd(&r, 0x80 | 0x0b) == 0x02);
+	/* The index port itself reads as floating. */
+	v = 0;
+	rtc_io(&r, 0, &v, 1, false);
+	CHECK(v == 0xff);
+}
+
+/* ---- i8042 ---- */
+
+#define KBD_IRQ 1
+#define AUX_IRQ 12
+
+static uint8_t kin(struct i8042 *k, unsigned int port)
+{
+	uint8_t v = 0x5a;
+
+	i8042_io(k, port, &v, 1, false);
+	return v;
+}
+
+static void kout(struct i8042 *k, unsigned int port, uint8_t v)
+{
+	i8042_io(k, port, &v, 1, true);
+}
+
+TEST(i8042_self_test_and_config)
+{
+	struct fake f;
+	struct machine m;
+	struct i8042 k;
+
+	fake_init(&f, &m);
+	i8042_init(&k, &m);
+	CHECK(!(kin(&k, 4) & 0x01));
+	kout(&k, 4, 0xaa);
+	CHECK(kin(&k, 4) & 0x01);
+	CHECK(kin(&k, 4) & 0x08); /* last write was a command */
+	CHECK(kin(&k, 0) == 0x55);
+	CHECK(!(kin(&k, 4) & 0x01));
+
+	kout(&k, 4, 0x20);
+	uint8_t ctr = kin(&k, 0);
+	CHECK(ctr & 0x01); /* keyboard interrupt enabled after reset */
+	CHECK(ctr & 0x20); /* no aux device */
+	kout(&k, 4, 0x60);
+	kout(&k, 0, 0x47);
+	CHECK(!(kin(&k, 4) & 0x08)); /* data write clears the command flag */
+	CHECK(!(kin(&k, 4) & 0x01)); /* the data byte was for the controller, no reply */
+	kout(&k, 4, 0x20);
+	CHECK(kin(&k, 0) == 0x47);
+
+	kout(&k, 4, 0xab);
+	CHECK(kin(&k, 0) == 0x00);
+	kout(&k, 4, 0xa9);
+	CHECK(kin(&k, 0) == 0x00);
+	kout(&k, 4, 0xd0);
+	CHECK(kin(&k, 0) & 0x01); /* not in reset */
+	/* Enable/disable commands change the configuration byte. */
+	kout(&k, 4, 0xad);
+	kout(&k, 4, 0x20);
+	CHECK(kin(&k, 0) & 0x10);
+	kout(&k, 4, 0xae);
+	kout(&k, 4, 0x20);
+	CHECK(!(kin(&k, 0) & 0x10));
+	CHECK(f.stops == 0);
+}
+
+TEST(i8042_reset_lines)
+{
+	struct fake f;
+	struct machine m;
+	struct i8042 k;
+
+	fake_init(&f, &m);
+	i8042_init(&k, &m);
+	kout(&k, 4, 0xff); /* pulse nothing */
+	CHECK(f.stops == 0);
+	kout(&k, 4, 0xfe); /* pulse the reset line */
+	CHECK(f.stops == 1 && f.why == MACHINE_RESET);
+
+	fake_init(&f, &m);
+	i8042_init(&k, &m);
+	kout(&k, 4, 0xd1);
+	kout(&k, 0, 0x03); /* A20 on, not in reset */
+	CHECK(f.stops == 0);
+	kout(&k, 4, 0xd1);
+	kout(&k, 0, 0x02); /* bit 0 low: reset */
+	CHECK(f.stops == 1 && f.why == MACHINE_RESET);
+	/* The byte after the output port write is a keyboard byte again. */
+	kout(&k, 0, 0xf4);
+	CHECK(f.stops == 1);
+	CHECK(kin(&k, 0) == 0xfa);
+}
+
+TEST(i8042_keyboard_commands)
+{
+	struct fake f;
+	struct machine m;
+	struct i8042 k;
+
+	fake_init(&f, &m);
+	i8042_init(&k, &m);
+	kout(&k, 0, 0xff);
+	CHECK(kin(&k, 0) == 0xfa);
+	CHECK(kin(&k, 0) == 0xaa);
+	CHECK(!(kin(&k, 4) & 0x01));
+	kout(&k, 0, 0xf2);
+	CHECK(kin(&k, 0) == 0xfa && kin(&k, 0) == 0xab && kin(&k, 0) == 0x83);
+	kout(&k, 0, 0xee);
+	CHECK(kin(&k, 0) == 0xee);
+	/* LED command and its argument are both acknowledged; the argument is not a command. */
+	kout(&k, 0, 0xed);
+	kout(&k, 0, 0xff);
+	CHECK(kin(&k, 0) == 0xfa && kin(&k, 0) == 0xfa);
+	CHECK(!(kin(&k, 4) & 0x01));
+	/* Writing the keyboard output buffer makes the byte readable as if typed. */
+	kout(&k, 4, 0xd2);
+	kout(&k, 0, 0x1c);
+	CHECK(kin(&k, 0) == 0x1c);
+}
+
+TEST(i8042_obf_and_irq1)
+{
+	struct fake f;
+	struct machine m;
+	struct i8042 k;
+	const uint8_t keys[] = { 0x1e, 0x9e, 0x30 };
+
+	fake_init(&f, &m);
+	i8042_init(&k, &m);
+	i8042_key_bytes(&k, keys, 3);
+	CHECK(kin(&k, 4) & 0x01);
+	CHECK(!(kin(&k, 4) & 0x20));
+	CHECK(f.level[KBD_IRQ] == 1 && f.irq_calls == 1);
+	CHECK(kin(&k, 0) == 0x1e);
+	CHECK(kin(&k, 0) == 0x9e);
+	CHECK(f.level[KBD_IRQ] == 1 && f.irq_calls == 1);
+	CHECK(kin(&k, 0) == 0x30);
+	CHECK(f.level[KBD_IRQ] == 0 && f.irq_calls == 2);
+	CHECK(!(kin(&k, 4) & 0x01));
+	/* Reading with nothing queued gives 0 and no edge. */
+	CHECK(kin(&k, 0) == 0x00);
+	CHECK(f.irq_calls == 2);
+
+	/* With keyboard interrupts off, OBF still shows but IRQ1 stays low. */
+	kout(&k, 4, 0x60);
+	kout(&k, 0, 0x24);
+	i8042_key_bytes(&k, keys, 1);
+	CHECK(kin(&k, 4) & 0x01);
+	CHECK(f.level[KBD_IRQ] == 0);
+	/* Turning them back on with a byte waiting raises the line. */
+	kout(&k, 4, 0x60);
+	kout(&k, 0, 0x25);
+	CHECK(f.level[KBD_IRQ] == 1);
+	CHECK(kin(&k, 0) == 0x1e);
+	CHECK(f.level[KBD_IRQ] == 0);
+}
+
+TEST(i8042_queue_overflow)
+{
+	struct fake f;
+	struct machine m;
+	struct i8042 k;
+	uint8_t keys[I8042_QUEUE + 8];
+
+	fake_init(&f, &m);
+	i8042_init(&k, &m);
+	for (unsigned int i = 0; i < sizeof(keys); i++)
+		keys[i] = (uint8_t)(i + 1);
+	i8042_key_bytes(&k, keys, 5);
+	for (unsigned int i = 0; i < 5; i++)
+		CHECK(kin(&k, 0) == keys[i]);
+	i8042_key_bytes(&k, keys, sizeof(keys));
+	for (unsigned int i = 0; i < I8042_QUEUE; i++) {
+		uint8_t v = kin(&k, 0);
+		if (v != keys[i]) {
+			CHECK(v == keys[i]);
+			break;
+		}
+	}
+	CHECK(!(kin(&k, 4) & 0x01));
+	CHECK(kin(&k, 0) == 0x00);
+}
+
+TEST(i8042_aux_port)
+{
+	struct fake f;
+	struct machine m;
+	struct i8042 k;
+
+	fake_init(&f, &m);
+	i8042_init(&k, &m);
+	/* No mouse: a byte sent to it is answered with "resend" from the aux side. */
+	kout(&k, 4, 0xd4);
+	kout(&k, 0, 0xf4);
+	CHECK((kin(&k, 4) & 0x21) == 0x21);
+	CHECK(f.level[KBD_IRQ] == 0 && f.level[AUX_IRQ] == 0); /* aux interrupts are off */
+	CHECK(kin(&k, 0) == 0xfe);
+	CHECK(!(kin(&k, 4) & 0x21));
+
+	/* Aux loopback with aux interrupts on raises IRQ12, not IRQ1. */
+	kout(&k, 4, 0x60);
+	kout(&k, 0, 0x07);
+	kout(&k, 4, 0xd3);
+	kout(&k, 0, 0x42);
+	CHECK(f.level[AUX_IRQ] == 1 && f.level[KBD_IRQ] == 0);
+	CHECK((kin(&k, 4) & 0x21) == 0x21);
+	CHECK(kin(&k, 0) == 0x42);
+	CHECK(f.level[AUX_IRQ] == 0);
+
+	/* Ports 0x61..0x63 are not the controller's. */
+	CHECK(kin(&k, 1) == 0xff && kin(&k, 3) == 0xff);
+}
+
+/* ---- power ---- */
+
+static void pwr(void (*fn)(void *, uint64_t, uint8_t *, uint32_t, bool), struct machine *m,
+		uint64_t off, uint8_t v)
+{
+	fn(m, off, &v, 1, true);
+}
+
+TEST(power_acpi_sleep_and_reset)
+{
+	struct fake f;
+	struct machine m;
+	uint8_t v;
+
+	fake_init(&f, &m);
+	pwr(power_acpi_io, &m, 0, (uint8_t)(ACPI_S5_TYPE << ACPI_SLP_TYP_SHIFT)); /* no SLP_EN */
+	CHECK(f.stops == 0);
+	pwr(power_acpi_io, &m, 0, (uint8_t)((1 << ACPI_SLP_TYP_SHIFT) | ACPI_SLP_EN)); /* S1 */
+	pwr(power_acpi_io, &m, 0, (uint8_t)((3 << ACPI_SLP_TYP_SHIFT) | ACPI_SLP_EN)); /* S3 */
+	pwr(power_acpi_io, &m, 0, (uint8_t)((4 << ACPI_SLP_TYP_SHIFT) | ACPI_SLP_EN)); /* S4 */
+	CHECK(f.stops == 0);
+	/* S5 written to the status register is not a request. */
+	pwr(power_acpi_io, &m, 1, (uint8_t)((5 << ACPI_SLP_TYP_SHIFT) | ACPI_SLP_EN));
+	CHECK(f.stops == 0);
+	pwr(power_acpi_io, &m, 0, (uint8_t)((5 << ACPI_SLP_TYP_SHIFT) | ACPI_SLP_EN));
+	CHECK(f.stops == 1 && f.why == MACHINE_POWEROFF);
+	/* Other bits around SLP_TYP/SLP_EN do not matter. */
+	pwr(power_acpi_io, &m, 0, (uint8_t)((5 << ACPI_SLP_TYP_SHIFT) | ACPI_SLP_EN | 0x83));
+	CHECK(f.stops == 2 && f.why == MACHINE_POWEROFF);
+
+	fake_init(&f, &m);
+	pwr(power_acpi_io, &m, 2, 0x02);
+	pwr(power_acpi_io, &m, 2, 0x00);
+	CHECK(f.stops == 0);
+	pwr(power_acpi_io, &m, 2, 0x01);
+	CHECK(f.stops == 1 && f.why == MACHINE_RESET);
+
+	v = 0xff;
+	power_acpi_io(&m, 1, &v, 1, false);
+	CHECK(v == 0);
+	CHECK(f.stops == 1);
+}
+
+TEST(power_cf9_reset)
+{
+	struct fake f;
+	struct machine m;
+	uint8_t v = 0xff;
+
+	fake_init(&f, &m);
+	pwr(power_cf9_io, &m, 0, 0x02); /* selects hard reset, does not start it */
+	pwr(power_cf9_io, &m, 0, 0x00);
+	CHECK(f.stops == 0);
+	pwr(power_cf9_io, &m, 0, 0x06);
+	CHECK(f.stops == 1 && f.why == MACHINE_RESET);
+	pwr(power_cf9_io, &m, 0, 0x04);
+	CHECK(f.stops == 2 && f.why == MACHINE_RESET);
+	power_cf9_io(&m, 0, &v, 1, false);
+	CHECK(v == 0 && f.stops == 2);
+}
+
+TEST(power_debug_exit)
+{
+	struct fake f;
+	struct machine m;
+	uint8_t v = 0;
+
+	fake_init(&f, &m);
+	pwr(power_debug_exit_io, &m, 0, 0x2a);
+	CHECK(f.stops == 1 && f.why == MACHINE_DEBUG_EXIT && f.status == 0x2a);
+	pwr(power_debug_exit_io, &m, 0, 0xff);
+	CHECK(f.stops == 2 && f.status == 0xff);
+	power_debug_exit_io(&m, 0, &v, 1, false);
+	CHECK(v == 0xff && f.stops == 2);
+}
