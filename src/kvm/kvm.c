@@ -150,3 +150,65 @@ int kvm_vcpu_set_msr(int vcpu_fd, uint32_t index, uint64_t value)
 {
 	return msr_ioctl(vcpu_fd, KVM_SET_MSRS, index, &value);
 }
+
+int kvm_irqfd(const struct kvm *k, int efd, uint32_t gsi)
+{
+	struct kvm_irqfd f = { .fd = (uint32_t)efd, .gsi = gsi };
+
+	return ioctl(k->vm_fd, KVM_IRQFD, &f) < 0 ? -errno : 0;
+}
+
+int kvm_irqfd_remove(const struct kvm *k, int efd, uint32_t gsi)
+{
+	struct kvm_irqfd f = { .fd = (uint32_t)efd, .gsi = gsi, .flags = KVM_IRQFD_FLAG_DEASSIGN };
+
+	return ioctl(k->vm_fd, KVM_IRQFD, &f) < 0 ? -errno : 0;
+}
+
+static int ioeventfd(const struct kvm *k, int efd, uint64_t addr, uint32_t len, int pio,
+		     uint32_t extra)
+{
+	struct kvm_ioeventfd io = {
+		.addr = addr,
+		.len = len,
+		.fd = efd,
+		.flags = (pio ? KVM_IOEVENTFD_FLAG_PIO : 0) | extra,
+	};
+
+	return ioctl(k->vm_fd, KVM_IOEVENTFD, &io) < 0 ? -errno : 0;
+}
+
+int kvm_ioeventfd(const struct kvm *k, int efd, uint64_t addr, uint32_t len, int pio)
+{
+	return ioeventfd(k, efd, addr, len, pio, 0);
+}
+
+int kvm_ioeventfd_remove(const struct kvm *k, int efd, uint64_t addr, uint32_t len, int pio)
+{
+	return ioeventfd(k, efd, addr, len, pio, KVM_IOEVENTFD_FLAG_DEASSIGN);
+}
+
+int kvm_signal_msi(const struct kvm *k, uint64_t addr, uint32_t data)
+{
+	struct kvm_msi m = { .address_lo = (uint32_t)addr,
+			     .address_hi = (uint32_t)(addr >> 32),
+			     .data = data };
+
+	/* Returns >0 when delivered, 0 when the guest blocked it: both are fine. */
+	return ioctl(k->vm_fd, KVM_SIGNAL_MSI, &m) < 0 ? -errno : 0;
+}
+
+int kvm_set_gsi_routing(const struct kvm *k, const struct kvm_irq_routing_entry *e, uint32_t n)
+{
+	struct kvm_irq_routing *r = calloc(1, sizeof(*r) + n * sizeof(*e));
+	int err = 0;
+
+	if (!r)
+		return -ENOMEM;
+	r->nr = n;
+	memcpy(r->entries, e, n * sizeof(*e));
+	if (ioctl(k->vm_fd, KVM_SET_GSI_ROUTING, r) < 0)
+		err = -errno;
+	free(r);
+	return err;
+}

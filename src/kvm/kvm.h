@@ -28,6 +28,20 @@ int kvm_set_user_memory(const struct kvm *k, uint32_t slot, uint64_t gpa, uint64
 int kvm_create_irqchip_and_pit(const struct kvm *k);
 int kvm_irq_line(const struct kvm *k, uint32_t irq, int level);
 int kvm_vcpu_create(const struct kvm *k, unsigned int id, struct kvm_vcpu_fd *v);
+/* Binds an eventfd to a GSI: a write to efd raises the interrupt (irqfd). */
+int kvm_irqfd(const struct kvm *k, int efd, uint32_t gsi);
+int kvm_irqfd_remove(const struct kvm *k, int efd, uint32_t gsi);
+/*
+ * A guest write to [addr, addr+len) (MMIO, or port I/O when pio) signals efd in
+ * the kernel instead of exiting to tern (ioeventfd). len 0 matches any width.
+ */
+int kvm_ioeventfd(const struct kvm *k, int efd, uint64_t addr, uint32_t len, int pio);
+int kvm_ioeventfd_remove(const struct kvm *k, int efd, uint64_t addr, uint32_t len, int pio);
+/* Raises one MSI (address/data as the guest programmed them). */
+int kvm_signal_msi(const struct kvm *k, uint64_t addr, uint32_t data);
+/* Replaces the whole GSI routing table (KVM_SET_GSI_ROUTING). */
+int kvm_set_gsi_routing(const struct kvm *k, const struct kvm_irq_routing_entry *e, uint32_t n);
+
 /* One MSR of a vCPU. 0 or -EIO (KVM refused the index). */
 int kvm_vcpu_get_msr(int vcpu_fd, uint32_t index, uint64_t *value);
 int kvm_vcpu_set_msr(int vcpu_fd, uint32_t index, uint64_t value);

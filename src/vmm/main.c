@@ -4,7 +4,7 @@
 #include "vmm/vm.h"
 
 #include <errno.h>
-#include <poll.h>
+#include <sys/epoll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,25 +18,60 @@ static const char *const stop_names[] = {
 	[MACHINE_CRASH] = "guest crashed",
 };
 
+struct serve_state {
+	struct vm *vm;
+	struct console *con;
+	bool done;
+	int retry_fd; /* timer retrying console input the UART had no room for */
+};
+
+static void on_stop(void *opaque, uint32_t events)
+{
+	struct serve_state *st = opaque;
+
+	st->done = true;
+}
+
+static void on_retry(void *opaque, uint32_t events)
+{
+	struct serve_state *st = opaque;
+	uint64_t n;
+
+	if (read(st->retry_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		return;
+	console_flush_pending(st->con, &st->vm->serial);
+}
+
+static void on_console(void *opaque, uint32_t events)
+{
+	struct serve_state *st = opaque;
+
+	if (console_input(st->con, &st->vm->serial)) {
+		log_info("quit from the console (Ctrl-a x)");
+		st->vm->stop_why = MACHINE_POWEROFF;
+		st->done = true;
+		return;
+	}
+	if (st->con->eof)
+		loop_del(st->vm->loop, st->con->in_fd);
+}
+
 static void serve(struct vm *vm, struct console *con)
 {
-	for (;;) {
-		struct pollfd p[2] = { { vm->stop_fd, POLLIN, 0 }, { con->in_fd, POLLIN, 0 } };
-		nfds_t n = con->eof ? 1 : 2;
-		int r = poll(p, n, con->pending_len ? 10 : -1);
+	struct serve_state st = { .vm = vm, .con = con };
 
-		if (r < 0 && errno != EINTR)
-			die("poll: %s", strerror(errno));
-		if (p[0].revents & POLLIN)
-			return;
-		if (n == 2 && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) {
-			if (console_input(con, &vm->serial)) {
-				log_info("quit from the console (Ctrl-a x)");
-				vm->stop_why = MACHINE_POWEROFF;
-				return;
-			}
-		}
-		console_flush_pending(con, &vm->serial);
+	if (loop_add(vm->loop, vm->stop_fd, EPOLLIN, on_stop, &st) < 0)
+		die("event loop: cannot watch the stop signal");
+	/* stdin may be /dev/null or a file, which epoll refuses: then there is no input. */
+	if (loop_add(vm->loop, con->in_fd, EPOLLIN, on_console, &st) < 0)
+		log_debug("console input not watched (stdin is not pollable)");
+	st.retry_fd = loop_add_timer(vm->loop, 10000000, 10000000, on_retry, &st);
+	if (st.retry_fd < 0)
+		die("event loop: cannot create a timer");
+	while (!st.done) {
+		int r = loop_run_once(vm->loop, -1);
+		if (r < 0)
+			die("event loop: %s", strerror(-r));
 	}
 }
 

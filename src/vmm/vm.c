@@ -298,8 +298,9 @@ void vm_create(struct vm *vm, const struct vmm_config *cfg)
 		log_info("software KVM backend detected (guest kernel code is emulated): "
 			 "enabling tern's instruction completion and CPUID trimming");
 	vm->stop_fd = eventfd(0, EFD_CLOEXEC);
-	if (vm->stop_fd < 0)
-		die("eventfd: %s", strerror(errno));
+	vm->loop = loop_create();
+	if (vm->stop_fd < 0 || !vm->loop)
+		die("cannot create the event loop: %s", strerror(errno));
 
 	setup_memory(vm);
 	swkvm_init(&vm->swkvm, &vm->mem);

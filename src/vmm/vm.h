@@ -8,6 +8,7 @@
 
 #include "arch/x86/swkvm.h"
 #include "bus/bus.h"
+#include "core/loop.h"
 #include "devices/i8042.h"
 #include "devices/machine.h"
 #include "devices/rtc.h"
@@ -29,6 +30,7 @@ struct vm {
 	struct kvm kvm;
 	struct guest_mem mem;
 	struct bus pio, mmio;
+	struct loop *loop; /* the main thread's event loop: console, device fds, timers */
 	struct machine machine;
 	struct serial serial;
 	struct i8042 i8042;

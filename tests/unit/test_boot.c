@@ -846,6 +846,8 @@ TEST(boot_params_initrd_placement)
 	REQUIRE(boot_place_initrd(&m, &img, size, &gpa) == 0);
 	CHECK(gpa + size <= 0x38000000);
 	CHECK(gpa + size > 0x38000000 - 4096);
+	REQUIRE(boot_place_initrd(&m, &img, 1 << 20, &gpa) == 0);
+	CHECK(gpa == 0x38000000 - (1 << 20)); /* a page-multiple size ends exactly at the limit */
 
 	/* An ELF has no initrd_addr_max: stays below 2 GiB even with 3 GiB of low RAM. */
 	guest_mem_layout(&m, 3ULL << 30);
@@ -1097,6 +1099,17 @@ TEST(boot_params_linux32_entry)
 	CHECK(!(sregs.cr0 & 0x80000000) && (sregs.cr0 & 1));
 	CHECK(sregs.efer == 0);
 	CHECK(sregs.cs.db == 1 && sregs.cs.l == 0);
+	/* Boot protocol: CS is __BOOT_CS (0x10), and that descriptor is 32-bit code. */
+	CHECK(sregs.cs.selector == 0x10);
+	struct guest_mem m;
+	REQUIRE(guest_mem_create(&m, MEM_SIZE) == 0);
+	REQUIRE(boot_write_params(&m, &b) == 0);
+	uint64_t desc;
+	memcpy(&desc, guest_mem_ptr(&m, LAYOUT_GDT + 0x10, 8), 8);
+	CHECK(((desc >> 53) & 1) == 0); /* L clear */
+	CHECK(((desc >> 54) & 1) == 1); /* D set */
+	CHECK(((desc >> 43) & 1) == 1); /* code */
+	guest_mem_destroy(&m);
 }
 
 TEST(boot_params_cmdline_too_long)

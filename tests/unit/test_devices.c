@@ -266,6 +266,32 @@ TEST(serial_fifo_full)
 	CHECK(serial_receive(&s, in, 1) == 1);
 }
 
+TEST(serial_loopback_into_full_fifo)
+{
+	struct fake f;
+	struct machine m;
+	struct serial s;
+	static uint8_t in[SERIAL_RX_FIFO];
+
+	fake_init(&f, &m);
+	serial_init(&s, &m, COM_IRQ, -1);
+	for (size_t i = 0; i < sizeof(in); i++)
+		in[i] = (uint8_t)(i * 5 + 1);
+	REQUIRE(serial_receive(&s, in, sizeof(in)) == SERIAL_RX_FIFO);
+	/* A looped-back byte finds no room: it is dropped, nothing is overwritten. */
+	sout8(&s, MCR, 0x10);
+	sout8(&s, THR, 0xee);
+	CHECK(s.rx_len == SERIAL_RX_FIFO);
+	for (size_t i = 0; i < sizeof(in); i++) {
+		uint8_t v = sin8(&s, THR);
+		if (v != in[i]) {
+			CHECK(v == in[i]);
+			break;
+		}
+	}
+	CHECK(!(sin8(&s, LSR) & 0x01));
+}
+
 TEST(serial_fcr_scratch_and_wide_access)
 {
 	struct fake f;
@@ -711,7 +737,11 @@ TEST(power_acpi_sleep_and_reset)
 	pwr(power_acpi_io, &m, 0, (uint8_t)((5 << ACPI_SLP_TYP_SHIFT) | ACPI_SLP_EN | 0x83));
 	CHECK(f.stops == 2 && f.why == MACHINE_POWEROFF);
 
+	/* The reset value means nothing in the sleep registers. */
 	fake_init(&f, &m);
+	pwr(power_acpi_io, &m, 0, 0x01);
+	pwr(power_acpi_io, &m, 1, 0x01);
+	CHECK(f.stops == 0);
 	pwr(power_acpi_io, &m, 2, 0x02);
 	pwr(power_acpi_io, &m, 2, 0x00);
 	CHECK(f.stops == 0);

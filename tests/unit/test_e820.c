@@ -67,6 +67,12 @@ static unsigned int check_map(uint64_t size)
 	return n;
 }
 
+TEST(e820_1mib_no_empty_entries)
+{
+	/* Below the supported minimum, but the map must still not grow an empty RAM entry. */
+	CHECK(check_map(MiB) == 3);
+}
+
 TEST(e820_16mib)
 {
 	CHECK(check_map(16 * MiB) == 4);

@@ -16,7 +16,7 @@
 
 /* GDT selectors tern's boot GDT provides. */
 #define SEL_CODE32 0x08
-#define SEL_CODE64 0x10
+#define SEL_CODE64 0x10 /* __BOOT_CS */
 #define SEL_DATA 0x18
 #define SEL_TSS 0x20
 
@@ -76,13 +76,20 @@ int boot_place_initrd(const struct guest_mem *m, const struct boot_image *img, u
 	return 0;
 }
 
-/* GDT: null, flat 32-bit code, 64-bit code, flat data, and a minimal TSS. */
-static void write_gdt(uint8_t *gdt)
+#define DESC_CODE32 0x00cf9b000000ffffULL /* base 0, limit 4G, G, D, present, DPL0, exec/read */
+#define DESC_CODE64 0x00af9b000000ffffULL /* the same with L=1 */
+
+/*
+ * GDT: null, flat 32-bit code, __BOOT_CS (0x10), flat data (__BOOT_DS, 0x18), a
+ * minimal TSS. The Linux boot protocol wants CS = 0x10 for both of its entries, as
+ * 64-bit code for the 64-bit entry and as 32-bit code for the 32-bit one.
+ */
+static void write_gdt(uint8_t *gdt, enum boot_entry entry)
 {
 	const uint64_t entries[] = {
 		0,
-		0x00cf9b000000ffffULL, /* code32: base 0, limit 4G, G, D, present, DPL0, exec/read, accessed */
-		0x00af9b000000ffffULL, /* code64: L=1 */
+		DESC_CODE32,
+		entry == BOOT_ENTRY_LINUX32 ? DESC_CODE32 : DESC_CODE64,
 		0x00cf93000000ffffULL, /* data: read/write, accessed */
 		0x00008b0000000067ULL, /* TSS: busy, limit 0x67, base 0 */
 	};
@@ -178,7 +185,7 @@ int boot_write_params(const struct guest_mem *m, const struct boot_setup *b)
 		return -E2BIG;
 	if (m->low_size < LAYOUT_HIMEM || guest_mem_write(m, LAYOUT_CMDLINE, b->cmdline, len + 1))
 		return -EFAULT;
-	write_gdt(guest_mem_ptr(m, LAYOUT_GDT, 40));
+	write_gdt(guest_mem_ptr(m, LAYOUT_GDT, 40), b->entry);
 	memset(guest_mem_ptr(m, LAYOUT_IDT, 8), 0, 8);
 	write_page_tables(m);
 	if (b->entry == BOOT_ENTRY_PVH)
@@ -226,6 +233,8 @@ void boot_cpu_state(const struct boot_setup *b, struct kvm_regs *regs, struct kv
 
 	if (long_mode)
 		seg(&sregs->cs, SEL_CODE64, 0xb, 1, 0);
+	else if (b->entry == BOOT_ENTRY_LINUX32)
+		seg(&sregs->cs, SEL_CODE64, 0xb, 0, 1); /* __BOOT_CS, 32-bit in this GDT */
 	else
 		seg(&sregs->cs, SEL_CODE32, 0xb, 0, 1);
 	seg(&sregs->ds, SEL_DATA, 0x3, 0, 1);
