@@ -24,11 +24,11 @@ struct virtq {
 	bool event_idx;
 	bool indirect;
 	/* Device-side state (saved with the device). */
-	uint16_t last_avail; /* next avail ring entry to consume */
-	uint16_t used_idx; /* next used ring entry to fill */
-	uint16_t signalled_used; /* used_idx at the last interrupt (EVENT_IDX) */
-	bool signalled_valid;
-	bool broken; /* a malformed ring was seen: nothing more is popped */
+	uint16_t last_avail;	 /* next avail ring entry to consume */
+	uint16_t used_idx;	 /* next used ring entry to fill */
+	uint16_t signalled_used; /* used_idx at the last virtq_should_signal() (EVENT_IDX) */
+	bool signalled_valid;	 /* false: the next virtq_should_signal() says yes */
+	bool broken;		 /* a malformed ring was seen: nothing more is popped */
 };
 
 /* One descriptor chain, split in device-readable then device-writable segments. */
@@ -43,15 +43,26 @@ struct virtq_chain {
 int virtq_validate(const struct virtq *q, const struct guest_mem *m);
 void virtq_reset(struct virtq *q);
 /*
- * Takes the next available chain. Returns 1 and fills c; 0 when none is available;
- * -EBADMSG when the ring or the chain is malformed (q->broken is then set).
+ * Takes the next available chain. Returns 1 and fills c; 0 when none is available (or
+ * the queue is not ready); -EBADMSG when the ring or the chain is malformed (q->broken
+ * is then set, and stays until virtq_reset()). Zero-length buffers are accepted and
+ * get no segment. An indirect table may hold up to VIRTQ_MAX_SIZE entries whatever the
+ * queue size (Linux builds indirect chains longer than small queues). Does not publish
+ * avail_event: see virtq_set_avail_event().
  */
 int virtq_pop(struct virtq *q, const struct guest_mem *m, struct virtq_chain *c);
-/* Returns a used chain with the number of bytes written into it. */
+/* Returns a used chain with the number of bytes written into it. 0, or -EINVAL (bad head). */
 int virtq_push(struct virtq *q, const struct guest_mem *m, uint16_t head, uint32_t len);
-/* After pushes: does the driver want an interrupt now (VIRTQ_AVAIL_F_NO_INTERRUPT / used_event)? */
+/*
+ * After each batch of pushes: does the driver want an interrupt now (NO_INTERRUPT, or
+ * with EVENT_IDX: did this batch write the used entry the driver named in used_event)?
+ */
 bool virtq_should_signal(struct virtq *q, const struct guest_mem *m);
-/* With EVENT_IDX: publish avail_event so the driver kicks for the next chain. */
+/*
+ * With EVENT_IDX: publish avail_event = last_avail so the driver kicks for the next chain.
+ * Ends with a full fence; pop again afterwards, or a chain added meanwhile waits for a kick
+ * that will not come.
+ */
 void virtq_set_avail_event(struct virtq *q, const struct guest_mem *m);
 
 /* Copies between a chain's segments and a flat buffer (used by device parsers). */

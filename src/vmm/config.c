@@ -3,6 +3,7 @@
 #include "core/log.h"
 #include "core/util.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,12 @@ static const char usage[] =
 	"  --on-reboot ACTION     exit|restart when the guest reboots (default exit)\n"
 	"  --kvm-device PATH      KVM device (default /dev/kvm)\n"
 	"  --log-level LEVEL      error|warn|info|debug (default info)\n"
+	"  --disk SPEC            virtio-blk disk (repeatable, up to 8):\n"
+	"                         path=FILE[,readonly=on|off][,cache=writeback|none][,id=NAME]\n"
+	"  --rng                  virtio-rng entropy device\n"
+	"  --virtio-transport T   pci|mmio (default pci)\n"
+	"  --virtio-mmio-cmdline  with mmio: also list the devices as virtio_mmio.device= on the "
+	"command line\n"
 	"  --debug-exit           test only: a byte written to port 0x501 becomes the exit status\n"
 	"  -h, --help             this text\n"
 	"Console: Ctrl-a x quits, Ctrl-a a sends Ctrl-a.\n"
@@ -40,6 +47,10 @@ enum {
 	OPT_KVM_DEV,
 	OPT_LOG_LEVEL,
 	OPT_DEBUG_EXIT,
+	OPT_DISK,
+	OPT_RNG,
+	OPT_TRANSPORT,
+	OPT_MMIO_CMDLINE,
 };
 
 static const struct option options[] = {
@@ -54,6 +65,10 @@ static const struct option options[] = {
 	{ "kvm-device", required_argument, NULL, OPT_KVM_DEV },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "debug-exit", no_argument, NULL, OPT_DEBUG_EXIT },
+	{ "disk", required_argument, NULL, OPT_DISK },
+	{ "rng", no_argument, NULL, OPT_RNG },
+	{ "virtio-transport", required_argument, NULL, OPT_TRANSPORT },
+	{ "virtio-mmio-cmdline", no_argument, NULL, OPT_MMIO_CMDLINE },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -139,6 +154,30 @@ void config_parse(struct vmm_config *c, int argc, char **argv)
 		case OPT_DEBUG_EXIT:
 			c->debug_exit = true;
 			break;
+		case OPT_DISK: {
+			char err[160];
+			if (c->ndisks == VMM_MAX_DISKS)
+				die_usage("--disk: at most %d disks", VMM_MAX_DISKS);
+			if (config_parse_disk(optarg, &c->disks[c->ndisks], err, sizeof(err)))
+				die_usage("--disk: %s", err);
+			c->ndisks++;
+			break;
+		}
+		case OPT_RNG:
+			c->rng = true;
+			break;
+		case OPT_TRANSPORT:
+			if (!strcmp(optarg, "pci"))
+				c->transport = TRANSPORT_PCI;
+			else if (!strcmp(optarg, "mmio"))
+				c->transport = TRANSPORT_MMIO;
+			else
+				die_usage("--virtio-transport: '%s' is not one of pci, mmio",
+					  optarg);
+			break;
+		case OPT_MMIO_CMDLINE:
+			c->mmio_cmdline = true;
+			break;
 		case 'h':
 			fputs(usage, stdout);
 			exit(0);
@@ -152,4 +191,86 @@ void config_parse(struct vmm_config *c, int argc, char **argv)
 		die_usage("unexpected argument '%s' (see --help)", argv[optind]);
 	if (!c->kernel)
 		die_usage("--kernel is required (see --help)");
+	for (unsigned int i = 0; i < c->ndisks; i++)
+		for (unsigned int j = 0; j < i; j++)
+			if (c->disks[i].id[0] && !strcmp(c->disks[i].id, c->disks[j].id))
+				die_usage("--disk: id '%s' is used twice", c->disks[i].id);
+	if (c->mmio_cmdline && c->transport != TRANSPORT_MMIO)
+		die_usage("--virtio-mmio-cmdline needs --virtio-transport mmio");
+}
+
+static bool on_off(const char *v, bool *out)
+{
+	if (!strcmp(v, "on"))
+		*out = true;
+	else if (!strcmp(v, "off"))
+		*out = false;
+	else
+		return false;
+	return true;
+}
+
+int config_parse_disk(const char *spec, struct disk_config *d, char *err, size_t errlen)
+{
+	char *copy = strdup(spec), *save = NULL;
+
+	memset(d, 0, sizeof(*d));
+	if (!copy) {
+		snprintf(err, errlen, "out of memory");
+		return -EINVAL;
+	}
+	for (char *kv = strtok_r(copy, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+		char *v = strchr(kv, '=');
+		if (!v) {
+			snprintf(err, errlen,
+				 "'%s' is not key=value (keys: path, readonly, cache, id)", kv);
+			goto fail;
+		}
+		*v++ = 0;
+		if (!strcmp(kv, "path")) {
+			free(d->path);
+			d->path = strdup(v);
+			if (!d->path || !*v) {
+				snprintf(err, errlen, "path= needs a file or block device");
+				goto fail;
+			}
+		} else if (!strcmp(kv, "readonly")) {
+			if (!on_off(v, &d->readonly)) {
+				snprintf(err, errlen, "readonly='%s' is not on or off", v);
+				goto fail;
+			}
+		} else if (!strcmp(kv, "cache")) {
+			if (!strcmp(v, "writeback"))
+				d->cache = DISK_CACHE_WRITEBACK;
+			else if (!strcmp(v, "none"))
+				d->cache = DISK_CACHE_NONE;
+			else {
+				snprintf(err, errlen, "cache='%s' is not writeback or none", v);
+				goto fail;
+			}
+		} else if (!strcmp(kv, "id")) {
+			size_t n = strlen(v);
+			if (n == 0 || n > DISK_ID_MAX) {
+				snprintf(err, errlen, "id='%s' must be 1 to %d characters", v,
+					 DISK_ID_MAX);
+				goto fail;
+			}
+			memcpy(d->id, v, n + 1);
+		} else {
+			snprintf(err, errlen, "unknown key '%s' (keys: path, readonly, cache, id)",
+				 kv);
+			goto fail;
+		}
+	}
+	free(copy);
+	if (!d->path) {
+		snprintf(err, errlen, "path= is required");
+		return -EINVAL;
+	}
+	return 0;
+fail:
+	free(copy);
+	free(d->path);
+	d->path = NULL;
+	return -EINVAL;
 }

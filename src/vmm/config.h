@@ -3,9 +3,23 @@
 #define TERN_VMM_CONFIG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "arch/x86/cpuid.h"
+
+enum virtio_transport { TRANSPORT_PCI, TRANSPORT_MMIO };
+enum disk_cache { DISK_CACHE_WRITEBACK, DISK_CACHE_NONE };
+
+#define VMM_MAX_DISKS 8
+#define DISK_ID_MAX 20 /* VIRTIO_BLK_ID_BYTES */
+
+struct disk_config {
+	char *path;
+	bool readonly;
+	enum disk_cache cache;
+	char id[DISK_ID_MAX + 1];
+};
 
 enum entry_choice { ENTRY_AUTO, ENTRY_LINUX64, ENTRY_PVH };
 enum on_reboot { ON_REBOOT_EXIT, ON_REBOOT_RESTART };
@@ -26,9 +40,20 @@ struct vmm_config {
 	enum entry_choice entry;
 	enum on_reboot on_reboot;
 	bool debug_exit;
+	enum virtio_transport transport;
+	bool mmio_cmdline; /* also announce virtio-mmio devices with virtio_mmio.device= */
+	bool rng;
+	unsigned int ndisks;
+	struct disk_config disks[VMM_MAX_DISKS];
 	const char *kvm_dev;
 	int log_level;
 };
+
+/*
+ * Parses "path=FILE[,readonly=on|off][,cache=none|writeback][,id=NAME]". On error
+ * returns -EINVAL with a message naming the field and what it accepts in err.
+ */
+int config_parse_disk(const char *spec, struct disk_config *d, char *err, size_t errlen);
 
 /* Parses argv; bad input exits with status 2 and a line naming the option and the range. */
 void config_parse(struct vmm_config *c, int argc, char **argv);

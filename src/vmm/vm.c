@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "devices/power.h"
+#include "vmm/virtio_setup.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -138,12 +139,14 @@ static void setup_devices(struct vm *vm)
 static char *compose_cmdline(struct vm *vm)
 {
 	const char *extra = vm->software_kvm ? swkvm_cmdline_extra() : "";
-	size_t len = strlen(vm->cfg.cmdline) + strlen(extra) + 2;
+	size_t len = strlen(vm->cfg.cmdline) + strlen(extra) + 2 + 64 * LAYOUT_VIRTIO_MMIO_MAX;
 	char *s = malloc(len);
 
 	if (!s)
 		die("out of memory");
 	snprintf(s, len, "%s%s%s", vm->cfg.cmdline, *extra ? " " : "", extra);
+	if (vm->cfg.mmio_cmdline)
+		virtio_setup_cmdline(vm, s, len);
 	if (*extra)
 		log_info("software KVM backend: appended to the kernel command line: %s", extra);
 	return s;
@@ -174,6 +177,8 @@ static void load_guest(struct vm *vm, const uint8_t *kernel, const struct boot_i
 		.sleep_sts_port = PORT_ACPI_SLEEP_STS,
 		.reset_port = PORT_ACPI_RESET,
 		.reset_value = ACPI_RESET_VALUE,
+		.dsdt_devices = virtio_setup_dsdt,
+		.dsdt_opaque = vm,
 	};
 	long n = acpi_build(guest_mem_ptr(&vm->mem, LAYOUT_ACPI_BASE, LAYOUT_ACPI_SIZE),
 			    LAYOUT_ACPI_SIZE, LAYOUT_ACPI_BASE, &acpi);
@@ -307,6 +312,7 @@ void vm_create(struct vm *vm, const struct vmm_config *cfg)
 	if ((r = kvm_create_irqchip_and_pit(&vm->kvm)))
 		die("cannot create the in-kernel irqchip and PIT: %s", strerror(-r));
 	setup_devices(vm);
+	virtio_setup(vm);
 
 	vm->cpuid = kvm_get_supported_cpuid(&vm->kvm);
 	if (!vm->cpuid)

@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "arch/x86/layout.h"
 #include "arch/x86/swkvm.h"
 #include "bus/bus.h"
 #include "core/loop.h"
@@ -15,6 +16,8 @@
 #include "devices/serial.h"
 #include "kvm/guest_mem.h"
 #include "kvm/kvm.h"
+#include "virtio/mmio.h"
+#include "virtio/rng.h"
 #include "vmm/config.h"
 
 struct vm;
@@ -40,6 +43,10 @@ struct vm {
 	struct swkvm swkvm;
 	unsigned int ncpus;
 	struct vcpu *vcpus;
+	/* virtio devices and their transports */
+	struct virtio_rng *rng;
+	unsigned int nmmio;
+	struct virtio_mmio mmio_dev[LAYOUT_VIRTIO_MMIO_MAX];
 	/* Stop request: the first one wins; the main thread waits on stop_fd. */
 	int stop_fd;
 	atomic_int stopping;

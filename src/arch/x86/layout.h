@@ -22,6 +22,12 @@
 #define LAYOUT_HIMEM 0x100000ULL	  /* 1 MiB */
 #define LAYOUT_KERNEL_BZIMAGE 0x100000ULL /* protected-mode kernel of a bzImage */
 
+/* The MMIO hole [3 GiB, 4 GiB): device windows, then the IOAPIC and LAPIC. */
+#define LAYOUT_PCI_MMIO_BASE 0xc0000000ULL /* 32-bit PCI BAR window */
+#define LAYOUT_PCI_MMIO_SIZE 0x10000000ULL /* 256 MiB */
+#define LAYOUT_VIRTIO_MMIO_BASE 0xd0000000ULL /* virtio-mmio device i at base + i * 0x1000 */
+#define LAYOUT_VIRTIO_MMIO_STRIDE 0x1000ULL
+#define LAYOUT_VIRTIO_MMIO_MAX 8
 #define LAYOUT_IOAPIC 0xfec00000ULL
 #define LAYOUT_LAPIC 0xfee00000ULL
 
@@ -39,5 +45,13 @@
 #define ACPI_RESET_VALUE 0x1
 #define PORT_PCI_RESET 0xcf9  /* PIIX-style reset control, used by reboot=pci */
 #define PORT_DEBUG_EXIT 0x501 /* test-only: tern-vmm exits with the byte written */
+#define PORT_PCI_CONFIG_ADDR 0xcf8 /* PCI configuration mechanism #1 */
+#define PORT_PCI_CONFIG_DATA 0xcfc
+
+/* Interrupts: IOAPIC pins 16..23 are free of ISA devices; virtio-mmio device i uses 16 + i. */
+#define IRQ_VIRTIO_MMIO_BASE 16
+#define IOAPIC_PINS 24
+/* GSIs from here up are MSI routes (virtio-pci MSI-X vectors). */
+#define GSI_MSI_BASE 24
 
 #endif
