@@ -137,6 +137,23 @@ def seeds():
     r.publish(0)
     yield "bad-indirect-len", r
 
+    r = Ring(3, 8, indirect=True)
+    r.desc_at(r.desc, 0, 0x800, 32, INDIRECT)
+    r.desc_at(0x800, 0, 0x300, 8, NEXT, 2)  # next past the 2-entry table
+    r.desc_at(0x800, 2, 0x320, 8, 0)
+    r.publish(0)
+    yield "bad-indirect-next", r
+
+    r = Ring(3, 8)  # INDIRECT without the feature
+    r.chain(0x800, 0, 1, 0, 8)
+    r.desc_at(r.desc, 0, 0x800, 16, INDIRECT)
+    r.publish(0)
+    yield "bad-indirect-not-negotiated", r
+
+    r = Ring(3, 8)
+    r.publish(8)
+    yield "bad-head", r
+
     r = Ring(3, 8)
     r.chain(r.desc, 0, 1, 0, 8)
     r.put(r.avail + 2, struct.pack("<H", 9))

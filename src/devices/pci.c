@@ -16,8 +16,8 @@
 
 #define CONFIG_ENABLE 0x80000000u
 #define CONFIG_RESERVED 0x7f000000u /* includes AMD's extended-register bits 27:24 */
-#define COMMAND_WMASK 0x0547 /* I/O, memory, bus master, parity, SERR#, INTx disable */
-#define STATUS_W1C 0xf900    /* parity and abort flags */
+#define COMMAND_WMASK 0x0547	    /* I/O, memory, bus master, parity, SERR#, INTx disable */
+#define STATUS_W1C 0xf900	    /* parity and abort flags */
 
 uint32_t pci_cfg_get(const uint8_t *cfg, uint32_t off, uint32_t len)
 {
@@ -66,7 +66,8 @@ int pci_dev_set_bar(struct pci_dev *d, unsigned int bar, enum pci_bar_type type,
 	    (type != PCI_BAR_MEM32 && type != PCI_BAR_MEM64))
 		return -EINVAL;
 	for (unsigned int i = bar; i < bar + nslots; i++)
-		if (d->bar[i].type != PCI_BAR_NONE || (i > 0 && d->bar[i - 1].type == PCI_BAR_MEM64))
+		if (d->bar[i].type != PCI_BAR_NONE ||
+		    (i > 0 && d->bar[i - 1].type == PCI_BAR_MEM64))
 			return -EBUSY;
 	uint64_t mask = ~(size - 1) & ~0xfULL;
 	uint32_t off = PCI_BAR0 + 4 * bar;
@@ -80,9 +81,8 @@ int pci_dev_set_bar(struct pci_dev *d, unsigned int bar, enum pci_bar_type type,
 
 int pci_cap_add(struct pci_dev *d, const void *cap, uint8_t len)
 {
-	unsigned int off = (unsigned int)align_up(d->cap_end > PCI_CAP_START ? d->cap_end :
-									  PCI_CAP_START,
-						  4);
+	unsigned int off =
+		(unsigned int)align_up(d->cap_end > PCI_CAP_START ? d->cap_end : PCI_CAP_START, 4);
 
 	if (len < 2 || off + len > PCI_CFG_SIZE)
 		return -ENOSPC;
@@ -215,8 +215,7 @@ static struct pci_dev *target(struct pci_bus *b, uint32_t *reg)
 {
 	uint32_t a = b->config_addr;
 
-	if (!(a & CONFIG_ENABLE) || (a & CONFIG_RESERVED) || ((a >> 16) & 0xff) ||
-	    ((a >> 8) & 7))
+	if (!(a & CONFIG_ENABLE) || (a & CONFIG_RESERVED) || ((a >> 16) & 0xff) || ((a >> 8) & 7))
 		return NULL;
 	*reg = a & 0xfc;
 	return b->dev[(a >> 11) & 0x1f];
@@ -227,7 +226,7 @@ static void cfg_write(struct pci_bus *b, struct pci_dev *d, uint32_t off, uint32
 	for (uint32_t i = 0; i < len; i++) {
 		uint8_t byte = (uint8_t)(v >> (8 * i)), m = d->wmask[off + i];
 		d->cfg[off + i] = (uint8_t)((d->cfg[off + i] & ~m) | (byte & m));
-		d->cfg[off + i] &= (uint8_t)~(byte & d->w1c[off + i]);
+		d->cfg[off + i] &= (uint8_t) ~(byte & d->w1c[off + i]);
 	}
 	if (d->cfg_written)
 		d->cfg_written(d, off, len);
@@ -399,10 +398,10 @@ static void res_address(struct aml *a, unsigned int width, uint8_t space, uint8_
 	d[3] = space;
 	d[4] = GEN_MIN_FIXED | GEN_MAX_FIXED;
 	d[5] = type_flags;
-	put_le(&d[6], 0, width);		       /* granularity */
-	put_le(&d[6 + width], min, width);	       /* minimum */
-	put_le(&d[6 + 2 * width], max, width);	       /* maximum */
-	put_le(&d[6 + 3 * width], 0, width);	       /* translation offset */
+	put_le(&d[6], 0, width);			 /* granularity */
+	put_le(&d[6 + width], min, width);		 /* minimum */
+	put_le(&d[6 + 2 * width], max, width);		 /* maximum */
+	put_le(&d[6 + 3 * width], 0, width);		 /* translation offset */
 	put_le(&d[6 + 4 * width], max - min + 1, width); /* length */
 	aml_raw(a, d, 3 + body);
 }

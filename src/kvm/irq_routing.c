@@ -49,8 +49,8 @@ static uint32_t build(struct irq_routing *r, struct kvm_irq_routing_entry *out)
 	for (uint32_t gsi = 0; gsi < IOAPIC_PINS; gsi++) {
 		out[n++] = irqchip(gsi, KVM_IRQCHIP_IOAPIC, gsi);
 		if (gsi < 16)
-			out[n++] = irqchip(gsi, gsi < 8 ? KVM_IRQCHIP_PIC_MASTER :
-							  KVM_IRQCHIP_PIC_SLAVE,
+			out[n++] = irqchip(gsi,
+					   gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE,
 					   gsi % 8);
 	}
 	for (uint32_t i = 0; i < IRQ_ROUTING_MAX_MSI; i++) {

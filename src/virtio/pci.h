@@ -20,10 +20,9 @@
 #define VIRTIO_PCI_DEVICE_BASE 0x1040 /* + virtio device ID (non-transitional) */
 #define VIRTIO_PCI_REVISION 1
 
-/* The BAR and its layout; each region starts on its own 2 KiB boundary. */
+/* The BAR and its layout: each region on its own 2 KiB boundary, MSI-X on its own page. */
 #define VIRTIO_PCI_BAR 0
 #define VIRTIO_PCI_BAR_SIZE 0x4000
-#define VIRTIO_PCI_REGION 0x800
 #define VIRTIO_PCI_COMMON 0x0000
 #define VIRTIO_PCI_COMMON_LEN 0x38 /* up to queue_device; no notify_data/queue_reset */
 #define VIRTIO_PCI_ISR 0x0800

@@ -25,6 +25,8 @@ static const char usage[] =
 	"  --log-level LEVEL      error|warn|info|debug (default info)\n"
 	"  --disk SPEC            virtio-blk disk (repeatable, up to 8):\n"
 	"                         path=FILE[,readonly=on|off][,cache=writeback|none][,id=NAME]\n"
+	"                         [,aio=io_uring|threads] (default: io_uring where the kernel has "
+	"it)\n"
 	"  --rng                  virtio-rng entropy device\n"
 	"  --virtio-transport T   pci|mmio (default pci)\n"
 	"  --virtio-mmio-cmdline  with mmio: also list the devices as virtio_mmio.device= on the "
@@ -223,7 +225,8 @@ int config_parse_disk(const char *spec, struct disk_config *d, char *err, size_t
 		char *v = strchr(kv, '=');
 		if (!v) {
 			snprintf(err, errlen,
-				 "'%s' is not key=value (keys: path, readonly, cache, id)", kv);
+				 "'%s' is not key=value (keys: path, readonly, cache, id, aio)",
+				 kv);
 			goto fail;
 		}
 		*v++ = 0;
@@ -248,6 +251,15 @@ int config_parse_disk(const char *spec, struct disk_config *d, char *err, size_t
 				snprintf(err, errlen, "cache='%s' is not writeback or none", v);
 				goto fail;
 			}
+		} else if (!strcmp(kv, "aio")) {
+			if (!strcmp(v, "io_uring"))
+				d->engine = DISK_ENGINE_IO_URING;
+			else if (!strcmp(v, "threads"))
+				d->engine = DISK_ENGINE_THREADS;
+			else {
+				snprintf(err, errlen, "aio='%s' is not io_uring or threads", v);
+				goto fail;
+			}
 		} else if (!strcmp(kv, "id")) {
 			size_t n = strlen(v);
 			if (n == 0 || n > DISK_ID_MAX) {
@@ -257,8 +269,8 @@ int config_parse_disk(const char *spec, struct disk_config *d, char *err, size_t
 			}
 			memcpy(d->id, v, n + 1);
 		} else {
-			snprintf(err, errlen, "unknown key '%s' (keys: path, readonly, cache, id)",
-				 kv);
+			snprintf(err, errlen,
+				 "unknown key '%s' (keys: path, readonly, cache, id, aio)", kv);
 			goto fail;
 		}
 	}

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "arch/x86/cpuid.h"
+#include "backend/disk.h"
 
 enum virtio_transport { TRANSPORT_PCI, TRANSPORT_MMIO };
 enum disk_cache { DISK_CACHE_WRITEBACK, DISK_CACHE_NONE };
@@ -18,6 +19,7 @@ struct disk_config {
 	char *path;
 	bool readonly;
 	enum disk_cache cache;
+	enum disk_engine engine;
 	char id[DISK_ID_MAX + 1];
 };
 
@@ -50,7 +52,7 @@ struct vmm_config {
 };
 
 /*
- * Parses "path=FILE[,readonly=on|off][,cache=none|writeback][,id=NAME]". On error
+ * Parses "path=FILE[,readonly=on|off][,cache=none|writeback][,id=NAME][,aio=io_uring|threads]". On error
  * returns -EINVAL with a message naming the field and what it accepts in err.
  */
 int config_parse_disk(const char *spec, struct disk_config *d, char *err, size_t errlen);

@@ -33,8 +33,40 @@ static void attach(struct vm *vm, struct virtio_dev *d)
 		die("cannot place %s on virtio-mmio: %s", d->ops->name, strerror(-r));
 }
 
+static void add_disk(struct vm *vm, unsigned int i)
+{
+	const struct disk_config *c = &vm->cfg.disks[i];
+	struct virtio_blk *b = calloc(1, sizeof(*b));
+	const char *why = "";
+	char *name = malloc(48);
+
+	if (!b || !name)
+		die("out of memory");
+	struct disk_open_args a = {
+		.path = c->path,
+		.readonly = c->readonly,
+		.direct = c->cache == DISK_CACHE_NONE,
+		.engine = c->engine,
+		.loop = vm->loop,
+	};
+	int r = disk_open(&b->disk, &a, &why);
+	if (r)
+		die_usage("--disk: '%s' %s: %s", c->path, why, strerror(-r));
+	if (b->disk.size == 0)
+		die_usage("--disk: '%s' is smaller than one 512-byte sector", c->path);
+	snprintf(name, 48, "virtio-blk%u%s%s", i, c->id[0] ? ":" : "", c->id);
+	virtio_blk_init(b, &vm->mem, name, c->cache == DISK_CACHE_WRITEBACK, c->id);
+	log_debug("%s: %s, %llu bytes, %s%s, engine %s", name, c->path,
+		  (unsigned long long)b->disk.size, b->disk.readonly ? "read-only" : "read-write",
+		  b->disk.direct ? ", O_DIRECT" : "", disk_engine_name(&b->disk));
+	vm->blk[i] = b;
+	attach(vm, &b->dev);
+}
+
 void virtio_setup(struct vm *vm)
 {
+	for (unsigned int i = 0; i < vm->cfg.ndisks; i++)
+		add_disk(vm, i);
 	if (vm->cfg.rng) {
 		vm->rng = calloc(1, sizeof(*vm->rng));
 		if (!vm->rng)

@@ -16,6 +16,7 @@
 #include "devices/serial.h"
 #include "kvm/guest_mem.h"
 #include "kvm/kvm.h"
+#include "virtio/blk.h"
 #include "virtio/mmio.h"
 #include "virtio/rng.h"
 #include "vmm/config.h"
@@ -45,6 +46,7 @@ struct vm {
 	struct vcpu *vcpus;
 	/* virtio devices and their transports */
 	struct virtio_rng *rng;
+	struct virtio_blk *blk[VMM_MAX_DISKS];
 	unsigned int nmmio;
 	struct virtio_mmio mmio_dev[LAYOUT_VIRTIO_MMIO_MAX];
 	/* Stop request: the first one wins; the main thread waits on stop_fd. */

@@ -1,0 +1,174 @@
+/* Opening, locking, sizing disk images, and the synchronous form of every request. */
+#include "backend/disk.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int lock_image(int fd, bool readonly)
+{
+	struct flock fl = { .l_type = readonly ? F_RDLCK : F_WRLCK, .l_whence = SEEK_SET };
+
+	/* OFD locks belong to this open file, so they survive fork and go with close. */
+	return fcntl(fd, F_OFD_SETLK, &fl) < 0 ? -errno : 0;
+}
+
+int disk_open(struct disk *d, const struct disk_open_args *a, const char **why)
+{
+	struct stat st;
+	int flags = (a->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+	int r;
+
+	memset(d, 0, sizeof(*d));
+	d->fd = -1;
+	d->path = a->path;
+	d->readonly = a->readonly;
+	if (a->direct) {
+		d->fd = open(a->path, flags | O_DIRECT | O_DSYNC);
+		/* Some file systems (tmpfs) refuse O_DIRECT: fall back to synchronous writes. */
+		if (d->fd < 0 && errno == EINVAL)
+			d->fd = open(a->path, flags | O_DSYNC);
+		else
+			d->direct = d->fd >= 0;
+	} else {
+		d->fd = open(a->path, flags);
+	}
+	if (d->fd < 0) {
+		*why = "cannot open";
+		return -errno;
+	}
+	if (fstat(d->fd, &st) < 0) {
+		r = -errno;
+		*why = "cannot stat";
+		goto fail;
+	}
+	if (S_ISBLK(st.st_mode)) {
+		uint64_t size;
+		if (ioctl(d->fd, BLKGETSIZE64, &size) < 0) {
+			r = -errno;
+			*why = "cannot read the block device size";
+			goto fail;
+		}
+		d->size = size;
+		d->block_device = true;
+	} else if (S_ISREG(st.st_mode)) {
+		d->size = (uint64_t)st.st_size;
+	} else {
+		r = -EINVAL;
+		*why = "not a regular file or block device";
+		goto fail;
+	}
+	d->size &= ~511ULL;
+	if ((r = lock_image(d->fd, a->readonly))) {
+		*why = (r == -EAGAIN || r == -EACCES) ?
+			       "is locked by another process (another tern-vmm?)" :
+			       "cannot lock";
+		goto fail;
+	}
+	/*
+	 * Hole punching is what discard and write-zeroes need on files; probe it past
+	 * the end of the file, where a punch changes nothing.
+	 */
+	off_t past_end = (st.st_size + 8191) & ~(off_t)4095;
+	d->can_punch = !a->readonly && (d->block_device ||
+					fallocate(d->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+						  past_end, 4096) == 0);
+	const struct disk_engine_ops *engines[2] = { &disk_engine_uring, &disk_engine_threads };
+	for (int i = 0; i < 2; i++) {
+		const struct disk_engine_ops *e = engines[i];
+		if ((a->engine == DISK_ENGINE_IO_URING && e != &disk_engine_uring) ||
+		    (a->engine == DISK_ENGINE_THREADS && e != &disk_engine_threads))
+			continue;
+		if ((r = e->init(d, a->loop)) == 0) {
+			d->engine = e;
+			return 0;
+		}
+	}
+	*why = "no I/O engine could start";
+fail:
+	close(d->fd);
+	d->fd = -1;
+	return r;
+}
+
+void disk_close(struct disk *d)
+{
+	if (d->engine)
+		d->engine->fini(d);
+	if (d->fd >= 0)
+		close(d->fd);
+	d->fd = -1;
+}
+
+void disk_submit(struct disk *d, struct disk_req *r)
+{
+	d->engine->submit(d, r);
+}
+
+const char *disk_engine_name(const struct disk *d)
+{
+	return d->engine ? d->engine->name : "none";
+}
+
+static int rw_all(struct disk *d, const struct disk_req *r, bool write)
+{
+	struct iovec iov[r->iovcnt > 0 ? r->iovcnt : 1];
+	int n = r->iovcnt;
+	uint64_t off = r->offset, left = r->len;
+
+	memcpy(iov, r->iov, sizeof(iov[0]) * (size_t)n);
+	struct iovec *p = iov;
+	while (left && n) {
+		ssize_t k =
+			write ? pwritev(d->fd, p, n, (off_t)off) : preadv(d->fd, p, n, (off_t)off);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -errno;
+		if (k == 0)
+			return write ? -EIO : 0; /* reads past EOF of a growing file: zeros stay */
+		off += (uint64_t)k;
+		left -= (uint64_t)k;
+		/* Skip what was done and continue with the rest (short transfers). */
+		while (n && (size_t)k >= p->iov_len) {
+			k -= (ssize_t)p->iov_len;
+			p++;
+			n--;
+		}
+		if (n) {
+			p->iov_base = (uint8_t *)p->iov_base + k;
+			p->iov_len -= (size_t)k;
+		}
+	}
+	return 0;
+}
+
+int disk_do_sync(struct disk *d, const struct disk_req *r)
+{
+	switch (r->op) {
+	case DISK_READ:
+		return rw_all(d, r, false);
+	case DISK_WRITE:
+		return rw_all(d, r, true);
+	case DISK_FLUSH:
+		return fdatasync(d->fd) < 0 ? -errno : 0;
+	case DISK_DISCARD:
+	case DISK_WRITE_ZEROES:
+		if (d->block_device) {
+			uint64_t range[2] = { r->offset, r->len };
+			unsigned long req = r->op == DISK_DISCARD ? BLKDISCARD : BLKZEROOUT;
+			return ioctl(d->fd, req, range) < 0 ? -errno : 0;
+		}
+		/* A punched hole reads back as zeros: it serves both requests on files. */
+		return fallocate(d->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				 (off_t)r->offset, (off_t)r->len) < 0 ?
+			       -errno :
+			       0;
+	}
+	return -EINVAL;
+}

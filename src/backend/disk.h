@@ -1,0 +1,70 @@
+/*
+ * Disk images for virtio-blk: raw files and host block devices. Opening takes an
+ * advisory OFD lock so two VMs cannot write one image; I/O runs on an engine
+ * (io_uring, or a small thread pool where io_uring is missing) and completes on the
+ * event loop thread.
+ */
+#ifndef TERN_BACKEND_DISK_H
+#define TERN_BACKEND_DISK_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "core/loop.h"
+
+enum disk_op { DISK_READ, DISK_WRITE, DISK_FLUSH, DISK_DISCARD, DISK_WRITE_ZEROES };
+enum disk_engine { DISK_ENGINE_AUTO, DISK_ENGINE_IO_URING, DISK_ENGINE_THREADS };
+
+struct disk_req {
+	enum disk_op op;
+	uint64_t offset, len; /* bytes; len is the iov total for reads and writes */
+	struct iovec *iov;
+	int iovcnt;
+	int result; /* 0 or -errno, set before complete() runs */
+	void (*complete)(struct disk_req *r);
+	struct disk_req *next; /* engine-private list link */
+};
+
+struct disk_engine_ops;
+
+struct disk {
+	int fd;
+	bool readonly, direct, block_device;
+	bool can_punch;	   /* discard / write-zeroes work on this file */
+	uint64_t size;	   /* bytes, rounded down to 512 */
+	bool flush_failed; /* once a flush failed, the page cache cannot be trusted again */
+	const struct disk_engine_ops *engine;
+	void *engine_state;
+	const char *path;
+};
+
+struct disk_open_args {
+	const char *path;
+	bool readonly;
+	bool direct; /* O_DIRECT|O_DSYNC: writes are durable when they complete */
+	enum disk_engine engine;
+	struct loop *loop;
+};
+
+/* Opens, locks and sizes the image. On failure returns -errno and a reason in why. */
+int disk_open(struct disk *d, const struct disk_open_args *a, const char **why);
+void disk_close(struct disk *d);
+/* Starts r; r->complete runs later on the loop thread (never inside disk_submit). */
+void disk_submit(struct disk *d, struct disk_req *r);
+const char *disk_engine_name(const struct disk *d);
+
+/* Engines (disk_uring.c, disk_threads.c); -ENOSYS when unavailable here. */
+struct disk_engine_ops {
+	const char *name;
+	int (*init)(struct disk *d, struct loop *loop);
+	void (*submit)(struct disk *d, struct disk_req *r);
+	void (*fini)(struct disk *d);
+};
+extern const struct disk_engine_ops disk_engine_uring, disk_engine_threads;
+
+/* Runs one request synchronously (thread-pool workers, and io_uring's fallback for hole punching). */
+int disk_do_sync(struct disk *d, const struct disk_req *r);
+
+#endif

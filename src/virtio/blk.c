@@ -1,0 +1,218 @@
+/*
+ * virtio-blk device. Requests are parsed from the chain, checked, and handed to the
+ * disk engine; completions (event loop thread) write the status, return the chain
+ * and interrupt the driver. A malformed chain makes the device need a reset.
+ */
+#include "virtio/blk.h"
+#include "core/log.h"
+#include "virtio/virtio.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define VIRTIO_BLK_F_SEG_MAX 2
+#define VIRTIO_BLK_F_RO 5
+#define VIRTIO_BLK_F_BLK_SIZE 6
+#define VIRTIO_BLK_F_FLUSH 9
+#define VIRTIO_BLK_F_DISCARD 13
+#define VIRTIO_BLK_F_WRITE_ZEROES 14
+
+#define CONFIG_SIZE 60
+
+static void slots_reset(struct virtio_blk *b)
+{
+	b->free = NULL;
+	for (int i = VIRTIO_BLK_QUEUE_SIZE - 1; i >= 0; i--) {
+		b->slot[i].blk = b;
+		b->slot[i].next_free = b->free;
+		b->free = &b->slot[i];
+	}
+}
+
+/* Writes the status and returns the chain. Lock held. */
+static void finish(struct virtio_blk *b, struct blk_inflight *f, uint8_t status, uint32_t written)
+{
+	if (f->generation == b->generation) {
+		*f->req.status = status;
+		if (status != VIRTIO_BLK_S_OK)
+			b->stats.errors++;
+		virtio_dev_complete(&b->dev, 0, f->head, written + 1);
+	}
+	f->next_free = b->free;
+	b->free = f;
+}
+
+static void complete(struct disk_req *r)
+{
+	struct blk_inflight *f = (struct blk_inflight *)r;
+	struct virtio_blk *b = f->blk;
+	uint32_t written = 0;
+
+	pthread_mutex_lock(&b->dev.lock);
+	if (r->op == DISK_FLUSH && r->result)
+		b->disk.flush_failed = true; /* fsyncgate: never report a later flush as good */
+	if (r->result)
+		log_debug("%s: I/O error: %s", b->ops.name, strerror(-r->result));
+	else if (r->op == DISK_READ)
+		written = (uint32_t)r->len;
+	finish(b, f, r->result ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK, written);
+	/* A full slot table may have left chains on the ring: pick them up now. */
+	virtio_dev_notify(&b->dev, 0);
+	pthread_mutex_unlock(&b->dev.lock);
+}
+
+/* Starts one parsed request, or finishes it at once. Lock held. */
+static void start(struct virtio_blk *b, struct blk_inflight *f, int status)
+{
+	struct blk_parsed *p = &f->req;
+	struct disk_req *r = &f->dr;
+	uint32_t written = 0;
+
+	if (status != VIRTIO_BLK_S_OK)
+		goto done;
+	memset(r, 0, sizeof(*r));
+	r->complete = complete;
+	switch (p->type) {
+	case VIRTIO_BLK_T_IN:
+	case VIRTIO_BLK_T_OUT:
+		if (p->type == VIRTIO_BLK_T_OUT && b->disk.readonly) {
+			status = VIRTIO_BLK_S_IOERR;
+			goto done;
+		}
+		r->op = p->type == VIRTIO_BLK_T_IN ? DISK_READ : DISK_WRITE;
+		r->offset = p->sector * VIRTIO_BLK_SECTOR;
+		r->len = p->data_len;
+		r->iov = p->data;
+		r->iovcnt = p->ndata;
+		if (r->op == DISK_READ) {
+			b->stats.read_ops++;
+			b->stats.read_bytes += r->len;
+		} else {
+			b->stats.write_ops++;
+			b->stats.write_bytes += r->len;
+		}
+		if (!r->len)
+			goto done;
+		break;
+	case VIRTIO_BLK_T_FLUSH:
+		if (!b->writeback) {
+			status = VIRTIO_BLK_S_UNSUPP;
+			goto done;
+		}
+		if (b->disk.flush_failed) {
+			status = VIRTIO_BLK_S_IOERR;
+			goto done;
+		}
+		b->stats.flush_ops++;
+		r->op = DISK_FLUSH;
+		break;
+	case VIRTIO_BLK_T_GET_ID:
+		written = (uint32_t)virtq_iov_write(p->data, (unsigned int)p->ndata, 0, b->id,
+						    VIRTIO_BLK_ID_BYTES);
+		goto done;
+	case VIRTIO_BLK_T_DISCARD:
+	case VIRTIO_BLK_T_WRITE_ZEROES:
+		if (b->disk.readonly || !b->disk.can_punch) {
+			status = b->disk.readonly ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_UNSUPP;
+			goto done;
+		}
+		b->stats.discard_ops++;
+		r->op = p->type == VIRTIO_BLK_T_DISCARD ? DISK_DISCARD : DISK_WRITE_ZEROES;
+		r->offset = p->range_sector * VIRTIO_BLK_SECTOR;
+		r->len = (uint64_t)p->range_sectors * VIRTIO_BLK_SECTOR;
+		break;
+	}
+	disk_submit(&b->disk, r);
+	return;
+done:
+	finish(b, f, (uint8_t)status, written);
+}
+
+static void blk_notify(struct virtio_dev *d, unsigned int qi)
+{
+	struct virtio_blk *b = d->priv;
+	struct virtq *q = &d->q[qi];
+	int r = 0;
+
+	while (b->free && (r = virtq_pop(q, d->mem, &b->chain)) == 1) {
+		struct blk_inflight *f = b->free;
+		int status = blk_parse(&b->chain, b->disk.size, &f->req);
+		if (status < 0) {
+			r = status;
+			break;
+		}
+		b->free = f->next_free;
+		f->head = b->chain.head;
+		f->generation = b->generation;
+		start(b, f, status);
+	}
+	if (r < 0)
+		virtio_dev_needs_reset(d, "malformed request chain");
+	else if (q->event_idx)
+		virtq_set_avail_event(q, d->mem);
+}
+
+static void put32(uint8_t *cfg, unsigned int off, uint32_t v)
+{
+	memcpy(cfg + off, &v, 4);
+}
+
+static void blk_config_read(struct virtio_dev *d, uint32_t off, void *data, uint32_t len)
+{
+	struct virtio_blk *b = d->priv;
+	uint8_t cfg[CONFIG_SIZE] = { 0 };
+	uint64_t sectors = b->disk.size / VIRTIO_BLK_SECTOR;
+
+	memcpy(cfg, &sectors, 8);
+	put32(cfg, 12, VIRTIO_BLK_SEG_MAX);
+	put32(cfg, 20, VIRTIO_BLK_SECTOR);
+	cfg[32] = b->writeback;
+	/* One range per discard / write-zeroes request; up to 4 GiB - 1 sector each. */
+	put32(cfg, 36, 0xffffffffu >> 9);
+	put32(cfg, 40, 1);
+	put32(cfg, 44, 1);
+	put32(cfg, 48, 0xffffffffu >> 9);
+	put32(cfg, 52, 1);
+	cfg[56] = 1;
+	memcpy(data, cfg + off, len);
+}
+
+static void blk_reset(struct virtio_dev *d)
+{
+	struct virtio_blk *b = d->priv;
+
+	/* Requests still in the engine finish later but write nothing back. */
+	b->generation++;
+	slots_reset(b);
+}
+
+void virtio_blk_init(struct virtio_blk *b, const struct guest_mem *mem, const char *name,
+		     bool writeback, const char *id)
+{
+	uint64_t f = (1ULL << VIRTIO_RING_F_INDIRECT_DESC) | (1ULL << VIRTIO_RING_F_EVENT_IDX) |
+		     (1ULL << VIRTIO_BLK_F_SEG_MAX) | (1ULL << VIRTIO_BLK_F_BLK_SIZE);
+
+	b->writeback = writeback && !b->disk.readonly;
+	if (b->disk.readonly)
+		f |= 1ULL << VIRTIO_BLK_F_RO;
+	if (b->writeback)
+		f |= 1ULL << VIRTIO_BLK_F_FLUSH;
+	if (b->disk.can_punch)
+		f |= (1ULL << VIRTIO_BLK_F_DISCARD) | (1ULL << VIRTIO_BLK_F_WRITE_ZEROES);
+	b->ops = (struct virtio_dev_ops){
+		.name = name,
+		.device_id = VIRTIO_ID_BLOCK,
+		.features = f,
+		.num_queues = 1,
+		.queue_max = VIRTIO_BLK_QUEUE_SIZE,
+		.config_size = CONFIG_SIZE,
+		.config_read = blk_config_read,
+		.notify = blk_notify,
+		.reset = blk_reset,
+	};
+	memset(b->id, 0, sizeof(b->id));
+	if (id)
+		memcpy(b->id, id, strnlen(id, sizeof(b->id)));
+	slots_reset(b);
+	virtio_dev_init(&b->dev, &b->ops, b, mem);
+}
