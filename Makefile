@@ -38,11 +38,17 @@ $(BUILD)/unit-tests: $(UNIT_OBJ) $(BUILD)/libtern.a
 guests:
 	$(MAKE) -C guest OUT=$(CURDIR)/build/guest
 
+# libFuzzer harnesses, built with clang (see fuzz/README.md).
+fuzz:
+	$(MAKE) -C fuzz OUT=$(CURDIR)/build/fuzz
+fuzz-check:
+	$(MAKE) -C fuzz check OUT=$(CURDIR)/build/fuzz
+
 format-check:
 	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h' | grep -v '^include/uapi/')
 
 clean:
 	rm -rf build build-san
 
-.PHONY: all guests clean format-check
+.PHONY: all guests clean format-check fuzz fuzz-check
 -include $(LIB_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(BUILD)/src/vmm/main.d

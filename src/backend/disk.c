@@ -21,7 +21,8 @@ static int lock_image(int fd, bool readonly)
 int disk_open(struct disk *d, const struct disk_open_args *a, const char **why)
 {
 	struct stat st;
-	int flags = (a->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+	/* O_NONBLOCK: opening a FIFO for reading would wait for a writer; cleared below. */
+	int flags = (a->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK;
 	int r;
 
 	memset(d, 0, sizeof(*d));
@@ -64,6 +65,12 @@ int disk_open(struct disk *d, const struct disk_open_args *a, const char **why)
 		goto fail;
 	}
 	d->size &= ~511ULL;
+	/* Blocking I/O from here on: O_NONBLOCK was only for the open. */
+	if (fcntl(d->fd, F_SETFL, fcntl(d->fd, F_GETFL) & ~O_NONBLOCK) < 0) {
+		r = -errno;
+		*why = "cannot clear O_NONBLOCK";
+		goto fail;
+	}
 	if ((r = lock_image(d->fd, a->readonly))) {
 		*why = (r == -EAGAIN || r == -EACCES) ?
 			       "is locked by another process (another tern-vmm?)" :

@@ -88,9 +88,21 @@ static int threads_init(struct disk *d, struct loop *loop)
 		free(p);
 		return -EIO;
 	}
-	for (int i = 0; i < WORKERS; i++)
-		if (pthread_create(&p->thread[i], NULL, worker, p))
+	for (int i = 0; i < WORKERS; i++) {
+		if (pthread_create(&p->thread[i], NULL, worker, p)) {
+			/* Stop the workers already running and undo everything. */
+			pthread_mutex_lock(&p->lock);
+			p->stop = true;
+			pthread_cond_broadcast(&p->cond);
+			pthread_mutex_unlock(&p->lock);
+			for (int j = 0; j < i; j++)
+				pthread_join(p->thread[j], NULL);
+			loop_del(loop, p->done_fd);
+			close(p->done_fd);
+			free(p);
 			return -EAGAIN;
+		}
+	}
 	d->engine_state = p;
 	return 0;
 }

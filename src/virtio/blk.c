@@ -55,7 +55,10 @@ static void complete(struct disk_req *r)
 		log_debug("%s: I/O error: %s", b->ops.name, strerror(-r->result));
 	else if (r->op == DISK_READ)
 		written = (uint32_t)r->len;
+	b->inflight--;
 	finish(b, f, r->result ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK, written);
+	if (b->dev.resetting && !b->inflight)
+		virtio_dev_reset_done(&b->dev);
 	/* A full slot table may have left chains on the ring: pick them up now. */
 	virtio_dev_notify(&b->dev, 0);
 	pthread_mutex_unlock(&b->dev.lock);
@@ -122,6 +125,7 @@ static void start(struct virtio_blk *b, struct blk_inflight *f, int status)
 		r->len = (uint64_t)p->range_sectors * VIRTIO_BLK_SECTOR;
 		break;
 	}
+	b->inflight++;
 	disk_submit(&b->disk, r);
 	return;
 done:
@@ -177,13 +181,17 @@ static void blk_config_read(struct virtio_dev *d, uint32_t off, void *data, uint
 	memcpy(data, cfg + off, len);
 }
 
-static void blk_reset(struct virtio_dev *d)
+static bool blk_reset(struct virtio_dev *d)
 {
 	struct virtio_blk *b = d->priv;
 
-	/* Requests still in the engine finish later but write nothing back. */
+	/*
+	 * Requests still in the engine finish later but write nothing back. Their slots
+	 * stay out of the free list until then: the engine still owns them. The reset
+	 * completes when the last of them has (complete()).
+	 */
 	b->generation++;
-	slots_reset(b);
+	return b->inflight == 0;
 }
 
 void virtio_blk_init(struct virtio_blk *b, const struct guest_mem *mem, const char *name,

@@ -34,6 +34,7 @@ struct virtio_blk {
 	uint32_t generation;
 	struct blk_inflight slot[VIRTIO_BLK_QUEUE_SIZE];
 	struct blk_inflight *free;
+	unsigned int inflight; /* requests the disk engine owns */
 	struct virtq_chain chain;
 	struct virtio_blk_stats stats;
 };

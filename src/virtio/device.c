@@ -27,25 +27,47 @@ bool virtio_dev_has(const struct virtio_dev *d, unsigned int feature_bit)
 
 bool virtio_dev_live(const struct virtio_dev *d)
 {
-	return (d->status & VIRTIO_STATUS_DRIVER_OK) &&
+	return !d->resetting && (d->status & VIRTIO_STATUS_DRIVER_OK) &&
 	       !(d->status & (VIRTIO_STATUS_NEEDS_RESET | VIRTIO_STATUS_FAILED));
+}
+
+uint8_t virtio_dev_status(const struct virtio_dev *d)
+{
+	/* The pre-reset value stays visible until the reset completes. */
+	return d->status;
+}
+
+void virtio_dev_reset_done(struct virtio_dev *d)
+{
+	d->resetting = false;
+	d->status = 0;
 }
 
 static void reset(struct virtio_dev *d)
 {
-	d->status = 0;
 	d->driver_features = 0;
 	for (unsigned int i = 0; i < VIRTIO_MAX_QUEUES; i++)
 		virtq_reset(&d->q[i]);
-	if (d->ops->reset)
-		d->ops->reset(d);
+	d->resetting = true;
+	if (!d->ops->reset || d->ops->reset(d))
+		virtio_dev_reset_done(d);
 }
 
 void virtio_dev_set_status(struct virtio_dev *d, uint8_t status)
 {
 	if (status == 0) {
-		reset(d);
+		if (!d->resetting)
+			reset(d);
 		return;
+	}
+	/* The driver must wait for a reset to finish; writes before that are ignored. */
+	if (d->resetting)
+		return;
+	/* DRIVER_OK without accepted features would run with unchecked features. */
+	if ((status & VIRTIO_STATUS_DRIVER_OK) && !(status & VIRTIO_STATUS_FEATURES_OK) &&
+	    !(d->status & VIRTIO_STATUS_DRIVER_OK)) {
+		log_warn("%s: driver set DRIVER_OK without FEATURES_OK; ignored", d->ops->name);
+		status &= (uint8_t)~VIRTIO_STATUS_DRIVER_OK;
 	}
 	/* FEATURES_OK sticks only for a subset of what was offered that includes VERSION_1. */
 	if ((status & VIRTIO_STATUS_FEATURES_OK) && !(d->status & VIRTIO_STATUS_FEATURES_OK)) {

@@ -32,8 +32,13 @@ struct virtio_dev_ops {
 	void (*notify)(struct virtio_dev *d, unsigned int q);
 	/* DRIVER_OK was set: queues are live. Called with d->lock held. May be NULL. */
 	void (*activate)(struct virtio_dev *d);
-	/* Back to the initial state (driver wrote 0 to status). Called with d->lock held. */
-	void (*reset)(struct virtio_dev *d);
+	/*
+	 * Back to the initial state (driver wrote 0 to status). Called with d->lock held.
+	 * Returns true when done, false when requests are still in flight: the device
+	 * then calls virtio_dev_reset_done() once they have drained, and until then the
+	 * status register does not read 0 (the driver waits for that, 2.4.1).
+	 */
+	bool (*reset)(struct virtio_dev *d);
 };
 
 struct virtio_dev {
@@ -42,6 +47,7 @@ struct virtio_dev {
 	const struct guest_mem *mem;
 	pthread_mutex_t lock;
 	uint8_t status;
+	bool resetting; /* a reset waits for in-flight requests */
 	uint64_t driver_features;
 	uint32_t config_generation;
 	struct virtq q[VIRTIO_MAX_QUEUES];
@@ -66,5 +72,9 @@ void virtio_dev_needs_reset(struct virtio_dev *d, const char *why);
 /* Returns a chain to the driver and interrupts it if it asked to be. Lock held. */
 void virtio_dev_complete(struct virtio_dev *d, unsigned int q, uint16_t head, uint32_t len);
 bool virtio_dev_live(const struct virtio_dev *d);
+/* What the status register reads: never 0 while a reset is still draining. */
+uint8_t virtio_dev_status(const struct virtio_dev *d);
+/* The device finished a pending reset. Lock held. */
+void virtio_dev_reset_done(struct virtio_dev *d);
 
 #endif

@@ -108,7 +108,7 @@ static uint32_t reg_read(struct virtio_mmio *t, uint64_t off)
 	case REG_INTERRUPT_STATUS:
 		return t->isr;
 	case REG_STATUS:
-		return d->status;
+		return virtio_dev_status(d);
 	case REG_CONFIG_GENERATION:
 		return d->config_generation;
 	default:

@@ -1,13 +1,14 @@
-"""Builds the busybox initramfs the real-kernel tests boot.
+"""Builds the busybox initramfs archives the real-kernel tests boot.
 
-From Debian's busybox-static (/bin/busybox). The archive is an uncompressed newc
-cpio: on the emulating KVM backend the kernel's own gzip inflate costs about a
-minute of boot time, an uncompressed archive almost nothing.
+From Debian's busybox-static (/bin/busybox). Archives are uncompressed newc cpio:
+on the emulating KVM backend the kernel's own gzip inflate costs about a minute of
+boot time, an uncompressed archive almost nothing.
 
-/init mounts /proc, /sys and /dev, prints MARKER and the number of online CPUs,
-then does what `tern.action=` on the kernel command line says: poweroff (default)
-or reboot.
+The default /init mounts /proc, /sys and /dev, prints MARKER and the number of
+online CPUs, then does what `tern.action=` on the kernel command line says:
+poweroff (default) or reboot. Tests may pass their own /init and extra files.
 """
+import hashlib
 import os
 import shutil
 import subprocess
@@ -17,14 +18,17 @@ import ternlib
 
 MARKER = "TERN-LINUX-INIT-OK"
 
-INIT = """#!/bin/busybox sh
+PROLOGUE = """#!/bin/busybox sh
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t sysfs sysfs /sys
 /bin/busybox mount -t devtmpfs devtmpfs /dev
-echo "%s cpus=$(/bin/busybox grep -c ^processor /proc/cpuinfo)"
-case "$(/bin/busybox cat /proc/cmdline)" in
-*tern.action=reboot*) /bin/busybox reboot -f ;;
-*) /bin/busybox poweroff -f ;;
+/bin/busybox --install -s /bin
+"""
+
+INIT = PROLOGUE + """echo "%s cpus=$(grep -c ^processor /proc/cpuinfo)"
+case "$(cat /proc/cmdline)" in
+*tern.action=reboot*) reboot -f ;;
+*) poweroff -f ;;
 esac
 """ % MARKER
 
@@ -36,20 +40,29 @@ def busybox():
     raise ternlib.Skip("busybox-static is not installed (the set-up step installs it)")
 
 
-def build():
-    """Returns the path of the initramfs, building it once per run."""
-    out = os.path.join(ternlib.OUT, "initramfs.cpio")
+def build(init=INIT, files=None):
+    """Returns the path of an initramfs with this /init and files {path in archive: host path}.
+
+    Archives are cached by content in tests/out/ for the run.
+    """
+    files = dict(files or {})
+    key = hashlib.sha256((init + repr(sorted(files.items()))).encode()).hexdigest()[:16]
+    out = os.path.join(ternlib.OUT, "initramfs-%s.cpio" % key)
     if os.path.exists(out):
         return out
     bb = busybox()
     os.makedirs(ternlib.OUT, exist_ok=True)
     with tempfile.TemporaryDirectory() as root:
-        for d in ("bin", "dev", "proc", "sys"):
+        for d in ("bin", "dev", "proc", "sys", "mnt"):
             os.mkdir(os.path.join(root, d))
         shutil.copy(bb, os.path.join(root, "bin", "busybox"))
         with open(os.path.join(root, "init"), "w") as f:
-            f.write(INIT)
+            f.write(init)
         os.chmod(os.path.join(root, "init"), 0o755)
+        for dest, src in files.items():
+            path = os.path.join(root, dest.lstrip("/"))
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            shutil.copy(src, path)
         names = subprocess.run(["find", "."], cwd=root, stdout=subprocess.PIPE,
                                check=True).stdout
         with open(out + ".tmp", "wb") as f:

@@ -6,26 +6,18 @@ stock cloud kernel (installed by the set-up step) as a bzImage with 2 vCPUs. Eac
 /init prints a marker and the CPU count and powers off; tern-vmm must exit 0.
 On the emulating KVM backend these take from ~40 s to several minutes each.
 """
-import glob
 import os
 import re
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import debian  # noqa: E402
 import initramfs  # noqa: E402
 import ternlib  # noqa: E402
 
 # Boot-time savers for emulated kernel code; none changes what the test checks.
 FAST = "console=ttyS0 panic=-1 rodata=off percpu_alloc=page quiet"
-# Debian's kernel also needs its slowest initcalls skipped here (../shared/SOFTWARE-KVM.md).
-DEBIAN_EXTRA = ("nokaslr mitigations=off ipv6.disable=1 cryptomgr.notests 8250.nr_uarts=1 "
-                "initcall_blacklist=ftrace_check_for_weak_functions,tracer_init_tracefs,"
-                "trace_eval_init,cubictcp_register,btf_module_init,slab_sysfs_init,"
-                "crypto_kdf108_init,blake2s_mod_init,bpf_prog_test_run_init,"
-                "bpf_key_sig_kfuncs_init,bpf_tcp_ca_kfunc_init,kfunc_init,bpf_rstat_kfunc_init,"
-                "load_system_certificate_list,init_encrypted")
-
-
 def small(name):
     p = os.path.join(ternlib.SHARED, "guest", name)
     if not os.path.exists(p):
@@ -33,17 +25,10 @@ def small(name):
     return p
 
 
-def debian_kernel():
-    k = sorted(glob.glob("/boot/vmlinuz-*-cloud-amd64"))
-    if not k:
-        raise ternlib.Skip("linux-image-cloud-amd64 is not installed (the set-up step installs it)")
-    return k[-1]
-
-
 def boot(kernel, cpus, extra=(), cmdline=FAST, timeout=600):
     ternlib.need_kvm()
     args = ["--kernel", kernel, "--initrd", initramfs.build(), "--cpus", str(cpus),
-            "--memory", "128" if "vmlinuz" not in kernel else "256",
+            "--memory", "128",
             "--cmdline", cmdline] + list(extra)
     r = ternlib.run_vmm(args, timeout=timeout)
     with open(os.path.join(ternlib.OUT, "linux-%s-%d.log" % (os.path.basename(kernel), cpus)), "w") as f:
@@ -78,5 +63,6 @@ def test_small_kernel_reboot_ends_vm():
 
 
 def test_debian_stock_kernel_bzimage_smp():
-    r = boot(debian_kernel(), 2, cmdline=FAST + " " + DEBIAN_EXTRA, timeout=1500)
+    # One boot shared with tests/linux/test_virtio.py, which checks its devices.
+    r = debian.boot()[0]
     check_booted(r, 2)

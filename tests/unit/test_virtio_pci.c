@@ -162,9 +162,10 @@ static void tdev_activate(struct virtio_dev *d)
 	((struct fx *)d->priv)->activates++;
 }
 
-static void tdev_reset(struct virtio_dev *d)
+static bool tdev_reset(struct virtio_dev *d)
 {
 	((struct fx *)d->priv)->resets++;
+	return true;
 }
 
 static const struct virtio_dev_ops tdev_ops = {

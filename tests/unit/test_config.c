@@ -1,0 +1,143 @@
+/*
+ * Tests for --disk parsing (config_parse_disk): every documented key and value, and a
+ * message naming the key for each rejected one.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vmm/config.h"
+#include "unit.h"
+
+static char err[256];
+
+static int parse(const char *spec, struct disk_config *d)
+{
+	err[0] = 0;
+	return config_parse_disk(spec, d, err, sizeof(err));
+}
+
+/* Rejected, with a message that contains `word` (the key, usually). */
+static bool rejected(const char *spec, const char *word)
+{
+	struct disk_config d;
+	int r = parse(spec, &d);
+
+	if (r == 0)
+		free(d.path);
+	return r == -EINVAL && d.path == NULL && strstr(err, word) != NULL;
+}
+
+TEST(config_disk_defaults)
+{
+	struct disk_config d;
+
+	REQUIRE(parse("path=/tmp/x.img", &d) == 0);
+	CHECK(!strcmp(d.path, "/tmp/x.img"));
+	CHECK(!d.readonly);
+	CHECK(d.cache == DISK_CACHE_WRITEBACK);
+	CHECK(d.engine == DISK_ENGINE_AUTO);
+	CHECK(d.id[0] == 0);
+	free(d.path);
+}
+
+TEST(config_disk_all_keys)
+{
+	struct disk_config d;
+
+	REQUIRE(parse("path=/dev/vdb,readonly=on,cache=none,id=disk-1,aio=threads", &d) == 0);
+	CHECK(!strcmp(d.path, "/dev/vdb"));
+	CHECK(d.readonly);
+	CHECK(d.cache == DISK_CACHE_NONE);
+	CHECK(!strcmp(d.id, "disk-1"));
+	CHECK(d.engine == DISK_ENGINE_THREADS);
+	free(d.path);
+
+	/* Any order, the other value of each key. */
+	REQUIRE(parse("aio=io_uring,cache=writeback,readonly=off,path=a.img", &d) == 0);
+	CHECK(!strcmp(d.path, "a.img"));
+	CHECK(!d.readonly);
+	CHECK(d.cache == DISK_CACHE_WRITEBACK);
+	CHECK(d.engine == DISK_ENGINE_IO_URING);
+	free(d.path);
+
+	/* A later value wins; a value may contain '='. */
+	REQUIRE(parse("path=first,path=dir/a=b.img,readonly=on,readonly=off", &d) == 0);
+	CHECK(!strcmp(d.path, "dir/a=b.img"));
+	CHECK(!d.readonly);
+	free(d.path);
+
+	/* Empty items between commas are skipped. */
+	REQUIRE(parse(",path=x,,id=y,", &d) == 0);
+	CHECK(!strcmp(d.path, "x") && !strcmp(d.id, "y"));
+	free(d.path);
+}
+
+TEST(config_disk_id_length)
+{
+	struct disk_config d;
+
+	REQUIRE(parse("path=x,id=abcdefghijklmnopqrst", &d) == 0); /* 20: the virtio-blk field */
+	CHECK(!strcmp(d.id, "abcdefghijklmnopqrst"));
+	CHECK(strlen(d.id) == DISK_ID_MAX);
+	free(d.path);
+	REQUIRE(parse("path=x,id=a", &d) == 0);
+	CHECK(!strcmp(d.id, "a"));
+	free(d.path);
+
+	CHECK(rejected("path=x,id=abcdefghijklmnopqrstu", "id=")); /* 21 */
+	CHECK(strstr(err, "20"));
+	CHECK(rejected("path=x,id=", "id="));
+	CHECK(rejected("id=abcdefghijklmnopqrstuvwxyz0123456789,path=x", "id="));
+}
+
+TEST(config_disk_bad_values_name_the_key)
+{
+	CHECK(rejected("path=x,readonly=yes", "readonly"));
+	CHECK(rejected("path=x,readonly=ON", "readonly"));
+	CHECK(rejected("path=x,readonly=1", "readonly"));
+	CHECK(rejected("path=x,readonly=", "readonly"));
+	CHECK(rejected("path=x,cache=unsafe", "cache"));
+	CHECK(rejected("path=x,cache=directsync", "cache"));
+	CHECK(rejected("path=x,cache=", "cache"));
+	CHECK(rejected("path=x,aio=native", "aio"));
+	CHECK(rejected("path=x,aio=", "aio"));
+	CHECK(rejected("path=x,aio=IO_URING", "aio"));
+	CHECK(rejected("path=", "path"));
+	CHECK(rejected("path=x,path=", "path")); /* a later empty path does not keep the first */
+	/* The accepted values are named too. */
+	CHECK(rejected("path=x,cache=bogus", "writeback"));
+	CHECK(rejected("path=x,aio=bogus", "threads"));
+	CHECK(rejected("path=x,readonly=bogus", "on or off"));
+}
+
+TEST(config_disk_missing_path)
+{
+	CHECK(rejected("", "path"));
+	CHECK(rejected(",,,", "path"));
+	CHECK(rejected("readonly=on", "path"));
+	CHECK(rejected("id=x,cache=none,aio=threads", "path"));
+}
+
+TEST(config_disk_unknown_or_malformed_key)
+{
+	CHECK(rejected("path=x,format=raw", "format"));
+	CHECK(rejected("path=x,Path=y", "Path"));
+	CHECK(rejected("path=x,=y", "''"));
+	CHECK(rejected("path=x,readonly", "readonly"));
+	CHECK(strstr(err, "key=value"));
+	CHECK(rejected("/tmp/disk.img", "/tmp/disk.img"));
+	/* The message lists the keys there are. */
+	CHECK(rejected("path=x,bogus=1", "keys: path, readonly, cache, id, aio"));
+}
+
+TEST(config_disk_error_message_truncates_safely)
+{
+	struct disk_config d;
+	char small[8];
+
+	memset(small, 'z', sizeof(small));
+	CHECK(config_parse_disk("path=x,cache=bogus", &d, small, sizeof(small)) == -EINVAL);
+	CHECK(memchr(small, 0, sizeof(small)) != NULL);
+	CHECK(d.path == NULL);
+}
