@@ -182,10 +182,29 @@ static void init_timeout(void)
 	timeout_cycles = 2 * mhz * 1000 * 1000;
 }
 
+static unsigned int resets_waited; /* resets whose status did not read 0 at once */
+
+/*
+ * Writes 0 to the status and waits (2.4.1) for it to read 0: a device with requests
+ * still in flight finishes the reset only once they have drained.
+ */
 static void reset(struct vdev *d)
 {
+	uint64_t t0;
+	uint32_t status;
+
 	wr(d, REG_STATUS, 0);
-	CHECK_EQ(rd(d, REG_STATUS), 0);
+	t0 = rdtsc();
+	if (rd(d, REG_STATUS) != 0) {
+		resets_waited++;
+		while ((status = rd(d, REG_STATUS)) != 0) {
+			if (rdtsc() - t0 > timeout_cycles) {
+				SAY("slot %u: status still 0x%x after the reset", d->slot, status);
+				CHECK(0);
+			}
+			cpu_relax();
+		}
+	}
 	CHECK_EQ(rd(d, REG_INTERRUPT_STATUS), 0);
 	d->isr = 0;
 }
@@ -934,6 +953,7 @@ static int mode_inflight(void)
 	for (long i = 0; i < rounds && !bad; i++)
 		bad += inflight_round(&disk, i, s);
 	CHECK_EQ(bad, 0);
+	SAY("resets that waited for in-flight requests: %u", resets_waited);
 	reset(&disk);
 	return 0;
 }

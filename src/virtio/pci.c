@@ -217,7 +217,7 @@ static void common_snapshot(struct virtio_pci *t, uint8_t *b)
 		       d->driver_features >> (32 * t->driver_feature_select));
 	put_le(b + VIRTIO_PCI_COMMON_MSIX, 2, t->msix_config);
 	put_le(b + VIRTIO_PCI_COMMON_NUMQ, 2, t->nq);
-	b[VIRTIO_PCI_COMMON_STATUS] = d->status;
+	b[VIRTIO_PCI_COMMON_STATUS] = virtio_dev_status(d);
 	b[VIRTIO_PCI_COMMON_CFGGENERATION] = (uint8_t)d->config_generation;
 	put_le(b + VIRTIO_PCI_COMMON_Q_SELECT, 2, t->queue_select);
 	if (!q)

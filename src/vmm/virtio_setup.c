@@ -3,9 +3,11 @@
 #include "arch/x86/layout.h"
 #include "core/log.h"
 #include "virtio/mmio.h"
+#include "virtio/pci.h"
 #include "virtio/rng.h"
 #include "vmm/vm.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +82,7 @@ void virtio_setup_dsdt(struct aml *a, void *opaque)
 {
 	struct vm *vm = opaque;
 
+	pci_dsdt(a, &vm->pci);
 	for (unsigned int i = 0; i < vm->nmmio; i++)
 		virtio_mmio_dsdt(a, &vm->mmio_dev[i], i);
 }

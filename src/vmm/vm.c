@@ -134,6 +134,12 @@ static void setup_devices(struct vm *vm)
 	add_pio(vm, PORT_PCI_RESET, 1, power_cf9_io, &vm->machine, "reset-control");
 	if (vm->cfg.debug_exit)
 		add_pio(vm, PORT_DEBUG_EXIT, 1, power_debug_exit_io, &vm->machine, "debug-exit");
+	/* A PCI host bridge is always there, as on a PC; virtio-pci devices sit behind it. */
+	irq_routing_init(&vm->irq_routing, irq_routing_set_kvm, &vm->kvm);
+	pci_platform_kvm(&vm->pci_platform, &vm->kvm, vm->loop, &vm->irq_routing);
+	pci_bus_init(&vm->pci, LAYOUT_PCI_MMIO_BASE, LAYOUT_PCI_MMIO_SIZE, &vm->pci_platform);
+	if (pci_bus_attach(&vm->pci, &vm->pio, &vm->mmio))
+		die("cannot register the PCI host bridge (ports 0xcf8/0xcfc, MMIO window)");
 }
 
 static char *compose_cmdline(struct vm *vm)

@@ -11,10 +11,12 @@
 #include "bus/bus.h"
 #include "core/loop.h"
 #include "devices/i8042.h"
+#include "devices/pci.h"
 #include "devices/machine.h"
 #include "devices/rtc.h"
 #include "devices/serial.h"
 #include "kvm/guest_mem.h"
+#include "kvm/irq_routing.h"
 #include "kvm/kvm.h"
 #include "virtio/blk.h"
 #include "virtio/mmio.h"
@@ -39,6 +41,9 @@ struct vm {
 	struct serial serial;
 	struct i8042 i8042;
 	struct rtc rtc;
+	struct irq_routing irq_routing;
+	struct pci_platform pci_platform;
+	struct pci_bus pci;
 	struct kvm_cpuid2 *cpuid;
 	bool software_kvm;
 	struct swkvm swkvm;
