@@ -21,9 +21,14 @@ static void set_irq_line(void *ctx, unsigned int gsi, int level)
 
 static void attach(struct vm *vm, struct virtio_dev *d)
 {
-	if (vm->cfg.transport == TRANSPORT_PCI)
-		die_usage("--virtio-transport: pci is not implemented yet; use --virtio-transport "
-			  "mmio");
+	if (vm->cfg.transport == TRANSPORT_PCI) {
+		int r = virtio_pci_add(&vm->pci, d);
+		if (r == -ENOSPC)
+			die_usage("too many virtio devices: at most %d on PCI", PCI_MAX_DEVS - 1);
+		if (r < 0)
+			die("cannot place %s on PCI: %s", d->ops->name, strerror(-r));
+		return;
+	}
 	if (vm->nmmio == LAYOUT_VIRTIO_MMIO_MAX)
 		die_usage("too many virtio devices: at most %d on virtio-mmio",
 			  LAYOUT_VIRTIO_MMIO_MAX);
