@@ -288,9 +288,10 @@ void virtq_set_avail_event(struct virtq *q, const struct guest_mem *m)
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 
-size_t virtq_iov_read(const struct iovec *iov, unsigned int n, uint64_t off, void *dst, size_t len)
+/* Copies between the segments (from byte off on) and a flat buffer, either way. */
+static size_t iov_copy(const struct iovec *iov, unsigned int n, uint64_t off, uint8_t *buf,
+		       size_t len, bool to_iov)
 {
-	uint8_t *out = dst;
 	size_t done = 0;
 
 	for (unsigned int i = 0; i < n && done < len; i++) {
@@ -303,32 +304,24 @@ size_t virtq_iov_read(const struct iovec *iov, unsigned int n, uint64_t off, voi
 		chunk = seg - off;
 		if (chunk > len - done)
 			chunk = len - done;
-		memcpy(out + done, (const uint8_t *)iov[i].iov_base + off, chunk);
+		uint8_t *p = (uint8_t *)iov[i].iov_base + off;
+		if (to_iov)
+			memcpy(p, buf + done, chunk);
+		else
+			memcpy(buf + done, p, chunk);
 		done += chunk;
 		off = 0;
 	}
 	return done;
 }
 
+size_t virtq_iov_read(const struct iovec *iov, unsigned int n, uint64_t off, void *dst, size_t len)
+{
+	return iov_copy(iov, n, off, dst, len, false);
+}
+
 size_t virtq_iov_write(const struct iovec *iov, unsigned int n, uint64_t off, const void *src,
 		       size_t len)
 {
-	const uint8_t *in = src;
-	size_t done = 0;
-
-	for (unsigned int i = 0; i < n && done < len; i++) {
-		size_t seg = iov[i].iov_len, chunk;
-
-		if (off >= seg) {
-			off -= seg;
-			continue;
-		}
-		chunk = seg - off;
-		if (chunk > len - done)
-			chunk = len - done;
-		memcpy((uint8_t *)iov[i].iov_base + off, in + done, chunk);
-		done += chunk;
-		off = 0;
-	}
-	return done;
+	return iov_copy(iov, n, off, (uint8_t *)src, len, true);
 }

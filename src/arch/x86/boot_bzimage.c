@@ -28,23 +28,14 @@
 #define LOADED_HIGH 0x01
 #define XLF_KERNEL_64 0x01
 
-static uint32_t le(const uint8_t *p, size_t n)
-{
-	uint32_t v = 0;
-
-	for (size_t i = 0; i < n; i++)
-		v |= (uint32_t)p[i] << (8 * i);
-	return v;
-}
-
 int boot_bzimage_parse(const uint8_t *file, size_t len, struct boot_image *img, const char **why)
 {
-	if (len < HDR_INIT_SIZE + 4 || le(file + HDR_BOOT_FLAG, 2) != 0xaa55 ||
+	if (len < HDR_INIT_SIZE + 4 || (uint32_t)boot_le(file + HDR_BOOT_FLAG, 2) != 0xaa55 ||
 	    memcmp(file + HDR_MAGIC, "HdrS", 4)) {
 		*why = "not an ELF or bzImage kernel";
 		return -ENOEXEC;
 	}
-	uint16_t version = (uint16_t)le(file + HDR_VERSION, 2);
+	uint16_t version = (uint16_t)(uint32_t)boot_le(file + HDR_VERSION, 2);
 	/* 2.10 added init_size, which tells how much memory the kernel needs. */
 	if (version < 0x020a) {
 		*why = "bzImage boot protocol older than 2.10";
@@ -66,16 +57,17 @@ int boot_bzimage_parse(const uint8_t *file, size_t len, struct boot_image *img, 
 		*why = "bzImage setup header length invalid";
 		return -EINVAL;
 	}
-	uint32_t init_size = le(file + HDR_INIT_SIZE, 4);
-	uint32_t align = le(file + HDR_KERNEL_ALIGNMENT, 4);
+	uint32_t init_size = (uint32_t)boot_le(file + HDR_INIT_SIZE, 4);
+	uint32_t align = (uint32_t)boot_le(file + HDR_KERNEL_ALIGNMENT, 4);
 	int relocatable = file[HDR_RELOCATABLE];
-	uint16_t xlf = version >= 0x020c ? (uint16_t)le(file + HDR_XLOADFLAGS, 2) : 0;
+	uint16_t xlf =
+		version >= 0x020c ? (uint16_t)(uint32_t)boot_le(file + HDR_XLOADFLAGS, 2) : 0;
 
 	memset(img, 0, sizeof(*img));
 	img->kind = BOOT_BZIMAGE;
 	img->version = version;
-	img->initrd_addr_max = le(file + HDR_INITRD_ADDR_MAX, 4);
-	img->cmdline_size = version >= 0x0206 ? le(file + HDR_CMDLINE_SIZE, 4) : 255;
+	img->initrd_addr_max = (uint32_t)boot_le(file + HDR_INITRD_ADDR_MAX, 4);
+	img->cmdline_size = version >= 0x0206 ? (uint32_t)boot_le(file + HDR_CMDLINE_SIZE, 4) : 255;
 	img->setup_hdr_len = hdr_end - BOOT_SETUP_HDR_OFF;
 	img->nseg = 1;
 	img->seg[0] = (struct boot_segment){ koff, len - koff, LAYOUT_KERNEL_BZIMAGE, len - koff };
@@ -87,8 +79,8 @@ int boot_bzimage_parse(const uint8_t *file, size_t len, struct boot_image *img, 
 	 * pref_address (LOAD_PHYSICAL_ADDR); a relocatable one may run higher, at its
 	 * aligned load address.
 	 */
-	uint64_t pref = ((uint64_t)le(file + HDR_PREF_ADDRESS + 4, 4) << 32) |
-			le(file + HDR_PREF_ADDRESS, 4);
+	uint64_t pref = ((uint64_t)(uint32_t)boot_le(file + HDR_PREF_ADDRESS + 4, 4) << 32) |
+			(uint32_t)boot_le(file + HDR_PREF_ADDRESS, 4);
 	uint64_t run_at = LAYOUT_KERNEL_BZIMAGE;
 	if (relocatable && align && !(align & (align - 1)))
 		run_at = align_up(run_at, align);

@@ -8,23 +8,14 @@
 
 #define XEN_ELFNOTE_PHYS32_ENTRY 18
 
-static uint64_t rd(const uint8_t *p, size_t n)
-{
-	uint64_t v = 0;
-
-	for (size_t i = 0; i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
 /* Walks one PT_NOTE area; returns the PVH entry or 0. */
 static uint64_t find_pvh(const uint8_t *p, uint64_t len)
 {
 	uint64_t off = 0;
 
 	while (len - off >= 12) {
-		uint64_t namesz = rd(p + off, 4), descsz = rd(p + off + 4, 4);
-		uint64_t type = rd(p + off + 8, 4);
+		uint64_t namesz = boot_le(p + off, 4), descsz = boot_le(p + off + 4, 4);
+		uint64_t type = boot_le(p + off + 8, 4);
 		uint64_t name_off = off + 12;
 		uint64_t desc_off = name_off + ((namesz + 3) & ~3ULL);
 		uint64_t next = desc_off + ((descsz + 3) & ~3ULL);
@@ -33,7 +24,7 @@ static uint64_t find_pvh(const uint8_t *p, uint64_t len)
 			return 0;
 		if (type == XEN_ELFNOTE_PHYS32_ENTRY && namesz == 4 &&
 		    !memcmp(p + name_off, "Xen", 4) && (descsz == 4 || descsz == 8))
-			return rd(p + desc_off, descsz);
+			return boot_le(p + desc_off, descsz);
 		off = next;
 	}
 	return 0;
