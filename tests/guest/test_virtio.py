@@ -3,6 +3,7 @@ guest/tiny/virtio.c: valid I/O round trips (checked from the host side in the im
 file too), then malformed chains that must leave tern-vmm running and the device
 NEEDS_RESET, with valid I/O again after a reset."""
 import os
+import subprocess
 import sys
 import tempfile
 
@@ -46,7 +47,7 @@ def mmio(*devices):
     return args
 
 
-def run_io(evidx):
+def run_io(evidx, disk_opts="cache=writeback", loop_device=False):
     with tempfile.TemporaryDirectory(prefix="tern-virtio-") as tmp:
         disk = os.path.join(tmp, "disk.img")
         ro = os.path.join(tmp, "ro.img")
@@ -57,9 +58,23 @@ def run_io(evidx):
         cmdline = "mode=io sectors=%d sector=%d diskid=%s" % (DISK_SECTORS, s, DISK_ID)
         if evidx:
             cmdline += " evidx=1"
-        r = tiny.run("virtio", cmdline=cmdline, extra=mmio(
-            "path=%s,cache=writeback,id=%s" % (disk, DISK_ID),
-            "path=%s,readonly=on" % ro, "rng"))
+        if "cache=none" in disk_opts:
+            cmdline += " flush=0"
+        target = disk
+        if loop_device:
+            # A host block device: the image behind a loop device.
+            p = subprocess.run(["losetup", "--find", "--show", disk], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+            if p.returncode != 0:
+                raise ternlib.Skip("no loop device: %s" % p.stderr.decode().strip())
+            target = p.stdout.decode().strip()
+        try:
+            r = tiny.run("virtio", cmdline=cmdline, extra=mmio(
+                "path=%s,%s,id=%s" % (target, disk_opts, DISK_ID),
+                "path=%s,readonly=on" % ro, "rng"))
+        finally:
+            if loop_device:
+                subprocess.run(["losetup", "-d", target])
         tiny.check_ok("virtio", r)
         assert ("tiny: disk: id '%s'" % DISK_ID) in r.out, r
         # The guest's writes are in the image at the right offsets, and nothing else is.
@@ -80,6 +95,18 @@ def test_blk_rng_round_trips():
 
 def test_blk_rng_round_trips_event_idx():
     run_io(evidx=True)
+
+
+def test_blk_on_host_block_device():
+    run_io(evidx=False, loop_device=True)
+
+
+def test_blk_cache_none_direct_io():
+    run_io(evidx=False, disk_opts="cache=none")
+
+
+def test_blk_thread_pool_engine():
+    run_io(evidx=True, disk_opts="cache=writeback,aio=threads")
 
 
 def test_hostile_chains_need_reset_and_recover():
