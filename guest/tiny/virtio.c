@@ -2,18 +2,25 @@
  * A minimal polling virtio-mmio driver (virtio 1.x, register layout version 2, split
  * rings) and the tests that drive tern's virtio-blk and virtio-rng with it. Device i
  * sits at 0xd0000000 + i * 0x1000. Interrupts stay off: the driver polls the used ring
- * with a TSC bound and acknowledges InterruptStatus by hand.
+ * with a TSC bound (about 2 s) and acknowledges InterruptStatus by hand. After writing
+ * 0 to the status it waits for the status to read 0 (2.4.1).
  *
  * mode=io (slot 0: read-write disk with cache=writeback and id=, slot 1: read-only
  * disk whose sector s holds pattern(s, RO_TAG), slot 2: rng): write/read round trips
  * (direct and indirect chains), GET_ID, FLUSH, out-of-range sectors, read-only
- * writes, an unknown request type, random bytes. Arguments: sectors=N (capacity of
- * disk 0), sector=S (where to write), diskid=ID, evidx=1 (negotiate EVENT_IDX).
+ * writes, an unknown request type, refused feature negotiations, random bytes.
+ * Arguments: sectors=N (capacity of disk 0), sector=S (where to write), diskid=ID,
+ * evidx=1 (negotiate EVENT_IDX), flush=0 (disk 0 offers no FLUSH).
  *
- * mode=hostile (slot 0: read-write disk, slot 1: rng): one malformed chain per case;
- * each must leave the device NEEDS_RESET, and after a reset the same driver must do a
- * valid round trip again. Prints "tiny: case NAME: needs reset (...)" and
- * "tiny: case NAME: recovered" per case. Argument: sector=S.
+ * mode=hostile (slot 0: read-write disk of at least 2.25 MiB, slot 1: rng): one
+ * malformed chain or queue per case; each must leave the device NEEDS_RESET, and after
+ * a reset the same driver must do a valid round trip again. Prints
+ * "tiny: case NAME: needs reset (...)" and "tiny: case NAME: recovered" per case.
+ * Arguments: sector=S, case=NAME (run only that one).
+ *
+ * mode=inflight (slot 0: read-write disk of at least 2.25 MiB): resets while big
+ * writes are still in the disk engine; the requests after each reset must complete
+ * exactly once. Arguments: sector=S, rounds=N.
  */
 #include "tiny.h"
 
@@ -86,6 +93,8 @@ TINY_GUEST("virtio");
 #define PAST_RAM 0x7f0000000UL /* far above the guest's 128 MiB */
 #define RO_TAG 0x55	       /* the read-only image's pattern (tests/guest/test_virtio.py) */
 #define NO_USED 0xffffffffu    /* wait_used(): nothing came back */
+#define BIG_BUF 0x2000000UL    /* 32 MiB: guest RAM the image does not use, for big writes */
+#define BIG_SECTOR 2048	       /* where big writes go: from 1 MiB into the disk */
 
 /* Split virtqueue layout (2.7) */
 struct desc {
@@ -210,8 +219,11 @@ static void reset(struct vdev *d)
 	d->isr = 0;
 }
 
-/* Reset, ACKNOWLEDGE, DRIVER, features; returns with FEATURES_OK set (and checked). */
-static void negotiate(struct vdev *d, uint64_t want)
+/*
+ * Reset, ACKNOWLEDGE, DRIVER, read the offered features, accept `features` (which
+ * may be wrong on purpose), set FEATURES_OK; returns the status read back.
+ */
+static uint32_t accept_features(struct vdev *d, uint64_t features)
 {
 	reset(d);
 	wr(d, REG_STATUS, S_ACKNOWLEDGE);
@@ -220,24 +232,30 @@ static void negotiate(struct vdev *d, uint64_t want)
 	d->offered = rd(d, REG_DEVICE_FEATURES);
 	wr(d, REG_DEVICE_FEATURES_SEL, 1);
 	d->offered |= (uint64_t)rd(d, REG_DEVICE_FEATURES) << 32;
+	d->features = features;
+	wr(d, REG_DRIVER_FEATURES_SEL, 0);
+	wr(d, REG_DRIVER_FEATURES, (uint32_t)features);
+	wr(d, REG_DRIVER_FEATURES_SEL, 1);
+	wr(d, REG_DRIVER_FEATURES, (uint32_t)(features >> 32));
+	wr(d, REG_STATUS, S_ACKNOWLEDGE | S_DRIVER | S_FEATURES_OK);
+	return rd(d, REG_STATUS);
+}
+
+/* Negotiates offered & want; returns with FEATURES_OK set (and checked). */
+static void negotiate(struct vdev *d, uint64_t want)
+{
 	CHECK(d->offered & (1UL << F_VERSION_1));
 	CHECK(d->offered & (1UL << F_INDIRECT_DESC));
-	d->features = d->offered & want;
-	wr(d, REG_DRIVER_FEATURES_SEL, 0);
-	wr(d, REG_DRIVER_FEATURES, (uint32_t)d->features);
-	wr(d, REG_DRIVER_FEATURES_SEL, 1);
-	wr(d, REG_DRIVER_FEATURES, (uint32_t)(d->features >> 32));
-	wr(d, REG_STATUS, S_ACKNOWLEDGE | S_DRIVER | S_FEATURES_OK);
-	CHECK_EQ(rd(d, REG_STATUS), S_ACKNOWLEDGE | S_DRIVER | S_FEATURES_OK);
+	CHECK_EQ(accept_features(d, d->offered & want), S_ACKNOWLEDGE | S_DRIVER | S_FEATURES_OK);
 }
 
 /* Programs queue 0 with the given ring addresses and sets QueueReady. */
-static void setup_queue(struct vdev *d, uint64_t desc, uint64_t avail, uint64_t used)
+static void setup_queue(struct vdev *d, uint32_t num, uint64_t desc, uint64_t avail, uint64_t used)
 {
 	wr(d, REG_QUEUE_SEL, 0);
 	CHECK_EQ(rd(d, REG_QUEUE_READY), 0);
 	CHECK(rd(d, REG_QUEUE_NUM_MAX) >= QSIZE);
-	wr(d, REG_QUEUE_NUM, QSIZE);
+	wr(d, REG_QUEUE_NUM, num);
 	wr(d, REG_QUEUE_DESC_LOW, (uint32_t)desc);
 	wr(d, REG_QUEUE_DESC_HIGH, (uint32_t)(desc >> 32));
 	wr(d, REG_QUEUE_DRIVER_LOW, (uint32_t)avail);
@@ -258,7 +276,7 @@ static void vdev_init(struct vdev *d)
 	d->r = &ring_mem[d->slot];
 	memset((void *)d->r, 0, sizeof(*d->r));
 	d->avail_idx = d->used_idx = 0;
-	setup_queue(d, gpa(d->r->desc), gpa(&d->r->avail), gpa(&d->r->used));
+	setup_queue(d, QSIZE, gpa(d->r->desc), gpa(&d->r->avail), gpa(&d->r->used));
 	CHECK_EQ(rd(d, REG_QUEUE_READY), 1);
 	wr(d, REG_STATUS, S_ACKNOWLEDGE | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
 	CHECK_EQ(rd(d, REG_STATUS), S_ACKNOWLEDGE | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
@@ -272,6 +290,10 @@ static bool vdev_probe(struct vdev *d, unsigned int slot)
 		return false;
 	CHECK_EQ(rd(d, REG_VERSION), 2);
 	d->device_id = rd(d, REG_DEVICE_ID);
+	wr(d, REG_DEVICE_FEATURES_SEL, 0);
+	d->offered = rd(d, REG_DEVICE_FEATURES);
+	wr(d, REG_DEVICE_FEATURES_SEL, 1);
+	d->offered |= (uint64_t)rd(d, REG_DEVICE_FEATURES) << 32;
 	return d->device_id != 0;
 }
 
@@ -575,6 +597,17 @@ static int mode_io(void)
 	CHECK_EQ(blk_req(&ro, BLK_T_IN, 1, io.in, SECTOR, true), BLK_S_OK);
 	check_pattern(io.in, 1, 1, RO_TAG);
 
+	SAY("rng: FEATURES_OK refused without VERSION_1 and with a feature not offered");
+	CHECK_EQ(accept_features(&rng, rng.offered & ~(1UL << F_VERSION_1)),
+		 S_ACKNOWLEDGE | S_DRIVER);
+	CHECK_EQ(accept_features(&rng, rng.offered | (1UL << 50)), S_ACKNOWLEDGE | S_DRIVER);
+	SAY("rng: DRIVER_OK refused without FEATURES_OK");
+	reset(&rng);
+	wr(&rng, REG_STATUS, S_ACKNOWLEDGE);
+	wr(&rng, REG_STATUS, S_ACKNOWLEDGE | S_DRIVER);
+	wr(&rng, REG_STATUS, S_ACKNOWLEDGE | S_DRIVER | S_DRIVER_OK);
+	CHECK_EQ(rd(&rng, REG_STATUS), S_ACKNOWLEDGE | S_DRIVER);
+
 	SAY("rng: init, two 64-byte reads");
 	vdev_init(&rng);
 	rng_read(&rng, io.rnd[0]);
@@ -592,6 +625,7 @@ static int mode_io(void)
 /* --- mode=hostile ---------------------------------------------------------------- */
 
 static uint64_t hostile_sector;
+static int good_head = -1; /* a valid chain submitted with the bad one, or -1 */
 static unsigned int recover_tag = 0x10;
 
 /* A blk chain: header (readable), data, status, in descriptors 0-2. */
@@ -614,6 +648,7 @@ static void expect_needs_reset(struct vdev *d, const char *name)
 {
 	uint64_t t0 = rdtsc();
 	uint32_t status, isr;
+	uint16_t n;
 
 	while (!((status = rd(d, REG_STATUS)) & S_NEEDS_RESET)) {
 		if (rdtsc() - t0 > timeout_cycles) {
@@ -626,7 +661,12 @@ static void expect_needs_reset(struct vdev *d, const char *name)
 	SAY("case %s: needs reset (status 0x%x, interrupt status 0x%x)", name, status, isr);
 	CHECK(isr & ISR_CONFIG);
 	wr(d, REG_INTERRUPT_ACK, isr);
-	CHECK_EQ(d->r->used.idx, d->used_idx); /* the bad chain was not returned */
+	/* The bad chain was not returned (a good one before it may have been). */
+	n = (uint16_t)(d->r->used.idx - d->used_idx);
+	CHECK(n <= (good_head >= 0));
+	if (n)
+		CHECK_EQ(d->r->used.ring[d->used_idx % QSIZE].id, good_head);
+	good_head = -1;
 
 	/* The driver cannot clear NEEDS_RESET by writing the status register. */
 	wr(d, REG_STATUS, status & ~S_NEEDS_RESET);
@@ -745,15 +785,61 @@ static void case_write_then_read(struct vdev *d)
 	kick(d, 0, 1);
 }
 
-/* (k) the descriptor table past RAM, found when the queue is enabled */
-static void case_ring_past_ram(struct vdev *d)
+/* A queue the device must refuse when the driver enables it */
+static void bad_queue(struct vdev *d, uint32_t num, uint64_t desc)
 {
 	negotiate(d, (1UL << F_VERSION_1) | (1UL << F_INDIRECT_DESC));
 	d->r = &ring_mem[d->slot];
 	memset((void *)d->r, 0, sizeof(*d->r));
 	d->avail_idx = d->used_idx = 0;
-	setup_queue(d, PAST_RAM, gpa(&d->r->avail), gpa(&d->r->used));
+	setup_queue(d, num, desc, gpa(&d->r->avail), gpa(&d->r->used));
 	CHECK_EQ(rd(d, REG_QUEUE_READY), 0);
+}
+
+/* (k) the descriptor table past RAM */
+static void case_ring_past_ram(struct vdev *d)
+{
+	bad_queue(d, QSIZE, PAST_RAM);
+}
+
+/* (l) a descriptor table that is not 16-byte aligned */
+static void case_ring_misaligned(struct vdev *d)
+{
+	bad_queue(d, QSIZE, gpa(d->r->desc) + 8);
+}
+
+/* (m) a queue size that is not a power of two */
+static void case_qnum_odd(struct vdev *d)
+{
+	bad_queue(d, 12, gpa(d->r->desc));
+}
+
+/* (n) a queue size above QueueNumMax */
+static void case_qnum_big(struct vdev *d)
+{
+	bad_queue(d, rd(d, REG_QUEUE_NUM_MAX) * 2, gpa(d->r->desc));
+}
+
+/*
+ * (o) a valid 256 KiB write (still in the disk engine, most likely) and a looping
+ * chain in one kick: the write may complete, the loop must not, and the reset that
+ * follows waits for the write.
+ */
+static void case_bad_after_good(struct vdev *d)
+{
+	volatile struct rings *r = d->r;
+	volatile struct desc *t = r->desc;
+
+	io.hdr = (struct blk_hdr){ .type = BLK_T_OUT, .sector = BIG_SECTOR };
+	io.status = 0xff;
+	set_desc(t, 0, &io.hdr, sizeof(io.hdr), DESC_F_NEXT, 1);
+	set_desc(t, 1, (void *)BIG_BUF, 256 * 1024, DESC_F_NEXT, 2);
+	set_desc(t, 2, &io.status, 1, DESC_F_WRITE, 0);
+	set_desc(t, 3, &io.hdr, sizeof(io.hdr), DESC_F_NEXT, 4);
+	set_desc(t, 4, io.out, SECTOR, DESC_F_NEXT, 3);
+	r->avail.ring[(d->avail_idx + 1) % QSIZE] = 3;
+	good_head = 0;
+	kick(d, 0, 2);
 }
 
 /* rng: a loop among writable descriptors */
@@ -793,6 +879,10 @@ static const struct hostile_case cases[] = {
 	{ "indirect-len", case_indirect_len, false },
 	{ "write-then-read", case_write_then_read, false },
 	{ "ring-past-ram", case_ring_past_ram, false },
+	{ "ring-misaligned", case_ring_misaligned, false },
+	{ "qnum-odd", case_qnum_odd, false },
+	{ "qnum-big", case_qnum_big, false },
+	{ "bad-after-good", case_bad_after_good, false },
 	{ "rng-loop", case_rng_loop, true },
 	{ "rng-past-ram", case_rng_past_ram, true },
 };
@@ -831,10 +921,8 @@ static int mode_hostile(void)
 
 /* --- mode=inflight --------------------------------------------------------------- */
 
-#define BIG_BUF 0x2000000UL /* 32 MiB: guest RAM the image does not use */
-#define NCHAINS 5	    /* header + data + status each: 15 of the 16 descriptors */
+#define NCHAINS 5 /* header + data + status each: 15 of the 16 descriptors */
 #define BIG_LEN (256 * 1024)
-#define BIG_SECTOR 2048 /* the big writes go to 1 MiB .. 2.25 MiB of the disk */
 #define B_BUF (BIG_BUF + NCHAINS * BIG_LEN)
 
 /*

@@ -1,7 +1,8 @@
 """virtio-blk and virtio-rng on virtio-mmio, driven by the minimal polling driver of
 guest/tiny/virtio.c: valid I/O round trips (checked from the host side in the image
-file too), then malformed chains that must leave tern-vmm running and the device
-NEEDS_RESET, with valid I/O again after a reset."""
+file too), feature negotiation refusals, then malformed chains and queues that must
+leave tern-vmm running and the device NEEDS_RESET, with valid I/O again after a
+reset, and resets while requests are still in the disk engine."""
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import tiny  # noqa: E402
 
 SECTOR = 512
 DISK_SECTORS = 64
+BIG_SECTORS = 8192  # 4 MiB: mode=hostile and mode=inflight write 256 KiB chunks from 1 MiB
 RO_SECTORS = 8
 RO_TAG = 0x55  # RO_TAG in guest/tiny/virtio.c
 DISK_ID = "tern-vtest-0"
@@ -20,7 +22,8 @@ DISK_ID = "tern-vtest-0"
 # The cases of mode=hostile, in the guest's order.
 HOSTILE = ["loop", "loop-tail", "next-oob", "len-max", "past-ram", "nested-indirect",
            "avail-ahead", "no-status", "head-oob", "indirect-len", "write-then-read",
-           "ring-past-ram", "rng-loop", "rng-past-ram"]
+           "ring-past-ram", "ring-misaligned", "qnum-odd", "qnum-big", "bad-after-good",
+           "rng-loop", "rng-past-ram"]
 
 
 def pattern(sector, tag):
@@ -29,9 +32,13 @@ def pattern(sector, tag):
 
 
 def make_image(path, sectors, tag=None):
+    """A zeroed (sparse) image, or one whose sector s holds pattern(s, tag)."""
     with open(path, "wb") as f:
+        if tag is None:
+            f.truncate(sectors * SECTOR)
+            return
         for s in range(sectors):
-            f.write(pattern(s, tag) if tag is not None else bytes(SECTOR))
+            f.write(pattern(s, tag))
 
 
 def read_sector(path, sector):
@@ -86,6 +93,8 @@ def run_io(evidx, disk_opts="cache=writeback", loop_device=False):
         assert os.path.getsize(disk) == DISK_SECTORS * SECTOR, r
         assert open(ro, "rb").read() == ro_before, "the read-only image changed\n%r" % r
         assert "needs reset" not in r.err, r
+        # The guest's refused negotiations were noticed (and survived).
+        assert "DRIVER_OK without FEATURES_OK" in r.err, r
         return r
 
 
@@ -112,7 +121,7 @@ def test_blk_thread_pool_engine():
 def test_hostile_chains_need_reset_and_recover():
     with tempfile.TemporaryDirectory(prefix="tern-virtio-") as tmp:
         disk = os.path.join(tmp, "disk.img")
-        make_image(disk, DISK_SECTORS)
+        make_image(disk, BIG_SECTORS)
         s = 7
         r = tiny.run("virtio", cmdline="mode=hostile sector=%d" % s,
                      extra=mmio("path=%s" % disk, "rng"))
@@ -131,3 +140,25 @@ def test_hostile_chains_need_reset_and_recover():
         assert last, r
         tag = int(last[0].split("0x")[1], 16)
         assert read_sector(disk, s) == pattern(s, tag), "sector %d\n%r" % (s, r)
+
+
+def run_inflight(disk_opts):
+    with tempfile.TemporaryDirectory(prefix="tern-virtio-") as tmp:
+        disk = os.path.join(tmp, "disk.img")
+        make_image(disk, BIG_SECTORS)
+        s = 9
+        r = tiny.run("virtio", cmdline="mode=inflight sector=%d rounds=4" % s,
+                     extra=mmio("path=%s,%s" % (disk, disk_opts)))
+        bugs = tiny.lines(r, "round")
+        tiny.check_ok("virtio", r)
+        assert not [b for b in bugs if "BUG" in b], r
+        assert read_sector(disk, s) == pattern(s, 0x20 + 3), "sector %d\n%r" % (s, r)
+        assert "needs reset" not in r.err, r
+
+
+def test_reset_with_requests_in_flight():
+    run_inflight("cache=none")
+
+
+def test_reset_with_requests_in_flight_threads():
+    run_inflight("cache=none,aio=threads")
