@@ -69,6 +69,7 @@ struct opts {
 	bool cache_writeback, cache_none;
 	bool tern_uring, tern_threads, host_sync, host_uring;
 	unsigned int only; /* bitmask of patterns; 0 = all */
+	unsigned int rounds;
 };
 
 /* What one run did. */
@@ -375,7 +376,9 @@ static int tern_run(struct drv *v, unsigned int qd, enum pattern p, uint64_t siz
 static int tern_open(struct drv *v, struct loop *loop, const char *path, bool direct,
 		     enum disk_engine engine, unsigned int qd, const char **why)
 {
-	struct disk_open_args a = { .path = path, .direct = direct, .engine = engine, .loop = loop };
+	struct disk_open_args a = {
+		.path = path, .direct = direct, .engine = engine, .loop = loop
+	};
 	int e;
 
 	memset(v, 0, sizeof(*v));
@@ -475,6 +478,62 @@ static int host_open(const char *path, bool none, bool *direct)
 	return fd;
 }
 
+enum runner { HOST_SYNC, HOST_URING, TERN_URING, TERN_THREADS, NRUNNERS };
+
+/* One run of one runner; prints its result line. Returns 1 on a failure that matters. */
+static int run_one(const struct opts *o, struct loop *loop, const char *path, int fd, bool none,
+		   bool direct, uint8_t *bufs, enum pattern p, enum runner which)
+{
+	static const char *const names[NRUNNERS] = { "host-sync", "host-uring", "tern-io_uring",
+						     "tern-threads" };
+	const bool on[NRUNNERS] = { o->host_sync, o->host_uring, o->tern_uring, o->tern_threads };
+	const char *name = names[which], *why = NULL, *cache = none ? "none" : "writeback";
+	struct run r;
+	struct drv v;
+	char note[160];
+	int e;
+
+	if (!on[which])
+		return 0;
+	/* Each run starts with no dirty pages of this file left over from the one before. */
+	fdatasync(fd);
+	switch (which) {
+	case HOST_SYNC:
+		e = host_sync(fd, bufs, p, o->size, o->seconds, &r);
+		print_run(cache, p, name, 1, &r, e ? strerror(-e) : NULL);
+		return e || r.errors;
+	case HOST_URING:
+		if ((e = host_uring(fd, bufs, o->qd, p, o->size, o->seconds, &r))) {
+			snprintf(note, sizeof(note), "unavailable:%s", strerror(-e));
+			memset(&r, 0, sizeof(r));
+			print_run(cache, p, name, o->qd, &r, note);
+			return 0; /* no io_uring on this host: the row says so */
+		}
+		print_run(cache, p, name, o->qd, &r, NULL);
+		return r.errors > 0;
+	default:
+		break;
+	}
+	enum disk_engine eng = which == TERN_URING ? DISK_ENGINE_IO_URING : DISK_ENGINE_THREADS;
+	if ((e = tern_open(&v, loop, path, none, eng, o->qd, &why))) {
+		snprintf(note, sizeof(note), "unavailable:%s:%s", why, strerror(-e));
+		memset(&r, 0, sizeof(r));
+		print_run(cache, p, name, o->qd, &r, note);
+		return eng == DISK_ENGINE_THREADS; /* the thread pool must always work */
+	}
+	if (v.b->disk.direct != direct) {
+		fprintf(stderr, "blk-device: %s opened the file unlike the host side\n", name);
+		tern_close(&v);
+		return 1;
+	}
+	e = tern_run(&v, o->qd, p, o->size, o->seconds, &r);
+	snprintf(note, sizeof(note), "kicks=%llu,interrupts=%llu,engine=%s%s%s", v.kicks, v.signals,
+		 disk_engine_name(&v.b->disk), e ? ",error:" : "", e ? strerror(-e) : "");
+	print_run(cache, p, name, o->qd, &r, note);
+	tern_close(&v);
+	return e || r.errors;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -482,11 +541,13 @@ static void usage(FILE *f)
 		"  --dir DIR          where the temporary file goes (default $TMPDIR or /tmp)\n"
 		"  --file PATH        use (and overwrite) this file instead of a temporary one\n"
 		"  --size MIB         file size (default 256)\n"
-		"  --seconds S        per run (default 1.0)\n"
+		"  --seconds S        per run (default 0.4)\n"
+		"  --rounds N         runs per runner and pattern, order rotated (default 3)\n"
 		"  --qd N             requests in flight for tern and host io_uring, 1..%d "
 		"(default 32)\n"
 		"  --cache C          writeback|none|both (default both)\n"
-		"  --runners LIST     comma list of tern-io_uring,tern-threads,host-sync,host-uring\n"
+		"  --runners LIST     comma list of "
+		"tern-io_uring,tern-threads,host-sync,host-uring\n"
 		"  --patterns LIST    comma list of seq-read,seq-write,rand-read,rand-write\n",
 		QD_MAX);
 }
@@ -528,19 +589,30 @@ static bool one_pattern(const char *t, struct opts *o)
 static void parse(int argc, char **argv, struct opts *o)
 {
 	static const struct option lo[] = {
-		{ "dir", required_argument, 0, 'd' },	  { "file", required_argument, 0, 'f' },
-		{ "size", required_argument, 0, 's' },	  { "seconds", required_argument, 0, 't' },
-		{ "qd", required_argument, 0, 'q' },	  { "cache", required_argument, 0, 'c' },
-		{ "runners", required_argument, 0, 'r' }, { "patterns", required_argument, 0, 'p' },
-		{ "help", no_argument, 0, 'h' },	  { 0, 0, 0, 0 },
+		{ "dir", required_argument, 0, 'd' },
+		{ "file", required_argument, 0, 'f' },
+		{ "size", required_argument, 0, 's' },
+		{ "seconds", required_argument, 0, 't' },
+		{ "qd", required_argument, 0, 'q' },
+		{ "cache", required_argument, 0, 'c' },
+		{ "runners", required_argument, 0, 'r' },
+		{ "patterns", required_argument, 0, 'p' },
+		{ "rounds", required_argument, 0, 'n' },
+		{ "help", no_argument, 0, 'h' },
+		{ 0, 0, 0, 0 },
 	};
 	const char *tmp = getenv("TMPDIR");
 	bool runners = false;
 	char *end;
 	int c;
 
-	*o = (struct opts){ .dir = tmp && *tmp ? tmp : "/tmp", .size = 256ULL << 20, .seconds = 1.0,
-			    .qd = 32, .cache_writeback = true, .cache_none = true };
+	*o = (struct opts){ .dir = tmp && *tmp ? tmp : "/tmp",
+			    .size = 256ULL << 20,
+			    .seconds = 0.4,
+			    .rounds = 3,
+			    .qd = 32,
+			    .cache_writeback = true,
+			    .cache_none = true };
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (c) {
 		case 'd':
@@ -568,8 +640,16 @@ static void parse(int argc, char **argv, struct opts *o)
 			o->qd = (unsigned int)q;
 			break;
 		}
+		case 'n': {
+			unsigned long n = strtoul(optarg, &end, 10);
+			if (*end || n < 1 || n > 100)
+				goto bad;
+			o->rounds = (unsigned int)n;
+			break;
+		}
 		case 'c':
-			o->cache_writeback = !strcmp(optarg, "writeback") || !strcmp(optarg, "both");
+			o->cache_writeback =
+				!strcmp(optarg, "writeback") || !strcmp(optarg, "both");
 			o->cache_none = !strcmp(optarg, "none") || !strcmp(optarg, "both");
 			if (!o->cache_writeback && !o->cache_none)
 				goto bad;
@@ -610,7 +690,9 @@ int main(int argc, char **argv)
 
 	parse(argc, argv, &o);
 	log_set_level(LOG_WARN);
-	struct loop *loop = loop_create();
+	/* There is no loop_destroy: a static pointer keeps LeakSanitizer quiet. */
+	static struct loop *loop;
+	loop = loop_create();
 	uint8_t *bufs = aligned_alloc(4096, BUF_MAX * o.qd);
 	if (!loop || !bufs) {
 		fprintf(stderr, "blk-device: out of memory\n");
@@ -620,10 +702,12 @@ int main(int argc, char **argv)
 	double t = now();
 	if ((e = make_file(&o, path, sizeof(path)))) {
 		fprintf(stderr, "blk-device: cannot create %s: %s\n", path, strerror(-e));
+		if (!o.path)
+			unlink(path);
 		return 1;
 	}
-	printf("info file=%s size=%llu qd=%u seconds=%.3f prefill_secs=%.3f\n", path,
-	       (unsigned long long)o.size, o.qd, o.seconds, now() - t);
+	printf("info file=%s size=%llu qd=%u seconds=%.3f rounds=%u prefill_secs=%.3f\n", path,
+	       (unsigned long long)o.size, o.qd, o.seconds, o.rounds, now() - t);
 
 	for (int ci = 0; ci < 2; ci++) {
 		bool none = ci == 1;
@@ -642,54 +726,14 @@ int main(int argc, char **argv)
 			      "page-cache");
 		for (unsigned int pi = 0; pi < NPATTERNS; pi++) {
 			enum pattern p = (enum pattern)pi;
-			struct run r;
 			if (o.only && !(o.only & (1u << p)))
 				continue;
-			/* Each run starts with no dirty pages of this file left from the last. */
-			if (o.host_sync) {
-				fdatasync(fd);
-				if ((e = host_sync(fd, bufs, p, o.size, o.seconds, &r)))
-					failures++;
-				print_run(cache, p, "host-sync", 1, &r, e ? strerror(-e) : NULL);
-			}
-			if (o.host_uring) {
-				fdatasync(fd);
-				if ((e = host_uring(fd, bufs, o.qd, p, o.size, o.seconds, &r))) {
-					memset(&r, 0, sizeof(r));
-					print_run(cache, p, "host-uring", o.qd, &r, "unavailable");
-				} else {
-					print_run(cache, p, "host-uring", o.qd, &r, NULL);
-				}
-			}
-			for (int k = 0; k < 2; k++) {
-				enum disk_engine eng = k ? DISK_ENGINE_THREADS : DISK_ENGINE_IO_URING;
-				const char *name = k ? "tern-threads" : "tern-io_uring";
-				const char *why = NULL;
-				struct drv v;
-				if (k ? !o.tern_threads : !o.tern_uring)
-					continue;
-				fdatasync(fd);
-				if ((e = tern_open(&v, loop, path, none, eng, o.qd, &why))) {
-					memset(&r, 0, sizeof(r));
-					print_run(cache, p, name, o.qd, &r, "unavailable");
-					fprintf(stderr, "blk-device: %s: %s: %s\n", name, why,
-						strerror(-e));
-					if (eng == DISK_ENGINE_THREADS)
-						failures++;
-					continue;
-				}
-				if (v.b->disk.direct != direct)
-					fprintf(stderr, "blk-device: %s opened the file differently\n",
-						name);
-				e = tern_run(&v, o.qd, p, o.size, o.seconds, &r);
-				char note[128];
-				snprintf(note, sizeof(note), "kicks=%llu,interrupts=%llu%s%s", v.kicks,
-					 v.signals, e ? ",error:" : "", e ? strerror(-e) : "");
-				print_run(cache, p, name, o.qd, &r, note);
-				if (e || r.errors)
-					failures++;
-				tern_close(&v);
-			}
+			/* Rounds rotate the order, so no runner always goes first or last. */
+			for (unsigned int round = 0; round < o.rounds; round++)
+				for (unsigned int j = 0; j < NRUNNERS; j++)
+					failures +=
+						run_one(&o, loop, path, fd, none, direct, bufs, p,
+							(enum runner)((j + round) % NRUNNERS));
 		}
 		close(fd);
 	}
