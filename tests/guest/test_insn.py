@@ -59,3 +59,7 @@ def test_fsgsbase_needs_cr4():
         # instruction never exits to tern, so no VMM can raise the #UD it owes.
         raise ternlib.Skip("software KVM runs rdfsbase without checking CR4.FSGSBASE")
     tiny.expect_ok("fsgsbase", cmdline="mode=nocr4")
+
+
+def test_lsl_lar():
+    tiny.expect_ok("lsl")

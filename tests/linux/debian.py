@@ -10,7 +10,10 @@ import ternlib
 
 # Boot-time savers for emulated kernel code (../shared/SOFTWARE-KVM.md); none changes
 # what the tests check.
+# The soft-lockup and RCU-stall detectors misfire when every kernel instruction is
+# emulated (module signature checks take minutes); their NMI backtraces only cost time.
 CMDLINE = ("console=ttyS0 panic=-1 quiet nokaslr mitigations=off ipv6.disable=1 "
+           "nowatchdog rcupdate.rcu_cpu_stall_suppress=1 "
            "cryptomgr.notests 8250.nr_uarts=1 "
            "initcall_blacklist=ftrace_check_for_weak_functions,tracer_init_tracefs,"
            "trace_eval_init,cubictcp_register,btf_module_init,slab_sysfs_init,"

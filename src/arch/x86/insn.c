@@ -11,6 +11,7 @@ static const char *const names[INSN_COUNT] = {
 	[INSN_POPCNT] = "popcnt",     [INSN_RDRAND] = "rdrand",	    [INSN_RDSEED] = "rdseed",
 	[INSN_RDFSBASE] = "rdfsbase", [INSN_RDGSBASE] = "rdgsbase", [INSN_WRFSBASE] = "wrfsbase",
 	[INSN_WRGSBASE] = "wrgsbase", [INSN_LDMXCSR] = "ldmxcsr",   [INSN_STMXCSR] = "stmxcsr",
+	[INSN_LAR] = "lar",	      [INSN_LSL] = "lsl",
 };
 
 const char *insn_name(enum insn_op op)
@@ -196,6 +197,10 @@ int insn_decode(const uint8_t *b, size_t n, bool long64, struct insn *in)
 		if (!pf3)
 			return -EINVAL;
 		in->op = INSN_POPCNT;
+		break;
+	case 0x02:
+	case 0x03:
+		in->op = op2 == 0x02 ? INSN_LAR : INSN_LSL;
 		break;
 	case 0xc7:
 	case 0xae:

@@ -414,6 +414,47 @@ static int fix_user_int(struct ctx *c)
 	return 1;
 }
 
+/*
+ * LAR / LSL: access rights or limit of the descriptor a selector names, with ZF
+ * saying whether the selector was valid and visible at this privilege. Linux's
+ * paranoid entry (NMI, #DB, #MC) reads the CPU number with lsl when it has no RDPID.
+ */
+static int do_lar_lsl(struct ctx *c, const struct insn *in, uint64_t sel)
+{
+	uint64_t d = 0;
+	uint16_t s = (uint16_t)sel;
+	bool ok = false;
+
+	if ((s & ~3u) && !(s & 4) && (uint32_t)(s | 7) <= c->sregs.gdt.limit &&
+	    !gva_read(c->s->mem, &c->gva, c->sregs.gdt.base + (s & ~7u), &d, 8)) {
+		uint32_t hi = (uint32_t)(d >> 32);
+		unsigned int type = (hi >> 8) & 0xf, dpl = (hi >> 13) & 3;
+		bool system = !((hi >> 12) & 1);
+		bool conforming_code = !system && (type & 0xc) == 0xc;
+		/* System descriptors that have a limit / rights: LDT, TSS (16/32/64-bit). */
+		bool sys_ok = type == 1 || type == 2 || type == 3 || type == 9 || type == 11 ||
+			      (in->op == INSN_LAR && (type == 4 || type == 12));
+		unsigned int rpl = s & 3, priv = cpl(c) > rpl ? cpl(c) : rpl;
+		ok = (hi >> 15) & 1 && (system ? sys_ok : true) && (conforming_code || dpl >= priv);
+	}
+	if (ok) {
+		uint32_t lo = (uint32_t)d, hi = (uint32_t)(d >> 32);
+		uint64_t v;
+		if (in->op == INSN_LSL) {
+			v = (lo & 0xffff) | (hi & 0xf0000);
+			if (hi & (1u << 23))
+				v = (v << 12) | 0xfff;
+		} else {
+			v = hi & 0x00f0ff00u;
+		}
+		set_gpr(c, in->reg, v, in->opsize);
+		c->regs.rflags |= RFLAGS_ZF;
+	} else {
+		c->regs.rflags &= ~RFLAGS_ZF;
+	}
+	return 0;
+}
+
 static int read_operand(struct ctx *c, const struct insn *in, unsigned int size, uint64_t *v)
 {
 	if (in->mod_reg) {
@@ -515,6 +556,12 @@ static int execute(struct ctx *c, const struct insn *in)
 		c->regs.rflags &= ~RFLAGS_ARITH;
 		if (!v)
 			c->regs.rflags |= RFLAGS_ZF;
+		break;
+	case INSN_LAR:
+	case INSN_LSL:
+		if ((r = read_operand(c, in, 2, &v)))
+			return r < 0 ? r : 0;
+		do_lar_lsl(c, in, v);
 		break;
 	case INSN_RDRAND:
 	case INSN_RDSEED:
