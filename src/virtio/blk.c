@@ -150,10 +150,19 @@ static void blk_notify(struct virtio_dev *d, unsigned int qi)
 		f->generation = b->generation;
 		start(b, f, status);
 	}
-	if (r < 0)
+	if (r < 0) {
 		virtio_dev_needs_reset(d, "malformed request chain");
-	else if (q->event_idx)
+		return;
+	}
+	/*
+	 * With EVENT_IDX the driver kicks only past avail_event: publish it, then look
+	 * once more, or a chain added in between would wait for a kick that never comes.
+	 */
+	if (q->event_idx && b->free && r == 0) {
 		virtq_set_avail_event(q, d->mem);
+		if (virtq_pending(q, d->mem))
+			blk_notify(d, qi);
+	}
 }
 
 static void put32(uint8_t *cfg, unsigned int off, uint32_t v)

@@ -230,6 +230,15 @@ int virtq_pop(struct virtq *q, const struct guest_mem *m, struct virtq_chain *c)
 	return 1;
 }
 
+bool virtq_pending(const struct virtq *q, const struct guest_mem *m)
+{
+	struct rings r;
+
+	if (q->broken || !q->ready || layout(q, m, &r))
+		return false;
+	return load16(r.avail + 2) != q->last_avail;
+}
+
 int virtq_push(struct virtq *q, const struct guest_mem *m, uint16_t head, uint32_t len)
 {
 	struct rings r;
@@ -245,6 +254,34 @@ int virtq_push(struct virtq *q, const struct guest_mem *m, uint16_t head, uint32
 	__atomic_thread_fence(__ATOMIC_RELEASE);
 	store16(r.used + 2, q->used_idx);
 	return 0;
+}
+
+int virtq_push_batch(struct virtq *q, const struct guest_mem *m, const uint16_t *heads,
+		     const uint32_t *lens, unsigned int n)
+{
+	struct rings r;
+
+	if (!q->ready || layout(q, m, &r) || n > q->size)
+		return -EINVAL;
+	for (unsigned int i = 0; i < n; i++)
+		if (heads[i] >= q->size)
+			return -EINVAL;
+	for (unsigned int i = 0; i < n; i++) {
+		uint8_t *elem = r.used + USED_RING +
+				USED_ELEM * ((uint16_t)(q->used_idx + i) & (q->size - 1));
+		store32(elem, heads[i]);
+		store32(elem + 4, lens[i]);
+	}
+	q->used_idx = (uint16_t)(q->used_idx + n);
+	/* Every element must be visible before the index that hands them to the driver. */
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	store16(r.used + 2, q->used_idx);
+	return 0;
+}
+
+void virtq_unpop(struct virtq *q, uint16_t n)
+{
+	q->last_avail = (uint16_t)(q->last_avail - n);
 }
 
 /*

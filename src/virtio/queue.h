@@ -54,10 +54,25 @@ int virtq_pop(struct virtq *q, const struct guest_mem *m, struct virtq_chain *c)
 /* Returns a used chain with the number of bytes written into it. 0, or -EINVAL (bad head). */
 int virtq_push(struct virtq *q, const struct guest_mem *m, uint16_t head, uint32_t len);
 /*
+ * Returns n used chains at once: their entries are written first and the used index moves
+ * once, so the driver sees all of them or none (one frame spread over several mergeable
+ * receive buffers). 0, or -EINVAL (bad head, n > size: nothing is written).
+ */
+int virtq_push_batch(struct virtq *q, const struct guest_mem *m, const uint16_t *heads,
+		     const uint32_t *lens, unsigned int n);
+/*
+ * Gives back the last n chains virtq_pop() returned and that were not pushed: the driver
+ * still owns them in the avail ring, so the next pops return them again (re-walked and
+ * re-checked). For a device that took buffers it then could not use.
+ */
+void virtq_unpop(struct virtq *q, uint16_t n);
+/*
  * After each batch of pushes: does the driver want an interrupt now (NO_INTERRUPT, or
  * with EVENT_IDX: did this batch write the used entry the driver named in used_event)?
  */
 bool virtq_should_signal(struct virtq *q, const struct guest_mem *m);
+/* Has the driver made chains available that virtq_pop() has not taken yet? */
+bool virtq_pending(const struct virtq *q, const struct guest_mem *m);
 /*
  * With EVENT_IDX: publish avail_event = last_avail so the driver kicks for the next chain.
  * Ends with a full fence; pop again afterwards, or a chain added meanwhile waits for a kick

@@ -47,10 +47,16 @@ static void rng_notify(struct virtio_dev *d, unsigned int qi)
 		r->requests++;
 		virtio_dev_complete(d, qi, r->chain.head, written);
 	}
-	if (ret < 0)
+	if (ret < 0) {
 		virtio_dev_needs_reset(d, "malformed descriptor chain");
-	else if (q->event_idx)
+		return;
+	}
+	/* Publish avail_event, then look once more (see blk_notify). */
+	if (q->event_idx) {
 		virtq_set_avail_event(q, d->mem);
+		if (virtq_pending(q, d->mem))
+			rng_notify(d, qi);
+	}
 }
 
 static void rng_config_read(struct virtio_dev *d, uint32_t off, void *data, uint32_t len)

@@ -28,6 +28,9 @@ static const char usage[] =
 	"                         [,aio=io_uring|threads] (default: io_uring where the kernel has "
 	"it)\n"
 	"  --rng                  virtio-rng entropy device\n"
+	"  --vsock cid=N,uds=PATH virtio-vsock: guest CID 3..4294967294; host programs connect to\n"
+	"                         PATH and send \"CONNECT PORT\\n\"; guest connections to port P\n"
+	"                         go to the Unix socket PATH_P\n"
 	"  --virtio-transport T   pci|mmio (default pci)\n"
 	"  --virtio-mmio-cmdline  with mmio: also list the devices as virtio_mmio.device= on the "
 	"command line\n"
@@ -53,6 +56,7 @@ enum {
 	OPT_RNG,
 	OPT_TRANSPORT,
 	OPT_MMIO_CMDLINE,
+	OPT_VSOCK,
 };
 
 static const struct option options[] = {
@@ -71,6 +75,7 @@ static const struct option options[] = {
 	{ "rng", no_argument, NULL, OPT_RNG },
 	{ "virtio-transport", required_argument, NULL, OPT_TRANSPORT },
 	{ "virtio-mmio-cmdline", no_argument, NULL, OPT_MMIO_CMDLINE },
+	{ "vsock", required_argument, NULL, OPT_VSOCK },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -180,6 +185,14 @@ void config_parse(struct vmm_config *c, int argc, char **argv)
 		case OPT_MMIO_CMDLINE:
 			c->mmio_cmdline = true;
 			break;
+		case OPT_VSOCK: {
+			char err[200];
+			if (c->vsock.enabled)
+				die_usage("--vsock: only one vsock device");
+			if (vsock_opts_parse(optarg, &c->vsock, err, sizeof(err)))
+				die_usage("--vsock: %s", err);
+			break;
+		}
 		case 'h':
 			fputs(usage, stdout);
 			exit(0);

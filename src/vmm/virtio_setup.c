@@ -5,6 +5,7 @@
 #include "virtio/mmio.h"
 #include "virtio/pci.h"
 #include "virtio/rng.h"
+#include "virtio/vsock.h"
 #include "vmm/vm.h"
 
 #include <errno.h>
@@ -70,6 +71,25 @@ static void add_disk(struct vm *vm, unsigned int i)
 	attach(vm, &b->dev);
 }
 
+static void add_vsock(struct vm *vm)
+{
+	const struct vsock_config *c = &vm->cfg.vsock;
+	const char *why;
+	int r;
+
+	vm->vsock = calloc(1, sizeof(*vm->vsock));
+	if (!vm->vsock)
+		die("out of memory");
+	r = virtio_vsock_init(vm->vsock, &vm->mem, vm->loop, c->cid, c->path, &why);
+	if (r == -ENOMEM || r == -EMFILE || r == -ENFILE)
+		die("--vsock: %s: %s", why, strerror(-r));
+	if (r)
+		die_usage("--vsock: uds='%s' %s: %s", c->path, why, strerror(-r));
+	log_debug("virtio-vsock: guest CID %llu, host socket %s", (unsigned long long)c->cid,
+		  c->path);
+	attach(vm, &vm->vsock->dev);
+}
+
 void virtio_setup(struct vm *vm)
 {
 	for (unsigned int i = 0; i < vm->cfg.ndisks; i++)
@@ -81,6 +101,8 @@ void virtio_setup(struct vm *vm)
 		virtio_rng_init(vm->rng, &vm->mem);
 		attach(vm, &vm->rng->dev);
 	}
+	if (vm->cfg.vsock.enabled)
+		add_vsock(vm);
 }
 
 void virtio_setup_dsdt(struct aml *a, void *opaque)
@@ -88,6 +110,9 @@ void virtio_setup_dsdt(struct aml *a, void *opaque)
 	struct vm *vm = opaque;
 
 	pci_dsdt(a, &vm->pci);
+	/* Announced on the command line instead: a second announcement would clash (EBUSY). */
+	if (vm->cfg.mmio_cmdline)
+		return;
 	for (unsigned int i = 0; i < vm->nmmio; i++)
 		virtio_mmio_dsdt(a, &vm->mmio_dev[i], i);
 }

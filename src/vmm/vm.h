@@ -21,6 +21,7 @@
 #include "virtio/blk.h"
 #include "virtio/mmio.h"
 #include "virtio/rng.h"
+#include "virtio/vsock.h"
 #include "vmm/config.h"
 
 struct vm;
@@ -52,6 +53,7 @@ struct vm {
 	/* virtio devices and their transports */
 	struct virtio_rng *rng;
 	struct virtio_blk *blk[VMM_MAX_DISKS];
+	struct virtio_vsock *vsock;
 	unsigned int nmmio;
 	struct virtio_mmio mmio_dev[LAYOUT_VIRTIO_MMIO_MAX];
 	/* Stop request: the first one wins; the main thread waits on stop_fd. */
