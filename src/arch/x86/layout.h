@@ -23,8 +23,8 @@
 #define LAYOUT_KERNEL_BZIMAGE 0x100000ULL /* protected-mode kernel of a bzImage */
 
 /* The MMIO hole [3 GiB, 4 GiB): device windows, then the IOAPIC and LAPIC. */
-#define LAYOUT_PCI_MMIO_BASE 0xc0000000ULL /* 32-bit PCI BAR window */
-#define LAYOUT_PCI_MMIO_SIZE 0x10000000ULL /* 256 MiB */
+#define LAYOUT_PCI_MMIO_BASE 0xc0000000ULL    /* 32-bit PCI BAR window */
+#define LAYOUT_PCI_MMIO_SIZE 0x10000000ULL    /* 256 MiB */
 #define LAYOUT_VIRTIO_MMIO_BASE 0xd0000000ULL /* virtio-mmio device i at base + i * 0x1000 */
 #define LAYOUT_VIRTIO_MMIO_STRIDE 0x1000ULL
 #define LAYOUT_VIRTIO_MMIO_MAX 8
@@ -43,8 +43,8 @@
 #define PORT_ACPI_SLEEP_STS 0x601 /* HW-reduced ACPI sleep status register */
 #define PORT_ACPI_RESET 0x602	  /* FADT reset register */
 #define ACPI_RESET_VALUE 0x1
-#define PORT_PCI_RESET 0xcf9  /* PIIX-style reset control, used by reboot=pci */
-#define PORT_DEBUG_EXIT 0x501 /* test-only: tern-vmm exits with the byte written */
+#define PORT_PCI_RESET 0xcf9	   /* PIIX-style reset control, used by reboot=pci */
+#define PORT_DEBUG_EXIT 0x501	   /* test-only: tern-vmm exits with the byte written */
 #define PORT_PCI_CONFIG_ADDR 0xcf8 /* PCI configuration mechanism #1 */
 #define PORT_PCI_CONFIG_DATA 0xcfc
 
