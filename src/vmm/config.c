@@ -28,6 +28,11 @@ static const char usage[] =
 	"                         [,aio=io_uring|threads] (default: io_uring where the kernel has "
 	"it)\n"
 	"  --rng                  virtio-rng entropy device\n"
+	"  --net SPEC             virtio-net NIC (repeatable, up to 8): tap=NAME | tap-fd=N | "
+	"user,\n"
+	"                         then [,mac=xx:xx:xx:xx:xx:xx] [,mtu=68..65535] and, for user,\n"
+	"                         [,hostfwd=tcp:[HADDR]:HPORT-[GADDR]:GPORT]... (HADDR 127.0.0.1\n"
+	"                         unless given; udp: too); the MAC is random unless given\n"
 	"  --vsock cid=N,uds=PATH virtio-vsock: guest CID 3..4294967294; host programs connect to\n"
 	"                         PATH and send \"CONNECT PORT\\n\"; guest connections to port P\n"
 	"                         go to the Unix socket PATH_P\n"
@@ -54,6 +59,7 @@ enum {
 	OPT_DEBUG_EXIT,
 	OPT_DISK,
 	OPT_RNG,
+	OPT_NET,
 	OPT_TRANSPORT,
 	OPT_MMIO_CMDLINE,
 	OPT_VSOCK,
@@ -73,6 +79,7 @@ static const struct option options[] = {
 	{ "debug-exit", no_argument, NULL, OPT_DEBUG_EXIT },
 	{ "disk", required_argument, NULL, OPT_DISK },
 	{ "rng", no_argument, NULL, OPT_RNG },
+	{ "net", required_argument, NULL, OPT_NET },
 	{ "virtio-transport", required_argument, NULL, OPT_TRANSPORT },
 	{ "virtio-mmio-cmdline", no_argument, NULL, OPT_MMIO_CMDLINE },
 	{ "vsock", required_argument, NULL, OPT_VSOCK },
@@ -173,6 +180,15 @@ void config_parse(struct vmm_config *c, int argc, char **argv)
 		case OPT_RNG:
 			c->rng = true;
 			break;
+		case OPT_NET: {
+			char err[256];
+			if (c->nnets == VMM_MAX_NETS)
+				die_usage("--net: at most %d NICs", VMM_MAX_NETS);
+			if (net_opts_parse(optarg, &c->nets[c->nnets], err, sizeof(err)))
+				die_usage("--net: %s", err);
+			c->nnets++;
+			break;
+		}
 		case OPT_TRANSPORT:
 			if (!strcmp(optarg, "pci"))
 				c->transport = TRANSPORT_PCI;
@@ -210,6 +226,9 @@ void config_parse(struct vmm_config *c, int argc, char **argv)
 		for (unsigned int j = 0; j < i; j++)
 			if (c->disks[i].id[0] && !strcmp(c->disks[i].id, c->disks[j].id))
 				die_usage("--disk: id '%s' is used twice", c->disks[i].id);
+	char net_err[256];
+	if (net_opts_check_all(c->nets, c->nnets, net_err, sizeof(net_err)))
+		die_usage("--net: %s", net_err);
 	if (c->mmio_cmdline && c->transport != TRANSPORT_MMIO)
 		die_usage("--virtio-mmio-cmdline needs --virtio-transport mmio");
 }

@@ -8,6 +8,7 @@
 
 #include "arch/x86/cpuid.h"
 #include "backend/disk.h"
+#include "vmm/net_opts.h"
 #include "vmm/vsock_opts.h"
 
 enum virtio_transport { TRANSPORT_PCI, TRANSPORT_MMIO };
@@ -48,7 +49,9 @@ struct vmm_config {
 	bool rng;
 	unsigned int ndisks;
 	struct disk_config disks[VMM_MAX_DISKS];
-	struct vsock_config vsock; /* --vsock: enabled, cid, path */
+	unsigned int nnets;
+	struct net_config nets[VMM_MAX_NETS]; /* --net, in order */
+	struct vsock_config vsock;	      /* --vsock: enabled, cid, path */
 	const char *kvm_dev;
 	int log_level;
 };

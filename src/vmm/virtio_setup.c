@@ -1,6 +1,8 @@
 /* Builds the configured virtio devices and puts each on the chosen transport. */
 #include "vmm/virtio_setup.h"
 #include "arch/x86/layout.h"
+#include "backend/slirp.h"
+#include "backend/tap.h"
 #include "core/log.h"
 #include "virtio/mmio.h"
 #include "virtio/pci.h"
@@ -71,6 +73,43 @@ static void add_disk(struct vm *vm, unsigned int i)
 	attach(vm, &b->dev);
 }
 
+static void add_net(struct vm *vm, unsigned int i)
+{
+	const struct net_config *c = &vm->cfg.nets[i];
+	struct virtio_net *n = calloc(1, sizeof(*n));
+	struct net_backend *be = NULL;
+	char err[320], *name = malloc(32);
+	int r;
+
+	if (!n || !name)
+		die("out of memory");
+	if (c->kind == NET_TAP) {
+		r = tap_open(&be, c->tap_name, c->mtu, err, sizeof(err));
+	} else if (c->kind == NET_TAP_FD) {
+		r = tap_open_fd(&be, c->tap_fd, c->mtu, err, sizeof(err));
+	} else {
+		struct slirp_backend_opts o = {
+			.mtu = c->mtu,
+			.nhostfwd = c->nhostfwd,
+			.hostfwd = c->hostfwd,
+		};
+		r = slirp_backend_open(&be, &o, vm->loop, err, sizeof(err));
+	}
+	if (r == -ENOMEM || r == -EMFILE || r == -ENFILE)
+		die("--net: %s", err);
+	if (r)
+		die_usage("--net: %s", err);
+	snprintf(name, 32, "virtio-net%u", i);
+	r = virtio_net_init(n, &vm->mem, name, be, c->mac, c->mtu, vm->loop);
+	if (r)
+		die("%s: cannot watch its backend on the event loop: %s", name, strerror(-r));
+	log_debug("%s: %s, MAC %02x:%02x:%02x:%02x:%02x:%02x%s%s", name, be->name, c->mac[0],
+		  c->mac[1], c->mac[2], c->mac[3], c->mac[4], c->mac[5],
+		  c->mac_given ? "" : " (random)", be->features ? ", offloads" : "");
+	vm->net[i] = n;
+	attach(vm, &n->dev);
+}
+
 static void add_vsock(struct vm *vm)
 {
 	const struct vsock_config *c = &vm->cfg.vsock;
@@ -101,6 +140,8 @@ void virtio_setup(struct vm *vm)
 		virtio_rng_init(vm->rng, &vm->mem);
 		attach(vm, &vm->rng->dev);
 	}
+	for (unsigned int i = 0; i < vm->cfg.nnets; i++)
+		add_net(vm, i);
 	if (vm->cfg.vsock.enabled)
 		add_vsock(vm);
 }

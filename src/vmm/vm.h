@@ -20,6 +20,7 @@
 #include "kvm/kvm.h"
 #include "virtio/blk.h"
 #include "virtio/mmio.h"
+#include "virtio/net.h"
 #include "virtio/rng.h"
 #include "virtio/vsock.h"
 #include "vmm/config.h"
@@ -53,6 +54,7 @@ struct vm {
 	/* virtio devices and their transports */
 	struct virtio_rng *rng;
 	struct virtio_blk *blk[VMM_MAX_DISKS];
+	struct virtio_net *net[VMM_MAX_NETS];
 	struct virtio_vsock *vsock;
 	unsigned int nmmio;
 	struct virtio_mmio mmio_dev[LAYOUT_VIRTIO_MMIO_MAX];

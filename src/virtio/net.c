@@ -1,0 +1,423 @@
+/*
+ * virtio-net device: transmit chains go to the backend, frames from the backend go into
+ * the driver's receive chains (several per frame with mergeable buffers). The device pulls
+ * from the backend only while the driver has buffers posted, so a driver that posts none
+ * stalls its own receive path and nothing else.
+ */
+#include "virtio/net.h"
+#include "core/log.h"
+#include "virtio/virtio.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+/* Frames moved per wake-up before the loop gets to serve other fds (then kick_fd). */
+#define RX_BUDGET 256
+#define TX_BUDGET 256
+
+/* What this device can ever offer; the backend narrows the offloads. */
+#define NET_OFFLOADS                                                       \
+	(NET_F(VIRTIO_NET_F_CSUM) | NET_F(VIRTIO_NET_F_GUEST_CSUM) |       \
+	 NET_F(VIRTIO_NET_F_GUEST_TSO4) | NET_F(VIRTIO_NET_F_GUEST_TSO6) | \
+	 NET_F(VIRTIO_NET_F_GUEST_ECN) | NET_F(VIRTIO_NET_F_HOST_TSO4) |   \
+	 NET_F(VIRTIO_NET_F_HOST_TSO6) | NET_F(VIRTIO_NET_F_HOST_ECN))
+
+/* Logs the 1st, 2nd, 4th, 8th... occurrence: a misbehaving guest cannot flood the log. */
+static void note(const struct virtio_net *n, unsigned long long count, const char *what)
+{
+	if (count && !(count & (count - 1)))
+		log_warn("%s: %s (%llu so far)", n->ops.name, what, count);
+}
+
+/* Comes back through kick_fd once the loop has served its other fds. */
+static void reschedule(struct virtio_net *n)
+{
+	uint64_t one = 1;
+
+	if (write(n->kick_fd, &one, sizeof(one)) < 0)
+		log_debug("%s: cannot reschedule", n->ops.name);
+}
+
+/* ---- receive ---- */
+
+static int rx_pop(void *opaque, struct virtq_chain *c)
+{
+	struct virtio_net *n = opaque;
+
+	return virtq_pop(&n->dev.q[VIRTIO_NET_RXQ], n->dev.mem, c);
+}
+
+/*
+ * Reads the next frame into rx_buf and fixes its header for the driver. Returns 1 when a
+ * frame waits, 0 when the backend has none, -1 when the backend failed (stop reading).
+ */
+static int rx_read(struct virtio_net *n)
+{
+	struct net_backend *be = n->be;
+	struct net_hdr h;
+	ssize_t r;
+
+	for (;;) {
+		if (be->vnet_hdr) {
+			r = net_backend_recv(be, n->rx_buf, sizeof(n->rx_buf));
+		} else {
+			r = net_backend_recv(be, n->rx_buf + NET_HDR_LEN,
+					     sizeof(n->rx_buf) - NET_HDR_LEN);
+			if (r >= 0) {
+				memset(n->rx_buf, 0, NET_HDR_LEN);
+				r += NET_HDR_LEN;
+			}
+		}
+		if (r == -EAGAIN)
+			return 0;
+		if (r < 0 && r != -EMSGSIZE) {
+			log_warn("%s: cannot read from %s: %s; receive stopped", n->ops.name,
+				 be->name, strerror((int)-r));
+			return -1;
+		}
+		if (r == -EMSGSIZE || r < NET_HDR_LEN + NET_ETH_HLEN ||
+		    (size_t)r > NET_HDR_LEN + NET_MAX_FRAME) {
+			note(n, ++n->stats.rx_dropped, "received frame of a bad size dropped");
+			continue;
+		}
+		net_hdr_decode(n->rx_buf, &h);
+		if (net_hdr_fix_rx(&h, n->rx_buf + NET_HDR_LEN, (size_t)r - NET_HDR_LEN,
+				   n->dev.driver_features)) {
+			note(n, ++n->stats.rx_dropped,
+			     "received frame with offloads the driver did not accept dropped");
+			continue;
+		}
+		net_hdr_encode(&h, n->rx_buf);
+		n->rx_len = (size_t)r;
+		return 1;
+	}
+}
+
+/*
+ * Places the waiting frame. Returns 1 when it left rx_buf (delivered or dropped), 0 when
+ * the driver has not posted enough buffers yet, -1 when the device needs a reset.
+ */
+static int rx_place(struct virtio_net *n, bool *pushed)
+{
+	struct virtio_dev *d = &n->dev;
+	struct virtq *q = &d->q[VIRTIO_NET_RXQ];
+	bool mergeable = virtio_dev_has(d, VIRTIO_NET_F_MRG_RXBUF);
+	unsigned int last = ~0u;
+	int r;
+
+	for (;;) {
+		r = net_rx_fill(rx_pop, n, &n->rx_first, &n->rx_scratch, mergeable, q->size,
+				n->rx_buf, n->rx_buf + NET_HDR_LEN, n->rx_len - NET_HDR_LEN,
+				&n->rx_out);
+		if (r != NET_RX_NO_BUFFERS)
+			break;
+		/*
+		 * Not enough buffers. With EVENT_IDX, ask for a kick at the first buffer beyond
+		 * those seen (published while they are still popped), then look once more:
+		 * stop only when no buffer arrived since the last look.
+		 */
+		bool retry = q->event_idx && n->rx_out.n != last;
+		if (q->event_idx)
+			virtq_set_avail_event(q, d->mem);
+		virtq_unpop(q, (uint16_t)n->rx_out.n);
+		if (!retry)
+			return 0;
+		last = n->rx_out.n;
+	}
+	if (r == NET_RX_DONE) {
+		if (virtq_push_batch(q, d->mem, n->rx_out.heads, n->rx_out.lens, n->rx_out.n)) {
+			virtio_dev_needs_reset(d, "used ring write failed");
+			return -1;
+		}
+		*pushed = true;
+		n->stats.rx_frames++;
+		n->stats.rx_bytes += n->rx_len - NET_HDR_LEN;
+	} else if (r == NET_RX_TOO_BIG) {
+		virtq_unpop(q, (uint16_t)n->rx_out.n);
+		note(n, ++n->stats.rx_dropped, "received frame larger than the driver's buffers");
+	} else {
+		virtio_dev_needs_reset(d, "malformed receive chain");
+		n->rx_len = 0;
+		return -1;
+	}
+	n->rx_len = 0;
+	return 1;
+}
+
+/*
+ * Is a receive buffer posted? Looked at before reading from the backend, so that a driver
+ * with no buffers leaves its frames in the backend. With EVENT_IDX, when there is none,
+ * ask for a kick at the next one, then look once more (a buffer may have come meanwhile).
+ */
+static bool rx_have_buffer(struct virtio_net *n)
+{
+	struct virtio_dev *d = &n->dev;
+	struct virtq *q = &d->q[VIRTIO_NET_RXQ];
+
+	if (virtq_pending(q, d->mem))
+		return true;
+	if (!q->event_idx)
+		return false;
+	virtq_set_avail_event(q, d->mem);
+	return virtq_pending(q, d->mem);
+}
+
+/* Moves frames from the backend to the driver while it has buffers. Lock held. */
+static void rx_drain(struct virtio_net *n)
+{
+	struct virtio_dev *d = &n->dev;
+	struct virtq *q = &d->q[VIRTIO_NET_RXQ];
+	bool pushed = false, stalled = false;
+	unsigned long long before = n->stats.rx_frames;
+	int r;
+
+	if (!virtio_dev_live(d) || !q->ready)
+		return;
+	for (unsigned int budget = RX_BUDGET;; budget--) {
+		if (budget == 0) {
+			/* Edge-triggered: nobody else will call again for the frames left. */
+			reschedule(n);
+			break;
+		}
+		if (!n->rx_len) {
+			if (!rx_have_buffer(n)) {
+				stalled = true;
+				break;
+			}
+			if (rx_read(n) <= 0)
+				break; /* the backend has nothing (or failed) */
+		}
+		r = rx_place(n, &pushed);
+		if (r <= 0) {
+			stalled = r == 0;
+			break;
+		}
+	}
+	/* A new stall: the first, or the first since buffers came and frames moved. */
+	if (stalled && (!n->rx_stalled || n->stats.rx_frames != before))
+		n->stats.rx_stalls++;
+	n->rx_stalled = stalled;
+	if (pushed && virtq_should_signal(q, d->mem) && d->signal_queue)
+		d->signal_queue(d, VIRTIO_NET_RXQ);
+}
+
+static void on_backend(void *opaque, uint32_t events)
+{
+	struct virtio_net *n = opaque;
+
+	pthread_mutex_lock(&n->dev.lock);
+	rx_drain(n);
+	pthread_mutex_unlock(&n->dev.lock);
+}
+
+/* ---- transmit ---- */
+
+/* Sends one popped chain, or drops it. false: the chain is malformed (device reset). */
+static bool tx_one(struct virtio_net *n)
+{
+	struct virtq_chain *c = &n->tx_chain;
+	struct net_hdr h;
+	unsigned int nf;
+	long len;
+	int r;
+
+	/* Transmit buffers are device-readable only (5.1.6.2). */
+	if (c->nwrite)
+		return false;
+	len = net_tx_split(c->iov, c->nread, n->tx_hdr, n->tx_iov + 1, &nf);
+	if (len == -EBADMSG)
+		return false;
+	if (len < 0) {
+		note(n, ++n->stats.tx_dropped, "transmitted frame of a bad size dropped");
+		return true;
+	}
+	net_hdr_decode(n->tx_hdr, &h);
+	if (net_hdr_check_tx(&h, n->dev.driver_features, (size_t)len)) {
+		note(n, ++n->stats.tx_dropped, "transmitted frame with a bad header dropped");
+		return true;
+	}
+	if (n->be->vnet_hdr) {
+		net_hdr_encode(&h, n->tx_hdr);
+		n->tx_iov[0] = (struct iovec){ n->tx_hdr, NET_HDR_LEN };
+		r = net_backend_send(n->be, n->tx_iov, nf + 1);
+	} else {
+		/* Nothing was offered that would need a header here (check_tx saw to that). */
+		r = net_backend_send(n->be, n->tx_iov + 1, nf);
+	}
+	if (r < 0) {
+		unsigned long long e = ++n->stats.tx_errors;
+		if (!(e & (e - 1)))
+			log_warn("%s: %s refused a frame: %s (%llu so far)", n->ops.name,
+				 n->be->name, strerror(-r), n->stats.tx_errors);
+		return true;
+	}
+	n->stats.tx_frames++;
+	n->stats.tx_bytes += (unsigned long long)len;
+	return true;
+}
+
+static void tx_process(struct virtio_net *n)
+{
+	struct virtio_dev *d = &n->dev;
+	struct virtq *q = &d->q[VIRTIO_NET_TXQ];
+	unsigned int budget = TX_BUDGET;
+	bool pushed = false;
+	int r;
+
+	for (;;) {
+		while ((r = virtq_pop(q, d->mem, &n->tx_chain)) == 1) {
+			if (!tx_one(n)) {
+				virtio_dev_needs_reset(d, "malformed transmit chain");
+				goto out;
+			}
+			if (virtq_push(q, d->mem, n->tx_chain.head, 0)) {
+				virtio_dev_needs_reset(d, "used ring write failed");
+				goto out;
+			}
+			pushed = true;
+			if (--budget == 0) {
+				/* A busy driver must not hold this thread: finish later. */
+				reschedule(n);
+				goto out;
+			}
+		}
+		if (r < 0) {
+			virtio_dev_needs_reset(d, "malformed transmit ring");
+			goto out;
+		}
+		if (!q->event_idx)
+			break;
+		/* Ask for the next kick, then look again for a chain that raced with it. */
+		virtq_set_avail_event(q, d->mem);
+		if (!virtq_pending(q, d->mem))
+			break;
+	}
+out:
+	if (pushed && virtq_should_signal(q, d->mem) && d->signal_queue)
+		d->signal_queue(d, VIRTIO_NET_TXQ);
+}
+
+/* Work left over by a full budget, either way. */
+static void on_kick(void *opaque, uint32_t events)
+{
+	struct virtio_net *n = opaque;
+	uint64_t v;
+
+	if (read(n->kick_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		return;
+	pthread_mutex_lock(&n->dev.lock);
+	if (virtio_dev_live(&n->dev)) {
+		if (n->dev.q[VIRTIO_NET_TXQ].ready)
+			tx_process(n);
+		rx_drain(n);
+	}
+	pthread_mutex_unlock(&n->dev.lock);
+}
+
+/* ---- device ops ---- */
+
+static void net_notify(struct virtio_dev *d, unsigned int qi)
+{
+	struct virtio_net *n = d->priv;
+
+	if (qi == VIRTIO_NET_TXQ)
+		tx_process(n);
+	else if (qi == VIRTIO_NET_RXQ)
+		rx_drain(n); /* new buffers: resume a stalled receive */
+}
+
+static void net_activate(struct virtio_dev *d)
+{
+	struct virtio_net *n = d->priv;
+	int r = net_backend_set_offloads(n->be, d->driver_features);
+
+	if (r)
+		log_warn("%s: %s cannot take the negotiated offloads: %s", n->ops.name, n->be->name,
+			 strerror(-r));
+	/* Frames may have arrived before DRIVER_OK; their wake-up is gone (edge-triggered). */
+	rx_drain(n);
+	tx_process(n);
+}
+
+static bool net_reset(struct virtio_dev *d)
+{
+	struct virtio_net *n = d->priv;
+
+	n->rx_len = 0;
+	n->rx_stalled = false;
+	net_backend_set_offloads(n->be, 0);
+	return true;
+}
+
+static void net_config_read(struct virtio_dev *d, uint32_t off, void *data, uint32_t len)
+{
+	struct virtio_net *n = d->priv;
+	uint8_t cfg[VIRTIO_NET_CONFIG_SIZE] = { 0 };
+
+	memcpy(cfg, n->mac, 6);
+	cfg[6] = VIRTIO_NET_S_LINK_UP; /* status, le16 */
+	cfg[8] = 1;		       /* max_virtqueue_pairs, le16 */
+	cfg[10] = (uint8_t)n->mtu;
+	cfg[11] = (uint8_t)(n->mtu >> 8);
+	memcpy(data, cfg + off, len);
+}
+
+int virtio_net_init(struct virtio_net *n, const struct guest_mem *mem, const char *name,
+		    struct net_backend *be, const uint8_t mac[6], uint16_t mtu, struct loop *loop)
+{
+	uint64_t f = NET_F(VIRTIO_RING_F_INDIRECT_DESC) | NET_F(VIRTIO_RING_F_EVENT_IDX) |
+		     NET_F(VIRTIO_NET_F_MAC) | NET_F(VIRTIO_NET_F_STATUS) |
+		     NET_F(VIRTIO_NET_F_MRG_RXBUF) | (be->features & NET_OFFLOADS);
+	int r;
+
+	if (mtu)
+		f |= NET_F(VIRTIO_NET_F_MTU);
+	n->ops = (struct virtio_dev_ops){
+		.name = name,
+		.device_id = VIRTIO_ID_NET,
+		.features = f,
+		.num_queues = 2,
+		.queue_max = VIRTIO_NET_QUEUE_SIZE,
+		.config_size = VIRTIO_NET_CONFIG_SIZE,
+		.config_read = net_config_read,
+		.notify = net_notify,
+		.activate = net_activate,
+		.reset = net_reset,
+	};
+	n->be = be;
+	n->loop = loop;
+	memcpy(n->mac, mac, 6);
+	n->mtu = mtu;
+	n->rx_len = 0;
+	n->rx_stalled = false;
+	memset(&n->stats, 0, sizeof(n->stats));
+	virtio_dev_init(&n->dev, &n->ops, n, mem);
+	n->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (n->kick_fd < 0)
+		return -errno;
+	r = loop_add(loop, n->kick_fd, EPOLLIN, on_kick, n);
+	if (r)
+		goto fail;
+	r = loop_add(loop, be->poll_fd, EPOLLIN | EPOLLET, on_backend, n);
+	if (r) {
+		loop_del(loop, n->kick_fd);
+		goto fail;
+	}
+	return 0;
+fail:
+	close(n->kick_fd);
+	n->kick_fd = -1;
+	return r;
+}
+
+void virtio_net_destroy(struct virtio_net *n)
+{
+	loop_del(n->loop, n->be->poll_fd);
+	loop_del(n->loop, n->kick_fd);
+	close(n->kick_fd);
+	net_backend_close(n->be);
+	n->be = NULL;
+}

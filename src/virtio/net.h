@@ -1,0 +1,62 @@
+/*
+ * virtio-net (virtio 1.x, 5.1): one receive and one transmit queue over a network backend
+ * (src/backend/net.h). Offloads are offered only as far as the backend carries them.
+ */
+#ifndef TERN_VIRTIO_NET_H
+#define TERN_VIRTIO_NET_H
+
+#include "backend/net.h"
+#include "core/loop.h"
+#include "virtio/device.h"
+#include "virtio/net_hdr.h"
+
+#define VIRTIO_NET_RXQ 0
+#define VIRTIO_NET_TXQ 1
+#define VIRTIO_NET_QUEUE_SIZE 256
+#define VIRTIO_NET_CONFIG_SIZE 12 /* mac, status, max_virtqueue_pairs, mtu */
+
+struct virtio_net_stats {
+	unsigned long long rx_frames, rx_bytes, tx_frames, tx_bytes;
+	unsigned long long
+		rx_dropped; /* too big for the driver's buffers, or a header it cannot take */
+	unsigned long long rx_stalls;  /* times the driver's receive buffers ran out */
+	unsigned long long tx_dropped; /* runt, oversized, or a header the device did not offer */
+	unsigned long long tx_errors;  /* the backend refused the frame */
+};
+
+struct virtio_net {
+	struct virtio_dev dev;
+	struct virtio_dev_ops ops; /* per device: the features depend on the backend */
+	struct net_backend *be;	   /* owned */
+	struct loop *loop;
+	uint8_t mac[6];
+	uint16_t mtu; /* 0: VIRTIO_NET_F_MTU not offered */
+	int kick_fd;  /* eventfd: more work (either queue) after a full budget */
+	/*
+	 * Receive: a frame read from the backend waits in rx_buf until enough buffers are
+	 * posted for it (rx_len != 0). rx_stalled: the driver's buffers ran out, so the
+	 * backend is not read until it posts more.
+	 */
+	size_t rx_len;
+	bool rx_stalled;
+	struct virtq_chain rx_first, rx_scratch;
+	struct net_rx_out rx_out;
+	/* Transmit */
+	struct virtq_chain tx_chain;
+	uint8_t tx_hdr[NET_HDR_LEN];
+	struct iovec tx_iov[VIRTQ_MAX_SIZE + 1];
+	struct virtio_net_stats stats;
+	/* One spare byte past the largest frame tells an oversized read apart. */
+	uint8_t rx_buf[NET_HDR_LEN + NET_MAX_FRAME + 1];
+};
+
+/*
+ * Sets up the device over an open backend (which it then owns) and watches the backend's
+ * fd on loop. mtu 0 leaves VIRTIO_NET_F_MTU out. 0 or -errno.
+ */
+int virtio_net_init(struct virtio_net *n, const struct guest_mem *mem, const char *name,
+		    struct net_backend *be, const uint8_t mac[6], uint16_t mtu, struct loop *loop);
+/* Stops watching the backend and closes it. */
+void virtio_net_destroy(struct virtio_net *n);
+
+#endif
