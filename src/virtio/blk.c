@@ -154,15 +154,9 @@ static void blk_notify(struct virtio_dev *d, unsigned int qi)
 		virtio_dev_needs_reset(d, "malformed request chain");
 		return;
 	}
-	/*
-	 * With EVENT_IDX the driver kicks only past avail_event: publish it, then look
-	 * once more, or a chain added in between would wait for a kick that never comes.
-	 */
-	if (q->event_idx && b->free && r == 0) {
-		virtq_set_avail_event(q, d->mem);
-		if (virtq_pending(q, d->mem))
-			blk_notify(d, qi);
-	}
+	/* Out of chains (not of slots): re-arm the kick, and go on if one raced with it. */
+	if (b->free && virtq_rearm(q, d->mem))
+		blk_notify(d, qi);
 }
 
 static void put32(uint8_t *cfg, unsigned int off, uint32_t v)

@@ -157,12 +157,7 @@ static bool rx_have_buffer(struct virtio_net *n)
 	struct virtio_dev *d = &n->dev;
 	struct virtq *q = &d->q[VIRTIO_NET_RXQ];
 
-	if (virtq_pending(q, d->mem))
-		return true;
-	if (!q->event_idx)
-		return false;
-	virtq_set_avail_event(q, d->mem);
-	return virtq_pending(q, d->mem);
+	return virtq_pending(q, d->mem) || virtq_rearm(q, d->mem);
 }
 
 /* Moves frames from the backend to the driver while it has buffers. Lock held. */
@@ -288,11 +283,7 @@ static void tx_process(struct virtio_net *n)
 			virtio_dev_needs_reset(d, "malformed transmit ring");
 			goto out;
 		}
-		if (!q->event_idx)
-			break;
-		/* Ask for the next kick, then look again for a chain that raced with it. */
-		virtq_set_avail_event(q, d->mem);
-		if (!virtq_pending(q, d->mem))
+		if (!virtq_rearm(q, d->mem))
 			break;
 	}
 out:

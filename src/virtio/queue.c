@@ -239,6 +239,14 @@ bool virtq_pending(const struct virtq *q, const struct guest_mem *m)
 	return load16(r.avail + 2) != q->last_avail;
 }
 
+bool virtq_rearm(struct virtq *q, const struct guest_mem *m)
+{
+	if (!q->event_idx)
+		return false;
+	virtq_set_avail_event(q, m);
+	return virtq_pending(q, m);
+}
+
 int virtq_push(struct virtq *q, const struct guest_mem *m, uint16_t head, uint32_t len)
 {
 	struct rings r;

@@ -74,6 +74,12 @@ bool virtq_should_signal(struct virtq *q, const struct guest_mem *m);
 /* Has the driver made chains available that virtq_pop() has not taken yet? */
 bool virtq_pending(const struct virtq *q, const struct guest_mem *m);
 /*
+ * Before a device stops popping: with EVENT_IDX, publishes avail_event and returns
+ * whether a chain arrived meanwhile (it would otherwise wait for a kick that never
+ * comes, so the device must pop again). Without EVENT_IDX: false.
+ */
+bool virtq_rearm(struct virtq *q, const struct guest_mem *m);
+/*
  * With EVENT_IDX: publish avail_event = last_avail so the driver kicks for the next chain.
  * Ends with a full fence; pop again afterwards, or a chain added meanwhile waits for a kick
  * that will not come.

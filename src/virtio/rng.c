@@ -51,12 +51,8 @@ static void rng_notify(struct virtio_dev *d, unsigned int qi)
 		virtio_dev_needs_reset(d, "malformed descriptor chain");
 		return;
 	}
-	/* Publish avail_event, then look once more (see blk_notify). */
-	if (q->event_idx) {
-		virtq_set_avail_event(q, d->mem);
-		if (virtq_pending(q, d->mem))
-			rng_notify(d, qi);
-	}
+	if (virtq_rearm(q, d->mem))
+		rng_notify(d, qi);
 }
 
 static void rng_config_read(struct virtio_dev *d, uint32_t off, void *data, uint32_t len)

@@ -295,10 +295,8 @@ static int rx_take(struct virtio_vsock *v)
 	if (v->rx_held)
 		return 1;
 	r = virtq_pop(q, d->mem, &v->rx_chain);
-	if (r == 0 && q->event_idx) {
-		virtq_set_avail_event(q, d->mem);
+	if (r == 0 && virtq_rearm(q, d->mem))
 		r = virtq_pop(q, d->mem, &v->rx_chain);
-	}
 	if (r < 0) {
 		broken(v, "malformed rx descriptor chain");
 		return -1;
@@ -723,10 +721,8 @@ static void tx_process(struct virtio_vsock *v)
 			return;
 		}
 		int r = virtq_pop(q, d->mem, &v->tx_chain);
-		if (r == 0 && q->event_idx) {
-			virtq_set_avail_event(q, d->mem);
+		if (r == 0 && virtq_rearm(q, d->mem))
 			r = virtq_pop(q, d->mem, &v->tx_chain);
-		}
 		if (r == 0)
 			return;
 		if (r < 0) {
