@@ -15,10 +15,13 @@ struct loop_entry {
 	loop_fn fn;
 	void *opaque;
 	bool used;
+	bool service; /* keeps running while the loop is paused */
+	uint32_t events;
 };
 
 struct loop {
 	int epfd;
+	bool paused;
 	struct loop_entry e[LOOP_MAX_FDS];
 };
 
@@ -36,29 +39,89 @@ struct loop *loop_create(void)
 	return l;
 }
 
-int loop_add(struct loop *l, int fd, uint32_t events, loop_fn fn, void *opaque)
+static int add(struct loop *l, int fd, uint32_t events, loop_fn fn, void *opaque, bool service)
 {
 	for (unsigned int i = 0; i < LOOP_MAX_FDS; i++) {
 		if (l->e[i].used)
 			continue;
-		struct epoll_event ev = { .events = events, .data.ptr = &l->e[i] };
+		/* Added while paused: registered with no events, armed at resume. */
+		bool armed = service || !l->paused;
+		struct epoll_event ev = { .events = armed ? events : 0, .data.ptr = &l->e[i] };
 		if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
 			return -errno;
-		l->e[i] = (struct loop_entry){ fd, fn, opaque, true };
+		l->e[i] = (struct loop_entry){ fd, fn, opaque, true, service, events };
 		return 0;
 	}
 	return -ENOSPC;
 }
 
+int loop_add(struct loop *l, int fd, uint32_t events, loop_fn fn, void *opaque)
+{
+	return add(l, fd, events, fn, opaque, false);
+}
+
+int loop_add_service(struct loop *l, int fd, uint32_t events, loop_fn fn, void *opaque)
+{
+	return add(l, fd, events, fn, opaque, true);
+}
+
+static struct loop_entry *find(struct loop *l, int fd)
+{
+	for (unsigned int i = 0; i < LOOP_MAX_FDS; i++)
+		if (l->e[i].used && l->e[i].fd == fd)
+			return &l->e[i];
+	return NULL;
+}
+
+int loop_mod(struct loop *l, int fd, uint32_t events)
+{
+	struct loop_entry *e = find(l, fd);
+
+	if (!e)
+		return -ENOENT;
+	e->events = events;
+	if (l->paused && !e->service)
+		return 0; /* applied at resume */
+	struct epoll_event ev = { .events = events, .data.ptr = e };
+	return epoll_ctl(l->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
+}
+
+/*
+ * Pausing disarms every non-service fd (events 0) rather than removing it, so nothing is
+ * lost: re-arming with EPOLL_CTL_MOD re-checks readiness, so edge-triggered fds that
+ * became ready meanwhile are reported at resume.
+ */
+int loop_set_paused(struct loop *l, bool paused)
+{
+	int err = 0;
+
+	if (l->paused == paused)
+		return 0;
+	l->paused = paused;
+	for (unsigned int i = 0; i < LOOP_MAX_FDS; i++) {
+		struct loop_entry *e = &l->e[i];
+		if (!e->used || e->service)
+			continue;
+		struct epoll_event ev = { .events = paused ? 0 : e->events, .data.ptr = e };
+		if (epoll_ctl(l->epfd, EPOLL_CTL_MOD, e->fd, &ev) < 0 && !err)
+			err = -errno;
+	}
+	return err;
+}
+
+bool loop_paused(const struct loop *l)
+{
+	return l->paused;
+}
+
 int loop_del(struct loop *l, int fd)
 {
-	for (unsigned int i = 0; i < LOOP_MAX_FDS; i++) {
-		if (l->e[i].used && l->e[i].fd == fd) {
-			l->e[i].used = false;
-			return epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL) < 0 ? -errno : 0;
-		}
-	}
-	return -ENOENT;
+	struct loop_entry *e = find(l, fd);
+
+	if (!e)
+		return -ENOENT;
+	e->used = false;
+	return epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL) < 0 ? -errno : 0;
 }
 
 int loop_run_once(struct loop *l, int timeout_ms)
@@ -70,14 +133,15 @@ int loop_run_once(struct loop *l, int timeout_ms)
 		return errno == EINTR ? 0 : -errno;
 	for (int i = 0; i < n; i++) {
 		struct loop_entry *e = ev[i].data.ptr;
-		/* An earlier handler in this batch may have removed this one. */
-		if (e->used)
+		/* An earlier handler in this batch may have removed this one, or paused. */
+		if (e->used && (e->service || !l->paused))
 			e->fn(e->opaque, ev[i].events);
 	}
 	return n;
 }
 
-int loop_add_timer(struct loop *l, uint64_t first_ns, uint64_t period_ns, loop_fn fn, void *opaque)
+int loop_add_timer(struct loop *l, uint64_t first_ns, uint64_t period_ns, loop_fn fn, void *opaque,
+		   bool service)
 {
 	int fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	struct itimerspec its = {
@@ -87,7 +151,8 @@ int loop_add_timer(struct loop *l, uint64_t first_ns, uint64_t period_ns, loop_f
 
 	if (fd < 0)
 		return -errno;
-	if (timerfd_settime(fd, 0, &its, NULL) < 0 || loop_add(l, fd, EPOLLIN, fn, opaque) < 0) {
+	if (timerfd_settime(fd, 0, &its, NULL) < 0 ||
+	    add(l, fd, EPOLLIN, fn, opaque, service) < 0) {
 		int err = -errno;
 		close(fd);
 		return err;

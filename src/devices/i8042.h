@@ -8,7 +8,13 @@
 
 #include "devices/machine.h"
 
-#define I8042_QUEUE 32
+#define I8042_QUEUE 32	   /* the controller's own replies waiting to be read */
+#define I8042_KBD_QUEUE 16 /* the keyboard's buffer, as a real keyboard's */
+
+struct i8042_fifo {
+	uint8_t b[I8042_KBD_QUEUE];
+	unsigned int head, len;
+};
 
 struct i8042 {
 	pthread_mutex_t lock;
@@ -16,19 +22,37 @@ struct i8042 {
 	uint8_t ctr; /* controller configuration byte */
 	uint8_t status;
 	uint8_t pending_cmd; /* command waiting for its data byte, 0 if none */
-	uint8_t kbd_pending; /* keyboard command waiting for its argument */
+	/* Controller output: its own replies, aux bytes, and one keyboard byte at a time. */
 	struct {
 		uint8_t byte;
 		bool aux;
 	} q[I8042_QUEUE];
 	unsigned int q_head, q_len;
+	bool xlate_break; /* translation: a set-2 0xf0 (break) prefix waits for its code */
 	int irq1_level, irq12_level;
+	/* The MF2 keyboard behind the first port. */
+	struct {
+		uint8_t pending;	 /* command waiting for its argument, 0 if none */
+		bool enabled;		 /* scanning: 0xf4 enables, 0xf5 disables */
+		uint8_t set;		 /* scan code set it sends: 1 or 2 */
+		struct i8042_fifo reply; /* answers to commands: sent before key bytes */
+		struct i8042_fifo keys;	 /* key bytes in its scan code set */
+	} kbd;
 };
 
 void i8042_init(struct i8042 *k, const struct machine *m);
 /* Handler for ports 0x60..0x64 (offset 0 = data, 4 = status/command). */
 void i8042_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
-/* Queues keyboard bytes as if typed (the caller picks the scancode set). */
-void i8042_key_bytes(struct i8042 *k, const uint8_t *codes, unsigned int n);
+/*
+ * Key presses and releases as the keyboard's scanner produces them in scan code set 2
+ * (make codes, 0xe0/0xe1 prefixes, 0xf0 before a break code): the keyboard sends them
+ * in the set the guest selected, and the controller translates them to set 1 when the
+ * configuration byte's XLATE bit is set, as on a PC. Dropped when the keyboard is
+ * disabled (0xf5); kept in the keyboard while the guest inhibits its port (config bit 4).
+ * All or nothing: returns false when they do not fit in the keyboard's buffer.
+ */
+bool i8042_key_bytes(struct i8042 *k, const uint8_t *set2, unsigned int n);
+/* Left Ctrl, Left Alt, Delete pressed, then released (Firecracker's SendCtrlAltDel). */
+void i8042_send_ctrl_alt_del(struct i8042 *k);
 
 #endif

@@ -129,6 +129,8 @@ static void start(struct virtio_blk *b, struct blk_inflight *f, int status)
 	disk_submit(&b->disk, r);
 	return;
 done:
+	if (status != VIRTIO_BLK_S_OK)
+		b->stats.invalid_reqs++;
 	finish(b, f, (uint8_t)status, written);
 }
 
@@ -151,6 +153,7 @@ static void blk_notify(struct virtio_dev *d, unsigned int qi)
 		start(b, f, status);
 	}
 	if (r < 0) {
+		b->stats.invalid_reqs++;
 		virtio_dev_needs_reset(d, "malformed request chain");
 		return;
 	}

@@ -20,9 +20,17 @@ struct blk_inflight {
 	struct blk_inflight *next_free;
 };
 
+/* Written under dev.lock; read_* and write_* count requests handed to the disk. */
 struct virtio_blk_stats {
 	unsigned long long read_bytes, write_bytes, read_ops, write_ops, flush_ops, discard_ops;
-	unsigned long long errors;
+	unsigned long long errors; /* every request answered with a status other than OK */
+	/*
+	 * Requests that never reached the disk because the driver should not have sent
+	 * them: malformed chains (the device then needs a reset), out of range, or asking
+	 * for what was not offered (writes to a read-only disk, FLUSH without
+	 * cache=writeback, unknown types).
+	 */
+	unsigned long long invalid_reqs;
 };
 
 struct virtio_blk {

@@ -11,6 +11,8 @@
 
 static const char usage[] =
 	"usage: tern-vmm --kernel PATH [options]\n"
+	"       tern-vmm --api-sock PATH [options]     (configured and started through the API)\n"
+	"       tern-vmm --config-file FILE [--api-sock PATH | --no-api] [options]\n"
 	"  --kernel PATH          ELF vmlinux (64-bit or PVH entry) or bzImage\n"
 	"  --initrd PATH          initial ramdisk\n"
 	"  --cmdline STR          kernel command line (default \"console=ttyS0\")\n"
@@ -39,6 +41,10 @@ static const char usage[] =
 	"  --virtio-transport T   pci|mmio (default pci)\n"
 	"  --virtio-mmio-cmdline  with mmio: also list the devices as virtio_mmio.device= on the "
 	"command line\n"
+	"  --api-sock PATH        serve Firecracker's REST API on a Unix socket (docs/api.md)\n"
+	"  --config-file FILE     Firecracker's JSON VM configuration; boots at once\n"
+	"  --no-api               no API socket (with --config-file)\n"
+	"  --id NAME              instance id reported by GET / (default anonymous-instance)\n"
 	"  --debug-exit           test only: a byte written to port 0x501 becomes the exit status\n"
 	"  -h, --help             this text\n"
 	"Console: Ctrl-a x quits, Ctrl-a a sends Ctrl-a.\n"
@@ -63,6 +69,10 @@ enum {
 	OPT_TRANSPORT,
 	OPT_MMIO_CMDLINE,
 	OPT_VSOCK,
+	OPT_API_SOCK,
+	OPT_CONFIG_FILE,
+	OPT_NO_API,
+	OPT_ID,
 };
 
 static const struct option options[] = {
@@ -83,6 +93,10 @@ static const struct option options[] = {
 	{ "virtio-transport", required_argument, NULL, OPT_TRANSPORT },
 	{ "virtio-mmio-cmdline", no_argument, NULL, OPT_MMIO_CMDLINE },
 	{ "vsock", required_argument, NULL, OPT_VSOCK },
+	{ "api-sock", required_argument, NULL, OPT_API_SOCK },
+	{ "config-file", required_argument, NULL, OPT_CONFIG_FILE },
+	{ "no-api", no_argument, NULL, OPT_NO_API },
+	{ "id", required_argument, NULL, OPT_ID },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -98,8 +112,22 @@ void config_parse(struct vmm_config *c, int argc, char **argv)
 	c->mem_mib = VMM_DEFAULT_MEM_MIB;
 	c->kvm_dev = "/dev/kvm";
 	c->log_level = LOG_INFO;
+	c->id = "anonymous-instance";
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+		switch (opt) {
+		case OPT_KERNEL:
+		case OPT_INITRD:
+		case OPT_CMDLINE:
+		case OPT_CPUS:
+		case OPT_MEMORY:
+		case OPT_DISK:
+		case OPT_RNG:
+		case OPT_NET:
+		case OPT_VSOCK:
+			c->vm_flags = true; /* a VM option: not with --config-file */
+			break;
+		}
 		switch (opt) {
 		case OPT_KERNEL:
 			c->kernel = optarg;
@@ -186,6 +214,7 @@ void config_parse(struct vmm_config *c, int argc, char **argv)
 				die_usage("--net: at most %d NICs", VMM_MAX_NETS);
 			if (net_opts_parse(optarg, &c->nets[c->nnets], err, sizeof(err)))
 				die_usage("--net: %s", err);
+			snprintf(c->nets[c->nnets].id, sizeof(c->nets[0].id), "eth%u", c->nnets);
 			c->nnets++;
 			break;
 		}
@@ -209,6 +238,22 @@ void config_parse(struct vmm_config *c, int argc, char **argv)
 				die_usage("--vsock: %s", err);
 			break;
 		}
+		case OPT_API_SOCK:
+			if (!*optarg)
+				die_usage("--api-sock needs a path");
+			c->api_sock = optarg;
+			break;
+		case OPT_CONFIG_FILE:
+			c->config_file = optarg;
+			break;
+		case OPT_NO_API:
+			c->no_api = true;
+			break;
+		case OPT_ID:
+			if (!*optarg || strlen(optarg) > 64)
+				die_usage("--id: '%s' must be 1 to 64 characters", optarg);
+			c->id = optarg;
+			break;
 		case 'h':
 			fputs(usage, stdout);
 			exit(0);
@@ -220,8 +265,15 @@ void config_parse(struct vmm_config *c, int argc, char **argv)
 	}
 	if (optind < argc)
 		die_usage("unexpected argument '%s' (see --help)", argv[optind]);
-	if (!c->kernel)
-		die_usage("--kernel is required (see --help)");
+	if (c->no_api && c->api_sock)
+		die_usage("--no-api and --api-sock exclude each other");
+	if (c->config_file && c->vm_flags)
+		die_usage("--config-file: the VM options (--kernel, --initrd, --cmdline, --cpus, "
+			  "--memory, --disk, --net, --vsock, --rng) go in the file, not on the "
+			  "command line too");
+	if (!c->kernel && !c->config_file && !c->api_sock)
+		die_usage("--kernel is required (or --config-file FILE, or --api-sock PATH to "
+			  "configure the VM through the API; see --help)");
 	for (unsigned int i = 0; i < c->ndisks; i++)
 		for (unsigned int j = 0; j < i; j++)
 			if (c->disks[i].id[0] && !strcmp(c->disks[i].id, c->disks[j].id))

@@ -16,6 +16,7 @@ enum disk_cache { DISK_CACHE_WRITEBACK, DISK_CACHE_NONE };
 
 #define VMM_MAX_DISKS 8
 #define DISK_ID_MAX 20 /* VIRTIO_BLK_ID_BYTES */
+#define DISK_PARTUUID_MAX 64
 
 struct disk_config {
 	char *path;
@@ -23,6 +24,9 @@ struct disk_config {
 	enum disk_cache cache;
 	enum disk_engine engine;
 	char id[DISK_ID_MAX + 1];
+	/* API only (Firecracker's is_root_device, partuuid): what goes on the command line */
+	bool root;
+	char partuuid[DISK_PARTUUID_MAX + 1];
 };
 
 enum entry_choice { ENTRY_AUTO, ENTRY_LINUX64, ENTRY_PVH };
@@ -54,6 +58,12 @@ struct vmm_config {
 	struct vsock_config vsock;	      /* --vsock: enabled, cid, path */
 	const char *kvm_dev;
 	int log_level;
+	/* Control API */
+	const char *api_sock;	 /* --api-sock */
+	const char *config_file; /* --config-file */
+	bool no_api;		 /* --no-api */
+	const char *id;		 /* --id: the instance id of GET / */
+	bool vm_flags;		 /* some VM option was given on the command line */
 };
 
 /*

@@ -1,4 +1,9 @@
-/* tern-vmm: one process per VM. Builds the VM, runs the vCPUs, serves the console until the guest stops. */
+/*
+ * tern-vmm: one process per VM. Takes its configuration from the command line, a config
+ * file or the API, builds the VM, runs the vCPUs, and serves the console, the API and the
+ * devices until the guest stops.
+ */
+#include "api/api.h"
 #include "core/log.h"
 #include "vmm/console.h"
 #include "vmm/vm.h"
@@ -60,12 +65,12 @@ static void serve(struct vm *vm, struct console *con)
 {
 	struct serve_state st = { .vm = vm, .con = con };
 
-	if (loop_add(vm->loop, vm->stop_fd, EPOLLIN, on_stop, &st) < 0)
+	if (loop_add_service(vm->loop, vm->stop_fd, EPOLLIN, on_stop, &st) < 0)
 		die("event loop: cannot watch the stop signal");
 	/* stdin may be /dev/null or a file, which epoll refuses: then there is no input. */
 	if (loop_add(vm->loop, con->in_fd, EPOLLIN, on_console, &st) < 0)
 		log_debug("console input not watched (stdin is not pollable)");
-	st.retry_fd = loop_add_timer(vm->loop, 10000000, 10000000, on_retry, &st);
+	st.retry_fd = loop_add_timer(vm->loop, 10000000, 10000000, on_retry, &st, false);
 	if (st.retry_fd < 0)
 		die("event loop: cannot create a timer");
 	while (!st.done) {
@@ -75,23 +80,100 @@ static void serve(struct vm *vm, struct console *con)
 	}
 }
 
+static struct vm vm;
+static struct console con;
+
+/*
+ * The command line the guest gets: boot_args (tern's default if none) plus, as
+ * Firecracker, the root device when a drive is marked is_root_device. That drive is
+ * moved first so that it is /dev/vda.
+ */
+static char *compose_root(struct vmm_config *c, const char *boot_args)
+{
+	const char *args = boot_args ? boot_args : "console=ttyS0";
+	size_t len = strlen(args) + DISK_PARTUUID_MAX + 64;
+	char *s = malloc(len);
+
+	if (!s)
+		die("out of memory");
+	snprintf(s, len, "%s", args);
+	for (unsigned int i = 0; i < c->ndisks; i++) {
+		struct disk_config d = c->disks[i];
+		if (!d.root)
+			continue;
+		memmove(&c->disks[1], &c->disks[0], i * sizeof(d));
+		c->disks[0] = d;
+		if (d.partuuid[0])
+			snprintf(s + strlen(s), len - strlen(s), " root=PARTUUID=%s", d.partuuid);
+		else
+			snprintf(s + strlen(s), len - strlen(s), " root=/dev/vda");
+		snprintf(s + strlen(s), len - strlen(s), " %s", d.readonly ? "ro" : "rw");
+		break;
+	}
+	return s;
+}
+
+/* Builds and starts the VM from the API's configuration (InstanceStart or at once). */
+static int boot(struct api *a, char *err, size_t errlen)
+{
+	struct vmm_config c = a->cfg;
+
+	c.cmdline = compose_root(&c, a->boot_args);
+	vm_create(&vm, &c, a->loop);
+	console_init(&con, STDIN_FILENO);
+	vm_start(&vm);
+	api_started(a, &vm);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct vmm_config cfg;
-	static struct vm vm;
-	struct console con;
+	static struct api api;
+	char err[320];
 
 	config_parse(&cfg, argc, argv);
 	log_set_level(cfg.log_level);
 	signal(SIGPIPE, SIG_IGN);
-	vm_create(&vm, &cfg);
-	console_init(&con, STDIN_FILENO);
-	vm_start(&vm);
+	struct loop *loop = loop_create();
+	if (!loop)
+		die("cannot create the event loop: %s", strerror(errno));
+	api_init(&api, loop, &cfg, boot);
+	if (cfg.config_file)
+		api_config_file(&api, cfg.config_file);
+	if (cfg.api_sock) {
+		int r = api_serve(&api, cfg.api_sock, err, sizeof(err));
+		if (r == -ENOMEM || r == -EMFILE || r == -ENFILE)
+			die("--api-sock: %s", err);
+		if (r)
+			die_usage("--api-sock: %s", err);
+	}
+	if (api.cfg.kernel && !api.started) {
+		boot(&api, err, sizeof(err));
+	} else {
+		log_info("waiting for the API: configure the VM, then PUT /actions InstanceStart");
+		while (!api.started) {
+			int r = loop_run_once(loop, -1);
+			if (r < 0)
+				die("event loop: %s", strerror(-r));
+		}
+	}
 	serve(&vm, &con);
+	if (api.metrics_on)
+		metrics_flush(&api.metrics, &vm);
 
 	atomic_store(&vm.stopping, 1);
 	if (vm.software_kvm)
 		swkvm_log_stats(&vm.swkvm);
+	for (unsigned int i = 0; i < VMM_MAX_NETS; i++) {
+		const struct virtio_net *n = vm.net[i];
+		if (n)
+			log_debug("%s: rx %llu frames %llu bytes (%llu dropped, %llu stalls), tx "
+				  "%llu frames %llu bytes (%llu dropped, %llu errors)",
+				  n->ops.name, n->stats.rx_frames, n->stats.rx_bytes,
+				  n->stats.rx_dropped, n->stats.rx_stalls, n->stats.tx_frames,
+				  n->stats.tx_bytes, n->stats.tx_dropped, n->stats.tx_errors);
+	}
 	log_info("%s", stop_names[vm.stop_why]);
 	if (vm.stop_why == MACHINE_RESET && cfg.on_reboot == ON_REBOOT_RESTART) {
 		/* A fresh process is the cleanest reset: every device and vCPU starts over. */

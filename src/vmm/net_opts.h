@@ -16,7 +16,10 @@
 
 enum net_kind { NET_TAP, NET_TAP_FD, NET_USER };
 
+#define NET_ID_MAX 64
+
 struct net_config {
+	char id[NET_ID_MAX + 1]; /* the API's iface_id ("eth<i>" from --net) */
 	enum net_kind kind;
 	char tap_name[IFNAMSIZ]; /* NET_TAP */
 	int tap_fd;		 /* NET_TAP_FD */

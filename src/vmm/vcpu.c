@@ -69,6 +69,13 @@ static void do_system_event(struct vcpu *v)
 	}
 }
 
+/* One more of an exit kind; this thread is the only writer, so no atomic add is needed. */
+static void count(_Atomic unsigned long long *c)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+}
+
 /* Handles one exit; false when the thread should stop. */
 static bool handle_exit(struct vcpu *v)
 {
@@ -77,9 +84,12 @@ static bool handle_exit(struct vcpu *v)
 
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO:
+		count(run->io.direction == KVM_EXIT_IO_OUT ? &v->stats.exit_io_out :
+							     &v->stats.exit_io_in);
 		do_io(v);
 		return true;
 	case KVM_EXIT_MMIO:
+		count(run->mmio.is_write ? &v->stats.exit_mmio_write : &v->stats.exit_mmio_read);
 		bus_access(&v->vm->mmio, run->mmio.phys_addr, run->mmio.data, run->mmio.len,
 			   run->mmio.is_write);
 		return true;
@@ -97,18 +107,23 @@ static bool handle_exit(struct vcpu *v)
 		return false;
 	case KVM_EXIT_INTERNAL_ERROR:
 		if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION && v->vm->software_kvm &&
-		    swkvm_handle(&v->vm->swkvm, v->k.fd) == 0)
+		    swkvm_handle(&v->vm->swkvm, v->k.fd) == 0) {
+			count(&v->stats.exit_emulation);
 			return true;
+		}
+		count(&v->stats.failures);
 		snprintf(why, sizeof(why), "KVM internal error, suberror %u",
 			 run->internal.suberror);
 		crash(v, why);
 		return false;
 	case KVM_EXIT_FAIL_ENTRY:
+		count(&v->stats.failures);
 		snprintf(why, sizeof(why), "VM entry failed, reason 0x%llx",
 			 (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
 		crash(v, why);
 		return false;
 	default:
+		count(&v->stats.failures);
 		snprintf(why, sizeof(why), "unhandled KVM exit %u", run->exit_reason);
 		crash(v, why);
 		return false;
@@ -130,6 +145,7 @@ void *vcpu_thread(void *arg)
 			  ts.tv_nsec);
 	}
 	while (!atomic_load(&v->vm->stopping)) {
+		vcpu_pause_point(v);
 		if (ioctl(v->k.fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
@@ -141,5 +157,6 @@ void *vcpu_thread(void *arg)
 		if (!handle_exit(v))
 			break;
 	}
+	vcpu_exited(v);
 	return NULL;
 }

@@ -280,7 +280,7 @@ static void check_inputs(const struct vmm_config *cfg, const uint8_t *kernel, si
 			  cfg->initrd, *initrd_len, (unsigned long long)cfg->mem_mib);
 }
 
-void vm_create(struct vm *vm, const struct vmm_config *cfg)
+void vm_create(struct vm *vm, const struct vmm_config *cfg, struct loop *loop)
 {
 	uint8_t *kernel, *initrd;
 	size_t klen, initrd_len;
@@ -309,8 +309,10 @@ void vm_create(struct vm *vm, const struct vmm_config *cfg)
 		log_info("software KVM backend detected (guest kernel code is emulated): "
 			 "enabling tern's instruction completion and CPUID trimming");
 	vm->stop_fd = eventfd(0, EFD_CLOEXEC);
-	vm->loop = loop_create();
-	if (vm->stop_fd < 0 || !vm->loop)
+	vm->loop = loop;
+	pthread_mutex_init(&vm->pause.lock, NULL);
+	pthread_cond_init(&vm->pause.cond, NULL);
+	if (vm->stop_fd < 0)
 		die("cannot create the event loop: %s", strerror(errno));
 
 	setup_memory(vm);

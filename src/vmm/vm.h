@@ -27,10 +27,22 @@
 
 struct vm;
 
+/*
+ * Exits by kind, for the metrics file (src/vmm/metrics.h). Only the vCPU's own thread
+ * writes them, with a relaxed load and store (no locked instruction on the exit path);
+ * the event-loop thread reads them.
+ */
+struct vcpu_stats {
+	_Atomic unsigned long long exit_io_in, exit_io_out, exit_mmio_read, exit_mmio_write;
+	_Atomic unsigned long long exit_emulation; /* completed by the software-KVM module */
+	_Atomic unsigned long long failures;	   /* exits that crashed the VM as tern's fault */
+};
+
 struct vcpu {
 	struct vm *vm;
 	struct kvm_vcpu_fd k;
 	pthread_t thread;
+	struct vcpu_stats stats;
 };
 
 struct vm {
@@ -58,6 +70,13 @@ struct vm {
 	struct virtio_vsock *vsock;
 	unsigned int nmmio;
 	struct virtio_mmio mmio_dev[LAYOUT_VIRTIO_MMIO_MAX];
+	/* Pause (vm_pause.c): vCPUs park in vcpu_pause_point() while want is set. */
+	struct {
+		atomic_bool want;
+		pthread_mutex_t lock;
+		pthread_cond_t cond;
+		unsigned int parked, exited; /* vCPU threads parked / returned */
+	} pause;
 	/* Stop request: the first one wins; the main thread waits on stop_fd. */
 	int stop_fd;
 	atomic_int stopping;
@@ -65,10 +84,25 @@ struct vm {
 	int stop_status;
 };
 
-/* Builds the whole VM from cfg; bad input or missing access exits with status 2. */
-void vm_create(struct vm *vm, const struct vmm_config *cfg);
+/*
+ * Builds the whole VM from cfg on loop (the main thread's event loop); bad input or missing
+ * access exits with status 2.
+ */
+void vm_create(struct vm *vm, const struct vmm_config *cfg, struct loop *loop);
 /* Starts one thread per vCPU. */
 void vm_start(struct vm *vm);
+/*
+ * Pause: every vCPU leaves KVM_RUN and waits, and the event loop stops serving device fds;
+ * returns once all vCPUs are parked (0) or -ETIMEDOUT. Both are no-ops when already so.
+ * Called on the event-loop thread.
+ */
+int vm_pause(struct vm *vm);
+void vm_resume(struct vm *vm);
+bool vm_is_paused(const struct vm *vm);
+/* vCPU side: parks while a pause is requested. */
+void vcpu_pause_point(struct vcpu *v);
+/* vCPU side: the thread is returning (so a pause does not wait for it). */
+void vcpu_exited(struct vcpu *v);
 /* Turns a stop reason into tern-vmm's exit status. */
 int vm_exit_status(const struct vm *vm);
 

@@ -599,6 +599,11 @@ TEST(i8042_keyboard_commands)
 	CHECK(kin(&k, 0) == 0xfa);
 	CHECK(kin(&k, 0) == 0xaa);
 	CHECK(!(kin(&k, 4) & 0x01));
+	/* Identify: ab 83, and the translating controller turns 83 into 41, as on a PC. */
+	kout(&k, 0, 0xf2);
+	CHECK(kin(&k, 0) == 0xfa && kin(&k, 0) == 0xab && kin(&k, 0) == 0x41);
+	kout(&k, 4, 0x60);
+	kout(&k, 0, 0x05); /* XLATE off */
 	kout(&k, 0, 0xf2);
 	CHECK(kin(&k, 0) == 0xfa && kin(&k, 0) == 0xab && kin(&k, 0) == 0x83);
 	kout(&k, 0, 0xee);
@@ -608,10 +613,44 @@ TEST(i8042_keyboard_commands)
 	kout(&k, 0, 0xff);
 	CHECK(kin(&k, 0) == 0xfa && kin(&k, 0) == 0xfa);
 	CHECK(!(kin(&k, 4) & 0x01));
-	/* Writing the keyboard output buffer makes the byte readable as if typed. */
+	/* Scan code set: asked with f0 00, set 1 chosen with f0 01, set 3 is not offered. */
+	kout(&k, 0, 0xf0);
+	kout(&k, 0, 0x00);
+	CHECK(kin(&k, 0) == 0xfa && kin(&k, 0) == 0xfa && kin(&k, 0) == 0x02);
+	kout(&k, 0, 0xf0);
+	kout(&k, 0, 0x03);
+	kout(&k, 0, 0xf0);
+	kout(&k, 0, 0x00);
+	CHECK(kin(&k, 0) == 0xfa && kin(&k, 0) == 0xfa);
+	CHECK(kin(&k, 0) == 0xfa && kin(&k, 0) == 0xfa && kin(&k, 0) == 0x02);
+	kout(&k, 0, 0xf0);
+	kout(&k, 0, 0x01);
+	CHECK(kin(&k, 0) == 0xfa && kin(&k, 0) == 0xfa);
+	kout(&k, 0, 0xf0);
+	kout(&k, 0, 0x00);
+	CHECK(kin(&k, 0) == 0xfa && kin(&k, 0) == 0xfa && kin(&k, 0) == 0x01);
+	/* Writing the keyboard output buffer makes the byte readable as is. */
+	kout(&k, 4, 0x60);
+	kout(&k, 0, 0x45); /* XLATE on: d2 bytes are not translated */
 	kout(&k, 4, 0xd2);
 	kout(&k, 0, 0x1c);
 	CHECK(kin(&k, 0) == 0x1c);
+	CHECK(!(kin(&k, 4) & 0x01));
+}
+
+/* Reads every byte the controller has, up to max; returns how many. */
+static unsigned int kdrain(struct i8042 *k, uint8_t *buf, unsigned int max)
+{
+	unsigned int n = 0;
+
+	while (n < max && (kin(k, 4) & 0x01))
+		buf[n++] = kin(k, 0);
+	return n;
+}
+
+static bool bytes_eq(const uint8_t *a, unsigned int na, const uint8_t *b, unsigned int nb)
+{
+	return na == nb && !memcmp(a, b, na);
 }
 
 TEST(i8042_obf_and_irq1)
@@ -619,36 +658,190 @@ TEST(i8042_obf_and_irq1)
 	struct fake f;
 	struct machine m;
 	struct i8042 k;
-	const uint8_t keys[] = { 0x1e, 0x9e, 0x30 };
+	const uint8_t keys[] = { 0x1c, 0xf0, 0x1c, 0x32 }; /* A pressed and released, B pressed */
 
 	fake_init(&f, &m);
 	i8042_init(&k, &m);
-	i8042_key_bytes(&k, keys, 3);
+	CHECK(i8042_key_bytes(&k, keys, 4));
 	CHECK(kin(&k, 4) & 0x01);
 	CHECK(!(kin(&k, 4) & 0x20));
 	CHECK(f.level[KBD_IRQ] == 1 && f.irq_calls == 1);
 	CHECK(kin(&k, 0) == 0x1e);
+	/* One byte per interrupt: the edge-triggered line drops and rises for the next byte. */
+	CHECK(f.level[KBD_IRQ] == 1 && f.irq_calls == 3);
 	CHECK(kin(&k, 0) == 0x9e);
-	CHECK(f.level[KBD_IRQ] == 1 && f.irq_calls == 1);
+	CHECK(f.level[KBD_IRQ] == 1 && f.irq_calls == 5);
 	CHECK(kin(&k, 0) == 0x30);
-	CHECK(f.level[KBD_IRQ] == 0 && f.irq_calls == 2);
+	CHECK(f.level[KBD_IRQ] == 0 && f.irq_calls == 6);
 	CHECK(!(kin(&k, 4) & 0x01));
 	/* Reading with nothing queued gives 0 and no edge. */
 	CHECK(kin(&k, 0) == 0x00);
-	CHECK(f.irq_calls == 2);
+	CHECK(f.irq_calls == 6);
 
 	/* With keyboard interrupts off, OBF still shows but IRQ1 stays low. */
 	kout(&k, 4, 0x60);
 	kout(&k, 0, 0x24);
-	i8042_key_bytes(&k, keys, 1);
+	CHECK(i8042_key_bytes(&k, keys, 1));
 	CHECK(kin(&k, 4) & 0x01);
 	CHECK(f.level[KBD_IRQ] == 0);
 	/* Turning them back on with a byte waiting raises the line. */
 	kout(&k, 4, 0x60);
 	kout(&k, 0, 0x25);
 	CHECK(f.level[KBD_IRQ] == 1);
-	CHECK(kin(&k, 0) == 0x1e);
+	CHECK(kin(&k, 0) == 0x1c); /* XLATE was off when it reached the controller */
 	CHECK(f.level[KBD_IRQ] == 0);
+}
+
+TEST(i8042_ctrl_alt_del_translated)
+{
+	struct fake f;
+	struct machine m;
+	struct i8042 k;
+	uint8_t got[32];
+	/* Set 1: Ctrl 1d, Alt 38, Delete e0 53, then the breaks with bit 7 set. */
+	const uint8_t want[] = { 0x1d, 0x38, 0xe0, 0x53, 0xe0, 0xd3, 0xb8, 0x9d };
+
+	fake_init(&f, &m);
+	i8042_init(&k, &m);
+	/* What Linux leaves: keyboard interrupt, SYS, aux off, XLATE; the port enabled. */
+	kout(&k, 4, 0x20);
+	CHECK(kin(&k, 0) & 0x40); /* translation is on from reset, as PC firmware leaves it */
+	kout(&k, 4, 0x60);
+	kout(&k, 0, 0x65);
+	int calls = f.irq_calls;
+	i8042_send_ctrl_alt_del(&k);
+	CHECK(f.level[KBD_IRQ] == 1);
+	unsigned int n = kdrain(&k, got, sizeof(got));
+	CHECK(bytes_eq(got, n, want, sizeof(want)));
+	CHECK(f.level[KBD_IRQ] == 0);
+	/* Every byte came with its own rising edge. */
+	CHECK(f.irq_calls - calls == 2 * (int)sizeof(want));
+	CHECK(f.stops == 0);
+}
+
+TEST(i8042_ctrl_alt_del_raw_set2)
+{
+	struct fake f;
+	struct machine m;
+	struct i8042 k;
+	uint8_t got[32];
+	const uint8_t want[] = { 0x14, 0x11, 0xe0, 0x71, 0xe0, 0xf0, 0x71, 0xf0, 0x11, 0xf0, 0x14 };
+
+	fake_init(&f, &m);
+	i8042_init(&k, &m);
+	kout(&k, 4, 0x60);
+	kout(&k, 0, 0x25); /* XLATE off: Linux's i8042.direct */
+	i8042_send_ctrl_alt_del(&k);
+	unsigned int n = kdrain(&k, got, sizeof(got));
+	CHECK(bytes_eq(got, n, want, sizeof(want)));
+}
+
+TEST(i8042_translation_table)
+{
+	struct fake f;
+	struct machine m;
+	struct i8042 k;
+	uint8_t got[32];
+	/* Esc, Q, Enter, Right Ctrl (e0 14), F7 (83), Pause (e1 14 77 e1 f0 14 f0 77). */
+	const uint8_t in[] = { 0x76, 0x15, 0x5a, 0xe0, 0x14, 0xe0, 0xf0, 0x14, 0x83, 0xf0, 0x83 };
+	const uint8_t want[] = { 0x01, 0x10, 0x1c, 0xe0, 0x1d, 0xe0, 0x9d, 0x41, 0xc1 };
+	const uint8_t pause[] = { 0xe1, 0x14, 0x77, 0xe1, 0xf0, 0x14, 0xf0, 0x77 };
+	const uint8_t pause1[] = { 0xe1, 0x1d, 0x45, 0xe1, 0x9d, 0xc5 };
+
+	fake_init(&f, &m);
+	i8042_init(&k, &m);
+	CHECK(i8042_key_bytes(&k, in, sizeof(in)));
+	unsigned int n = kdrain(&k, got, sizeof(got));
+	CHECK(bytes_eq(got, n, want, sizeof(want)));
+	CHECK(i8042_key_bytes(&k, pause, sizeof(pause)));
+	n = kdrain(&k, got, sizeof(got));
+	CHECK(bytes_eq(got, n, pause1, sizeof(pause1)));
+
+	/* A keyboard switched to set 1 (f0 01) sends set 1 itself; with XLATE off it arrives as is. */
+	kout(&k, 4, 0x60);
+	kout(&k, 0, 0x25);
+	kout(&k, 0, 0xf0);
+	kout(&k, 0, 0x01);
+	CHECK(kin(&k, 0) == 0xfa && kin(&k, 0) == 0xfa);
+	i8042_send_ctrl_alt_del(&k);
+	n = kdrain(&k, got, sizeof(got));
+	const uint8_t cad1[] = { 0x1d, 0x38, 0xe0, 0x53, 0xe0, 0xd3, 0xb8, 0x9d };
+	CHECK(bytes_eq(got, n, cad1, sizeof(cad1)));
+}
+
+TEST(i8042_keyboard_port_disabled)
+{
+	struct fake f;
+	struct machine m;
+	struct i8042 k;
+	uint8_t got[32];
+	const uint8_t a[] = { 0x1c, 0xf0, 0x1c };
+
+	fake_init(&f, &m);
+	i8042_init(&k, &m);
+	/* Port inhibited (0xad): keys wait in the keyboard, no OBF, no interrupt. */
+	kout(&k, 4, 0xad);
+	CHECK(i8042_key_bytes(&k, a, sizeof(a)));
+	CHECK(!(kin(&k, 4) & 0x01));
+	CHECK(f.level[KBD_IRQ] == 0);
+	/* The controller still answers its own commands meanwhile. */
+	kout(&k, 4, 0xaa);
+	CHECK(kin(&k, 0) == 0x55);
+	CHECK(!(kin(&k, 4) & 0x01));
+	/* Enabled again (0xae): they arrive, translated with the XLATE setting of now. */
+	kout(&k, 4, 0xae);
+	CHECK(f.level[KBD_IRQ] == 1);
+	unsigned int n = kdrain(&k, got, sizeof(got));
+	const uint8_t a1[] = { 0x1e, 0x9e };
+	CHECK(bytes_eq(got, n, a1, sizeof(a1)));
+
+	/* The same through the configuration byte (bit 4). */
+	kout(&k, 4, 0x60);
+	kout(&k, 0, 0x75);
+	CHECK(i8042_key_bytes(&k, a, 1));
+	CHECK(!(kin(&k, 4) & 0x01));
+	kout(&k, 4, 0x60);
+	kout(&k, 0, 0x65);
+	CHECK(kin(&k, 0) == 0x1e);
+
+	/* Sending a keyboard command releases an inhibited port; the answer comes first. */
+	kout(&k, 4, 0xad);
+	CHECK(i8042_key_bytes(&k, a, 1));
+	kout(&k, 0, 0xee);
+	CHECK(kin(&k, 0) == 0xee);
+	CHECK(kin(&k, 0) == 0x1e);
+	CHECK(!(kin(&k, 4) & 0x01));
+	kout(&k, 4, 0x20);
+	CHECK(!(kin(&k, 0) & 0x10));
+}
+
+TEST(i8042_keyboard_scanning_disabled)
+{
+	struct fake f;
+	struct machine m;
+	struct i8042 k;
+	const uint8_t a[] = { 0x1c };
+
+	fake_init(&f, &m);
+	i8042_init(&k, &m);
+	/* 0xf5: the keyboard stops scanning; keys pressed meanwhile are lost. */
+	kout(&k, 0, 0xf5);
+	CHECK(kin(&k, 0) == 0xfa);
+	CHECK(!i8042_key_bytes(&k, a, 1));
+	i8042_send_ctrl_alt_del(&k);
+	CHECK(!(kin(&k, 4) & 0x01));
+	/* 0xf4 turns it back on. */
+	kout(&k, 0, 0xf4);
+	CHECK(kin(&k, 0) == 0xfa);
+	CHECK(i8042_key_bytes(&k, a, 1));
+	CHECK(kin(&k, 0) == 0x1e);
+	/* So does a reset (0xff), which also empties its buffer. */
+	kout(&k, 0, 0xf5);
+	CHECK(kin(&k, 0) == 0xfa);
+	kout(&k, 0, 0xff);
+	CHECK(kin(&k, 0) == 0xfa && kin(&k, 0) == 0xaa);
+	CHECK(i8042_key_bytes(&k, a, 1));
+	CHECK(kin(&k, 0) == 0x1e);
 }
 
 TEST(i8042_queue_overflow)
@@ -656,23 +849,32 @@ TEST(i8042_queue_overflow)
 	struct fake f;
 	struct machine m;
 	struct i8042 k;
-	uint8_t keys[I8042_QUEUE + 8];
+	uint8_t keys[I8042_KBD_QUEUE + 8];
 
 	fake_init(&f, &m);
 	i8042_init(&k, &m);
+	kout(&k, 4, 0x60);
+	kout(&k, 0, 0x25); /* raw bytes */
 	for (unsigned int i = 0; i < sizeof(keys); i++)
 		keys[i] = (uint8_t)(i + 1);
-	i8042_key_bytes(&k, keys, 5);
+	CHECK(i8042_key_bytes(&k, keys, 5));
 	for (unsigned int i = 0; i < 5; i++)
 		CHECK(kin(&k, 0) == keys[i]);
-	i8042_key_bytes(&k, keys, sizeof(keys));
-	for (unsigned int i = 0; i < I8042_QUEUE; i++) {
+	/* More than the keyboard's buffer holds: refused as a whole, never cut in half. */
+	CHECK(!i8042_key_bytes(&k, keys, sizeof(keys)));
+	CHECK(!(kin(&k, 4) & 0x01));
+	/* The buffer plus the controller's output byte: the first one moves on at once. */
+	CHECK(i8042_key_bytes(&k, keys, I8042_KBD_QUEUE));
+	CHECK(i8042_key_bytes(&k, keys, 1));
+	CHECK(!i8042_key_bytes(&k, keys, 1));
+	for (unsigned int i = 0; i < I8042_KBD_QUEUE; i++) {
 		uint8_t v = kin(&k, 0);
 		if (v != keys[i]) {
 			CHECK(v == keys[i]);
 			break;
 		}
 	}
+	CHECK(kin(&k, 0) == keys[0]);
 	CHECK(!(kin(&k, 4) & 0x01));
 	CHECK(kin(&k, 0) == 0x00);
 }

@@ -1,0 +1,156 @@
+/* /drives/{drive_id}: virtio-blk disks (Firecracker's Drive). */
+#include "api/api.h"
+#include "api/json_in.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define PATH_LEN_MAX 4095
+
+static const char *const put_keys[] = {
+	"drive_id",   "path_on_host", "is_root_device", "partuuid", "is_read_only",
+	"cache_type", "rate_limiter", "io_engine",	"socket",   NULL
+};
+static const char *const patch_keys[] = { "drive_id", "path_on_host", "rate_limiter", NULL };
+
+static int find(const struct api *a, const char *id)
+{
+	for (unsigned int i = 0; i < a->cfg.ndisks; i++)
+		if (!strcmp(a->cfg.disks[i].id, id))
+			return (int)i;
+	return -1;
+}
+
+/* Checked now, so that a wrong path is a 400 here rather than a failed InstanceStart. */
+static int usable(const char *path, bool readonly, char *err, size_t n)
+{
+	struct stat st;
+	int fd = open(path, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+
+	if (fd < 0)
+		return api_fail(err, n, "'path_on_host': cannot open '%s'%s: %s", path,
+				readonly ? "" : " for writing", strerror(errno));
+	int r = fstat(fd, &st);
+	close(fd);
+	if (r < 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)))
+		return api_fail(err, n, "'path_on_host': '%s' is not a file or block device", path);
+	return 0;
+}
+
+static int check_id(const char *id, struct json_object *o, char *err, size_t n)
+{
+	const char *body_id;
+	int r = jin_string(o, "drive_id", 4096, &body_id, err, n);
+
+	if (r < 0)
+		return r;
+	if (!r)
+		return api_fail(err, n, "'drive_id' is required");
+	if (strcmp(body_id, id))
+		return api_fail(err, n, "'drive_id' (\"%.64s\") differs from the path's id",
+				body_id);
+	/* The id is the disk's virtio-blk serial (GET_ID), which holds 20 bytes. */
+	if (!*id || strlen(id) > DISK_ID_MAX)
+		return api_fail(err, n, "'drive_id' must be 1 to %d bytes", DISK_ID_MAX);
+	return 0;
+}
+
+static int put(struct api *a, const char *id, struct json_object *o, char *err, size_t n)
+{
+	static const char *const caches[] = { "Unsafe", "Writeback", NULL };
+	static const char *const engines[] = { "Sync", "Async", NULL };
+	struct disk_config d = { .cache = DISK_CACHE_WRITEBACK, .engine = DISK_ENGINE_AUTO };
+	const char *path, *partuuid = NULL;
+	unsigned int idx;
+	int r, at = find(a, id);
+
+	if ((r = api_not_implemented(o, "socket", "a drive (vhost-user-blk)", err, n)) ||
+	    (r = api_not_implemented(o, "rate_limiter", "a drive", err, n)))
+		return r;
+	if ((r = jin_string(o, "path_on_host", PATH_LEN_MAX, &path, err, n)) < 0)
+		return r;
+	if (!r || !*path)
+		return api_fail(err, n, "'path_on_host' is required (a file or block device)");
+	if ((r = jin_bool(o, "is_root_device", &d.root, err, n)) < 0)
+		return r;
+	if (!r)
+		return api_fail(err, n, "'is_root_device' is required (true or false)");
+	if ((r = jin_bool(o, "is_read_only", &d.readonly, err, n)) < 0)
+		return r;
+	if ((r = jin_string(o, "partuuid", DISK_PARTUUID_MAX, &partuuid, err, n)) < 0)
+		return r;
+	/* Unsafe and Writeback both offer FLUSH: tern never drops one (docs/api.md). */
+	if ((r = jin_enum(o, "cache_type", caches, &idx, err, n)) < 0)
+		return r;
+	if ((r = jin_enum(o, "io_engine", engines, &idx, err, n)) < 0)
+		return r;
+	if (r)
+		d.engine = idx == 0 ? DISK_ENGINE_THREADS : DISK_ENGINE_IO_URING;
+	for (unsigned int i = 0; i < a->cfg.ndisks; i++)
+		if (d.root && a->cfg.disks[i].root && (int)i != at)
+			return api_fail(err, n, "drive '%s' is already the root device",
+					a->cfg.disks[i].id);
+	if (at < 0 && a->cfg.ndisks == VMM_MAX_DISKS)
+		return api_fail(err, n, "at most %d drives", VMM_MAX_DISKS);
+	if ((r = usable(path, d.readonly, err, n)))
+		return r;
+	d.path = strdup(path);
+	if (!d.path)
+		return api_fail(err, n, "out of memory");
+	strcpy(d.id, id);
+	if (partuuid)
+		strcpy(d.partuuid, partuuid);
+	if (at < 0) {
+		at = (int)a->cfg.ndisks++;
+	} else {
+		free(a->cfg.disks[at].path);
+	}
+	a->cfg.disks[at] = d;
+	return 0;
+}
+
+static int patch(struct api *a, const char *id, struct json_object *o, char *err, size_t n)
+{
+	const char *path;
+	int r, at = find(a, id);
+
+	if ((r = jin_only(o, patch_keys, "PATCH /drives", err, n)))
+		return r;
+	if ((r = api_not_implemented(o, "rate_limiter", "a drive", err, n)))
+		return r;
+	if (at < 0)
+		return api_fail(err, n, "no drive '%s' (PUT /drives/%s first)", id, id);
+	if ((r = jin_string(o, "path_on_host", PATH_LEN_MAX, &path, err, n)) <= 0)
+		return r;
+	if (a->started)
+		return api_fail(err, n,
+				"changing 'path_on_host' of a running VM's drive is not "
+				"implemented in tern");
+	struct disk_config *d = &a->cfg.disks[at];
+	if ((r = usable(path, d->readonly, err, n)))
+		return r;
+	char *p = strdup(path);
+	if (!p)
+		return api_fail(err, n, "out of memory");
+	free(d->path);
+	d->path = p;
+	return 0;
+}
+
+int res_drive(struct api *a, const char *id, struct json_object *o, bool is_patch, char *err,
+	      size_t n)
+{
+	int r;
+
+	if (!is_patch && (r = api_preboot(a, err, n)))
+		return r;
+	if (!is_patch && (r = jin_only(o, put_keys, "/drives", err, n)))
+		return r;
+	if ((r = check_id(id, o, err, n)))
+		return r;
+	return is_patch ? patch(a, id, o, err, n) : put(a, id, o, err, n);
+}
