@@ -38,6 +38,7 @@ struct api {
 	char *boot_args; /* as given (cfg.cmdline adds the root device at start) */
 	struct vm *vm;	 /* once started */
 	bool started;
+	bool started_by_api; /* InstanceStart, not the command line or a config file */
 	api_start_fn start;
 	struct api_logger logger;
 	char *metrics_path;

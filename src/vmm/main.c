@@ -118,8 +118,14 @@ static int boot(struct api *a, char *err, size_t errlen)
 {
 	struct vmm_config c = a->cfg;
 
+	struct boot_inputs in;
+
+	if (boot_inputs_load(&c,
+			     a->started_by_api || c.config_file ? &boot_names_api : &boot_names_cli,
+			     &in, err, errlen))
+		return -EINVAL;
 	c.cmdline = compose_root(&c, a->boot_args);
-	vm_create(&vm, &c, a->loop);
+	vm_create(&vm, &c, a->loop, &in);
 	console_init(&con, STDIN_FILENO);
 	vm_start(&vm);
 	api_started(a, &vm);
@@ -149,8 +155,10 @@ int main(int argc, char **argv)
 			die_usage("--api-sock: %s", err);
 	}
 	if (api.cfg.kernel && !api.started) {
-		boot(&api, err, sizeof(err));
+		if (boot(&api, err, sizeof(err)))
+			die_usage("%s", err);
 	} else {
+		api.started_by_api = true;
 		log_info("waiting for the API: configure the VM, then PUT /actions InstanceStart");
 		while (!api.started) {
 			int r = loop_run_once(loop, -1);

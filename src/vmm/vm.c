@@ -65,38 +65,6 @@ int vm_exit_status(const struct vm *vm)
 	}
 }
 
-static void read_input(const char *opt, const char *path, uint8_t **buf, size_t *len)
-{
-	int r = file_read_all(path, buf, len);
-
-	if (r == -EINVAL)
-		die_usage("%s: '%s' is not a regular file", opt, path);
-	if (r)
-		die_usage("%s: cannot read '%s': %s", opt, path, strerror(-r));
-}
-
-static enum boot_entry choose_entry(const struct vmm_config *c, const struct boot_image *img)
-{
-	if (img->kind == BOOT_BZIMAGE) {
-		if (c->entry == ENTRY_PVH)
-			die_usage("--boot-entry: pvh needs an ELF kernel with a PVH note; '%s' is "
-				  "a bzImage",
-				  c->kernel);
-		if (img->has_entry64)
-			return BOOT_ENTRY_LINUX64;
-		if (c->entry == ENTRY_LINUX64)
-			die_usage("--boot-entry: '%s' has no 64-bit entry (boot protocol < 2.12)",
-				  c->kernel);
-		return BOOT_ENTRY_LINUX32;
-	}
-	if (c->entry == ENTRY_PVH && !img->pvh_entry)
-		die_usage("--boot-entry: '%s' has no PVH note (XEN_ELFNOTE_PHYS32_ENTRY)",
-			  c->kernel);
-	if (c->entry == ENTRY_PVH || (c->entry == ENTRY_AUTO && img->pvh_entry))
-		return BOOT_ENTRY_PVH;
-	return BOOT_ENTRY_LINUX64;
-}
-
 static void setup_memory(struct vm *vm)
 {
 	uint64_t size = vm->cfg.mem_mib * MIB;
@@ -158,7 +126,7 @@ static char *compose_cmdline(struct vm *vm)
 	return s;
 }
 
-/* Kernel, initrd and cmdline already validated by check_inputs(). */
+/* Kernel and initrd already checked by boot_inputs_load(). */
 static void load_guest(struct vm *vm, const uint8_t *kernel, const struct boot_image *img,
 		       enum boot_entry entry, const uint8_t *initrd, uint64_t initrd_len,
 		       uint64_t initrd_gpa)
@@ -253,48 +221,14 @@ static void setup_vcpu(struct vm *vm, unsigned int id)
  * Everything about the user's files that can be known without KVM: a bad file or a
  * size that cannot work is the user's mistake and is reported before /dev/kvm is touched.
  */
-static void check_inputs(const struct vmm_config *cfg, const uint8_t *kernel, size_t klen,
-			 struct boot_image *img, enum boot_entry *entry, uint8_t **initrd,
-			 size_t *initrd_len, uint64_t *initrd_gpa)
+void vm_create(struct vm *vm, const struct vmm_config *cfg, struct loop *loop,
+	       struct boot_inputs *in)
 {
-	const char *why = "";
-	struct guest_mem layout;
-
-	if (boot_image_parse(kernel, klen, img, &why))
-		die_usage("--kernel: '%s': %s", cfg->kernel, why);
-	*entry = choose_entry(cfg, img);
-	guest_mem_layout(&layout, cfg->mem_mib * MIB);
-	if (img->end > layout.low_size)
-		die_usage("--memory: the kernel needs %llu MiB of RAM below 3 GiB; %llu MiB given",
-			  (unsigned long long)((img->end + MIB - 1) / MIB),
-			  (unsigned long long)cfg->mem_mib);
-	*initrd = NULL;
-	*initrd_len = 0;
-	*initrd_gpa = 0;
-	if (!cfg->initrd)
-		return;
-	read_input("--initrd", cfg->initrd, initrd, initrd_len);
-	if (boot_place_initrd(&layout, img, *initrd_len, initrd_gpa))
-		die_usage("--initrd: '%s' (%zu bytes) does not fit in guest RAM above the kernel "
-			  "(--memory %llu MiB)",
-			  cfg->initrd, *initrd_len, (unsigned long long)cfg->mem_mib);
-}
-
-void vm_create(struct vm *vm, const struct vmm_config *cfg, struct loop *loop)
-{
-	uint8_t *kernel, *initrd;
-	size_t klen, initrd_len;
-	uint64_t initrd_gpa;
-	struct boot_image img;
-	enum boot_entry entry;
 	int r;
 
 	memset(vm, 0, sizeof(*vm));
 	vm->cfg = *cfg;
 	vm->ncpus = cfg->cpus;
-	read_input("--kernel", cfg->kernel, &kernel, &klen);
-	check_inputs(cfg, kernel, klen, &img, &entry, &initrd, &initrd_len, &initrd_gpa);
-
 	if ((r = kvm_open(&vm->kvm, cfg->kvm_dev)))
 		die_usage("cannot use %s: %s%s", cfg->kvm_dev, strerror(-r),
 			  r == -EACCES ? " (needs read/write access, e.g. the kvm group)" : "");
@@ -340,9 +274,8 @@ void vm_create(struct vm *vm, const struct vmm_config *cfg, struct loop *loop)
 		die("out of memory");
 	for (unsigned int i = 0; i < vm->ncpus; i++)
 		setup_vcpu(vm, i);
-	load_guest(vm, kernel, &img, entry, initrd, initrd_len, initrd_gpa);
-	free(kernel);
-	free(initrd);
+	load_guest(vm, in->kernel, &in->img, in->entry, in->initrd, in->initrd_len, in->initrd_gpa);
+	boot_inputs_free(in);
 }
 
 void vm_start(struct vm *vm)

@@ -23,6 +23,7 @@
 #include "virtio/net.h"
 #include "virtio/rng.h"
 #include "virtio/vsock.h"
+#include "vmm/boot_inputs.h"
 #include "vmm/config.h"
 
 struct vm;
@@ -85,10 +86,12 @@ struct vm {
 };
 
 /*
- * Builds the whole VM from cfg on loop (the main thread's event loop); bad input or missing
- * access exits with status 2.
+ * Builds the whole VM from cfg and the checked kernel/initrd in (which it frees) on loop
+ * (the main thread's event loop); missing access or devices that cannot open exit with
+ * status 2.
  */
-void vm_create(struct vm *vm, const struct vmm_config *cfg, struct loop *loop);
+void vm_create(struct vm *vm, const struct vmm_config *cfg, struct loop *loop,
+	       struct boot_inputs *in);
 /* Starts one thread per vCPU. */
 void vm_start(struct vm *vm);
 /*

@@ -352,6 +352,13 @@ def test_actions_in_the_wrong_state():
         expect_400(c.put("/actions", {"action_type": "SendCtrlAltDel"}), "SendCtrlAltDel before boot")
         expect_400(c.put("/actions", {"action_type": "Reboot"}), "unknown action", "action_type")
         expect_400(c.put("/actions", {}), "no action_type", "action_type")
+        # A readable file that is no kernel passes PUT /boot-source (only the path is checked
+        # there) and is refused by InstanceStart with a 400; the process keeps serving.
+        notkernel = os.path.join(work, "not-a-kernel")
+        sized_file(notkernel, 4096)
+        ok(c.put("/boot-source", {"kernel_image_path": notkernel}), "boot-source (not a kernel)")
+        expect_400(c.put("/actions", {"action_type": "InstanceStart"}), "InstanceStart of a non-kernel",
+                   "kernel_image_path")
         assert state(c) == "Not started"
         boot_counter(c, vmm)
         expect_400(c.put("/actions", {"action_type": "FlushMetrics"}), "FlushMetrics without metrics")
