@@ -11,7 +11,7 @@ CFLAGS_BASE += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-san
 LDFLAGS_SAN := -fsanitize=address,undefined
 endif
 CFLAGS += $(CFLAGS_BASE)
-LDLIBS += -luring -lpthread -lslirp -lhttp_parser -ljson-c
+LDLIBS += -luring -lpthread -lslirp -lhttp_parser -ljson-c -lz
 
 LIB_SRC := $(filter-out src/vmm/main.c,$(shell find src -name '*.c' | sort))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)

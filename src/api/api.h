@@ -18,8 +18,14 @@ struct vm;
 struct http_server;
 struct api;
 
+struct restore_overrides;
+
 /* Boots the VM from a->cfg (main's job); 0, or -EINVAL with err for a 400. */
 typedef int (*api_start_fn)(struct api *a, char *err, size_t errlen);
+/* Loads a snapshot into this (unconfigured) tern-vmm (main's job); 0 or -EINVAL + err. */
+typedef int (*api_restore_fn)(struct api *a, const char *state_path, const char *mem_path,
+			      const struct restore_overrides *o, bool resume, char *err,
+			      size_t errlen);
 
 /* What GET /vm/config reports about the logger, as it was last set. */
 struct api_logger {
@@ -34,12 +40,14 @@ struct api {
 	struct http_server *srv;
 	/* The VM's configuration: built by PUT/PATCH before boot, fixed after. */
 	struct vmm_config cfg;
-	bool smt, track_dirty_pages;
+	bool smt;
 	char *boot_args; /* as given (cfg.cmdline adds the root device at start) */
 	struct vm *vm;	 /* once started */
 	bool started;
 	bool started_by_api; /* InstanceStart, not the command line or a config file */
 	api_start_fn start;
+	api_restore_fn restore;
+	bool configured; /* a boot resource was set: a snapshot can no longer be loaded */
 	struct api_logger logger;
 	char *metrics_path;
 	bool metrics_on;
@@ -71,6 +79,8 @@ int res_logger(struct api *a, struct json_object *o, char *err, size_t n);
 int res_metrics(struct api *a, struct json_object *o, char *err, size_t n);
 int res_actions(struct api *a, struct json_object *o, char *err, size_t n);
 int res_vm_state(struct api *a, struct json_object *o, char *err, size_t n);
+int res_snapshot_create(struct api *a, struct json_object *o, char *err, size_t n);
+int res_snapshot_load(struct api *a, struct json_object *o, char *err, size_t n);
 /* GET bodies (new json objects) */
 struct json_object *res_instance_info(struct api *a);
 struct json_object *res_machine_config_get(struct api *a);

@@ -12,7 +12,7 @@ int res_machine_config(struct api *a, struct json_object *o, bool patch, char *e
 	static const char *const templates[] = { "None", NULL };
 	static const char *const huge[] = { "None", NULL };
 	uint64_t cpus = a->cfg.cpus, mem = a->cfg.mem_mib;
-	bool smt = a->smt, dirty = a->track_dirty_pages;
+	bool smt = a->smt, dirty = a->cfg.track_dirty;
 	unsigned int idx;
 	int r;
 
@@ -55,7 +55,7 @@ int res_machine_config(struct api *a, struct json_object *o, bool patch, char *e
 	a->cfg.cpus = (unsigned int)cpus;
 	a->cfg.mem_mib = mem;
 	a->smt = smt;
-	a->track_dirty_pages = dirty;
+	a->cfg.track_dirty = dirty;
 	return 0;
 }
 
@@ -66,8 +66,7 @@ struct json_object *res_machine_config_get(struct api *a)
 	json_object_object_add(o, "vcpu_count", json_object_new_int64(a->cfg.cpus));
 	json_object_object_add(o, "mem_size_mib", json_object_new_int64((int64_t)a->cfg.mem_mib));
 	json_object_object_add(o, "smt", json_object_new_boolean(a->smt));
-	json_object_object_add(o, "track_dirty_pages",
-			       json_object_new_boolean(a->track_dirty_pages));
+	json_object_object_add(o, "track_dirty_pages", json_object_new_boolean(a->cfg.track_dirty));
 	json_object_object_add(o, "cpu_template", json_object_new_string("None"));
 	json_object_object_add(o, "huge_pages", json_object_new_string("None"));
 	return o;

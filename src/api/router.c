@@ -26,8 +26,6 @@ static const char *const not_implemented[] = {
 	"/mmds/config",
 	"/serial",
 	"/hotplug/memory",
-	"/snapshot/create",
-	"/snapshot/load",
 	NULL,
 };
 
@@ -105,7 +103,20 @@ static enum outcome route(struct api *a, const struct http_request *req, struct 
 		return BAD_ROUTE;
 	bool patch = m == HTTP_M_PATCH;
 	/* Resolve the route before reading the body, so a bad path is named as such. */
-	enum { MACHINE, BOOT, DRIVE, NIC, VSOCK, ENTROPY, LOGGER, METRICS, ACTIONS, VM } res;
+	enum {
+		MACHINE,
+		BOOT,
+		DRIVE,
+		NIC,
+		VSOCK,
+		ENTROPY,
+		LOGGER,
+		METRICS,
+		ACTIONS,
+		VM,
+		SNAP_CREATE,
+		SNAP_LOAD
+	} res;
 	if (!strcmp(p, "/machine-config"))
 		res = MACHINE;
 	else if (!patch && !strcmp(p, "/boot-source"))
@@ -126,6 +137,10 @@ static enum outcome route(struct api *a, const struct http_request *req, struct 
 		res = ACTIONS;
 	else if (patch && !strcmp(p, "/vm"))
 		res = VM;
+	else if (!patch && !strcmp(p, "/snapshot/create"))
+		res = SNAP_CREATE;
+	else if (!patch && !strcmp(p, "/snapshot/load"))
+		res = SNAP_LOAD;
 	else
 		return BAD_ROUTE;
 	if (with_body(req, &o, err)) {
@@ -160,11 +175,20 @@ static enum outcome route(struct api *a, const struct http_request *req, struct 
 	case ACTIONS:
 		r = res_actions(a, o, err, ERR_MAX);
 		break;
-	default:
+	case VM:
 		r = res_vm_state(a, o, err, ERR_MAX);
+		break;
+	case SNAP_CREATE:
+		r = res_snapshot_create(a, o, err, ERR_MAX);
+		break;
+	default:
+		r = res_snapshot_load(a, o, err, ERR_MAX);
 		break;
 	}
 	json_object_put(o);
+	/* What a boot builds on was set: from now on this process boots, it does not restore. */
+	if (!r && res <= ENTROPY)
+		a->configured = true;
 	resp->status = r ? 400 : 204;
 	return DONE;
 }

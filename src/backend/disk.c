@@ -117,6 +117,11 @@ void disk_submit(struct disk *d, struct disk_req *r)
 	d->engine->submit(d, r);
 }
 
+int disk_poll(struct disk *d, int timeout_ms)
+{
+	return d->engine->poll(d, timeout_ms);
+}
+
 const char *disk_engine_name(const struct disk *d)
 {
 	return d->engine ? d->engine->name : "none";

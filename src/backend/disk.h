@@ -54,12 +54,21 @@ void disk_close(struct disk *d);
 /* Starts r; r->complete runs later on the loop thread (never inside disk_submit). */
 void disk_submit(struct disk *d, struct disk_req *r);
 const char *disk_engine_name(const struct disk *d);
+/*
+ * Waits up to timeout_ms (0: just looks) for finished requests and runs their complete()
+ * on the calling thread, as the event loop would. For a paused VM, whose loop no longer
+ * serves the engine's fd: call it on the loop thread, or on another one while the loop is
+ * paused, never while the loop may be running this disk's handler. Returns how many
+ * requests completed (0 when none did in time) or -errno.
+ */
+int disk_poll(struct disk *d, int timeout_ms);
 
 /* Engines (disk_uring.c, disk_threads.c); -ENOSYS when unavailable here. */
 struct disk_engine_ops {
 	const char *name;
 	int (*init)(struct disk *d, struct loop *loop);
 	void (*submit)(struct disk *d, struct disk_req *r);
+	int (*poll)(struct disk *d, int timeout_ms);
 	void (*fini)(struct disk *d);
 };
 extern const struct disk_engine_ops disk_engine_uring, disk_engine_threads;

@@ -5,6 +5,7 @@
 #include "backend/disk.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -52,13 +53,14 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-static void on_done(void *opaque, uint32_t events)
+/* Runs the completions the workers handed back; returns how many. */
+static int reap(struct pool *p)
 {
-	struct pool *p = opaque;
 	uint64_t n;
+	int done = 0;
 
 	if (read(p->done_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-		return;
+		return 0;
 	pthread_mutex_lock(&p->lock);
 	struct disk_req *list = p->done;
 	p->done = NULL;
@@ -67,7 +69,26 @@ static void on_done(void *opaque, uint32_t events)
 		struct disk_req *r = list;
 		list = r->next;
 		r->complete(r);
+		done++;
 	}
+	return done;
+}
+
+static void on_done(void *opaque, uint32_t events)
+{
+	reap(opaque);
+}
+
+/* Workers write done_fd after each request they finish: wait on it. */
+static int threads_poll(struct disk *d, int timeout_ms)
+{
+	struct pool *p = d->engine_state;
+	struct pollfd pfd = { .fd = p->done_fd, .events = POLLIN };
+	int n = poll(&pfd, 1, timeout_ms);
+
+	if (n < 0)
+		return errno == EINTR ? 0 : -errno;
+	return n ? reap(p) : 0;
 }
 
 static int threads_init(struct disk *d, struct loop *loop)
@@ -138,5 +159,6 @@ const struct disk_engine_ops disk_engine_threads = {
 	.name = "threads",
 	.init = threads_init,
 	.submit = threads_submit,
+	.poll = threads_poll,
 	.fini = threads_fini,
 };

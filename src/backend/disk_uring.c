@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <liburing.h>
 #include <linux/falloc.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -76,19 +77,21 @@ static void drain_backlog(struct uring *u, struct disk *d)
 		io_uring_submit(&u->ring);
 }
 
-static void on_ready(void *opaque, uint32_t events)
+/* Runs every finished request's completion; returns how many. */
+static int reap(struct disk *d)
 {
-	struct disk *d = opaque;
 	struct uring *u = d->engine_state;
 	struct io_uring_cqe *cqe;
 	uint64_t n;
+	int done = 0;
 
 	if (read(u->efd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-		return;
+		return 0;
 	while (u->sync_done) {
 		struct disk_req *r = u->sync_done;
 		u->sync_done = r->next;
 		r->complete(r);
+		done++;
 	}
 	while (io_uring_peek_cqe(&u->ring, &cqe) == 0) {
 		struct disk_req *r = io_uring_cqe_get_data(cqe);
@@ -104,8 +107,27 @@ static void on_ready(void *opaque, uint32_t events)
 		}
 		r->result = res;
 		r->complete(r);
+		done++;
 	}
 	drain_backlog(u, d);
+	return done;
+}
+
+static void on_ready(void *opaque, uint32_t events)
+{
+	reap(opaque);
+}
+
+/* The ring signals efd for every completion (and kick() for inline ones): wait on it. */
+static int uring_poll(struct disk *d, int timeout_ms)
+{
+	struct uring *u = d->engine_state;
+	struct pollfd pfd = { .fd = u->efd, .events = POLLIN };
+	int n = poll(&pfd, 1, timeout_ms);
+
+	if (n < 0)
+		return errno == EINTR ? 0 : -errno;
+	return n ? reap(d) : 0;
 }
 
 static int uring_init(struct disk *d, struct loop *loop)
@@ -169,5 +191,6 @@ const struct disk_engine_ops disk_engine_uring = {
 	.name = "io_uring",
 	.init = uring_init,
 	.submit = uring_submit,
+	.poll = uring_poll,
 	.fini = uring_fini,
 };

@@ -11,7 +11,11 @@
  * the keyboard's set-2 bytes to set 1 on the way, so a guest reads set-1 codes.
  */
 #include "devices/i8042.h"
+#include "vmstate/vmstate.h"
 
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #define ST_OBF 0x01
@@ -493,4 +497,165 @@ void i8042_send_ctrl_alt_del(struct i8042 *k)
 	};
 
 	i8042_key_bytes(k, seq, sizeof(seq));
+}
+
+/* ---- snapshot state ---- */
+
+static void put_fifo(struct vmstate_writer *w, const struct i8042_fifo *f)
+{
+	for (unsigned int i = 0; i < f->len; i++)
+		vmstate_put_u8(w, f->b[(f->head + i) % I8042_KBD_QUEUE]);
+}
+
+int i8042_save(struct i8042 *k, struct vmstate_writer *w)
+{
+	pthread_mutex_lock(&k->lock);
+	/* Fixed-size fields first, so a reader checks every length before any byte array. */
+	vmstate_put_u8(w, k->ctr);
+	vmstate_put_u8(w, k->status);
+	vmstate_put_u8(w, k->pending_cmd);
+	vmstate_put_bool(w, k->xlate_break);
+	vmstate_put_u8(w, k->kbd.pending);
+	vmstate_put_bool(w, k->kbd.enabled);
+	vmstate_put_u8(w, k->kbd.set);
+	vmstate_put_u8(w, (uint8_t)k->q_len);
+	vmstate_put_u8(w, (uint8_t)k->kbd.reply.len);
+	vmstate_put_u8(w, (uint8_t)k->kbd.keys.len);
+	/* Queues oldest first: ring positions are not part of the format. */
+	for (unsigned int i = 0; i < k->q_len; i++) {
+		unsigned int j = (k->q_head + i) % I8042_QUEUE;
+		vmstate_put_u8(w, k->q[j].byte);
+		vmstate_put_bool(w, k->q[j].aux);
+	}
+	put_fifo(w, &k->kbd.reply);
+	put_fifo(w, &k->kbd.keys);
+	/* irq1_level/irq12_level follow from the queue's head and ctr: restore recomputes them. */
+	pthread_mutex_unlock(&k->lock);
+	return 0;
+}
+
+__attribute__((format(printf, 3, 4))) static int refuse(char *err, size_t errlen, const char *fmt,
+							...)
+{
+	va_list ap;
+	int n = snprintf(err, errlen, "i8042: ");
+
+	if (n >= 0 && (size_t)n < errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+		va_end(ap);
+	}
+	return -EINVAL;
+}
+
+static int bad_size(const struct vmstate_cursor *c, char *err, size_t errlen)
+{
+	if (c->error)
+		return refuse(err, errlen, "state truncated (%llu bytes)",
+			      (unsigned long long)c->len);
+	return refuse(err, errlen, "%llu bytes of state after the last field",
+		      (unsigned long long)(c->len - c->off));
+}
+
+/* The only commands that wait for a data byte (command() and keyboard_command()). */
+static bool valid_pending_cmd(uint8_t c)
+{
+	return c == 0 || c == 0x60 || c == 0xd1 || c == 0xd2 || c == 0xd3 || c == 0xd4;
+}
+
+static bool valid_kbd_pending(uint8_t c)
+{
+	return c == 0 || c == 0xed || c == 0xf3 || c == 0xf0;
+}
+
+/* Status bits the controller computes (OBF, AUXDATA) or the guest toggles (CMD). */
+#define ST_VARIABLE (ST_OBF | ST_CMD | ST_AUXDATA)
+#define ST_FIXED (ST_SYS | ST_UNLOCKED) /* set at init, never cleared */
+
+int i8042_restore(struct i8042 *k, struct vmstate_cursor *c, char *err, size_t errlen)
+{
+	uint8_t ctr, status, pending_cmd, xlate_break, kbd_pending, kbd_enabled, kbd_set;
+	uint8_t q_len, reply_len, keys_len;
+	uint8_t q_byte[I8042_QUEUE], q_aux[I8042_QUEUE];
+	struct i8042_fifo reply = { .head = 0 }, keys = { .head = 0 };
+
+	/* Everything lands in locals first: a refused payload leaves the controller untouched. */
+	ctr = vmstate_get_u8(c);
+	status = vmstate_get_u8(c);
+	pending_cmd = vmstate_get_u8(c);
+	xlate_break = vmstate_get_u8(c); /* flags read as bytes to name the field if not 0/1 */
+	kbd_pending = vmstate_get_u8(c);
+	kbd_enabled = vmstate_get_u8(c);
+	kbd_set = vmstate_get_u8(c);
+	q_len = vmstate_get_u8(c);
+	reply_len = vmstate_get_u8(c);
+	keys_len = vmstate_get_u8(c);
+	if (c->error)
+		return bad_size(c, err, errlen);
+	if ((status & ~ST_VARIABLE) != ST_FIXED)
+		return refuse(err, errlen,
+			      "status 0x%02x: outside OBF, CMD and AUXDATA it is always 0x%02x",
+			      status, ST_FIXED);
+	if (!valid_pending_cmd(pending_cmd))
+		return refuse(err, errlen, "pending command 0x%02x takes no data byte",
+			      pending_cmd);
+	if (xlate_break > 1)
+		return refuse(err, errlen, "translation break flag is %u, not 0 or 1", xlate_break);
+	if (!valid_kbd_pending(kbd_pending))
+		return refuse(err, errlen, "keyboard pending command 0x%02x takes no argument",
+			      kbd_pending);
+	if (kbd_enabled > 1)
+		return refuse(err, errlen, "keyboard enabled flag is %u, not 0 or 1", kbd_enabled);
+	if (kbd_set != 1 && kbd_set != 2)
+		return refuse(err, errlen, "keyboard scan code set %u, not 1 or 2", kbd_set);
+	if (q_len > I8042_QUEUE)
+		return refuse(err, errlen, "output queue length %u > %u", q_len, I8042_QUEUE);
+	if (reply_len > I8042_KBD_QUEUE)
+		return refuse(err, errlen, "keyboard reply buffer length %u > %u", reply_len,
+			      I8042_KBD_QUEUE);
+	if (keys_len > I8042_KBD_QUEUE)
+		return refuse(err, errlen, "keyboard key buffer length %u > %u", keys_len,
+			      I8042_KBD_QUEUE);
+	for (unsigned int i = 0; i < q_len; i++) {
+		q_byte[i] = vmstate_get_u8(c);
+		q_aux[i] = vmstate_get_u8(c);
+	}
+	vmstate_get(c, reply.b, reply_len);
+	reply.len = reply_len;
+	vmstate_get(c, keys.b, keys_len);
+	keys.len = keys_len;
+	if (vmstate_cursor_done(c))
+		return bad_size(c, err, errlen);
+	for (unsigned int i = 0; i < q_len; i++)
+		if (q_aux[i] > 1)
+			return refuse(err, errlen,
+				      "output queue byte %u: aux flag is %u, not 0 or 1", i,
+				      q_aux[i]);
+
+	pthread_mutex_lock(&k->lock);
+	k->ctr = ctr;
+	k->status = status;
+	k->pending_cmd = pending_cmd;
+	k->xlate_break = xlate_break;
+	k->kbd.pending = kbd_pending;
+	k->kbd.enabled = kbd_enabled;
+	k->kbd.set = kbd_set;
+	k->kbd.reply = reply;
+	k->kbd.keys = keys;
+	for (unsigned int i = 0; i < q_len; i++) {
+		k->q[i].byte = q_byte[i];
+		k->q[i].aux = q_aux[i];
+	}
+	k->q_head = 0;
+	k->q_len = q_len;
+	/*
+	 * The line levels are not saved: they follow from the queue. -1 matches neither
+	 * level, so update() drives both lines either way (and sets OBF/AUXDATA), and the
+	 * interrupt controller (restored before the devices) sees this device's levels again.
+	 */
+	k->irq1_level = -1;
+	k->irq12_level = -1;
+	update(k, false);
+	pthread_mutex_unlock(&k->lock);
+	return 0;
 }

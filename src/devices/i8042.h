@@ -4,12 +4,17 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "devices/machine.h"
 
-#define I8042_QUEUE 32	   /* the controller's own replies waiting to be read */
-#define I8042_KBD_QUEUE 16 /* the keyboard's buffer, as a real keyboard's */
+struct vmstate_cursor;
+struct vmstate_writer;
+
+#define I8042_STATE_VERSION 1 /* section version of VMSTATE_TAG_I8042 */
+#define I8042_QUEUE 32	      /* the controller's own replies waiting to be read */
+#define I8042_KBD_QUEUE 16    /* the keyboard's buffer, as a real keyboard's */
 
 struct i8042_fifo {
 	uint8_t b[I8042_KBD_QUEUE];
@@ -54,5 +59,20 @@ void i8042_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool i
 bool i8042_key_bytes(struct i8042 *k, const uint8_t *set2, unsigned int n);
 /* Left Ctrl, Left Alt, Delete pressed, then released (Firecracker's SendCtrlAltDel). */
 void i8042_send_ctrl_alt_del(struct i8042 *k);
+
+/*
+ * Snapshot state, inside a section the caller opened (VMSTATE_TAG_I8042, version
+ * I8042_STATE_VERSION): the controller's configuration byte, status, half-done command
+ * and output queue, and the keyboard's mode, half-done command and buffers. Always 0
+ * (the writer keeps the first error).
+ */
+int i8042_save(struct i8042 *k, struct vmstate_writer *w);
+/*
+ * Loads an i8042_save() payload into a controller fresh from i8042_init(), then drives
+ * IRQ 1 and 12 to the levels the restored output queue implies. The payload is untrusted:
+ * -EINVAL with err naming the field, and k unchanged, when anything is out of range or
+ * the payload has the wrong size.
+ */
+int i8042_restore(struct i8042 *k, struct vmstate_cursor *c, char *err, size_t errlen);
 
 #endif

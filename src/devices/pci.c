@@ -9,8 +9,11 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "kvm/kvm.h"
+#include "vmstate/vmstate.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
 
@@ -98,16 +101,20 @@ int pci_cap_add(struct pci_dev *d, const void *cap, uint8_t len)
 	return (int)off;
 }
 
-/* Where BAR i decodes given the command register and the BAR registers. */
-static uint64_t bar_decode(const struct pci_bus *b, const struct pci_dev *d, unsigned int i)
+/*
+ * Where d's BAR i decodes given the command register and the BAR registers in cfg
+ * (d->cfg, or a restored configuration space not yet committed).
+ */
+static uint64_t bar_decode(const struct pci_bus *b, const struct pci_dev *d, const uint8_t *cfg,
+			   unsigned int i)
 {
 	const struct pci_bar *bar = &d->bar[i];
 	uint32_t off = PCI_BAR0 + 4 * i;
-	uint64_t addr = pci_cfg_get(d->cfg, off, 4) & ~0xfULL;
+	uint64_t addr = pci_cfg_get(cfg, off, 4) & ~0xfULL;
 
 	if (bar->type == PCI_BAR_MEM64)
-		addr |= (uint64_t)pci_cfg_get(d->cfg, off + 4, 4) << 32;
-	if (!(d->cfg[PCI_COMMAND] & PCI_COMMAND_MEMORY) || addr < b->mmio_base ||
+		addr |= (uint64_t)pci_cfg_get(cfg, off + 4, 4) << 32;
+	if (!(cfg[PCI_COMMAND] & PCI_COMMAND_MEMORY) || addr < b->mmio_base ||
 	    addr - b->mmio_base > b->mmio_size || bar->size > b->mmio_size - (addr - b->mmio_base))
 		return PCI_BAR_UNMAPPED;
 	return addr;
@@ -119,7 +126,7 @@ static void update_bars(struct pci_bus *b, struct pci_dev *d)
 	for (unsigned int i = 0; i < PCI_NUM_BARS; i++) {
 		if (d->bar[i].type == PCI_BAR_NONE)
 			continue;
-		uint64_t addr = bar_decode(b, d, i);
+		uint64_t addr = bar_decode(b, d, d->cfg, i);
 		if (addr == d->bar[i].addr)
 			continue;
 		d->bar[i].addr = addr;
@@ -324,6 +331,177 @@ int pci_bus_attach(struct pci_bus *b, struct bus *pio, struct bus *mmio)
 	    (r = bus_register(mmio, b->mmio_base, b->mmio_size, pci_mmio_io, b, "pci-window")))
 		return r;
 	return 0;
+}
+
+/* ---- snapshot state ---- */
+
+int pci_save(struct pci_bus *b, struct vmstate_writer *w)
+{
+	uint32_t present = 0;
+
+	/* Read lock: configuration writes (which move BARs) wait; MMIO dispatch goes on. */
+	pthread_rwlock_rdlock(&b->lock);
+	vmstate_put_u64(w, b->mmio_base);
+	vmstate_put_u64(w, b->mmio_size);
+	vmstate_put_u32(w, b->config_addr);
+	for (unsigned int s = 0; s < PCI_MAX_DEVS; s++)
+		if (b->dev[s])
+			present |= 1u << s;
+	vmstate_put_u32(w, present);
+	for (unsigned int s = 0; s < PCI_MAX_DEVS; s++) {
+		const struct pci_dev *d = b->dev[s];
+		if (!d)
+			continue;
+		vmstate_put(w, d->cfg, PCI_CFG_SIZE);
+		/* Redundant with cfg, but lets restore check it decodes the BARs where they were. */
+		for (unsigned int i = 0; i < PCI_NUM_BARS; i++) {
+			vmstate_put_u8(w, (uint8_t)d->bar[i].type);
+			vmstate_put_u64(w, d->bar[i].size);
+			vmstate_put_u64(w, d->bar[i].addr);
+		}
+	}
+	pthread_rwlock_unlock(&b->lock);
+	return 0;
+}
+
+__attribute__((format(printf, 3, 4))) static int refuse(char *err, size_t errlen, const char *fmt,
+							...)
+{
+	va_list ap;
+	int n = snprintf(err, errlen, "pci: ");
+
+	if (n >= 0 && (size_t)n < errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+		va_end(ap);
+	}
+	return -EINVAL;
+}
+
+static int truncated(const struct vmstate_cursor *c, char *err, size_t errlen)
+{
+	return refuse(err, errlen, "state truncated (%llu bytes)", (unsigned long long)c->len);
+}
+
+static const char *dev_name(const struct pci_dev *d)
+{
+	return d->name ? d->name : "device";
+}
+
+/* One function's saved configuration space and BARs, checked against d. */
+static int check_function(const struct pci_bus *b, const struct pci_dev *d,
+			  struct vmstate_cursor *c, uint8_t *cfg, char *err, size_t errlen)
+{
+	uint8_t type[PCI_NUM_BARS];
+	uint64_t size[PCI_NUM_BARS], addr[PCI_NUM_BARS];
+
+	vmstate_get(c, cfg, PCI_CFG_SIZE);
+	for (unsigned int i = 0; i < PCI_NUM_BARS; i++) {
+		type[i] = vmstate_get_u8(c);
+		size[i] = vmstate_get_u64(c);
+		addr[i] = vmstate_get_u64(c);
+	}
+	if (c->error)
+		return truncated(c, err, errlen);
+	/*
+	 * Bits the guest cannot write are the device's identity (IDs, class, BAR types,
+	 * capabilities): the same machine has the same ones, so a difference means another
+	 * device or a damaged file. Writable and write-1-to-clear bits are the saved state.
+	 */
+	for (unsigned int i = 0; i < PCI_CFG_SIZE; i++) {
+		uint8_t ro = (uint8_t) ~(d->wmask[i] | d->w1c[i]);
+		if ((cfg[i] ^ d->cfg[i]) & ro)
+			return refuse(err, errlen,
+				      "00:%02x.0 (%s): config byte 0x%02x is 0x%02x in the file; "
+				      "its read-only bits (0x%02x) are 0x%02x here",
+				      d->slot, dev_name(d), i, cfg[i], ro, d->cfg[i] & ro);
+	}
+	for (unsigned int i = 0; i < PCI_NUM_BARS; i++) {
+		const struct pci_bar *bar = &d->bar[i];
+		if (type[i] != bar->type || size[i] != bar->size)
+			return refuse(err, errlen,
+				      "00:%02x.0 (%s): BAR %u is type %u size 0x%llx in the file, "
+				      "type %u size 0x%llx here",
+				      d->slot, dev_name(d), i, type[i], (unsigned long long)size[i],
+				      bar->type, (unsigned long long)bar->size);
+		uint64_t want =
+			bar->type == PCI_BAR_NONE ? PCI_BAR_UNMAPPED : bar_decode(b, d, cfg, i);
+		if (addr[i] != want)
+			return refuse(err, errlen,
+				      "00:%02x.0 (%s): BAR %u decodes at 0x%llx in the file, its "
+				      "registers say 0x%llx",
+				      d->slot, dev_name(d), i, (unsigned long long)addr[i],
+				      (unsigned long long)want);
+	}
+	return 0;
+}
+
+int pci_restore(struct pci_bus *b, struct vmstate_cursor *c, char *err, size_t errlen)
+{
+	uint8_t cfg[PCI_MAX_DEVS][PCI_CFG_SIZE];
+	uint64_t base, size;
+	uint32_t config_addr, present, here = 0;
+	int r = -EINVAL;
+
+	/*
+	 * The write lock for the whole load: every function's bytes are checked against the
+	 * bus as it is and committed with no configuration access in between.
+	 */
+	pthread_rwlock_wrlock(&b->lock);
+	base = vmstate_get_u64(c);
+	size = vmstate_get_u64(c);
+	config_addr = vmstate_get_u32(c);
+	present = vmstate_get_u32(c);
+	if (c->error) {
+		r = truncated(c, err, errlen);
+		goto out;
+	}
+	if (base != b->mmio_base || size != b->mmio_size) {
+		r = refuse(err, errlen, "window 0x%llx+0x%llx in the file, 0x%llx+0x%llx here",
+			   (unsigned long long)base, (unsigned long long)size,
+			   (unsigned long long)b->mmio_base, (unsigned long long)b->mmio_size);
+		goto out;
+	}
+	/* pci_config_addr_io() keeps bits 1:0 at zero; every other value can be latched. */
+	if (config_addr & 3) {
+		r = refuse(err, errlen, "config address 0x%08x has bits 1:0 set", config_addr);
+		goto out;
+	}
+	for (unsigned int s = 0; s < PCI_MAX_DEVS; s++)
+		if (b->dev[s])
+			here |= 1u << s;
+	if (present != here) {
+		unsigned int s = (unsigned int)__builtin_ctz(present ^ here);
+		if (present & (1u << s))
+			r = refuse(err, errlen,
+				   "the file has a function at 00:%02x.0, this bus none", s);
+		else
+			r = refuse(err, errlen, "00:%02x.0 (%s) is not in the file", s,
+				   dev_name(b->dev[s]));
+		goto out;
+	}
+	for (unsigned int s = 0; s < PCI_MAX_DEVS; s++)
+		if (b->dev[s] && (r = check_function(b, b->dev[s], c, cfg[s], err, errlen)))
+			goto out;
+	if (vmstate_cursor_done(c)) {
+		r = refuse(err, errlen, "%llu bytes of state after the last field",
+			   (unsigned long long)(c->len - c->off));
+		goto out;
+	}
+
+	b->config_addr = config_addr;
+	for (unsigned int s = 0; s < PCI_MAX_DEVS; s++) {
+		struct pci_dev *d = b->dev[s];
+		if (!d)
+			continue;
+		memcpy(d->cfg, cfg[s], PCI_CFG_SIZE);
+		/* The path a guest's BAR or command write takes: bar_moved for what moved. */
+		update_bars(b, d);
+	}
+	r = 0;
+out:
+	pthread_rwlock_unlock(&b->lock);
+	return r;
 }
 
 /* The platform over real KVM and the VM's event loop. */

@@ -11,6 +11,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/loop.h"
@@ -20,6 +21,10 @@ struct bus;
 struct irq_routing;
 struct kvm;
 struct pci_bus;
+struct vmstate_cursor;
+struct vmstate_writer;
+
+#define PCI_STATE_VERSION 1 /* section version of VMSTATE_TAG_PCI */
 
 #define PCI_MAX_DEVS 32
 #define PCI_NUM_BARS 6
@@ -168,6 +173,31 @@ void pci_cfg_put(uint8_t *cfg, uint32_t off, uint32_t len, uint32_t v);
 void pci_config_addr_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len, bool is_write);
 void pci_config_data_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len, bool is_write);
 void pci_mmio_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len, bool is_write);
+
+/*
+ * Snapshot state of the bus, inside a section the caller opened (VMSTATE_TAG_PCI,
+ * version PCI_STATE_VERSION): the window (to check it matches), the 0xcf8 register and,
+ * for each function, its 256 configuration bytes (command register and BARs included)
+ * and its BARs' types, sizes and decoded addresses. What a device keeps outside its
+ * configuration space (virtio-pci's MSI-X table) is that device's to save. Always 0
+ * (the writer keeps the first error).
+ */
+int pci_save(struct pci_bus *b, struct vmstate_writer *w);
+/*
+ * Loads a pci_save() payload into a bus built exactly as at boot (same functions in the
+ * same slots). The payload is untrusted: the window, the set of functions, every
+ * read-only configuration bit and every BAR's type and size must match this bus, and
+ * each saved decoded address must follow from the saved registers; otherwise -EINVAL
+ * with err naming the function and field, and the bus unchanged.
+ *
+ * Once loaded, BARs are decoded again as after a guest's configuration write, so each
+ * device's bar_moved hook sees every BAR that moved (MMIO dispatch and ioeventfds follow).
+ * cfg_written hooks are not called: replaying them would repeat a guest write's side
+ * effects (virtio-pci's configuration access window writes into the device), so state a
+ * device derives from its configuration space (virtio-pci's MSI-X enable and mask bits)
+ * is for the device's own restore to set, from its own section or from cfg.
+ */
+int pci_restore(struct pci_bus *b, struct vmstate_cursor *c, char *err, size_t errlen);
 
 /* Writes Device(PCI0) (the host bridge, its bus range, ports and window) into the DSDT. */
 void pci_dsdt(struct aml *a, const struct pci_bus *b);

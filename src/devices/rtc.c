@@ -4,7 +4,11 @@
  * in register B, then the time registers) moves an offset, never the host clock.
  */
 #include "devices/rtc.h"
+#include "vmstate/vmstate.h"
 
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 enum {
@@ -22,9 +26,19 @@ enum {
 	REG_CENTURY = 0x32,
 };
 
+#define A_UIP 0x80
 #define B_SET 0x80
 #define B_BINARY 0x04
 #define B_24H 0x02
+#define D_VRT 0x80 /* valid RAM and time: register D never reads anything else */
+
+/*
+ * The furthest a guest can move its clock from the host's: its fields reach year
+ * 255 * 100 + 255 plus some overflowing month/day values at most (binary mode), about
+ * 8e11 s from now. Bounding a restored offset keeps now() + offset far from overflow
+ * and inside what gmtime_r() converts.
+ */
+#define RTC_MAX_OFFSET 1000000000000LL
 
 static time_t host_now(void)
 {
@@ -37,7 +51,7 @@ void rtc_init(struct rtc *r)
 	pthread_mutex_init(&r->lock, NULL);
 	r->ram[REG_A] = 0x26; /* 32.768 kHz time base, 1024 Hz periodic rate */
 	r->ram[REG_B] = B_24H;
-	r->ram[REG_D] = 0x80; /* valid RAM and time */
+	r->ram[REG_D] = D_VRT;
 	r->now = host_now;
 }
 
@@ -154,7 +168,7 @@ void rtc_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_
 		else if (reg == REG_B)
 			r->ram[REG_B] = data[0];
 		else if (reg == REG_A)
-			r->ram[REG_A] = data[0] & 0x7f; /* UIP is read-only */
+			r->ram[REG_A] = data[0] & (uint8_t)~A_UIP; /* UIP is read-only */
 		else if (reg != REG_C && reg != REG_D)
 			r->ram[reg] = data[0];
 	} else {
@@ -170,4 +184,77 @@ void rtc_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_
 		}
 	}
 	pthread_mutex_unlock(&r->lock);
+}
+
+/* ---- snapshot state ---- */
+
+int rtc_save(struct rtc *r, struct vmstate_writer *w)
+{
+	pthread_mutex_lock(&r->lock);
+	vmstate_put_u8(w, r->index);
+	/* Guest time minus host UTC: still right however long the snapshot sits. */
+	vmstate_put_u64(w, (uint64_t)r->offset);
+	/* The clock registers' slots stay 0 (they are computed on read); the rest is state. */
+	vmstate_put(w, r->ram, sizeof(r->ram));
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+}
+
+__attribute__((format(printf, 3, 4))) static int refuse(char *err, size_t errlen, const char *fmt,
+							...)
+{
+	va_list ap;
+	int n = snprintf(err, errlen, "rtc: ");
+
+	if (n >= 0 && (size_t)n < errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+		va_end(ap);
+	}
+	return -EINVAL;
+}
+
+int rtc_restore(struct rtc *r, struct vmstate_cursor *c, char *err, size_t errlen)
+{
+	uint8_t index, ram[sizeof(r->ram)];
+	int64_t offset;
+
+	/* Everything lands in locals first: a refused payload leaves the RTC untouched. */
+	index = vmstate_get_u8(c);
+	offset = (int64_t)vmstate_get_u64(c);
+	vmstate_get(c, ram, sizeof(ram));
+	if (vmstate_cursor_done(c)) {
+		if (c->error)
+			return refuse(err, errlen, "state truncated (%llu bytes)",
+				      (unsigned long long)c->len);
+		return refuse(err, errlen, "%llu bytes of state after the last field",
+			      (unsigned long long)(c->len - c->off));
+	}
+	if (index > 0x7f)
+		return refuse(err, errlen, "index register 0x%02x > 0x7f", index);
+	if (offset > RTC_MAX_OFFSET || offset < -RTC_MAX_OFFSET)
+		return refuse(err, errlen, "clock offset %lld s is beyond +-%lld s",
+			      (long long)offset, RTC_MAX_OFFSET);
+	/* Bytes only the device writes: anything but what it writes means a bad file. */
+	for (unsigned int i = 0; i < sizeof(ram); i++)
+		if (is_time_reg((uint8_t)i) && ram[i])
+			return refuse(err, errlen,
+				      "clock register 0x%02x is 0x%02x; clock registers are "
+				      "computed, their slots stay 0",
+				      i, ram[i]);
+	if (ram[REG_A] & A_UIP)
+		return refuse(err, errlen, "register A 0x%02x has UIP set", ram[REG_A]);
+	if (ram[REG_C])
+		return refuse(err, errlen, "register C 0x%02x: no interrupt flag can be pending",
+			      ram[REG_C]);
+	if (ram[REG_D] != D_VRT)
+		return refuse(err, errlen, "register D 0x%02x, not 0x%02x", ram[REG_D], D_VRT);
+
+	/* The RTC raises no interrupts in tern, so there is no line to drive. */
+	pthread_mutex_lock(&r->lock);
+	r->index = index;
+	r->offset = offset;
+	memcpy(r->ram, ram, sizeof(ram));
+	pthread_mutex_unlock(&r->lock);
+	return 0;
 }

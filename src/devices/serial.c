@@ -4,8 +4,11 @@
  * empties or when the guest enables it, cleared by reading IIR or writing THR.
  */
 #include "devices/serial.h"
+#include "vmstate/vmstate.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -13,12 +16,15 @@ enum { RBR_THR = 0, IER = 1, IIR_FCR = 2, LCR = 3, MCR = 4, LSR = 5, MSR = 6, SC
 
 #define IER_RDA 0x01
 #define IER_THRE 0x02
+#define IER_MASK 0x0f /* the bits a 16550 keeps */
 #define IIR_NONE 0x01
 #define IIR_THRE 0x02
 #define IIR_RDA 0x04
 #define IIR_FIFO 0xc0
 #define LCR_DLAB 0x80
 #define MCR_LOOP 0x10
+#define MCR_MASK 0x1f
+#define FCR_MASK 0xc9 /* FIFO enable, DMA mode, trigger level: the rest are actions */
 #define LSR_DR 0x01
 #define LSR_THRE 0x20
 #define LSR_TEMT 0x40
@@ -138,19 +144,19 @@ static void reg_write(struct serial *s, unsigned int reg, uint8_t v)
 			/* Enabling THRE with THR empty raises it at once, as on a real 16550. */
 			if ((v & IER_THRE) && !(s->ier & IER_THRE))
 				s->thre_pending = true;
-			s->ier = v & 0x0f;
+			s->ier = v & IER_MASK;
 		}
 		break;
 	case IIR_FCR:
 		if (v & 0x02)
 			s->rx_len = 0;
-		s->fcr = v & 0xc9;
+		s->fcr = v & FCR_MASK;
 		break;
 	case LCR:
 		s->lcr = v;
 		break;
 	case MCR:
-		s->mcr = v & 0x1f;
+		s->mcr = v & MCR_MASK;
 		break;
 	case SCR:
 		s->scr = v;
@@ -186,4 +192,104 @@ size_t serial_receive(struct serial *s, const uint8_t *buf, size_t len)
 	update_irq(s);
 	pthread_mutex_unlock(&s->lock);
 	return n;
+}
+
+/* ---- snapshot state ---- */
+
+int serial_save(struct serial *s, struct vmstate_writer *w)
+{
+	pthread_mutex_lock(&s->lock);
+	vmstate_put_u8(w, s->ier);
+	vmstate_put_u8(w, s->lcr);
+	vmstate_put_u8(w, s->mcr);
+	vmstate_put_u8(w, s->scr);
+	vmstate_put_u8(w, s->dll);
+	vmstate_put_u8(w, s->dlm);
+	vmstate_put_u8(w, s->fcr);
+	vmstate_put_bool(w, s->thre_pending);
+	/* Oldest first, so the ring's head position is not part of the format. */
+	vmstate_put_u32(w, (uint32_t)s->rx_len);
+	for (size_t i = 0; i < s->rx_len; i++)
+		vmstate_put_u8(w, s->rx[(s->rx_head + i) % SERIAL_RX_FIFO]);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+__attribute__((format(printf, 3, 4))) static int refuse(char *err, size_t errlen, const char *fmt,
+							...)
+{
+	va_list ap;
+	int n = snprintf(err, errlen, "serial: ");
+
+	if (n >= 0 && (size_t)n < errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+		va_end(ap);
+	}
+	return -EINVAL;
+}
+
+static int bad_size(const struct vmstate_cursor *c, char *err, size_t errlen)
+{
+	if (c->error)
+		return refuse(err, errlen, "state truncated (%llu bytes)",
+			      (unsigned long long)c->len);
+	return refuse(err, errlen, "%llu bytes of state after the last field",
+		      (unsigned long long)(c->len - c->off));
+}
+
+int serial_restore(struct serial *s, struct vmstate_cursor *c, char *err, size_t errlen)
+{
+	uint8_t ier, lcr, mcr, scr, dll, dlm, fcr, thre;
+	uint32_t rx_len;
+	uint8_t rx[SERIAL_RX_FIFO];
+
+	/* Everything lands in locals first: a refused payload leaves the UART untouched. */
+	ier = vmstate_get_u8(c);
+	lcr = vmstate_get_u8(c);
+	mcr = vmstate_get_u8(c);
+	scr = vmstate_get_u8(c);
+	dll = vmstate_get_u8(c);
+	dlm = vmstate_get_u8(c);
+	fcr = vmstate_get_u8(c);
+	thre = vmstate_get_u8(c); /* read as a byte to name the field if it is not 0/1 */
+	rx_len = vmstate_get_u32(c);
+	if (c->error)
+		return bad_size(c, err, errlen);
+	/* The guest cannot set bits outside these masks, so a file that has them is bad. */
+	if (ier & ~IER_MASK)
+		return refuse(err, errlen, "IER 0x%02x has bits outside 0x%02x", ier, IER_MASK);
+	if (mcr & ~MCR_MASK)
+		return refuse(err, errlen, "MCR 0x%02x has bits outside 0x%02x", mcr, MCR_MASK);
+	if (fcr & ~FCR_MASK)
+		return refuse(err, errlen, "FCR 0x%02x has bits outside 0x%02x", fcr, FCR_MASK);
+	if (thre > 1)
+		return refuse(err, errlen, "THRE pending flag is %u, not 0 or 1", thre);
+	if (rx_len > SERIAL_RX_FIFO)
+		return refuse(err, errlen, "rx FIFO length %u > %u", rx_len, SERIAL_RX_FIFO);
+	vmstate_get(c, rx, rx_len);
+	if (vmstate_cursor_done(c))
+		return bad_size(c, err, errlen);
+
+	pthread_mutex_lock(&s->lock);
+	s->ier = ier;
+	s->lcr = lcr;
+	s->mcr = mcr;
+	s->scr = scr;
+	s->dll = dll;
+	s->dlm = dlm;
+	s->fcr = fcr;
+	s->thre_pending = thre;
+	memcpy(s->rx, rx, rx_len);
+	s->rx_head = 0;
+	s->rx_len = rx_len;
+	/*
+	 * The line's level is not saved: it follows from the registers. -1 matches neither
+	 * level, so update_irq() drives the line either way, and the interrupt controller
+	 * (restored before the devices) sees this device's level again.
+	 */
+	s->irq_level = -1;
+	update_irq(s);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
 }

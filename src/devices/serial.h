@@ -9,7 +9,11 @@
 
 #include "devices/machine.h"
 
+struct vmstate_cursor;
+struct vmstate_writer;
+
 #define SERIAL_RX_FIFO 1024
+#define SERIAL_STATE_VERSION 1 /* section version of VMSTATE_TAG_SERIAL */
 
 struct serial {
 	pthread_mutex_t lock;
@@ -28,5 +32,19 @@ void serial_init(struct serial *s, const struct machine *m, unsigned int irq, in
 void serial_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
 /* Queues host input for the guest; returns how many bytes fit in the FIFO. */
 size_t serial_receive(struct serial *s, const uint8_t *buf, size_t len);
+
+/*
+ * Snapshot state, inside a section the caller opened (VMSTATE_TAG_SERIAL, version
+ * SERIAL_STATE_VERSION): the registers, the pending THRE interrupt and the received bytes
+ * the guest has not read yet. Always 0 (the writer keeps the first error).
+ */
+int serial_save(struct serial *s, struct vmstate_writer *w);
+/*
+ * Loads a serial_save() payload into a UART fresh from serial_init(), then drives the
+ * interrupt line to the level the restored registers imply. The payload is untrusted:
+ * -EINVAL with err naming the field, and s unchanged, when anything is out of range or
+ * the payload has the wrong size.
+ */
+int serial_restore(struct serial *s, struct vmstate_cursor *c, char *err, size_t errlen);
 
 #endif

@@ -2,12 +2,14 @@
 #include "kvm/guest_mem.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 void guest_mem_layout(struct guest_mem *m, uint64_t size)
 {
+	m->dirty = NULL;
 	m->fd = -1;
 	m->host = NULL;
 	m->size = size;
@@ -45,18 +47,44 @@ void guest_mem_destroy(struct guest_mem *m)
 	m->fd = -1;
 }
 
+#define PAGE_SHIFT 12
+
+int guest_mem_track_dirty(struct guest_mem *m)
+{
+	m->dirty = calloc(((m->size >> PAGE_SHIFT) + 7) / 8, 1);
+	return m->dirty ? 0 : -ENOMEM;
+}
+
+void guest_mem_take_dirty(struct guest_mem *m, uint8_t *out)
+{
+	uint64_t bytes = ((m->size >> PAGE_SHIFT) + 7) / 8;
+
+	for (uint64_t i = 0; m->dirty && i < bytes; i++)
+		out[i] |= __atomic_exchange_n(&m->dirty[i], 0, __ATOMIC_RELAXED);
+}
+
+/* off: offset in the host mapping; len > 0. */
+static void mark(const struct guest_mem *m, uint64_t off, uint64_t len)
+{
+	for (uint64_t p = off >> PAGE_SHIFT; p <= (off + len - 1) >> PAGE_SHIFT; p++)
+		__atomic_fetch_or(&m->dirty[p / 8], (uint8_t)(1u << (p % 8)), __ATOMIC_RELAXED);
+}
+
 void *guest_mem_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len)
 {
-	uint64_t end;
+	uint64_t end, off;
 
 	if (!m->host || __builtin_add_overflow(gpa, len, &end))
 		return NULL;
 	if (end <= m->low_size)
-		return m->host + gpa;
-	uint64_t high = guest_mem_high_size(m);
-	if (gpa >= GUEST_MEM_HIGH_BASE && end - GUEST_MEM_HIGH_BASE <= high)
-		return m->host + m->low_size + (gpa - GUEST_MEM_HIGH_BASE);
-	return NULL;
+		off = gpa;
+	else if (gpa >= GUEST_MEM_HIGH_BASE && end - GUEST_MEM_HIGH_BASE <= guest_mem_high_size(m))
+		off = m->low_size + (gpa - GUEST_MEM_HIGH_BASE);
+	else
+		return NULL;
+	if (m->dirty && len)
+		mark(m, off, len);
+	return m->host + off;
 }
 
 int guest_mem_read(const struct guest_mem *m, uint64_t gpa, void *dst, uint64_t len)

@@ -20,6 +20,13 @@ struct guest_mem {
 	uint8_t *host;
 	uint64_t size;
 	uint64_t low_size;
+	/*
+	 * With dirty tracking (diff snapshots): one bit per 4 KiB page of the host mapping, set
+	 * for every range guest_mem_ptr() hands out. Devices may write through any pointer it
+	 * returns, so reads are counted too: a diff may hold a few pages more than needed,
+	 * never fewer. KVM logs what the guest itself writes.
+	 */
+	uint8_t *dirty;
 };
 
 /* Creates and maps the memfd; sizes the low/high split. Returns 0 or -errno. */
@@ -27,6 +34,11 @@ int guest_mem_create(struct guest_mem *m, uint64_t size);
 /* Same split without any backing, for pure layout users (unit tests, e820). */
 void guest_mem_layout(struct guest_mem *m, uint64_t size);
 void guest_mem_destroy(struct guest_mem *m);
+
+/* Starts tern-side dirty tracking (a zeroed bitmap). 0 or -ENOMEM. */
+int guest_mem_track_dirty(struct guest_mem *m);
+/* Moves the tern-side dirty bits into out (bits ORed in) and clears them. */
+void guest_mem_take_dirty(struct guest_mem *m, uint8_t *out);
 
 /* Host pointer for [gpa, gpa+len), or NULL when any byte is outside one RAM region. */
 void *guest_mem_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len);

@@ -49,16 +49,25 @@ int kvm_check_cap(const struct kvm *k, long cap)
 	return r < 0 ? 0 : r;
 }
 
-int kvm_set_user_memory(const struct kvm *k, uint32_t slot, uint64_t gpa, uint64_t size, void *host)
+int kvm_set_user_memory(const struct kvm *k, uint32_t slot, uint64_t gpa, uint64_t size, void *host,
+			uint32_t flags)
 {
 	struct kvm_userspace_memory_region r = {
 		.slot = slot,
+		.flags = flags,
 		.guest_phys_addr = gpa,
 		.memory_size = size,
 		.userspace_addr = (uint64_t)(uintptr_t)host,
 	};
 
 	return ioctl(k->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0 ? -errno : 0;
+}
+
+int kvm_get_dirty_log(const struct kvm *k, uint32_t slot, void *bitmap)
+{
+	struct kvm_dirty_log d = { .slot = slot, .dirty_bitmap = bitmap };
+
+	return ioctl(k->vm_fd, KVM_GET_DIRTY_LOG, &d) < 0 ? -errno : 0;
 }
 
 int kvm_create_irqchip_and_pit(const struct kvm *k)

@@ -23,8 +23,10 @@ struct kvm_vcpu_fd {
 /* Opens /dev/kvm, checks the API version and creates a VM. */
 int kvm_open(struct kvm *k, const char *dev);
 int kvm_check_cap(const struct kvm *k, long cap);
-int kvm_set_user_memory(const struct kvm *k, uint32_t slot, uint64_t gpa, uint64_t size,
-			void *host);
+int kvm_set_user_memory(const struct kvm *k, uint32_t slot, uint64_t gpa, uint64_t size, void *host,
+			uint32_t flags);
+/* KVM_GET_DIRTY_LOG: one bit per page of the slot (in 64-bit words), cleared as read. */
+int kvm_get_dirty_log(const struct kvm *k, uint32_t slot, void *bitmap);
 int kvm_create_irqchip_and_pit(const struct kvm *k);
 int kvm_irq_line(const struct kvm *k, uint32_t irq, int level);
 int kvm_vcpu_create(const struct kvm *k, unsigned int id, struct kvm_vcpu_fd *v);

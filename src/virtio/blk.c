@@ -6,9 +6,11 @@
 #include "virtio/blk.h"
 #include "core/log.h"
 #include "virtio/virtio.h"
+#include "vmstate/vmstate.h"
 
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #define VIRTIO_BLK_F_SEG_MAX 2
 #define VIRTIO_BLK_F_RO 5
@@ -200,6 +202,13 @@ static bool blk_reset(struct virtio_dev *d)
 	return b->inflight == 0;
 }
 
+static int blk_quiesce(struct virtio_dev *d)
+{
+	struct virtio_blk *b = d->priv;
+
+	return b->inflight ? -EBUSY : 0;
+}
+
 void virtio_blk_init(struct virtio_blk *b, const struct guest_mem *mem, const char *name,
 		     bool writeback, const char *id)
 {
@@ -223,10 +232,104 @@ void virtio_blk_init(struct virtio_blk *b, const struct guest_mem *mem, const ch
 		.config_read = blk_config_read,
 		.notify = blk_notify,
 		.reset = blk_reset,
+		.quiesce = blk_quiesce,
 	};
 	memset(b->id, 0, sizeof(b->id));
 	if (id)
 		memcpy(b->id, id, strnlen(id, sizeof(b->id)));
 	slots_reset(b);
 	virtio_dev_init(&b->dev, &b->ops, b, mem);
+}
+
+/* ---- snapshot state ---- */
+
+bool virtio_blk_quiesced(struct virtio_blk *b)
+{
+	bool idle;
+
+	pthread_mutex_lock(&b->dev.lock);
+	idle = !b->inflight && !b->dev.resetting;
+	pthread_mutex_unlock(&b->dev.lock);
+	return idle;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int virtio_blk_drain(struct virtio_blk *b, int timeout_ms)
+{
+	int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+
+	/*
+	 * Polled without the lock: completions take it. The vCPUs are stopped and the loop
+	 * serves no kicks, so only completions run here can start requests (those whose
+	 * kick the paused loop held back, found when a completion looks at the ring), and
+	 * those complete here too.
+	 */
+	for (;;) {
+		if (virtio_blk_quiesced(b))
+			return 0;
+		int64_t left = deadline - now_ms();
+		if (left <= 0)
+			return -ETIMEDOUT;
+		int r = disk_poll(&b->disk, (int)left);
+		if (r < 0)
+			return r;
+	}
+}
+
+int virtio_blk_save(struct virtio_blk *b, struct vmstate_writer *w)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&b->dev.lock);
+	if (b->inflight || b->dev.resetting) {
+		r = -EBUSY;
+	} else {
+		vmstate_put_u64(w, b->disk.size);
+		vmstate_put_bool(w, b->disk.flush_failed);
+		vmstate_put(w, b->id, VIRTIO_BLK_ID_BYTES);
+	}
+	pthread_mutex_unlock(&b->dev.lock);
+	return r;
+}
+
+int virtio_blk_restore(struct virtio_blk *b, struct vmstate_cursor *c, char *err, size_t errlen)
+{
+	struct virtio_dev *d = &b->dev;
+	char id[VIRTIO_BLK_ID_BYTES];
+	uint64_t size;
+	bool flush_failed;
+	int r = 0;
+
+	pthread_mutex_lock(&d->lock);
+	size = vmstate_get_u64(c);
+	flush_failed = vmstate_get_bool(c);
+	vmstate_get(c, id, sizeof(id));
+	if (c->error) {
+		r = virtio_state_refuse(d, err, errlen, "virtio-blk state truncated or malformed");
+	} else if (vmstate_cursor_done(c)) {
+		r = virtio_state_refuse(d, err, errlen,
+					"state has %llu byte(s) past the end of this version's",
+					(unsigned long long)(c->len - c->off));
+	} else if (size != b->disk.size) {
+		/* The guest's file systems were laid out on the capacity it read at probe. */
+		r = virtio_state_refuse(d, err, errlen,
+					"capacity: %llu bytes in the snapshot, the disk has %llu",
+					(unsigned long long)size, (unsigned long long)b->disk.size);
+	} else {
+		if (memcmp(id, b->id, sizeof(id)))
+			log_warn("%s: the drive id differs from the snapshot's; the guest may have "
+				 "read the old one",
+				 b->ops.name);
+		/* Sticky: the pages a failed flush covered may be gone from the host's cache. */
+		b->disk.flush_failed |= flush_failed;
+	}
+	pthread_mutex_unlock(&d->lock);
+	return r;
 }

@@ -7,6 +7,10 @@
 #include "virtio/device.h"
 
 #define VIRTIO_BLK_QUEUE_SIZE 256
+#define VIRTIO_BLK_STATE_VERSION 1 /* section version of VMSTATE_TAG_VIRTIO_BLK */
+
+struct vmstate_cursor;
+struct vmstate_writer;
 
 struct virtio_blk;
 
@@ -53,5 +57,38 @@ struct virtio_blk {
  */
 void virtio_blk_init(struct virtio_blk *b, const struct guest_mem *mem, const char *name,
 		     bool writeback, const char *id);
+
+/*
+ * ---- snapshot state ----
+ *
+ * A request handed to the disk engine lives in this process only (its slot, its iovecs
+ * into guest memory, the engine's queue): a device is saved with none in flight. Pausing
+ * the VM does not get there by itself, because the paused loop no longer runs disk
+ * completions; virtio_blk_drain() runs them.
+ */
+
+/* Nothing is in the disk engine and no reset waits for it: the device can be saved. */
+bool virtio_blk_quiesced(struct virtio_blk *b);
+/*
+ * With the VM paused (vCPUs stopped, so no new request arrives), waits up to timeout_ms
+ * until no request is in flight, reaping the disk engine's completions itself
+ * (disk_poll(): call this on the loop thread, or while the loop is paused). Completions
+ * do what they always do (status, used ring, interrupt; a completion's look at the ring
+ * may start requests whose kick the paused loop held back, which are waited for too), so
+ * save the vCPUs and interrupt controllers after draining. 0, -ETIMEDOUT, or -errno.
+ * Call virtio_dev_resume_kick() when the VM goes on.
+ */
+int virtio_blk_drain(struct virtio_blk *b, int timeout_ms);
+/*
+ * VMSTATE_TAG_VIRTIO_BLK payload: u64 capacity in bytes, bool "a flush failed", the 20-byte
+ * serial. Takes the lock. 0, or -EBUSY with requests in flight (drain first).
+ */
+int virtio_blk_save(struct virtio_blk *b, struct vmstate_writer *w);
+/*
+ * Loads a virtio_blk_save() payload into a device opened as at boot: the capacity the
+ * guest knows must be the disk's (-EINVAL naming the device otherwise, nothing changed).
+ * A failed flush stays failed: the host may have dropped the data it covered.
+ */
+int virtio_blk_restore(struct virtio_blk *b, struct vmstate_cursor *c, char *err, size_t errlen);
 
 #endif

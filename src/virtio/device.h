@@ -15,8 +15,12 @@
 #include "virtio/queue.h"
 
 #define VIRTIO_MAX_QUEUES 8
+/* Section version of VMSTATE_TAG_VIRTIO (transport, core and queues; see below). */
+#define VIRTIO_STATE_VERSION 1
 
 struct virtio_dev;
+struct vmstate_cursor;
+struct vmstate_writer;
 
 struct virtio_dev_ops {
 	const char *name;
@@ -30,7 +34,11 @@ struct virtio_dev_ops {
 	void (*config_write)(struct virtio_dev *d, uint32_t off, const void *data, uint32_t len);
 	/* The driver made buffers available on queue q. Called with d->lock held. */
 	void (*notify)(struct virtio_dev *d, unsigned int q);
-	/* DRIVER_OK was set: queues are live. Called with d->lock held. May be NULL. */
+	/*
+	 * DRIVER_OK was set: queues are live. Called with d->lock held. May be NULL. Also
+	 * called again by virtio_dev_resume_kick() when a restored or drained device goes
+	 * on, so it must do no harm when repeated.
+	 */
 	void (*activate)(struct virtio_dev *d);
 	/*
 	 * Back to the initial state (driver wrote 0 to status). Called with d->lock held.
@@ -39,6 +47,13 @@ struct virtio_dev_ops {
 	 * status register does not read 0 (the driver waits for that, 2.4.1).
 	 */
 	bool (*reset)(struct virtio_dev *d);
+	/*
+	 * Just before the core state is saved, with d->lock held. May be NULL. Gives back
+	 * chains the device popped but holds unused (the saved queue offers them to it again
+	 * after a restore) and returns 0, or -EBUSY while requests are still in flight (they
+	 * would be lost: the caller drains first).
+	 */
+	int (*quiesce)(struct virtio_dev *d);
 };
 
 struct virtio_dev {
@@ -76,5 +91,61 @@ bool virtio_dev_live(const struct virtio_dev *d);
 uint8_t virtio_dev_status(const struct virtio_dev *d);
 /* The device finished a pending reset. Lock held. */
 void virtio_dev_reset_done(struct virtio_dev *d);
+
+/*
+ * ---- snapshot state ----
+ *
+ * A device's state is two sections. VMSTATE_TAG_VIRTIO (instance = the device's index
+ * among the VM's virtio devices, version VIRTIO_STATE_VERSION) holds what every virtio
+ * device has: the transport's registers and, inside them, the core below (features,
+ * status, queues); the transports write it (virtio_pci_save(), virtio_mmio_save()).
+ * The device's own tag (VMSTATE_TAG_VIRTIO_BLK/NET/VSOCK/RNG, instance = index among
+ * devices of that kind) holds what only that kind has (virtio_blk_save() ...). Either may
+ * be restored first; virtio_dev_resume_kick() then starts the device.
+ *
+ * The core part, in order: u8 transport (VIRTIO_TRANSPORT_*), u32 device ID, u64
+ * features offered, u64 driver features, u8 status, u32 config generation, u32 queue
+ * count, then each queue (virtq_save()); the transport's own registers follow it.
+ */
+#define VIRTIO_TRANSPORT_PCI 1
+#define VIRTIO_TRANSPORT_MMIO 2
+
+struct virtio_dev_state {
+	uint8_t status;
+	uint64_t driver_features;
+	uint32_t config_generation;
+	struct virtq q[VIRTIO_MAX_QUEUES];
+};
+
+/*
+ * Writes the core part. Lock held. 0, or -EBUSY (nothing written) while a reset or
+ * requests are still in flight (ops->quiesce).
+ */
+int virtio_dev_save_state(struct virtio_dev *d, uint8_t transport, struct vmstate_writer *w);
+/*
+ * Parses a core part into s and checks it against d as the guest's writes are checked:
+ * the same transport, device type and offered features (a snapshot of a device configured
+ * or backed otherwise is refused), driver features among those offered, a sane status
+ * (defined bits only; DRIVER_OK only with FEATURES_OK, that only with VERSION_1), the
+ * queue count, and each ready queue's size and rings. Changes nothing in d. Lock held.
+ * 0, or -EINVAL with err naming the device and the field.
+ */
+int virtio_dev_load_state(const struct virtio_dev *d, uint8_t transport, struct vmstate_cursor *c,
+			  struct virtio_dev_state *s, char *err, size_t errlen);
+/* Makes a checked state d's. Lock held. */
+void virtio_dev_commit_state(struct virtio_dev *d, const struct virtio_dev_state *s);
+/*
+ * Starts a restored device, or one drained and stopped for a save, when the VM resumes
+ * (call it for every virtio device, just before or after vm_resume()). Kicks that reached
+ * the old process, or an eventfd while the loop was paused, are not replayed: so a live
+ * device is activated again (virtio-net re-applies the negotiated offloads to its
+ * backend, virtio-vsock announces the transport reset) and each ready queue is served
+ * once, as if the driver had kicked it. Takes the lock; a device that is not live is left
+ * alone.
+ */
+void virtio_dev_resume_kick(struct virtio_dev *d);
+/* Formats "<device name>: <message>" into err; returns -EINVAL (for restore refusals). */
+int virtio_state_refuse(const struct virtio_dev *d, char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 
 #endif

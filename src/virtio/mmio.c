@@ -7,6 +7,7 @@
 #include "arch/x86/aml.h"
 #include "core/log.h"
 #include "virtio/virtio.h"
+#include "vmstate/vmstate.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -256,4 +257,66 @@ void virtio_mmio_dsdt(struct aml *a, const struct virtio_mmio *t, unsigned int i
 	aml_res_interrupt(a, t->gsi, 0); /* level, active high */
 	aml_restemplate_close(a, res);
 	aml_close(a, dev);
+}
+
+/* ---- snapshot state ---- */
+
+int virtio_mmio_save(struct virtio_mmio *t, struct vmstate_writer *w)
+{
+	struct virtio_dev *d = t->dev;
+	int r;
+
+	pthread_mutex_lock(&d->lock);
+	r = virtio_dev_save_state(d, VIRTIO_TRANSPORT_MMIO, w);
+	if (!r) {
+		vmstate_put_u32(w, t->device_features_sel);
+		vmstate_put_u32(w, t->driver_features_sel);
+		vmstate_put_u32(w, t->queue_sel);
+		vmstate_put_u32(w, t->isr);
+	}
+	pthread_mutex_unlock(&d->lock);
+	return r;
+}
+
+int virtio_mmio_restore(struct virtio_mmio *t, struct vmstate_cursor *c, char *err, size_t errlen)
+{
+	struct virtio_dev *d = t->dev;
+	struct virtio_dev_state s;
+	uint32_t dsel, gsel, qsel, isr;
+	int r;
+
+	pthread_mutex_lock(&d->lock);
+	r = virtio_dev_load_state(d, VIRTIO_TRANSPORT_MMIO, c, &s, err, errlen);
+	if (r)
+		goto out;
+	/* The selectors hold whatever the driver wrote: reads and writes check them. */
+	dsel = vmstate_get_u32(c);
+	gsel = vmstate_get_u32(c);
+	qsel = vmstate_get_u32(c);
+	isr = vmstate_get_u32(c);
+	if (c->error) {
+		r = virtio_state_refuse(d, err, errlen, "virtio-mmio state truncated");
+		goto out;
+	}
+	if (vmstate_cursor_done(c)) {
+		r = virtio_state_refuse(d, err, errlen,
+					"state has %llu byte(s) past the end of this version's",
+					(unsigned long long)(c->len - c->off));
+		goto out;
+	}
+	/* Only the device sets interrupt status bits, and only these two. */
+	if (isr & ~(uint32_t)(VIRTIO_ISR_QUEUE | VIRTIO_ISR_CONFIG)) {
+		r = virtio_state_refuse(d, err, errlen, "interrupt status 0x%x has undefined bits",
+					isr);
+		goto out;
+	}
+	virtio_dev_commit_state(d, &s);
+	t->device_features_sel = dsel;
+	t->driver_features_sel = gsel;
+	t->queue_sel = qsel;
+	t->isr = isr;
+	update_irq(t);
+out:
+	pthread_mutex_unlock(&d->lock);
+	return r;
 }

@@ -12,6 +12,8 @@
 #include "virtio/device.h"
 
 struct aml;
+struct vmstate_cursor;
+struct vmstate_writer;
 
 struct virtio_mmio {
 	struct virtio_dev *dev;
@@ -35,5 +37,20 @@ int virtio_mmio_attach(struct virtio_mmio *t, struct virtio_dev *d, struct bus *
 void virtio_mmio_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
 /* Writes Device(VRTn) with _HID "LNRO0005", its window and interrupt into the DSDT. */
 void virtio_mmio_dsdt(struct aml *a, const struct virtio_mmio *t, unsigned int index);
+
+/*
+ * Snapshot state: the payload of d's VMSTATE_TAG_VIRTIO section (virtio/device.h), the
+ * core part then u32 device and driver feature selects, u32 queue select, u32 interrupt
+ * status. Save takes the device lock; 0, or -EBUSY while requests are in flight.
+ */
+int virtio_mmio_save(struct virtio_mmio *t, struct vmstate_writer *w);
+/*
+ * Loads a virtio_mmio_save() payload into a transport and device set up as at boot from
+ * the same configuration: everything is checked first (-EINVAL, err naming the device
+ * and field, nothing changed), then committed, and the level interrupt line raised again
+ * when the interrupt status is not clear (KVM keeps a line's level outside the IOAPIC
+ * state, so the line is driven again whichever order the irqchip is restored in).
+ */
+int virtio_mmio_restore(struct virtio_mmio *t, struct vmstate_cursor *c, char *err, size_t errlen);
 
 #endif

@@ -7,6 +7,7 @@
 #include "virtio/net.h"
 #include "core/log.h"
 #include "virtio/virtio.h"
+#include "vmstate/vmstate.h"
 
 #include <errno.h>
 #include <string.h>
@@ -411,4 +412,44 @@ void virtio_net_destroy(struct virtio_net *n)
 	close(n->kick_fd);
 	net_backend_close(n->be);
 	n->be = NULL;
+}
+
+/* ---- snapshot state ---- */
+
+int virtio_net_save(struct virtio_net *n, struct vmstate_writer *w)
+{
+	pthread_mutex_lock(&n->dev.lock);
+	vmstate_put(w, n->mac, sizeof(n->mac));
+	vmstate_put_u16(w, n->mtu);
+	pthread_mutex_unlock(&n->dev.lock);
+	return 0;
+}
+
+int virtio_net_restore(struct virtio_net *n, struct vmstate_cursor *c, char *err, size_t errlen)
+{
+	struct virtio_dev *d = &n->dev;
+	uint8_t mac[6];
+	uint16_t mtu;
+	int r = 0;
+
+	pthread_mutex_lock(&d->lock);
+	vmstate_get(c, mac, sizeof(mac));
+	mtu = vmstate_get_u16(c);
+	if (c->error) {
+		r = virtio_state_refuse(d, err, errlen, "virtio-net state truncated");
+	} else if (vmstate_cursor_done(c)) {
+		r = virtio_state_refuse(d, err, errlen,
+					"state has %llu byte(s) past the end of this version's",
+					(unsigned long long)(c->len - c->off));
+	} else if (mtu != n->mtu) {
+		r = virtio_state_refuse(d, err, errlen, "MTU %u in the snapshot, %u configured",
+					mtu, n->mtu);
+	} else if (memcmp(mac, n->mac, sizeof(mac))) {
+		log_info("%s: MAC %02x:%02x:%02x:%02x:%02x:%02x from the snapshot replaces the "
+			 "configured one: the guest already uses it",
+			 n->ops.name, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+		memcpy(n->mac, mac, sizeof(mac));
+	}
+	pthread_mutex_unlock(&d->lock);
+	return r;
 }

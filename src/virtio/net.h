@@ -13,7 +13,11 @@
 #define VIRTIO_NET_RXQ 0
 #define VIRTIO_NET_TXQ 1
 #define VIRTIO_NET_QUEUE_SIZE 256
-#define VIRTIO_NET_CONFIG_SIZE 12 /* mac, status, max_virtqueue_pairs, mtu */
+#define VIRTIO_NET_CONFIG_SIZE 12  /* mac, status, max_virtqueue_pairs, mtu */
+#define VIRTIO_NET_STATE_VERSION 1 /* section version of VMSTATE_TAG_VIRTIO_NET */
+
+struct vmstate_cursor;
+struct vmstate_writer;
 
 struct virtio_net_stats {
 	unsigned long long rx_frames, rx_bytes, tx_frames, tx_bytes;
@@ -58,5 +62,22 @@ int virtio_net_init(struct virtio_net *n, const struct guest_mem *mem, const cha
 		    struct net_backend *be, const uint8_t mac[6], uint16_t mtu, struct loop *loop);
 /* Stops watching the backend and closes it. */
 void virtio_net_destroy(struct virtio_net *n);
+
+/*
+ * Snapshot state, VMSTATE_TAG_VIRTIO_NET payload: the 6-byte MAC, u16 MTU (0: none).
+ * Nothing else of the device outlives a restore: a frame read from the backend and still
+ * waiting in rx_buf for receive buffers is not saved, so a restore drops it (as a lossy
+ * link would; the guest's protocols retransmit). The backend's offloads are set from the
+ * restored driver features by virtio_dev_resume_kick(), as activation sets them. Save
+ * takes the lock; always 0.
+ */
+int virtio_net_save(struct virtio_net *n, struct vmstate_writer *w);
+/*
+ * Loads a virtio_net_save() payload into a device set up as at boot. The MTU is the
+ * configuration's and must match (-EINVAL naming the device otherwise, nothing changed);
+ * the MAC is the one the guest already uses, so it replaces a different configured or
+ * random one (logged).
+ */
+int virtio_net_restore(struct virtio_net *n, struct vmstate_cursor *c, char *err, size_t errlen);
 
 #endif

@@ -7,6 +7,7 @@
 #include "core/log.h"
 #include "kvm/irq_routing.h"
 #include "virtio/virtio.h"
+#include "vmstate/vmstate.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -63,17 +64,18 @@ static bool entry_masked(const struct virtio_pci *t, unsigned int v)
 	return t->msix_table[v * MSIX_ENTRY_SIZE + MSIX_ENTRY_CTRL] & MSIX_CTRL_MASKED;
 }
 
-/* Sends vector v now: through its irqfd when the route and irqfd are in place. */
-static void deliver(struct virtio_pci *t, unsigned int v)
+/*
+ * Puts vector v's MSI route and irqfd in place unless they are (or failed, until the
+ * guest rewrites the entry): on its first delivery, and at restore.
+ */
+static void route(struct virtio_pci *t, unsigned int v)
 {
 	const struct pci_platform *p = t->platform;
 	struct virtio_pci_vector *x = &t->vec[v];
 	const uint8_t *e = &t->msix_table[v * MSIX_ENTRY_SIZE];
 	uint64_t addr = get_le(e, 8);
 	uint32_t data = (uint32_t)get_le(e + 8, 4);
-	uint64_t one = 1;
 
-	t->interrupts++;
 	if (!p)
 		return;
 	if (x->gsi >= 0 && x->fd >= 0 && p->routing && !x->route_ok && !x->route_failed) {
@@ -97,6 +99,22 @@ static void deliver(struct virtio_pci *t, unsigned int v)
 			x->irqfd_bound = true;
 		}
 	}
+}
+
+/* Sends vector v now: through its irqfd when the route and irqfd are in place. */
+static void deliver(struct virtio_pci *t, unsigned int v)
+{
+	const struct pci_platform *p = t->platform;
+	struct virtio_pci_vector *x = &t->vec[v];
+	const uint8_t *e = &t->msix_table[v * MSIX_ENTRY_SIZE];
+	uint64_t addr = get_le(e, 8);
+	uint32_t data = (uint32_t)get_le(e + 8, 4);
+	uint64_t one = 1;
+
+	t->interrupts++;
+	if (!p)
+		return;
+	route(t, v);
 	if (x->route_ok && x->irqfd_bound && write(x->fd, &one, sizeof(one)) == sizeof(one))
 		return;
 	t->fallback_msis++;
@@ -736,5 +754,214 @@ int virtio_pci_add(struct pci_bus *bus, struct virtio_dev *d)
 fail:
 	log_warn("%s: cannot add on PCI: %s", ops->name, strerror(-r));
 	destroy(&t->pci);
+	return r;
+}
+
+/* ---- snapshot state ---- */
+
+struct virtio_pci *virtio_pci_of(struct virtio_dev *d)
+{
+	return d->signal_queue == signal_queue ? d->transport : NULL;
+}
+
+int virtio_pci_save(struct virtio_pci *t, struct vmstate_writer *w)
+{
+	struct virtio_dev *d = t->dev;
+	int r;
+
+	pthread_mutex_lock(&d->lock);
+	r = virtio_dev_save_state(d, VIRTIO_TRANSPORT_PCI, w);
+	if (r)
+		goto out;
+	vmstate_put_u32(w, t->device_feature_select);
+	vmstate_put_u32(w, t->driver_feature_select);
+	vmstate_put_u16(w, t->queue_select);
+	vmstate_put_u16(w, t->msix_config);
+	for (unsigned int q = 0; q < t->nq; q++)
+		vmstate_put_u16(w, t->queue_vector[q]);
+	vmstate_put_u8(w, t->isr);
+	vmstate_put_bool(w, t->msix_enabled);
+	vmstate_put_bool(w, t->msix_masked);
+	vmstate_put_u32(w, t->nvec);
+	for (unsigned int v = 0; v < t->nvec; v++) {
+		const uint8_t *e = &t->msix_table[v * MSIX_ENTRY_SIZE];
+		vmstate_put_u64(w, get_le(e, 8));
+		vmstate_put_u32(w, (uint32_t)get_le(e + 8, 4));
+		vmstate_put_u32(w, (uint32_t)get_le(e + MSIX_ENTRY_CTRL, 4));
+	}
+	vmstate_put_u64(w, t->pba);
+out:
+	pthread_mutex_unlock(&d->lock);
+	return r;
+}
+
+/* The transport's registers from a snapshot, checked but not yet in effect. */
+struct transport_regs {
+	uint32_t dfselect, gfselect;
+	uint16_t queue_select, msix_config, queue_vector[VIRTIO_MAX_QUEUES];
+	uint8_t isr;
+	bool msix_enabled, msix_masked;
+	uint8_t table[VIRTIO_PCI_MAX_VECTORS * MSIX_ENTRY_SIZE];
+	uint64_t pba;
+};
+
+/* A vector register holds an entry of the table or NO_VECTOR (what vector_or_none() leaves). */
+static bool vector_ok(const struct virtio_pci *t, uint16_t v)
+{
+	return v < t->nvec || v == VIRTIO_PCI_NO_VECTOR;
+}
+
+static int regs_load(struct virtio_pci *t, struct vmstate_cursor *c, struct transport_regs *p,
+		     char *err, size_t errlen)
+{
+	struct virtio_dev *d = t->dev;
+	uint32_t nvec;
+
+	memset(p, 0, sizeof(*p));
+	p->dfselect = vmstate_get_u32(c);
+	p->gfselect = vmstate_get_u32(c);
+	p->queue_select = vmstate_get_u16(c);
+	p->msix_config = vmstate_get_u16(c);
+	for (unsigned int q = 0; q < t->nq; q++)
+		p->queue_vector[q] = vmstate_get_u16(c);
+	p->isr = vmstate_get_u8(c);
+	p->msix_enabled = vmstate_get_bool(c);
+	p->msix_masked = vmstate_get_bool(c);
+	nvec = vmstate_get_u32(c);
+	if (c->error)
+		return virtio_state_refuse(d, err, errlen,
+					   "virtio-pci state truncated or malformed");
+	if (nvec != t->nvec)
+		return virtio_state_refuse(d, err, errlen,
+					   "MSI-X table of %u entries in the snapshot, %u here",
+					   nvec, t->nvec);
+	for (unsigned int v = 0; v < nvec; v++) {
+		uint8_t *e = &p->table[v * MSIX_ENTRY_SIZE];
+		uint32_t ctrl;
+		put_le(e, 8, vmstate_get_u64(c));
+		put_le(e + 8, 4, vmstate_get_u32(c));
+		ctrl = vmstate_get_u32(c);
+		/* table_write() keeps only the mask bit: the rest is reserved. */
+		if (ctrl & ~(uint32_t)MSIX_CTRL_MASKED)
+			return virtio_state_refuse(d, err, errlen,
+						   "MSI-X entry %u: vector control 0x%x has "
+						   "reserved bits",
+						   v, ctrl);
+		put_le(e + MSIX_ENTRY_CTRL, 4, ctrl);
+	}
+	p->pba = vmstate_get_u64(c);
+	if (c->error)
+		return virtio_state_refuse(d, err, errlen,
+					   "virtio-pci state truncated or malformed");
+	if (vmstate_cursor_done(c))
+		return virtio_state_refuse(d, err, errlen,
+					   "state has %llu byte(s) past the end of this version's",
+					   (unsigned long long)(c->len - c->off));
+	if (!vector_ok(t, p->msix_config))
+		return virtio_state_refuse(d, err, errlen,
+					   "config vector %u: the MSI-X table has %u entries",
+					   p->msix_config, t->nvec);
+	for (unsigned int q = 0; q < t->nq; q++)
+		if (!vector_ok(t, p->queue_vector[q]))
+			return virtio_state_refuse(d, err, errlen,
+						   "queue %u vector %u: the MSI-X table has %u "
+						   "entries",
+						   q, p->queue_vector[q], t->nvec);
+	if (p->isr & ~(VIRTIO_ISR_QUEUE | VIRTIO_ISR_CONFIG))
+		return virtio_state_refuse(d, err, errlen, "ISR 0x%02x has undefined bits", p->isr);
+	if (p->pba >> t->nvec)
+		return virtio_state_refuse(d, err, errlen,
+					   "MSI-X pending bits 0x%llx beyond the %u entries",
+					   (unsigned long long)p->pba, t->nvec);
+	return 0;
+}
+
+static void regs_commit(struct virtio_pci *t, const struct transport_regs *p)
+{
+	uint32_t ctl;
+
+	t->device_feature_select = p->dfselect;
+	t->driver_feature_select = p->gfselect;
+	t->queue_select = p->queue_select;
+	t->msix_config = p->msix_config;
+	for (unsigned int q = 0; q < VIRTIO_MAX_QUEUES; q++)
+		t->queue_vector[q] = q < t->nq ? p->queue_vector[q] : VIRTIO_PCI_NO_VECTOR;
+	t->isr = p->isr;
+	/*
+	 * The table goes in as a guest write would put it, so each changed entry's route is
+	 * redone; with MSI-X off and nothing pending meanwhile, nothing fires from here.
+	 */
+	t->msix_enabled = false;
+	t->pba = 0;
+	table_write(t, 0, p->table, t->nvec * MSIX_ENTRY_SIZE);
+	t->msix_enabled = p->msix_enabled;
+	t->msix_masked = p->msix_masked;
+	t->pba = p->pba;
+	/*
+	 * The enable and mask bits live in configuration space too (what the guest reads);
+	 * keep the two in step whichever of this and the PCI section is restored last.
+	 */
+	ctl = pci_cfg_get(t->pci.cfg, t->msix_cap + 2u, 2) &
+	      ~(uint32_t)(MSIX_CONTROL_ENABLE | MSIX_CONTROL_MASKALL);
+	if (p->msix_enabled)
+		ctl |= MSIX_CONTROL_ENABLE;
+	if (p->msix_masked)
+		ctl |= MSIX_CONTROL_MASKALL;
+	pci_cfg_put(t->pci.cfg, t->msix_cap + 2u, 2, ctl);
+	/*
+	 * Routes now rather than at the first interrupt: a failure shows at restore, and the
+	 * first interrupt after resume does not wait for a routing table update. An entry
+	 * still at address 0 was never programmed: the guest's write will route it.
+	 */
+	for (unsigned int v = 0; v < t->nvec; v++)
+		if (get_le(&t->msix_table[v * MSIX_ENTRY_SIZE], 8))
+			route(t, v);
+}
+
+/*
+ * The kick ioeventfds must sit where the BAR decodes now. The PCI section's restore moves
+ * them when it moves the BAR; this covers a BAR that did not move, or one restored with
+ * the ioeventfds not in place, the way a guest's BAR write would.
+ */
+static void kicks_follow(struct virtio_pci *t)
+{
+	uint64_t base = t->pci.bar[VIRTIO_PCI_BAR].addr;
+
+	for (unsigned int q = 0; q < t->nq; q++) {
+		const struct virtio_pci_kick *k = &t->kick[q];
+		uint64_t a = base + VIRTIO_PCI_NOTIFY + (uint64_t)q * VIRTIO_PCI_NOTIFY_MULT;
+		if (k->fd < 0)
+			continue;
+		if (base == PCI_BAR_UNMAPPED ? k->registered : !k->registered || k->addr != a) {
+			bar_moved(&t->pci, VIRTIO_PCI_BAR, base);
+			return;
+		}
+	}
+}
+
+int virtio_pci_restore(struct virtio_pci *t, struct vmstate_cursor *c, char *err, size_t errlen)
+{
+	struct virtio_dev *d = t->dev;
+	struct pci_bus *bus = t->pci.bus;
+	struct virtio_dev_state s;
+	struct transport_regs p;
+	int r;
+
+	/* The bus lock guards configuration space and the kick ioeventfds. */
+	if (bus)
+		pthread_rwlock_wrlock(&bus->lock);
+	pthread_mutex_lock(&d->lock);
+	r = virtio_dev_load_state(d, VIRTIO_TRANSPORT_PCI, c, &s, err, errlen);
+	if (!r)
+		r = regs_load(t, c, &p, err, errlen);
+	if (!r) {
+		virtio_dev_commit_state(d, &s);
+		regs_commit(t, &p);
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (!r)
+		kicks_follow(t);
+	if (bus)
+		pthread_rwlock_unlock(&bus->lock);
 	return r;
 }

@@ -118,4 +118,28 @@ int virtio_pci_add(struct pci_bus *bus, struct virtio_dev *d);
 /* The PCI class code tern gives each virtio device type. */
 uint32_t virtio_pci_class(uint32_t device_id);
 
+/* d's virtio-pci transport, or NULL when d is not on virtio-pci. */
+struct virtio_pci *virtio_pci_of(struct virtio_dev *d);
+
+/*
+ * Snapshot state: the payload of d's VMSTATE_TAG_VIRTIO section (virtio/device.h), the
+ * core part then u32 device and driver feature selects, u16 queue select, u16 config
+ * vector, u16 vector of each queue, u8 ISR, bools MSI-X enable and function mask, u32
+ * table size, each entry (u64 address, u32 data, u32 vector control), u64 PBA. Save
+ * takes the device lock; 0, or -EBUSY while requests are in flight (the section is then
+ * unusable: abandon the snapshot, drain, try again).
+ */
+int virtio_pci_save(struct virtio_pci *t, struct vmstate_writer *w);
+/*
+ * Loads a virtio_pci_save() payload into a transport and device set up as at boot from the
+ * same configuration. Everything is checked before anything changes (-EINVAL, err naming
+ * the device and field, and the device as it was); the payload must be used up exactly.
+ * Then, as the guest's own writes would: the MSI-X table goes in through the table write
+ * path and each programmed vector gets its MSI route and irqfd, and the queue-notify
+ * ioeventfds follow the BAR to wherever it now decodes (VMSTATE_TAG_PCI's restore moves
+ * it; either may come first). Takes the PCI bus lock, then the device lock. Nothing runs
+ * until virtio_dev_resume_kick().
+ */
+int virtio_pci_restore(struct virtio_pci *t, struct vmstate_cursor *c, char *err, size_t errlen);
+
 #endif

@@ -13,6 +13,9 @@
 
 #include "kvm/guest_mem.h"
 
+struct vmstate_cursor;
+struct vmstate_writer;
+
 #define VIRTQ_MAX_SIZE 256 /* the largest queue size tern offers; chains are at most this long */
 
 struct virtq {
@@ -90,5 +93,17 @@ void virtq_set_avail_event(struct virtq *q, const struct guest_mem *m);
 size_t virtq_iov_read(const struct iovec *iov, unsigned int n, uint64_t off, void *dst, size_t len);
 size_t virtq_iov_write(const struct iovec *iov, unsigned int n, uint64_t off, const void *src,
 		       size_t len);
+
+/*
+ * Snapshot state of one queue (queue_state.c, kept out of this file so the fuzzed queue
+ * code links without the state format): every field of struct virtq, little-endian.
+ * virtq_load() only parses (errors stick in the cursor); virtq_check_loaded() then
+ * decides whether a parsed queue may be used over m, as the transport's enable path
+ * would (0, or -EINVAL with *why naming the field).
+ */
+void virtq_save(const struct virtq *q, struct vmstate_writer *w);
+void virtq_load(struct virtq *q, struct vmstate_cursor *c);
+int virtq_check_loaded(const struct virtq *q, uint16_t queue_max, const struct guest_mem *m,
+		       const char **why);
 
 #endif

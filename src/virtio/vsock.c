@@ -8,6 +8,7 @@
 #include "backend/vsock_uds.h"
 #include "core/log.h"
 #include "virtio/virtio.h"
+#include "vmstate/vmstate.h"
 
 #include <endian.h>
 #include <errno.h>
@@ -884,6 +885,37 @@ static void on_ready(void *opaque, uint32_t events)
 	pthread_mutex_unlock(&v->dev.lock);
 }
 
+/* ---- the event queue ---- */
+
+/* Sends the owed TRANSPORT_RESET if the driver is live and has an event buffer posted. */
+static void event_send(struct virtio_vsock *v)
+{
+	struct virtio_dev *d = &v->dev;
+	struct virtq *q = &d->q[VSOCK_EVQ];
+	struct virtq_chain *c = &v->ev_chain;
+	uint8_t ev[VSOCK_EVENT_SIZE] = { VSOCK_EVENT_TRANSPORT_RESET, 0, 0, 0 }; /* le32 */
+	int r;
+
+	if (!v->reset_event || !virtio_dev_live(d) || !q->ready)
+		return;
+	r = virtq_pop(q, d->mem, c);
+	if (r == 0 && virtq_rearm(q, d->mem))
+		r = virtq_pop(q, d->mem, c);
+	if (r < 0) {
+		broken(v, "malformed event queue chain");
+		return;
+	}
+	if (r == 0)
+		return; /* the driver's next event buffer comes with a kick */
+	if (c->write_len < VSOCK_EVENT_SIZE) {
+		broken(v, "event buffer smaller than an event");
+		return;
+	}
+	virtq_iov_write(c->iov + c->nread, c->nwrite, 0, ev, sizeof(ev));
+	v->reset_event = false;
+	virtio_dev_complete(d, VSOCK_EVQ, c->head, sizeof(ev));
+}
+
 /* ---- virtio device ops ---- */
 
 static void vsock_notify(struct virtio_dev *d, unsigned int q)
@@ -892,8 +924,31 @@ static void vsock_notify(struct virtio_dev *d, unsigned int q)
 
 	if (q == VSOCK_TXQ)
 		tx_process(v);
-	/* New rx buffers, or replies the tx packets asked for. The event queue needs nothing. */
+	else if (q == VSOCK_EVQ)
+		event_send(v);
+	/* New rx buffers, or replies the tx packets asked for. */
 	run(v);
+}
+
+/* Live (again): a reset owed since a restore goes out now if an event buffer waits. */
+static void vsock_activate(struct virtio_dev *d)
+{
+	event_send(d->priv);
+}
+
+/*
+ * A held rx buffer is the driver's again: the saved queue offers it anew, instead of
+ * the restored device owing a buffer it never had.
+ */
+static int vsock_quiesce(struct virtio_dev *d)
+{
+	struct virtio_vsock *v = d->priv;
+
+	if (v->rx_held) {
+		virtq_unpop(&d->q[VSOCK_RXQ], 1);
+		v->rx_held = false;
+	}
+	return 0;
 }
 
 static void vsock_config_read(struct virtio_dev *d, uint32_t off, void *data, uint32_t len)
@@ -906,7 +961,11 @@ static void vsock_config_read(struct virtio_dev *d, uint32_t off, void *data, ui
 
 static bool vsock_reset(struct virtio_dev *d)
 {
-	conns_clear(d->priv);
+	struct virtio_vsock *v = d->priv;
+
+	conns_clear(v);
+	/* The driver probes afresh after a reset: it has no sockets of before to reset. */
+	v->reset_event = false;
 	return true;
 }
 
@@ -920,7 +979,9 @@ static const struct virtio_dev_ops vsock_ops = {
 	.config_size = 8,
 	.config_read = vsock_config_read,
 	.notify = vsock_notify,
+	.activate = vsock_activate,
 	.reset = vsock_reset,
+	.quiesce = vsock_quiesce,
 };
 
 /* Each connection holds one fd: make sure a full table does not run into RLIMIT_NOFILE. */
@@ -1021,4 +1082,51 @@ void virtio_vsock_destroy(struct virtio_vsock *v)
 	unlink(v->path);
 	free(v->conn);
 	v->conn = NULL;
+}
+
+/* ---- snapshot state ---- */
+
+int virtio_vsock_save(struct virtio_vsock *v, struct vmstate_writer *w)
+{
+	pthread_mutex_lock(&v->dev.lock);
+	vmstate_put_u64(w, v->cid);
+	vmstate_put_bool(w, v->reset_event);
+	pthread_mutex_unlock(&v->dev.lock);
+	return 0;
+}
+
+int virtio_vsock_restore(struct virtio_vsock *v, struct vmstate_cursor *c, char *err, size_t errlen)
+{
+	struct virtio_dev *d = &v->dev;
+	uint64_t cid;
+	int r = 0;
+
+	pthread_mutex_lock(&d->lock);
+	cid = vmstate_get_u64(c);
+	vmstate_get_bool(c); /* owed or not before, a reset is owed now */
+	if (c->error) {
+		r = virtio_state_refuse(d, err, errlen,
+					"virtio-vsock state truncated or malformed");
+	} else if (vmstate_cursor_done(c)) {
+		r = virtio_state_refuse(d, err, errlen,
+					"state has %llu byte(s) past the end of this version's",
+					(unsigned long long)(c->len - c->off));
+	} else if (cid < VSOCK_CID_MIN || cid > VSOCK_CID_MAX) {
+		r = virtio_state_refuse(d, err, errlen,
+					"guest CID %llu is reserved or out of range",
+					(unsigned long long)cid);
+	} else {
+		if (cid != v->cid)
+			log_info("virtio-vsock: guest CID %llu, %llu in the snapshot: the guest "
+				 "reads it again at the transport reset",
+				 (unsigned long long)v->cid, (unsigned long long)cid);
+		/*
+		 * Host sockets stayed with the old process. Whatever connected to this one
+		 * before the restore (the listener is up since set-up) is dropped too.
+		 */
+		conns_clear(v);
+		v->reset_event = true;
+	}
+	pthread_mutex_unlock(&d->lock);
+	return r;
 }

@@ -15,10 +15,16 @@
 #include "virtio/device.h"
 #include "virtio/vsock_pkt.h"
 
+struct vmstate_cursor;
+struct vmstate_writer;
+
 #define VSOCK_QUEUE_SIZE 256
 #define VSOCK_RXQ 0
 #define VSOCK_TXQ 1
 #define VSOCK_EVQ 2
+#define VSOCK_EVENT_TRANSPORT_RESET 0 /* virtio_vsock_event.id (5.10.6.7) */
+#define VSOCK_EVENT_SIZE 4	      /* struct virtio_vsock_event: le32 id */
+#define VIRTIO_VSOCK_STATE_VERSION 1  /* section version of VMSTATE_TAG_VIRTIO_VSOCK */
 
 #define VSOCK_MAX_CONNS 1024
 #define VSOCK_CONN_BUF (256u * 1024) /* buf_alloc tern advertises for each connection */
@@ -91,7 +97,9 @@ struct virtio_vsock {
 	bool tx_stalled; /* rst[] was full: tx waits for rx buffers */
 	uint32_t next_port;
 	bool rx_held; /* rx_chain was popped and is not used yet */
-	struct virtq_chain rx_chain, tx_chain;
+	/* A TRANSPORT_RESET event is owed to the driver (after a restore). */
+	bool reset_event;
+	struct virtq_chain rx_chain, tx_chain, ev_chain;
 	struct vsock_pkt pkt;
 	struct vsock_stats stats;
 };
@@ -107,5 +115,23 @@ void virtio_vsock_destroy(struct virtio_vsock *v);
 /* The connection (host_port, guest_port), or NULL; for tests and diagnostics. */
 struct vsock_conn *virtio_vsock_find(struct virtio_vsock *v, uint32_t host_port,
 				     uint32_t guest_port);
+
+/*
+ * Snapshot state, VMSTATE_TAG_VIRTIO_VSOCK payload: u64 guest CID, bool "a transport
+ * reset event is owed". Connections are not saved: their host sockets belong to this
+ * process. Save takes the lock; always 0.
+ */
+int virtio_vsock_save(struct virtio_vsock *v, struct vmstate_writer *w);
+/*
+ * Loads a virtio_vsock_save() payload into a device set up as at boot, from the new
+ * configuration: its CID and socket path stay (the saved CID is checked for range and
+ * only logged when it differs). As Firecracker does, every connection is dropped and a
+ * VIRTIO_VSOCK_EVENT_TRANSPORT_RESET event is owed: it goes on the event queue once the
+ * driver is live and has posted an event buffer (virtio_dev_resume_kick(), or its kick),
+ * and makes the guest reset its sockets and read the CID again. -EINVAL naming the
+ * device for a bad payload, nothing changed.
+ */
+int virtio_vsock_restore(struct virtio_vsock *v, struct vmstate_cursor *c, char *err,
+			 size_t errlen);
 
 #endif

@@ -45,6 +45,13 @@ static const char usage[] =
 	"  --config-file FILE     Firecracker's JSON VM configuration; boots at once\n"
 	"  --no-api               no API socket (with --config-file)\n"
 	"  --id NAME              instance id reported by GET / (default anonymous-instance)\n"
+	"  --restore STATE        restore a snapshot: its state file (with --restore-mem)\n"
+	"  --restore-mem MEM      the snapshot's memory file (mapped copy-on-write)\n"
+	"  --restore-paused       leave the restored VM paused (resume with PATCH /vm)\n"
+	"  --clone                restore with a new identity: MACs, vsock CID and socket,\n"
+	"                         copy-on-write copies of writable disks\n"
+	"  --track-dirty-pages    log written pages, so diff snapshots can be made\n"
+	"  --describe-snapshot F  print what the state file F holds, and exit\n"
 	"  --debug-exit           test only: a byte written to port 0x501 becomes the exit status\n"
 	"  -h, --help             this text\n"
 	"Console: Ctrl-a x quits, Ctrl-a a sends Ctrl-a.\n"
@@ -73,6 +80,12 @@ enum {
 	OPT_CONFIG_FILE,
 	OPT_NO_API,
 	OPT_ID,
+	OPT_RESTORE,
+	OPT_RESTORE_MEM,
+	OPT_RESTORE_PAUSED,
+	OPT_CLONE,
+	OPT_TRACK_DIRTY,
+	OPT_DESCRIBE,
 };
 
 static const struct option options[] = {
@@ -97,6 +110,12 @@ static const struct option options[] = {
 	{ "config-file", required_argument, NULL, OPT_CONFIG_FILE },
 	{ "no-api", no_argument, NULL, OPT_NO_API },
 	{ "id", required_argument, NULL, OPT_ID },
+	{ "restore", required_argument, NULL, OPT_RESTORE },
+	{ "restore-mem", required_argument, NULL, OPT_RESTORE_MEM },
+	{ "restore-paused", no_argument, NULL, OPT_RESTORE_PAUSED },
+	{ "clone", no_argument, NULL, OPT_CLONE },
+	{ "track-dirty-pages", no_argument, NULL, OPT_TRACK_DIRTY },
+	{ "describe-snapshot", required_argument, NULL, OPT_DESCRIBE },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -254,6 +273,24 @@ void config_parse(struct vmm_config *c, int argc, char **argv)
 				die_usage("--id: '%s' must be 1 to 64 characters", optarg);
 			c->id = optarg;
 			break;
+		case OPT_RESTORE:
+			c->restore_state = optarg;
+			break;
+		case OPT_RESTORE_MEM:
+			c->restore_mem = optarg;
+			break;
+		case OPT_RESTORE_PAUSED:
+			c->restore_paused = true;
+			break;
+		case OPT_CLONE:
+			c->clone = true;
+			break;
+		case OPT_TRACK_DIRTY:
+			c->track_dirty = true;
+			break;
+		case OPT_DESCRIBE:
+			c->describe_snapshot = optarg;
+			break;
 		case 'h':
 			fputs(usage, stdout);
 			exit(0);
@@ -271,7 +308,17 @@ void config_parse(struct vmm_config *c, int argc, char **argv)
 		die_usage("--config-file: the VM options (--kernel, --initrd, --cmdline, --cpus, "
 			  "--memory, --disk, --net, --vsock, --rng) go in the file, not on the "
 			  "command line too");
-	if (!c->kernel && !c->config_file && !c->api_sock)
+	if (c->describe_snapshot)
+		return;
+	if (!c->restore_state != !c->restore_mem)
+		die_usage("--restore and --restore-mem go together (the state file and the memory "
+			  "file of one snapshot)");
+	if ((c->restore_paused || c->clone) && !c->restore_state)
+		die_usage("--restore-paused and --clone need --restore");
+	if (c->restore_state && (c->vm_flags || c->config_file))
+		die_usage("--restore: the machine comes from the snapshot; VM options and "
+			  "--config-file do not go with it");
+	if (!c->kernel && !c->config_file && !c->api_sock && !c->restore_state)
 		die_usage("--kernel is required (or --config-file FILE, or --api-sock PATH to "
 			  "configure the VM through the API; see --help)");
 	for (unsigned int i = 0; i < c->ndisks; i++)

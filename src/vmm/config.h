@@ -64,6 +64,12 @@ struct vmm_config {
 	bool no_api;		 /* --no-api */
 	const char *id;		 /* --id: the instance id of GET / */
 	bool vm_flags;		 /* some VM option was given on the command line */
+	bool track_dirty;	 /* KVM dirty logging, for diff snapshots */
+	/* Restore (--restore): a snapshot's state and memory files */
+	const char *restore_state, *restore_mem;
+	bool restore_paused; /* --restore-paused: do not resume after loading */
+	bool clone;	     /* --clone: a new identity for the restored VM */
+	const char *describe_snapshot;
 };
 
 /*

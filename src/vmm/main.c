@@ -6,6 +6,7 @@
 #include "api/api.h"
 #include "core/log.h"
 #include "vmm/console.h"
+#include "vmm/snapshot.h"
 #include "vmm/vm.h"
 
 #include <errno.h>
@@ -125,10 +126,42 @@ static int boot(struct api *a, char *err, size_t errlen)
 			     &in, err, errlen))
 		return -EINVAL;
 	c.cmdline = compose_root(&c, a->boot_args);
-	vm_create(&vm, &c, a->loop, &in);
+	vm_create(&vm, &c, a->loop, &in, NULL);
 	console_init(&con, STDIN_FILENO);
 	vm_start(&vm);
 	api_started(a, &vm);
+	return 0;
+}
+
+/*
+ * Loads a snapshot into this process (PUT /snapshot/load or --restore). Everything that
+ * can be checked without building is checked first (a 400, or exit 2, and nothing
+ * started); a refusal from KVM or a device while loading ends the process with status 2.
+ */
+static int restore(struct api *a, const char *state, const char *mem,
+		   const struct restore_overrides *o, bool resume, char *err, size_t errlen)
+{
+	static struct snapshot_load l;
+
+	if (snapshot_load_prepare(&l, state, mem, &a->cfg, o, err, errlen)) {
+		snapshot_load_free(&l);
+		return -EINVAL;
+	}
+	if (snapshot_load_apply(&l, &vm, a->loop, mem, err, errlen))
+		die_usage("cannot restore '%s': %s", state, err);
+	/* What GET /vm/config reports from now on is the restored machine. */
+	a->cfg = l.cfg;
+	snapshot_load_free(&l);
+	console_init(&con, STDIN_FILENO);
+	if (resume) {
+		vm_start(&vm);
+		snapshot_resume_devices(&vm);
+	} else {
+		vm_start_paused(&vm);
+	}
+	api_started(a, &vm);
+	log_info("restored %s%s%s", state, o->clone ? " as a clone" : "",
+		 resume ? "" : " (paused)");
 	return 0;
 }
 
@@ -140,11 +173,17 @@ int main(int argc, char **argv)
 
 	config_parse(&cfg, argc, argv);
 	log_set_level(cfg.log_level);
+	if (cfg.describe_snapshot) {
+		if (snapshot_describe(cfg.describe_snapshot, stdout, err, sizeof(err)))
+			die_usage("--describe-snapshot: %s", err);
+		return 0;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	struct loop *loop = loop_create();
 	if (!loop)
 		die("cannot create the event loop: %s", strerror(errno));
 	api_init(&api, loop, &cfg, boot);
+	api.restore = restore;
 	if (cfg.config_file)
 		api_config_file(&api, cfg.config_file);
 	if (cfg.api_sock) {
@@ -154,7 +193,12 @@ int main(int argc, char **argv)
 		if (r)
 			die_usage("--api-sock: %s", err);
 	}
-	if (api.cfg.kernel && !api.started) {
+	if (cfg.restore_state) {
+		struct restore_overrides o = { .clone = cfg.clone, .track_dirty = cfg.track_dirty };
+		if (restore(&api, cfg.restore_state, cfg.restore_mem, &o, !cfg.restore_paused, err,
+			    sizeof(err)))
+			die_usage("--restore: %s", err);
+	} else if (api.cfg.kernel && !api.started) {
 		if (boot(&api, err, sizeof(err)))
 			die_usage("%s", err);
 	} else {

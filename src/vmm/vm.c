@@ -11,6 +11,7 @@
 #include "core/util.h"
 #include "devices/power.h"
 #include "vmm/virtio_setup.h"
+#include "vmstate/mem_file.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -65,20 +66,27 @@ int vm_exit_status(const struct vm *vm)
 	}
 }
 
-static void setup_memory(struct vm *vm)
+static void setup_memory(struct vm *vm, const struct vm_restore_mem *rm)
 {
 	uint64_t size = vm->cfg.mem_mib * MIB;
-	int r = guest_mem_create(&vm->mem, size);
+	char err[320];
+	int r;
 
-	if (r)
+	if (rm) {
+		if ((r = mem_file_map(&vm->mem, rm->path, size, rm->id, err, sizeof(err))))
+			die_usage("%s", err);
+	} else if ((r = guest_mem_create(&vm->mem, size))) {
 		die("cannot allocate %llu MiB of guest memory: %s",
 		    (unsigned long long)vm->cfg.mem_mib, strerror(-r));
-	if ((r = kvm_set_user_memory(&vm->kvm, 0, 0, vm->mem.low_size, vm->mem.host)))
+	}
+	/* Diff snapshots need KVM to log the pages the guest writes (track_dirty_pages). */
+	uint32_t flags = vm->cfg.track_dirty ? KVM_MEM_LOG_DIRTY_PAGES : 0;
+	if ((r = kvm_set_user_memory(&vm->kvm, 0, 0, vm->mem.low_size, vm->mem.host, flags)))
 		die("KVM_SET_USER_MEMORY_REGION (low RAM): %s", strerror(-r));
 	if (guest_mem_high_size(&vm->mem) &&
 	    (r = kvm_set_user_memory(&vm->kvm, 1, GUEST_MEM_HIGH_BASE,
-				     guest_mem_high_size(&vm->mem),
-				     vm->mem.host + vm->mem.low_size)))
+				     guest_mem_high_size(&vm->mem), vm->mem.host + vm->mem.low_size,
+				     flags)))
 		die("KVM_SET_USER_MEMORY_REGION (high RAM): %s", strerror(-r));
 }
 
@@ -222,7 +230,7 @@ static void setup_vcpu(struct vm *vm, unsigned int id)
  * size that cannot work is the user's mistake and is reported before /dev/kvm is touched.
  */
 void vm_create(struct vm *vm, const struct vmm_config *cfg, struct loop *loop,
-	       struct boot_inputs *in)
+	       struct boot_inputs *in, const struct vm_restore_mem *rm)
 {
 	int r;
 
@@ -249,7 +257,12 @@ void vm_create(struct vm *vm, const struct vmm_config *cfg, struct loop *loop,
 	if (vm->stop_fd < 0)
 		die("cannot create the event loop: %s", strerror(errno));
 
-	setup_memory(vm);
+	setup_memory(vm, rm);
+	if (vm->cfg.track_dirty) {
+		vm->dirty_pending = calloc((vm->mem.size / MEM_FILE_PAGE + 7) / 8, 1);
+		if (!vm->dirty_pending || guest_mem_track_dirty(&vm->mem))
+			die("out of memory");
+	}
 	swkvm_init(&vm->swkvm, &vm->mem);
 	if ((r = kvm_create_irqchip_and_pit(&vm->kvm)))
 		die("cannot create the in-kernel irqchip and PIT: %s", strerror(-r));
@@ -274,8 +287,12 @@ void vm_create(struct vm *vm, const struct vmm_config *cfg, struct loop *loop,
 		die("out of memory");
 	for (unsigned int i = 0; i < vm->ncpus; i++)
 		setup_vcpu(vm, i);
-	load_guest(vm, in->kernel, &in->img, in->entry, in->initrd, in->initrd_len, in->initrd_gpa);
-	boot_inputs_free(in);
+	/* A restored VM's RAM already holds its kernel, tables and boot data. */
+	if (in) {
+		load_guest(vm, in->kernel, &in->img, in->entry, in->initrd, in->initrd_len,
+			   in->initrd_gpa);
+		boot_inputs_free(in);
+	}
 }
 
 void vm_start(struct vm *vm)

@@ -25,8 +25,15 @@
 #include "virtio/vsock.h"
 #include "vmm/boot_inputs.h"
 #include "vmm/config.h"
+#include "vmstate/mem_file.h"
 
 struct vm;
+
+/* Restoring: RAM comes from a snapshot's memory file (vmstate/mem_file.h), not a kernel. */
+struct vm_restore_mem {
+	const char *path;
+	uint8_t id[16];
+};
 
 /*
  * Exits by kind, for the metrics file (src/vmm/metrics.h). Only the vCPU's own thread
@@ -71,6 +78,14 @@ struct vm {
 	struct virtio_vsock *vsock;
 	unsigned int nmmio;
 	struct virtio_mmio mmio_dev[LAYOUT_VIRTIO_MMIO_MAX];
+	/* Snapshots (snapshot.c) */
+	uint8_t *dirty_pending; /* pages written since the last snapshot on disk */
+	bool resume_kick;	/* restored: devices pick up at the first resume */
+	struct {
+		bool valid;
+		char path[MEM_FILE_BASE_PATH_MAX + 1]; /* absolute */
+		uint8_t id[16];
+	} last_mem; /* the memory file a diff snapshot builds on */
 	/* Pause (vm_pause.c): vCPUs park in vcpu_pause_point() while want is set. */
 	struct {
 		atomic_bool want;
@@ -91,9 +106,11 @@ struct vm {
  * status 2.
  */
 void vm_create(struct vm *vm, const struct vmm_config *cfg, struct loop *loop,
-	       struct boot_inputs *in);
+	       struct boot_inputs *in, const struct vm_restore_mem *rm);
 /* Starts one thread per vCPU. */
 void vm_start(struct vm *vm);
+/* The same, with the VM paused from the start (a restore that is not resumed yet). */
+void vm_start_paused(struct vm *vm);
 /*
  * Pause: every vCPU leaves KVM_RUN and waits, and the event loop stops serving device fds;
  * returns once all vCPUs are parked (0) or -ETIMEDOUT. Both are no-ops when already so.

@@ -5,6 +5,7 @@
  * A paused VM therefore runs no guest code and no device emulation, and uses no CPU.
  */
 #include "core/log.h"
+#include "vmm/snapshot.h"
 #include "vmm/vm.h"
 
 #include <errno.h>
@@ -67,11 +68,23 @@ int vm_pause(struct vm *vm)
 	return 0;
 }
 
+void vm_start_paused(struct vm *vm)
+{
+	atomic_store(&vm->pause.want, true);
+	loop_set_paused(vm->loop, true);
+	vm->resume_kick = true;
+	vm_start(vm);
+}
+
 void vm_resume(struct vm *vm)
 {
 	if (!atomic_load(&vm->pause.want))
 		return;
 	loop_set_paused(vm->loop, false);
+	if (vm->resume_kick) {
+		vm->resume_kick = false;
+		snapshot_resume_devices(vm);
+	}
 	pthread_mutex_lock(&vm->pause.lock);
 	atomic_store(&vm->pause.want, false);
 	pthread_cond_broadcast(&vm->pause.cond);

@@ -1,8 +1,9 @@
 /*
  * Tests for the port-I/O devices against a fake machine that records interrupt
  * line changes and stop requests: 16550 UART, CMOS RTC, i8042 and the power/reset
- * registers.
+ * registers, and the snapshot state of the first three.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include "devices/power.h"
 #include "devices/rtc.h"
 #include "devices/serial.h"
+#include "devstate.h"
 #include "unit.h"
 
 struct fake {
@@ -987,4 +989,565 @@ TEST(power_debug_exit)
 	CHECK(f.stops == 2 && f.status == 0xff);
 	power_debug_exit_io(&m, 0, &v, 1, false);
 	CHECK(v == 0xff && f.stops == 2);
+}
+
+/* ---- snapshot state ---- */
+
+/* What a guest can observe of a device, in order, to compare two devices by. */
+struct seen {
+	uint8_t b[4 * SERIAL_RX_FIFO];
+	unsigned int n;
+	bool full; /* something did not fit: the two never compare equal */
+};
+
+static void see(struct seen *o, int v)
+{
+	if (o->n < sizeof(o->b))
+		o->b[o->n++] = (uint8_t)v;
+	else
+		o->full = true;
+}
+
+static bool seen_eq(const struct seen *a, const struct seen *b)
+{
+	return !a->full && !b->full && a->n == b->n && !memcmp(a->b, b->b, a->n);
+}
+
+/* Every register and every queued byte, with IIR and the line between them (drains it). */
+static void serial_observe(struct serial *s, const struct fake *f, struct seen *o)
+{
+	uint8_t lcr = sin8(s, LCR);
+
+	o->n = 0;
+	o->full = false;
+	see(o, f->level[COM_IRQ]);
+	see(o, lcr);
+	sout8(s, LCR, lcr | 0x80);
+	see(o, sin8(s, THR)); /* DLL */
+	see(o, sin8(s, IER)); /* DLM */
+	sout8(s, LCR, lcr & 0x7f);
+	see(o, sin8(s, IER));
+	see(o, sin8(s, MCR));
+	see(o, sin8(s, SCR));
+	see(o, sin8(s, MSR));
+	while (sin8(s, LSR) & 0x01) {
+		see(o, sin8(s, IIR));
+		see(o, f->level[COM_IRQ]);
+		see(o, sin8(s, THR));
+	}
+	/* THRE, if pending, shows once, then nothing. */
+	for (int i = 0; i < 2; i++) {
+		see(o, sin8(s, IIR));
+		see(o, f->level[COM_IRQ]);
+	}
+	see(o, sin8(s, LSR));
+}
+
+/* Saves s into a section of a state file and reads that back. */
+static int serial_snapshot(struct serial *s, struct devstate *d)
+{
+	if (devstate_begin(d, VMSTATE_TAG_SERIAL, SERIAL_STATE_VERSION))
+		return -1;
+	serial_save(s, &d->w);
+	return devstate_finish(d);
+}
+
+TEST(serial_state_round_trip)
+{
+	struct fake f, f2;
+	struct machine m, m2;
+	struct serial s, s2;
+	struct devstate d;
+	struct vmstate_cursor c;
+	static uint8_t in[SERIAL_RX_FIFO];
+	static struct seen a, b;
+	char err[128] = "";
+
+	fake_init(&f, &m);
+	serial_init(&s, &m, COM_IRQ, -1);
+	sout8(&s, LCR, 0x83);
+	sout8(&s, THR, 0x01); /* divisor 0x0201 */
+	sout8(&s, IER, 0x02);
+	sout8(&s, LCR, 0x1b);
+	sout8(&s, FCR, 0x81);
+	sout8(&s, MCR, 0x0b);
+	sout8(&s, SCR, 0x5a);
+	sout8(&s, IER, 0x03); /* RDA and THRE: THRE pending at once */
+	/* A full FIFO whose ring has wrapped: the head is not at 0. */
+	for (size_t i = 0; i < sizeof(in); i++)
+		in[i] = (uint8_t)(i * 13 + 7);
+	REQUIRE(serial_receive(&s, in, sizeof(in)) == SERIAL_RX_FIFO);
+	for (int i = 0; i < 100; i++)
+		sin8(&s, THR);
+	REQUIRE(serial_receive(&s, in, 50) == 50);
+	REQUIRE(s.rx_head == 100 && s.rx_len == SERIAL_RX_FIFO - 50);
+	REQUIRE(f.level[COM_IRQ] == 1 && s.thre_pending);
+
+	REQUIRE(serial_snapshot(&s, &d) == 0);
+	CHECK(d.s->version == SERIAL_STATE_VERSION);
+	fake_init(&f2, &m2);
+	serial_init(&s2, &m2, COM_IRQ, -1);
+	devstate_cursor(&d, &c);
+	CHECK(serial_restore(&s2, &c, err, sizeof(err)) == 0);
+	CHECK(err[0] == 0);
+	/* The line is driven once, to the restored level. */
+	CHECK(f2.irq_calls == 1 && f2.last_irq == COM_IRQ && f2.level[COM_IRQ] == 1);
+	serial_observe(&s, &f, &a);
+	serial_observe(&s2, &f2, &b);
+	CHECK(a.n > SERIAL_RX_FIFO);
+	CHECK(seen_eq(&a, &b));
+	CHECK(f2.level[COM_IRQ] == 0);
+	devstate_free(&d);
+}
+
+TEST(serial_state_line_low)
+{
+	struct fake f, f2;
+	struct machine m, m2;
+	struct serial s, s2;
+	struct devstate d;
+	struct vmstate_cursor c;
+	static struct seen a, b;
+	char err[128];
+
+	/* Bytes waiting but no interrupt enabled: restore drives the line low. */
+	fake_init(&f, &m);
+	serial_init(&s, &m, COM_IRQ, -1);
+	REQUIRE(serial_receive(&s, (const uint8_t *)"ok", 2) == 2);
+	REQUIRE(serial_snapshot(&s, &d) == 0);
+	fake_init(&f2, &m2);
+	f2.level[COM_IRQ] = 1; /* what the controller might believe */
+	serial_init(&s2, &m2, COM_IRQ, -1);
+	devstate_cursor(&d, &c);
+	CHECK(serial_restore(&s2, &c, err, sizeof(err)) == 0);
+	CHECK(f2.irq_calls == 1 && f2.level[COM_IRQ] == 0);
+	serial_observe(&s, &f, &a);
+	serial_observe(&s2, &f2, &b);
+	CHECK(seen_eq(&a, &b));
+	devstate_free(&d);
+}
+
+/* Payload offsets of serial_save()'s fields. */
+enum { SER_IER = 0, SER_MCR = 2, SER_FCR = 6, SER_THRE = 7, SER_RXLEN = 8 };
+
+TEST(serial_state_refused)
+{
+	struct fake f, f2;
+	struct machine m, m2;
+	struct serial s, s2, before;
+	struct devstate d;
+	struct vmstate_cursor c;
+	char err[128];
+	static const struct {
+		size_t at;
+		uint8_t val;
+		const char *what;
+	} bad[] = {
+		{ SER_IER, 0x10, "IER" },
+		{ SER_MCR, 0x20, "MCR" },
+		{ SER_FCR, 0x02, "FCR" },
+		{ SER_THRE, 2, "THRE" },
+		{ SER_RXLEN + 1, 0x04, "rx FIFO length 1027 > 1024" },
+		{ SER_RXLEN + 3, 0x80, "rx FIFO length" },
+	};
+
+	fake_init(&f, &m);
+	serial_init(&s, &m, COM_IRQ, -1);
+	sout8(&s, IER, 0x01);
+	REQUIRE(serial_receive(&s, (const uint8_t *)"abc", 3) == 3);
+	REQUIRE(serial_snapshot(&s, &d) == 0);
+	size_t len = d.s->len;
+	REQUIRE(len == 12 + 3);
+
+	fake_init(&f2, &m2);
+	serial_init(&s2, &m2, COM_IRQ, -1);
+	sout8(&s2, SCR, 0x11); /* something to lose if a refusal touched the UART */
+	f2.irq_calls = 0;
+	memcpy(&before, &s2, sizeof(s2));
+	/* Cut anywhere, or one byte too long. */
+	for (size_t n = 0; n <= len + 1; n++) {
+		if (n == len)
+			continue;
+		devstate_altered(&d, &c, n, SIZE_MAX, 0);
+		err[0] = 0;
+		CHECK(serial_restore(&s2, &c, err, sizeof(err)) == -EINVAL);
+		CHECK(!strncmp(err, "serial: ", 8));
+	}
+	devstate_altered(&d, &c, len + 1, SIZE_MAX, 0);
+	CHECK(serial_restore(&s2, &c, err, sizeof(err)) == -EINVAL);
+	CHECK(strstr(err, "after the last field") != NULL);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		devstate_altered(&d, &c, len, bad[i].at, bad[i].val);
+		err[0] = 0;
+		CHECK(serial_restore(&s2, &c, err, sizeof(err)) == -EINVAL);
+		CHECK(!strncmp(err, "serial: ", 8) && strstr(err, bad[i].what));
+	}
+	/* A short message buffer still gets a terminated prefix. */
+	devstate_altered(&d, &c, len, SER_IER, 0x10);
+	CHECK(serial_restore(&s2, &c, err, 5) == -EINVAL && !strcmp(err, "seri"));
+	CHECK(!memcmp(&before, &s2, sizeof(s2)));
+	CHECK(f2.irq_calls == 0);
+	CHECK(sin8(&s2, SCR) == 0x11 && !(sin8(&s2, LSR) & 0x01));
+
+	/* The intact payload still loads. */
+	devstate_cursor(&d, &c);
+	CHECK(serial_restore(&s2, &c, err, sizeof(err)) == 0);
+	CHECK(f2.level[COM_IRQ] == 1 && sin8(&s2, THR) == 'a');
+	devstate_free(&d);
+}
+
+/* RTC: everything readable through the ports, index register first. */
+static void rtc_observe(struct rtc *r, struct seen *o)
+{
+	uint8_t v = 0;
+
+	o->n = 0;
+	o->full = false;
+	rtc_io(r, 1, &v, 1, false); /* the register the restored index selects */
+	see(o, v);
+	for (unsigned int reg = 0; reg < 0x80; reg++)
+		see(o, rtc_rd(r, (uint8_t)reg));
+}
+
+static int rtc_snapshot(struct rtc *r, struct devstate *d)
+{
+	if (devstate_begin(d, VMSTATE_TAG_RTC, RTC_STATE_VERSION))
+		return -1;
+	rtc_save(r, &d->w);
+	return devstate_finish(d);
+}
+
+TEST(rtc_state_round_trip)
+{
+	struct rtc r, r2;
+	struct devstate d;
+	struct vmstate_cursor c;
+	static struct seen a, b;
+	char err[128] = "";
+
+	rtc_setup(&r, T_2024_02_29_134556);
+	/* The guest sets its clock 5 hours and 2 years back, in binary mode. */
+	rtc_wr(&r, 0x0b, 0x86);
+	rtc_wr(&r, 0x04, 8);
+	rtc_wr(&r, 0x09, 22);
+	rtc_wr(&r, 0x0b, 0x06);
+	rtc_wr(&r, 0x0a, 0x2f);
+	rtc_wr(&r, 0x01, 0x30); /* alarm seconds */
+	rtc_wr(&r, 0x40, 0x5a); /* CMOS RAM */
+	rtc_wr(&r, 0x7f, 0xa5);
+	uint8_t idx = 0x40;
+	rtc_io(&r, 0, &idx, 1, true);
+	REQUIRE(r.offset != 0);
+	REQUIRE(rtc_snapshot(&r, &d) == 0);
+
+	/* Restored an hour later by the host's clock: the guest clock moved on an hour too. */
+	rtc_init(&r2);
+	r2.now = fixed_now;
+	rtc_time += 3600;
+	devstate_cursor(&d, &c);
+	CHECK(rtc_restore(&r2, &c, err, sizeof(err)) == 0);
+	CHECK(r2.offset == r.offset);
+	rtc_observe(&r, &a);
+	rtc_observe(&r2, &b);
+	CHECK(a.b[0] == 0x5a);
+	CHECK(seen_eq(&a, &b));
+	CHECK(rtc_rd(&r2, 0x04) == 9 && rtc_rd(&r2, 0x09) == 22 && rtc_rd(&r2, 0x02) == 45);
+	devstate_free(&d);
+}
+
+/* Payload offsets of rtc_save()'s fields. */
+enum { RTC_INDEX = 0, RTC_OFFSET = 1, RTC_RAM = 9 };
+
+TEST(rtc_state_refused)
+{
+	struct rtc r, r2, before;
+	struct devstate d;
+	struct vmstate_cursor c;
+	char err[128];
+	static const struct {
+		size_t at;
+		uint8_t val;
+		const char *what;
+	} bad[] = {
+		{ RTC_INDEX, 0x80, "index register 0x80" },
+		{ RTC_OFFSET + 7, 0x40, "clock offset" },
+		{ RTC_OFFSET + 7, 0xc0, "clock offset" },
+		{ RTC_OFFSET + 5, 0x01, "clock offset" }, /* 2^40 s */
+		{ RTC_RAM + 0x00, 0x12, "clock register 0x00" },
+		{ RTC_RAM + 0x32, 0x20, "clock register 0x32" },
+		{ RTC_RAM + 0x0a, 0xa6, "register A" },
+		{ RTC_RAM + 0x0c, 0x80, "register C" },
+		{ RTC_RAM + 0x0d, 0x00, "register D" },
+	};
+
+	rtc_setup(&r, T_2024_02_29_134556);
+	rtc_wr(&r, 0x0b, 0x82);
+	rtc_wr(&r, 0x04, 0x08);
+	rtc_wr(&r, 0x0b, 0x02);
+	REQUIRE(rtc_snapshot(&r, &d) == 0);
+	size_t len = d.s->len;
+	REQUIRE(len == 1 + 8 + 128);
+
+	rtc_setup(&r2, T_2024_02_29_134556);
+	rtc_wr(&r2, 0x40, 0x77);
+	memcpy(&before, &r2, sizeof(r2));
+	for (size_t n = 0; n <= len + 1; n++) {
+		if (n == len)
+			continue;
+		devstate_altered(&d, &c, n, SIZE_MAX, 0);
+		err[0] = 0;
+		CHECK(rtc_restore(&r2, &c, err, sizeof(err)) == -EINVAL);
+		CHECK(!strncmp(err, "rtc: ", 5));
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		devstate_altered(&d, &c, len, bad[i].at, bad[i].val);
+		err[0] = 0;
+		CHECK(rtc_restore(&r2, &c, err, sizeof(err)) == -EINVAL);
+		CHECK(!strncmp(err, "rtc: ", 5) && strstr(err, bad[i].what));
+	}
+	CHECK(!memcmp(&before, &r2, sizeof(r2)));
+	CHECK(rtc_rd(&r2, 0x40) == 0x77 && rtc_rd(&r2, 0x04) == 0x13);
+	devstate_cursor(&d, &c);
+	CHECK(rtc_restore(&r2, &c, err, sizeof(err)) == 0);
+	CHECK(rtc_rd(&r2, 0x04) == 0x08 && rtc_rd(&r2, 0x40) == 0);
+	devstate_free(&d);
+}
+
+#define KREAD (-1)
+
+/* One step of i8042_observe(): a write to port 0/4, or a data read (KREAD). */
+static void kstep(struct i8042 *k, const struct fake *f, struct seen *o, struct seen *data,
+		  int port, uint8_t val)
+{
+	if (port == KREAD) {
+		uint8_t v = kin(k, 0);
+		see(o, v);
+		see(data, v);
+	} else {
+		kout(k, (unsigned int)port, val);
+	}
+	see(o, kin(k, 4));
+	see(o, f->level[KBD_IRQ]);
+	see(o, f->level[AUX_IRQ]);
+}
+
+/*
+ * i8042: status and both lines around every step of a script that uses each piece of
+ * state: the half-done controller command, the queued replies, the keyboard's pending
+ * argument, its inhibited buffer and the translation's pending break.
+ */
+static void i8042_observe(struct i8042 *k, const struct fake *f, struct seen *o, struct seen *data)
+{
+	o->n = 0;
+	o->full = false;
+	data->n = 0;
+	data->full = false;
+	see(o, f->level[KBD_IRQ]);
+	see(o, f->level[AUX_IRQ]);
+	see(o, kin(k, 4));
+	kstep(k, f, o, data, 0, 0x42); /* data for the pending 0xd3: an aux byte */
+	for (int i = 0; i < 3; i++)    /* the self test's 0x55, the aux byte, nothing */
+		kstep(k, f, o, data, KREAD, 0);
+	kstep(k, f, o, data, 4, 0xae); /* port enabled: the keys, the first a break code */
+	for (int i = 0; i < 2; i++)
+		kstep(k, f, o, data, KREAD, 0);
+	/* The LED argument: acknowledged, even a byte that alone is a command (echo). */
+	kstep(k, f, o, data, 0, 0xee);
+	kstep(k, f, o, data, KREAD, 0);
+	kstep(k, f, o, data, 4, 0x20); /* configuration byte */
+	kstep(k, f, o, data, KREAD, 0);
+	kstep(k, f, o, data, 0, 0xf0); /* which scan code set */
+	kstep(k, f, o, data, 0, 0x00);
+	for (int i = 0; i < 4; i++)
+		kstep(k, f, o, data, KREAD, 0);
+}
+
+static int i8042_snapshot(struct i8042 *k, struct devstate *d)
+{
+	if (devstate_begin(d, VMSTATE_TAG_I8042, I8042_STATE_VERSION))
+		return -1;
+	i8042_save(k, &d->w);
+	return devstate_finish(d);
+}
+
+/* Drives k into the state the observation script expects. */
+static void i8042_busy(struct i8042 *k)
+{
+	const uint8_t brk[] = { 0xf0 }, keys[] = { 0x1c, 0x32 };
+
+	kout(k, 4, 0x60);
+	kout(k, 0, 0x47); /* both interrupts on, translation on */
+	kout(k, 0, 0xed); /* LEDs: argument pending */
+	CHECK(kin(k, 0) == 0xfa);
+	/* Swallowed by the translation: the next byte from the keyboard is a break code. */
+	REQUIRE(i8042_key_bytes(k, brk, 1));
+	kout(k, 4, 0xaa);		      /* self test: 0x55 queued */
+	kout(k, 4, 0xad);		      /* port inhibited */
+	REQUIRE(i8042_key_bytes(k, keys, 2)); /* kept in the keyboard */
+	kout(k, 4, 0xd3);		      /* waits for its data byte */
+}
+
+TEST(i8042_state_round_trip)
+{
+	struct fake f, f2;
+	struct machine m, m2;
+	struct i8042 k, k2;
+	struct devstate d;
+	struct vmstate_cursor c;
+	static struct seen a, b, ad, bd;
+	char err[128] = "";
+
+	fake_init(&f, &m);
+	i8042_init(&k, &m);
+	i8042_busy(&k);
+	REQUIRE(k.q_len == 1 && k.pending_cmd == 0xd3 && k.kbd.pending == 0xed);
+	REQUIRE(k.kbd.keys.len == 2 && k.xlate_break && f.level[KBD_IRQ] == 1);
+	REQUIRE(i8042_snapshot(&k, &d) == 0);
+
+	fake_init(&f2, &m2);
+	i8042_init(&k2, &m2);
+	devstate_cursor(&d, &c);
+	CHECK(i8042_restore(&k2, &c, err, sizeof(err)) == 0);
+	CHECK(err[0] == 0);
+	/* Both lines driven once each, to the restored levels. */
+	CHECK(f2.irq_calls == 2 && f2.level[KBD_IRQ] == 1 && f2.level[AUX_IRQ] == 0);
+	i8042_observe(&k, &f, &a, &ad);
+	i8042_observe(&k2, &f2, &b, &bd);
+	CHECK(seen_eq(&a, &b));
+	/* The script met the state it was written for (XLATE turns the set's 02 into 41). */
+	const uint8_t want[] = { 0x55, 0x42, 0x00, 0x9e, 0x30, 0xfa, 0x47, 0xfa, 0xfa, 0x41, 0x00 };
+	CHECK(bytes_eq(bd.b, bd.n, want, sizeof(want)));
+	CHECK(seen_eq(&ad, &bd));
+	devstate_free(&d);
+}
+
+/* Saves k and loads it into a fresh controller k2 (with its own fake machine). */
+static int i8042_copy(struct i8042 *k, struct i8042 *k2, struct fake *f2, struct machine *m2)
+{
+	struct devstate d;
+	struct vmstate_cursor c;
+	char err[128];
+	int r = -1;
+
+	fake_init(f2, m2);
+	i8042_init(k2, m2);
+	if (!i8042_snapshot(k, &d)) {
+		devstate_cursor(&d, &c);
+		r = i8042_restore(k2, &c, err, sizeof(err));
+	}
+	devstate_free(&d);
+	return r;
+}
+
+TEST(i8042_state_keyboard_modes)
+{
+	struct fake f, f2;
+	struct machine m, m2;
+	struct i8042 k, k2;
+	uint8_t a[32], b[32];
+	const uint8_t key[] = { 0x1c };
+
+	/* A keyboard in set 1, its answer to identify waiting behind the controller's reply. */
+	fake_init(&f, &m);
+	i8042_init(&k, &m);
+	kout(&k, 0, 0xf0);
+	kout(&k, 0, 0x01);
+	CHECK(kin(&k, 0) == 0xfa && kin(&k, 0) == 0xfa);
+	kout(&k, 4, 0xaa);
+	kout(&k, 0, 0xf2);
+	REQUIRE(k.q_len == 1 && k.kbd.reply.len == 3 && k.kbd.set == 1);
+	REQUIRE(i8042_copy(&k, &k2, &f2, &m2) == 0);
+	CHECK(f2.level[KBD_IRQ] == 1);
+	unsigned int na = kdrain(&k, a, sizeof(a)), nb = kdrain(&k2, b, sizeof(b));
+	const uint8_t want[] = { 0x55, 0xfa, 0xab, 0x41 };
+	CHECK(bytes_eq(a, na, want, sizeof(want)) && bytes_eq(b, nb, want, sizeof(want)));
+	CHECK(f.level[KBD_IRQ] == 0 && f2.level[KBD_IRQ] == 0);
+	/* Set 1 from the keyboard, translated again by the controller: A comes out as 03. */
+	CHECK(i8042_key_bytes(&k, key, 1) && i8042_key_bytes(&k2, key, 1));
+	CHECK(kin(&k, 0) == 0x03 && kin(&k2, 0) == 0x03);
+
+	/* A keyboard that stopped scanning stays stopped. */
+	kout(&k, 0, 0xf5);
+	CHECK(kin(&k, 0) == 0xfa);
+	REQUIRE(i8042_copy(&k, &k2, &f2, &m2) == 0);
+	CHECK(f2.irq_calls == 2 && f2.level[KBD_IRQ] == 0 && f2.level[AUX_IRQ] == 0);
+	CHECK(!i8042_key_bytes(&k, key, 1) && !i8042_key_bytes(&k2, key, 1));
+	CHECK(!(kin(&k2, 4) & 0x01));
+}
+
+/* Payload offsets of i8042_save()'s fields. */
+enum {
+	KB_STATUS = 1,
+	KB_PENDING = 2,
+	KB_XLATE = 3,
+	KB_KPENDING = 4,
+	KB_KENABLED = 5,
+	KB_KSET = 6,
+	KB_QLEN = 7,
+	KB_REPLYLEN = 8,
+	KB_KEYSLEN = 9,
+	KB_QUEUE = 10,
+};
+
+TEST(i8042_state_refused)
+{
+	struct fake f, f2;
+	struct machine m, m2;
+	struct i8042 k, k2, before;
+	struct devstate d;
+	struct vmstate_cursor c;
+	char err[128];
+	static const struct {
+		size_t at;
+		uint8_t val;
+		const char *what;
+	} bad[] = {
+		{ KB_STATUS, 0x00, "status 0x00" },
+		{ KB_STATUS, 0x54, "status 0x54" },
+		{ KB_PENDING, 0x61, "pending command 0x61" },
+		{ KB_XLATE, 2, "translation break flag" },
+		{ KB_KPENDING, 0xf4, "keyboard pending command 0xf4" },
+		{ KB_KENABLED, 0xff, "keyboard enabled flag" },
+		{ KB_KSET, 3, "scan code set 3" },
+		{ KB_KSET, 0, "scan code set 0" },
+		{ KB_QLEN, 33, "output queue length 33 > 32" },
+		{ KB_REPLYLEN, 17, "reply buffer length 17 > 16" },
+		{ KB_KEYSLEN, 200, "key buffer length 200 > 16" },
+		{ KB_QUEUE + 1, 2, "output queue byte 0: aux flag" },
+	};
+
+	fake_init(&f, &m);
+	i8042_init(&k, &m);
+	i8042_busy(&k);
+	REQUIRE(i8042_snapshot(&k, &d) == 0);
+	size_t len = d.s->len;
+	REQUIRE(len == KB_QUEUE + 2 * 1 + 0 + 2); /* one queued byte, two keys */
+
+	fake_init(&f2, &m2);
+	i8042_init(&k2, &m2);
+	kout(&k2, 4, 0xaa); /* something to lose if a refusal touched the controller */
+	f2.irq_calls = 0;
+	memcpy(&before, &k2, sizeof(k2));
+	for (size_t n = 0; n <= len + 1; n++) {
+		if (n == len)
+			continue;
+		devstate_altered(&d, &c, n, SIZE_MAX, 0);
+		err[0] = 0;
+		CHECK(i8042_restore(&k2, &c, err, sizeof(err)) == -EINVAL);
+		CHECK(!strncmp(err, "i8042: ", 7));
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		devstate_altered(&d, &c, len, bad[i].at, bad[i].val);
+		err[0] = 0;
+		CHECK(i8042_restore(&k2, &c, err, sizeof(err)) == -EINVAL);
+		CHECK(!strncmp(err, "i8042: ", 7) && strstr(err, bad[i].what));
+	}
+	CHECK(!memcmp(&before, &k2, sizeof(k2)));
+	CHECK(f2.irq_calls == 0);
+	CHECK(kin(&k2, 0) == 0x55 && !(kin(&k2, 4) & 0x01));
+
+	devstate_cursor(&d, &c);
+	CHECK(i8042_restore(&k2, &c, err, sizeof(err)) == 0);
+	CHECK(f2.level[KBD_IRQ] == 1 && kin(&k2, 0) == 0x55);
+	devstate_free(&d);
 }

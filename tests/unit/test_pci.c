@@ -1,7 +1,7 @@
 /*
  * Tests for the PCI bus (configuration mechanism #1, host bridge, BAR sizing,
- * placement, relocation and MMIO dispatch, capability lists, the DSDT entry) and for
- * the GSI routing table, with a fake KVM behind the routing hook.
+ * placement, relocation and MMIO dispatch, capability lists, the DSDT entry, snapshot
+ * state) and for the GSI routing table, with a fake KVM behind the routing hook.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -12,6 +12,7 @@
 #include "arch/x86/layout.h"
 #include "bus/bus.h"
 #include "devices/pci.h"
+#include "devstate.h"
 #include "kvm/irq_routing.h"
 #include "unit.h"
 
@@ -68,7 +69,7 @@ static void mmio_wr(struct pci_bus *b, uint64_t gpa, uint32_t len, uint64_t v)
 struct fake_dev {
 	struct pci_dev pci;
 	unsigned int accesses, moves;
-	unsigned int last_bar;
+	unsigned int last_bar, last_moved_bar;
 	uint64_t last_off, last_val, last_moved;
 	uint32_t last_len;
 	bool last_write;
@@ -98,6 +99,7 @@ static void fake_bar_moved(struct pci_dev *d, unsigned int bar, uint64_t addr)
 	struct fake_dev *f = d->opaque;
 
 	f->moves++;
+	f->last_moved_bar = bar;
 	f->last_moved = addr;
 }
 
@@ -532,6 +534,216 @@ TEST(pci_config_fuzz)
 	CHECK(cfg_rd(&b, 0, 0x0a, 2) == 0x0600);
 	CHECK(cfg_rd(&b, 1, PCI_VENDOR_ID, 4) == 0x56781234u);
 	pci_bus_destroy(&b);
+}
+
+/* ---- snapshot state ---- */
+
+/* Payload layout of pci_save(): a header, then per function its bytes and six BARs. */
+#define ST_CONFIG_ADDR 16
+#define ST_PRESENT 20
+#define ST_FUNCS 24
+#define ST_BAR_LEN (1 + 8 + 8)
+#define ST_FUNC_LEN (PCI_CFG_SIZE + PCI_NUM_BARS * ST_BAR_LEN)
+#define ST_FUNC(n) (ST_FUNCS + (n)*ST_FUNC_LEN)
+#define ST_BAR(n, i) (ST_FUNC(n) + PCI_CFG_SIZE + (i)*ST_BAR_LEN)
+
+/* Bus with the host bridge and two fakes at 00:01.0 and 00:02.0, as at boot. */
+static void state_bus(struct pci_bus *b, struct fake_dev *f, struct fake_dev *g)
+{
+	pci_bus_init(b, WIN_BASE, WIN_SIZE, NULL);
+	fake_init(f);
+	fake_init(g);
+	pci_dev_add(b, &f->pci);
+	pci_dev_add(b, &g->pci);
+}
+
+#define MOVED_BAR0 (WIN_BASE + 0x100000)
+
+/* What a guest might leave: one BAR moved, one device's decoding off, header fields set. */
+static void state_program(struct pci_bus *b)
+{
+	cfg_wr(b, 1, PCI_BAR0, 4, (uint32_t)MOVED_BAR0);
+	cfg_wr(b, 1, PCI_BAR0 + 4, 4, 0);
+	cfg_wr(b, 1, PCI_COMMAND, 2, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+	cfg_wr(b, 1, 0x0c, 1, 0x10); /* cache line size */
+	cfg_wr(b, 1, PCI_INTERRUPT_LINE, 1, 0x0b);
+	cfg_wr(b, 2, PCI_COMMAND, 2, 0);
+	cfg_wr(b, 0, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
+	addr_write(b, cfg_addr(2, 0x3c) | 0x00050000u); /* latched as is: bus 5, reads ~0 */
+}
+
+static int pci_snapshot(struct pci_bus *b, struct devstate *d)
+{
+	if (devstate_begin(d, VMSTATE_TAG_PCI, PCI_STATE_VERSION))
+		return -1;
+	pci_save(b, &d->w);
+	return devstate_finish(d);
+}
+
+TEST(pci_state_round_trip)
+{
+	struct pci_bus b, b2;
+	struct fake_dev f, g, f2, g2;
+	struct devstate d;
+	struct vmstate_cursor c;
+	char err[256] = "";
+
+	state_bus(&b, &f, &g);
+	uint64_t boot0 = f.pci.bar[0].addr, boot2 = f.pci.bar[2].addr, gboot = g.pci.bar[0].addr;
+	state_program(&b);
+	REQUIRE(f.pci.bar[0].addr == MOVED_BAR0 && g.pci.bar[0].addr == PCI_BAR_UNMAPPED);
+	REQUIRE(pci_snapshot(&b, &d) == 0);
+	CHECK(d.s->len == ST_FUNC(3));
+
+	state_bus(&b2, &f2, &g2);
+	unsigned int fm = f2.moves, gm = g2.moves;
+	devstate_cursor(&d, &c);
+	CHECK(pci_restore(&b2, &c, err, sizeof(err)) == 0);
+	CHECK(err[0] == 0);
+	/* The moves went through the hook, as after the guest's own writes, and only those. */
+	CHECK(f2.moves == fm + 1 && f2.last_moved_bar == 0 && f2.last_moved == MOVED_BAR0);
+	CHECK(g2.moves == gm + 2 && g2.last_moved == PCI_BAR_UNMAPPED);
+	CHECK(f2.pci.bar[0].addr == MOVED_BAR0 && f2.pci.bar[2].addr == boot2);
+	CHECK(g2.pci.bar[0].addr == PCI_BAR_UNMAPPED && g2.pci.bar[2].addr == PCI_BAR_UNMAPPED);
+
+	/* The latched address, then every configuration dword of every slot, read alike. */
+	CHECK(addr_read(&b2) == addr_read(&b));
+	CHECK(addr_read(&b2) == (cfg_addr(2, 0x3c) | 0x00050000u));
+	for (unsigned int slot = 0; slot < 4; slot++)
+		for (uint32_t off = 0; off < PCI_CFG_SIZE; off += 4) {
+			uint32_t x = cfg_rd(&b, slot, off, 4), y = cfg_rd(&b2, slot, off, 4);
+			if (x != y) {
+				CHECK(x == y);
+				printf("  00:%02x.0 offset 0x%02x: 0x%08x, restored 0x%08x\n", slot,
+				       off, x, y);
+			}
+		}
+	CHECK(cfg_rd(&b2, 1, PCI_INTERRUPT_LINE, 1) == 0x0b);
+
+	/* MMIO follows: the new place reaches the device, the boot places nobody. */
+	CHECK(mmio_rd(&b2, MOVED_BAR0 + 0x20, 1) == 0x88);
+	CHECK(f2.accesses == 1 && f2.last_bar == 0 && f2.last_off == 0x20);
+	CHECK(mmio_rd(&b2, boot0 + 0x20, 4) == 0xffffffffu);
+	CHECK(mmio_rd(&b2, gboot, 4) == 0xffffffffu);
+	CHECK(g2.accesses == 0);
+	mmio_rd(&b2, boot2 + 8, 4);
+	CHECK(f2.accesses == 2 && f2.last_bar == 2 && f2.last_off == 8);
+	devstate_free(&d);
+	pci_bus_destroy(&b);
+	pci_bus_destroy(&b2);
+}
+
+/* What a refused restore must not change. */
+struct bus_image {
+	uint32_t config_addr;
+	uint8_t cfg[3][PCI_CFG_SIZE];
+	struct pci_bar bar[3][PCI_NUM_BARS];
+	unsigned int moves[3];
+};
+
+static void bus_image(const struct pci_bus *b, const struct fake_dev *f, const struct fake_dev *g,
+		      struct bus_image *im)
+{
+	memset(im, 0, sizeof(*im));
+	im->config_addr = b->config_addr;
+	for (unsigned int s = 0; s < 3; s++) {
+		memcpy(im->cfg[s], b->dev[s]->cfg, PCI_CFG_SIZE);
+		memcpy(im->bar[s], b->dev[s]->bar, sizeof(im->bar[s]));
+	}
+	im->moves[1] = f->moves;
+	im->moves[2] = g->moves;
+}
+
+TEST(pci_state_refused)
+{
+	struct pci_bus b, b2, b3;
+	struct fake_dev f, g, f2, g2, f3, g3;
+	struct devstate d;
+	struct vmstate_cursor c;
+	static struct bus_image before, after;
+	char err[256];
+	const struct {
+		size_t at;
+		uint8_t val; /* XORed into the byte */
+		const char *what;
+	} bad[] = {
+		{ 0, 0x01, "window" },
+		{ 8, 0x10, "window" },
+		{ ST_CONFIG_ADDR, 0x01, "bits 1:0" },
+		{ ST_PRESENT, 0x08, "the file has a function at 00:03.0, this bus none" },
+		{ ST_PRESENT, 0x04, "00:02.0 (fake) is not in the file" },
+		{ ST_PRESENT + 3, 0x80, "00:1f.0" },
+		{ ST_FUNC(0) + 0x0b, 0x01, "00:00.0 (host-bridge): config byte 0x0b" },
+		{ ST_FUNC(1) + PCI_VENDOR_ID, 0x01, "00:01.0 (fake): config byte 0x00" },
+		{ ST_FUNC(1) + PCI_HEADER_TYPE, 0x80, "config byte 0x0e" },
+		{ ST_FUNC(1) + PCI_STATUS, PCI_STATUS_CAP_LIST, "config byte 0x06" },
+		{ ST_FUNC(1) + PCI_BAR0, 0x01, "config byte 0x10" },	 /* BAR type bits */
+		{ ST_FUNC(1) + PCI_BAR0 + 8, 0x80, "config byte 0x18" }, /* below BAR 2's size */
+		{ ST_BAR(1, 0), 0x03, "BAR 0 is type 1" },
+		{ ST_BAR(1, 2) + 2, 0x01, "BAR 2 is type 1 size 0x1100 in the file" },
+		{ ST_BAR(1, 1), 0x01, "BAR 1 is type 1 size 0x0" },
+		{ ST_BAR(1, 0) + 9, 0x10, "BAR 0 decodes at" },
+		{ ST_BAR(1, 3) + 9, 0x01, "BAR 3 decodes at" },
+		/* Registers that disagree with the saved decoding. */
+		{ ST_FUNC(1) + PCI_BAR0 + 2, 0x01, "BAR 0 decodes at 0xc0100000 in the file" },
+		{ ST_FUNC(2) + PCI_COMMAND, PCI_COMMAND_MEMORY, "00:02.0 (fake): BAR 0" },
+	};
+
+	state_bus(&b, &f, &g);
+	state_program(&b);
+	REQUIRE(pci_snapshot(&b, &d) == 0);
+	size_t len = d.s->len;
+	REQUIRE(len == ST_FUNC(3));
+
+	state_bus(&b2, &f2, &g2);
+	cfg_wr(&b2, 2, PCI_INTERRUPT_LINE, 1, 0x05); /* something to lose */
+	bus_image(&b2, &f2, &g2, &before);
+	for (size_t n = 0; n <= len + 1; n++) {
+		if (n == len)
+			continue;
+		devstate_altered(&d, &c, n, SIZE_MAX, 0);
+		err[0] = 0;
+		CHECK(pci_restore(&b2, &c, err, sizeof(err)) == -EINVAL);
+		CHECK(!strncmp(err, "pci: ", 5));
+	}
+	devstate_altered(&d, &c, len + 1, SIZE_MAX, 0);
+	CHECK(pci_restore(&b2, &c, err, sizeof(err)) == -EINVAL);
+	CHECK(strstr(err, "after the last field") != NULL);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		devstate_altered(&d, &c, len, bad[i].at, d.s->payload[bad[i].at] ^ bad[i].val);
+		err[0] = 0;
+		CHECK(pci_restore(&b2, &c, err, sizeof(err)) == -EINVAL);
+		if (strncmp(err, "pci: ", 5) || !strstr(err, bad[i].what)) {
+			CHECK(!"message names the field");
+			printf("  byte %zu: \"%s\", wanted \"%s\"\n", bad[i].at, err, bad[i].what);
+		}
+	}
+	bus_image(&b2, &f2, &g2, &after);
+	CHECK(!memcmp(&before, &after, sizeof(before)));
+	CHECK(cfg_rd(&b2, 2, PCI_INTERRUPT_LINE, 1) == 0x05);
+
+	/* Another machine: the second device is missing. */
+	pci_bus_init(&b3, WIN_BASE, WIN_SIZE, NULL);
+	fake_init(&f3);
+	REQUIRE(pci_dev_add(&b3, &f3.pci) == 1);
+	devstate_cursor(&d, &c);
+	CHECK(pci_restore(&b3, &c, err, sizeof(err)) == -EINVAL);
+	CHECK(strstr(err, "the file has a function at 00:02.0") != NULL);
+	pci_bus_destroy(&b3);
+	/* Another window. */
+	state_bus(&b3, &f3, &g3);
+	b3.mmio_size /= 2;
+	devstate_cursor(&d, &c);
+	CHECK(pci_restore(&b3, &c, err, sizeof(err)) == -EINVAL);
+	CHECK(strstr(err, "window") != NULL);
+	pci_bus_destroy(&b3);
+
+	devstate_cursor(&d, &c);
+	CHECK(pci_restore(&b2, &c, err, sizeof(err)) == 0);
+	CHECK(f2.pci.bar[0].addr == MOVED_BAR0 && cfg_rd(&b2, 2, PCI_INTERRUPT_LINE, 1) == 0);
+	devstate_free(&d);
+	pci_bus_destroy(&b);
+	pci_bus_destroy(&b2);
 }
 
 /* ---- GSI routing ---- */

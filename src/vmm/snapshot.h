@@ -1,0 +1,66 @@
+/*
+ * Snapshots of a paused VM (state file + memory file) and restoring them into a fresh
+ * tern-vmm. The state file is src/vmstate's format; the memory file is
+ * src/vmstate/mem_file.h's. Both are written under temporary names, synced and renamed, so
+ * a crash or a full disk mid-way leaves the previous snapshot as it was.
+ */
+#ifndef TERN_VMM_SNAPSHOT_H
+#define TERN_VMM_SNAPSHOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "vmm/config.h"
+#include "vmstate/vmstate.h"
+
+struct vm;
+struct loop;
+
+/* The VM must be paused. 0, or -errno with err (nothing replaced then). */
+int vm_snapshot_create(struct vm *vm, const char *state_path, const char *mem_path, bool diff,
+		       char *err, size_t errlen);
+
+/* What a restore is asked to change in the saved configuration. */
+struct restore_overrides {
+	unsigned int nnets;
+	struct {
+		char iface_id[NET_ID_MAX + 1];
+		char host_dev_name[IFNAMSIZ];
+	} nets[VMM_MAX_NETS];
+	const char *vsock_uds; /* NULL: as saved */
+	bool clone; /* new MACs, vsock CID and socket path, disk overlays, VM generation */
+	bool track_dirty;
+};
+
+/* A parsed state file and the configuration it describes. */
+struct snapshot_load {
+	uint8_t *buf; /* the state file */
+	struct vmstate_file file;
+	struct vmm_config cfg;
+	uint8_t mem_id[16];
+};
+
+/*
+ * Reads and checks the state file (and that mem_path is its memory file) and fills l->cfg
+ * from it, with base (the command line's
+ * non-VM settings: log level, KVM device, ...) and the overrides applied. Nothing is built.
+ * 0 or -EINVAL + err.
+ */
+int snapshot_load_prepare(struct snapshot_load *l, const char *state_path, const char *mem_path,
+			  const struct vmm_config *base, const struct restore_overrides *o,
+			  char *err, size_t errlen);
+/* Restored devices pick up where they were once the vCPUs run again. */
+void snapshot_resume_devices(struct vm *vm);
+/* --describe-snapshot: the state file's sections and the machine it describes. */
+int snapshot_describe(const char *path, FILE *out, char *err, size_t errlen);
+/*
+ * Builds the VM from l->cfg with RAM mapped from mem_path and loads every saved state into
+ * it; the vCPUs are created but not started. Bad files end tern-vmm with status 2 (it has
+ * nothing else running). 0 or -EINVAL + err for what is caught before KVM is touched.
+ */
+int snapshot_load_apply(struct snapshot_load *l, struct vm *vm, struct loop *loop,
+			const char *mem_path, char *err, size_t errlen);
+void snapshot_load_free(struct snapshot_load *l);
+
+#endif
