@@ -1,4 +1,4 @@
-/* Just enough ACPI to list the processors: RSDP -> XSDT (or RSDT) -> MADT. */
+/* Just enough ACPI to find a table (RSDP -> XSDT or RSDT, FADT -> DSDT) and list the processors. */
 #include "smp.h"
 #include "tiny.h"
 
@@ -34,23 +34,37 @@ static uint32_t rd32(const uint8_t *p)
 	return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-static const uint8_t *find_madt(void)
+static uint64_t rd64(const uint8_t *p)
+{
+	return rd32(p) | (uint64_t)rd32(p + 4) << 32;
+}
+
+#define FADT_DSDT 40
+#define FADT_X_DSDT 140
+
+const uint8_t *tiny_acpi_table(const char *sig)
 {
 	const uint8_t *rsdp = find_rsdp();
 
 	if (!rsdp)
 		return NULL;
-	bool x = rsdp[15] >= 2 && (rd32(rsdp + 24) | rd32(rsdp + 28));
-	const uint8_t *sdt =
-		(const uint8_t *)(x ? rd32(rsdp + 24) | (uint64_t)rd32(rsdp + 28) << 32 :
-				      rd32(rsdp + 16));
+	/* The DSDT is not listed in the XSDT: the FADT points at it. */
+	if (!memcmp(sig, "DSDT", 4)) {
+		const uint8_t *fadt = tiny_acpi_table("FACP");
+		if (!fadt)
+			return NULL;
+		uint64_t a = rd32(fadt + 4) >= FADT_X_DSDT + 8 ? rd64(fadt + FADT_X_DSDT) : 0;
+		return (const uint8_t *)(a ? a : rd32(fadt + FADT_DSDT));
+	}
+	bool x = rsdp[15] >= 2 && rd64(rsdp + 24);
+	const uint8_t *sdt = (const uint8_t *)(x ? rd64(rsdp + 24) : rd32(rsdp + 16));
 	unsigned int width = x ? 8 : 4;
 	uint32_t len = rd32(sdt + 4);
 	for (uint32_t off = SDT_HEADER_LEN; off + width <= len; off += width) {
 		const uint8_t *e = sdt + off;
-		uint64_t a = rd32(e) | (width == 8 ? (uint64_t)rd32(e + 4) << 32 : 0);
+		uint64_t a = width == 8 ? rd64(e) : rd32(e);
 		const uint8_t *t = (const uint8_t *)a;
-		if (!memcmp(t, "APIC", 4))
+		if (!memcmp(t, sig, 4))
 			return t;
 	}
 	return NULL;
@@ -58,7 +72,7 @@ static const uint8_t *find_madt(void)
 
 unsigned int tiny_acpi_apic_ids(uint32_t *ids, unsigned int max)
 {
-	const uint8_t *madt = find_madt();
+	const uint8_t *madt = tiny_acpi_table("APIC");
 	unsigned int n = 0;
 
 	if (!madt)

@@ -72,6 +72,9 @@ struct e820_entry {
 } __attribute__((packed));
 unsigned int tiny_e820(const struct e820_entry **entries);
 
+/* ACPI: the table with signature sig ("APIC", "DSDT", ...), or NULL. Not checksummed. */
+const uint8_t *tiny_acpi_table(const char *sig);
+
 /* Descriptor tables */
 void tiny_cpu_init(void);	   /* loads the runtime's GDT, data segments and IDT on this CPU */
 void tiny_tss_init(uint64_t rsp0); /* BSP only: the TSS used on entries from ring 3 */

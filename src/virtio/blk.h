@@ -76,7 +76,8 @@ bool virtio_blk_quiesced(struct virtio_blk *b);
  * do what they always do (status, used ring, interrupt; a completion's look at the ring
  * may start requests whose kick the paused loop held back, which are waited for too), so
  * save the vCPUs and interrupt controllers after draining. 0, -ETIMEDOUT, or -errno.
- * Call virtio_dev_resume_kick() when the VM goes on.
+ * A VM that goes on in this process needs nothing more: the loop serves the kicks it held
+ * back once resumed (virtio_dev_resume_kick() would do no harm either).
  */
 int virtio_blk_drain(struct virtio_blk *b, int timeout_ms);
 /*

@@ -36,8 +36,8 @@ struct virtio_dev_ops {
 	void (*notify)(struct virtio_dev *d, unsigned int q);
 	/*
 	 * DRIVER_OK was set: queues are live. Called with d->lock held. May be NULL. Also
-	 * called again by virtio_dev_resume_kick() when a restored or drained device goes
-	 * on, so it must do no harm when repeated.
+	 * called again by virtio_dev_resume_kick() when a restored device first runs, so it
+	 * must do no harm when repeated.
 	 */
 	void (*activate)(struct virtio_dev *d);
 	/*
@@ -135,13 +135,13 @@ int virtio_dev_load_state(const struct virtio_dev *d, uint8_t transport, struct 
 /* Makes a checked state d's. Lock held. */
 void virtio_dev_commit_state(struct virtio_dev *d, const struct virtio_dev_state *s);
 /*
- * Starts a restored device, or one drained and stopped for a save, when the VM resumes
- * (call it for every virtio device, just before or after vm_resume()). Kicks that reached
- * the old process, or an eventfd while the loop was paused, are not replayed: so a live
- * device is activated again (virtio-net re-applies the negotiated offloads to its
+ * Starts a restored device when the VM first runs (call it for every virtio device, just
+ * before or after vm_resume()). Kicks that reached the old process are not replayed: so a
+ * live device is activated again (virtio-net re-applies the negotiated offloads to its
  * backend, virtio-vsock announces the transport reset) and each ready queue is served
- * once, as if the driver had kicked it. Takes the lock; a device that is not live is left
- * alone.
+ * once, as if the driver had kicked it. Harmless on a device that just went on in its own
+ * process (after a drain and save, say), which does not need it: its held kicks are served
+ * when the loop resumes. Takes the lock; a device that is not live is left alone.
  */
 void virtio_dev_resume_kick(struct virtio_dev *d);
 /* Formats "<device name>: <message>" into err; returns -EINVAL (for restore refusals). */

@@ -444,6 +444,11 @@ int virtio_net_restore(struct virtio_net *n, struct vmstate_cursor *c, char *err
 	} else if (mtu != n->mtu) {
 		r = virtio_state_refuse(d, err, errlen, "MTU %u in the snapshot, %u configured",
 					mtu, n->mtu);
+	} else if (memcmp(mac, n->mac, sizeof(mac)) && n->keep_mac) {
+		/* Linux reads the MAC at probe: the running guest goes on with its old one. */
+		log_info("%s: clone: the device now reports a new MAC; the guest uses its old one "
+			 "until it reads the device's configuration again",
+			 n->ops.name);
 	} else if (memcmp(mac, n->mac, sizeof(mac))) {
 		log_info("%s: MAC %02x:%02x:%02x:%02x:%02x:%02x from the snapshot replaces the "
 			 "configured one: the guest already uses it",

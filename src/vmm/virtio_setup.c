@@ -106,6 +106,7 @@ static void add_net(struct vm *vm, unsigned int i)
 	log_debug("%s: %s, MAC %02x:%02x:%02x:%02x:%02x:%02x%s%s", name, be->name, c->mac[0],
 		  c->mac[1], c->mac[2], c->mac[3], c->mac[4], c->mac[5],
 		  c->mac_given ? "" : " (random)", be->features ? ", offloads" : "");
+	n->keep_mac = vm->cfg.clone;
 	vm->net[i] = n;
 	attach(vm, &n->dev);
 }
@@ -151,6 +152,7 @@ void virtio_setup_dsdt(struct aml *a, void *opaque)
 	struct vm *vm = opaque;
 
 	pci_dsdt(a, &vm->pci);
+	vmgenid_dsdt(a, &vm->vmgenid);
 	/* Announced on the command line instead: a second announcement would clash (EBUSY). */
 	if (vm->cfg.mmio_cmdline)
 		return;

@@ -103,6 +103,7 @@ static void setup_devices(struct vm *vm)
 	serial_init(&vm->serial, &vm->machine, IRQ_SERIAL_COM1, STDOUT_FILENO);
 	i8042_init(&vm->i8042, &vm->machine);
 	rtc_init(&vm->rtc);
+	vmgenid_init(&vm->vmgenid, &vm->mem, &vm->machine, IRQ_VMGENID);
 	add_pio(vm, PORT_SERIAL_COM1, 8, serial_io, &vm->serial, "serial");
 	add_pio(vm, PORT_I8042_DATA, 5, i8042_io, &vm->i8042, "i8042");
 	add_pio(vm, PORT_RTC, 2, rtc_io, &vm->rtc, "rtc");
@@ -167,6 +168,9 @@ static void load_guest(struct vm *vm, const uint8_t *kernel, const struct boot_i
 	if (n < 0)
 		die("cannot build ACPI tables: %s", strerror((int)-n));
 	b.rsdp_gpa = LAYOUT_ACPI_BASE;
+	/* A restore keeps the ID in its RAM; only a clone gets a new one (vmgenid_changed). */
+	if ((r = vmgenid_write_new(&vm->vmgenid)))
+		die("cannot write the VM generation ID: %s", strerror(-r));
 
 	char *cmdline = compose_cmdline(vm);
 	b.cmdline = cmdline;

@@ -15,6 +15,7 @@
 #include "devices/machine.h"
 #include "devices/rtc.h"
 #include "devices/serial.h"
+#include "devices/vmgenid.h"
 #include "kvm/guest_mem.h"
 #include "kvm/irq_routing.h"
 #include "kvm/kvm.h"
@@ -63,6 +64,7 @@ struct vm {
 	struct serial serial;
 	struct i8042 i8042;
 	struct rtc rtc;
+	struct vmgenid vmgenid; /* a restore as a clone calls vmgenid_changed() */
 	struct irq_routing irq_routing;
 	struct pci_platform pci_platform;
 	struct pci_bus pci;

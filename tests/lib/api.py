@@ -184,9 +184,11 @@ class Vmm:
 
     stdout (the guest's serial console) and stderr are read by threads into lines with
     their arrival times, so tests can wait for output and check that none arrives.
+    stdin: the console's input (default /dev/null; subprocess.PIPE lets a test type into
+    the guest's console through self.proc.stdin).
     """
 
-    def __init__(self, args, env=None, netns=None, log_name=None):
+    def __init__(self, args, env=None, netns=None, log_name=None, stdin=subprocess.DEVNULL):
         self.args = list(args)
         cmd = [ternlib.vmm_path()] + self.args
         if netns:
@@ -197,7 +199,7 @@ class Vmm:
         self.out_lines = []  # (time, line)
         self.err_lines = []
         self._cond = threading.Condition()
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, env=e)
         self._threads = [threading.Thread(target=self._reader, args=(self.proc.stdout, self.out_lines),
                                           daemon=True),
@@ -306,13 +308,15 @@ class Vmm:
             " ".join(self.args), self.proc.poll(), o[-2000:], e[-3000:])
 
 
-def start_api_vmm(extra=(), env=None, netns=None, log_name=None, workdir=None, timeout=10):
-    """tern-vmm --api-sock WORKDIR/api.sock EXTRA...; returns (Vmm, ApiClient) once it listens."""
+def start_api_vmm(extra=(), env=None, netns=None, log_name=None, workdir=None, timeout=10,
+                  sock_name="api.sock", stdin=subprocess.DEVNULL):
+    """tern-vmm --api-sock WORKDIR/SOCK_NAME EXTRA...; returns (Vmm, ApiClient) once it listens."""
     ternlib.need_kvm()
     assert os.path.exists(ternlib.vmm_path()), "no %s: build it first" % ternlib.vmm_path()
     workdir = workdir or tempfile.mkdtemp(prefix="tern-api-")
-    sock = os.path.join(workdir, "api.sock")
-    v = Vmm(["--api-sock", sock] + list(extra), env=env, netns=netns, log_name=log_name)
+    sock = os.path.join(workdir, sock_name)
+    v = Vmm(["--api-sock", sock] + list(extra), env=env, netns=netns, log_name=log_name,
+            stdin=stdin)
     if not wait_for_socket(sock, timeout, v.proc):
         v.stop()
         raise AssertionError("the API socket %s never accepted a connection: %r" % (sock, v))

@@ -8,6 +8,7 @@
 
 #include "arch/x86/acpi.h"
 #include "arch/x86/aml.h"
+#include "devices/vmgenid.h"
 #include "unit.h"
 
 #define BASE 0xe0000ULL
@@ -489,6 +490,30 @@ TEST(acpi_dsdt_hook_appends_devices)
 
 	cfg.dsdt_devices = add_bad_name;
 	CHECK(build(&cfg) == -EINVAL);
+}
+
+static void add_vmgenid(struct aml *a, void *opaque)
+{
+	vmgenid_dsdt(a, opaque);
+}
+
+TEST(acpi_dsdt_with_vmgenid_parses)
+{
+	struct acpi_config cfg = default_cfg;
+	struct vmgenid g;
+	const uint8_t *d;
+	long used;
+
+	vmgenid_init(&g, NULL, NULL, 23);
+	cfg.dsdt_devices = add_vmgenid;
+	cfg.dsdt_opaque = &g;
+	used = build(&cfg);
+	REQUIRE(used > 0);
+	d = dsdt_of(used);
+	REQUIRE(d != NULL);
+	CHECK(contains(d, rd32(d + 4), "VGEN", 4) && contains(d, rd32(d + 4), "GED0", 4));
+	CHECK(contains(d, rd32(d + 4), "VMGENCTR", 9) && contains(d, rd32(d + 4), "ACPI0013", 9));
+	CHECK(dsdt_parses(d));
 }
 
 TEST(acpi_rejects_bad_cpu_counts)

@@ -346,6 +346,54 @@ void aml_close(struct aml *a, size_t mark)
 	insert(a, mark, pl, (size_t)n);
 }
 
+size_t aml_if_open(struct aml *a)
+{
+	/* DefIfElse: the PkgLength covers the predicate and the body, not a following Else. */
+	aml_byte(a, AML_OP_IF);
+	return a->len;
+}
+
+size_t aml_else_open(struct aml *a)
+{
+	aml_byte(a, AML_OP_ELSE);
+	return a->len;
+}
+
+void aml_lequal(struct aml *a)
+{
+	aml_byte(a, AML_OP_LEQUAL);
+}
+
+void aml_return(struct aml *a)
+{
+	aml_byte(a, AML_OP_RETURN);
+}
+
+void aml_arg(struct aml *a, unsigned int n)
+{
+	if (n > 6) {
+		fail(a, -EINVAL);
+		return;
+	}
+	aml_byte(a, (uint8_t)(AML_OP_ARG0 + n));
+}
+
+void aml_local(struct aml *a, unsigned int n)
+{
+	if (n > 7) {
+		fail(a, -EINVAL);
+		return;
+	}
+	aml_byte(a, (uint8_t)(AML_OP_LOCAL0 + n));
+}
+
+void aml_notify(struct aml *a, const char *path, uint64_t value)
+{
+	aml_byte(a, AML_OP_NOTIFY);
+	aml_namestring(a, path);
+	aml_integer(a, value);
+}
+
 size_t aml_restemplate_open(struct aml *a)
 {
 	aml_byte(a, AML_OP_BUFFER);

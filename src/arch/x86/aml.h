@@ -37,6 +37,12 @@ struct aml {
 #define AML_OP_BUFFER 0x11
 #define AML_OP_PACKAGE 0x12
 #define AML_OP_METHOD 0x14
+#define AML_OP_LOCAL0 0x60 /* Local0..Local7 are 0x60..0x67 */
+#define AML_OP_ARG0 0x68   /* Arg0..Arg6 are 0x68..0x6e */
+#define AML_OP_NOTIFY 0x86
+#define AML_OP_LEQUAL 0x93
+#define AML_OP_IF 0xa0
+#define AML_OP_ELSE 0xa1
 #define AML_OP_RETURN 0xa4
 #define AML_OP_EXT 0x5b
 #define AML_OP_EXT_DEVICE 0x82 /* follows AML_OP_EXT */
@@ -94,6 +100,27 @@ size_t aml_device_open(struct aml *a, const char *path);
 size_t aml_method_open(struct aml *a, const char *path, unsigned int nargs, bool serialized);
 size_t aml_package_open(struct aml *a, unsigned int nelems);
 void aml_close(struct aml *a, size_t mark);
+
+/*
+ * Method bodies. AML is prefix notation: an operator's opcode comes first and its
+ * operands follow as whole terms, so the helpers below emit the operator and the caller
+ * emits the operands right after, in order (aml_integer(), aml_arg(), aml_namestring()...).
+ *
+ * If (predicate) { body }: open, emit the predicate (one term, e.g. aml_lequal() and its
+ * two operands), then the body, then aml_close(). An Else { body } may follow the If's
+ * close directly, opened and closed the same way.
+ */
+size_t aml_if_open(struct aml *a);
+size_t aml_else_open(struct aml *a);
+/* LEqual(x, y): the caller emits x then y. */
+void aml_lequal(struct aml *a);
+/* Return(x): the caller emits x. */
+void aml_return(struct aml *a);
+/* References to the method's arguments (0..6) and locals (0..7). */
+void aml_arg(struct aml *a, unsigned int n);
+void aml_local(struct aml *a, unsigned int n);
+/* Notify(path, value): queues notification value for the named device. */
+void aml_notify(struct aml *a, const char *path, uint64_t value);
 
 /*
  * ResourceTemplate(): a Buffer of resource descriptors. Emit descriptors between open

@@ -18,7 +18,14 @@
 #define LAYOUT_EBDA 0x9fc00ULL	      /* start of the reserved area below 640 KiB */
 #define LAYOUT_BIOS_START 0xe0000ULL  /* reserved ROM area: ACPI tables live here */
 #define LAYOUT_ACPI_BASE 0xe0000ULL   /* RSDP first (found by the legacy scan too) */
-#define LAYOUT_ACPI_SIZE 0x20000ULL
+#define LAYOUT_ACPI_SIZE 0x1f000ULL   /* what acpi_build() may fill; tables take a few KiB */
+/*
+ * The VM generation ID (src/devices/vmgenid.h): 16 bytes in the last page of the reserved
+ * ROM area, past everything acpi_build() is given, so no table can grow over it and the
+ * guest never takes it for RAM. The ID spec asks for 8-byte alignment.
+ */
+#define LAYOUT_VMGENID_ADDR 0xff000ULL
+#define LAYOUT_VMGENID_SIZE 16ULL
 #define LAYOUT_HIMEM 0x100000ULL	  /* 1 MiB */
 #define LAYOUT_KERNEL_BZIMAGE 0x100000ULL /* protected-mode kernel of a bzImage */
 
@@ -27,7 +34,7 @@
 #define LAYOUT_PCI_MMIO_SIZE 0x10000000ULL    /* 256 MiB */
 #define LAYOUT_VIRTIO_MMIO_BASE 0xd0000000ULL /* virtio-mmio device i at base + i * 0x1000 */
 #define LAYOUT_VIRTIO_MMIO_STRIDE 0x1000ULL
-#define LAYOUT_VIRTIO_MMIO_MAX 8
+#define LAYOUT_VIRTIO_MMIO_MAX 7 /* pins 16..22; 23 is IRQ_VMGENID */
 #define LAYOUT_IOAPIC 0xfec00000ULL
 #define LAYOUT_LAPIC 0xfee00000ULL
 
@@ -48,10 +55,24 @@
 #define PORT_PCI_CONFIG_ADDR 0xcf8 /* PCI configuration mechanism #1 */
 #define PORT_PCI_CONFIG_DATA 0xcfc
 
-/* Interrupts: IOAPIC pins 16..23 are free of ISA devices; virtio-mmio device i uses 16 + i. */
+/*
+ * Interrupts: IOAPIC pins 16..23 are free of ISA devices (and of the 8259s, so their
+ * trigger mode is whatever the DSDT says); virtio-mmio device i uses 16 + i, and the
+ * last pin is the VM generation ID's Generic Event Device.
+ */
 #define IRQ_VIRTIO_MMIO_BASE 16
+#define IRQ_VMGENID 23
 #define IOAPIC_PINS 24
 /* GSIs from here up are MSI routes (virtio-pci MSI-X vectors). */
 #define GSI_MSI_BASE 24
+
+_Static_assert(LAYOUT_ACPI_BASE + LAYOUT_ACPI_SIZE <= LAYOUT_VMGENID_ADDR,
+	       "ACPI tables must stop short of the VM generation ID");
+_Static_assert(LAYOUT_VMGENID_ADDR % 8 == 0 && LAYOUT_VMGENID_ADDR >= LAYOUT_BIOS_START &&
+		       LAYOUT_VMGENID_ADDR + LAYOUT_VMGENID_SIZE <= LAYOUT_HIMEM,
+	       "the VM generation ID sits 8-byte aligned in the e820-reserved ROM area");
+_Static_assert(IRQ_VIRTIO_MMIO_BASE + LAYOUT_VIRTIO_MMIO_MAX <= IRQ_VMGENID &&
+		       IRQ_VMGENID < IOAPIC_PINS,
+	       "virtio-mmio pins stop short of the VM generation ID's pin, an IOAPIC pin");
 
 #endif

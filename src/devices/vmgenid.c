@@ -1,0 +1,114 @@
+/* VM Generation ID: the ID in guest RAM, its change notification, and its DSDT devices. */
+#include "devices/vmgenid.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "arch/x86/aml.h"
+#include "arch/x86/layout.h"
+#include "core/log.h"
+
+void vmgenid_init(struct vmgenid *g, const struct guest_mem *mem, const struct machine *m,
+		  unsigned int gsi)
+{
+	g->mem = mem;
+	g->machine = m;
+	g->gsi = gsi;
+	g->addr = LAYOUT_VMGENID_ADDR;
+}
+
+static int random_bytes(uint8_t *p, size_t len)
+{
+	while (len) {
+		ssize_t n = getrandom(p, len, 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int vmgenid_write_new(struct vmgenid *g)
+{
+	uint8_t *id = guest_mem_ptr(g->mem, g->addr, VMGENID_LEN);
+	uint8_t next[VMGENID_LEN];
+	int r;
+
+	if (!id)
+		return -EFAULT;
+	/*
+	 * The guest acts only on a change (Linux compares with the ID it last saw), and all
+	 * zeroes would look like memory nobody wrote: neither may come out, however unlikely.
+	 */
+	static const uint8_t zero[VMGENID_LEN];
+	do {
+		if ((r = random_bytes(next, sizeof(next))))
+			return r;
+	} while (!memcmp(next, id, sizeof(next)) || !memcmp(next, zero, sizeof(next)));
+	memcpy(id, next, sizeof(next));
+	return 0;
+}
+
+void vmgenid_changed(struct vmgenid *g)
+{
+	int r = vmgenid_write_new(g);
+
+	if (r) {
+		log_warn("vmgenid: cannot write a new generation ID: %s", strerror(-r));
+		return;
+	}
+	/*
+	 * An edge: the GED's _CRS says edge-triggered, so the pulse is latched by the IOAPIC
+	 * and LAPIC even if the guest is busy with an earlier one, and the line is left low
+	 * for the next. The ID is in RAM before the ioctl that raises the line.
+	 */
+	machine_set_irq(g->machine, g->gsi, 1);
+	machine_set_irq(g->machine, g->gsi, 0);
+	log_info("vmgenid: new generation ID, guest notified on GSI %u", g->gsi);
+}
+
+void vmgenid_dsdt(struct aml *a, const struct vmgenid *g)
+{
+	size_t dev, m, pkg, cond, crs;
+
+	/*
+	 * Linux's driver matches "VMGENCTR" or "VM_GEN_COUNTER"; the spec (and Windows) wants
+	 * _CID "VM_Gen_Counter", which ACPICA upper-cases when it reads a _CID, so either
+	 * would do for Linux. iasl rejects "VMGENCTR" as a _HID (not hex after four letters);
+	 * the interpreter does not care. ADDR returns Package { low 32 bits, high 32 bits }.
+	 */
+	dev = aml_device_open(a, "VGEN");
+	aml_name_string(a, "_HID", "VMGENCTR");
+	aml_name_string(a, "_CID", "VM_Gen_Counter");
+	aml_name_string(a, "_DDN", "VM_Gen_Counter");
+	m = aml_method_open(a, "ADDR", 0, false);
+	aml_return(a);
+	pkg = aml_package_open(a, 2);
+	aml_integer(a, g->addr & 0xffffffffu);
+	aml_integer(a, g->addr >> 32);
+	aml_close(a, pkg);
+	aml_close(a, m);
+	aml_close(a, dev);
+
+	/* Linux's evged calls _EVT with the GSI that fired (it would prefer an _Exx if present). */
+	dev = aml_device_open(a, "GED0");
+	aml_name_string(a, "_HID", "ACPI0013");
+	aml_name(a, "_CRS");
+	crs = aml_restemplate_open(a);
+	aml_res_interrupt(a, g->gsi, AML_INT_EDGE);
+	aml_restemplate_close(a, crs);
+	m = aml_method_open(a, "_EVT", 1, false);
+	cond = aml_if_open(a);
+	aml_lequal(a);
+	aml_arg(a, 0);
+	aml_integer(a, g->gsi);
+	aml_notify(a, "\\_SB.VGEN", VMGENID_NOTIFY_CHANGED);
+	aml_close(a, cond);
+	aml_close(a, m);
+	aml_close(a, dev);
+}
