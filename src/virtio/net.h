@@ -36,7 +36,7 @@ struct virtio_net {
 	uint8_t mac[6];
 	uint16_t mtu;  /* 0: VIRTIO_NET_F_MTU not offered */
 	bool keep_mac; /* a clone: restore keeps the configured (new) MAC */
-	int kick_fd;  /* eventfd: more work (either queue) after a full budget */
+	int kick_fd;   /* eventfd: more work (either queue) after a full budget */
 	/*
 	 * Receive: a frame read from the backend waits in rx_buf until enough buffers are
 	 * posted for it (rx_len != 0). rx_stalled: the driver's buffers ran out, so the
