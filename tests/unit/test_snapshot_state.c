@@ -50,12 +50,17 @@ static void sample_config(struct vmm_config *c)
 	c->transport = TRANSPORT_MMIO;
 	c->rng = true;
 	c->ndisks = 2;
-	c->disks[0] = (struct disk_config){ .path = "/img/root.ext4", .cache = DISK_CACHE_NONE,
-					    .engine = DISK_ENGINE_THREADS, .id = "rootfs" };
+	c->disks[0] = (struct disk_config){ .path = "/img/root.ext4",
+					    .cache = DISK_CACHE_NONE,
+					    .engine = DISK_ENGINE_THREADS,
+					    .id = "rootfs" };
 	c->disks[1] = (struct disk_config){ .path = "/img/data", .readonly = true };
 	c->nnets = 2;
-	c->nets[0] = (struct net_config){ .id = "eth0", .kind = NET_TAP, .tap_name = "tap7",
-					  .mac = { 6, 0, 1, 2, 3, 4 }, .mtu = 9000 };
+	c->nets[0] = (struct net_config){ .id = "eth0",
+					  .kind = NET_TAP,
+					  .tap_name = "tap7",
+					  .mac = { 6, 0, 1, 2, 3, 4 },
+					  .mtu = 9000 };
 	c->nets[1] = (struct net_config){ .id = "eth1", .kind = NET_USER, .nhostfwd = 1 };
 	c->nets[1].hostfwd[0].host_port = 2222;
 	c->nets[1].hostfwd[0].guest_port = 22;
@@ -79,7 +84,8 @@ TEST(machine_state_round_trip)
 	vmstate_cursor_init(&cur, vmstate_find(&f, VMSTATE_TAG_MACHINE, 0));
 	REQUIRE(machine_state_restore(&out, &cur, err, sizeof(err)) == 0);
 	CHECK(out.cpus == 4 && out.mem_mib == 512 && out.template_set &&
-	      out.cpu_template == CPU_TEMPLATE_COMPAT && out.transport == TRANSPORT_MMIO && out.rng);
+	      out.cpu_template == CPU_TEMPLATE_COMPAT && out.transport == TRANSPORT_MMIO &&
+	      out.rng);
 	CHECK(out.ndisks == 2 && !strcmp(out.disks[0].path, "/img/root.ext4") &&
 	      out.disks[0].cache == DISK_CACHE_NONE && out.disks[0].engine == DISK_ENGINE_THREADS &&
 	      !strcmp(out.disks[0].id, "rootfs") && out.disks[1].readonly);
