@@ -17,6 +17,7 @@
 #include "api/router.h"
 #include "core/log.h"
 #include "devices/i8042.h"
+#include "vmm/snapshot.h"
 #include "vmm/vm.h"
 
 #define ASSERT(x)                         \
@@ -54,8 +55,22 @@ void metrics_close(struct metrics *m)
 {
 }
 
+int vm_snapshot_create(struct vm *vm, const char *state_path, const char *mem_path, bool diff,
+		       char *err, size_t errlen)
+{
+	__builtin_trap(); /* unreachable: nothing is started */
+}
+
 static int no_start(struct api *a, char *err, size_t n)
 {
+	return api_fail(err, n, "not in the fuzzer");
+}
+
+/* Every field of a load was parsed and checked when this is called. */
+static int no_restore(struct api *a, const char *state, const char *mem,
+		      const struct restore_overrides *o, bool resume, char *err, size_t n)
+{
+	ASSERT(state && mem && o->nnets <= VMM_MAX_NETS);
 	return api_fail(err, n, "not in the fuzzer");
 }
 
@@ -78,6 +93,8 @@ static const struct {
 	{ HTTP_M_GET, "/" },
 	{ HTTP_M_PUT, "/balloon" },
 	{ HTTP_M_PUT, "/nowhere" },
+	{ HTTP_M_PUT, "/snapshot/create" },
+	{ HTTP_M_PUT, "/snapshot/load" },
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -102,6 +119,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	free((char *)a.cfg.initrd);
 	free(a.boot_args);
 	api_init(&a, NULL, &cfg, no_start);
+	a.restore = no_restore;
 
 	char *body = malloc(size);
 	memcpy(body, data + 1, size - 1);

@@ -9,6 +9,8 @@
 #include "arch/x86/layout.h"
 #include "core/log.h"
 
+_Static_assert(VMGENID_LEN == LAYOUT_VMGENID_SIZE, "layout.h reserves the whole ID");
+
 void vmgenid_init(struct vmgenid *g, const struct guest_mem *mem, const struct machine *m,
 		  unsigned int gsi)
 {
@@ -63,9 +65,10 @@ void vmgenid_changed(struct vmgenid *g)
 		return;
 	}
 	/*
-	 * An edge: the GED's _CRS says edge-triggered, so the pulse is latched by the IOAPIC
-	 * and LAPIC even if the guest is busy with an earlier one, and the line is left low
-	 * for the next. The ID is in RAM before the ioctl that raises the line.
+	 * An edge, as the GED's _CRS says: it reaches the LAPIC as it is raised and stays
+	 * pending there (IRR) even while the guest still handles an earlier one, where a level
+	 * pulse this short would be dropped while the pin's remote IRR is set. The line is
+	 * left low for the next. The ID is in RAM before the ioctl that raises the line.
 	 */
 	machine_set_irq(g->machine, g->gsi, 1);
 	machine_set_irq(g->machine, g->gsi, 0);

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define MEMORY_STATE_VERSION 1
@@ -229,6 +230,33 @@ static int write_state(struct vm *vm, int fd, const struct mem_file_info *mem, c
 	return 0;
 }
 
+/*
+ * Refuses, before anything is written, what would leave no good snapshot behind: a target
+ * that is a directory (the final rename would fail after the memory file was replaced),
+ * or a diff written over a memory file it builds on.
+ */
+static int check_targets(struct vm *vm, const char *state_path, const char *mem_path, bool diff,
+			 char *err, size_t n)
+{
+	struct stat st;
+	char abs[PATH_MAX];
+
+	if (stat(state_path, &st) == 0 && !S_ISREG(st.st_mode))
+		return fail(err, n, -EINVAL, "'snapshot_path': '%s' exists and is not a file",
+			    state_path);
+	if (stat(mem_path, &st) == 0 && !S_ISREG(st.st_mode))
+		return fail(err, n, -EINVAL, "'mem_file_path': '%s' exists and is not a file",
+			    mem_path);
+	if (diff && realpath(mem_path, abs)) {
+		char why[512];
+		int r = mem_file_check_chain(vm->last_mem.path, vm->mem.size, vm->last_mem.id, abs,
+					     why, sizeof(why));
+		if (r)
+			return fail(err, n, r, "'mem_file_path': %s", why);
+	}
+	return 0;
+}
+
 /* The memory file the next diff snapshot builds on (by absolute path, as diffs record it). */
 static void remember_base(struct vm *vm, const char *mem_path, const uint8_t id[16])
 {
@@ -258,6 +286,8 @@ int vm_snapshot_create(struct vm *vm, const char *state_path, const char *mem_pa
 		return fail(err, n, -EINVAL,
 			    "a Diff snapshot needs an earlier snapshot of this VM to build on (a "
 			    "Full one, or the one it was restored from)");
+	if ((r = check_targets(vm, state_path, mem_path, diff, err, n)))
+		return r;
 	/* Everything the guest asked of its disks completes and is durable first. */
 	for (unsigned int i = 0; i < vm->cfg.ndisks; i++) {
 		if ((r = virtio_blk_drain(vm->blk[i], DRAIN_TIMEOUT_MS)))
@@ -411,20 +441,9 @@ int snapshot_load_prepare(struct snapshot_load *l, const char *state_path, const
 	}
 	l->cfg.track_dirty = o->track_dirty;
 	l->cfg.clone = o->clone;
-	/* The memory file is checked now too, while nothing is built. */
-	int mfd = open(mem_path, O_RDONLY | O_CLOEXEC);
-	struct mem_file_info mi;
-	if (mfd < 0)
-		return fail(err, n, -errno, "'mem_backend': cannot open '%s': %s", mem_path,
-			    strerror(errno));
-	r = mem_file_read_info(mfd, &mi, why, sizeof(why));
-	close(mfd);
-	if (r)
-		return fail(err, n, r, "'mem_backend': '%s': %s", mem_path, why);
-	if (memcmp(mi.id, l->mem_id, 16) || mi.size != size)
-		return fail(err, n, -EINVAL,
-			    "'mem_backend': '%s' belongs to another snapshot than '%s'", mem_path,
-			    state_path);
+	/* The memory file (and a diff's bases) are checked now too, while nothing is built. */
+	if ((r = mem_file_check_chain(mem_path, size, l->mem_id, NULL, why, sizeof(why))))
+		return fail(err, n, r, "'mem_backend': %s (state file '%s')", why, state_path);
 	if (o->clone && (r = clone_identity(&l->cfg, o->vsock_uds != NULL, why, sizeof(why))))
 		return fail(err, n, r, "%s", why);
 	for (unsigned int i = 0; i < l->cfg.ndisks; i++)
@@ -519,6 +538,9 @@ int snapshot_load_apply(struct snapshot_load *l, struct vm *vm, struct loop *loo
 			return r;
 	if ((r = restore_devices(l, vm, err, n)))
 		return r;
+	/* After the irqchip and LAPICs are loaded, so that the notification is not lost. */
+	if (l->cfg.clone)
+		vmgenid_changed(&vm->vmgenid);
 	/* A diff snapshot of this VM builds on the memory file it came from. */
 	remember_base(vm, mem_path, l->mem_id);
 	return 0;

@@ -3,6 +3,7 @@
 #include "vmstate/vmstate.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -271,6 +272,45 @@ static int map_level(uint8_t *host, uint64_t size, const char *path, const uint8
 out:
 	close(fd);
 	return r;
+}
+
+int mem_file_check_chain(const char *path, uint64_t size, const uint8_t id[16], const char *avoid,
+			 char *err, size_t n)
+{
+	char cur[MEM_FILE_BASE_PATH_MAX + 1];
+	uint8_t want[16];
+	int r = 0;
+
+	snprintf(cur, sizeof(cur), "%s", path);
+	memcpy(want, id, 16);
+	for (unsigned int depth = 0;; depth++) {
+		struct mem_file_info info;
+		char abs[PATH_MAX];
+		int fd = open(cur, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return fail(err, n, -errno, "%smemory file '%s': %s", depth ? "base " : "",
+				    cur, strerror(errno));
+		r = read_trailer(fd, size, &info, cur, err, n);
+		close(fd);
+		if (r)
+			return r;
+		if (memcmp(info.id, want, 16))
+			return fail(err, n, -EINVAL,
+				    "%smemory file '%s' belongs to another snapshot",
+				    depth ? "base " : "", cur);
+		if (avoid && realpath(cur, abs) && !strcmp(abs, avoid))
+			return fail(err, n, -EINVAL,
+				    "'%s' is a memory file this snapshot builds on; a diff cannot "
+				    "replace it",
+				    avoid);
+		if (info.kind == MEM_FILE_FULL)
+			return 0;
+		if (depth + 1 >= MEM_FILE_MAX_CHAIN)
+			return fail(err, n, -EINVAL, "more than %d diff snapshots on one full one",
+				    MEM_FILE_MAX_CHAIN);
+		snprintf(cur, sizeof(cur), "%s", info.base_path);
+		memcpy(want, info.base_id, 16);
+	}
 }
 
 int mem_file_map(struct guest_mem *m, const char *path, uint64_t size, const uint8_t id[16],

@@ -46,6 +46,13 @@ int mem_file_write(const struct guest_mem *m, int fd, const uint8_t *dirty,
 /* Reads and checks the trailer of the memory file at fd. 0 or -EINVAL/-errno + err. */
 int mem_file_read_info(int fd, struct mem_file_info *info, char *err, size_t errlen);
 /*
+ * Follows the chain from the memory file at path (expected id, RAM size) down to its full
+ * file, checking each trailer and id; avoid (an absolute path or NULL) must not be one of
+ * them. Nothing is mapped. 0 or -errno + err naming the file at fault.
+ */
+int mem_file_check_chain(const char *path, uint64_t size, const uint8_t id[16], const char *avoid,
+			 char *err, size_t errlen);
+/*
  * Maps the memory file at path (expected id and RAM size) into m, following a diff's chain
  * of bases. 0 or -errno + err.
  */

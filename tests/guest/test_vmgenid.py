@@ -37,11 +37,6 @@ def test_vmgenid_clone_gets_new_id_and_notification():
     """Boot (mode=wait: the guest waits for the GED interrupt), pause, snapshot, stop; then
     restore the snapshot with --clone: the clone's guest must be interrupted and read a new ID.
 
-    PENDING ON THE LEAD: this needs the clone restore path to call
-    vmgenid_changed(&vm->vmgenid) once the snapshot's irqchip and vCPU state are loaded.
-    Until then tern-vmm never logs CHANGED_LOG and the test skips, saying so; once that
-    line shows up, a missing or wrong notification fails. (Lead: when wired, turn the
-    Skip below into an assertion.)
     """
     ternlib.need_kvm()
     work = tempfile.mkdtemp(prefix="tern-vmgenid-")
@@ -63,10 +58,11 @@ def test_vmgenid_clone_gets_new_id_and_notification():
 
         v2 = api.Vmm(["--restore", state, "--restore-mem", mem, "--clone"],
                      log_name="vmgenid-clone.log")
+        assert v2.wait_for("restored", timeout=tiny.TIMEOUT, stream="err"), \
+            "the clone never came up: %r" % v2
+        assert v2.wait_for(CHANGED_LOG, timeout=2, stream="err"), \
+            "the clone restore did not announce a new generation ID: %r" % v2
         status = v2.wait(tiny.TIMEOUT)
-        if status is None and CHANGED_LOG not in v2.err():
-            raise ternlib.Skip("the clone restore path does not call vmgenid_changed() yet")
-        assert CHANGED_LOG in v2.err(), "tern-vmm did not change the ID: %r" % v2
         out = v2.out()
         assert status == 0 and "tiny: vmgenid: notified" in out and "tiny: vmgenid ok" in out, \
             "the clone's guest was not notified (status %r): %r" % (status, v2)
