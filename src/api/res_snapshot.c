@@ -86,17 +86,11 @@ static int overrides(struct json_object *o, struct restore_overrides *ov, char *
 
 int res_snapshot_load(struct api *a, struct json_object *o, char *err, size_t n)
 {
-	static const char *const keys[] = { "snapshot_path",
-					    "mem_file_path",
-					    "mem_backend",
-					    "enable_diff_snapshots",
-					    "track_dirty_pages",
-					    "resume_vm",
-					    "network_overrides",
-					    "vsock_override",
-					    "clock_realtime",
-					    "tern_clone",
-					    NULL };
+	static const char *const keys[] = {
+		"snapshot_path",     "mem_file_path", "mem_backend",	   "enable_diff_snapshots",
+		"track_dirty_pages", "resume_vm",     "network_overrides", "vsock_override",
+		"clock_realtime",    "tern_clone",    "huge_pages",	   NULL
+	};
 	struct restore_overrides ov = { 0 };
 	const char *state, *mem = NULL;
 	bool resume = false, diff_old = false, flag = false;
@@ -145,6 +139,13 @@ int res_snapshot_load(struct api *a, struct json_object *o, char *err, size_t n)
 		return r;
 	if (flag)
 		return api_fail(err, n, "'clock_realtime' is not implemented in tern");
+	/* tern maps snapshots with regular pages, which is what "Snapshot" means for them. */
+	static const char *const huge[] = { "Snapshot", "None", "Transparent", "2M", NULL };
+	unsigned int hp = 0;
+	if ((r = jin_enum(o, "huge_pages", huge, &hp, err, n)) < 0)
+		return r;
+	if (hp > 1)
+		return api_fail(err, n, "'huge_pages' %s is not implemented in tern", huge[hp]);
 	ov.track_dirty |= diff_old;
 	if ((r = overrides(o, &ov, err, n)))
 		return r;
