@@ -25,7 +25,7 @@
 #endif
 
 #define FILL_BASE 0x01000000
-#define PATTERN 0x5aa5c33c0ff0e11eULL /* non-zero in every byte */
+#define PATTERN 0x5aa5c33c0ff0e11e /* non-zero in every byte */
 #define SEL_CODE64 0x08
 #define SEL_DATA 0x10
 #define SEL_UDATA 0x18
