@@ -6,11 +6,13 @@
 #ifndef TERN_API_API_H
 #define TERN_API_API_H
 
+#include <errno.h>
 #include <json-c/json.h>
 #include <stdbool.h>
 #include <stddef.h>
 
 #include "core/loop.h"
+#include "core/util.h"
 #include "vmm/config.h"
 #include "vmm/metrics.h"
 
@@ -88,8 +90,8 @@ struct json_object *res_vm_config_get(struct api *a);
 
 /* Firecracker's words for a pre-boot resource after InstanceStart. */
 #define API_AFTER_START "The requested operation is not supported after starting the microVM."
-/* A refusal helper: writes the message and returns -EINVAL. */
-int api_fail(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* A refusal: writes the message and returns -EINVAL (a 400). */
+#define api_fail(err, n, ...) fail_msg(err, n, -EINVAL, __VA_ARGS__)
 /* A pre-boot-only resource: -EINVAL with Firecracker's message once started. */
 int api_preboot(const struct api *a, char *err, size_t n);
 /* Refuses a field tern does not implement when it is present and not null. */

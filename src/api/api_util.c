@@ -3,18 +3,6 @@
 #include "api/json_in.h"
 
 #include <errno.h>
-#include <stdarg.h>
-#include <stdio.h>
-
-int api_fail(char *err, size_t n, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, n, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
 
 int api_preboot(const struct api *a, char *err, size_t n)
 {

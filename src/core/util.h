@@ -24,6 +24,13 @@ static inline uint64_t align_down(uint64_t v, uint64_t a)
 /* Reads a whole file into a malloc'ed buffer. Returns 0 or -errno. */
 int file_read_all(const char *path, uint8_t **buf, size_t *len);
 
+/*
+ * Writes a message into err (when err and n are non-zero) and returns r: the one way every
+ * module words a refusal for its caller, e.g. return fail_msg(err, n, -EINVAL, "...").
+ */
+int fail_msg(char *err, size_t n, int r, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
 /* Parses a decimal unsigned integer in [min, max]; false on junk, overflow or range. */
 bool parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 

@@ -15,25 +15,16 @@ const struct boot_input_names boot_names_cli = { "--kernel", "--initrd", "--memo
 const struct boot_input_names boot_names_api = { "kernel_image_path", "initrd_path", "mem_size_mib",
 						 "--boot-entry" };
 
-static int fail(char *err, size_t n, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, n, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
-
 static int read_input(const char *name, const char *path, uint8_t **buf, size_t *len, char *err,
 		      size_t n)
 {
 	int r = file_read_all(path, buf, len);
 
 	if (r == -EINVAL)
-		return fail(err, n, "%s: '%s' is not a regular file", name, path);
+		return fail_msg(err, n, -EINVAL, "%s: '%s' is not a regular file", name, path);
 	if (r)
-		return fail(err, n, "%s: cannot read '%s': %s", name, path, strerror(-r));
+		return fail_msg(err, n, -EINVAL, "%s: cannot read '%s': %s", name, path,
+				strerror(-r));
 	return 0;
 }
 
@@ -44,23 +35,25 @@ static int choose_entry(const struct vmm_config *c, const struct boot_input_name
 
 	if (img->kind == BOOT_BZIMAGE) {
 		if (c->entry == ENTRY_PVH)
-			return fail(err, n,
-				    "%s: pvh needs an ELF kernel with a PVH note; '%s' is a "
-				    "bzImage",
-				    nm->entry, c->kernel);
+			return fail_msg(err, n, -EINVAL,
+					"%s: pvh needs an ELF kernel with a PVH note; '%s' is a "
+					"bzImage",
+					nm->entry, c->kernel);
 		if (img->has_entry64) {
 			in->entry = BOOT_ENTRY_LINUX64;
 			return 0;
 		}
 		if (c->entry == ENTRY_LINUX64)
-			return fail(err, n, "%s: '%s' has no 64-bit entry (boot protocol < 2.12)",
-				    nm->entry, c->kernel);
+			return fail_msg(err, n, -EINVAL,
+					"%s: '%s' has no 64-bit entry (boot protocol < 2.12)",
+					nm->entry, c->kernel);
 		in->entry = BOOT_ENTRY_LINUX32;
 		return 0;
 	}
 	if (c->entry == ENTRY_PVH && !img->pvh_entry)
-		return fail(err, n, "%s: '%s' has no PVH note (XEN_ELFNOTE_PHYS32_ENTRY)",
-			    nm->entry, c->kernel);
+		return fail_msg(err, n, -EINVAL,
+				"%s: '%s' has no PVH note (XEN_ELFNOTE_PHYS32_ENTRY)", nm->entry,
+				c->kernel);
 	in->entry = c->entry == ENTRY_PVH || (c->entry == ENTRY_AUTO && img->pvh_entry) ?
 			    BOOT_ENTRY_PVH :
 			    BOOT_ENTRY_LINUX64;
@@ -78,16 +71,17 @@ int boot_inputs_load(const struct vmm_config *cfg, const struct boot_input_names
 	if ((r = read_input(nm->kernel, cfg->kernel, &in->kernel, &in->kernel_len, err, n)))
 		return r;
 	if (boot_image_parse(in->kernel, in->kernel_len, &in->img, &why)) {
-		r = fail(err, n, "%s: '%s': %s", nm->kernel, cfg->kernel, why);
+		r = fail_msg(err, n, -EINVAL, "%s: '%s': %s", nm->kernel, cfg->kernel, why);
 		goto out;
 	}
 	if ((r = choose_entry(cfg, nm, in, err, n)))
 		goto out;
 	guest_mem_layout(&layout, cfg->mem_mib * MIB);
 	if (in->img.end > layout.low_size) {
-		r = fail(err, n, "%s: the kernel needs %llu MiB of RAM below 3 GiB; %llu MiB given",
-			 nm->memory, (unsigned long long)((in->img.end + MIB - 1) / MIB),
-			 (unsigned long long)cfg->mem_mib);
+		r = fail_msg(err, n, -EINVAL,
+			     "%s: the kernel needs %llu MiB of RAM below 3 GiB; %llu MiB given",
+			     nm->memory, (unsigned long long)((in->img.end + MIB - 1) / MIB),
+			     (unsigned long long)cfg->mem_mib);
 		goto out;
 	}
 	if (!cfg->initrd)
@@ -95,11 +89,11 @@ int boot_inputs_load(const struct vmm_config *cfg, const struct boot_input_names
 	if ((r = read_input(nm->initrd, cfg->initrd, &in->initrd, &in->initrd_len, err, n)))
 		goto out;
 	if (boot_place_initrd(&layout, &in->img, in->initrd_len, &in->initrd_gpa)) {
-		r = fail(err, n,
-			 "%s: '%s' (%zu bytes) does not fit in guest RAM above the kernel (%s "
-			 "%llu MiB)",
-			 nm->initrd, cfg->initrd, in->initrd_len, nm->memory,
-			 (unsigned long long)cfg->mem_mib);
+		r = fail_msg(err, n, -EINVAL,
+			     "%s: '%s' (%zu bytes) does not fit in guest RAM above the kernel (%s "
+			     "%llu MiB)",
+			     nm->initrd, cfg->initrd, in->initrd_len, nm->memory,
+			     (unsigned long long)cfg->mem_mib);
 		goto out;
 	}
 	return 0;

@@ -1,5 +1,6 @@
 /* Saving and restoring what KVM holds for each vCPU and for the VM (see kvm_state.h). */
 #include "vmm/kvm_state.h"
+#include "core/util.h"
 #include "core/log.h"
 #include "vmm/vm.h"
 
@@ -14,16 +15,6 @@
 #define MAX_MSRS 512
 #define MAX_CPUID 256
 
-static int fail(char *err, size_t n, int r, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, n, fmt, ap);
-	va_end(ap);
-	return r;
-}
-
 /* One KVM structure: its size, then its bytes. */
 static void put_blob(struct vmstate_writer *w, const void *p, uint32_t len)
 {
@@ -37,10 +28,10 @@ static int get_blob(struct vmstate_cursor *c, void *p, uint32_t len, const char 
 	uint32_t have = vmstate_get_u32(c);
 
 	if (c->error || have != len)
-		return fail(err, n, -EINVAL, "%s: %u bytes stored, this host's KVM has %u", what,
-			    have, len);
+		return fail_msg(err, n, -EINVAL, "%s: %u bytes stored, this host's KVM has %u",
+				what, have, len);
 	vmstate_get(c, p, len);
-	return c->error ? fail(err, n, -EINVAL, "%s: truncated", what) : 0;
+	return c->error ? fail_msg(err, n, -EINVAL, "%s: truncated", what) : 0;
 }
 
 /*
@@ -104,9 +95,10 @@ int vcpu_state_save(struct vcpu *v, struct vmstate_writer *w, char *err, size_t 
 	int r;
 
 	if (!cpuid)
-		return fail(err, n, -ENOMEM, "out of memory");
+		return fail_msg(err, n, -ENOMEM, "out of memory");
 	if (ioctl(fd, KVM_GET_CPUID2, cpuid) < 0) {
-		r = fail(err, n, -errno, "vCPU %u: KVM_GET_CPUID2: %s", v->k.id, strerror(errno));
+		r = fail_msg(err, n, -errno, "vCPU %u: KVM_GET_CPUID2: %s", v->k.id,
+			     strerror(errno));
 		free(cpuid);
 		return r;
 	}
@@ -115,15 +107,15 @@ int vcpu_state_save(struct vcpu *v, struct vmstate_writer *w, char *err, size_t 
 	    (has_xcrs && ioctl(fd, KVM_GET_XCRS, &xcrs) < 0) ||
 	    ioctl(fd, KVM_GET_DEBUGREGS, &dregs) < 0 || ioctl(fd, KVM_GET_LAPIC, &lapic) < 0 ||
 	    ioctl(fd, KVM_GET_VCPU_EVENTS, &events) < 0) {
-		r = fail(err, n, -errno, "vCPU %u: reading its state from KVM: %s", v->k.id,
-			 strerror(errno));
+		r = fail_msg(err, n, -errno, "vCPU %u: reading its state from KVM: %s", v->k.id,
+			     strerror(errno));
 		free(cpuid);
 		return r;
 	}
 	if ((r = read_msrs(vm, fd, msrs, &nmsrs))) {
 		free(cpuid);
-		return fail(err, n, r, "vCPU %u: KVM_GET_MSR_INDEX_LIST: %s", v->k.id,
-			    strerror(-r));
+		return fail_msg(err, n, r, "vCPU %u: KVM_GET_MSR_INDEX_LIST: %s", v->k.id,
+				strerror(-r));
 	}
 
 	vmstate_put_u32(w, cpuid->nent);
@@ -164,8 +156,8 @@ static int restore_parsed(struct vcpu *v, struct vmstate_cursor *c, struct kvm_c
 	snprintf(what, wlen, "vCPU %u", v->k.id);
 	uint32_t nent = vmstate_get_u32(c);
 	if (c->error || nent == 0 || nent > MAX_CPUID)
-		return fail(err, n, -EINVAL, "%s: %u CPUID entries (1 to %d)", what, nent,
-			    MAX_CPUID);
+		return fail_msg(err, n, -EINVAL, "%s: %u CPUID entries (1 to %d)", what, nent,
+				MAX_CPUID);
 	cpuid->nent = nent;
 	for (uint32_t i = 0; i < nent; i++)
 		if ((r = get_blob(c, &cpuid->entries[i], sizeof(cpuid->entries[i]), "CPUID entry",
@@ -184,7 +176,7 @@ static int restore_parsed(struct vcpu *v, struct vmstate_cursor *c, struct kvm_c
 		return r;
 	uint32_t nmsrs = vmstate_get_u32(c);
 	if (c->error || nmsrs > MAX_MSRS)
-		return fail(err, n, -EINVAL, "%s: %u MSRs (at most %d)", what, nmsrs, MAX_MSRS);
+		return fail_msg(err, n, -EINVAL, "%s: %u MSRs (at most %d)", what, nmsrs, MAX_MSRS);
 	msrs->nmsrs = nmsrs;
 	for (uint32_t i = 0; i < nmsrs; i++) {
 		msrs->entries[i].index = vmstate_get_u32(c);
@@ -192,26 +184,26 @@ static int restore_parsed(struct vcpu *v, struct vmstate_cursor *c, struct kvm_c
 		msrs->entries[i].data = vmstate_get_u64(c);
 	}
 	if (vmstate_cursor_done(c))
-		return fail(err, n, -EINVAL, "%s: the section's size does not match its content",
-			    what);
+		return fail_msg(err, n, -EINVAL,
+				"%s: the section's size does not match its content", what);
 
 	/* KVM checks each of these against what this host supports; the order is KVM's. */
 	if (ioctl(fd, KVM_SET_CPUID2, cpuid) < 0)
-		return fail(err, n, -errno, "%s: this host refuses the saved CPUID: %s", what,
-			    strerror(errno));
+		return fail_msg(err, n, -errno, "%s: this host refuses the saved CPUID: %s", what,
+				strerror(errno));
 	if (ioctl(fd, KVM_SET_MP_STATE, &mp) < 0 || ioctl(fd, KVM_SET_REGS, &regs) < 0 ||
 	    ioctl(fd, KVM_SET_SREGS, &sregs) < 0 || ioctl(fd, KVM_SET_XSAVE, &xsave) < 0 ||
 	    (has_xcrs && ioctl(fd, KVM_SET_XCRS, &xcrs) < 0) ||
 	    ioctl(fd, KVM_SET_DEBUGREGS, &dregs) < 0 || ioctl(fd, KVM_SET_LAPIC, &lapic) < 0)
-		return fail(err, n, -errno, "%s: KVM refuses the saved registers: %s", what,
-			    strerror(errno));
+		return fail_msg(err, n, -errno, "%s: KVM refuses the saved registers: %s", what,
+				strerror(errno));
 	r = ioctl(fd, KVM_SET_MSRS, msrs);
 	if (r < 0 || (uint32_t)r != nmsrs)
-		return fail(err, n, -EINVAL, "%s: KVM refuses MSR 0x%x", what,
-			    r < 0 ? 0 : msrs->entries[r].index);
+		return fail_msg(err, n, -EINVAL, "%s: KVM refuses MSR 0x%x", what,
+				r < 0 ? 0 : msrs->entries[r].index);
 	if (ioctl(fd, KVM_SET_VCPU_EVENTS, &events) < 0)
-		return fail(err, n, -errno, "%s: KVM refuses the saved events: %s", what,
-			    strerror(errno));
+		return fail_msg(err, n, -errno, "%s: KVM refuses the saved events: %s", what,
+				strerror(errno));
 	return 0;
 }
 
@@ -223,7 +215,7 @@ int vcpu_state_restore(struct vcpu *v, struct vmstate_cursor *c, char *err, size
 	int r;
 
 	if (!msrs || !cpuid) {
-		r = fail(err, n, -ENOMEM, "out of memory");
+		r = fail_msg(err, n, -ENOMEM, "out of memory");
 		goto out;
 	}
 	r = restore_parsed(v, c, cpuid, msrs, what, sizeof(what), err, n);
@@ -238,7 +230,8 @@ int irqchip_state_save(struct vm *vm, struct vmstate_writer *w, char *err, size_
 	for (uint32_t id = KVM_IRQCHIP_PIC_MASTER; id <= KVM_IRQCHIP_IOAPIC; id++) {
 		struct kvm_irqchip chip = { .chip_id = id };
 		if (ioctl(vm->kvm.vm_fd, KVM_GET_IRQCHIP, &chip) < 0)
-			return fail(err, n, -errno, "KVM_GET_IRQCHIP %u: %s", id, strerror(errno));
+			return fail_msg(err, n, -errno, "KVM_GET_IRQCHIP %u: %s", id,
+					strerror(errno));
 		put_blob(w, &chip, sizeof(chip));
 	}
 	return 0;
@@ -253,14 +246,15 @@ int irqchip_state_restore(struct vm *vm, struct vmstate_cursor *c, char *err, si
 		if ((r = get_blob(c, &chips[id], sizeof(chips[id]), "irqchip", err, n)))
 			return r;
 		if (chips[id].chip_id != id)
-			return fail(err, n, -EINVAL, "irqchip: chip %u stored where %u belongs",
-				    chips[id].chip_id, id);
+			return fail_msg(err, n, -EINVAL, "irqchip: chip %u stored where %u belongs",
+					chips[id].chip_id, id);
 	}
 	if (vmstate_cursor_done(c))
-		return fail(err, n, -EINVAL, "irqchip: the section's size does not match");
+		return fail_msg(err, n, -EINVAL, "irqchip: the section's size does not match");
 	for (uint32_t id = 0; id < 3; id++)
 		if (ioctl(vm->kvm.vm_fd, KVM_SET_IRQCHIP, &chips[id]) < 0)
-			return fail(err, n, -errno, "KVM_SET_IRQCHIP %u: %s", id, strerror(errno));
+			return fail_msg(err, n, -errno, "KVM_SET_IRQCHIP %u: %s", id,
+					strerror(errno));
 	return 0;
 }
 
@@ -269,7 +263,7 @@ int pit_state_save(struct vm *vm, struct vmstate_writer *w, char *err, size_t n)
 	struct kvm_pit_state2 pit;
 
 	if (ioctl(vm->kvm.vm_fd, KVM_GET_PIT2, &pit) < 0)
-		return fail(err, n, -errno, "KVM_GET_PIT2: %s", strerror(errno));
+		return fail_msg(err, n, -errno, "KVM_GET_PIT2: %s", strerror(errno));
 	put_blob(w, &pit, sizeof(pit));
 	return 0;
 }
@@ -282,9 +276,9 @@ int pit_state_restore(struct vm *vm, struct vmstate_cursor *c, char *err, size_t
 	if (r)
 		return r;
 	if (vmstate_cursor_done(c))
-		return fail(err, n, -EINVAL, "PIT: the section's size does not match");
+		return fail_msg(err, n, -EINVAL, "PIT: the section's size does not match");
 	if (ioctl(vm->kvm.vm_fd, KVM_SET_PIT2, &pit) < 0)
-		return fail(err, n, -errno, "KVM_SET_PIT2: %s", strerror(errno));
+		return fail_msg(err, n, -errno, "KVM_SET_PIT2: %s", strerror(errno));
 	return 0;
 }
 
@@ -293,7 +287,7 @@ int clock_state_save(struct vm *vm, struct vmstate_writer *w, char *err, size_t 
 	struct kvm_clock_data clk = { 0 };
 
 	if (ioctl(vm->kvm.vm_fd, KVM_GET_CLOCK, &clk) < 0)
-		return fail(err, n, -errno, "KVM_GET_CLOCK: %s", strerror(errno));
+		return fail_msg(err, n, -errno, "KVM_GET_CLOCK: %s", strerror(errno));
 	vmstate_put_u64(w, clk.clock);
 	return 0;
 }
@@ -304,8 +298,8 @@ int clock_state_restore(struct vm *vm, struct vmstate_cursor *c, char *err, size
 	struct kvm_clock_data clk = { .clock = vmstate_get_u64(c) };
 
 	if (vmstate_cursor_done(c))
-		return fail(err, n, -EINVAL, "kvmclock: the section's size does not match");
+		return fail_msg(err, n, -EINVAL, "kvmclock: the section's size does not match");
 	if (ioctl(vm->kvm.vm_fd, KVM_SET_CLOCK, &clk) < 0)
-		return fail(err, n, -errno, "KVM_SET_CLOCK: %s", strerror(errno));
+		return fail_msg(err, n, -errno, "KVM_SET_CLOCK: %s", strerror(errno));
 	return 0;
 }

@@ -1,21 +1,12 @@
 /* The MACHINE section: a VM's configuration, written and read field by field. */
 #include "vmm/machine_state.h"
+#include "core/util.h"
 #include "virtio/vsock.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int fail(char *err, size_t n, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, n, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
 
 static void put_str(struct vmstate_writer *w, const char *s)
 {
@@ -86,17 +77,18 @@ int machine_state_restore(struct vmm_config *o, struct vmstate_cursor *cur, char
 	o->cpus = vmstate_get_u32(cur);
 	o->mem_mib = vmstate_get_u64(cur);
 	if (o->cpus < 1 || o->cpus > VMM_MAX_CPUS)
-		return fail(err, n, "machine: %u vCPUs (1 to %d)", o->cpus, VMM_MAX_CPUS);
+		return fail_msg(err, n, -EINVAL, "machine: %u vCPUs (1 to %d)", o->cpus,
+				VMM_MAX_CPUS);
 	if (o->mem_mib < VMM_MIN_MEM_MIB || o->mem_mib > VMM_MAX_MEM_MIB)
-		return fail(err, n, "machine: %llu MiB of RAM (%d to %llu)",
-			    (unsigned long long)o->mem_mib, VMM_MIN_MEM_MIB, VMM_MAX_MEM_MIB);
+		return fail_msg(err, n, -EINVAL, "machine: %llu MiB of RAM (%d to %llu)",
+				(unsigned long long)o->mem_mib, VMM_MIN_MEM_MIB, VMM_MAX_MEM_MIB);
 	o->template_set = vmstate_get_bool(cur);
 	uint8_t t = vmstate_get_u8(cur), tr = vmstate_get_u8(cur), rb = vmstate_get_u8(cur);
 	if (t > CPU_TEMPLATE_COMPAT || tr > TRANSPORT_MMIO || rb > ON_REBOOT_RESTART)
-		return fail(err, n,
-			    "machine: CPU template %u, transport %u or reboot action %u "
-			    "out of range",
-			    t, tr, rb);
+		return fail_msg(err, n, -EINVAL,
+				"machine: CPU template %u, transport %u or reboot action %u "
+				"out of range",
+				t, tr, rb);
 	o->cpu_template = t;
 	o->transport = tr;
 	o->on_reboot = rb;
@@ -104,52 +96,56 @@ int machine_state_restore(struct vmm_config *o, struct vmstate_cursor *cur, char
 	o->rng = vmstate_get_bool(cur);
 	o->ndisks = vmstate_get_u32(cur);
 	if (o->ndisks > VMM_MAX_DISKS)
-		return fail(err, n, "machine: %u disks (at most %d)", o->ndisks, VMM_MAX_DISKS);
+		return fail_msg(err, n, -EINVAL, "machine: %u disks (at most %d)", o->ndisks,
+				VMM_MAX_DISKS);
 	for (unsigned int i = 0; i < o->ndisks; i++) {
 		struct disk_config *d = &o->disks[i];
 		memset(d, 0, sizeof(*d));
 		if (get_str(cur, path, sizeof(path) - 1) || !path[0])
-			return fail(err, n, "machine: disk %u: bad path", i);
+			return fail_msg(err, n, -EINVAL, "machine: disk %u: bad path", i);
 		d->readonly = vmstate_get_bool(cur);
 		uint8_t cache = vmstate_get_u8(cur), eng = vmstate_get_u8(cur);
 		if (cache > DISK_CACHE_NONE || eng > DISK_ENGINE_THREADS)
-			return fail(err, n, "machine: disk %u: cache %u or engine %u out of range",
-				    i, cache, eng);
+			return fail_msg(err, n, -EINVAL,
+					"machine: disk %u: cache %u or engine %u out of range", i,
+					cache, eng);
 		d->cache = cache;
 		d->engine = eng;
 		if (get_str(cur, d->id, DISK_ID_MAX))
-			return fail(err, n, "machine: disk %u: bad id", i);
+			return fail_msg(err, n, -EINVAL, "machine: disk %u: bad id", i);
 		d->path = strdup(path);
 		if (!d->path)
-			return fail(err, n, "out of memory");
+			return fail_msg(err, n, -EINVAL, "out of memory");
 	}
 	o->nnets = vmstate_get_u32(cur);
 	if (o->nnets > VMM_MAX_NETS)
-		return fail(err, n, "machine: %u NICs (at most %d)", o->nnets, VMM_MAX_NETS);
+		return fail_msg(err, n, -EINVAL, "machine: %u NICs (at most %d)", o->nnets,
+				VMM_MAX_NETS);
 	for (unsigned int i = 0; i < o->nnets; i++) {
 		struct net_config *nc = &o->nets[i];
 		memset(nc, 0, sizeof(*nc));
 		if (get_str(cur, nc->id, NET_ID_MAX))
-			return fail(err, n, "machine: NIC %u: bad id", i);
+			return fail_msg(err, n, -EINVAL, "machine: NIC %u: bad id", i);
 		uint8_t kind = vmstate_get_u8(cur);
 		if (kind > NET_USER)
-			return fail(err, n, "machine: NIC %u: backend kind %u out of range", i,
-				    kind);
+			return fail_msg(err, n, -EINVAL,
+					"machine: NIC %u: backend kind %u out of range", i, kind);
 		nc->kind = kind;
 		if (get_str(cur, nc->tap_name, IFNAMSIZ - 1))
-			return fail(err, n, "machine: NIC %u: bad TAP name", i);
+			return fail_msg(err, n, -EINVAL, "machine: NIC %u: bad TAP name", i);
 		vmstate_get(cur, nc->mac, 6);
 		nc->mac_given = true;
 		nc->mtu = vmstate_get_u16(cur);
 		if (nc->mtu && nc->mtu < NET_MTU_MIN)
-			return fail(err, n, "machine: NIC %u: MTU %u (%d to %d)", i, nc->mtu,
-				    NET_MTU_MIN, NET_MTU_MAX);
+			return fail_msg(err, n, -EINVAL, "machine: NIC %u: MTU %u (%d to %d)", i,
+					nc->mtu, NET_MTU_MIN, NET_MTU_MAX);
 		/* A tap fd belonged to the old process; a restore names a TAP instead. */
 		nc->tap_fd = -1;
 		nc->nhostfwd = vmstate_get_u32(cur);
 		if (nc->nhostfwd > NET_MAX_HOSTFWD)
-			return fail(err, n, "machine: NIC %u: %u port forwards (at most %d)", i,
-				    nc->nhostfwd, NET_MAX_HOSTFWD);
+			return fail_msg(err, n, -EINVAL,
+					"machine: NIC %u: %u port forwards (at most %d)", i,
+					nc->nhostfwd, NET_MAX_HOSTFWD);
 		for (unsigned int f = 0; f < nc->nhostfwd; f++) {
 			struct slirp_hostfwd *h = &nc->hostfwd[f];
 			h->udp = vmstate_get_bool(cur);
@@ -162,12 +158,13 @@ int machine_state_restore(struct vmm_config *o, struct vmstate_cursor *cur, char
 	o->vsock.enabled = vmstate_get_bool(cur);
 	o->vsock.cid = vmstate_get_u64(cur);
 	if (get_str(cur, o->vsock.path, VSOCK_UDS_PATH_MAX))
-		return fail(err, n, "machine: bad vsock socket path");
+		return fail_msg(err, n, -EINVAL, "machine: bad vsock socket path");
 	if (o->vsock.enabled && (o->vsock.cid < VSOCK_CID_MIN || o->vsock.cid > VSOCK_CID_MAX))
-		return fail(err, n, "machine: vsock CID %llu (%llu to %llu)",
-			    (unsigned long long)o->vsock.cid, VSOCK_CID_MIN, VSOCK_CID_MAX);
+		return fail_msg(err, n, -EINVAL, "machine: vsock CID %llu (%llu to %llu)",
+				(unsigned long long)o->vsock.cid, VSOCK_CID_MIN, VSOCK_CID_MAX);
 	if (vmstate_cursor_done(cur))
-		return fail(err, n, "machine: the section's size does not match its content");
+		return fail_msg(err, n, -EINVAL,
+				"machine: the section's size does not match its content");
 	return 0;
 }
 

@@ -32,16 +32,6 @@
 #define DRAIN_TIMEOUT_MS 10000
 #define STATE_FILE_MAX (1ULL << 30)
 
-static int fail(char *err, size_t n, int r, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, n, fmt, ap);
-	va_end(ap);
-	return r;
-}
-
 /* ---- the virtio devices, in the order virtio_setup() attached them ---- */
 
 enum vdev_kind { VDEV_BLK, VDEV_RNG, VDEV_NET, VDEV_VSOCK };
@@ -197,7 +187,7 @@ static int write_state(struct vm *vm, int fd, const struct mem_file_info *mem, c
 	int r;
 
 	if ((r = vmstate_writer_init(&w, fd)))
-		return fail(err, n, r, "cannot write the state file: %s", strerror(-r));
+		return fail_msg(err, n, r, "cannot write the state file: %s", strerror(-r));
 	vmstate_begin(&w, VMSTATE_TAG_MACHINE, 0, MACHINE_STATE_VERSION);
 	machine_state_save(&vm->cfg, &w);
 	vmstate_end(&w);
@@ -226,7 +216,7 @@ static int write_state(struct vm *vm, int fd, const struct mem_file_info *mem, c
 	if (r)
 		return r;
 	if (wr)
-		return fail(err, n, wr, "cannot write the state file: %s", strerror(-wr));
+		return fail_msg(err, n, wr, "cannot write the state file: %s", strerror(-wr));
 	return 0;
 }
 
@@ -242,17 +232,17 @@ static int check_targets(struct vm *vm, const char *state_path, const char *mem_
 	char abs[PATH_MAX];
 
 	if (stat(state_path, &st) == 0 && !S_ISREG(st.st_mode))
-		return fail(err, n, -EINVAL, "'snapshot_path': '%s' exists and is not a file",
-			    state_path);
+		return fail_msg(err, n, -EINVAL, "'snapshot_path': '%s' exists and is not a file",
+				state_path);
 	if (stat(mem_path, &st) == 0 && !S_ISREG(st.st_mode))
-		return fail(err, n, -EINVAL, "'mem_file_path': '%s' exists and is not a file",
-			    mem_path);
+		return fail_msg(err, n, -EINVAL, "'mem_file_path': '%s' exists and is not a file",
+				mem_path);
 	if (diff && realpath(mem_path, abs)) {
 		char why[512];
 		int r = mem_file_check_chain(vm->last_mem.path, vm->mem.size, vm->last_mem.id, abs,
 					     why, sizeof(why));
 		if (r)
-			return fail(err, n, r, "'mem_file_path': %s", why);
+			return fail_msg(err, n, r, "'mem_file_path': %s", why);
 	}
 	return 0;
 }
@@ -277,37 +267,40 @@ int vm_snapshot_create(struct vm *vm, const char *state_path, const char *mem_pa
 	int sfd = -1, mfd = -1, r;
 
 	if (!vm_is_paused(vm))
-		return fail(err, n, -EINVAL, "the microVM must be paused (PATCH /vm Paused) first");
+		return fail_msg(err, n, -EINVAL,
+				"the microVM must be paused (PATCH /vm Paused) first");
 	if (diff && !vm->cfg.track_dirty)
-		return fail(err, n, -EINVAL,
-			    "a Diff snapshot needs track_dirty_pages (machine-config, or "
-			    "snapshot/load)");
+		return fail_msg(err, n, -EINVAL,
+				"a Diff snapshot needs track_dirty_pages (machine-config, or "
+				"snapshot/load)");
 	if (diff && !vm->last_mem.valid)
-		return fail(err, n, -EINVAL,
-			    "a Diff snapshot needs an earlier snapshot of this VM to build on (a "
-			    "Full one, or the one it was restored from)");
+		return fail_msg(
+			err, n, -EINVAL,
+			"a Diff snapshot needs an earlier snapshot of this VM to build on (a "
+			"Full one, or the one it was restored from)");
 	if ((r = check_targets(vm, state_path, mem_path, diff, err, n)))
 		return r;
 	/* Everything the guest asked of its disks completes and is durable first. */
 	for (unsigned int i = 0; i < vm->cfg.ndisks; i++) {
 		if ((r = virtio_blk_drain(vm->blk[i], DRAIN_TIMEOUT_MS)))
-			return fail(err, n, r, "disk %u did not finish its requests: %s", i,
-				    strerror(-r));
+			return fail_msg(err, n, r, "disk %u did not finish its requests: %s", i,
+					strerror(-r));
 		if (!vm->blk[i]->disk.readonly && fdatasync(vm->blk[i]->disk.fd) < 0)
-			return fail(err, n, -errno, "cannot flush disk %u: %s", i, strerror(errno));
+			return fail_msg(err, n, -errno, "cannot flush disk %u: %s", i,
+					strerror(errno));
 	}
 	if (vm->cfg.track_dirty && (r = collect_dirty(vm)))
-		return fail(err, n, r, "cannot read the dirty page log: %s", strerror(-r));
+		return fail_msg(err, n, r, "cannot read the dirty page log: %s", strerror(-r));
 
 	if ((mfd = open_tmp(mem_path, mem_tmp, sizeof(mem_tmp))) < 0) {
-		r = fail(err, n, mfd, "'mem_file_path': cannot create '%s': %s", mem_tmp,
-			 strerror(-mfd));
+		r = fail_msg(err, n, mfd, "'mem_file_path': cannot create '%s': %s", mem_tmp,
+			     strerror(-mfd));
 		mfd = -1;
 		goto fail;
 	}
 	if ((sfd = open_tmp(state_path, state_tmp, sizeof(state_tmp))) < 0) {
-		r = fail(err, n, sfd, "'snapshot_path': cannot create '%s': %s", state_tmp,
-			 strerror(-sfd));
+		r = fail_msg(err, n, sfd, "'snapshot_path': cannot create '%s': %s", state_tmp,
+			     strerror(-sfd));
 		sfd = -1;
 		goto fail;
 	}
@@ -317,19 +310,20 @@ int vm_snapshot_create(struct vm *vm, const char *state_path, const char *mem_pa
 	}
 	if ((r = mem_file_write(&vm->mem, mfd, diff ? vm->dirty_pending : NULL, &base, &info)) ||
 	    (fsync(mfd) < 0 && (r = -errno))) {
-		fail(err, n, r, "cannot write the memory file: %s", strerror(-r));
+		fail_msg(err, n, r, "cannot write the memory file: %s", strerror(-r));
 		goto fail;
 	}
 	if ((r = write_state(vm, sfd, &info, err, n)))
 		goto fail;
 	if (fsync(sfd) < 0) {
-		r = fail(err, n, -errno, "cannot write the state file: %s", strerror(errno));
+		r = fail_msg(err, n, -errno, "cannot write the state file: %s", strerror(errno));
 		goto fail;
 	}
 	/* The memory file first: a state file is never visible without its memory. */
 	if (rename(mem_tmp, mem_path) < 0 || fsync_dir_of(mem_path) ||
 	    rename(state_tmp, state_path) < 0 || fsync_dir_of(state_path)) {
-		r = fail(err, n, -errno, "cannot put the snapshot in place: %s", strerror(errno));
+		r = fail_msg(err, n, -errno, "cannot put the snapshot in place: %s",
+			     strerror(errno));
 		goto fail;
 	}
 	close(mfd);
@@ -364,15 +358,16 @@ static int disk_free_to_use(const struct disk_config *d, char *err, size_t n)
 	int fd = open(d->path, (d->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 
 	if (fd < 0)
-		return fail(err, n, -errno, "disk '%s' of the snapshot: %s", d->path,
-			    strerror(errno));
+		return fail_msg(err, n, -errno, "disk '%s' of the snapshot: %s", d->path,
+				strerror(errno));
 	int r = fcntl(fd, F_OFD_GETLK, &fl);
 	close(fd);
 	if (r == 0 && fl.l_type != F_UNLCK)
-		return fail(err, n, -EBUSY,
-			    "disk '%s' of the snapshot is in use by another process (the VM it was "
-			    "taken of? stop it, or restore with tern_clone / --clone)",
-			    d->path);
+		return fail_msg(
+			err, n, -EBUSY,
+			"disk '%s' of the snapshot is in use by another process (the VM it was "
+			"taken of? stop it, or restore with tern_clone / --clone)",
+			d->path);
 	return 0;
 }
 
@@ -386,38 +381,39 @@ int snapshot_load_prepare(struct snapshot_load *l, const char *state_path, const
 	memset(l, 0, sizeof(*l));
 	r = file_read_all(state_path, &l->buf, &len);
 	if (r == -EINVAL)
-		return fail(err, n, r, "'snapshot_path': '%s' is not a regular file", state_path);
+		return fail_msg(err, n, r, "'snapshot_path': '%s' is not a regular file",
+				state_path);
 	if (r)
-		return fail(err, n, r, "'snapshot_path': cannot read '%s': %s", state_path,
-			    strerror(-r));
+		return fail_msg(err, n, r, "'snapshot_path': cannot read '%s': %s", state_path,
+				strerror(-r));
 	if (len > STATE_FILE_MAX)
-		return fail(err, n, -EINVAL, "'snapshot_path': '%s' is larger than a state file",
-			    state_path);
+		return fail_msg(err, n, -EINVAL,
+				"'snapshot_path': '%s' is larger than a state file", state_path);
 	char why[256];
 	if (vmstate_file_parse(&l->file, l->buf, len, why, sizeof(why)))
-		return fail(err, n, -EINVAL, "'snapshot_path': '%s': %s", state_path, why);
+		return fail_msg(err, n, -EINVAL, "'snapshot_path': '%s': %s", state_path, why);
 
 	struct vmstate_cursor c;
 	const struct vmstate_section *s = vmstate_find(&l->file, VMSTATE_TAG_MACHINE, 0);
 	if (!s || s->version != MACHINE_STATE_VERSION)
-		return fail(err, n, -EINVAL, "'%s': no machine section this tern-vmm reads",
-			    state_path);
+		return fail_msg(err, n, -EINVAL, "'%s': no machine section this tern-vmm reads",
+				state_path);
 	/* The command line's process settings stay; the machine comes from the file. */
 	l->cfg = *base;
 	vmstate_cursor_init(&c, s);
 	if ((r = machine_state_restore(&l->cfg, &c, why, sizeof(why))))
-		return fail(err, n, r, "'%s': %s", state_path, why);
+		return fail_msg(err, n, r, "'%s': %s", state_path, why);
 	s = vmstate_find(&l->file, VMSTATE_TAG_MEMORY, 0);
 	if (!s || s->version != MEMORY_STATE_VERSION)
-		return fail(err, n, -EINVAL, "'%s': no memory section this tern-vmm reads",
-			    state_path);
+		return fail_msg(err, n, -EINVAL, "'%s': no memory section this tern-vmm reads",
+				state_path);
 	vmstate_cursor_init(&c, s);
 	uint8_t kind = vmstate_get_u8(&c);
 	uint64_t size = vmstate_get_u64(&c);
 	vmstate_get(&c, l->mem_id, 16);
 	if (vmstate_cursor_done(&c) || kind > MEM_FILE_DIFF || size != l->cfg.mem_mib << 20)
-		return fail(err, n, -EINVAL, "'%s': its memory section does not match its machine",
-			    state_path);
+		return fail_msg(err, n, -EINVAL,
+				"'%s': its memory section does not match its machine", state_path);
 
 	for (unsigned int i = 0; i < o->nnets; i++) {
 		unsigned int j;
@@ -425,27 +421,28 @@ int snapshot_load_prepare(struct snapshot_load *l, const char *state_path, const
 			if (!strcmp(l->cfg.nets[j].id, o->nets[i].iface_id))
 				break;
 		if (j == l->cfg.nnets)
-			return fail(err, n, -EINVAL,
-				    "'network_overrides': the snapshot has no interface '%s'",
-				    o->nets[i].iface_id);
+			return fail_msg(err, n, -EINVAL,
+					"'network_overrides': the snapshot has no interface '%s'",
+					o->nets[i].iface_id);
 		l->cfg.nets[j].kind = NET_TAP;
 		snprintf(l->cfg.nets[j].tap_name, sizeof(l->cfg.nets[j].tap_name), "%s",
 			 o->nets[i].host_dev_name);
 	}
 	if (o->vsock_uds) {
 		if (!l->cfg.vsock.enabled)
-			return fail(err, n, -EINVAL, "'vsock_override': the snapshot has no vsock");
+			return fail_msg(err, n, -EINVAL,
+					"'vsock_override': the snapshot has no vsock");
 		if (vsock_uds_check_path(o->vsock_uds, why, sizeof(why)) < 0)
-			return fail(err, n, -EINVAL, "'vsock_override': %s", why);
+			return fail_msg(err, n, -EINVAL, "'vsock_override': %s", why);
 		snprintf(l->cfg.vsock.path, sizeof(l->cfg.vsock.path), "%s", o->vsock_uds);
 	}
 	l->cfg.track_dirty = o->track_dirty;
 	l->cfg.clone = o->clone;
 	/* The memory file (and a diff's bases) are checked now too, while nothing is built. */
 	if ((r = mem_file_check_chain(mem_path, size, l->mem_id, NULL, why, sizeof(why))))
-		return fail(err, n, r, "'mem_backend': %s (state file '%s')", why, state_path);
+		return fail_msg(err, n, r, "'mem_backend': %s (state file '%s')", why, state_path);
 	if (o->clone && (r = clone_identity(&l->cfg, o->vsock_uds != NULL, why, sizeof(why))))
-		return fail(err, n, r, "%s", why);
+		return fail_msg(err, n, r, "%s", why);
 	for (unsigned int i = 0; i < l->cfg.ndisks; i++)
 		if ((r = disk_free_to_use(&l->cfg.disks[i], err, n)))
 			return r;
@@ -458,12 +455,12 @@ static int restore_section(struct snapshot_load *l, uint32_t tag, uint32_t insta
 	const struct vmstate_section *s = vmstate_find(&l->file, tag, instance);
 
 	if (!s)
-		return fail(err, n, -EINVAL, "the state file has no %s %u section",
-			    vmstate_tag_name(tag), instance);
+		return fail_msg(err, n, -EINVAL, "the state file has no %s %u section",
+				vmstate_tag_name(tag), instance);
 	if (s->version != version)
-		return fail(err, n, -EINVAL,
-			    "%s %u: section version %u; this tern-vmm reads version %u",
-			    vmstate_tag_name(tag), instance, s->version, version);
+		return fail_msg(err, n, -EINVAL,
+				"%s %u: section version %u; this tern-vmm reads version %u",
+				vmstate_tag_name(tag), instance, s->version, version);
 	vmstate_cursor_init(c, s);
 	return 0;
 }
@@ -576,7 +573,7 @@ int snapshot_describe(const char *path, FILE *out, char *err, size_t n)
 	size_t len;
 	if (file_read_all(path, &l.buf, &len) || vmstate_file_parse(&l.file, l.buf, len, err, n)) {
 		snapshot_load_free(&l);
-		return fail(err, n, -EIO, "'%s' changed while it was read", path);
+		return fail_msg(err, n, -EIO, "'%s' changed while it was read", path);
 	}
 	const struct vmstate_section *s = vmstate_find(&l.file, VMSTATE_TAG_MACHINE, 0);
 	if (s && s->version == MACHINE_STATE_VERSION) {

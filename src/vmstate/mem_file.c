@@ -1,5 +1,6 @@
 /* Writing and mapping snapshot memory files (see mem_file.h). */
 #include "vmstate/mem_file.h"
+#include "core/util.h"
 #include "vmstate/vmstate.h"
 
 #include <errno.h>
@@ -16,16 +17,6 @@
 
 #define MAGIC "TERNMEM1"
 #define CHUNK (64 * 1024ULL) /* zero detection and write granularity of full files */
-
-static int fail(char *err, size_t n, int r, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, n, fmt, ap);
-	va_end(ap);
-	return r;
-}
 
 static int pwrite_all(int fd, const void *buf, size_t len, off_t off)
 {
@@ -150,26 +141,26 @@ static int read_trailer(int fd, uint64_t size, struct mem_file_info *info, const
 	int r = 0;
 
 	if (!t)
-		return fail(err, n, -ENOMEM, "out of memory");
+		return fail_msg(err, n, -ENOMEM, "out of memory");
 	if (fstat(fd, &st) < 0) {
-		r = fail(err, n, -errno, "%s: %s", path, strerror(errno));
+		r = fail_msg(err, n, -errno, "%s: %s", path, strerror(errno));
 		goto out;
 	}
 	if ((uint64_t)st.st_size < size + MEM_FILE_TRAILER) {
-		r = fail(err, n, -EINVAL,
-			 "%s: %llu bytes; a memory file for %llu MiB of RAM has "
-			 "at least %llu",
-			 path, (unsigned long long)st.st_size, (unsigned long long)(size >> 20),
-			 (unsigned long long)(size + MEM_FILE_TRAILER));
+		r = fail_msg(err, n, -EINVAL,
+			     "%s: %llu bytes; a memory file for %llu MiB of RAM has "
+			     "at least %llu",
+			     path, (unsigned long long)st.st_size, (unsigned long long)(size >> 20),
+			     (unsigned long long)(size + MEM_FILE_TRAILER));
 		goto out;
 	}
 	if (pread(fd, t, MEM_FILE_TRAILER, (off_t)size) != (ssize_t)MEM_FILE_TRAILER) {
-		r = fail(err, n, -EIO, "%s: cannot read its trailer", path);
+		r = fail_msg(err, n, -EIO, "%s: cannot read its trailer", path);
 		goto out;
 	}
 	if (memcmp(t, MAGIC, 8) ||
 	    get_le(t + MEM_FILE_TRAILER - 4, 4) != vmstate_crc32(0, t, MEM_FILE_TRAILER - 4)) {
-		r = fail(err, n, -EINVAL, "%s: not a tern memory file, or a damaged one", path);
+		r = fail_msg(err, n, -EINVAL, "%s: not a tern memory file, or a damaged one", path);
 		goto out;
 	}
 	memset(info, 0, sizeof(*info));
@@ -180,8 +171,8 @@ static int read_trailer(int fd, uint64_t size, struct mem_file_info *info, const
 	uint64_t plen = get_le(t + 52, 4);
 	if (info->kind > MEM_FILE_DIFF || info->size != size || plen > MEM_FILE_BASE_PATH_MAX ||
 	    (info->kind == MEM_FILE_DIFF && plen == 0)) {
-		r = fail(err, n, -EINVAL, "%s: its trailer does not describe %llu MiB of RAM", path,
-			 (unsigned long long)(size >> 20));
+		r = fail_msg(err, n, -EINVAL, "%s: its trailer does not describe %llu MiB of RAM",
+			     path, (unsigned long long)(size >> 20));
 		goto out;
 	}
 	memcpy(info->base_path, t + 56, plen);
@@ -196,9 +187,9 @@ int mem_file_read_info(int fd, struct mem_file_info *info, char *err, size_t n)
 	struct stat st;
 
 	if (fstat(fd, &st) < 0)
-		return fail(err, n, -errno, "%s", strerror(errno));
+		return fail_msg(err, n, -errno, "%s", strerror(errno));
 	if ((uint64_t)st.st_size < MEM_FILE_TRAILER)
-		return fail(err, n, -EINVAL, "too small for a tern memory file");
+		return fail_msg(err, n, -EINVAL, "too small for a tern memory file");
 	/* A full file is RAM + trailer; a diff adds its bitmap: try both sizes. */
 	uint64_t size = (uint64_t)st.st_size - MEM_FILE_TRAILER;
 	if (read_trailer(fd, size, info, "memory file", err, n) == 0)
@@ -210,7 +201,7 @@ int mem_file_read_info(int fd, struct mem_file_info *info, char *err, size_t n)
 		if (ram + (pages + 7) / 8 < size)
 			break;
 	}
-	return fail(err, n, -EINVAL, "not a tern memory file");
+	return fail_msg(err, n, -EINVAL, "not a tern memory file");
 }
 
 /* Maps one file of a chain over [host, host + size): the whole of it, or its pages. */
@@ -221,23 +212,24 @@ static int map_level(uint8_t *host, uint64_t size, const char *path, const uint8
 	int fd = open(path, O_RDONLY | O_CLOEXEC), r;
 
 	if (fd < 0)
-		return fail(err, n, -errno, "memory file '%s': %s", path, strerror(errno));
+		return fail_msg(err, n, -errno, "memory file '%s': %s", path, strerror(errno));
 	if ((r = read_trailer(fd, size, &info, path, err, n)))
 		goto out;
 	if (memcmp(info.id, id, 16)) {
-		r = fail(err, n, -EINVAL,
-			 "memory file '%s' belongs to another snapshot than its state file", path);
+		r = fail_msg(err, n, -EINVAL,
+			     "memory file '%s' belongs to another snapshot than its state file",
+			     path);
 		goto out;
 	}
 	if (info.kind == MEM_FILE_FULL) {
 		if (mmap(host, size, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, fd, 0) == MAP_FAILED)
-			r = fail(err, n, -errno, "cannot map '%s': %s", path, strerror(errno));
+			r = fail_msg(err, n, -errno, "cannot map '%s': %s", path, strerror(errno));
 		goto out;
 	}
 	if (depth >= MEM_FILE_MAX_CHAIN) {
-		r = fail(err, n, -EINVAL, "'%s': more than %d diff snapshots on one full one", path,
-			 MEM_FILE_MAX_CHAIN);
+		r = fail_msg(err, n, -EINVAL, "'%s': more than %d diff snapshots on one full one",
+			     path, MEM_FILE_MAX_CHAIN);
 		goto out;
 	}
 	if ((r = map_level(host, size, info.base_path, info.base_id, depth + 1, err, n)))
@@ -245,11 +237,11 @@ static int map_level(uint8_t *host, uint64_t size, const char *path, const uint8
 	uint64_t pages = size / MEM_FILE_PAGE, bm_len = (pages + 7) / 8;
 	uint8_t *bm = malloc(bm_len);
 	if (!bm) {
-		r = fail(err, n, -ENOMEM, "out of memory");
+		r = fail_msg(err, n, -ENOMEM, "out of memory");
 		goto out;
 	}
 	if (pread(fd, bm, bm_len, (off_t)(size + MEM_FILE_TRAILER)) != (ssize_t)bm_len) {
-		r = fail(err, n, -EIO, "'%s': cannot read its page bitmap", path);
+		r = fail_msg(err, n, -EIO, "'%s': cannot read its page bitmap", path);
 		free(bm);
 		goto out;
 	}
@@ -264,8 +256,8 @@ static int map_level(uint8_t *host, uint64_t size, const char *path, const uint8
 		if (mmap(host + p * MEM_FILE_PAGE, (q - p) * MEM_FILE_PAGE, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, fd,
 			 (off_t)(p * MEM_FILE_PAGE)) == MAP_FAILED)
-			r = fail(err, n, -errno, "cannot map pages of '%s': %s", path,
-				 strerror(errno));
+			r = fail_msg(err, n, -errno, "cannot map pages of '%s': %s", path,
+				     strerror(errno));
 		p = q;
 	}
 	free(bm);
@@ -288,26 +280,28 @@ int mem_file_check_chain(const char *path, uint64_t size, const uint8_t id[16], 
 		char abs[PATH_MAX];
 		int fd = open(cur, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
-			return fail(err, n, -errno, "%smemory file '%s': %s", depth ? "base " : "",
-				    cur, strerror(errno));
+			return fail_msg(err, n, -errno, "%smemory file '%s': %s",
+					depth ? "base " : "", cur, strerror(errno));
 		r = read_trailer(fd, size, &info, cur, err, n);
 		close(fd);
 		if (r)
 			return r;
 		if (memcmp(info.id, want, 16))
-			return fail(err, n, -EINVAL,
-				    "%smemory file '%s' belongs to another snapshot",
-				    depth ? "base " : "", cur);
+			return fail_msg(err, n, -EINVAL,
+					"%smemory file '%s' belongs to another snapshot",
+					depth ? "base " : "", cur);
 		if (avoid && realpath(cur, abs) && !strcmp(abs, avoid))
-			return fail(err, n, -EINVAL,
-				    "'%s' is a memory file this snapshot builds on; a diff cannot "
-				    "replace it",
-				    avoid);
+			return fail_msg(
+				err, n, -EINVAL,
+				"'%s' is a memory file this snapshot builds on; a diff cannot "
+				"replace it",
+				avoid);
 		if (info.kind == MEM_FILE_FULL)
 			return 0;
 		if (depth + 1 >= MEM_FILE_MAX_CHAIN)
-			return fail(err, n, -EINVAL, "more than %d diff snapshots on one full one",
-				    MEM_FILE_MAX_CHAIN);
+			return fail_msg(err, n, -EINVAL,
+					"more than %d diff snapshots on one full one",
+					MEM_FILE_MAX_CHAIN);
 		snprintf(cur, sizeof(cur), "%s", info.base_path);
 		memcpy(want, info.base_id, 16);
 	}
@@ -322,8 +316,8 @@ int mem_file_map(struct guest_mem *m, const char *path, uint64_t size, const uin
 	int r;
 
 	if (host == MAP_FAILED)
-		return fail(err, n, -errno, "cannot reserve %llu MiB: %s",
-			    (unsigned long long)(size >> 20), strerror(errno));
+		return fail_msg(err, n, -errno, "cannot reserve %llu MiB: %s",
+				(unsigned long long)(size >> 20), strerror(errno));
 	if ((r = map_level(host, size, path, id, 0, err, n))) {
 		munmap(host, size);
 		return r;

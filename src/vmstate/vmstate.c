@@ -5,6 +5,7 @@
  * depend on the host's byte order or struct layout.
  */
 #include "vmstate/vmstate.h"
+#include "core/util.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -326,21 +327,6 @@ int vmstate_writer_finish(struct vmstate_writer *w)
 
 /* ---- reading ---- */
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (err && errlen) {
-		va_list ap;
-
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
-
 /* "vcpu 1", "end marker" or, for a tag this build does not know, "tag 77 instance 1". */
 static const char *label(char *buf, size_t len, uint32_t tag, uint32_t instance)
 {
@@ -359,29 +345,33 @@ static int parse_header(struct vmstate_file *f, const uint8_t *buf, size_t len, 
 			size_t errlen)
 {
 	if (len < VMSTATE_HEADER_SIZE)
-		return fail(err, errlen,
-			    "not a tern state file: %zu bytes, the header alone needs %d", len,
-			    VMSTATE_HEADER_SIZE);
+		return fail_msg(err, errlen, -EINVAL,
+				"not a tern state file: %zu bytes, the header alone needs %d", len,
+				VMSTATE_HEADER_SIZE);
 	if (memcmp(buf, VMSTATE_MAGIC, MAGIC_LEN) != 0)
-		return fail(err, errlen, "not a tern state file (no %s magic)", VMSTATE_MAGIC);
+		return fail_msg(err, errlen, -EINVAL, "not a tern state file (no %s magic)",
+				VMSTATE_MAGIC);
 	/*
 	 * The version comes before the CRC: another version may lay out the rest of its header
 	 * differently, and "format version 2" is what its user needs to hear, not "bad CRC".
 	 */
 	f->version = le32(buf + 8);
 	if (f->version != VMSTATE_VERSION)
-		return fail(err, errlen, "format version %u; this tern-vmm reads version %d",
-			    f->version, VMSTATE_VERSION);
+		return fail_msg(err, errlen, -EINVAL,
+				"format version %u; this tern-vmm reads version %d", f->version,
+				VMSTATE_VERSION);
 	if (le32(buf + 24) != vmstate_crc32(0, buf, 24))
-		return fail(err, errlen, "header CRC mismatch: the file is corrupted");
+		return fail_msg(err, errlen, -EINVAL, "header CRC mismatch: the file is corrupted");
 	f->arch = le32(buf + 12);
 	if (f->arch != VMSTATE_ARCH_X86_64)
-		return fail(err, errlen, "architecture %u; this tern-vmm restores x86-64 (%d)",
-			    f->arch, VMSTATE_ARCH_X86_64);
+		return fail_msg(err, errlen, -EINVAL,
+				"architecture %u; this tern-vmm restores x86-64 (%d)", f->arch,
+				VMSTATE_ARCH_X86_64);
 	uint64_t flags = le64(buf + 16);
 	if (flags)
-		return fail(err, errlen, "header flags 0x%llx: this tern-vmm knows none",
-			    (unsigned long long)flags);
+		return fail_msg(err, errlen, -EINVAL,
+				"header flags 0x%llx: this tern-vmm knows none",
+				(unsigned long long)flags);
 	return 0;
 }
 
@@ -431,10 +421,10 @@ static int check_duplicates(const struct vmstate_file *f, char *err, size_t errl
 	if (!later)
 		return 0;
 	char name[64];
-	return fail(err, errlen,
-		    "duplicate section %td (%s): section %td has the same tag and instance",
-		    later - f->sections, label(name, sizeof(name), later->tag, later->instance),
-		    first - f->sections);
+	return fail_msg(err, errlen, -EINVAL,
+			"duplicate section %td (%s): section %td has the same tag and instance",
+			later - f->sections, label(name, sizeof(name), later->tag, later->instance),
+			first - f->sections);
 }
 
 /*
@@ -445,13 +435,14 @@ static int check_end(uint32_t instance, uint32_t version, uint64_t plen, size_t 
 		     size_t errlen)
 {
 	if (plen || instance || version)
-		return fail(
-			err, errlen,
+		return fail_msg(
+			err, errlen, -EINVAL,
 			"end marker: instance %u, version %u, %llu payload bytes; all must be 0",
 			instance, version, (unsigned long long)plen);
 	if (trailing)
-		return fail(err, errlen, "trailing data: %zu byte%s after the end marker", trailing,
-			    trailing == 1 ? "" : "s");
+		return fail_msg(err, errlen, -EINVAL,
+				"trailing data: %zu byte%s after the end marker", trailing,
+				trailing == 1 ? "" : "s");
 	return 0;
 }
 
@@ -466,11 +457,13 @@ static int parse_sections(struct vmstate_file *f, const uint8_t *buf, size_t len
 		size_t left = len - off;
 
 		if (left == 0)
-			return fail(err, errlen, "no end marker: the file is truncated");
+			return fail_msg(err, errlen, -EINVAL,
+					"no end marker: the file is truncated");
 		if (left < VMSTATE_SECTION_HEADER_SIZE)
-			return fail(err, errlen,
-				    "truncated: section %u needs a %d-byte header, %zu bytes left",
-				    i, VMSTATE_SECTION_HEADER_SIZE, left);
+			return fail_msg(
+				err, errlen, -EINVAL,
+				"truncated: section %u needs a %d-byte header, %zu bytes left", i,
+				VMSTATE_SECTION_HEADER_SIZE, left);
 		const uint8_t *h = buf + off;
 		uint32_t tag = le32(h), instance = le32(h + 4), version = le32(h + 8);
 		uint64_t plen = le64(h + 16);
@@ -478,23 +471,25 @@ static int parse_sections(struct vmstate_file *f, const uint8_t *buf, size_t len
 		left -= VMSTATE_SECTION_HEADER_SIZE;
 
 		if (le32(h + 12) != 0)
-			return fail(err, errlen, "section %u (%s): reserved field is 0x%x, not 0",
-				    i, name, le32(h + 12));
+			return fail_msg(err, errlen, -EINVAL,
+					"section %u (%s): reserved field is 0x%x, not 0", i, name,
+					le32(h + 12));
 		if (plen > VMSTATE_MAX_SECTION)
-			return fail(
-				err, errlen,
+			return fail_msg(
+				err, errlen, -EINVAL,
 				"section %u (%s): payload of %llu bytes, above the limit of %llu",
 				i, name, (unsigned long long)plen, VMSTATE_MAX_SECTION);
 		/* plen is at most 64 MiB here, so adding the CRC's 4 bytes cannot overflow. */
 		if (plen + VMSTATE_SECTION_CRC_SIZE > left)
-			return fail(err, errlen,
-				    "truncated: section %u (%s) needs %llu bytes, %zu left", i,
-				    name, (unsigned long long)plen + VMSTATE_SECTION_CRC_SIZE,
-				    left);
+			return fail_msg(err, errlen, -EINVAL,
+					"truncated: section %u (%s) needs %llu bytes, %zu left", i,
+					name, (unsigned long long)plen + VMSTATE_SECTION_CRC_SIZE,
+					left);
 		const uint8_t *payload = h + VMSTATE_SECTION_HEADER_SIZE;
 		uint32_t crc = vmstate_crc32(0, h, VMSTATE_SECTION_HEADER_SIZE + (size_t)plen);
 		if (le32(payload + plen) != crc)
-			return fail(err, errlen, "CRC mismatch in section %u (%s)", i, name);
+			return fail_msg(err, errlen, -EINVAL, "CRC mismatch in section %u (%s)", i,
+					name);
 		off += VMSTATE_SECTION_HEADER_SIZE + (size_t)plen + VMSTATE_SECTION_CRC_SIZE;
 
 		if (tag == VMSTATE_TAG_END) {
@@ -502,8 +497,9 @@ static int parse_sections(struct vmstate_file *f, const uint8_t *buf, size_t len
 			return r ? r : check_duplicates(f, err, errlen);
 		}
 		if (i >= VMSTATE_MAX_SECTIONS)
-			return fail(err, errlen, "more than %d sections (section %u is %s)",
-				    VMSTATE_MAX_SECTIONS, i, name);
+			return fail_msg(err, errlen, -EINVAL,
+					"more than %d sections (section %u is %s)",
+					VMSTATE_MAX_SECTIONS, i, name);
 		if (i == cap) {
 			unsigned int ncap = cap ? cap * 2 : 16;
 			if (ncap > VMSTATE_MAX_SECTIONS)
