@@ -184,3 +184,17 @@ int disk_do_sync(struct disk *d, const struct disk_req *r)
 	}
 	return -EINVAL;
 }
+
+int disk_lock_holder(const char *path, bool readonly)
+{
+	struct flock fl = { .l_type = readonly ? F_RDLCK : F_WRLCK, .l_whence = SEEK_SET };
+	int fd = open(path, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	int r = fcntl(fd, F_OFD_GETLK, &fl);
+	close(fd);
+	if (r < 0)
+		return -errno;
+	return fl.l_type == F_UNLCK ? 0 : 1;
+}

@@ -48,6 +48,11 @@ struct disk_open_args {
 	struct loop *loop;
 };
 
+/*
+ * Would disk_open() find the image locked by another process (a running VM)? 1 yes, 0 no,
+ * -errno when it cannot be opened. For refusing a start or restore before anything is built.
+ */
+int disk_lock_holder(const char *path, bool readonly);
 /* Opens, locks and sizes the image. On failure returns -errno and a reason in why. */
 int disk_open(struct disk *d, const struct disk_open_args *a, const char **why);
 void disk_close(struct disk *d);

@@ -125,6 +125,16 @@ static int boot(struct api *a, char *err, size_t errlen)
 			     a->started_by_api || c.config_file ? &boot_names_api : &boot_names_cli,
 			     &in, err, errlen))
 		return -EINVAL;
+	/* A disk another VM holds would only fail once the machine is half built. */
+	for (unsigned int i = 0; i < c.ndisks; i++) {
+		if (disk_lock_holder(c.disks[i].path, c.disks[i].readonly) == 1) {
+			boot_inputs_free(&in);
+			return fail_msg(err, errlen, -EINVAL,
+					"drive '%s': '%s' is in use by another process (another "
+					"tern-vmm?)",
+					c.disks[i].id, c.disks[i].path);
+		}
+	}
 	c.cmdline = compose_root(&c, a->boot_args);
 	vm_create(&vm, &c, a->loop, &in, NULL);
 	console_init(&con, STDIN_FILENO);

@@ -348,29 +348,6 @@ fail:
 
 /* ---- loading ---- */
 
-/*
- * A disk another process holds (the VM the snapshot was taken of, still running) would
- * only fail once the machine is half built: say so now, while a 400 is still possible.
- */
-static int disk_free_to_use(const struct disk_config *d, char *err, size_t n)
-{
-	struct flock fl = { .l_type = d->readonly ? F_RDLCK : F_WRLCK, .l_whence = SEEK_SET };
-	int fd = open(d->path, (d->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-
-	if (fd < 0)
-		return fail_msg(err, n, -errno, "disk '%s' of the snapshot: %s", d->path,
-				strerror(errno));
-	int r = fcntl(fd, F_OFD_GETLK, &fl);
-	close(fd);
-	if (r == 0 && fl.l_type != F_UNLCK)
-		return fail_msg(
-			err, n, -EBUSY,
-			"disk '%s' of the snapshot is in use by another process (the VM it was "
-			"taken of? stop it, or restore with tern_clone / --clone)",
-			d->path);
-	return 0;
-}
-
 int snapshot_load_prepare(struct snapshot_load *l, const char *state_path, const char *mem_path,
 			  const struct vmm_config *base, const struct restore_overrides *o,
 			  char *err, size_t n)
@@ -443,9 +420,20 @@ int snapshot_load_prepare(struct snapshot_load *l, const char *state_path, const
 		return fail_msg(err, n, r, "'mem_backend': %s (state file '%s')", why, state_path);
 	if (o->clone && (r = clone_identity(&l->cfg, o->vsock_uds != NULL, why, sizeof(why))))
 		return fail_msg(err, n, r, "%s", why);
-	for (unsigned int i = 0; i < l->cfg.ndisks; i++)
-		if ((r = disk_free_to_use(&l->cfg.disks[i], err, n)))
-			return r;
+	/* A disk the original VM still holds would only fail once the machine is half built. */
+	for (unsigned int i = 0; i < l->cfg.ndisks; i++) {
+		const struct disk_config *d = &l->cfg.disks[i];
+		if ((r = disk_lock_holder(d->path, d->readonly)) < 0)
+			return fail_msg(err, n, r, "disk '%s' of the snapshot: %s", d->path,
+					strerror(-r));
+		if (r)
+			return fail_msg(
+				err, n, -EBUSY,
+				"disk '%s' of the snapshot is in use by another process (the "
+				"VM it was taken of? stop it, or restore with tern_clone / "
+				"--clone)",
+				d->path);
+	}
 	return 0;
 }
 

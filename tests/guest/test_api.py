@@ -575,3 +575,31 @@ def test_stale_api_socket_is_replaced():
         if vmm:
             vmm.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def test_instance_start_with_a_drive_another_vm_holds():
+    """A drive another tern-vmm has open for writing is refused by InstanceStart with a 400
+    naming it (the lock is checked before anything is built), and the process stays usable."""
+    work = workdir("lockd")
+    a = b = None
+    try:
+        disk = sized_file(os.path.join(work, "shared.img"))
+        drive = {"drive_id": "data", "path_on_host": disk, "is_root_device": False,
+                 "is_read_only": False}
+        a, ca = api.start_api_vmm([], log_name="api-lock-a.log",
+                                  workdir=tempfile.mkdtemp(dir=work))
+        ok(ca.put("/drives/data", drive), "drive on the first VM")
+        boot_counter(ca, a)
+        b, cb = api.start_api_vmm([], log_name="api-lock-b.log",
+                                  workdir=tempfile.mkdtemp(dir=work))
+        ok(cb.put("/boot-source", {"kernel_image_path": COUNTER}), "boot-source (second VM)")
+        ok(cb.put("/drives/data", drive), "the same drive on the second VM (not opened yet)")
+        expect_400(cb.put("/actions", {"action_type": "InstanceStart"}), "InstanceStart with a held drive",
+                   "data", "in use")
+        assert state(cb) == "Not started"
+        still_counting(a, ca, "the first VM while the second was refused")
+    finally:
+        for v in (a, b):
+            if v:
+                v.stop()
+        shutil.rmtree(work, ignore_errors=True)
