@@ -52,6 +52,8 @@ static const char usage[] =
 	"                         copy-on-write copies of writable disks\n"
 	"  --track-dirty-pages    log written pages, so diff snapshots can be made\n"
 	"  --describe-snapshot F  print what the state file F holds, and exit\n"
+	"  --snapshot-to STATE,MEM[,full|diff]  with --api-sock: snapshot the tern-vmm serving\n"
+	"                         that socket (paused for the write, then resumed), and exit\n"
 	"  --debug-exit           test only: a byte written to port 0x501 becomes the exit status\n"
 	"  -h, --help             this text\n"
 	"Console: Ctrl-a x quits, Ctrl-a a sends Ctrl-a.\n"
@@ -86,6 +88,7 @@ enum {
 	OPT_CLONE,
 	OPT_TRACK_DIRTY,
 	OPT_DESCRIBE,
+	OPT_SNAPSHOT_TO,
 };
 
 static const struct option options[] = {
@@ -116,6 +119,7 @@ static const struct option options[] = {
 	{ "clone", no_argument, NULL, OPT_CLONE },
 	{ "track-dirty-pages", no_argument, NULL, OPT_TRACK_DIRTY },
 	{ "describe-snapshot", required_argument, NULL, OPT_DESCRIBE },
+	{ "snapshot-to", required_argument, NULL, OPT_SNAPSHOT_TO },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -291,6 +295,9 @@ void config_parse(struct vmm_config *c, int argc, char **argv)
 		case OPT_DESCRIBE:
 			c->describe_snapshot = optarg;
 			break;
+		case OPT_SNAPSHOT_TO:
+			c->snapshot_to = optarg;
+			break;
 		case 'h':
 			fputs(usage, stdout);
 			exit(0);
@@ -310,6 +317,12 @@ void config_parse(struct vmm_config *c, int argc, char **argv)
 			  "command line too");
 	if (c->describe_snapshot)
 		return;
+	if (c->snapshot_to) {
+		if (!c->api_sock)
+			die_usage("--snapshot-to needs --api-sock (the socket of the running "
+				  "tern-vmm)");
+		return;
+	}
 	if (!c->restore_state != !c->restore_mem)
 		die_usage("--restore and --restore-mem go together (the state file and the memory "
 			  "file of one snapshot)");

@@ -7,6 +7,7 @@
 #include "core/log.h"
 #include "vmm/console.h"
 #include "vmm/snapshot.h"
+#include "vmm/snapshot_client.h"
 #include "vmm/vm.h"
 
 #include <errno.h>
@@ -183,6 +184,8 @@ int main(int argc, char **argv)
 
 	config_parse(&cfg, argc, argv);
 	log_set_level(cfg.log_level);
+	if (cfg.snapshot_to)
+		return snapshot_client(cfg.api_sock, cfg.snapshot_to);
 	if (cfg.describe_snapshot) {
 		if (snapshot_describe(cfg.describe_snapshot, stdout, err, sizeof(err)))
 			die_usage("--describe-snapshot: %s", err);

@@ -828,3 +828,40 @@ def test_clones_get_their_own_identity():
     finally:
         stop_all(vmms)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def test_snapshot_to_from_the_command_line():
+    """`tern-vmm --api-sock S --snapshot-to STATE,MEM[,diff]` snapshots the running tern-vmm
+    behind S (paused for the write, then resumed); the files restore; refusals exit 1 with
+    the VMM's message and leave it running; a malformed spec exits 2."""
+    ternlib.need_kvm()
+    work = workdir("cli")
+    v = r = None
+    try:
+        st, mem = os.path.join(work, "cli.state"), os.path.join(work, "cli.mem")
+        v, c = api.start_api_vmm([], log_name="snap-cli.log", workdir=work)
+        boot(c, v, guest("counter"), 64)
+        assert wait_counts(v, 2), "no counts: %r" % v
+        sock = os.path.join(work, "api.sock")
+        p = subprocess.run([ternlib.vmm_path(), "--api-sock", sock, "--snapshot-to", "%s,%s" % (st, mem)],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0 and "snapshot written" in p.stdout, "--snapshot-to: %r" % (p,)
+        assert state(c) == "Running", "the VM was not resumed after --snapshot-to"
+        n = len(counts(v))
+        assert wait_counts(v, n + 2), "no counts after --snapshot-to: %r" % v
+        p = subprocess.run([ternlib.vmm_path(), "--api-sock", sock, "--snapshot-to",
+                            "%s.d,%s.d,diff" % (st, mem)], capture_output=True, text=True, timeout=60)
+        assert p.returncode == 1 and "track_dirty_pages" in p.stderr, "diff without tracking: %r" % (p,)
+        assert state(c) == "Running", "a refused --snapshot-to left the VM paused"
+        p = subprocess.run([ternlib.vmm_path(), "--api-sock", sock, "--snapshot-to", "only-one-path"],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 2 and "STATE,MEM" in p.stderr, "malformed spec: %r" % (p,)
+        kill9(v)
+        v = None
+        r = api.Vmm(["--restore", st, "--restore-mem", mem], log_name="snap-cli-restore.log")
+        assert wait_counts(r, 2), "the snapshot from --snapshot-to does not run: %r" % r
+    finally:
+        for x in (v, r):
+            if x:
+                x.stop()
+        shutil.rmtree(work, ignore_errors=True)
