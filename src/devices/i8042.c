@@ -11,11 +11,10 @@
  * the keyboard's set-2 bytes to set 1 on the way, so a guest reads set-1 codes.
  */
 #include "devices/i8042.h"
+#include "core/util.h"
 #include "vmstate/vmstate.h"
 
 #include <errno.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
 
 #define ST_OBF 0x01
@@ -534,29 +533,6 @@ int i8042_save(struct i8042 *k, struct vmstate_writer *w)
 	return 0;
 }
 
-__attribute__((format(printf, 3, 4))) static int refuse(char *err, size_t errlen, const char *fmt,
-							...)
-{
-	va_list ap;
-	int n = snprintf(err, errlen, "i8042: ");
-
-	if (n >= 0 && (size_t)n < errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
-
-static int bad_size(const struct vmstate_cursor *c, char *err, size_t errlen)
-{
-	if (c->error)
-		return refuse(err, errlen, "state truncated (%llu bytes)",
-			      (unsigned long long)c->len);
-	return refuse(err, errlen, "%llu bytes of state after the last field",
-		      (unsigned long long)(c->len - c->off));
-}
-
 /* The only commands that wait for a data byte (command() and keyboard_command()). */
 static bool valid_pending_cmd(uint8_t c)
 {
@@ -591,31 +567,37 @@ int i8042_restore(struct i8042 *k, struct vmstate_cursor *c, char *err, size_t e
 	reply_len = vmstate_get_u8(c);
 	keys_len = vmstate_get_u8(c);
 	if (c->error)
-		return bad_size(c, err, errlen);
+		return vmstate_cursor_size_error(c, "i8042", err, errlen);
 	if ((status & ~ST_VARIABLE) != ST_FIXED)
-		return refuse(err, errlen,
-			      "status 0x%02x: outside OBF, CMD and AUXDATA it is always 0x%02x",
-			      status, ST_FIXED);
+		return fail_msg(
+			err, errlen, -EINVAL,
+			"i8042: status 0x%02x: outside OBF, CMD and AUXDATA it is always 0x%02x",
+			status, ST_FIXED);
 	if (!valid_pending_cmd(pending_cmd))
-		return refuse(err, errlen, "pending command 0x%02x takes no data byte",
-			      pending_cmd);
+		return fail_msg(err, errlen, -EINVAL,
+				"i8042: pending command 0x%02x takes no data byte", pending_cmd);
 	if (xlate_break > 1)
-		return refuse(err, errlen, "translation break flag is %u, not 0 or 1", xlate_break);
+		return fail_msg(err, errlen, -EINVAL,
+				"i8042: translation break flag is %u, not 0 or 1", xlate_break);
 	if (!valid_kbd_pending(kbd_pending))
-		return refuse(err, errlen, "keyboard pending command 0x%02x takes no argument",
-			      kbd_pending);
+		return fail_msg(err, errlen, -EINVAL,
+				"i8042: keyboard pending command 0x%02x takes no argument",
+				kbd_pending);
 	if (kbd_enabled > 1)
-		return refuse(err, errlen, "keyboard enabled flag is %u, not 0 or 1", kbd_enabled);
+		return fail_msg(err, errlen, -EINVAL,
+				"i8042: keyboard enabled flag is %u, not 0 or 1", kbd_enabled);
 	if (kbd_set != 1 && kbd_set != 2)
-		return refuse(err, errlen, "keyboard scan code set %u, not 1 or 2", kbd_set);
+		return fail_msg(err, errlen, -EINVAL,
+				"i8042: keyboard scan code set %u, not 1 or 2", kbd_set);
 	if (q_len > I8042_QUEUE)
-		return refuse(err, errlen, "output queue length %u > %u", q_len, I8042_QUEUE);
+		return fail_msg(err, errlen, -EINVAL, "i8042: output queue length %u > %u", q_len,
+				I8042_QUEUE);
 	if (reply_len > I8042_KBD_QUEUE)
-		return refuse(err, errlen, "keyboard reply buffer length %u > %u", reply_len,
-			      I8042_KBD_QUEUE);
+		return fail_msg(err, errlen, -EINVAL, "i8042: keyboard reply buffer length %u > %u",
+				reply_len, I8042_KBD_QUEUE);
 	if (keys_len > I8042_KBD_QUEUE)
-		return refuse(err, errlen, "keyboard key buffer length %u > %u", keys_len,
-			      I8042_KBD_QUEUE);
+		return fail_msg(err, errlen, -EINVAL, "i8042: keyboard key buffer length %u > %u",
+				keys_len, I8042_KBD_QUEUE);
 	for (unsigned int i = 0; i < q_len; i++) {
 		q_byte[i] = vmstate_get_u8(c);
 		q_aux[i] = vmstate_get_u8(c);
@@ -625,12 +607,12 @@ int i8042_restore(struct i8042 *k, struct vmstate_cursor *c, char *err, size_t e
 	vmstate_get(c, keys.b, keys_len);
 	keys.len = keys_len;
 	if (vmstate_cursor_done(c))
-		return bad_size(c, err, errlen);
+		return vmstate_cursor_size_error(c, "i8042", err, errlen);
 	for (unsigned int i = 0; i < q_len; i++)
 		if (q_aux[i] > 1)
-			return refuse(err, errlen,
-				      "output queue byte %u: aux flag is %u, not 0 or 1", i,
-				      q_aux[i]);
+			return fail_msg(err, errlen, -EINVAL,
+					"i8042: output queue byte %u: aux flag is %u, not 0 or 1",
+					i, q_aux[i]);
 
 	pthread_mutex_lock(&k->lock);
 	k->ctr = ctr;

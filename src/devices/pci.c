@@ -12,8 +12,6 @@
 #include "vmstate/vmstate.h"
 
 #include <errno.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
 
@@ -364,25 +362,6 @@ int pci_save(struct pci_bus *b, struct vmstate_writer *w)
 	return 0;
 }
 
-__attribute__((format(printf, 3, 4))) static int refuse(char *err, size_t errlen, const char *fmt,
-							...)
-{
-	va_list ap;
-	int n = snprintf(err, errlen, "pci: ");
-
-	if (n >= 0 && (size_t)n < errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
-
-static int truncated(const struct vmstate_cursor *c, char *err, size_t errlen)
-{
-	return refuse(err, errlen, "state truncated (%llu bytes)", (unsigned long long)c->len);
-}
-
 static const char *dev_name(const struct pci_dev *d)
 {
 	return d->name ? d->name : "device";
@@ -402,7 +381,7 @@ static int check_function(const struct pci_bus *b, const struct pci_dev *d,
 		addr[i] = vmstate_get_u64(c);
 	}
 	if (c->error)
-		return truncated(c, err, errlen);
+		return vmstate_cursor_size_error(c, "pci", err, errlen);
 	/*
 	 * Bits the guest cannot write are the device's identity (IDs, class, BAR types,
 	 * capabilities): the same machine has the same ones, so a difference means another
@@ -411,27 +390,30 @@ static int check_function(const struct pci_bus *b, const struct pci_dev *d,
 	for (unsigned int i = 0; i < PCI_CFG_SIZE; i++) {
 		uint8_t ro = (uint8_t) ~(d->wmask[i] | d->w1c[i]);
 		if ((cfg[i] ^ d->cfg[i]) & ro)
-			return refuse(err, errlen,
-				      "00:%02x.0 (%s): config byte 0x%02x is 0x%02x in the file; "
-				      "its read-only bits (0x%02x) are 0x%02x here",
-				      d->slot, dev_name(d), i, cfg[i], ro, d->cfg[i] & ro);
+			return fail_msg(
+				err, errlen, -EINVAL,
+				"pci: 00:%02x.0 (%s): config byte 0x%02x is 0x%02x in the file; "
+				"its read-only bits (0x%02x) are 0x%02x here",
+				d->slot, dev_name(d), i, cfg[i], ro, d->cfg[i] & ro);
 	}
 	for (unsigned int i = 0; i < PCI_NUM_BARS; i++) {
 		const struct pci_bar *bar = &d->bar[i];
 		if (type[i] != bar->type || size[i] != bar->size)
-			return refuse(err, errlen,
-				      "00:%02x.0 (%s): BAR %u is type %u size 0x%llx in the file, "
-				      "type %u size 0x%llx here",
-				      d->slot, dev_name(d), i, type[i], (unsigned long long)size[i],
-				      bar->type, (unsigned long long)bar->size);
+			return fail_msg(
+				err, errlen, -EINVAL,
+				"pci: 00:%02x.0 (%s): BAR %u is type %u size 0x%llx in the file, "
+				"type %u size 0x%llx here",
+				d->slot, dev_name(d), i, type[i], (unsigned long long)size[i],
+				bar->type, (unsigned long long)bar->size);
 		uint64_t want =
 			bar->type == PCI_BAR_NONE ? PCI_BAR_UNMAPPED : bar_decode(b, d, cfg, i);
 		if (addr[i] != want)
-			return refuse(err, errlen,
-				      "00:%02x.0 (%s): BAR %u decodes at 0x%llx in the file, its "
-				      "registers say 0x%llx",
-				      d->slot, dev_name(d), i, (unsigned long long)addr[i],
-				      (unsigned long long)want);
+			return fail_msg(
+				err, errlen, -EINVAL,
+				"pci: 00:%02x.0 (%s): BAR %u decodes at 0x%llx in the file, its "
+				"registers say 0x%llx",
+				d->slot, dev_name(d), i, (unsigned long long)addr[i],
+				(unsigned long long)want);
 	}
 	return 0;
 }
@@ -453,18 +435,20 @@ int pci_restore(struct pci_bus *b, struct vmstate_cursor *c, char *err, size_t e
 	config_addr = vmstate_get_u32(c);
 	present = vmstate_get_u32(c);
 	if (c->error) {
-		r = truncated(c, err, errlen);
+		r = vmstate_cursor_size_error(c, "pci", err, errlen);
 		goto out;
 	}
 	if (base != b->mmio_base || size != b->mmio_size) {
-		r = refuse(err, errlen, "window 0x%llx+0x%llx in the file, 0x%llx+0x%llx here",
-			   (unsigned long long)base, (unsigned long long)size,
-			   (unsigned long long)b->mmio_base, (unsigned long long)b->mmio_size);
+		r = fail_msg(err, errlen, -EINVAL,
+			     "pci: window 0x%llx+0x%llx in the file, 0x%llx+0x%llx here",
+			     (unsigned long long)base, (unsigned long long)size,
+			     (unsigned long long)b->mmio_base, (unsigned long long)b->mmio_size);
 		goto out;
 	}
 	/* pci_config_addr_io() keeps bits 1:0 at zero; every other value can be latched. */
 	if (config_addr & 3) {
-		r = refuse(err, errlen, "config address 0x%08x has bits 1:0 set", config_addr);
+		r = fail_msg(err, errlen, -EINVAL, "pci: config address 0x%08x has bits 1:0 set",
+			     config_addr);
 		goto out;
 	}
 	for (unsigned int s = 0; s < PCI_MAX_DEVS; s++)
@@ -473,19 +457,18 @@ int pci_restore(struct pci_bus *b, struct vmstate_cursor *c, char *err, size_t e
 	if (present != here) {
 		unsigned int s = (unsigned int)__builtin_ctz(present ^ here);
 		if (present & (1u << s))
-			r = refuse(err, errlen,
-				   "the file has a function at 00:%02x.0, this bus none", s);
+			r = fail_msg(err, errlen, -EINVAL,
+				     "pci: the file has a function at 00:%02x.0, this bus none", s);
 		else
-			r = refuse(err, errlen, "00:%02x.0 (%s) is not in the file", s,
-				   dev_name(b->dev[s]));
+			r = fail_msg(err, errlen, -EINVAL, "pci: 00:%02x.0 (%s) is not in the file",
+				     s, dev_name(b->dev[s]));
 		goto out;
 	}
 	for (unsigned int s = 0; s < PCI_MAX_DEVS; s++)
 		if (b->dev[s] && (r = check_function(b, b->dev[s], c, cfg[s], err, errlen)))
 			goto out;
 	if (vmstate_cursor_done(c)) {
-		r = refuse(err, errlen, "%llu bytes of state after the last field",
-			   (unsigned long long)(c->len - c->off));
+		r = vmstate_cursor_size_error(c, "pci", err, errlen);
 		goto out;
 	}
 

@@ -4,11 +4,10 @@
  * in register B, then the time registers) moves an offset, never the host clock.
  */
 #include "devices/rtc.h"
+#include "core/util.h"
 #include "vmstate/vmstate.h"
 
 #include <errno.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
 
 enum {
@@ -200,20 +199,6 @@ int rtc_save(struct rtc *r, struct vmstate_writer *w)
 	return 0;
 }
 
-__attribute__((format(printf, 3, 4))) static int refuse(char *err, size_t errlen, const char *fmt,
-							...)
-{
-	va_list ap;
-	int n = snprintf(err, errlen, "rtc: ");
-
-	if (n >= 0 && (size_t)n < errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
-
 int rtc_restore(struct rtc *r, struct vmstate_cursor *c, char *err, size_t errlen)
 {
 	uint8_t index, ram[sizeof(r->ram)];
@@ -223,32 +208,30 @@ int rtc_restore(struct rtc *r, struct vmstate_cursor *c, char *err, size_t errle
 	index = vmstate_get_u8(c);
 	offset = (int64_t)vmstate_get_u64(c);
 	vmstate_get(c, ram, sizeof(ram));
-	if (vmstate_cursor_done(c)) {
-		if (c->error)
-			return refuse(err, errlen, "state truncated (%llu bytes)",
-				      (unsigned long long)c->len);
-		return refuse(err, errlen, "%llu bytes of state after the last field",
-			      (unsigned long long)(c->len - c->off));
-	}
+	if (vmstate_cursor_done(c))
+		return vmstate_cursor_size_error(c, "rtc", err, errlen);
 	if (index > 0x7f)
-		return refuse(err, errlen, "index register 0x%02x > 0x7f", index);
+		return fail_msg(err, errlen, -EINVAL, "rtc: index register 0x%02x > 0x7f", index);
 	if (offset > RTC_MAX_OFFSET || offset < -RTC_MAX_OFFSET)
-		return refuse(err, errlen, "clock offset %lld s is beyond +-%lld s",
-			      (long long)offset, RTC_MAX_OFFSET);
+		return fail_msg(err, errlen, -EINVAL, "rtc: clock offset %lld s is beyond +-%lld s",
+				(long long)offset, RTC_MAX_OFFSET);
 	/* Bytes only the device writes: anything but what it writes means a bad file. */
 	for (unsigned int i = 0; i < sizeof(ram); i++)
 		if (is_time_reg((uint8_t)i) && ram[i])
-			return refuse(err, errlen,
-				      "clock register 0x%02x is 0x%02x; clock registers are "
-				      "computed, their slots stay 0",
-				      i, ram[i]);
+			return fail_msg(err, errlen, -EINVAL,
+					"rtc: clock register 0x%02x is 0x%02x; clock registers are "
+					"computed, their slots stay 0",
+					i, ram[i]);
 	if (ram[REG_A] & A_UIP)
-		return refuse(err, errlen, "register A 0x%02x has UIP set", ram[REG_A]);
+		return fail_msg(err, errlen, -EINVAL, "rtc: register A 0x%02x has UIP set",
+				ram[REG_A]);
 	if (ram[REG_C])
-		return refuse(err, errlen, "register C 0x%02x: no interrupt flag can be pending",
-			      ram[REG_C]);
+		return fail_msg(err, errlen, -EINVAL,
+				"rtc: register C 0x%02x: no interrupt flag can be pending",
+				ram[REG_C]);
 	if (ram[REG_D] != D_VRT)
-		return refuse(err, errlen, "register D 0x%02x, not 0x%02x", ram[REG_D], D_VRT);
+		return fail_msg(err, errlen, -EINVAL, "rtc: register D 0x%02x, not 0x%02x",
+				ram[REG_D], D_VRT);
 
 	/* The RTC raises no interrupts in tern, so there is no line to drive. */
 	pthread_mutex_lock(&r->lock);

@@ -4,11 +4,10 @@
  * empties or when the guest enables it, cleared by reading IIR or writing THR.
  */
 #include "devices/serial.h"
+#include "core/util.h"
 #include "vmstate/vmstate.h"
 
 #include <errno.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -215,29 +214,6 @@ int serial_save(struct serial *s, struct vmstate_writer *w)
 	return 0;
 }
 
-__attribute__((format(printf, 3, 4))) static int refuse(char *err, size_t errlen, const char *fmt,
-							...)
-{
-	va_list ap;
-	int n = snprintf(err, errlen, "serial: ");
-
-	if (n >= 0 && (size_t)n < errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
-
-static int bad_size(const struct vmstate_cursor *c, char *err, size_t errlen)
-{
-	if (c->error)
-		return refuse(err, errlen, "state truncated (%llu bytes)",
-			      (unsigned long long)c->len);
-	return refuse(err, errlen, "%llu bytes of state after the last field",
-		      (unsigned long long)(c->len - c->off));
-}
-
 int serial_restore(struct serial *s, struct vmstate_cursor *c, char *err, size_t errlen)
 {
 	uint8_t ier, lcr, mcr, scr, dll, dlm, fcr, thre;
@@ -255,21 +231,26 @@ int serial_restore(struct serial *s, struct vmstate_cursor *c, char *err, size_t
 	thre = vmstate_get_u8(c); /* read as a byte to name the field if it is not 0/1 */
 	rx_len = vmstate_get_u32(c);
 	if (c->error)
-		return bad_size(c, err, errlen);
+		return vmstate_cursor_size_error(c, "serial", err, errlen);
 	/* The guest cannot set bits outside these masks, so a file that has them is bad. */
 	if (ier & ~IER_MASK)
-		return refuse(err, errlen, "IER 0x%02x has bits outside 0x%02x", ier, IER_MASK);
+		return fail_msg(err, errlen, -EINVAL, "serial: IER 0x%02x has bits outside 0x%02x",
+				ier, IER_MASK);
 	if (mcr & ~MCR_MASK)
-		return refuse(err, errlen, "MCR 0x%02x has bits outside 0x%02x", mcr, MCR_MASK);
+		return fail_msg(err, errlen, -EINVAL, "serial: MCR 0x%02x has bits outside 0x%02x",
+				mcr, MCR_MASK);
 	if (fcr & ~FCR_MASK)
-		return refuse(err, errlen, "FCR 0x%02x has bits outside 0x%02x", fcr, FCR_MASK);
+		return fail_msg(err, errlen, -EINVAL, "serial: FCR 0x%02x has bits outside 0x%02x",
+				fcr, FCR_MASK);
 	if (thre > 1)
-		return refuse(err, errlen, "THRE pending flag is %u, not 0 or 1", thre);
+		return fail_msg(err, errlen, -EINVAL, "serial: THRE pending flag is %u, not 0 or 1",
+				thre);
 	if (rx_len > SERIAL_RX_FIFO)
-		return refuse(err, errlen, "rx FIFO length %u > %u", rx_len, SERIAL_RX_FIFO);
+		return fail_msg(err, errlen, -EINVAL, "serial: rx FIFO length %u > %u", rx_len,
+				SERIAL_RX_FIFO);
 	vmstate_get(c, rx, rx_len);
 	if (vmstate_cursor_done(c))
-		return bad_size(c, err, errlen);
+		return vmstate_cursor_size_error(c, "serial", err, errlen);
 
 	pthread_mutex_lock(&s->lock);
 	s->ier = ier;

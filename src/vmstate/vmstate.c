@@ -625,3 +625,12 @@ int vmstate_cursor_done(const struct vmstate_cursor *c)
 {
 	return !c->error && c->off == c->len ? 0 : -EINVAL;
 }
+
+int vmstate_cursor_size_error(const struct vmstate_cursor *c, const char *who, char *err, size_t n)
+{
+	if (c->error)
+		return fail_msg(err, n, -EINVAL, "%s: state truncated (%llu bytes)", who,
+				(unsigned long long)c->len);
+	return fail_msg(err, n, -EINVAL, "%s: %llu bytes of state after the last field", who,
+			(unsigned long long)(c->len - c->off));
+}

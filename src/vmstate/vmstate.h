@@ -138,6 +138,12 @@ uint64_t vmstate_get_u64(struct vmstate_cursor *c);
 bool vmstate_get_bool(struct vmstate_cursor *c); /* a byte other than 0/1 sets error */
 /* 0 if every byte was read without error, else -EINVAL (a payload of the wrong size). */
 int vmstate_cursor_done(const struct vmstate_cursor *c);
+/*
+ * Words why a payload is the wrong size, for a restore to refuse it with: "<who>: state
+ * truncated (N bytes)" when c is in error, else "<who>: N bytes of state after the last
+ * field". Returns -EINVAL.
+ */
+int vmstate_cursor_size_error(const struct vmstate_cursor *c, const char *who, char *err, size_t n);
 
 /* CRC-32 (IEEE 802.3, as zlib's crc32), over len bytes, continuing from crc (start 0). */
 uint32_t vmstate_crc32(uint32_t crc, const void *data, size_t len);

@@ -1,5 +1,6 @@
 /* The logger: level names, line formats, log files and FIFOs, die() reaching stderr. */
 #include "core/log.h"
+#include "tmpfile.h"
 #include "unit.h"
 
 #include <errno.h>
@@ -13,46 +14,6 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-struct tmp {
-	char dir[64];
-	char path[96];
-};
-
-static bool tmp_make(struct tmp *t, const char *name)
-{
-	const char *base = getenv("TMPDIR");
-
-	snprintf(t->dir, sizeof(t->dir), "%s/tern-log-XXXXXX", base && *base ? base : "/tmp");
-	if (!mkdtemp(t->dir))
-		return false;
-	snprintf(t->path, sizeof(t->path), "%s/%s", t->dir, name);
-	return true;
-}
-
-static void tmp_remove(struct tmp *t)
-{
-	unlink(t->path);
-	rmdir(t->dir);
-}
-
-/* The whole file as a string (static buffer, NUL-terminated). */
-static const char *slurp(const char *path)
-{
-	static char buf[256 * 1024];
-	int fd = open(path, O_RDONLY);
-	size_t len = 0;
-	ssize_t r;
-
-	buf[0] = 0;
-	if (fd < 0)
-		return buf;
-	while (len < sizeof(buf) - 1 && (r = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
-		len += (size_t)r;
-	buf[len] = 0;
-	close(fd);
-	return buf;
-}
 
 /* Back to the defaults every other test expects. */
 static void restore(enum log_level level)
@@ -103,9 +64,9 @@ TEST(log_default_format_on_stderr)
 	dup2(saved, STDERR_FILENO);
 	close(saved);
 	close(fd);
-	CHECK(!strcmp(slurp(t.path), "tern-vmm: info: hello 42\n"
-				     "tern-vmm: warning: careful\n"
-				     "tern-vmm: error: plain log_msg\n"));
+	CHECK(!strcmp(tmp_slurp(t.path), "tern-vmm: info: hello 42\n"
+					 "tern-vmm: warning: careful\n"
+					 "tern-vmm: error: plain log_msg\n"));
 	tmp_remove(&t);
 	restore(level);
 }
@@ -137,7 +98,7 @@ TEST(log_file_show_level_and_origin)
 		 "tern-vmm: error: %s:%d: both\n"
 		 "tern-vmm: info: no call site\n",
 		 __FILE__, line, __FILE__, line + 2);
-	CHECK(!strcmp(slurp(t.path), want));
+	CHECK(!strcmp(tmp_slurp(t.path), want));
 	struct stat st;
 	CHECK(stat(t.path, &st) == 0 && (st.st_mode & 0777) == 0600);
 	tmp_remove(&t);
@@ -158,7 +119,7 @@ TEST(log_file_appends_and_truncates_long_lines)
 	big[sizeof(big) - 1] = 0;
 	log_error("%s", big);
 	restore(level);
-	const char *s = slurp(t.path);
+	const char *s = tmp_slurp(t.path);
 	CHECK(!strncmp(s, "old\ntern-vmm: error: xxx", 24));
 	/* As always: a line is at most 1023 bytes with its newline. */
 	CHECK(strlen(s) == 4 + 1023 && s[strlen(s) - 1] == '\n');
@@ -178,7 +139,7 @@ TEST(log_off_silences_all)
 	log_msg(LOG_ERROR, "hidden too");
 	log_msg(LOG_OFF, "not a level to log at");
 	restore(level);
-	CHECK(!strcmp(slurp(t.path), ""));
+	CHECK(!strcmp(tmp_slurp(t.path), ""));
 	tmp_remove(&t);
 }
 
@@ -203,8 +164,8 @@ TEST(log_die_reaches_stderr)
 	int status;
 	REQUIRE(waitpid(pid, &status, 0) == pid);
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 1);
-	CHECK(!strcmp(slurp(e.path), "tern-vmm: error: fatal 7\n"));
-	CHECK(!strcmp(slurp(t.path), "tern-vmm: error: fatal 7\n"));
+	CHECK(!strcmp(tmp_slurp(e.path), "tern-vmm: error: fatal 7\n"));
+	CHECK(!strcmp(tmp_slurp(t.path), "tern-vmm: error: fatal 7\n"));
 	tmp_remove(&t);
 	tmp_remove(&e);
 }
@@ -285,7 +246,7 @@ TEST(log_threads_whole_lines)
 	for (int i = 0; i < THREADS; i++)
 		pthread_join(th[i], NULL);
 	restore(level);
-	char *s = strdup(slurp(t.path));
+	char *s = strdup(tmp_slurp(t.path));
 	REQUIRE(s);
 	int lines = 0, bad = 0;
 	for (char *save, *l = strtok_r(s, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {

@@ -4,6 +4,7 @@
  * has no reader or is full.
  */
 #include "core/log.h"
+#include "tmpfile.h"
 #include "unit.h"
 #include "vmm/metrics.h"
 #include "vmm/vm.h"
@@ -18,41 +19,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-struct tmp {
-	char dir[64];
-	char path[96];
-};
-
-static bool tmp_make(struct tmp *t, const char *name)
-{
-	const char *base = getenv("TMPDIR");
-
-	snprintf(t->dir, sizeof(t->dir), "%s/tern-metrics-XXXXXX", base && *base ? base : "/tmp");
-	if (!mkdtemp(t->dir))
-		return false;
-	snprintf(t->path, sizeof(t->path), "%s/%s", t->dir, name);
-	return true;
-}
-
-static void tmp_remove(struct tmp *t)
-{
-	unlink(t->path);
-	rmdir(t->dir);
-}
-
 /* Line n (from 0) of the file, parsed; NULL when missing or not JSON. */
 static struct json_object *line_of(const char *path, int n)
 {
-	static char buf[64 * 1024];
-	int fd = open(path, O_RDONLY);
-	ssize_t len = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	char *l = tmp_slurp(path);
 
-	if (fd >= 0)
-		close(fd);
-	if (len < 0)
-		return NULL;
-	buf[len] = 0;
-	char *l = buf;
 	for (int i = 0; i < n && l; i++) {
 		l = strchr(l, '\n');
 		l = l ? l + 1 : NULL;
