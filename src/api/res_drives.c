@@ -1,6 +1,7 @@
 /* /drives/{drive_id}: virtio-blk disks (Firecracker's Drive). */
 #include "api/api.h"
 #include "api/json_in.h"
+#include "backend/disk_overlay.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,7 +14,7 @@
 
 static const char *const put_keys[] = {
 	"drive_id",   "path_on_host", "is_root_device", "partuuid", "is_read_only",
-	"cache_type", "rate_limiter", "io_engine",	"socket",   NULL
+	"cache_type", "rate_limiter", "io_engine",	"socket",   "tern_format", NULL
 };
 static const char *const patch_keys[] = { "drive_id", "path_on_host", "rate_limiter", NULL };
 
@@ -26,9 +27,10 @@ static int find(const struct api *a, const char *id)
 }
 
 /* Checked now, so that a wrong path is a 400 here rather than a failed InstanceStart. */
-static int usable(const char *path, bool readonly, char *err, size_t n)
+static int usable(const char *path, bool readonly, enum disk_format format, char *err, size_t n)
 {
 	struct stat st;
+	char why[256];
 	int fd = open(path, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 
 	if (fd < 0)
@@ -38,6 +40,8 @@ static int usable(const char *path, bool readonly, char *err, size_t n)
 	close(fd);
 	if (r < 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)))
 		return api_fail(err, n, "'path_on_host': '%s' is not a file or block device", path);
+	if (format == DISK_FORMAT_OVERLAY && overlay_check(path, why, sizeof(why)))
+		return api_fail(err, n, "'path_on_host': overlay '%s': %s", path, why);
 	return 0;
 }
 
@@ -63,6 +67,7 @@ static int put(struct api *a, const char *id, struct json_object *o, char *err, 
 {
 	static const char *const caches[] = { "Unsafe", "Writeback", NULL };
 	static const char *const engines[] = { "Sync", "Async", NULL };
+	static const char *const formats[] = { "Raw", "Overlay", NULL };
 	struct disk_config d = { .cache = DISK_CACHE_WRITEBACK, .engine = DISK_ENGINE_AUTO };
 	const char *path, *partuuid = NULL;
 	unsigned int idx;
@@ -90,13 +95,22 @@ static int put(struct api *a, const char *id, struct json_object *o, char *err, 
 		return r;
 	if (r)
 		d.engine = idx == 0 ? DISK_ENGINE_THREADS : DISK_ENGINE_IO_URING;
+	if ((r = jin_enum(o, "tern_format", formats, &idx, err, n)) < 0)
+		return r;
+	if (r && idx == 1) {
+		if (d.engine == DISK_ENGINE_IO_URING)
+			return api_fail(err, n,
+					"'io_engine' Async (io_uring) does not serve overlays; "
+					"'tern_format' Overlay needs Sync");
+		d.format = DISK_FORMAT_OVERLAY;
+	}
 	for (unsigned int i = 0; i < a->cfg.ndisks; i++)
 		if (d.root && a->cfg.disks[i].root && (int)i != at)
 			return api_fail(err, n, "drive '%s' is already the root device",
 					a->cfg.disks[i].id);
 	if (at < 0 && a->cfg.ndisks == VMM_MAX_DISKS)
 		return api_fail(err, n, "at most %d drives", VMM_MAX_DISKS);
-	if ((r = usable(path, d.readonly, err, n)))
+	if ((r = usable(path, d.readonly, d.format, err, n)))
 		return r;
 	d.path = strdup(path);
 	if (!d.path)
@@ -131,7 +145,7 @@ static int patch(struct api *a, const char *id, struct json_object *o, char *err
 				"changing 'path_on_host' of a running VM's drive is not "
 				"implemented in tern");
 	struct disk_config *d = &a->cfg.disks[at];
-	if ((r = usable(path, d->readonly, err, n)))
+	if ((r = usable(path, d->readonly, d->format, err, n)))
 		return r;
 	char *p = strdup(path);
 	if (!p)

@@ -1,5 +1,6 @@
 /* Opening, locking, sizing disk images, and the synchronous form of every request. */
 #include "backend/disk.h"
+#include "backend/disk_overlay.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,7 +30,19 @@ int disk_open(struct disk *d, const struct disk_open_args *a, const char **why)
 	d->fd = -1;
 	d->path = a->path;
 	d->readonly = a->readonly;
-	if (a->direct) {
+	d->sync_writes = a->direct;
+	if (a->format == DISK_FORMAT_OVERLAY && a->engine == DISK_ENGINE_IO_URING) {
+		*why = "is an overlay, which the threads engine serves (aio=io_uring is for raw "
+		       "images)";
+		return -EINVAL;
+	}
+	if (a->direct && a->format == DISK_FORMAT_OVERLAY) {
+		/*
+		 * An overlay copies whole clusters through its own buffers, which O_DIRECT's
+		 * alignment rules would not fit; O_DSYNC alone keeps cache=none's promise.
+		 */
+		d->fd = open(a->path, flags | O_DSYNC);
+	} else if (a->direct) {
 		d->fd = open(a->path, flags | O_DIRECT | O_DSYNC);
 		/* Some file systems (tmpfs) refuse O_DIRECT: fall back to synchronous writes. */
 		if (d->fd < 0 && errno == EINVAL)
@@ -77,6 +90,15 @@ int disk_open(struct disk *d, const struct disk_open_args *a, const char **why)
 			       "cannot lock";
 		goto fail;
 	}
+	if (a->format == DISK_FORMAT_OVERLAY) {
+		if (d->block_device) {
+			r = -EINVAL;
+			*why = "is a block device, not an overlay file";
+			goto fail;
+		}
+		if ((r = overlay_attach(d, why)))
+			goto fail;
+	}
 	/*
 	 * Hole punching is what discard and write-zeroes need on files; probe it past
 	 * the end of the file, where a punch changes nothing.
@@ -91,6 +113,9 @@ int disk_open(struct disk *d, const struct disk_open_args *a, const char **why)
 		if ((a->engine == DISK_ENGINE_IO_URING && e != &disk_engine_uring) ||
 		    (a->engine == DISK_ENGINE_THREADS && e != &disk_engine_threads))
 			continue;
+		/* An overlay's requests are several system calls each: workers run them. */
+		if (d->ovl && e != &disk_engine_threads)
+			continue;
 		if ((r = e->init(d, a->loop)) == 0) {
 			d->engine = e;
 			return 0;
@@ -98,6 +123,8 @@ int disk_open(struct disk *d, const struct disk_open_args *a, const char **why)
 	}
 	*why = "no I/O engine could start";
 fail:
+	if (d->ovl)
+		overlay_detach(d);
 	close(d->fd);
 	d->fd = -1;
 	return r;
@@ -107,6 +134,11 @@ void disk_close(struct disk *d)
 {
 	if (d->engine)
 		d->engine->fini(d);
+	if (d->ovl) {
+		if (!d->readonly)
+			disk_flush_now(d);
+		overlay_detach(d);
+	}
 	if (d->fd >= 0)
 		close(d->fd);
 	d->fd = -1;
@@ -127,17 +159,24 @@ const char *disk_engine_name(const struct disk *d)
 	return d->engine ? d->engine->name : "none";
 }
 
-static int rw_all(struct disk *d, const struct disk_req *r, bool write)
+int disk_flush_now(struct disk *d)
 {
-	struct iovec iov[r->iovcnt > 0 ? r->iovcnt : 1];
-	int n = r->iovcnt;
-	uint64_t off = r->offset, left = r->len;
+	struct disk_req r = { .op = DISK_FLUSH };
 
-	memcpy(iov, r->iov, sizeof(iov[0]) * (size_t)n);
+	return disk_do_sync(d, &r);
+}
+
+int disk_iov_rw(int fd, const struct iovec *vec, int iovcnt, uint64_t off, uint64_t len,
+		bool write)
+{
+	struct iovec iov[iovcnt > 0 ? iovcnt : 1];
+	int n = iovcnt;
+	uint64_t left = len;
+
+	memcpy(iov, vec, sizeof(iov[0]) * (size_t)n);
 	struct iovec *p = iov;
 	while (left && n) {
-		ssize_t k =
-			write ? pwritev(d->fd, p, n, (off_t)off) : preadv(d->fd, p, n, (off_t)off);
+		ssize_t k = write ? pwritev(fd, p, n, (off_t)off) : preadv(fd, p, n, (off_t)off);
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k < 0)
@@ -162,11 +201,13 @@ static int rw_all(struct disk *d, const struct disk_req *r, bool write)
 
 int disk_do_sync(struct disk *d, const struct disk_req *r)
 {
+	if (d->ovl)
+		return overlay_do_sync(d, r);
 	switch (r->op) {
 	case DISK_READ:
-		return rw_all(d, r, false);
+		return disk_iov_rw(d->fd, r->iov, r->iovcnt, r->offset, r->len, false);
 	case DISK_WRITE:
-		return rw_all(d, r, true);
+		return disk_iov_rw(d->fd, r->iov, r->iovcnt, r->offset, r->len, true);
 	case DISK_FLUSH:
 		return fdatasync(d->fd) < 0 ? -errno : 0;
 	case DISK_DISCARD:

@@ -1,8 +1,8 @@
 /*
- * Disk images for virtio-blk: raw files and host block devices. Opening takes an
- * advisory OFD lock so two VMs cannot write one image; I/O runs on an engine
- * (io_uring, or a small thread pool where io_uring is missing) and completes on the
- * event loop thread.
+ * Disk images for virtio-blk: raw files and host block devices, and copy-on-write
+ * overlays in front of a read-only base (disk_overlay.h). Opening takes an advisory
+ * OFD lock so two VMs cannot write one image; I/O runs on an engine (io_uring, or a
+ * small thread pool where io_uring is missing) and completes on the event loop thread.
  */
 #ifndef TERN_BACKEND_DISK_H
 #define TERN_BACKEND_DISK_H
@@ -16,6 +16,7 @@
 
 enum disk_op { DISK_READ, DISK_WRITE, DISK_FLUSH, DISK_DISCARD, DISK_WRITE_ZEROES };
 enum disk_engine { DISK_ENGINE_AUTO, DISK_ENGINE_IO_URING, DISK_ENGINE_THREADS };
+enum disk_format { DISK_FORMAT_RAW, DISK_FORMAT_OVERLAY };
 
 struct disk_req {
 	enum disk_op op;
@@ -28,6 +29,7 @@ struct disk_req {
 };
 
 struct disk_engine_ops;
+struct overlay;
 
 struct disk {
 	int fd;
@@ -35,9 +37,12 @@ struct disk {
 	bool can_punch;	   /* discard / write-zeroes work on this file */
 	uint64_t size;	   /* bytes, rounded down to 512 */
 	bool flush_failed; /* once a flush failed, the page cache cannot be trusted again */
+	bool sync_writes;  /* O_DSYNC: a write is durable when it completes (cache=none) */
 	const struct disk_engine_ops *engine;
 	void *engine_state;
 	const char *path;
+	struct overlay *ovl; /* NULL for raw images */
+	char why[320];	     /* room for a reason disk_open words with names in it */
 };
 
 struct disk_open_args {
@@ -45,6 +50,7 @@ struct disk_open_args {
 	bool readonly;
 	bool direct; /* O_DIRECT|O_DSYNC: writes are durable when they complete */
 	enum disk_engine engine;
+	enum disk_format format;
 	struct loop *loop;
 };
 
@@ -53,9 +59,15 @@ struct disk_open_args {
  * -errno when it cannot be opened. For refusing a start or restore before anything is built.
  */
 int disk_lock_holder(const char *path, bool readonly);
-/* Opens, locks and sizes the image. On failure returns -errno and a reason in why. */
+/*
+ * Opens, locks and sizes the image. On failure returns -errno and a reason in why (which
+ * may point into d, so read it before d is reused).
+ */
 int disk_open(struct disk *d, const struct disk_open_args *a, const char **why);
+/* Flushes what the guest wrote (an overlay's bitmap too), then closes. */
 void disk_close(struct disk *d);
+/* A FLUSH run now on the calling thread (before a snapshot, at exit). 0 or -errno. */
+int disk_flush_now(struct disk *d);
 /* Starts r; r->complete runs later on the loop thread (never inside disk_submit). */
 void disk_submit(struct disk *d, struct disk_req *r);
 const char *disk_engine_name(const struct disk *d);
@@ -80,5 +92,11 @@ extern const struct disk_engine_ops disk_engine_uring, disk_engine_threads;
 
 /* Runs one request synchronously (thread-pool workers, and io_uring's fallback for hole punching). */
 int disk_do_sync(struct disk *d, const struct disk_req *r);
+/*
+ * preadv/pwritev of len bytes of iov at off, to the end despite short transfers and
+ * EINTR. Reads past the end of the file leave the rest of the buffers as they were.
+ */
+int disk_iov_rw(int fd, const struct iovec *iov, int iovcnt, uint64_t off, uint64_t len,
+		bool write);
 
 #endif

@@ -1,6 +1,8 @@
 /* New identities for clones restored from one snapshot (clone.h). */
 #include "vmm/clone.h"
+#include "backend/disk_overlay.h"
 #include "core/log.h"
+#include "core/util.h"
 #include "virtio/vsock.h"
 
 #include <errno.h>
@@ -39,60 +41,116 @@ static int sparse_copy(int in, int out, off_t size)
 	return 0;
 }
 
-static int clone_disk(struct disk_config *d, char *err, size_t n)
+/* Is path held for writing by another process (the VM the snapshot was taken of)? */
+static int refuse_if_written(const struct disk_config *d, char *err, size_t n)
 {
-	char path[4096];
-	struct stat st;
-	int in = -1, out = -1, r = 0;
+	int r = disk_lock_holder(d->path, true);
 
-	if (snprintf(path, sizeof(path), "%s.clone-%d", d->path, (int)getpid()) >=
-	    (int)sizeof(path))
-		return -ENAMETOOLONG;
-	in = open(d->path, O_RDONLY | O_CLOEXEC);
+	if (r < 0)
+		return fail_msg(err, n, r, "clone: cannot read disk '%s': %s", d->path,
+				strerror(-r));
+	if (r > 0)
+		return fail_msg(err, n, -EBUSY,
+				"clone: disk '%s' is in use by another process (the VM the "
+				"snapshot was taken of?). Without reflinks a clone's disk %s it, "
+				"which needs it unchanged: stop that VM first",
+				d->path,
+				d->format == DISK_FORMAT_OVERLAY ? "is a copy of" :
+								   "is an overlay in front of");
+	return 0;
+}
+
+/*
+ * A reflink shares every block until one side writes it: the cheapest copy-on-write.
+ * TERN_CLONE_NO_REFLINK=1 skips it, so tests see overlays on any file system.
+ */
+static bool try_reflink(const char *from, const char *to)
+{
+	const char *no = getenv("TERN_CLONE_NO_REFLINK");
+	int in = -1, out = -1;
+	bool ok = false;
+
+	if (no && !strcmp(no, "1"))
+		return false;
+	in = open(from, O_RDONLY | O_CLOEXEC);
+	out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (in >= 0 && out >= 0)
+		ok = ioctl(out, FICLONE, in) == 0;
+	if (in >= 0)
+		close(in);
+	if (out >= 0) {
+		close(out);
+		if (!ok)
+			unlink(to);
+	}
+	return ok;
+}
+
+/* An overlay holds only what its VM wrote: a clone of one copies that (holes stay). */
+static int copy_overlay(const char *from, const char *to, char *err, size_t n)
+{
+	struct stat st;
+	int in = open(from, O_RDONLY | O_CLOEXEC), out = -1, r = 0;
+
 	if (in < 0 || fstat(in, &st) < 0) {
-		r = -errno;
-		snprintf(err, n, "clone: cannot read disk '%s': %s", d->path, strerror(errno));
+		r = fail_msg(err, n, -errno, "clone: cannot read overlay '%s': %s", from,
+			     strerror(errno));
 		goto out;
 	}
-	if (!S_ISREG(st.st_mode)) {
-		r = -EINVAL;
-		snprintf(err, n, "clone: disk '%s' is not a regular file; a clone cannot copy it",
-			 d->path);
-		goto out;
-	}
-	out = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (out < 0) {
-		r = -errno;
-		snprintf(err, n, "clone: cannot create '%s': %s", path, strerror(errno));
+		r = fail_msg(err, n, -errno, "clone: cannot create '%s': %s", to, strerror(errno));
 		goto out;
 	}
-	/* A reflink shares every block until one side writes it: the cheapest overlay. */
-	if (ioctl(out, FICLONE, in) < 0) {
-		if (ftruncate(out, st.st_size) < 0 || (r = sparse_copy(in, out, st.st_size))) {
-			r = r ? r : -errno;
-			snprintf(err, n, "clone: cannot copy '%s': %s", d->path, strerror(-r));
-			unlink(path);
-			goto out;
-		}
-		log_info("clone: %s copied to %s (no reflink here: a sparse copy)", d->path, path);
-	} else {
-		log_info("clone: %s reflinked to %s", d->path, path);
+	if (ftruncate(out, st.st_size) < 0 || (r = sparse_copy(in, out, st.st_size))) {
+		r = fail_msg(err, n, r ? r : -errno, "clone: cannot copy '%s': %s", from,
+			     strerror(r ? -r : errno));
+		unlink(to);
 	}
-	char *p = strdup(path);
-	if (!p) {
-		r = -ENOMEM;
-		snprintf(err, n, "out of memory");
-		unlink(path);
-		goto out;
-	}
-	free(d->path);
-	d->path = p;
 out:
 	if (in >= 0)
 		close(in);
 	if (out >= 0)
 		close(out);
 	return r;
+}
+
+static int clone_disk(struct disk_config *d, char *err, size_t n)
+{
+	char path[4096];
+	int r;
+
+	if (snprintf(path, sizeof(path), "%s.clone-%d", d->path, (int)getpid()) >=
+	    (int)sizeof(path))
+		return fail_msg(err, n, -ENAMETOOLONG, "clone: disk path '%s' is too long",
+				d->path);
+	if (try_reflink(d->path, path)) {
+		log_info("clone: %s reflinked to %s", d->path, path);
+	} else if ((r = refuse_if_written(d, err, n))) {
+		return r;
+	} else if (d->format == DISK_FORMAT_OVERLAY) {
+		if ((r = copy_overlay(d->path, path, err, n)))
+			return r;
+		log_info("clone: overlay %s copied to %s (no reflink here)", d->path, path);
+	} else {
+		if ((r = overlay_create(path, d->path, err, n)))
+			return r;
+		log_info("clone: %s is an overlay in front of %s (no reflink here)", path,
+			 d->path);
+		d->format = DISK_FORMAT_OVERLAY;
+		if (d->engine == DISK_ENGINE_IO_URING) {
+			log_info("clone: %s runs on the threads engine (overlays need it)", path);
+			d->engine = DISK_ENGINE_THREADS;
+		}
+	}
+	char *p = strdup(path);
+	if (!p) {
+		unlink(path);
+		return fail_msg(err, n, -ENOMEM, "out of memory");
+	}
+	free(d->path);
+	d->path = p;
+	return 0;
 }
 
 int clone_identity(struct vmm_config *c, bool keep_vsock_path, char *err, size_t n)

@@ -1,5 +1,6 @@
 /* Command-line parsing for tern-vmm. Every rejected value names the option and what it accepts. */
 #include "vmm/config.h"
+#include "backend/disk_overlay.h"
 #include "core/log.h"
 #include "core/util.h"
 
@@ -29,6 +30,7 @@ static const char usage[] =
 	"                         path=FILE[,readonly=on|off][,cache=writeback|none][,id=NAME]\n"
 	"                         [,aio=io_uring|threads] (default: io_uring where the kernel has "
 	"it)\n"
+	"                         [,format=raw|overlay] (overlay: a file --create-overlay made)\n"
 	"  --rng                  virtio-rng entropy device\n"
 	"  --net SPEC             virtio-net NIC (repeatable, up to 8): tap=NAME | tap-fd=N | "
 	"user,\n"
@@ -52,6 +54,8 @@ static const char usage[] =
 	"                         copy-on-write copies of writable disks\n"
 	"  --track-dirty-pages    log written pages, so diff snapshots can be made\n"
 	"  --describe-snapshot F  print what the state file F holds, and exit\n"
+	"  --create-overlay OVERLAY,base=IMAGE  make a copy-on-write overlay file in front of\n"
+	"                         IMAGE (docs/overlay.md), and exit\n"
 	"  --snapshot-to STATE,MEM[,full|diff]  with --api-sock: snapshot the tern-vmm serving\n"
 	"                         that socket (paused for the write, then resumed), and exit\n"
 	"  --debug-exit           test only: a byte written to port 0x501 becomes the exit status\n"
@@ -88,6 +92,7 @@ enum {
 	OPT_CLONE,
 	OPT_TRACK_DIRTY,
 	OPT_DESCRIBE,
+	OPT_CREATE_OVERLAY,
 	OPT_SNAPSHOT_TO,
 };
 
@@ -119,6 +124,7 @@ static const struct option options[] = {
 	{ "clone", no_argument, NULL, OPT_CLONE },
 	{ "track-dirty-pages", no_argument, NULL, OPT_TRACK_DIRTY },
 	{ "describe-snapshot", required_argument, NULL, OPT_DESCRIBE },
+	{ "create-overlay", required_argument, NULL, OPT_CREATE_OVERLAY },
 	{ "snapshot-to", required_argument, NULL, OPT_SNAPSHOT_TO },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -292,6 +298,9 @@ void config_parse(struct vmm_config *c, int argc, char **argv)
 		case OPT_TRACK_DIRTY:
 			c->track_dirty = true;
 			break;
+		case OPT_CREATE_OVERLAY:
+			c->create_overlay = optarg;
+			break;
 		case OPT_DESCRIBE:
 			c->describe_snapshot = optarg;
 			break;
@@ -315,7 +324,7 @@ void config_parse(struct vmm_config *c, int argc, char **argv)
 		die_usage("--config-file: the VM options (--kernel, --initrd, --cmdline, --cpus, "
 			  "--memory, --disk, --net, --vsock, --rng) go in the file, not on the "
 			  "command line too");
-	if (c->describe_snapshot)
+	if (c->describe_snapshot || c->create_overlay)
 		return;
 	if (c->snapshot_to) {
 		if (!c->api_sock)
@@ -369,7 +378,8 @@ int config_parse_disk(const char *spec, struct disk_config *d, char *err, size_t
 		char *v = strchr(kv, '=');
 		if (!v) {
 			snprintf(err, errlen,
-				 "'%s' is not key=value (keys: path, readonly, cache, id, aio)",
+				 "'%s' is not key=value (keys: path, readonly, cache, id, aio, "
+				 "format)",
 				 kv);
 			goto fail;
 		}
@@ -404,6 +414,15 @@ int config_parse_disk(const char *spec, struct disk_config *d, char *err, size_t
 				snprintf(err, errlen, "aio='%s' is not io_uring or threads", v);
 				goto fail;
 			}
+		} else if (!strcmp(kv, "format")) {
+			if (!strcmp(v, "raw"))
+				d->format = DISK_FORMAT_RAW;
+			else if (!strcmp(v, "overlay"))
+				d->format = DISK_FORMAT_OVERLAY;
+			else {
+				snprintf(err, errlen, "format='%s' is not raw or overlay", v);
+				goto fail;
+			}
 		} else if (!strcmp(kv, "id")) {
 			size_t n = strlen(v);
 			if (n == 0 || n > DISK_ID_MAX) {
@@ -414,7 +433,8 @@ int config_parse_disk(const char *spec, struct disk_config *d, char *err, size_t
 			memcpy(d->id, v, n + 1);
 		} else {
 			snprintf(err, errlen,
-				 "unknown key '%s' (keys: path, readonly, cache, id, aio)", kv);
+				 "unknown key '%s' (keys: path, readonly, cache, id, aio, format)",
+				 kv);
 			goto fail;
 		}
 	}
@@ -423,10 +443,31 @@ int config_parse_disk(const char *spec, struct disk_config *d, char *err, size_t
 		snprintf(err, errlen, "path= is required");
 		return -EINVAL;
 	}
+	if (d->format == DISK_FORMAT_OVERLAY && d->engine == DISK_ENGINE_IO_URING) {
+		snprintf(err, errlen, "format=overlay runs on aio=threads, not aio=io_uring");
+		free(d->path);
+		d->path = NULL;
+		return -EINVAL;
+	}
 	return 0;
 fail:
 	free(copy);
 	free(d->path);
 	d->path = NULL;
 	return -EINVAL;
+}
+
+int config_create_overlay(const char *spec, char *err, size_t errlen)
+{
+	const char *comma = strstr(spec, ",base=");
+
+	if (!comma || comma == spec || !comma[6])
+		return fail_msg(err, errlen, -EINVAL,
+				"--create-overlay: '%s' is not OVERLAY,base=IMAGE", spec);
+	char *path = strndup(spec, (size_t)(comma - spec));
+	if (!path)
+		return fail_msg(err, errlen, -ENOMEM, "out of memory");
+	int r = overlay_create(path, comma + 6, err, errlen);
+	free(path);
+	return r;
 }

@@ -23,6 +23,7 @@ struct disk_config {
 	bool readonly;
 	enum disk_cache cache;
 	enum disk_engine engine;
+	enum disk_format format; /* raw, or an overlay in front of a base (disk_overlay.h) */
 	char id[DISK_ID_MAX + 1];
 	/* API only (Firecracker's is_root_device, partuuid): what goes on the command line */
 	bool root;
@@ -71,13 +72,17 @@ struct vmm_config {
 	bool clone;	     /* --clone: a new identity for the restored VM */
 	const char *describe_snapshot;
 	const char *snapshot_to; /* --snapshot-to: a client of a running tern-vmm */
+	const char *create_overlay; /* --create-overlay OVERLAY,base=IMAGE */
 };
 
 /*
- * Parses "path=FILE[,readonly=on|off][,cache=none|writeback][,id=NAME][,aio=io_uring|threads]". On error
+ * Parses "path=FILE[,readonly=on|off][,cache=none|writeback][,id=NAME][,aio=io_uring|threads]
+ * [,format=raw|overlay]". On error
  * returns -EINVAL with a message naming the field and what it accepts in err.
  */
 int config_parse_disk(const char *spec, struct disk_config *d, char *err, size_t errlen);
+/* --create-overlay "OVERLAY,base=IMAGE": makes the overlay; 0, or -errno and err. */
+int config_create_overlay(const char *spec, char *err, size_t errlen);
 
 /* Parses argv; bad input exits with status 2 and a line naming the option and the range. */
 void config_parse(struct vmm_config *c, int argc, char **argv);

@@ -45,6 +45,7 @@ void machine_state_save(const struct vmm_config *c, struct vmstate_writer *w)
 		vmstate_put_bool(w, d->readonly);
 		vmstate_put_u8(w, (uint8_t)d->cache);
 		vmstate_put_u8(w, (uint8_t)d->engine);
+		vmstate_put_u8(w, (uint8_t)d->format);
 		put_str(w, d->id);
 	}
 	vmstate_put_u32(w, c->nnets);
@@ -105,12 +106,17 @@ int machine_state_restore(struct vmm_config *o, struct vmstate_cursor *cur, char
 			return fail_msg(err, n, -EINVAL, "machine: disk %u: bad path", i);
 		d->readonly = vmstate_get_bool(cur);
 		uint8_t cache = vmstate_get_u8(cur), eng = vmstate_get_u8(cur);
-		if (cache > DISK_CACHE_NONE || eng > DISK_ENGINE_THREADS)
+		uint8_t fmt = vmstate_get_u8(cur);
+		if (cache > DISK_CACHE_NONE || eng > DISK_ENGINE_THREADS ||
+		    fmt > DISK_FORMAT_OVERLAY ||
+		    (fmt == DISK_FORMAT_OVERLAY && eng == DISK_ENGINE_IO_URING))
 			return fail_msg(err, n, -EINVAL,
-					"machine: disk %u: cache %u or engine %u out of range", i,
-					cache, eng);
+					"machine: disk %u: cache %u, engine %u or format %u out of "
+					"range",
+					i, cache, eng, fmt);
 		d->cache = cache;
 		d->engine = eng;
+		d->format = fmt;
 		if (get_str(cur, d->id, DISK_ID_MAX))
 			return fail_msg(err, n, -EINVAL, "machine: disk %u: bad id", i);
 		d->path = strdup(path);
@@ -174,7 +180,8 @@ void machine_state_describe(const struct vmm_config *c, FILE *out)
 		(unsigned long long)c->mem_mib, c->transport == TRANSPORT_MMIO ? "mmio" : "pci",
 		c->rng ? ", virtio-rng" : "");
 	for (unsigned int i = 0; i < c->ndisks; i++)
-		fprintf(out, "  disk %u: %s%s%s%s\n", i, c->disks[i].path,
+		fprintf(out, "  disk %u: %s%s%s%s%s\n", i, c->disks[i].path,
+			c->disks[i].format == DISK_FORMAT_OVERLAY ? " (overlay)" : "",
 			c->disks[i].readonly ? " (read-only)" : "",
 			c->disks[i].id[0] ? ", id " : "", c->disks[i].id);
 	for (unsigned int i = 0; i < c->nnets; i++) {

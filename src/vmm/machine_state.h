@@ -12,7 +12,8 @@
 #include "vmm/config.h"
 #include "vmstate/vmstate.h"
 
-#define MACHINE_STATE_VERSION 1
+/* 2: each disk's format (raw or overlay) */
+#define MACHINE_STATE_VERSION 2
 
 void machine_state_save(const struct vmm_config *c, struct vmstate_writer *w);
 /*

@@ -176,6 +176,22 @@ static int restore(struct api *a, const char *state, const char *mem,
 	return 0;
 }
 
+/*
+ * An overlay's bitmap says which of its clusters hold data; the guest's last writes stay
+ * visible to the next user of the file only once it is written back, as a raw image's
+ * writes are through the page cache. (A killed tern-vmm loses what was not flushed.)
+ */
+static void flush_overlays(struct vm *m)
+{
+	for (unsigned int i = 0; i < VMM_MAX_DISKS; i++) {
+		struct virtio_blk *b = m->blk[i];
+		int r;
+		if (b && b->disk.ovl && !b->disk.readonly && (r = disk_flush_now(&b->disk)))
+			log_error("%s: cannot write back the overlay's bitmap: %s", b->dev.ops->name,
+				  strerror(-r));
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct vmm_config cfg;
@@ -186,6 +202,14 @@ int main(int argc, char **argv)
 	log_set_level(cfg.log_level);
 	if (cfg.snapshot_to)
 		return snapshot_client(cfg.api_sock, cfg.snapshot_to);
+	if (cfg.create_overlay) {
+		int r = config_create_overlay(cfg.create_overlay, err, sizeof(err));
+		if (r == -ENOSPC || r == -EIO)
+			die("%s", err);
+		if (r)
+			die_usage("--create-overlay: %s", err);
+		return 0;
+	}
 	if (cfg.describe_snapshot) {
 		if (snapshot_describe(cfg.describe_snapshot, stdout, err, sizeof(err)))
 			die_usage("--describe-snapshot: %s", err);
@@ -240,6 +264,7 @@ int main(int argc, char **argv)
 				  n->stats.tx_bytes, n->stats.tx_dropped, n->stats.tx_errors);
 	}
 	log_info("%s", stop_names[vm.stop_why]);
+	flush_overlays(&vm);
 	if (vm.stop_why == MACHINE_RESET && cfg.on_reboot == ON_REBOOT_RESTART) {
 		/* A fresh process is the cleanest reset: every device and vCPU starts over. */
 		console_restore();

@@ -9,6 +9,7 @@
 #include "vmm/snapshot.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "backend/disk_overlay.h"
 #include "vmm/clone.h"
 #include "vmm/kvm_state.h"
 #include "vmm/machine_state.h"
@@ -285,9 +286,8 @@ int vm_snapshot_create(struct vm *vm, const char *state_path, const char *mem_pa
 		if ((r = virtio_blk_drain(vm->blk[i], DRAIN_TIMEOUT_MS)))
 			return fail_msg(err, n, r, "disk %u did not finish its requests: %s", i,
 					strerror(-r));
-		if (!vm->blk[i]->disk.readonly && fdatasync(vm->blk[i]->disk.fd) < 0)
-			return fail_msg(err, n, -errno, "cannot flush disk %u: %s", i,
-					strerror(errno));
+		if (!vm->blk[i]->disk.readonly && (r = disk_flush_now(&vm->blk[i]->disk)))
+			return fail_msg(err, n, r, "cannot flush disk %u: %s", i, strerror(-r));
 	}
 	if (vm->cfg.track_dirty && (r = collect_dirty(vm)))
 		return fail_msg(err, n, r, "cannot read the dirty page log: %s", strerror(-r));
@@ -433,6 +433,9 @@ int snapshot_load_prepare(struct snapshot_load *l, const char *state_path, const
 				"VM it was taken of? stop it, or restore with tern_clone / "
 				"--clone)",
 				d->path);
+		if (d->format == DISK_FORMAT_OVERLAY &&
+		    (r = overlay_check(d->path, why, sizeof(why))))
+			return fail_msg(err, n, r, "disk '%s' of the snapshot: %s", d->path, why);
 	}
 	return 0;
 }

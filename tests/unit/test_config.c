@@ -67,6 +67,13 @@ TEST(config_disk_all_keys)
 	CHECK(!d.readonly);
 	free(d.path);
 
+	REQUIRE(parse("path=o,format=overlay", &d) == 0);
+	CHECK(d.format == DISK_FORMAT_OVERLAY && d.engine == DISK_ENGINE_AUTO);
+	free(d.path);
+	REQUIRE(parse("path=o,format=overlay,format=raw", &d) == 0);
+	CHECK(d.format == DISK_FORMAT_RAW);
+	free(d.path);
+
 	/* Empty items between commas are skipped. */
 	REQUIRE(parse(",path=x,,id=y,", &d) == 0);
 	CHECK(!strcmp(d.path, "x") && !strcmp(d.id, "y"));
@@ -109,6 +116,10 @@ TEST(config_disk_bad_values_name_the_key)
 	CHECK(rejected("path=x,cache=bogus", "writeback"));
 	CHECK(rejected("path=x,aio=bogus", "threads"));
 	CHECK(rejected("path=x,readonly=bogus", "on or off"));
+	CHECK(rejected("path=x,format=qcow2", "raw or overlay"));
+	CHECK(rejected("path=x,format=", "format"));
+	/* Overlays run on the thread pool. */
+	CHECK(rejected("path=x,format=overlay,aio=io_uring", "aio=threads"));
 }
 
 TEST(config_disk_missing_path)
@@ -121,7 +132,7 @@ TEST(config_disk_missing_path)
 
 TEST(config_disk_unknown_or_malformed_key)
 {
-	CHECK(rejected("path=x,format=raw", "format"));
+	CHECK(rejected("path=x,fmt=raw", "fmt"));
 	CHECK(rejected("path=x,Path=y", "Path"));
 	CHECK(rejected("path=x,=y", "''"));
 	CHECK(rejected("path=x,readonly", "readonly"));
