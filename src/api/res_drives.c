@@ -14,7 +14,8 @@
 
 static const char *const put_keys[] = {
 	"drive_id",   "path_on_host", "is_root_device", "partuuid", "is_read_only",
-	"cache_type", "rate_limiter", "io_engine",	"socket",   "tern_format", NULL
+	"cache_type", "rate_limiter", "io_engine",	"socket",   "tern_format",
+	NULL
 };
 static const char *const patch_keys[] = { "drive_id", "path_on_host", "rate_limiter", NULL };
 

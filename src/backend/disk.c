@@ -166,8 +166,7 @@ int disk_flush_now(struct disk *d)
 	return disk_do_sync(d, &r);
 }
 
-int disk_iov_rw(int fd, const struct iovec *vec, int iovcnt, uint64_t off, uint64_t len,
-		bool write)
+int disk_iov_rw(int fd, const struct iovec *vec, int iovcnt, uint64_t off, uint64_t len, bool write)
 {
 	struct iovec iov[iovcnt > 0 ? iovcnt : 1];
 	int n = iovcnt;

@@ -33,9 +33,8 @@
 struct overlay {
 	int base_fd;
 	struct overlay_header h;
-	uint64_t csize;	     /* cluster size, bytes */
-	uint64_t nclusters;
-	uint8_t *bitmap;     /* h.bitmap_bytes; read with atomics, bits set under alloc_lock */
+	uint64_t csize; /* cluster size, bytes */
+	uint8_t *bitmap;      /* h.bitmap_bytes; read with atomics, bits set under alloc_lock */
 	uint8_t *chunk_dirty; /* per OVERLAY_BITMAP_CHUNK of bitmap: not yet in the file */
 	/* One copy-up or flush at a time; guards chunk_dirty. */
 	pthread_mutex_t alloc_lock;
@@ -73,7 +72,8 @@ static uint64_t get64(const uint8_t *p)
 
 int overlay_layout(struct overlay_header *h, char *err, size_t n)
 {
-	if (h->cluster_bits < OVERLAY_CLUSTER_BITS_MIN || h->cluster_bits > OVERLAY_CLUSTER_BITS_MAX)
+	if (h->cluster_bits < OVERLAY_CLUSTER_BITS_MIN ||
+	    h->cluster_bits > OVERLAY_CLUSTER_BITS_MAX)
 		return fail_msg(err, n, -EINVAL, "cluster size 2^%u bytes (2^%d to 2^%d)",
 				h->cluster_bits, OVERLAY_CLUSTER_BITS_MIN,
 				OVERLAY_CLUSTER_BITS_MAX);
@@ -359,7 +359,6 @@ int overlay_attach(struct disk *d, const char **why)
 	if ((r = read_header(d->fd, &o->h, msg, n)))
 		goto fail;
 	o->csize = 1ULL << o->h.cluster_bits;
-	o->nclusters = (o->h.size - 1) / o->csize + 1;
 	o->base_fd = open(o->h.base_path, O_RDONLY | O_CLOEXEC);
 	if (o->base_fd < 0) {
 		r = fail_msg(msg, n, -errno, "cannot open its base '%s': %s", o->h.base_path,
@@ -614,7 +613,8 @@ static int do_write(struct disk *d, const struct disk_req *r)
 
 int overlay_do_sync(struct disk *d, const struct disk_req *r)
 {
-	if (r->op != DISK_FLUSH && (r->len == 0 || r->offset > d->size || r->len > d->size - r->offset))
+	if (r->op != DISK_FLUSH &&
+	    (r->len == 0 || r->offset > d->size || r->len > d->size - r->offset))
 		return r->len == 0 ? 0 : -EINVAL; /* virtio-blk checked this; never trust twice */
 	switch (r->op) {
 	case DISK_READ:

@@ -135,8 +135,7 @@ static int clone_disk(struct disk_config *d, char *err, size_t n)
 	} else {
 		if ((r = overlay_create(path, d->path, err, n)))
 			return r;
-		log_info("clone: %s is an overlay in front of %s (no reflink here)", path,
-			 d->path);
+		log_info("clone: %s is an overlay in front of %s (no reflink here)", path, d->path);
 		d->format = DISK_FORMAT_OVERLAY;
 		if (d->engine == DISK_ENGINE_IO_URING) {
 			log_info("clone: %s runs on the threads engine (overlays need it)", path);

@@ -71,7 +71,7 @@ struct vmm_config {
 	bool restore_paused; /* --restore-paused: do not resume after loading */
 	bool clone;	     /* --clone: a new identity for the restored VM */
 	const char *describe_snapshot;
-	const char *snapshot_to; /* --snapshot-to: a client of a running tern-vmm */
+	const char *snapshot_to;    /* --snapshot-to: a client of a running tern-vmm */
 	const char *create_overlay; /* --create-overlay OVERLAY,base=IMAGE */
 };
 

@@ -187,8 +187,8 @@ static void flush_overlays(struct vm *m)
 		struct virtio_blk *b = m->blk[i];
 		int r;
 		if (b && b->disk.ovl && !b->disk.readonly && (r = disk_flush_now(&b->disk)))
-			log_error("%s: cannot write back the overlay's bitmap: %s", b->dev.ops->name,
-				  strerror(-r));
+			log_error("%s: cannot write back the overlay's bitmap: %s",
+				  b->dev.ops->name, strerror(-r));
 	}
 }
 

@@ -69,8 +69,8 @@ static void add_disk(struct vm *vm, unsigned int i)
 	virtio_blk_init(b, &vm->mem, name, c->cache == DISK_CACHE_WRITEBACK, c->id);
 	log_debug("%s: %s%s, %llu bytes, %s%s, engine %s", name, c->path,
 		  b->disk.ovl ? " (overlay)" : "", (unsigned long long)b->disk.size,
-		  b->disk.readonly ? "read-only" : "read-write",
-		  b->disk.direct ? ", O_DIRECT" : "", disk_engine_name(&b->disk));
+		  b->disk.readonly ? "read-only" : "read-write", b->disk.direct ? ", O_DIRECT" : "",
+		  disk_engine_name(&b->disk));
 	vm->blk[i] = b;
 	attach(vm, &b->dev);
 }

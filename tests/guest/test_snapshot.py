@@ -29,6 +29,7 @@ import zlib
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
 import api  # noqa: E402
+import overlay  # noqa: E402
 import ternlib  # noqa: E402
 
 COUNT_RE = re.compile(r"^count (\d+)$")
@@ -201,9 +202,9 @@ def start_memfill(work, name, fill_mib, mem_mib, track_dirty=None, timeout=60):
     return vmm, c
 
 
-def fresh_api(work, name):
+def fresh_api(work, name, env=None):
     d = tempfile.mkdtemp(prefix="api-", dir=work)
-    vmm, c = api.start_api_vmm([], log_name="snap-%s.log" % name, workdir=d)
+    vmm, c = api.start_api_vmm([], env=env, log_name="snap-%s.log" % name, workdir=d)
     assert state(c) == "Not started"
     return vmm, c
 
@@ -755,7 +756,29 @@ def test_full_disk_during_snapshot():
 
 # ---- 5. clones ----
 
+# Clones on any file system get overlays, as on one without reflinks (this one's ext4).
+NO_REFLINK = {"TERN_CLONE_NO_REFLINK": "1"}
+
+
+def restore_clone(st, mem, name, sock):
+    return api.Vmm(["--restore", st, "--restore-mem", mem, "--clone", "--api-sock", sock],
+                   env=NO_REFLINK, log_name="snap-%s.log" % name)
+
+
+def wait_clone(v, sock, n, what):
+    assert api.wait_for_socket(sock, 10, v.proc), "%s's API socket: %r" % (what, v)
+    expect_continues(v, n, what)
+    cc = api.ApiClient(sock)
+    assert state(cc) == "Running"
+    status, conf = cc.get("/vm/config")
+    assert status == 200, "GET /vm/config of %s: %d %r" % (what, status, conf)
+    return cc, conf
+
+
 def test_clones_get_their_own_identity():
+    """Clones of one snapshot: distinct MAC, CID, socket and disk, each disk an overlay
+    in front of the snapshot's image (refused while the original still writes it); a
+    snapshot of a clone restores with its overlay, and a clone of it copies the overlay."""
     work = workdir("clone")
     vmms = []
     try:
@@ -763,6 +786,7 @@ def test_clones_get_their_own_identity():
         with open(disk, "wb") as f:
             f.write(b"tern clone disk\n")
             f.truncate(1 << 20)
+        disk_before = open(disk, "rb").read()
         uds = os.path.join(work, "v.sock")
         mac = "06:00:ac:10:00:02"
         orig, c = start_counter(work, "clone-orig", extra=(
@@ -781,29 +805,29 @@ def test_clones_get_their_own_identity():
         # the original still runs and holds its disk: a plain restore is refused
         r = ternlib.run_vmm(["--restore", st, "--restore-mem", mem], timeout=30)
         expect_usage_error(r, "--restore while the original runs", disk, "in use")
-        v, c0 = fresh_api(work, "clone-refused-api")
+        v, c0 = fresh_api(work, "clone-refused-api", env=NO_REFLINK)
         vmms.append(v)
         expect_400(c0.put("/snapshot/load", load_body(st, mem, True)), "load while the original runs", disk, "in use")
         assert state(c0) == "Not started"
+        # and so is a clone: its overlay needs the image unchanged
+        expect_400(c0.put("/snapshot/load", load_body(st, mem, True, tern_clone=True)),
+                   "clone while the original runs", disk, "in use", "stop that VM first")
+        assert state(c0) == "Not started"
         v.stop()
+        r = ternlib.run_vmm(["--restore", st, "--restore-mem", mem, "--clone"], timeout=30,
+                            env=dict(os.environ, **NO_REFLINK))
+        expect_usage_error(r, "--clone while the original runs", disk, "stop that VM first")
+        assert not glob.glob(disk + ".clone-*"), "a refused clone left a disk behind"
+        assert wait_counts(orig, len(counts(orig)) + 1), "the original stopped counting: %r" % orig
+        orig.stop()
 
         clones = []
         for i in range(2):
             sock = os.path.join(work, "clone%d.sock" % i)
-            v = restore_cli(st, mem, "clone-%d" % i, ["--clone", "--api-sock", sock])
+            v = restore_clone(st, mem, "clone-%d" % i, sock)
             vmms.append(v)
             clones.append((v, sock))
-        confs = []
-        for v, sock in clones:
-            assert api.wait_for_socket(sock, 10, v.proc), "clone's API socket: %r" % v
-            expect_continues(v, n, "clone %d" % v.pid)
-            cc = api.ApiClient(sock)
-            assert state(cc) == "Running"
-            status, conf = cc.get("/vm/config")
-            assert status == 200, "GET /vm/config of a clone: %d %r" % (status, conf)
-            confs.append((v, conf))
-        still = len(counts(orig))
-        assert wait_counts(orig, still + 1), "the original stopped counting: %r" % orig
+        confs = [(v, wait_clone(v, sock, n, "clone %d" % v.pid)[1]) for v, sock in clones]
 
         def ident(conf):
             return (conf["network-interfaces"][0]["guest_mac"].lower(), conf["vsock"]["guest_cid"],
@@ -817,13 +841,44 @@ def test_clones_get_their_own_identity():
             assert len(set(vals)) == 3, "%s is not different in each VM (original, clones): %r" % (field, vals)
         for (v, conf), i in zip(confs, ids):
             assert i[3] == "%s.clone-%d" % (disk, v.pid), "clone %d's disk: %r" % (v.pid, i[3])
-            assert os.path.exists(i[3]), "clone %d's disk %s does not exist" % (v.pid, i[3])
-            with open(i[3], "rb") as f:
-                assert f.read(16) == b"tern clone disk\n", "clone %d's disk is not a copy" % v.pid
+            assert conf["drives"][0].get("tern_format") == "Overlay", conf["drives"]
+            o_ = overlay.Overlay(i[3])
+            assert o_.base == os.path.realpath(disk), "clone %d's overlay base: %r" % (v.pid, o_.base)
+            assert o_.read(0, 16) == b"tern clone disk\n", "clone %d's disk does not read as the image" % v.pid
+            assert o_.clusters_here() == [] and overlay.allocated(i[3]) <= 16384, \
+                "clone %d's overlay holds data nobody wrote: %d bytes" % (v.pid, overlay.allocated(i[3]))
             assert os.path.exists(i[2]), "clone %d's vsock socket %s does not exist" % (v.pid, i[2])
             mac_bytes = int(i[0].split(":")[0], 16)
             assert mac_bytes & 2 and not mac_bytes & 1, "clone MAC %s is not locally administered unicast" % i[0]
-        for v, _ in clones:
+        # The clones read-lock the image: the original cannot come back and write it.
+        r = ternlib.run_vmm(["--restore", st, "--restore-mem", mem], timeout=30)
+        expect_usage_error(r, "--restore of the original while clones run", disk, "in use")
+        assert open(disk, "rb").read() == disk_before, "the clones' base image changed"
+
+        # A snapshot of a clone restores with its overlay (format kept in the state file) ...
+        v0, sock0 = clones[0]
+        cc0 = api.ApiClient(sock0)
+        n0 = pause(cc0, v0)
+        st2, mem2 = os.path.join(work, "clone.state"), os.path.join(work, "clone.mem")
+        snapshot(cc0, st2, mem2, "snapshot of a clone", v0)
+        v0.stop()
+        sock2 = os.path.join(work, "again.sock")
+        v2 = api.Vmm(["--restore", st2, "--restore-mem", mem2, "--api-sock", sock2],
+                     log_name="snap-clone-again.log")
+        vmms.append(v2)
+        _, conf2 = wait_clone(v2, sock2, n0, "the clone's snapshot restored")
+        assert conf2["drives"][0]["path_on_host"] == ids[0][3], conf2["drives"]
+        assert conf2["drives"][0].get("tern_format") == "Overlay", conf2["drives"]
+        v2.stop()
+        # ... and a clone of it copies the overlay, which keeps the same base.
+        sock3 = os.path.join(work, "clone-of-clone.sock")
+        v3 = restore_clone(st2, mem2, "clone-of-clone", sock3)
+        vmms.append(v3)
+        _, conf3 = wait_clone(v3, sock3, n0, "a clone of a clone")
+        p3 = conf3["drives"][0]["path_on_host"]
+        assert p3 == "%s.clone-%d" % (ids[0][3], v3.pid), p3
+        assert overlay.Overlay(p3).base == os.path.realpath(disk)
+        for v, _ in clones[1:] + [(v3, None)]:
             assert v.proc.poll() is None, "a clone exited: %r" % v
     finally:
         stop_all(vmms)

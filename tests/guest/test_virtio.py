@@ -9,6 +9,8 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+import overlay  # noqa: E402
 import ternlib  # noqa: E402
 import tiny  # noqa: E402
 
@@ -116,6 +118,87 @@ def test_blk_cache_none_direct_io():
 
 def test_blk_thread_pool_engine():
     run_io(evidx=True, disk_opts="cache=writeback,aio=threads")
+
+
+def create_overlay(ovl, base):
+    r = subprocess.run([ternlib.vmm_path(), "--create-overlay", "%s,base=%s" % (ovl, base)],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+    assert r.returncode == 0, "--create-overlay %s: %r" % (ovl, r)
+
+
+def run_io_on_overlays(cache):
+    """mode=io with both disks overlays in front of patterned bases: the guest's writes
+    land in the overlay only, every other sector reads through to the base."""
+    base_tag = 0x33
+    with tempfile.TemporaryDirectory(prefix="tern-virtio-ovl-") as tmp:
+        base, ro_base = os.path.join(tmp, "base.img"), os.path.join(tmp, "ro-base.img")
+        ovl, ro_ovl = os.path.join(tmp, "disk.ovl"), os.path.join(tmp, "ro.ovl")
+        make_image(base, DISK_SECTORS, base_tag)
+        make_image(ro_base, RO_SECTORS, RO_TAG)
+        create_overlay(ovl, base)
+        create_overlay(ro_ovl, ro_base)
+        before = open(base, "rb").read(), open(ro_base, "rb").read()
+        s = 5
+        cmdline = "mode=io sectors=%d sector=%d diskid=%s" % (DISK_SECTORS, s, DISK_ID)
+        if cache == "none":
+            cmdline += " flush=0"
+        r = tiny.run("virtio", cmdline=cmdline, extra=mmio(
+            "path=%s,format=overlay,cache=%s,id=%s" % (ovl, cache, DISK_ID),
+            "path=%s,format=overlay,readonly=on" % ro_ovl, "rng"))
+        tiny.check_ok("virtio", r)
+        assert (open(base, "rb").read(), open(ro_base, "rb").read()) == before, \
+            "a base image changed\n%r" % r
+        o = overlay.Overlay(ovl)
+        assert o.base == os.path.realpath(base) and o.size == DISK_SECTORS * SECTOR, vars(o)
+        # 64 sectors are one (short) cluster: the first write copied it up.
+        assert o.clusters_here() == [0], o.clusters_here()
+        assert overlay.Overlay(ro_ovl).clusters_here() == [], "the read-only overlay was written"
+        want = {s: pattern(s, 0xa0), s + 1: pattern(s + 1, 0xb0), s + 2: pattern(s + 2, 0xb0)}
+        for t in range(DISK_SECTORS):
+            got = o.read(t * SECTOR, SECTOR)
+            assert got == want.get(t, pattern(t, base_tag)), "sector %d through the overlay\n%r" % (t, r)
+        assert "needs reset" not in r.err, r
+
+
+def test_blk_on_overlays():
+    run_io_on_overlays("writeback")
+
+
+def test_blk_on_overlays_cache_none():
+    run_io_on_overlays("none")
+
+
+def test_overlay_usage_errors():
+    """--create-overlay and format=overlay refusals: exit 2, the reason named, nothing made."""
+    with tempfile.TemporaryDirectory(prefix="tern-virtio-ovl-") as tmp:
+        base, ovl = os.path.join(tmp, "base.img"), os.path.join(tmp, "disk.ovl")
+        make_image(base, DISK_SECTORS, 0x33)
+
+        def usage(args, *words):
+            r = subprocess.run([ternlib.vmm_path()] + args, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, timeout=30)
+            err = r.stderr.decode()
+            assert r.returncode == 2, "%r: exit %d, %s" % (args, r.returncode, err)
+            for w in words:
+                assert w in err, "%r: %r not in %r" % (args, w, err)
+
+        usage(["--create-overlay", ovl], "OVERLAY,base=IMAGE")
+        usage(["--create-overlay", "%s,base=%s/none" % (ovl, tmp)], "none", "No such file")
+        assert not os.path.exists(ovl)
+        create_overlay(ovl, base)
+        usage(["--create-overlay", "%s,base=%s" % (ovl, base)], ovl, "File exists")
+        # A raw image given as an overlay, an overlay given with io_uring.
+        r = tiny.run("virtio", cmdline="mode=io", extra=mmio("path=%s,format=overlay" % base))
+        assert r.status == 2 and "not a tern overlay" in r.err, r
+        r = tiny.run("virtio", cmdline="mode=io",
+                     extra=mmio("path=%s,format=overlay,aio=io_uring" % ovl))
+        assert r.status == 2 and "aio=threads" in r.err, r
+        # The base changed after the overlay was made: refused, named.
+        with open(base, "r+b") as f:
+            f.seek(512)
+            f.write(b"changed")
+        r = tiny.run("virtio", cmdline="mode=io", extra=mmio("path=%s,format=overlay" % ovl))
+        assert r.status == 2 and "changed after the overlay was made" in r.err, r
 
 
 def test_hostile_chains_need_reset_and_recover():

@@ -482,7 +482,7 @@ TEST(overlay_header_round_trip_and_every_flip_refused)
 				    .base_ino = 1234,
 				    .base_mtime_sec = 1700000000,
 				    .base_mtime_nsec = 999 },
-			     back;
+			      back;
 	uint8_t buf[OVERLAY_HEADER_SIZE];
 	char err[256];
 
