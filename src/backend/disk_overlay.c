@@ -33,7 +33,7 @@
 struct overlay {
 	int base_fd;
 	struct overlay_header h;
-	uint64_t csize; /* cluster size, bytes */
+	uint64_t csize;	      /* cluster size, bytes */
 	uint8_t *bitmap;      /* h.bitmap_bytes; read with atomics, bits set under alloc_lock */
 	uint8_t *chunk_dirty; /* per OVERLAY_BITMAP_CHUNK of bitmap: not yet in the file */
 	/* One copy-up or flush at a time; guards chunk_dirty. */
