@@ -19,12 +19,7 @@
 #include "devices/i8042.h"
 #include "vmm/snapshot.h"
 #include "vmm/vm.h"
-
-#define ASSERT(x)                         \
-	do {                              \
-		if (!(x))                 \
-			__builtin_trap(); \
-	} while (0)
+#include "fuzz.h"
 
 /* ---- stubs: nothing here starts a VM ---- */
 int vm_pause(struct vm *vm)

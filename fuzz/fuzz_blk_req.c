@@ -22,15 +22,10 @@
 
 #include "virtio/blk_req.h"
 #include "virtio/queue.h"
+#include "fuzz.h"
 
 #define HDR 11u
 #define LEN_MASK 0x3fffu
-
-#define ASSERT(x)                         \
-	do {                              \
-		if (!(x))                 \
-			__builtin_trap(); \
-	} while (0)
 
 static struct virtq_chain chain;
 static struct blk_parsed parsed;

@@ -23,14 +23,9 @@
 #include <string.h>
 
 #include "api/http.h"
+#include "fuzz.h"
 
 #define HDR 3u
-
-#define ASSERT(x)                         \
-	do {                              \
-		if (!(x))                 \
-			__builtin_trap(); \
-	} while (0)
 
 struct out {
 	char *p;

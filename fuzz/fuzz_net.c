@@ -29,12 +29,7 @@
 
 #include "virtio/net_hdr.h"
 #include "virtio/queue.h"
-
-#define ASSERT(x)                         \
-	do {                              \
-		if (!(x))                 \
-			__builtin_trap(); \
-	} while (0)
+#include "fuzz.h"
 
 #define MAX_RX_CHAINS 16
 #define MAX_RX_SEGS 7

@@ -22,6 +22,7 @@
 
 #include "kvm/guest_mem.h"
 #include "virtio/queue.h"
+#include "fuzz.h"
 
 #define RAM_SIZE (64u << 10)
 #define HDR 16u
@@ -30,12 +31,6 @@
 
 static struct guest_mem mem;
 static uint8_t scratch[RAM_SIZE];
-
-#define ASSERT(x)                         \
-	do {                              \
-		if (!(x))                 \
-			__builtin_trap(); \
-	} while (0)
 
 static uint16_t get16(const uint8_t *p)
 {

@@ -30,30 +30,9 @@
 
 #include "vmstate/describe.h"
 #include "vmstate/vmstate.h"
+#include "fuzz.h"
 
 #define CTRL 9u
-
-#define ASSERT(x)                         \
-	do {                              \
-		if (!(x))                 \
-			__builtin_trap(); \
-	} while (0)
-
-static uint32_t rd32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t rd64(const uint8_t *p)
-{
-	return rd32(p) | (uint64_t)rd32(p + 4) << 32;
-}
-
-static void wr32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
 
 static uint32_t zcrc(const uint8_t *p, size_t n)
 {

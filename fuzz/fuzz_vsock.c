@@ -25,14 +25,9 @@
 #include "backend/vsock_uds.h"
 #include "virtio/queue.h"
 #include "virtio/vsock_pkt.h"
+#include "fuzz.h"
 
 #define HDR 11u
-
-#define ASSERT(x)                         \
-	do {                              \
-		if (!(x))                 \
-			__builtin_trap(); \
-	} while (0)
 
 static struct virtq_chain chain;
 static struct vsock_pkt pkt;

@@ -9,6 +9,8 @@ a bug are kept beside the seeds under names starting with "regress-".
 import os
 import struct
 
+from seeds import write_seeds
+
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus", "blk_req")
 
 T_IN, T_OUT, T_FLUSH, T_GET_ID, T_DISCARD, T_WRITE_ZEROES = 0, 1, 4, 8, 11, 13
@@ -83,14 +85,7 @@ SEEDS = {
 
 
 def main():
-    os.makedirs(OUT, exist_ok=True)
-    for name in os.listdir(OUT):
-        if name.startswith("seed-"):
-            os.remove(os.path.join(OUT, name))
-    for name, data in sorted(SEEDS.items()):
-        with open(os.path.join(OUT, name), "wb") as f:
-            f.write(data)
-    print(f"wrote {len(SEEDS)} seeds to {OUT}")
+    write_seeds(OUT, SEEDS)
 
 
 if __name__ == "__main__":

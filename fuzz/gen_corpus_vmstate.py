@@ -12,6 +12,8 @@ import os
 import struct
 import zlib
 
+from seeds import write_seeds
+
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus", "vmstate")
 
 END, MACHINE, MEMORY, VCPU, IRQCHIP, PIT, CLOCK = 0, 1, 2, 3, 4, 5, 6
@@ -106,14 +108,7 @@ SEEDS = {
 
 
 def main():
-    os.makedirs(OUT, exist_ok=True)
-    for name in os.listdir(OUT):
-        if name.startswith("seed-"):
-            os.unlink(os.path.join(OUT, name))
-    for name, data in SEEDS.items():
-        with open(os.path.join(OUT, name), "wb") as f:
-            f.write(data)
-    print(f"{len(SEEDS)} seeds in {OUT}")
+    write_seeds(OUT, SEEDS)
 
 
 if __name__ == "__main__":
