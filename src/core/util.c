@@ -76,3 +76,27 @@ int fail_msg(char *err, size_t n, int r, const char *fmt, ...)
 	}
 	return r;
 }
+
+int file_copy_sparse(int in, int out, int64_t size)
+{
+	off_t pos = 0;
+
+	while (pos < size) {
+		off_t data = lseek(in, pos, SEEK_DATA);
+		if (data < 0)
+			return errno == ENXIO ? 0 : -errno; /* ENXIO: only a hole is left */
+		off_t hole = lseek(in, data, SEEK_HOLE);
+		if (hole < 0)
+			return -errno;
+		loff_t src = data, dst = data;
+		while (src < hole) {
+			ssize_t n = copy_file_range(in, &src, out, &dst, (size_t)(hole - src), 0);
+			if (n < 0)
+				return -errno;
+			if (n == 0)
+				return -EIO;
+		}
+		pos = hole;
+	}
+	return 0;
+}

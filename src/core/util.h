@@ -31,6 +31,12 @@ int file_read_all(const char *path, uint8_t **buf, size_t *len);
 int fail_msg(char *err, size_t n, int r, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
+/*
+ * Copies the data extents of in to out (copy_file_range; holes stay holes) up to size
+ * bytes; out must already be size bytes long. 0 or -errno.
+ */
+int file_copy_sparse(int in, int out, int64_t size);
+
 /* Parses a decimal unsigned integer in [min, max]; false on junk, overflow or range. */
 bool parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 

@@ -16,31 +16,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Copies the data extents of in to out (holes stay holes). 0 or -errno. */
-static int sparse_copy(int in, int out, off_t size)
-{
-	off_t pos = 0;
-
-	while (pos < size) {
-		off_t data = lseek(in, pos, SEEK_DATA);
-		if (data < 0)
-			return errno == ENXIO ? 0 : -errno; /* ENXIO: only a hole is left */
-		off_t hole = lseek(in, data, SEEK_HOLE);
-		if (hole < 0)
-			return -errno;
-		loff_t src = data, dst = data;
-		while (src < hole) {
-			ssize_t n = copy_file_range(in, &src, out, &dst, (size_t)(hole - src), 0);
-			if (n < 0)
-				return -errno;
-			if (n == 0)
-				return -EIO;
-		}
-		pos = hole;
-	}
-	return 0;
-}
-
 /* Is path held for writing by another process (the VM the snapshot was taken of)? */
 static int refuse_if_written(const struct disk_config *d, char *err, size_t n)
 {
@@ -102,7 +77,7 @@ static int copy_overlay(const char *from, const char *to, char *err, size_t n)
 		r = fail_msg(err, n, -errno, "clone: cannot create '%s': %s", to, strerror(errno));
 		goto out;
 	}
-	if (ftruncate(out, st.st_size) < 0 || (r = sparse_copy(in, out, st.st_size))) {
+	if (ftruncate(out, st.st_size) < 0 || (r = file_copy_sparse(in, out, st.st_size))) {
 		r = fail_msg(err, n, r ? r : -errno, "clone: cannot copy '%s': %s", from,
 			     strerror(r ? -r : errno));
 		unlink(to);
