@@ -57,7 +57,7 @@
 
 static void fix_crc(uint8_t *p)
 {
-	wr32(p + CRC_OFF, (uint32_t)crc32(0, p, CRC_OFF));
+	le_put32(p + CRC_OFF, (uint32_t)crc32(0, p, CRC_OFF));
 }
 
 /* The one layout a (cluster_bits, size) may have, computed the slow and obvious way. */
@@ -81,20 +81,20 @@ static bool ref_valid(const uint8_t *p, size_t n)
 {
 	uint64_t bm_bytes, data_off;
 
-	if (n < HDR || memcmp(p, "TERNOVL1", 8) != 0 || rd32(p + 8) != 1)
+	if (n < HDR || memcmp(p, "TERNOVL1", 8) != 0 || le_get32(p + 8) != 1)
 		return false;
-	if (rd32(p + CRC_OFF) != (uint32_t)crc32(0, p, CRC_OFF))
+	if (le_get32(p + CRC_OFF) != (uint32_t)crc32(0, p, CRC_OFF))
 		return false;
-	if (rd32(p + 12) != HDR || rd32(p + 20) != 0)
+	if (le_get32(p + 12) != HDR || le_get32(p + 20) != 0)
 		return false;
-	uint64_t size = rd64(p + 24), base_size = rd64(p + 56);
-	if (!ref_layout(rd32(p + 16), size, &bm_bytes, &data_off))
+	uint64_t size = le_get64(p + 24), base_size = le_get64(p + 56);
+	if (!ref_layout(le_get32(p + 16), size, &bm_bytes, &data_off))
 		return false;
-	if (rd64(p + 32) != HDR || rd64(p + 40) != bm_bytes || rd64(p + 48) != data_off)
+	if (le_get64(p + 32) != HDR || le_get64(p + 40) != bm_bytes || le_get64(p + 48) != data_off)
 		return false;
-	if (base_size < size || base_size >= size + 512 || rd32(p + 80) >= 1000000000)
+	if (base_size < size || base_size >= size + 512 || le_get32(p + 80) >= 1000000000)
 		return false;
-	uint32_t plen = rd32(p + PATH_LEN_OFF);
+	uint32_t plen = le_get32(p + PATH_LEN_OFF);
 	return plen >= 1 && plen <= HDR - 4 - 88 && !memchr(p + 88, 0, plen);
 }
 
@@ -139,8 +139,8 @@ static void raw_layout(const uint8_t *p, size_t n, char *err, size_t errlen)
 	if (n < 32)
 		return;
 	memset(&h, 0, sizeof(h));
-	h.cluster_bits = rd32(p + 16);
-	h.size = rd64(p + 24);
+	h.cluster_bits = le_get32(p + 16);
+	h.size = le_get64(p + 24);
 	bool valid = ref_layout(h.cluster_bits, h.size, &bm_bytes, &data_off);
 	int r = overlay_layout(&h, err, errlen);
 	ASSERT(valid == (r == 0));
@@ -231,15 +231,15 @@ static void check_file(uint8_t *file, size_t n, unsigned int ctrl, char *errbuf,
 		size_t plen = strlen(base_path);
 		/* The parser allows any byte after the path: leave the old one's tail there. */
 		memcpy(file + OVERLAY_BASE_PATH_OFF, base_path, plen);
-		wr32(file + PATH_LEN_OFF, (uint32_t)plen);
+		le_put32(file + PATH_LEN_OFF, (uint32_t)plen);
 		ASSERT(ftruncate(base_fd, 0) == 0);
 		/* As large as the header says; a file system may refuse the largest sizes. */
-		(void)!ftruncate(base_fd, (off_t)rd64(file + 56));
+		(void)!ftruncate(base_fd, (off_t)le_get64(file + 56));
 		ASSERT(fstat(base_fd, &bst) == 0);
 		if (ctrl & C_BASE_MATCH) {
-			wr64(file + 64, (uint64_t)bst.st_ino);
-			wr64(file + 72, (uint64_t)bst.st_mtim.tv_sec);
-			wr32(file + 80, (uint32_t)bst.st_mtim.tv_nsec);
+			le_put64(file + 64, (uint64_t)bst.st_ino);
+			le_put64(file + 72, (uint64_t)bst.st_mtim.tv_sec);
+			le_put32(file + 80, (uint32_t)bst.st_mtim.tv_nsec);
 		}
 		fix_crc(file);
 	}
@@ -333,7 +333,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* The invariants the request code relies on. */
 	ASSERT(h.version == OVERLAY_VERSION);
 	check_layout(&h);
-	uint32_t plen = rd32(hdr + PATH_LEN_OFF);
+	uint32_t plen = le_get32(hdr + PATH_LEN_OFF);
 	ASSERT(strlen(h.base_path) > 0 && strlen(h.base_path) == plen);
 	ASSERT(memcmp(h.base_path, hdr + OVERLAY_BASE_PATH_OFF, plen) == 0);
 	ASSERT(h.base_size >= h.size && h.base_size - h.size < 512);

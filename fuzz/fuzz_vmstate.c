@@ -44,12 +44,12 @@ static void fix_crcs(uint8_t *p, size_t n)
 {
 	if (n < 28)
 		return;
-	wr32(p + 24, zcrc(p, 24));
+	le_put32(p + 24, zcrc(p, 24));
 	for (size_t off = 28; n - off >= 24;) {
-		uint64_t plen = rd64(p + off + 16);
+		uint64_t plen = le_get64(p + off + 16);
 		if (plen > n - off - 24 || n - off - 24 - plen < 4)
 			return;
-		wr32(p + off + 24 + plen, zcrc(p + off, 24 + (size_t)plen));
+		le_put32(p + off + 24 + plen, zcrc(p + off, 24 + (size_t)plen));
 		off += 28 + (size_t)plen;
 	}
 }
@@ -59,20 +59,20 @@ static uint64_t keys[VMSTATE_MAX_SECTIONS];
 
 static bool ref_valid(const uint8_t *p, size_t n, unsigned int *count)
 {
-	if (n < 28 || memcmp(p, "TERNSTAT", 8) != 0 || rd32(p + 8) != 1 || rd32(p + 12) != 1 ||
-	    rd64(p + 16) != 0 || rd32(p + 24) != zcrc(p, 24))
+	if (n < 28 || memcmp(p, "TERNSTAT", 8) != 0 || le_get32(p + 8) != 1 ||
+	    le_get32(p + 12) != 1 || le_get64(p + 16) != 0 || le_get32(p + 24) != zcrc(p, 24))
 		return false;
 	unsigned int k = 0;
 	for (size_t off = 28;;) {
-		if (n - off < 24 || rd32(p + off + 12) != 0)
+		if (n - off < 24 || le_get32(p + off + 12) != 0)
 			return false;
-		uint64_t plen = rd64(p + off + 16);
+		uint64_t plen = le_get64(p + off + 16);
 		if (plen > VMSTATE_MAX_SECTION || plen > n - off - 24 || n - off - 24 - plen < 4)
 			return false;
-		if (rd32(p + off + 24 + plen) != zcrc(p + off, 24 + (size_t)plen))
+		if (le_get32(p + off + 24 + plen) != zcrc(p + off, 24 + (size_t)plen))
 			return false;
-		uint32_t tag = rd32(p + off), instance = rd32(p + off + 4);
-		uint32_t version = rd32(p + off + 8);
+		uint32_t tag = le_get32(p + off), instance = le_get32(p + off + 4);
+		uint32_t version = le_get32(p + off + 8);
 		off += 28 + (size_t)plen;
 		if (tag == VMSTATE_TAG_END) {
 			*count = k;
@@ -220,7 +220,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ASSERT(devnull);
 	if (size >= CTRL) {
 		ctrl = data[0];
-		pattern = rd64(data + 1);
+		pattern = le_get64(data + 1);
 		data += CTRL;
 		size -= CTRL;
 	}
@@ -269,8 +269,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		ASSERT(s->len <= VMSTATE_MAX_SECTION);
 		ASSERT(s->len <=
 		       size - off - VMSTATE_SECTION_HEADER_SIZE - VMSTATE_SECTION_CRC_SIZE);
-		ASSERT(rd32(file + off) == s->tag && rd32(file + off + 4) == s->instance);
-		ASSERT(rd32(file + off + 8) == s->version && rd64(file + off + 16) == s->len);
+		ASSERT(le_get32(file + off) == s->tag && le_get32(file + off + 4) == s->instance);
+		ASSERT(le_get32(file + off + 8) == s->version &&
+		       le_get64(file + off + 16) == s->len);
 		ASSERT(vmstate_find(&f, s->tag, s->instance) == s);
 		const char *name = vmstate_tag_name(s->tag);
 		ASSERT(name && strlen(name) < 16);

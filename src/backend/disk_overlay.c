@@ -15,10 +15,10 @@
  * again), as with any volatile write cache, but never exposes a cluster of zeros.
  */
 #include "backend/disk_overlay.h"
+#include "core/le.h"
 #include "backend/disk.h"
 #include "core/util.h"
 
-#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
@@ -41,34 +41,6 @@ struct overlay {
 };
 
 /* ---- header ---- */
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(p, &v, 4);
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	v = htole64(v);
-	memcpy(p, &v, 8);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4);
-	return le32toh(v);
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-	return le64toh(v);
-}
 
 int overlay_layout(struct overlay_header *h, char *err, size_t n)
 {
@@ -122,20 +94,20 @@ void overlay_header_build(const struct overlay_header *h, uint8_t buf[OVERLAY_HE
 
 	memset(buf, 0, OVERLAY_HEADER_SIZE);
 	memcpy(buf + H_MAGIC, OVERLAY_MAGIC, 8);
-	put32(buf + H_VERSION, h->version);
-	put32(buf + H_HEADER_SIZE, OVERLAY_HEADER_SIZE);
-	put32(buf + H_CLUSTER_BITS, h->cluster_bits);
-	put64(buf + H_SIZE, h->size);
-	put64(buf + H_BITMAP_OFFSET, h->bitmap_offset);
-	put64(buf + H_BITMAP_BYTES, h->bitmap_bytes);
-	put64(buf + H_DATA_OFFSET, h->data_offset);
-	put64(buf + H_BASE_SIZE, h->base_size);
-	put64(buf + H_BASE_INO, h->base_ino);
-	put64(buf + H_BASE_MTIME_SEC, (uint64_t)h->base_mtime_sec);
-	put32(buf + H_BASE_MTIME_NSEC, h->base_mtime_nsec);
-	put32(buf + H_BASE_PATH_LEN, (uint32_t)len);
+	le_put32(buf + H_VERSION, h->version);
+	le_put32(buf + H_HEADER_SIZE, OVERLAY_HEADER_SIZE);
+	le_put32(buf + H_CLUSTER_BITS, h->cluster_bits);
+	le_put64(buf + H_SIZE, h->size);
+	le_put64(buf + H_BITMAP_OFFSET, h->bitmap_offset);
+	le_put64(buf + H_BITMAP_BYTES, h->bitmap_bytes);
+	le_put64(buf + H_DATA_OFFSET, h->data_offset);
+	le_put64(buf + H_BASE_SIZE, h->base_size);
+	le_put64(buf + H_BASE_INO, h->base_ino);
+	le_put64(buf + H_BASE_MTIME_SEC, (uint64_t)h->base_mtime_sec);
+	le_put32(buf + H_BASE_MTIME_NSEC, h->base_mtime_nsec);
+	le_put32(buf + H_BASE_PATH_LEN, (uint32_t)len);
 	memcpy(buf + OVERLAY_BASE_PATH_OFF, h->base_path, len);
-	put32(buf + H_CRC, (uint32_t)crc32(0, buf, H_CRC));
+	le_put32(buf + H_CRC, (uint32_t)crc32(0, buf, H_CRC));
 }
 
 int overlay_header_parse(const uint8_t *buf, size_t len, struct overlay_header *h, char *err,
@@ -145,40 +117,40 @@ int overlay_header_parse(const uint8_t *buf, size_t len, struct overlay_header *
 	if (len < OVERLAY_HEADER_SIZE || memcmp(buf + H_MAGIC, OVERLAY_MAGIC, 8))
 		return fail_msg(err, n, -EINVAL, "not a tern overlay (no '%s' header)",
 				OVERLAY_MAGIC);
-	h->version = get32(buf + H_VERSION);
+	h->version = le_get32(buf + H_VERSION);
 	if (h->version != OVERLAY_VERSION)
 		return fail_msg(err, n, -EINVAL,
 				"overlay format version %u; this tern-vmm reads version %d",
 				h->version, OVERLAY_VERSION);
-	if (get32(buf + H_CRC) != (uint32_t)crc32(0, buf, H_CRC))
+	if (le_get32(buf + H_CRC) != (uint32_t)crc32(0, buf, H_CRC))
 		return fail_msg(err, n, -EINVAL, "the overlay header's CRC does not match");
-	if (get32(buf + H_HEADER_SIZE) != OVERLAY_HEADER_SIZE || get32(buf + H_FLAGS))
+	if (le_get32(buf + H_HEADER_SIZE) != OVERLAY_HEADER_SIZE || le_get32(buf + H_FLAGS))
 		return fail_msg(err, n, -EINVAL, "header size %u or flags %#x unknown",
-				get32(buf + H_HEADER_SIZE), get32(buf + H_FLAGS));
-	h->cluster_bits = get32(buf + H_CLUSTER_BITS);
-	h->size = get64(buf + H_SIZE);
-	h->base_size = get64(buf + H_BASE_SIZE);
-	h->base_ino = get64(buf + H_BASE_INO);
-	h->base_mtime_sec = (int64_t)get64(buf + H_BASE_MTIME_SEC);
-	h->base_mtime_nsec = get32(buf + H_BASE_MTIME_NSEC);
+				le_get32(buf + H_HEADER_SIZE), le_get32(buf + H_FLAGS));
+	h->cluster_bits = le_get32(buf + H_CLUSTER_BITS);
+	h->size = le_get64(buf + H_SIZE);
+	h->base_size = le_get64(buf + H_BASE_SIZE);
+	h->base_ino = le_get64(buf + H_BASE_INO);
+	h->base_mtime_sec = (int64_t)le_get64(buf + H_BASE_MTIME_SEC);
+	h->base_mtime_nsec = le_get32(buf + H_BASE_MTIME_NSEC);
 	int r = overlay_layout(h, err, n);
 	if (r)
 		return r;
-	if (get64(buf + H_BITMAP_OFFSET) != h->bitmap_offset ||
-	    get64(buf + H_BITMAP_BYTES) != h->bitmap_bytes ||
-	    get64(buf + H_DATA_OFFSET) != h->data_offset)
+	if (le_get64(buf + H_BITMAP_OFFSET) != h->bitmap_offset ||
+	    le_get64(buf + H_BITMAP_BYTES) != h->bitmap_bytes ||
+	    le_get64(buf + H_DATA_OFFSET) != h->data_offset)
 		return fail_msg(err, n, -EINVAL,
 				"bitmap at %llu (%llu bytes) and data at %llu is not the layout "
 				"of %llu bytes in 2^%u-byte clusters",
-				(unsigned long long)get64(buf + H_BITMAP_OFFSET),
-				(unsigned long long)get64(buf + H_BITMAP_BYTES),
-				(unsigned long long)get64(buf + H_DATA_OFFSET),
+				(unsigned long long)le_get64(buf + H_BITMAP_OFFSET),
+				(unsigned long long)le_get64(buf + H_BITMAP_BYTES),
+				(unsigned long long)le_get64(buf + H_DATA_OFFSET),
 				(unsigned long long)h->size, h->cluster_bits);
 	if (h->base_size < h->size || h->base_size - h->size >= 512 ||
 	    h->base_mtime_nsec >= 1000000000)
 		return fail_msg(err, n, -EINVAL, "base size %llu or time does not fit size %llu",
 				(unsigned long long)h->base_size, (unsigned long long)h->size);
-	uint32_t plen = get32(buf + H_BASE_PATH_LEN);
+	uint32_t plen = le_get32(buf + H_BASE_PATH_LEN);
 	if (plen == 0 || plen > OVERLAY_BASE_PATH_MAX ||
 	    memchr(buf + OVERLAY_BASE_PATH_OFF, 0, plen))
 		return fail_msg(err, n, -EINVAL, "base path length %u (1 to %d, no NUL bytes)",

@@ -3,6 +3,7 @@
  * Offsets and field meanings follow the ACPI 6.5 specification, chapter 5.
  */
 #include "arch/x86/acpi.h"
+#include "core/le.h"
 
 #include <errno.h>
 #include <string.h>
@@ -68,24 +69,6 @@
 #define DSDT_REVISION 2 /* 2 and up make AML integers 64-bit */
 #define S5_SLP_TYP 5	/* what tern's sleep-control port treats as power-off */
 
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)v);
-	put16(p + 2, (uint16_t)(v >> 16));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
-}
-
 uint8_t acpi_checksum(const void *p, size_t len)
 {
 	const uint8_t *b = p;
@@ -100,13 +83,13 @@ uint8_t acpi_checksum(const void *p, size_t len)
 static void header(uint8_t *t, const char *sig, uint32_t len, uint8_t rev)
 {
 	memcpy(t, sig, 4);
-	put32(t + 4, len);
+	le_put32(t + 4, len);
 	t[8] = rev;
 	memcpy(t + 10, OEM_ID, 6);
 	memcpy(t + 16, OEM_TABLE_ID, 8);
-	put32(t + 24, OEM_REVISION);
+	le_put32(t + 24, OEM_REVISION);
 	memcpy(t + 28, CREATOR_ID, 4);
-	put32(t + 32, CREATOR_REVISION);
+	le_put32(t + 32, CREATOR_REVISION);
 }
 
 static void seal(uint8_t *t, size_t len, size_t csum_at)
@@ -121,7 +104,7 @@ static void gas_io8(uint8_t *g, uint16_t port)
 	g[1] = 8; /* register bit width */
 	g[2] = 0; /* bit offset */
 	g[3] = GAS_ACCESS_BYTE;
-	put64(g + 4, port);
+	le_put64(g + 4, port);
 }
 
 /* Bump allocator over the caller's buffer: each table starts 16-byte aligned. */
@@ -231,15 +214,15 @@ static void fill_fadt(uint8_t *t, const struct acpi_config *cfg, uint64_t dsdt)
 	header(t, "FACP", FADT_LEN, FADT_REVISION);
 	/* The 32-bit pointer is optional; a stale one below 4 GiB would be worse. */
 	if (dsdt <= UINT32_MAX)
-		put32(t + FADT_DSDT, (uint32_t)dsdt);
-	put16(t + FADT_SCI_INT, SCI_IRQ);
-	put16(t + FADT_IAPC_BOOT_ARCH, IAPC_8042 | IAPC_VGA_NOT_PRESENT);
-	put32(t + FADT_FLAGS, FADT_F_HW_REDUCED_ACPI | FADT_F_RESET_REG_SUP | FADT_F_PWR_BUTTON |
-				      FADT_F_SLP_BUTTON);
+		le_put32(t + FADT_DSDT, (uint32_t)dsdt);
+	le_put16(t + FADT_SCI_INT, SCI_IRQ);
+	le_put16(t + FADT_IAPC_BOOT_ARCH, IAPC_8042 | IAPC_VGA_NOT_PRESENT);
+	le_put32(t + FADT_FLAGS, FADT_F_HW_REDUCED_ACPI | FADT_F_RESET_REG_SUP | FADT_F_PWR_BUTTON |
+					 FADT_F_SLP_BUTTON);
 	gas_io8(t + FADT_RESET_REG, cfg->reset_port);
 	t[FADT_RESET_VALUE] = cfg->reset_value;
 	t[FADT_MINOR_VERSION] = FADT_MINOR;
-	put64(t + FADT_X_DSDT, dsdt);
+	le_put64(t + FADT_X_DSDT, dsdt);
 	gas_io8(t + FADT_SLEEP_CONTROL_REG, cfg->sleep_ctl_port);
 	gas_io8(t + FADT_SLEEP_STATUS_REG, cfg->sleep_sts_port);
 	memcpy(t + FADT_HYPERVISOR_ID, "TERNVMM", 7);
@@ -258,8 +241,8 @@ static uint8_t *madt_iso(uint8_t *e, uint8_t irq, uint32_t gsi, uint16_t flags)
 	e[1] = MADT_ISO_LEN;
 	e[2] = 0; /* ISA bus */
 	e[3] = irq;
-	put32(e + 4, gsi);
-	put16(e + 8, flags);
+	le_put32(e + 4, gsi);
+	le_put16(e + 8, flags);
 	return e + MADT_ISO_LEN;
 }
 
@@ -269,23 +252,23 @@ static void fill_madt(uint8_t *t, const struct acpi_config *cfg)
 	uint8_t *e = t + HDR_LEN + 8;
 
 	header(t, "APIC", (uint32_t)len, MADT_REVISION);
-	put32(t + HDR_LEN, (uint32_t)LAYOUT_LAPIC);
+	le_put32(t + HDR_LEN, (uint32_t)LAYOUT_LAPIC);
 	/* KVM's in-kernel irqchip models the dual 8259s, so say they exist. */
-	put32(t + HDR_LEN + 4, MADT_PCAT_COMPAT);
+	le_put32(t + HDR_LEN + 4, MADT_PCAT_COMPAT);
 
 	for (unsigned int i = 0; i < cfg->ncpus; i++, e += MADT_LAPIC_LEN) {
 		e[0] = MADT_LAPIC;
 		e[1] = MADT_LAPIC_LEN;
 		e[2] = (uint8_t)i; /* ACPI processor UID */
 		e[3] = (uint8_t)i; /* APIC ID */
-		put32(e + 4, MADT_LAPIC_ENABLED);
+		le_put32(e + 4, MADT_LAPIC_ENABLED);
 	}
 
 	e[0] = MADT_IOAPIC;
 	e[1] = MADT_IOAPIC_LEN;
 	e[2] = cfg->ioapic_id;
-	put32(e + 4, cfg->ioapic_addr);
-	put32(e + 8, 0); /* GSI base */
+	le_put32(e + 4, cfg->ioapic_addr);
+	le_put32(e + 8, 0); /* GSI base */
 	e += MADT_IOAPIC_LEN;
 
 	/* The PIT is wired to IOAPIC pin 2, as on every PC; the SCI line is level/high. */
@@ -295,8 +278,8 @@ static void fill_madt(uint8_t *t, const struct acpi_config *cfg)
 	e[0] = MADT_LAPIC_NMI;
 	e[1] = MADT_LAPIC_NMI_LEN;
 	e[2] = MADT_ALL_PROCESSORS;
-	put16(e + 3, 0); /* flags: conforms to the bus */
-	e[5] = 1;	 /* LINT1 */
+	le_put16(e + 3, 0); /* flags: conforms to the bus */
+	e[5] = 1;	    /* LINT1 */
 
 	seal(t, len, 9);
 }
@@ -306,8 +289,8 @@ static void fill_xsdt(uint8_t *t, uint64_t fadt, uint64_t madt)
 	const uint32_t len = HDR_LEN + 8 * XSDT_ENTRIES;
 
 	header(t, "XSDT", len, 1);
-	put64(t + HDR_LEN, fadt);
-	put64(t + HDR_LEN + 8, madt);
+	le_put64(t + HDR_LEN, fadt);
+	le_put64(t + HDR_LEN + 8, madt);
 	seal(t, len, 9);
 }
 
@@ -315,10 +298,10 @@ static void fill_rsdp(uint8_t *r, uint64_t xsdt)
 {
 	memcpy(r, "RSD PTR ", 8);
 	memcpy(r + 9, OEM_ID, 6);
-	r[15] = 2;	  /* ACPI 2.0+ layout, XSDT address valid */
-	put32(r + 16, 0); /* no RSDT: every consumer we care about reads the XSDT */
-	put32(r + 20, RSDP_LEN);
-	put64(r + 24, xsdt);
+	r[15] = 2;	     /* ACPI 2.0+ layout, XSDT address valid */
+	le_put32(r + 16, 0); /* no RSDT: every consumer we care about reads the XSDT */
+	le_put32(r + 20, RSDP_LEN);
+	le_put64(r + 24, xsdt);
 	seal(r, 20, 8);
 	seal(r, RSDP_LEN, 32);
 }

@@ -4,6 +4,7 @@
  * 32-bit entries; PVH: 32-bit protected mode, paging off, EBX = start_info).
  */
 #include "arch/x86/bootparams.h"
+#include "core/le.h"
 #include "arch/x86/e820.h"
 #include "arch/x86/layout.h"
 #include "core/util.h"
@@ -46,16 +47,6 @@ struct hvm_memmap_entry {
 	uint32_t type;
 	uint32_t reserved;
 };
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	memcpy(p, &v, 4);
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	memcpy(p, &v, 8);
-}
 
 int boot_place_initrd(const struct guest_mem *m, const struct boot_image *img, uint64_t size,
 		      uint64_t *gpa)
@@ -130,15 +121,15 @@ static int write_zero_page(const struct guest_mem *m, const struct boot_setup *b
 		memcpy(bp + 0x202, "HdrS", 4);
 		bp[0x206] = 0x0f; /* protocol 2.15 */
 		bp[0x207] = 0x02;
-		put32(bp + 0x230, 0x1000000);			     /* kernel_alignment */
-		put32(bp + 0x238, (uint32_t)LAYOUT_CMDLINE_MAX - 1); /* cmdline_size */
+		le_put32(bp + 0x230, 0x1000000);			/* kernel_alignment */
+		le_put32(bp + 0x238, (uint32_t)LAYOUT_CMDLINE_MAX - 1); /* cmdline_size */
 	}
 	bp[BP_HDR_TYPE_OF_LOADER] = 0xff; /* "undefined" boot loader */
 	bp[BP_HDR_LOADFLAGS] |= 0x01;	  /* LOADED_HIGH */
-	put32(bp + BP_HDR_CMD_LINE_PTR, (uint32_t)LAYOUT_CMDLINE);
-	put32(bp + BP_HDR_RAMDISK_IMAGE, (uint32_t)b->initrd_gpa);
-	put32(bp + BP_HDR_RAMDISK_SIZE, (uint32_t)b->initrd_size);
-	put64(bp + BP_ACPI_RSDP, b->rsdp_gpa);
+	le_put32(bp + BP_HDR_CMD_LINE_PTR, (uint32_t)LAYOUT_CMDLINE);
+	le_put32(bp + BP_HDR_RAMDISK_IMAGE, (uint32_t)b->initrd_gpa);
+	le_put32(bp + BP_HDR_RAMDISK_SIZE, (uint32_t)b->initrd_size);
+	le_put64(bp + BP_ACPI_RSDP, b->rsdp_gpa);
 	bp[BP_E820_ENTRIES] = (uint8_t)n;
 	memcpy(bp + BP_E820_TABLE, e820, n * sizeof(e820[0]));
 	return 0;
