@@ -7,7 +7,10 @@
 #ifndef TERN_TESTS_DEVSTATE_H
 #define TERN_TESTS_DEVSTATE_H
 
+#include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -84,6 +87,60 @@ static inline void devstate_altered(struct devstate *d, struct vmstate_cursor *c
 	d->alt_s.payload = d->alt;
 	d->alt_s.len = len;
 	vmstate_cursor_init(c, &d->alt_s);
+}
+
+/* One field of a payload a restore must refuse, and a word its message must contain. */
+struct devstate_bad {
+	size_t at;
+	uint8_t val; /* the byte's new value, or (with xor) what is XORed into it */
+	const char *what;
+};
+
+/* A device's restore, called through a three-line wrapper that names its type. */
+typedef int (*devstate_restore_fn)(void *dev, struct vmstate_cursor *c, char *err, size_t n);
+
+/* Did restore refuse c with -EINVAL and a message starting with prefix (and naming what)? */
+static inline bool devstate_refused(devstate_restore_fn restore, void *dev,
+				    struct vmstate_cursor *c, const char *prefix, const char *what,
+				    const char *case_name, size_t case_n)
+{
+	char err[256] = "";
+	int r = restore(dev, c, err, sizeof(err));
+
+	if (r == -EINVAL && !strncmp(err, prefix, strlen(prefix)) && (!what || strstr(err, what)))
+		return true;
+	printf("  %s %zu: restore %d \"%s\", wanted -EINVAL \"%s...%s\"\n", case_name, case_n, r,
+	       err, prefix, what ? what : "");
+	return false;
+}
+
+/*
+ * The refusals every device section must give: the payload cut at every length or one
+ * byte too long, and each bad[] field changed, must each make restore return -EINVAL with
+ * a message starting with prefix (and, for bad[], containing its what). Prints each miss;
+ * returns how many there were.
+ */
+static inline int devstate_refusals(struct devstate *d, devstate_restore_fn restore, void *dev,
+				    const char *prefix, const struct devstate_bad *bad, size_t nbad,
+				    bool xor)
+{
+	struct vmstate_cursor c;
+	size_t len = d->s->len;
+	int missed = 0;
+
+	for (size_t n = 0; n <= len + 1; n++) {
+		if (n == len)
+			continue;
+		devstate_altered(d, &c, n, SIZE_MAX, 0);
+		missed += !devstate_refused(restore, dev, &c, prefix, NULL, "payload length", n);
+	}
+	for (size_t i = 0; i < nbad; i++) {
+		uint8_t v = xor? d->s->payload[bad[i].at] ^ bad[i].val : bad[i].val;
+		devstate_altered(d, &c, len, bad[i].at, v);
+		missed +=
+			!devstate_refused(restore, dev, &c, prefix, bad[i].what, "byte", bad[i].at);
+	}
+	return missed;
 }
 
 static inline void devstate_free(struct devstate *d)

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/util.h"
 #include "devices/i8042.h"
 #include "devices/machine.h"
 #include "devices/power.h"
@@ -1130,6 +1131,11 @@ TEST(serial_state_line_low)
 /* Payload offsets of serial_save()'s fields. */
 enum { SER_IER = 0, SER_MCR = 2, SER_FCR = 6, SER_THRE = 7, SER_RXLEN = 8 };
 
+static int serial_restore_any(void *dev, struct vmstate_cursor *c, char *err, size_t n)
+{
+	return serial_restore(dev, c, err, n);
+}
+
 TEST(serial_state_refused)
 {
 	struct fake f, f2;
@@ -1138,11 +1144,7 @@ TEST(serial_state_refused)
 	struct devstate d;
 	struct vmstate_cursor c;
 	char err[128];
-	static const struct {
-		size_t at;
-		uint8_t val;
-		const char *what;
-	} bad[] = {
+	static const struct devstate_bad bad[] = {
 		{ SER_IER, 0x10, "IER" },
 		{ SER_MCR, 0x20, "MCR" },
 		{ SER_FCR, 0x02, "FCR" },
@@ -1165,23 +1167,11 @@ TEST(serial_state_refused)
 	f2.irq_calls = 0;
 	memcpy(&before, &s2, sizeof(s2));
 	/* Cut anywhere, or one byte too long. */
-	for (size_t n = 0; n <= len + 1; n++) {
-		if (n == len)
-			continue;
-		devstate_altered(&d, &c, n, SIZE_MAX, 0);
-		err[0] = 0;
-		CHECK(serial_restore(&s2, &c, err, sizeof(err)) == -EINVAL);
-		CHECK(!strncmp(err, "serial: ", 8));
-	}
+	CHECK(devstate_refusals(&d, serial_restore_any, &s2, "serial: ", bad, ARRAY_SIZE(bad),
+				false) == 0);
 	devstate_altered(&d, &c, len + 1, SIZE_MAX, 0);
 	CHECK(serial_restore(&s2, &c, err, sizeof(err)) == -EINVAL);
 	CHECK(strstr(err, "after the last field") != NULL);
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		devstate_altered(&d, &c, len, bad[i].at, bad[i].val);
-		err[0] = 0;
-		CHECK(serial_restore(&s2, &c, err, sizeof(err)) == -EINVAL);
-		CHECK(!strncmp(err, "serial: ", 8) && strstr(err, bad[i].what));
-	}
 	/* A short message buffer still gets a terminated prefix. */
 	devstate_altered(&d, &c, len, SER_IER, 0x10);
 	CHECK(serial_restore(&s2, &c, err, 5) == -EINVAL && !strcmp(err, "seri"));
@@ -1258,17 +1248,18 @@ TEST(rtc_state_round_trip)
 /* Payload offsets of rtc_save()'s fields. */
 enum { RTC_INDEX = 0, RTC_OFFSET = 1, RTC_RAM = 9 };
 
+static int rtc_restore_any(void *dev, struct vmstate_cursor *c, char *err, size_t n)
+{
+	return rtc_restore(dev, c, err, n);
+}
+
 TEST(rtc_state_refused)
 {
 	struct rtc r, r2, before;
 	struct devstate d;
 	struct vmstate_cursor c;
 	char err[128];
-	static const struct {
-		size_t at;
-		uint8_t val;
-		const char *what;
-	} bad[] = {
+	static const struct devstate_bad bad[] = {
 		{ RTC_INDEX, 0x80, "index register 0x80" },
 		{ RTC_OFFSET + 7, 0x40, "clock offset" },
 		{ RTC_OFFSET + 7, 0xc0, "clock offset" },
@@ -1291,20 +1282,8 @@ TEST(rtc_state_refused)
 	rtc_setup(&r2, T_2024_02_29_134556);
 	rtc_wr(&r2, 0x40, 0x77);
 	memcpy(&before, &r2, sizeof(r2));
-	for (size_t n = 0; n <= len + 1; n++) {
-		if (n == len)
-			continue;
-		devstate_altered(&d, &c, n, SIZE_MAX, 0);
-		err[0] = 0;
-		CHECK(rtc_restore(&r2, &c, err, sizeof(err)) == -EINVAL);
-		CHECK(!strncmp(err, "rtc: ", 5));
-	}
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		devstate_altered(&d, &c, len, bad[i].at, bad[i].val);
-		err[0] = 0;
-		CHECK(rtc_restore(&r2, &c, err, sizeof(err)) == -EINVAL);
-		CHECK(!strncmp(err, "rtc: ", 5) && strstr(err, bad[i].what));
-	}
+	CHECK(devstate_refusals(&d, rtc_restore_any, &r2, "rtc: ", bad, ARRAY_SIZE(bad), false) ==
+	      0);
 	CHECK(!memcmp(&before, &r2, sizeof(r2)));
 	CHECK(rtc_rd(&r2, 0x40) == 0x77 && rtc_rd(&r2, 0x04) == 0x13);
 	devstate_cursor(&d, &c);
@@ -1489,6 +1468,11 @@ enum {
 	KB_QUEUE = 10,
 };
 
+static int i8042_restore_any(void *dev, struct vmstate_cursor *c, char *err, size_t n)
+{
+	return i8042_restore(dev, c, err, n);
+}
+
 TEST(i8042_state_refused)
 {
 	struct fake f, f2;
@@ -1497,11 +1481,7 @@ TEST(i8042_state_refused)
 	struct devstate d;
 	struct vmstate_cursor c;
 	char err[128];
-	static const struct {
-		size_t at;
-		uint8_t val;
-		const char *what;
-	} bad[] = {
+	static const struct devstate_bad bad[] = {
 		{ KB_STATUS, 0x00, "status 0x00" },
 		{ KB_STATUS, 0x54, "status 0x54" },
 		{ KB_PENDING, 0x61, "pending command 0x61" },
@@ -1528,20 +1508,8 @@ TEST(i8042_state_refused)
 	kout(&k2, 4, 0xaa); /* something to lose if a refusal touched the controller */
 	f2.irq_calls = 0;
 	memcpy(&before, &k2, sizeof(k2));
-	for (size_t n = 0; n <= len + 1; n++) {
-		if (n == len)
-			continue;
-		devstate_altered(&d, &c, n, SIZE_MAX, 0);
-		err[0] = 0;
-		CHECK(i8042_restore(&k2, &c, err, sizeof(err)) == -EINVAL);
-		CHECK(!strncmp(err, "i8042: ", 7));
-	}
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		devstate_altered(&d, &c, len, bad[i].at, bad[i].val);
-		err[0] = 0;
-		CHECK(i8042_restore(&k2, &c, err, sizeof(err)) == -EINVAL);
-		CHECK(!strncmp(err, "i8042: ", 7) && strstr(err, bad[i].what));
-	}
+	CHECK(devstate_refusals(&d, i8042_restore_any, &k2, "i8042: ", bad, ARRAY_SIZE(bad),
+				false) == 0);
 	CHECK(!memcmp(&before, &k2, sizeof(k2)));
 	CHECK(f2.irq_calls == 0);
 	CHECK(kin(&k2, 0) == 0x55 && !(kin(&k2, 4) & 0x01));

@@ -11,6 +11,7 @@
 #include "arch/x86/aml.h"
 #include "arch/x86/layout.h"
 #include "bus/bus.h"
+#include "core/util.h"
 #include "devices/pci.h"
 #include "devstate.h"
 #include "kvm/irq_routing.h"
@@ -654,6 +655,11 @@ static void bus_image(const struct pci_bus *b, const struct fake_dev *f, const s
 	im->moves[2] = g->moves;
 }
 
+static int pci_restore_any(void *dev, struct vmstate_cursor *c, char *err, size_t n)
+{
+	return pci_restore(dev, c, err, n);
+}
+
 TEST(pci_state_refused)
 {
 	struct pci_bus b, b2, b3;
@@ -662,11 +668,7 @@ TEST(pci_state_refused)
 	struct vmstate_cursor c;
 	static struct bus_image before, after;
 	char err[256];
-	const struct {
-		size_t at;
-		uint8_t val; /* XORed into the byte */
-		const char *what;
-	} bad[] = {
+	const struct devstate_bad bad[] = {
 		{ 0, 0x01, "window" },
 		{ 8, 0x10, "window" },
 		{ ST_CONFIG_ADDR, 0x01, "bits 1:0" },
@@ -698,26 +700,12 @@ TEST(pci_state_refused)
 	state_bus(&b2, &f2, &g2);
 	cfg_wr(&b2, 2, PCI_INTERRUPT_LINE, 1, 0x05); /* something to lose */
 	bus_image(&b2, &f2, &g2, &before);
-	for (size_t n = 0; n <= len + 1; n++) {
-		if (n == len)
-			continue;
-		devstate_altered(&d, &c, n, SIZE_MAX, 0);
-		err[0] = 0;
-		CHECK(pci_restore(&b2, &c, err, sizeof(err)) == -EINVAL);
-		CHECK(!strncmp(err, "pci: ", 5));
-	}
+	/* bad[].val is XORed into the byte. */
+	CHECK(devstate_refusals(&d, pci_restore_any, &b2, "pci: ", bad, ARRAY_SIZE(bad), true) ==
+	      0);
 	devstate_altered(&d, &c, len + 1, SIZE_MAX, 0);
 	CHECK(pci_restore(&b2, &c, err, sizeof(err)) == -EINVAL);
 	CHECK(strstr(err, "after the last field") != NULL);
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		devstate_altered(&d, &c, len, bad[i].at, d.s->payload[bad[i].at] ^ bad[i].val);
-		err[0] = 0;
-		CHECK(pci_restore(&b2, &c, err, sizeof(err)) == -EINVAL);
-		if (strncmp(err, "pci: ", 5) || !strstr(err, bad[i].what)) {
-			CHECK(!"message names the field");
-			printf("  byte %zu: \"%s\", wanted \"%s\"\n", bad[i].at, err, bad[i].what);
-		}
-	}
 	bus_image(&b2, &f2, &g2, &after);
 	CHECK(!memcmp(&before, &after, sizeof(before)));
 	CHECK(cfg_rd(&b2, 2, PCI_INTERRUPT_LINE, 1) == 0x05);
