@@ -34,46 +34,25 @@ def sized_file(path, size=1 << 20):
     return path
 
 
-def ok(resp, what, vmm=None):
-    status, body = resp
-    assert status == 204, "%s: expected 204, got %d %r\n%r" % (what, status, body, vmm)
-
-
-def expect_400(resp, what, *words):
-    status, body = resp
-    assert status == 400, "%s: expected 400, got %d %r" % (what, status, body)
-    msg = api.fault(body)
-    assert msg, "%s: no fault_message: %r" % (what, body)
-    for w in words:
-        assert w in msg, "%s: fault_message should mention %r: %r" % (what, w, msg)
-    return msg
-
-
-def state(c):
-    status, body = c.get("/")
-    assert status == 200, "GET /: %d %r" % (status, body)
-    return body["state"]
-
-
 def counts(vmm):
     return len(vmm.lines_since(0, "count "))
 
 
 def still_counting(vmm, c, what, timeout=5):
     """The VM is unaffected: Running, and the counter prints another line."""
-    assert state(c) == "Running", "%s: the VM is no longer Running: %r" % (what, vmm)
+    assert api.vm_state(c) == "Running", "%s: the VM is no longer Running: %r" % (what, vmm)
     n = counts(vmm)
     assert vmm.wait_for("count ", timeout=timeout, count=n + 1), \
         "%s: the counter stopped counting: %r" % (what, vmm)
 
 
 def boot_counter(c, vmm, extra_config=None):
-    ok(c.put("/machine-config", {"vcpu_count": 1, "mem_size_mib": 64}), "PUT /machine-config", vmm)
-    ok(c.put("/boot-source", {"kernel_image_path": COUNTER, "boot_args": "console=ttyS0"}),
+    api.expect_204(c.put("/machine-config", {"vcpu_count": 1, "mem_size_mib": 64}), "PUT /machine-config", vmm)
+    api.expect_204(c.put("/boot-source", {"kernel_image_path": COUNTER, "boot_args": "console=ttyS0"}),
        "PUT /boot-source", vmm)
     for path, body in (extra_config or []):
-        ok(c.put(path, body), "PUT " + path, vmm)
-    ok(c.put("/actions", {"action_type": "InstanceStart"}), "InstanceStart", vmm)
+        api.expect_204(c.put(path, body), "PUT " + path, vmm)
+    api.expect_204(c.put("/actions", {"action_type": "InstanceStart"}), "InstanceStart", vmm)
     assert vmm.wait_for("count ", timeout=30, count=2), "no count lines after InstanceStart: %r" % vmm
 
 
@@ -87,26 +66,26 @@ def test_lifecycle_in_go_sdk_order_with_pause_and_resume():
         # --debug-exit with --api-sock: VM flags other than --kernel are defaults for the API.
         vmm, c = api.start_api_vmm(["--debug-exit", "--id", "lifecycle"], netns=netns and netns.name,
                                    log_name="api-lifecycle.log", workdir=work)
-        assert state(c) == "Not started"
-        ok(c.put("/machine-config", {"vcpu_count": 1, "mem_size_mib": 128, "smt": False}),
+        assert api.vm_state(c) == "Not started"
+        api.expect_204(c.put("/machine-config", {"vcpu_count": 1, "mem_size_mib": 128, "smt": False}),
            "PUT /machine-config", vmm)
-        ok(c.put("/boot-source", {"kernel_image_path": COUNTER, "boot_args": "console=ttyS0"}),
+        api.expect_204(c.put("/boot-source", {"kernel_image_path": COUNTER, "boot_args": "console=ttyS0"}),
            "PUT /boot-source", vmm)
-        ok(c.put("/drives/rootfs", {"drive_id": "rootfs", "path_on_host": sized_file(os.path.join(work, "d")),
+        api.expect_204(c.put("/drives/rootfs", {"drive_id": "rootfs", "path_on_host": sized_file(os.path.join(work, "d")),
                                     "is_root_device": True, "is_read_only": False}), "PUT /drives", vmm)
         if netns:
-            ok(c.put("/network-interfaces/eth0", {"iface_id": "eth0", "host_dev_name": "tap0",
+            api.expect_204(c.put("/network-interfaces/eth0", {"iface_id": "eth0", "host_dev_name": "tap0",
                                                   "guest_mac": "06:00:ac:10:00:02"}),
                "PUT /network-interfaces", vmm)
-        ok(c.put("/vsock", {"guest_cid": 3, "uds_path": os.path.join(work, "v.sock")}), "PUT /vsock", vmm)
-        ok(c.put("/actions", {"action_type": "InstanceStart"}), "InstanceStart", vmm)
-        assert state(c) == "Running"
+        api.expect_204(c.put("/vsock", {"guest_cid": 3, "uds_path": os.path.join(work, "v.sock")}), "PUT /vsock", vmm)
+        api.expect_204(c.put("/actions", {"action_type": "InstanceStart"}), "InstanceStart", vmm)
+        assert api.vm_state(c) == "Running"
         assert vmm.wait_for("count ", timeout=30, count=2), "no count lines: %r" % vmm
         assert vmm.vcpu_threads() == 1, "expected one vcpu thread: %r" % vmm
 
         # Paused: no vCPU time, no new serial lines.
-        ok(c.patch("/vm", {"state": "Paused"}), "PATCH /vm Paused", vmm)
-        assert state(c) == "Paused"
+        api.expect_204(c.patch("/vm", {"state": "Paused"}), "PATCH /vm Paused", vmm)
+        assert api.vm_state(c) == "Paused"
         time.sleep(0.3)  # output already queued may still drain
         t0, ticks0 = time.time(), vmm.vcpu_cpu_ticks()
         time.sleep(1.2)
@@ -114,12 +93,12 @@ def test_lifecycle_in_go_sdk_order_with_pause_and_resume():
         new = vmm.lines_since(t0, "count ")
         assert ticks1 - ticks0 <= 2, "paused vCPU used %d ticks in 1.2 s: %r" % (ticks1 - ticks0, vmm)
         assert not new, "the guest printed while paused: %r" % new
-        assert state(c) == "Paused"
+        assert api.vm_state(c) == "Paused"
 
         # Resumed: counting and CPU time go on.
         n = counts(vmm)
-        ok(c.patch("/vm", {"state": "Resumed"}), "PATCH /vm Resumed", vmm)
-        assert state(c) == "Running"
+        api.expect_204(c.patch("/vm", {"state": "Resumed"}), "PATCH /vm Resumed", vmm)
+        assert api.vm_state(c) == "Running"
         ticks2 = vmm.vcpu_cpu_ticks()
         assert vmm.wait_for("count ", timeout=10, count=n + 2), "no counts after resume: %r" % vmm
         time.sleep(1)
@@ -153,7 +132,7 @@ def test_network_interface_put_checks():
     vmm = None
     try:
         vmm, c = api.start_api_vmm([], netns=netns.name, log_name="api-nonet.log", workdir=work)
-        ok(c.put("/network-interfaces/eth0", {"iface_id": "eth0", "host_dev_name": "tap0"}), "existing TAP", vmm)
+        api.expect_204(c.put("/network-interfaces/eth0", {"iface_id": "eth0", "host_dev_name": "tap0"}), "existing TAP", vmm)
         # assumption: tern opens the TAP at PUT time, so a bad name is refused then (as Firecracker)
         status, body = c.put("/network-interfaces/eth1", {"iface_id": "eth1", "host_dev_name": "x" * 40})
         assert status == 400 and api.fault(body), "a TAP name over IFNAMSIZ: %d %r" % (status, body)
@@ -171,11 +150,11 @@ def test_send_ctrl_alt_del_reaches_the_guest_keyboard():
     vmm = None
     try:
         vmm, c = api.start_api_vmm(["--debug-exit"], log_name="api-cad.log", workdir=work)
-        ok(c.put("/boot-source", {"kernel_image_path": CAD, "boot_args": "console=ttyS0"}),
+        api.expect_204(c.put("/boot-source", {"kernel_image_path": CAD, "boot_args": "console=ttyS0"}),
            "PUT /boot-source", vmm)
-        ok(c.put("/actions", {"action_type": "InstanceStart"}), "InstanceStart", vmm)
+        api.expect_204(c.put("/actions", {"action_type": "InstanceStart"}), "InstanceStart", vmm)
         assert vmm.wait_for("cad: ready", timeout=30), "cad guest not ready: %r" % vmm
-        ok(c.put("/actions", {"action_type": "SendCtrlAltDel"}), "SendCtrlAltDel", vmm)
+        api.expect_204(c.put("/actions", {"action_type": "SendCtrlAltDel"}), "SendCtrlAltDel", vmm)
         assert vmm.wait_for("cad: ctrl-alt-del", timeout=10), "no ctrl-alt-del in the guest: %r" % vmm
         st = vmm.wait(10)
         assert st == 0, "tern-vmm exit status %r: %r" % (st, vmm)
@@ -221,10 +200,10 @@ def test_vm_config_document_boots_with_config_file():
     try:
         vmm, c = api.start_api_vmm([], log_name="api-cfg-source.log", workdir=work)
         doc = config_doc(work)
-        ok(c.put("/machine-config", doc["machine-config"]), "PUT /machine-config", vmm)
-        ok(c.put("/boot-source", doc["boot-source"]), "PUT /boot-source", vmm)
-        ok(c.put("/drives/rootfs", doc["drives"][0]), "PUT /drives", vmm)
-        ok(c.put("/vsock", doc["vsock"]), "PUT /vsock", vmm)
+        api.expect_204(c.put("/machine-config", doc["machine-config"]), "PUT /machine-config", vmm)
+        api.expect_204(c.put("/boot-source", doc["boot-source"]), "PUT /boot-source", vmm)
+        api.expect_204(c.put("/drives/rootfs", doc["drives"][0]), "PUT /drives", vmm)
+        api.expect_204(c.put("/vsock", doc["vsock"]), "PUT /vsock", vmm)
         status, exported = c.get("/vm/config")
         assert status == 200, "GET /vm/config: %d %r" % (status, exported)
         vmm.stop()
@@ -277,14 +256,14 @@ def test_config_file_with_api_reports_the_same_document():
         vmm, c = api.start_api_vmm(["--config-file", f, "--debug-exit"], log_name="api-cfg-api.log",
                                    workdir=work)
         assert vmm.wait_for("count ", timeout=30, count=2), "no count lines: %r" % vmm
-        assert state(c) == "Running"
+        assert api.vm_state(c) == "Running"
         status, got = c.get("/vm/config")
         assert status == 200, "GET /vm/config: %d %r" % (status, got)
         problems = []
         same_modulo_defaults(spec, {"$ref": "#/definitions/FullVmConfiguration"}, doc, got, "$", problems)
         assert not problems, "GET /vm/config differs from the file:\n%s\n%r" % ("\n".join(problems), got)
         # Booted from the file: the pre-boot resources are closed now.
-        expect_400(c.put("/boot-source", doc["boot-source"]), "PUT /boot-source", AFTER_START)
+        api.expect_400(c.put("/boot-source", doc["boot-source"]), "PUT /boot-source", AFTER_START)
     finally:
         if vmm:
             vmm.stop()
@@ -298,7 +277,7 @@ def test_bad_field_values_leave_the_configuration_alone():
     vmm = None
     try:
         vmm, c = api.start_api_vmm([], log_name="api-bad-fields.log", workdir=work)
-        ok(c.put("/machine-config", {"vcpu_count": 2, "mem_size_mib": 64}), "PUT /machine-config", vmm)
+        api.expect_204(c.put("/machine-config", {"vcpu_count": 2, "mem_size_mib": 64}), "PUT /machine-config", vmm)
         status, before = c.get("/machine-config")
         assert status == 200
         cases = [
@@ -316,27 +295,27 @@ def test_bad_field_values_leave_the_configuration_alone():
             ([1, 2], "an array body", []),
         ]
         for body, what, words in cases:
-            msg = expect_400(c.put("/machine-config", body), what, *words)
+            msg = api.expect_400(c.put("/machine-config", body), what, *words)
             if "malformed" in what:
                 # assumption: the message says it is about JSON (Firecracker: "...deserializing the json body...")
                 assert "json" in msg.lower(), "%s: the message should say JSON: %r" % (what, msg)
-            assert state(c) == "Not started", what
+            assert api.vm_state(c) == "Not started", what
             status, now = c.get("/machine-config")
             assert status == 200 and now == before, "%s changed the configuration: %r -> %r" % (what, before, now)
-        expect_400(c.patch("/machine-config", {"vcpu_count": 0}), "PATCH vcpu_count 0", "vcpu_count")
-        expect_400(c.patch("/machine-config", {"smt": True}), "smt true", "not implemented")
-        expect_400(c.put("/boot-source", {"kernel_image_path": "/nonexistent/k"}), "missing kernel",
+        api.expect_400(c.patch("/machine-config", {"vcpu_count": 0}), "PATCH vcpu_count 0", "vcpu_count")
+        api.expect_400(c.patch("/machine-config", {"smt": True}), "smt true", "not implemented")
+        api.expect_400(c.put("/boot-source", {"kernel_image_path": "/nonexistent/k"}), "missing kernel",
                    "/nonexistent/k")
-        expect_400(c.put("/boot-source", {"kernel_image_path": COUNTER, "bogus": 1}), "unknown field", "bogus")
-        expect_400(c.put("/drives/rootfs", {"drive_id": "rootfs", "path_on_host": "/nonexistent/d",
+        api.expect_400(c.put("/boot-source", {"kernel_image_path": COUNTER, "bogus": 1}), "unknown field", "bogus")
+        api.expect_400(c.put("/drives/rootfs", {"drive_id": "rootfs", "path_on_host": "/nonexistent/d",
                                             "is_root_device": False}), "missing drive file")
-        expect_400(c.put("/vsock", {"guest_cid": 2, "uds_path": os.path.join(work, "v")}), "guest_cid 2",
+        api.expect_400(c.put("/vsock", {"guest_cid": 2, "uds_path": os.path.join(work, "v")}), "guest_cid 2",
                    "guest_cid")
-        expect_400(c.put("/logger", {"level": "Loud"}), "logger level", "level")
-        expect_400(c.patch("/vm", {"state": "Sleeping"}), "PATCH /vm bad state", "state")
+        api.expect_400(c.put("/logger", {"level": "Loud"}), "logger level", "level")
+        api.expect_400(c.patch("/vm", {"state": "Sleeping"}), "PATCH /vm bad state", "state")
         status, now = c.get("/machine-config")
         assert now == before, "configuration changed: %r -> %r" % (before, now)
-        assert state(c) == "Not started"
+        assert api.vm_state(c) == "Not started"
     finally:
         if vmm:
             vmm.stop()
@@ -348,26 +327,26 @@ def test_actions_in_the_wrong_state():
     vmm = None
     try:
         vmm, c = api.start_api_vmm([], log_name="api-actions.log", workdir=work)
-        expect_400(c.put("/actions", {"action_type": "InstanceStart"}), "InstanceStart without boot-source")
-        expect_400(c.put("/actions", {"action_type": "SendCtrlAltDel"}), "SendCtrlAltDel before boot")
-        expect_400(c.put("/actions", {"action_type": "Reboot"}), "unknown action", "action_type")
-        expect_400(c.put("/actions", {}), "no action_type", "action_type")
+        api.expect_400(c.put("/actions", {"action_type": "InstanceStart"}), "InstanceStart without boot-source")
+        api.expect_400(c.put("/actions", {"action_type": "SendCtrlAltDel"}), "SendCtrlAltDel before boot")
+        api.expect_400(c.put("/actions", {"action_type": "Reboot"}), "unknown action", "action_type")
+        api.expect_400(c.put("/actions", {}), "no action_type", "action_type")
         # A readable file that is no kernel passes PUT /boot-source (only the path is checked
         # there) and is refused by InstanceStart with a 400; the process keeps serving.
         notkernel = os.path.join(work, "not-a-kernel")
         sized_file(notkernel, 4096)
-        ok(c.put("/boot-source", {"kernel_image_path": notkernel}), "boot-source (not a kernel)")
-        expect_400(c.put("/actions", {"action_type": "InstanceStart"}), "InstanceStart of a non-kernel",
+        api.expect_204(c.put("/boot-source", {"kernel_image_path": notkernel}), "boot-source (not a kernel)")
+        api.expect_400(c.put("/actions", {"action_type": "InstanceStart"}), "InstanceStart of a non-kernel",
                    "kernel_image_path")
-        assert state(c) == "Not started"
+        assert api.vm_state(c) == "Not started"
         boot_counter(c, vmm)
-        expect_400(c.put("/actions", {"action_type": "FlushMetrics"}), "FlushMetrics without metrics")
+        api.expect_400(c.put("/actions", {"action_type": "FlushMetrics"}), "FlushMetrics without metrics")
         still_counting(vmm, c, "FlushMetrics without metrics")
-        expect_400(c.put("/actions", {"action_type": "InstanceStart"}), "a second InstanceStart")
+        api.expect_400(c.put("/actions", {"action_type": "InstanceStart"}), "a second InstanceStart")
         still_counting(vmm, c, "a second InstanceStart")
-        expect_400(c.put("/machine-config", {"vcpu_count": 2, "mem_size_mib": 64}), "machine-config after boot",
+        api.expect_400(c.put("/machine-config", {"vcpu_count": 2, "mem_size_mib": 64}), "machine-config after boot",
                    AFTER_START)
-        expect_400(c.put("/boot-source", {"kernel_image_path": COUNTER}), "boot-source after boot", AFTER_START)
+        api.expect_400(c.put("/boot-source", {"kernel_image_path": COUNTER}), "boot-source after boot", AFTER_START)
         still_counting(vmm, c, "pre-boot resources after boot")
     finally:
         if vmm:
@@ -392,10 +371,10 @@ def test_bad_http_while_running():
                                    workdir=work)
         boot_counter(c, vmm)
 
-        msg = expect_400(c.patch("/vm", '{"state": "Paused"'), "malformed JSON")
+        msg = api.expect_400(c.patch("/vm", '{"state": "Paused"'), "malformed JSON")
         assert "json" in msg.lower(), "malformed JSON: the message should say JSON: %r" % msg
         still_counting(vmm, c, "malformed JSON")
-        expect_400(c.get("/no/such/endpoint"), "unknown endpoint", "Invalid request method and/or path")
+        api.expect_400(c.get("/no/such/endpoint"), "unknown endpoint", "Invalid request method and/or path")
         still_counting(vmm, c, "unknown endpoint")
 
         big = b'{"state": "Paused", "pad": "' + b"x" * 52000 + b'"}'
@@ -422,7 +401,7 @@ def test_bad_http_while_running():
         t0 = time.time()
         for _ in range(3):
             t1 = time.time()
-            assert state(c) == "Running"
+            assert api.vm_state(c) == "Running"
             assert time.time() - t1 < 0.3, "GET / took %.2f s beside a stalled client" % (time.time() - t1)
         got = b""
         try:
@@ -441,7 +420,7 @@ def test_bad_http_while_running():
         assert 0.3 <= waited <= 3, "stalled connection closed after %.2f s (TERN_API_IDLE_MS=500): %r" % (
             waited, got)
         still_counting(vmm, c, "stalled client")
-        assert state(c) == "Running"
+        assert api.vm_state(c) == "Running"
     finally:
         if vmm:
             vmm.stop()
@@ -454,11 +433,11 @@ def test_metrics_file_and_flush():
     try:
         metrics = sized_file(os.path.join(work, "metrics.json"), 0)
         vmm, c = api.start_api_vmm([], log_name="api-metrics.log", workdir=work)
-        ok(c.put("/drives/rootfs", {"drive_id": "rootfs", "path_on_host": sized_file(os.path.join(work, "d")),
+        api.expect_204(c.put("/drives/rootfs", {"drive_id": "rootfs", "path_on_host": sized_file(os.path.join(work, "d")),
                                     "is_root_device": False, "is_read_only": True}), "PUT /drives", vmm)
         boot_counter(c, vmm, [("/metrics", {"metrics_path": metrics})])
         time.sleep(1)
-        ok(c.put("/actions", {"action_type": "FlushMetrics"}), "FlushMetrics", vmm)
+        api.expect_204(c.put("/actions", {"action_type": "FlushMetrics"}), "FlushMetrics", vmm)
         lines = []
         end = time.time() + 5
         while time.time() < end:
@@ -487,7 +466,7 @@ def test_logger_to_a_file():
     try:
         log = sized_file(os.path.join(work, "tern.log"), 0)
         vmm, c = api.start_api_vmm([], log_name="api-logger.log", workdir=work)
-        ok(c.put("/logger", {"log_path": log, "level": "Debug", "show_level": True}), "PUT /logger", vmm)
+        api.expect_204(c.put("/logger", {"log_path": log, "level": "Debug", "show_level": True}), "PUT /logger", vmm)
         boot_counter(c, vmm)
         end = time.time() + 5
         text = ""
@@ -570,7 +549,7 @@ def test_stale_api_socket_is_replaced():
         s.bind(p)
         s.close()  # a socket file nobody listens on, as a crashed tern-vmm leaves it
         vmm, c = api.start_api_vmm([], log_name="api-stale.log", workdir=work)
-        assert state(c) == "Not started"
+        assert api.vm_state(c) == "Not started"
     finally:
         if vmm:
             vmm.stop()
@@ -588,15 +567,15 @@ def test_instance_start_with_a_drive_another_vm_holds():
                  "is_read_only": False}
         a, ca = api.start_api_vmm([], log_name="api-lock-a.log",
                                   workdir=tempfile.mkdtemp(dir=work))
-        ok(ca.put("/drives/data", drive), "drive on the first VM")
+        api.expect_204(ca.put("/drives/data", drive), "drive on the first VM")
         boot_counter(ca, a)
         b, cb = api.start_api_vmm([], log_name="api-lock-b.log",
                                   workdir=tempfile.mkdtemp(dir=work))
-        ok(cb.put("/boot-source", {"kernel_image_path": COUNTER}), "boot-source (second VM)")
-        ok(cb.put("/drives/data", drive), "the same drive on the second VM (not opened yet)")
-        expect_400(cb.put("/actions", {"action_type": "InstanceStart"}), "InstanceStart with a held drive",
+        api.expect_204(cb.put("/boot-source", {"kernel_image_path": COUNTER}), "boot-source (second VM)")
+        api.expect_204(cb.put("/drives/data", drive), "the same drive on the second VM (not opened yet)")
+        api.expect_400(cb.put("/actions", {"action_type": "InstanceStart"}), "InstanceStart with a held drive",
                    "data", "in use")
-        assert state(cb) == "Not started"
+        assert api.vm_state(cb) == "Not started"
         still_counting(a, ca, "the first VM while the second was refused")
     finally:
         for v in (a, b):

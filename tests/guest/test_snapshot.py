@@ -50,29 +50,12 @@ def need_guest(name):
     return guest(name)
 
 
+def expect_400(resp, what, *words):
+    return api.expect_400(resp, what, *words, ignore_case=True)
+
+
 def workdir(tag):
     return tempfile.mkdtemp(prefix="tern-snap-%s-" % tag)
-
-
-def ok(resp, what, vmm=None):
-    status, body = resp
-    assert status == 204, "%s: expected 204, got %d %r\n%r" % (what, status, body, vmm)
-
-
-def expect_400(resp, what, *words):
-    status, body = resp
-    assert status == 400, "%s: expected 400, got %d %r" % (what, status, body)
-    msg = api.fault(body)
-    assert msg, "%s: no fault_message: %r" % (what, body)
-    for w in words:
-        assert w.lower() in msg.lower(), "%s: fault_message should mention %r: %r" % (what, w, msg)
-    return msg
-
-
-def state(c):
-    status, body = c.get("/")
-    assert status == 200, "GET /: %d %r" % (status, body)
-    return body["state"]
 
 
 def out_lines(vmm):
@@ -102,8 +85,8 @@ def settle(vmm, quiet=0.5, timeout=5):
 
 def pause(c, vmm):
     """Pauses the VM; returns the last count it printed (every line arrived)."""
-    ok(c.patch("/vm", {"state": "Paused"}), "PATCH /vm Paused", vmm)
-    assert state(c) == "Paused"
+    api.expect_204(c.patch("/vm", {"state": "Paused"}), "PATCH /vm Paused", vmm)
+    assert api.vm_state(c) == "Paused"
     settle(vmm)
     got = counts(vmm)
     assert got and got == list(range(got[0], got[0] + len(got))), "counts not consecutive: %r" % vmm
@@ -112,8 +95,8 @@ def pause(c, vmm):
 
 def resume(c, vmm, more=2):
     n = len(counts(vmm))
-    ok(c.patch("/vm", {"state": "Resumed"}), "PATCH /vm Resumed", vmm)
-    assert state(c) == "Running"
+    api.expect_204(c.patch("/vm", {"state": "Resumed"}), "PATCH /vm Resumed", vmm)
+    assert api.vm_state(c) == "Running"
     assert wait_counts(vmm, n + more), "no counts after resume: %r" % vmm
 
 
@@ -134,7 +117,7 @@ def snapshot(c, st, mem, what, vmm=None, diff=False):
     body = {"snapshot_path": st, "mem_file_path": mem}
     if diff:
         body["snapshot_type"] = "Diff"
-    ok(c.put("/snapshot/create", body), what, vmm)
+    api.expect_204(c.put("/snapshot/create", body), what, vmm)
     assert os.path.exists(st) and os.path.exists(mem), "%s: 204 but the files are missing" % what
 
 
@@ -168,12 +151,12 @@ def boot(c, vmm, kernel, mem_mib, boot_args="console=ttyS0", track_dirty=None, e
     mc = {"vcpu_count": 1, "mem_size_mib": mem_mib}
     if track_dirty is not None:
         mc["track_dirty_pages"] = track_dirty
-    ok(c.put("/machine-config", mc), "PUT /machine-config", vmm)
-    ok(c.put("/boot-source", {"kernel_image_path": kernel, "boot_args": boot_args}), "PUT /boot-source", vmm)
+    api.expect_204(c.put("/machine-config", mc), "PUT /machine-config", vmm)
+    api.expect_204(c.put("/boot-source", {"kernel_image_path": kernel, "boot_args": boot_args}), "PUT /boot-source", vmm)
     for path, body in extra:
-        ok(c.put(path, body), "PUT " + path, vmm)
-    ok(c.put("/actions", {"action_type": "InstanceStart"}), "InstanceStart", vmm)
-    assert state(c) == "Running"
+        api.expect_204(c.put(path, body), "PUT " + path, vmm)
+    api.expect_204(c.put("/actions", {"action_type": "InstanceStart"}), "InstanceStart", vmm)
+    assert api.vm_state(c) == "Running"
 
 
 def start_counter(work, name, mem_mib=32, track_dirty=None, extra=()):
@@ -205,7 +188,7 @@ def start_memfill(work, name, fill_mib, mem_mib, track_dirty=None, timeout=60):
 def fresh_api(work, name, env=None):
     d = tempfile.mkdtemp(prefix="api-", dir=work)
     vmm, c = api.start_api_vmm([], env=env, log_name="snap-%s.log" % name, workdir=d)
-    assert state(c) == "Not started"
+    assert api.vm_state(c) == "Not started"
     return vmm, c
 
 
@@ -225,7 +208,7 @@ def load_refused(c, vmm, body, what, *words):
                              "instead of a 400: %r" % (what, e, vmm.proc.poll(), vmm)) from None
     msg = expect_400(resp, what, *words)
     assert vmm.proc.poll() is None, "%s: tern-vmm exited after its 400: %r" % (what, vmm)
-    assert state(c) == "Not started", "%s: %r" % (what, vmm)
+    assert api.vm_state(c) == "Not started", "%s: %r" % (what, vmm)
     return msg
 
 
@@ -288,8 +271,8 @@ def test_restore_continues_counting():
         # (b) a fresh tern-vmm --api-sock, PUT /snapshot/load with resume_vm
         v, c2 = fresh_api(work, "cont-api")
         vmms.append(v)
-        ok(c2.put("/snapshot/load", load_body(st, mem, True)), "PUT /snapshot/load (resume_vm)", v)
-        assert state(c2) == "Running"
+        api.expect_204(c2.put("/snapshot/load", load_body(st, mem, True)), "PUT /snapshot/load (resume_vm)", v)
+        assert api.vm_state(c2) == "Running"
         expect_continues(v, n, "PUT /snapshot/load with resume_vm")
         # what GET /vm/config reports is the restored machine
         status, conf = c2.get("/vm/config")
@@ -299,13 +282,13 @@ def test_restore_continues_counting():
         # (c) resume_vm false: Paused, silent, until PATCH /vm Resumed
         v, c3 = fresh_api(work, "cont-paused")
         vmms.append(v)
-        ok(c3.put("/snapshot/load", load_body(st, mem, False)), "PUT /snapshot/load (resume_vm false)", v)
-        assert state(c3) == "Paused", "loaded with resume_vm false: %r" % v
+        api.expect_204(c3.put("/snapshot/load", load_body(st, mem, False)), "PUT /snapshot/load (resume_vm false)", v)
+        assert api.vm_state(c3) == "Paused", "loaded with resume_vm false: %r" % v
         time.sleep(1.5)
         assert not out_lines(v), "a VM loaded paused printed: %r" % v
-        assert state(c3) == "Paused"
-        ok(c3.patch("/vm", {"state": "Resumed"}), "PATCH /vm Resumed", v)
-        assert state(c3) == "Running"
+        assert api.vm_state(c3) == "Paused"
+        api.expect_204(c3.patch("/vm", {"state": "Resumed"}), "PATCH /vm Resumed", v)
+        assert api.vm_state(c3) == "Running"
         expect_continues(v, n, "resume_vm false, then Resumed")
         v.stop()
 
@@ -316,10 +299,10 @@ def test_restore_continues_counting():
         vmms.append(v)
         assert api.wait_for_socket(sock, 10, v.proc), "no API socket: %r" % v
         c4 = api.ApiClient(sock)
-        assert state(c4) == "Paused", "--restore-paused: %r" % v
+        assert api.vm_state(c4) == "Paused", "--restore-paused: %r" % v
         time.sleep(1)
         assert not out_lines(v), "--restore-paused VM printed: %r" % v
-        ok(c4.patch("/vm", {"state": "Resumed"}), "PATCH /vm Resumed", v)
+        api.expect_204(c4.patch("/vm", {"state": "Resumed"}), "PATCH /vm Resumed", v)
         expect_continues(v, n, "--restore-paused, then Resumed")
     finally:
         stop_all(vmms)
@@ -342,7 +325,7 @@ def test_diff_on_full():
         expect_400(c.put("/snapshot/create", {"snapshot_path": full_st, "mem_file_path": full_mem}),
                    "snapshot of a running VM", "paused")
         assert not os.path.exists(full_st) and not os.path.exists(full_mem), "files written by a refused snapshot"
-        assert state(c) == "Running"
+        assert api.vm_state(c) == "Running"
 
         n_full = pause(c, orig)
         expect_400(c.put("/snapshot/create", {"snapshot_path": diff_st, "mem_file_path": diff_mem,
@@ -380,7 +363,7 @@ def test_diff_on_full():
         # A VM loaded with track_dirty_pages takes a Diff on the snapshot it came from.
         v, c3 = fresh_api(work, "diff-restored")
         vmms.append(v)
-        ok(c3.put("/snapshot/load", load_body(full_st, full_mem, True, track_dirty_pages=True)),
+        api.expect_204(c3.put("/snapshot/load", load_body(full_st, full_mem, True, track_dirty_pages=True)),
            "PUT /snapshot/load with track_dirty_pages", v)
         expect_continues(v, n_full, "the Full loaded with track_dirty_pages")
         n_rdiff = pause(c3, v)
@@ -403,7 +386,7 @@ def test_diff_on_full():
                                                "snapshot_type": "Diff"}),
                    "Diff without track_dirty_pages", "track_dirty_pages")
         assert not os.path.exists(nt_st + "2") and not os.path.exists(nt_mem + "2")
-        assert state(c2) == "Paused"
+        assert api.vm_state(c2) == "Paused"
         resume(c2, nt)
     finally:
         stop_all(vmms)
@@ -485,7 +468,7 @@ def test_bad_snapshot_files_are_refused():
         for what, st, mem, words in cases:
             load_refused(c2, v, load_body(st, mem, True), "PUT /snapshot/load: " + what, *words)
         # ... and it still loads a good snapshot after all those refusals
-        ok(c2.put("/snapshot/load", load_body(s1, m1, True)), "PUT /snapshot/load of the good files", v)
+        api.expect_204(c2.put("/snapshot/load", load_body(s1, m1, True)), "PUT /snapshot/load of the good files", v)
         expect_continues(v, n, "good snapshot after the refusals")
 
         # --describe-snapshot of damaged files: status 2
@@ -588,7 +571,7 @@ def test_refused_create_replaces_nothing():
             assert mem_id(mem, 32 << 20) == good_id, \
                 "%s: answered 400, yet the earlier snapshot's memory file %s was replaced (its state " \
                 "file %s no longer loads)" % (what, mem, st)
-        assert state(c) == "Paused"
+        assert api.vm_state(c) == "Paused"
         resume(c, orig)
         kill9(orig)
         v = restore_cli(st, mem, "norepl-restore")
@@ -735,7 +718,7 @@ def test_full_disk_during_snapshot():
         assert sorted(os.listdir(small)) == ["vm.mem", "vm.state"], os.listdir(small)
         with open(st, "rb") as f:
             assert f.read() == good_state, "the failed snapshot changed the previous state file"
-        assert state(c2) == "Paused"
+        assert api.vm_state(c2) == "Paused"
         resume(c2, big, more=3)
         # it can still be snapshotted where there is room
         pause(c2, big)
@@ -769,7 +752,7 @@ def wait_clone(v, sock, n, what):
     assert api.wait_for_socket(sock, 10, v.proc), "%s's API socket: %r" % (what, v)
     expect_continues(v, n, what)
     cc = api.ApiClient(sock)
-    assert state(cc) == "Running"
+    assert api.vm_state(cc) == "Running"
     status, conf = cc.get("/vm/config")
     assert status == 200, "GET /vm/config of %s: %d %r" % (what, status, conf)
     return cc, conf
@@ -808,11 +791,11 @@ def test_clones_get_their_own_identity():
         v, c0 = fresh_api(work, "clone-refused-api", env=NO_REFLINK)
         vmms.append(v)
         expect_400(c0.put("/snapshot/load", load_body(st, mem, True)), "load while the original runs", disk, "in use")
-        assert state(c0) == "Not started"
+        assert api.vm_state(c0) == "Not started"
         # and so is a clone: its overlay needs the image unchanged
         expect_400(c0.put("/snapshot/load", load_body(st, mem, True, tern_clone=True)),
                    "clone while the original runs", disk, "in use", "stop that VM first")
-        assert state(c0) == "Not started"
+        assert api.vm_state(c0) == "Not started"
         v.stop()
         r = ternlib.run_vmm(["--restore", st, "--restore-mem", mem, "--clone"], timeout=30,
                             env=dict(os.environ, **NO_REFLINK))
@@ -901,13 +884,13 @@ def test_snapshot_to_from_the_command_line():
         p = subprocess.run([ternlib.vmm_path(), "--api-sock", sock, "--snapshot-to", "%s,%s" % (st, mem)],
                            capture_output=True, text=True, timeout=60)
         assert p.returncode == 0 and "snapshot written" in p.stdout, "--snapshot-to: %r" % (p,)
-        assert state(c) == "Running", "the VM was not resumed after --snapshot-to"
+        assert api.vm_state(c) == "Running", "the VM was not resumed after --snapshot-to"
         n = len(counts(v))
         assert wait_counts(v, n + 2), "no counts after --snapshot-to: %r" % v
         p = subprocess.run([ternlib.vmm_path(), "--api-sock", sock, "--snapshot-to",
                             "%s.d,%s.d,diff" % (st, mem)], capture_output=True, text=True, timeout=60)
         assert p.returncode == 1 and "track_dirty_pages" in p.stderr, "diff without tracking: %r" % (p,)
-        assert state(c) == "Running", "a refused --snapshot-to left the VM paused"
+        assert api.vm_state(c) == "Running", "a refused --snapshot-to left the VM paused"
         p = subprocess.run([ternlib.vmm_path(), "--api-sock", sock, "--snapshot-to", "only-one-path"],
                            capture_output=True, text=True, timeout=60)
         assert p.returncode == 2 and "STATE,MEM" in p.stderr, "malformed spec: %r" % (p,)

@@ -177,6 +177,31 @@ def fault(body):
     return ""
 
 
+def expect_204(resp, what, vmm=None):
+    """An API answer that must be 204 No Content."""
+    status, body = resp
+    assert status == 204, "%s: expected 204, got %d %r\n%r" % (what, status, body, vmm)
+
+
+def expect_400(resp, what, *words, ignore_case=False):
+    """An API answer that must be 400 with a fault_message naming every one of words."""
+    status, body = resp
+    assert status == 400, "%s: expected 400, got %d %r" % (what, status, body)
+    msg = fault(body)
+    assert msg, "%s: no fault_message: %r" % (what, body)
+    for w in words:
+        found = w.lower() in msg.lower() if ignore_case else w in msg
+        assert found, "%s: fault_message should mention %r: %r" % (what, w, msg)
+    return msg
+
+
+def vm_state(c):
+    """The instance state GET / reports ("Not started", "Running", "Paused")."""
+    status, body = c.get("/")
+    assert status == 200, "GET /: %d %r" % (status, body)
+    return body["state"]
+
+
 # ---- a tern-vmm process ----
 
 class Vmm:
