@@ -7,6 +7,7 @@
 #include "arch/x86/boot.h"
 #include "arch/x86/bootparams.h"
 #include "arch/x86/layout.h"
+#include "arch/x86/reset_vector.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "devices/power.h"
@@ -168,6 +169,8 @@ static void load_guest(struct vm *vm, const uint8_t *kernel, const struct boot_i
 	if (n < 0)
 		die("cannot build ACPI tables: %s", strerror((int)-n));
 	b.rsdp_gpa = LAYOUT_ACPI_BASE;
+	if (reset_vector_write(&vm->mem, PORT_ACPI_RESET, ACPI_RESET_VALUE))
+		die("cannot write the reset vector");
 	/* A restore keeps the ID in its RAM; only a clone gets a new one (vmgenid_changed). */
 	if ((r = vmgenid_write_new(&vm->vmgenid)))
 		die("cannot write the VM generation ID: %s", strerror(-r));

@@ -26,6 +26,7 @@
  */
 #define LAYOUT_VMGENID_ADDR 0xff000ULL
 #define LAYOUT_VMGENID_SIZE 16ULL
+#define LAYOUT_RESET_VECTOR 0xffff0ULL /* F000:FFF0, the last 16 bytes below 1 MiB */
 #define LAYOUT_HIMEM 0x100000ULL	  /* 1 MiB */
 #define LAYOUT_KERNEL_BZIMAGE 0x100000ULL /* protected-mode kernel of a bzImage */
 
@@ -71,6 +72,8 @@ _Static_assert(LAYOUT_ACPI_BASE + LAYOUT_ACPI_SIZE <= LAYOUT_VMGENID_ADDR,
 _Static_assert(LAYOUT_VMGENID_ADDR % 8 == 0 && LAYOUT_VMGENID_ADDR >= LAYOUT_BIOS_START &&
 		       LAYOUT_VMGENID_ADDR + LAYOUT_VMGENID_SIZE <= LAYOUT_HIMEM,
 	       "the VM generation ID sits 8-byte aligned in the e820-reserved ROM area");
+_Static_assert(LAYOUT_VMGENID_ADDR + LAYOUT_VMGENID_SIZE <= LAYOUT_RESET_VECTOR,
+	       "the VM generation ID stops short of the reset vector");
 _Static_assert(IRQ_VIRTIO_MMIO_BASE + LAYOUT_VIRTIO_MMIO_MAX <= IRQ_VMGENID &&
 		       IRQ_VMGENID < IOAPIC_PINS,
 	       "virtio-mmio pins stop short of the VM generation ID's pin, an IOAPIC pin");
