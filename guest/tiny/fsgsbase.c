@@ -1,7 +1,8 @@
 /*
  * rd/wr{fs,gs}base at CPL0 with CR4.FSGSBASE set: round trips in both operand
  * sizes, agreement with the MSRs and with %fs:/%gs: accesses, #GP for a
- * non-canonical base. mode=nocr4: #UD with CR4.FSGSBASE clear.
+ * non-canonical base. mode=nocr4: #UD with CR4.FSGSBASE clear. skip=gp leaves the
+ * #GP check out, for a CPU that does not raise it (QEMU's TCG; tests/guest/tiny.py).
  */
 #include "tiny.h"
 
@@ -77,6 +78,10 @@ int main(void)
 	CHECK_EQ(v, area);
 	SAY("%%fs: and %%gs: loads follow the new bases");
 
+	if (tiny_arg_is("skip", "gp")) {
+		SAY("not checked: #GP for wrfsbase with a non-canonical base");
+		return 0;
+	}
 	tiny_fault_clear();
 	asm volatile("1: wrfsbase %0\n2:\n" TINY_EXTABLE(1b, 2b)
 		     :

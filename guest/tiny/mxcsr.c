@@ -1,6 +1,7 @@
 /*
  * ldmxcsr/stmxcsr at CPL0: the reset value, round trips, #GP for a reserved bit
- * (MXCSR unchanged), #UD with CR4.OSFXSR clear.
+ * (MXCSR unchanged), #UD with CR4.OSFXSR clear. skip=gp leaves the #GP check out,
+ * for a CPU that does not raise it (QEMU's TCG; tests/guest/tiny.py).
  */
 #include "tiny.h"
 
@@ -41,13 +42,18 @@ int main(void)
 		CHECK_EQ(v, values[i]);
 	}
 
-	tiny_fault_clear();
-	asm volatile("1: ldmxcsr %0\n2:\n" TINY_EXTABLE(1b, 2b) : : "m"(bad) : "memory");
-	SAY("ldmxcsr 0x%x: fault vector %d error 0x%lx", bad, tiny_last_fault.vector,
-	    tiny_last_fault.error);
-	CHECK_EQ(tiny_last_fault.error, 0);
-	CHECK_FAULT(VEC_GP);
-	CHECK_EQ(stmxcsr(), MXCSR_RESET);
+	if (tiny_arg_is("skip", "gp")) {
+		SAY("not checked: #GP for ldmxcsr 0x%x (a reserved bit)", bad);
+		ldmxcsr(MXCSR_RESET);
+	} else {
+		tiny_fault_clear();
+		asm volatile("1: ldmxcsr %0\n2:\n" TINY_EXTABLE(1b, 2b) : : "m"(bad) : "memory");
+		SAY("ldmxcsr 0x%x: fault vector %d error 0x%lx", bad, tiny_last_fault.vector,
+		    tiny_last_fault.error);
+		CHECK_EQ(tiny_last_fault.error, 0);
+		CHECK_FAULT(VEC_GP);
+		CHECK_EQ(stmxcsr(), MXCSR_RESET);
+	}
 
 	write_cr4(cr4 & ~(CR4_OSFXSR | CR4_OSXMMEXCPT));
 	asm volatile("1: ldmxcsr %0\n2:\n" TINY_EXTABLE(1b, 2b) : : "m"(values[0]) : "memory");

@@ -44,7 +44,7 @@ def test_unreadable_kernel():
         prefix = []
         if os.geteuid() == 0:
             if not shutil.which("setpriv"):
-                raise ternlib.Skip("setpriv (util-linux) is missing")
+                raise ternlib.Missing("setpriv (util-linux) is missing")
             prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
         p = subprocess.run(prefix + [ternlib.vmm_path(), "--kernel", f.name], stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, timeout=20)
@@ -94,7 +94,7 @@ def test_kernel_larger_than_memory():
     # vmlinux-min is linked at 16 MiB: 16 MiB of RAM cannot hold it.
     k = os.path.join(ternlib.SHARED, "guest", "vmlinux-min")
     if not os.path.exists(k):
-        raise ternlib.Skip("no %s" % k)
+        raise ternlib.Missing("no %s" % k)
     expect_usage_error(["--kernel", k, "--memory", "16"], "--memory", "needs")
 
 

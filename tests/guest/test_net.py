@@ -12,11 +12,11 @@ import ternlib  # noqa: E402
 
 def need_root_ip():
     if os.geteuid() != 0:
-        raise ternlib.Skip("needs root (network namespaces, tap interfaces)")
+        raise ternlib.Missing("needs root (network namespaces, tap interfaces)")
     if not shutil.which("ip"):
-        raise ternlib.Skip("the ip command (iproute2) is missing")
+        raise ternlib.Missing("the ip command (iproute2) is missing")
     if not os.path.exists("/dev/net/tun"):
-        raise ternlib.Skip("/dev/net/tun is missing")
+        raise ternlib.Missing("/dev/net/tun is missing")
 
 
 class Netns:
@@ -41,7 +41,7 @@ class Netns:
 def run_unit_in_netns(pattern):
     exe = os.path.join(ternlib.BUILD, "unit-tests")
     if not os.path.exists(exe):
-        raise ternlib.Skip("%s is not built" % exe)
+        raise ternlib.Missing("%s is not built" % exe)
     with Netns() as ns:
         env = dict(os.environ, TERN_NET_NETNS="1")
         p = ns.run([exe, pattern], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
@@ -72,7 +72,7 @@ def test_device_over_tap_in_netns():
 def need_net_option():
     r = ternlib.run_vmm(["--help"], timeout=20)
     if "--net" not in r.out:
-        raise ternlib.Skip("tern-vmm has no --net option yet")
+        raise ternlib.Missing("tern-vmm has no --net option yet")
 
 
 def expect_usage_error(args, *words, prefix=()):
@@ -107,7 +107,7 @@ def test_missing_tap_without_permission():
     need_net_option()
     ternlib.need_kvm()
     if not shutil.which("setpriv"):
-        raise ternlib.Skip("setpriv (util-linux) is missing")
+        raise ternlib.Missing("setpriv (util-linux) is missing")
     with Netns() as ns:
         drop = ["ip", "netns", "exec", ns.name, "setpriv", "--bounding-set=-net_admin",
                 "--inh-caps=-net_admin"]

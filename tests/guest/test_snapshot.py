@@ -117,7 +117,9 @@ def snapshot(c, st, mem, what, vmm=None, diff=False):
     body = {"snapshot_path": st, "mem_file_path": mem}
     if diff:
         body["snapshot_type"] = "Diff"
-    api.expect_204(c.put("/snapshot/create", body), what, vmm)
+    # Writing the memory file may take a while (the lab runs this code under emulation):
+    # how long is bench/snapshot's business, not this test's.
+    api.expect_204(api.ApiClient(c.path, timeout=300).put("/snapshot/create", body), what, vmm)
     assert os.path.exists(st) and os.path.exists(mem), "%s: 204 but the files are missing" % what
 
 
@@ -135,7 +137,8 @@ def expect_continues(vmm, n, what, more=3, timeout=30):
     lines = out_lines(vmm)
     got = [int(m.group(1)) for m in map(COUNT_RE.match, lines) if m]
     first = lines[0]
-    if COUNT_RE.match(first):
+    if COUNT_RE.match(first) or first == "":
+        # "": paused between "count n" and its line end; the restored VM prints the end.
         start = n + 1
     else:
         # Paused in the middle of "count n+1": the restored VM prints the rest of it.
@@ -618,7 +621,7 @@ def test_diff_onto_its_own_base():
 
 # ---- 4. faults while a snapshot is written ----
 
-FILL_MIB = 512  # ~3 s to write here: room to kill tern-vmm in the middle
+FILL_MIB = 256  # ~1.5 s to write on hardware, more in the lab: room to kill tern-vmm mid-way
 
 
 def test_kill_during_snapshot_keeps_the_previous_one():
@@ -683,7 +686,7 @@ def test_kill_during_snapshot_keeps_the_previous_one():
 
 def test_full_disk_during_snapshot():
     if os.geteuid() != 0:
-        raise ternlib.Skip("mounting a small tmpfs needs root")
+        raise ternlib.Missing("mounting a small tmpfs needs root")
     work = workdir("full")
     small = os.path.join(work, "small")
     os.makedirs(small)
@@ -693,7 +696,7 @@ def test_full_disk_during_snapshot():
         p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tern-snaptest", small],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         if p.returncode != 0:
-            raise ternlib.Skip("cannot mount a tmpfs: %s" % p.stdout.decode(errors="replace").strip())
+            raise ternlib.Missing("cannot mount a tmpfs: %s" % p.stdout.decode(errors="replace").strip())
         mounted = True
         st, mem = os.path.join(small, "vm.state"), os.path.join(small, "vm.mem")
 

@@ -75,7 +75,7 @@ def run_io(evidx, disk_opts="cache=writeback", loop_device=False):
             p = subprocess.run(["losetup", "--find", "--show", disk], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE)
             if p.returncode != 0:
-                raise ternlib.Skip("no loop device: %s" % p.stderr.decode().strip())
+                raise ternlib.Missing("no loop device: %s" % p.stderr.decode().strip())
             target = p.stdout.decode().strip()
         try:
             r = tiny.run("virtio", cmdline=cmdline, extra=mmio(

@@ -393,7 +393,7 @@ _Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|Tr
 
 def load_yaml(path=FIRECRACKER_YAML):
     if not os.path.exists(path):
-        raise ternlib.Skip("%s is missing" % path)
+        raise ternlib.Missing("%s is missing" % path)
     with open(path) as f:
         return yaml.load(f, Loader=_Loader)
 

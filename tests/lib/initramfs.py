@@ -36,7 +36,7 @@ def busybox():
     for p in ("/bin/busybox", "/usr/bin/busybox"):
         if os.path.exists(p):
             return p
-    raise ternlib.Skip("busybox-static is not installed (the set-up step installs it)")
+    raise ternlib.Missing("busybox-static is not installed (the set-up step installs it)")
 
 
 def build(init=INIT, files=None):

@@ -1,4 +1,7 @@
-"""Helpers shared by tern's Python tests: paths, running tern-vmm, skipping."""
+"""Helpers shared by tern's Python tests: paths, running tern-vmm, skipping.
+
+A test skips (raises Skip) only for a CPU feature or behaviour it needs and the CPU
+lacks; anything else missing is a failure: a test that cannot run tests nothing."""
 import os
 import subprocess
 
@@ -10,7 +13,13 @@ OUT = os.path.join(ROOT, "tests", "out")
 
 
 class Skip(Exception):
-    """Raised by a test that cannot run here; the runner counts it as skipped."""
+    """Raised by a test that needs what this CPU lacks; the runner counts it as skipped
+    and lists it, with the reason, in its closing lines."""
+
+
+class Missing(AssertionError):
+    """Raised by a test that cannot run for want of something other than a CPU feature
+    (a package, root, a module): a failure, whose message says what is missing."""
 
 
 def vmm_path():
@@ -47,12 +56,12 @@ def run_vmm(args, timeout=60, stdin_data=b"", env=None):
                       (e.stderr or b"").decode(errors="replace"), True)
 
 
-def run_guest(name, extra=(), timeout=60, cmdline=None):
+def run_guest(name, extra=(), timeout=60, cmdline=None, env=None):
     """Runs a tiny guest with the test-only debug-exit port enabled."""
     args = ["--kernel", guest_path(name), "--debug-exit"] + list(extra)
     if cmdline is not None:
         args += ["--cmdline", cmdline]
-    return run_vmm(args, timeout=timeout)
+    return run_vmm(args, timeout=timeout, env=env)
 
 
 def kvm_available():
@@ -60,10 +69,26 @@ def kvm_available():
 
 
 def need_kvm():
-    if not kvm_available():
-        raise Skip("no access to /dev/kvm")
+    """A KVM test that cannot reach /dev/kvm fails: scripts/test runs it in the lab."""
+    assert kvm_available(), ("cannot open /dev/kvm read-write: run KVM tests with "
+                             "scripts/test or tests/run, which run them in the lab (tests/lab)")
 
 
 def software_kvm():
     """True on the emulating software KVM backend (see ../shared/SOFTWARE-KVM.md)."""
     return os.path.exists("/sys/module/kvm_pvm")
+
+
+def cpu_model():
+    """The CPU's model name from /proc/cpuinfo."""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return ""
+
+
+def cpu_is_qemu_tcg():
+    """True on QEMU's emulated CPU (the lab's): it skips a few architectural checks
+    that Intel's and AMD's manuals require of hardware (see tests/guest/tiny.py)."""
+    return cpu_model().startswith("QEMU TCG CPU")

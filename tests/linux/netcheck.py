@@ -9,7 +9,7 @@ user-mode NIC, a TAP NIC and a vsock device, and plays every host-side peer:
   (the Unix socket PATH_5000) echoes of 1 MiB, more than either credit window.
 
 Prints "NETCHECK <name> ok|FAIL <why>" lines and the guest console to stdout.
-usage: netcheck.py VMM KERNEL INITRD WORKDIR
+usage: netcheck.py VMM KERNEL INITRD WORKDIR CMDLINE
 """
 import hashlib
 import http.server
@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 
-VMM, KERNEL, INITRD, WORK = sys.argv[1:5]
+VMM, KERNEL, INITRD, WORK, CMDLINE = sys.argv[1:6]
 HTTP_PORT, FWD_HOST_PORT = 18080, 18022
 VSOCK_BYTES = 1 << 20
 BLOB = os.urandom(300 * 1024)
@@ -184,8 +184,8 @@ def main():
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     threading.Thread(target=echo_unix_server, args=(uds + "_5000",), daemon=True).start()
     threading.Thread(target=tap_server, daemon=True).start()
-    cmd = [VMM, "--kernel", KERNEL, "--initrd", INITRD, "--memory", "128",
-           "--cmdline", "console=ttyS0 panic=-1 rodata=off percpu_alloc=page quiet",
+    cmd = [VMM, "--kernel", KERNEL, "--initrd", INITRD, "--memory", "256", "--cpus", "2",
+           "--cmdline", CMDLINE,
            "--net", "user,mac=52:54:00:12:34:01,hostfwd=tcp::%d-:8022" % FWD_HOST_PORT,
            "--net", "tap=tap0,mac=52:54:00:12:34:02", "--vsock", "cid=7,uds=" + uds]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)

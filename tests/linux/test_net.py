@@ -1,4 +1,4 @@
-"""virtio-net (user-mode networking and TAP) and virtio-vsock driven by the small
+"""virtio-net (user-mode networking and TAP) and virtio-vsock driven by Debian's stock
 kernel's own drivers, in one boot. Everything runs inside a network namespace this
 test creates (a TAP device 192.168.77.1/24 and its own loopback); netcheck.py plays
 the host side there. Needs root (netns, TAP)."""
@@ -9,8 +9,11 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
-import initramfs  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import debian  # noqa: E402
 import ternlib  # noqa: E402
+
+MODULES = ["virtio_pci", "virtio_net", "vmw_vsock_virtio_transport"]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -22,7 +25,7 @@ bound|renew)
 esac
 """
 
-INIT = initramfs.PROLOGUE + r"""
+INIT = r"""
 mkdir -p /tmp
 ip link set lo up
 for i in /sys/class/net/*; do
@@ -53,10 +56,8 @@ poweroff -f
 def test_user_tap_vsock_one_boot():
     ternlib.need_kvm()
     if os.geteuid() != 0 or not shutil.which("ip"):
-        raise ternlib.Skip("needs root and iproute2 (network namespaces, TAP)")
-    k = os.path.join(ternlib.SHARED, "guest", "vmlinux-min")
-    if not os.path.exists(k):
-        raise ternlib.Skip("no %s" % k)
+        raise ternlib.Missing("needs root and iproute2 (network namespaces, TAP)")
+    k = debian.kernel()
     work = tempfile.mkdtemp(prefix="tern-net-")
     helper = os.path.join(work, "vsockecho")
     subprocess.run(["gcc", "-static", "-O2", "-o", helper,
@@ -65,7 +66,7 @@ def test_user_tap_vsock_one_boot():
     with open(script, "w") as f:
         f.write(UDHCPC)
     os.chmod(script, 0o755)
-    initrd = initramfs.build(INIT, {"/vsockecho": helper, "/udhcpc.sh": script})
+    initrd = debian.initrd(INIT, MODULES, {"/vsockecho": helper, "/udhcpc.sh": script})
     ns = "tern-net-%d" % os.getpid()
     sh = lambda *a: subprocess.run(["ip", "netns", "exec", ns] + list(a), check=True)
     subprocess.run(["ip", "netns", "add", ns], check=True)
@@ -75,7 +76,8 @@ def test_user_tap_vsock_one_boot():
         sh("ip", "addr", "add", "192.168.77.1/24", "dev", "tap0")
         sh("ip", "link", "set", "tap0", "up")
         p = subprocess.run(["ip", "netns", "exec", ns, sys.executable,
-                            os.path.join(HERE, "netcheck.py"), ternlib.vmm_path(), k, initrd, work],
+                            os.path.join(HERE, "netcheck.py"), ternlib.vmm_path(), k, initrd, work,
+                            debian.CMDLINE],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=1500)
     finally:
         subprocess.run(["ip", "netns", "del", ns])
