@@ -197,11 +197,12 @@ static struct vsock_conn *conn_new(struct virtio_vsock *v, int fd, enum vsock_st
 
 /*
  * Ends a connection abortively: the host socket closes now, the slot stays until the
- * RST has gone to the guest (a HANDSHAKE connection was never announced: it just goes).
+ * RST has gone to the guest (a HANDSHAKE connection was never announced, a DRAINING one
+ * the guest already forgot: either just goes).
  */
 static void conn_reset(struct virtio_vsock *v, struct vsock_conn *c)
 {
-	if (c->state == VSOCK_HANDSHAKE) {
+	if (c->state == VSOCK_HANDSHAKE || c->state == VSOCK_DRAINING) {
 		conn_free(v, c);
 		return;
 	}
@@ -510,14 +511,19 @@ static void apply_guest_shutdown(struct virtio_vsock *v, struct vsock_conn *c)
 			shutdown(c->fd, SHUT_WR);
 		c->host_wr_shut = true;
 	}
-	/* Data still waits for a host that may never read: do not hold it forever. */
+	/*
+	 * Data still waits for a host that may never read: do not hold it forever. flush()
+	 * pushes this back whenever the host takes some, so only a stalled host is reset.
+	 */
 	if ((c->guest_shut & SHUTDOWN_BOTH) == SHUTDOWN_BOTH && !c->deadline_ns)
 		set_deadline(v, c, v->close_timeout_ns);
 }
 
-/* Writes what the buffer holds to the host socket. false: the connection was reset. */
+/* Writes what the buffer holds to the host socket. false: c was reset or freed. */
 static bool flush(struct virtio_vsock *v, struct vsock_conn *c)
 {
+	bool moved = false;
+
 	while (c->buf_len) {
 		uint32_t first = VSOCK_CONN_BUF - c->buf_head;
 		struct iovec iov[2] = {
@@ -544,15 +550,49 @@ static bool flush(struct virtio_vsock *v, struct vsock_conn *c)
 		c->buf_head = (c->buf_head + (uint32_t)n) % VSOCK_CONN_BUF;
 		c->buf_len -= (uint32_t)n;
 		c->fwd_cnt += (uint32_t)n;
+		moved = moved || n > 0;
 	}
 	if (!c->buf_len) {
 		free(c->buf);
 		c->buf = NULL;
 		c->buf_head = 0;
 	}
+	/*
+	 * The close timeout (the only deadline these states have) bounds a host that stopped
+	 * reading, not a slow one: it counts from the last byte the host took.
+	 */
+	if (moved && c->deadline_ns &&
+	    (c->state == VSOCK_ESTABLISHED || c->state == VSOCK_DRAINING))
+		set_deadline(v, c, v->close_timeout_ns);
+	if (c->state == VSOCK_DRAINING) {
+		if (c->buf_len)
+			return true;
+		/* All of it is in the host socket: closing gives the host EOF after it. */
+		conn_free(v, c);
+		return false;
+	}
 	credit_check(v, c);
 	apply_guest_shutdown(v, c);
 	return true;
+}
+
+/*
+ * The guest reset a connection after shutting down its sending side, with data of it still
+ * here: Linux does so VSOCK_CLOSE_TIMEOUT after close() when our RST is late, and ours
+ * waits for a slow host to take that data. The data is complete, so the host still gets
+ * all of it, then EOF. The guest forgot the connection: it leaves the hash (the address
+ * pair is free for a new one) and nothing more goes to the guest for it, not even an RST
+ * when the close timeout ends a host that stopped reading.
+ */
+static void conn_drain(struct virtio_vsock *v, struct vsock_conn *c)
+{
+	hash_del(v, c);
+	rx_remove(v, c);
+	c->pending = 0;
+	c->state = VSOCK_DRAINING;
+	if (!c->deadline_ns)
+		set_deadline(v, c, v->close_timeout_ns);
+	flush(v, c);
 }
 
 static void guest_data(struct virtio_vsock *v, struct vsock_conn *c, const struct vsock_pkt *p)
@@ -668,7 +708,12 @@ static void tx_packet(struct virtio_vsock *v, int verdict)
 	c->peer_fwd_cnt = h->fwd_cnt;
 	switch (h->op) {
 	case VSOCK_OP_RST:
-		conn_free(v, c);
+		/* After a send shutdown the data is complete; else this is an abort. */
+		if (c->state == VSOCK_ESTABLISHED && (c->guest_shut & VSOCK_SHUTDOWN_SEND) &&
+		    c->buf_len && !c->host_hup)
+			conn_drain(v, c);
+		else
+			conn_free(v, c);
 		return;
 	case VSOCK_OP_REQUEST:
 		conn_reset(v, c); /* a live address pair asked for again */
@@ -816,6 +861,14 @@ static void conn_event(struct virtio_vsock *v, struct vsock_conn *c, uint32_t ev
 		handshake(v, c, events);
 		return;
 	}
+	if (c->state == VSOCK_DRAINING) {
+		/* Only the buffer is left to write: a host that hung up or failed reads no more. */
+		if (events & (EPOLLERR | EPOLLHUP))
+			conn_free(v, c);
+		else if (events & EPOLLOUT)
+			flush(v, c);
+		return;
+	}
 	if (c->fd < 0)
 		return;
 	if (events & EPOLLERR) {
@@ -848,6 +901,16 @@ static void timer_tick(struct virtio_vsock *v)
 		struct vsock_conn *c = &v->conn[i];
 		if (c->state == VSOCK_FREE || !c->deadline_ns)
 			continue;
+		if (now >= c->deadline_ns && c->buf_len &&
+		    (c->state == VSOCK_ESTABLISHED || c->state == VSOCK_DRAINING)) {
+			/*
+			 * A Unix socket signals EPOLLOUT only once 3/4 of its send buffer is
+			 * free: a slow host may have taken some without one. Room is progress.
+			 */
+			flush(v, c);
+			if (c->state == VSOCK_FREE || !c->deadline_ns)
+				continue;
+		}
 		if (now < c->deadline_ns) {
 			any = true;
 			continue;

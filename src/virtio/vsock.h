@@ -43,6 +43,7 @@ enum vsock_state {
 	VSOCK_ESTABLISHED, /* data both ways */
 	VSOCK_CLOSING,	   /* SHUTDOWN both ways sent; waiting for the guest's RST */
 	VSOCK_RESETTING,   /* host socket closed; the RST to the guest waits for an rx buffer */
+	VSOCK_DRAINING,	   /* the guest reset it after its last byte: only the buffer is left */
 };
 
 struct vsock_conn {
@@ -50,7 +51,7 @@ struct vsock_conn {
 	uint32_t gen; /* bumped on free: stale epoll events name an older one */
 	int fd;
 	uint32_t host_port, guest_port;
-	bool keyed; /* in the hash (every state but FREE and HANDSHAKE) */
+	bool keyed; /* in the hash (every state but FREE, HANDSHAKE and DRAINING) */
 	int32_t hash_next;
 	bool in_rx; /* on the list of connections with something for the rx queue */
 	int32_t rx_prev, rx_next;
@@ -112,7 +113,10 @@ int virtio_vsock_init(struct virtio_vsock *v, const struct guest_mem *mem, struc
 		      uint64_t cid, const char *uds_path, const char **why);
 /* Closes every socket and removes the listening socket's file. */
 void virtio_vsock_destroy(struct virtio_vsock *v);
-/* The connection (host_port, guest_port), or NULL; for tests and diagnostics. */
+/*
+ * The connection (host_port, guest_port), or NULL; for tests and diagnostics. A DRAINING
+ * one is not found: the guest forgot it, and may reuse its address pair.
+ */
 struct vsock_conn *virtio_vsock_find(struct virtio_vsock *v, uint32_t host_port,
 				     uint32_t guest_port);
 

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/loop.h"
@@ -1149,5 +1150,285 @@ TEST(vsock_many_connections)
 	}
 	CHECK(shut == N);
 	CHECK(g->v->nconns == 0);
+	drv_free(g);
+}
+
+/* ---- the guest closes while tern still holds its data ---- */
+
+#define SHUT_BOTH (VSOCK_SHUTDOWN_RCV | VSOCK_SHUTDOWN_SEND)
+
+static uint64_t ms_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Runs the loop for about ms milliseconds. */
+static void pump_for(unsigned int ms)
+{
+	uint64_t end = ms_now() + ms;
+
+	while (ms_now() < end)
+		pump(1);
+}
+
+/*
+ * A guest connection from gport to host port hport (listened on by lfd) whose host end
+ * does not read yet: the guest sends pattern bytes while tern gives credit, until the
+ * host socket is full and tern holds VSOCK_CONN_BUF. Returns the host's fd (*sent: bytes).
+ */
+static int guest_fill(struct drv *g, uint32_t gport, uint32_t hport, int lfd, uint32_t *sent)
+{
+	struct vsock_hdr h;
+	static uint8_t chunk[16384];
+	uint32_t peer_alloc, peer_fwd;
+	int fd;
+
+	*sent = 0;
+	if (!tx_ctl(g, VSOCK_OP_REQUEST, gport, hport, 0) || !rx_wait(g, &h, NULL) ||
+	    h.op != VSOCK_OP_RESPONSE)
+		return -1;
+	peer_alloc = h.buf_alloc;
+	peer_fwd = h.fwd_cnt;
+	fd = accept_wait(lfd);
+	if (fd < 0)
+		return -1;
+	for (int round = 0; round < 100; round++) {
+		while (rx_get(g, &h, NULL)) {
+			peer_alloc = h.buf_alloc;
+			peer_fwd = h.fwd_cnt;
+		}
+		uint32_t credit = peer_alloc - (*sent - peer_fwd);
+		while (credit) {
+			uint32_t n = credit < sizeof(chunk) ? credit : sizeof(chunk);
+			struct vsock_hdr w = ghdr(VSOCK_OP_RW, gport, hport);
+			for (uint32_t i = 0; i < n; i++)
+				chunk[i] = pat(*sent + i);
+			w.len = n;
+			if (!tx_send(g, &w, chunk, n))
+				goto fail;
+			*sent += n;
+			credit -= n;
+		}
+		struct vsock_conn *c = virtio_vsock_find(g->v, hport, gport);
+		if (c && c->buf_len == VSOCK_CONN_BUF)
+			return fd;
+		if (!tx_ctl(g, VSOCK_OP_CREDIT_REQUEST, gport, hport, 0))
+			goto fail;
+		pump(1);
+	}
+fail:
+	close(fd);
+	return -1;
+}
+
+/*
+ * The host reads at most step bytes every 10 ms, checking the pattern, until EOF (*eof),
+ * an error or ~20 s. Returns the bytes read.
+ */
+static uint32_t host_read_slowly(int fd, uint32_t step, bool *eof)
+{
+	static uint8_t in[65536];
+	uint32_t got = 0;
+
+	*eof = false;
+	for (int i = 0; i < 2000; i++) {
+		ssize_t r = read(fd, in, step < sizeof(in) ? step : sizeof(in));
+		if (r == 0) {
+			*eof = true;
+			break;
+		}
+		if (r < 0 && errno != EAGAIN) {
+			printf("  host read: %s after %u bytes\n", strerror(errno), got);
+			break;
+		}
+		for (ssize_t j = 0; j < r; j++) {
+			if (in[j] != pat(got + (uint32_t)j)) {
+				printf("  byte %u is wrong\n", got + (uint32_t)j);
+				return got;
+			}
+		}
+		if (r > 0)
+			got += (uint32_t)r;
+		pump_for(10);
+	}
+	return got;
+}
+
+/* Waits (~2 s) for a packet of op to gport, skipping CREDIT_UPDATEs. */
+static bool rx_wait_op(struct drv *g, uint16_t op, uint32_t gport)
+{
+	struct vsock_hdr h;
+
+	while (rx_wait(g, &h, NULL)) {
+		if (h.op == op && h.dst_port == gport)
+			return true;
+		if (h.op != VSOCK_OP_CREDIT_UPDATE) {
+			printf("  expected op %u to %u, got op %u to %u\n", op, gport, h.op,
+			       h.dst_port);
+			return false;
+		}
+	}
+	return false;
+}
+
+/*
+ * The guest closes (SHUTDOWN both ways) with 256 KiB still in tern, and the host reads
+ * slowly but steadily: draining takes over two close timeouts, yet each one sees progress,
+ * so every byte arrives, then EOF, and the guest gets its RST.
+ */
+TEST(vsock_close_slow_reader_gets_everything)
+{
+	struct drv *g = drv_new(64);
+	char path[160];
+	uint32_t sent;
+	bool eof;
+
+	REQUIRE(g);
+	g->v->close_timeout_ns = 500000000ULL;
+	g->v->tick_ns = 10000000ULL;
+	snprintf(path, sizeof(path), "%s_6002", g->path);
+	int lfd = unix_listen(path);
+	REQUIRE(lfd >= 0);
+	int fd = guest_fill(g, 902, 6002, lfd, &sent);
+	REQUIRE(fd >= 0);
+	REQUIRE(tx_ctl(g, VSOCK_OP_SHUTDOWN, 902, 6002, SHUT_BOTH));
+	uint64_t t0 = ms_now();
+	uint32_t got = host_read_slowly(fd, 4096, &eof);
+	printf("  host read %u of %u bytes in %llu ms%s\n", got, sent,
+	       (unsigned long long)(ms_now() - t0), eof ? ", then EOF" : "");
+	CHECK(got == sent);
+	CHECK(eof);
+	CHECK(ms_now() - t0 > 500); /* longer than one close timeout */
+	CHECK(rx_wait_op(g, VSOCK_OP_RST, 902));
+	CHECK(g->v->nconns == 0);
+	close(fd);
+	close(lfd);
+	unlink(path);
+	drv_free(g);
+}
+
+/*
+ * As Linux does when our RST is late (VSOCK_CLOSE_TIMEOUT after close()), the guest
+ * resets a connection it had shut down while tern still holds its data: the data is
+ * complete, so it still reaches the host, then EOF. The guest forgot the connection:
+ * nothing more goes to it, and the same address pair is free for a new connection.
+ */
+TEST(vsock_guest_rst_after_shutdown_drains)
+{
+	struct drv *g = drv_new(64);
+	struct vsock_hdr h;
+	char path[160], text[8] = { 0 };
+	uint32_t sent;
+	bool eof;
+
+	REQUIRE(g);
+	g->v->close_timeout_ns = 500000000ULL;
+	g->v->tick_ns = 10000000ULL;
+	snprintf(path, sizeof(path), "%s_6003", g->path);
+	int lfd = unix_listen(path);
+	REQUIRE(lfd >= 0);
+	int fd = guest_fill(g, 903, 6003, lfd, &sent);
+	REQUIRE(fd >= 0);
+	REQUIRE(tx_ctl(g, VSOCK_OP_SHUTDOWN, 903, 6003, SHUT_BOTH));
+	struct vsock_conn *c = virtio_vsock_find(g->v, 6003, 903);
+	REQUIRE(c && c->buf_len == VSOCK_CONN_BUF);
+	REQUIRE(tx_ctl(g, VSOCK_OP_RST, 903, 6003, 0));
+	CHECK(virtio_vsock_find(g->v, 6003, 903) == NULL);
+	CHECK(g->v->nconns == 1); /* still draining */
+	while (rx_get(g, &h, NULL))
+		CHECK(h.op == VSOCK_OP_CREDIT_UPDATE); /* sent before the RST */
+	CHECK(rx_quiet(g));			       /* no RST for an RST */
+	/* The guest opens a new connection on the same ports: it works. */
+	REQUIRE(tx_ctl(g, VSOCK_OP_REQUEST, 903, 6003, 0));
+	REQUIRE(rx_wait(g, &h, NULL));
+	CHECK(h.op == VSOCK_OP_RESPONSE && h.dst_port == 903 && h.src_port == 6003);
+	int fd2 = accept_wait(lfd);
+	REQUIRE(fd2 >= 0);
+	struct vsock_hdr w = ghdr(VSOCK_OP_RW, 903, 6003);
+	w.len = 3;
+	REQUIRE(tx_send(g, &w, "new", 3));
+	CHECK(host_read_n(fd2, text, 3) && !strcmp(text, "new"));
+	/* The old host socket gets every byte, then EOF, at a slow reader's pace. */
+	uint64_t t0 = ms_now();
+	uint32_t got = host_read_slowly(fd, 4096, &eof);
+	printf("  host read %u of %u bytes in %llu ms%s\n", got, sent,
+	       (unsigned long long)(ms_now() - t0), eof ? ", then EOF" : "");
+	CHECK(got == sent);
+	CHECK(eof);
+	CHECK(g->v->nconns == 1);
+	CHECK(rx_quiet(g));
+	/* The new connection is untouched and closes as usual. */
+	c = virtio_vsock_find(g->v, 6003, 903);
+	CHECK(c && c->state == VSOCK_ESTABLISHED);
+	REQUIRE(tx_ctl(g, VSOCK_OP_SHUTDOWN, 903, 6003, SHUT_BOTH));
+	CHECK(rx_wait_op(g, VSOCK_OP_RST, 903));
+	CHECK(host_sees_close(fd2));
+	CHECK(g->v->nconns == 0);
+	close(fd);
+	close(fd2);
+	close(lfd);
+	unlink(path);
+	drv_free(g);
+}
+
+/* A draining connection whose host never reads is still bounded by the close timeout. */
+TEST(vsock_guest_rst_drain_times_out)
+{
+	struct drv *g = drv_new(64);
+	char path[160];
+	uint32_t sent;
+
+	REQUIRE(g);
+	g->v->close_timeout_ns = 200000000ULL;
+	g->v->tick_ns = 10000000ULL;
+	snprintf(path, sizeof(path), "%s_6004", g->path);
+	int lfd = unix_listen(path);
+	REQUIRE(lfd >= 0);
+	int fd = guest_fill(g, 904, 6004, lfd, &sent);
+	REQUIRE(fd >= 0);
+	/* A send-side shutdown is enough: the data is complete. */
+	REQUIRE(tx_ctl(g, VSOCK_OP_SHUTDOWN, 904, 6004, VSOCK_SHUTDOWN_SEND));
+	uint64_t t0 = ms_now();
+	REQUIRE(tx_ctl(g, VSOCK_OP_RST, 904, 6004, 0));
+	CHECK(g->v->nconns == 1);
+	pump_for(50);
+	if (ms_now() - t0 < 150) /* well before the timeout, unless the machine stalled */
+		CHECK(g->v->nconns == 1);
+	for (int i = 0; i < 200 && g->v->nconns; i++)
+		pump(5);
+	CHECK(g->v->nconns == 0);
+	struct vsock_hdr h;
+	while (rx_get(g, &h, NULL))
+		CHECK(h.op == VSOCK_OP_CREDIT_UPDATE); /* never an RST to the forgotten pair */
+	CHECK(host_sees_close(fd));
+	close(fd);
+	close(lfd);
+	unlink(path);
+	drv_free(g);
+}
+
+/* An RST without a shutdown first is an abort: what tern holds is dropped at once. */
+TEST(vsock_guest_rst_aborts)
+{
+	struct drv *g = drv_new(64);
+	char path[160];
+	uint32_t sent;
+
+	REQUIRE(g);
+	snprintf(path, sizeof(path), "%s_6005", g->path);
+	int lfd = unix_listen(path);
+	REQUIRE(lfd >= 0);
+	int fd = guest_fill(g, 905, 6005, lfd, &sent);
+	REQUIRE(fd >= 0);
+	REQUIRE(tx_ctl(g, VSOCK_OP_RST, 905, 6005, 0));
+	CHECK(g->v->nconns == 0);
+	CHECK(virtio_vsock_find(g->v, 6005, 905) == NULL);
+	CHECK(host_sees_close(fd));
+	close(fd);
+	close(lfd);
+	unlink(path);
 	drv_free(g);
 }
