@@ -130,6 +130,30 @@ static bool handle_exit(struct vcpu *v)
 	}
 }
 
+/*
+ * KVM finishes the instruction behind an exit (an OUT whose byte the device already has,
+ * an IN or MMIO read whose value is in kvm_run) only at the next KVM_RUN. A vCPU that
+ * parked before that would leave it unfinished in a snapshot: the restored guest would run
+ * it again (a doubled byte) or lose what it read. With immediate_exit set, KVM_RUN
+ * finishes it and returns at once without running guest code; an exit that finishing
+ * itself needs (an MMIO access split over two pages) is handled as any other.
+ */
+static bool finish_exit(struct vcpu *v)
+{
+	v->k.run->immediate_exit = 1;
+	while (ioctl(v->k.fd, KVM_RUN, 0) == 0)
+		if (!handle_exit(v))
+			return false;
+	if (errno != EINTR && errno != EAGAIN) {
+		char why[80];
+		snprintf(why, sizeof(why), "KVM_RUN to finish an exit before pausing: %s",
+			 strerror(errno));
+		crash(v, why);
+		return false;
+	}
+	return true;
+}
+
 void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
@@ -145,6 +169,8 @@ void *vcpu_thread(void *arg)
 			  ts.tv_nsec);
 	}
 	while (!atomic_load(&v->vm->stopping)) {
+		if (vm_is_paused(v->vm) && !finish_exit(v))
+			break;
 		vcpu_pause_point(v);
 		if (ioctl(v->k.fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN)
