@@ -26,7 +26,11 @@ def test_fwait_with_ts_raises_nm():
 
 
 def test_ldmxcsr_stmxcsr():
-    tiny.expect_ok_where_cpu_can("mxcsr", "gp")
+    tiny.expect_ok_but_check("mxcsr", "gp")
+
+
+def test_ldmxcsr_reserved_bit_raises_gp():
+    tiny.expect_check("mxcsr", "gp")
 
 
 def test_stac_clac():
@@ -50,7 +54,11 @@ def test_swapgs():
 
 
 def test_fsgsbase():
-    tiny.expect_ok_where_cpu_can("fsgsbase", "gp")
+    tiny.expect_ok_but_check("fsgsbase", "gp")
+
+
+def test_wrfsbase_non_canonical_raises_gp():
+    tiny.expect_check("fsgsbase", "gp")
 
 
 def test_fsgsbase_needs_cr4():

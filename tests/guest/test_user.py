@@ -9,4 +9,8 @@ import tiny  # noqa: E402
 def test_user_mode_round_trips():
     # Progress lines show how far it got: "entering ring 3", "syscall from ring 3",
     # "returning with sysretq", "int $0x80 from ring 3", "hlt in ring 3", "last syscall".
-    tiny.expect_ok_where_cpu_can("user", "sysflags")
+    tiny.expect_ok_but_check("user", "sysflags")
+
+
+def test_syscall_keeps_flags_fmask_does_not_clear():
+    tiny.expect_check("user", "sysflags")
