@@ -56,10 +56,10 @@ def test_command_sees_the_lab_and_its_status_comes_back():
 
 def test_watchdog_stops_a_silent_lab_and_names_what_it_was_doing():
     cmd = "echo my-test.that-hangs > $TERN_LAB_PROGRESS; echo started; sleep 100000"
-    st, out, err, took = lab(["--watchdog", "15", "--", "sh", "-c", cmd], timeout=240)
+    st, out, err, took = lab(["--watchdog", "20", "--", "sh", "-c", cmd], timeout=240)
     assert st == 124, "exit status %r, want 124\n%s\n%s" % (st, out, err)
     assert "started" in out, out
-    assert "no output for 15 s while in 'my-test.that-hangs'" in err, err
+    assert "no output for 20 s while in 'my-test.that-hangs'" in err, err
     # Where the lab's vCPU was, from QEMU's monitor.
     assert re.search(r"lab1 vCPU 0: CPL \d RIP [0-9a-f]+ \(", err), err
     assert took < 120, "the watchdog took %.0f s" % took
