@@ -57,7 +57,9 @@ def _decode(data):
 class ApiClient:
     """Requests to tern-vmm's API socket. One connection per request unless keepalive."""
 
-    def __init__(self, sock_path, timeout=10, keepalive=False):
+    # 60 s: in the lab, tern-vmm runs under emulation (and ASan in san:guest); a request
+    # that writes a snapshot can take tens of seconds there. A hang still fails.
+    def __init__(self, sock_path, timeout=60, keepalive=False):
         self.path = sock_path
         self.timeout = timeout
         self.keepalive = keepalive
