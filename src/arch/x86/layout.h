@@ -26,7 +26,7 @@
  */
 #define LAYOUT_VMGENID_ADDR 0xff000ULL
 #define LAYOUT_VMGENID_SIZE 16ULL
-#define LAYOUT_RESET_VECTOR 0xffff0ULL /* F000:FFF0, the last 16 bytes below 1 MiB */
+#define LAYOUT_RESET_VECTOR 0xffff0ULL	  /* F000:FFF0, the last 16 bytes below 1 MiB */
 #define LAYOUT_HIMEM 0x100000ULL	  /* 1 MiB */
 #define LAYOUT_KERNEL_BZIMAGE 0x100000ULL /* protected-mode kernel of a bzImage */
 
