@@ -81,7 +81,8 @@ def check_ok(name, r):
     """Asserts that guest NAME ended with "tiny: NAME ok" and status 0; maps status 77 to a skip."""
     if r.status == EXIT_SKIP and not r.timed_out:
         why = [line for line in r.out.splitlines() if line.startswith("tiny: skip")]
-        raise ternlib.Skip(why[-1][len("tiny: "):] if why else "guest %s skipped" % name)
+        # "tiny: skip NAME: reason" -> "reason"
+        raise ternlib.Skip(why[-1].split(": ", 2)[-1] if why else "guest %s skipped" % name)
     assert not r.timed_out and r.status == EXIT_OK and ("tiny: %s ok" % name) in r.out, \
         "guest %s: %s\n%r" % (name, describe(r), r)
     return r
