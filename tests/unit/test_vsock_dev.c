@@ -1275,25 +1275,55 @@ static bool rx_wait_op(struct drv *g, uint16_t op, uint32_t gport)
 }
 
 /*
+ * A guest connection to host port HPORT whose host socket reads nothing yet, so tern
+ * holds all the guest could send (its whole buffer). close_timeout_ns: 0 keeps the default.
+ */
+struct filled {
+	struct drv *g;
+	char path[160];
+	int lfd, fd;
+	uint32_t sent;
+};
+
+static bool filled_open(struct filled *f, uint32_t gport, uint32_t hport, uint64_t close_timeout_ns)
+{
+	f->lfd = f->fd = -1;
+	f->g = drv_new(64);
+	if (!f->g)
+		return false;
+	if (close_timeout_ns) {
+		f->g->v->close_timeout_ns = close_timeout_ns;
+		f->g->v->tick_ns = 10000000ULL;
+	}
+	snprintf(f->path, sizeof(f->path), "%s_%u", f->g->path, hport);
+	f->lfd = unix_listen(f->path);
+	if (f->lfd >= 0)
+		f->fd = guest_fill(f->g, gport, hport, f->lfd, &f->sent);
+	return f->fd >= 0;
+}
+
+static void filled_close(struct filled *f)
+{
+	close(f->fd);
+	close(f->lfd);
+	unlink(f->path);
+	drv_free(f->g);
+}
+
+/*
  * The guest closes (SHUTDOWN both ways) with 256 KiB still in tern, and the host reads
  * slowly but steadily: draining takes over two close timeouts, yet each one sees progress,
  * so every byte arrives, then EOF, and the guest gets its RST.
  */
 TEST(vsock_close_slow_reader_gets_everything)
 {
-	struct drv *g = drv_new(64);
-	char path[160];
-	uint32_t sent;
+	struct filled f;
 	bool eof;
 
-	REQUIRE(g);
-	g->v->close_timeout_ns = 500000000ULL;
-	g->v->tick_ns = 10000000ULL;
-	snprintf(path, sizeof(path), "%s_6002", g->path);
-	int lfd = unix_listen(path);
-	REQUIRE(lfd >= 0);
-	int fd = guest_fill(g, 902, 6002, lfd, &sent);
-	REQUIRE(fd >= 0);
+	REQUIRE(filled_open(&f, 902, 6002, 500000000ULL));
+	struct drv *g = f.g;
+	int fd = f.fd;
+	uint32_t sent = f.sent;
 	REQUIRE(tx_ctl(g, VSOCK_OP_SHUTDOWN, 902, 6002, SHUT_BOTH));
 	uint64_t t0 = ms_now();
 	uint32_t got = host_read_slowly(fd, 4096, &eof);
@@ -1304,10 +1334,7 @@ TEST(vsock_close_slow_reader_gets_everything)
 	CHECK(ms_now() - t0 > 500); /* longer than one close timeout */
 	CHECK(rx_wait_op(g, VSOCK_OP_RST, 902));
 	CHECK(g->v->nconns == 0);
-	close(fd);
-	close(lfd);
-	unlink(path);
-	drv_free(g);
+	filled_close(&f);
 }
 
 /*
@@ -1318,20 +1345,15 @@ TEST(vsock_close_slow_reader_gets_everything)
  */
 TEST(vsock_guest_rst_after_shutdown_drains)
 {
-	struct drv *g = drv_new(64);
+	struct filled f;
 	struct vsock_hdr h;
-	char path[160], text[8] = { 0 };
-	uint32_t sent;
+	char text[8] = { 0 };
 	bool eof;
 
-	REQUIRE(g);
-	g->v->close_timeout_ns = 500000000ULL;
-	g->v->tick_ns = 10000000ULL;
-	snprintf(path, sizeof(path), "%s_6003", g->path);
-	int lfd = unix_listen(path);
-	REQUIRE(lfd >= 0);
-	int fd = guest_fill(g, 903, 6003, lfd, &sent);
-	REQUIRE(fd >= 0);
+	REQUIRE(filled_open(&f, 903, 6003, 500000000ULL));
+	struct drv *g = f.g;
+	int fd = f.fd, lfd = f.lfd;
+	uint32_t sent = f.sent;
 	REQUIRE(tx_ctl(g, VSOCK_OP_SHUTDOWN, 903, 6003, SHUT_BOTH));
 	struct vsock_conn *c = virtio_vsock_find(g->v, 6003, 903);
 	REQUIRE(c && c->buf_len == VSOCK_CONN_BUF);
@@ -1367,28 +1389,18 @@ TEST(vsock_guest_rst_after_shutdown_drains)
 	CHECK(rx_wait_op(g, VSOCK_OP_RST, 903));
 	CHECK(host_sees_close(fd2));
 	CHECK(g->v->nconns == 0);
-	close(fd);
 	close(fd2);
-	close(lfd);
-	unlink(path);
-	drv_free(g);
+	filled_close(&f);
 }
 
 /* A draining connection whose host never reads is still bounded by the close timeout. */
 TEST(vsock_guest_rst_drain_times_out)
 {
-	struct drv *g = drv_new(64);
-	char path[160];
-	uint32_t sent;
+	struct filled f;
 
-	REQUIRE(g);
-	g->v->close_timeout_ns = 200000000ULL;
-	g->v->tick_ns = 10000000ULL;
-	snprintf(path, sizeof(path), "%s_6004", g->path);
-	int lfd = unix_listen(path);
-	REQUIRE(lfd >= 0);
-	int fd = guest_fill(g, 904, 6004, lfd, &sent);
-	REQUIRE(fd >= 0);
+	REQUIRE(filled_open(&f, 904, 6004, 200000000ULL));
+	struct drv *g = f.g;
+	int fd = f.fd;
 	/* A send-side shutdown is enough: the data is complete. */
 	REQUIRE(tx_ctl(g, VSOCK_OP_SHUTDOWN, 904, 6004, VSOCK_SHUTDOWN_SEND));
 	uint64_t t0 = ms_now();
@@ -1404,31 +1416,19 @@ TEST(vsock_guest_rst_drain_times_out)
 	while (rx_get(g, &h, NULL))
 		CHECK(h.op == VSOCK_OP_CREDIT_UPDATE); /* never an RST to the forgotten pair */
 	CHECK(host_sees_close(fd));
-	close(fd);
-	close(lfd);
-	unlink(path);
-	drv_free(g);
+	filled_close(&f);
 }
 
 /* An RST without a shutdown first is an abort: what tern holds is dropped at once. */
 TEST(vsock_guest_rst_aborts)
 {
-	struct drv *g = drv_new(64);
-	char path[160];
-	uint32_t sent;
+	struct filled f;
 
-	REQUIRE(g);
-	snprintf(path, sizeof(path), "%s_6005", g->path);
-	int lfd = unix_listen(path);
-	REQUIRE(lfd >= 0);
-	int fd = guest_fill(g, 905, 6005, lfd, &sent);
-	REQUIRE(fd >= 0);
+	REQUIRE(filled_open(&f, 905, 6005, 0));
+	struct drv *g = f.g;
 	REQUIRE(tx_ctl(g, VSOCK_OP_RST, 905, 6005, 0));
 	CHECK(g->v->nconns == 0);
 	CHECK(virtio_vsock_find(g->v, 6005, 905) == NULL);
-	CHECK(host_sees_close(fd));
-	close(fd);
-	close(lfd);
-	unlink(path);
-	drv_free(g);
+	CHECK(host_sees_close(f.fd));
+	filled_close(&f);
 }
