@@ -169,9 +169,16 @@ void *vcpu_thread(void *arg)
 			  ts.tv_nsec);
 	}
 	while (!atomic_load(&v->vm->stopping)) {
-		if (vm_is_paused(v->vm) && !finish_exit(v))
-			break;
-		vcpu_pause_point(v);
+		/*
+		 * Only this branch parks: a pause that comes after the check reaches KVM_RUN
+		 * (immediate_exit, then the kick), which finishes the last exit all the same.
+		 */
+		if (vm_is_paused(v->vm)) {
+			if (!finish_exit(v))
+				break;
+			vcpu_pause_point(v);
+			continue;
+		}
 		if (ioctl(v->k.fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
