@@ -1302,6 +1302,19 @@ static bool filled_open(struct filled *f, uint32_t gport, uint32_t hport, uint64
 	return f->fd >= 0;
 }
 
+/* Reads the host socket slowly to its end: true if every byte the guest sent came, then EOF. */
+static bool filled_read_all(struct filled *f, uint64_t *ms)
+{
+	bool eof;
+	uint64_t t0 = ms_now();
+	uint32_t got = host_read_slowly(f->fd, 4096, &eof);
+
+	*ms = ms_now() - t0;
+	printf("  host read %u of %u bytes in %llu ms%s\n", got, f->sent, (unsigned long long)*ms,
+	       eof ? ", then EOF" : "");
+	return got == f->sent && eof;
+}
+
 static void filled_close(struct filled *f)
 {
 	close(f->fd);
@@ -1318,20 +1331,13 @@ static void filled_close(struct filled *f)
 TEST(vsock_close_slow_reader_gets_everything)
 {
 	struct filled f;
-	bool eof;
+	uint64_t ms;
 
 	REQUIRE(filled_open(&f, 902, 6002, 500000000ULL));
 	struct drv *g = f.g;
-	int fd = f.fd;
-	uint32_t sent = f.sent;
 	REQUIRE(tx_ctl(g, VSOCK_OP_SHUTDOWN, 902, 6002, SHUT_BOTH));
-	uint64_t t0 = ms_now();
-	uint32_t got = host_read_slowly(fd, 4096, &eof);
-	printf("  host read %u of %u bytes in %llu ms%s\n", got, sent,
-	       (unsigned long long)(ms_now() - t0), eof ? ", then EOF" : "");
-	CHECK(got == sent);
-	CHECK(eof);
-	CHECK(ms_now() - t0 > 500); /* longer than one close timeout */
+	CHECK(filled_read_all(&f, &ms));
+	CHECK(ms > 500); /* longer than one close timeout */
 	CHECK(rx_wait_op(g, VSOCK_OP_RST, 902));
 	CHECK(g->v->nconns == 0);
 	filled_close(&f);
@@ -1348,12 +1354,10 @@ TEST(vsock_guest_rst_after_shutdown_drains)
 	struct filled f;
 	struct vsock_hdr h;
 	char text[8] = { 0 };
-	bool eof;
+	uint64_t ms;
 
 	REQUIRE(filled_open(&f, 903, 6003, 500000000ULL));
 	struct drv *g = f.g;
-	int fd = f.fd, lfd = f.lfd;
-	uint32_t sent = f.sent;
 	REQUIRE(tx_ctl(g, VSOCK_OP_SHUTDOWN, 903, 6003, SHUT_BOTH));
 	struct vsock_conn *c = virtio_vsock_find(g->v, 6003, 903);
 	REQUIRE(c && c->buf_len == VSOCK_CONN_BUF);
@@ -1367,19 +1371,14 @@ TEST(vsock_guest_rst_after_shutdown_drains)
 	REQUIRE(tx_ctl(g, VSOCK_OP_REQUEST, 903, 6003, 0));
 	REQUIRE(rx_wait(g, &h, NULL));
 	CHECK(h.op == VSOCK_OP_RESPONSE && h.dst_port == 903 && h.src_port == 6003);
-	int fd2 = accept_wait(lfd);
+	int fd2 = accept_wait(f.lfd);
 	REQUIRE(fd2 >= 0);
 	struct vsock_hdr w = ghdr(VSOCK_OP_RW, 903, 6003);
 	w.len = 3;
 	REQUIRE(tx_send(g, &w, "new", 3));
 	CHECK(host_read_n(fd2, text, 3) && !strcmp(text, "new"));
 	/* The old host socket gets every byte, then EOF, at a slow reader's pace. */
-	uint64_t t0 = ms_now();
-	uint32_t got = host_read_slowly(fd, 4096, &eof);
-	printf("  host read %u of %u bytes in %llu ms%s\n", got, sent,
-	       (unsigned long long)(ms_now() - t0), eof ? ", then EOF" : "");
-	CHECK(got == sent);
-	CHECK(eof);
+	CHECK(filled_read_all(&f, &ms));
 	CHECK(g->v->nconns == 1);
 	CHECK(rx_quiet(g));
 	/* The new connection is untouched and closes as usual. */
