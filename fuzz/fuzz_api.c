@@ -4,9 +4,9 @@
  * the rest is the request body. Whatever the body, the answer must be 204 or 400 with a
  * JSON {"fault_message"} body, and the configuration must stay inside its limits.
  *
- * The VM side (pause, Ctrl-Alt-Del, metrics, log files) is stubbed below: the harness
- * must not create files at paths the fuzzer invents, so /logger and /metrics are not
- * routed here; their field parsing is the same json_in code.
+ * The VM side (pause, Ctrl-Alt-Del, the power button, metrics, log files) is stubbed
+ * below: the harness must not create files at paths the fuzzer invents, so /logger and
+ * /metrics are not routed here; their field parsing is the same json_in code.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -35,6 +35,10 @@ bool vm_is_paused(const struct vm *vm)
 	return false;
 }
 void i8042_send_ctrl_alt_del(struct i8042 *k)
+{
+	__builtin_trap();
+}
+void ged_power_button(struct ged *g)
 {
 	__builtin_trap();
 }

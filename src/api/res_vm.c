@@ -10,8 +10,10 @@
 int res_actions(struct api *a, struct json_object *o, char *err, size_t n)
 {
 	static const char *const keys[] = { "action_type", NULL };
+	/* SendPowerButton is tern's: Firecracker has no ACPI power button to press. */
 	static const char *const actions[] = { "InstanceStart", "SendCtrlAltDel", "FlushMetrics",
-					       NULL };
+					       "SendPowerButton", NULL };
+	enum { START, CTRL_ALT_DEL, FLUSH_METRICS, POWER_BUTTON };
 	unsigned int act;
 	int r;
 
@@ -22,18 +24,24 @@ int res_actions(struct api *a, struct json_object *o, char *err, size_t n)
 	if (!r)
 		return api_fail(err, n,
 				"'action_type' is required (InstanceStart, "
-				"SendCtrlAltDel, FlushMetrics)");
+				"SendCtrlAltDel, FlushMetrics, SendPowerButton)");
 	switch (act) {
-	case 0:
+	case START:
 		if (a->started)
 			return api_fail(err, n, "the microVM is already running");
 		if (!a->cfg.kernel)
 			return api_fail(err, n, "no kernel to boot: PUT /boot-source first");
 		return a->start(a, err, n);
-	case 1:
+	case CTRL_ALT_DEL:
 		if (!a->started)
 			return api_fail(err, n, "SendCtrlAltDel needs a running microVM");
 		i8042_send_ctrl_alt_del(&a->vm->i8042);
+		return 0;
+	case POWER_BUTTON:
+		/* Paused is fine: the event waits in the GED and the IOAPIC until resume. */
+		if (!a->started)
+			return api_fail(err, n, "SendPowerButton needs a running microVM");
+		ged_power_button(&a->vm->ged);
 		return 0;
 	default:
 		if (!a->metrics_on)

@@ -1,4 +1,4 @@
-/* VM Generation ID: the ID in guest RAM, its change notification, and its DSDT devices. */
+/* VM Generation ID: the ID in guest RAM, its change notification, and its DSDT device. */
 #include "devices/vmgenid.h"
 
 #include <errno.h>
@@ -11,12 +11,10 @@
 
 _Static_assert(VMGENID_LEN == LAYOUT_VMGENID_SIZE, "layout.h reserves the whole ID");
 
-void vmgenid_init(struct vmgenid *g, const struct guest_mem *mem, const struct machine *m,
-		  unsigned int gsi)
+void vmgenid_init(struct vmgenid *g, const struct guest_mem *mem, struct ged *ged)
 {
 	g->mem = mem;
-	g->machine = m;
-	g->gsi = gsi;
+	g->ged = ged;
 	g->addr = LAYOUT_VMGENID_ADDR;
 }
 
@@ -64,26 +62,22 @@ void vmgenid_changed(struct vmgenid *g)
 		log_warn("vmgenid: cannot write a new generation ID: %s", strerror(-r));
 		return;
 	}
-	/*
-	 * An edge, as the GED's _CRS says: it reaches the LAPIC as it is raised and stays
-	 * pending there (IRR) even while the guest still handles an earlier one, where a level
-	 * pulse this short would be dropped while the pin's remote IRR is set. The line is
-	 * left low for the next. The ID is in RAM before the ioctl that raises the line.
-	 */
-	machine_set_irq(g->machine, g->gsi, 1);
-	machine_set_irq(g->machine, g->gsi, 0);
-	log_info("vmgenid: new generation ID, guest notified on GSI %u", g->gsi);
+	/* The ID is in RAM before the GED raises the event that makes the guest reread it. */
+	ged_raise(g->ged, GED_EVT_VMGENID);
+	log_info("vmgenid: new generation ID, guest notified through the GED on GSI %u",
+		 g->ged->gsi);
 }
 
 void vmgenid_dsdt(struct aml *a, const struct vmgenid *g)
 {
-	size_t dev, m, pkg, cond, crs;
+	size_t dev, m, pkg;
 
 	/*
 	 * Linux's driver matches "VMGENCTR" or "VM_GEN_COUNTER"; the spec (and Windows) wants
 	 * _CID "VM_Gen_Counter", which ACPICA upper-cases when it reads a _CID, so either
 	 * would do for Linux. iasl rejects "VMGENCTR" as a _HID (not hex after four letters);
 	 * the interpreter does not care. ADDR returns Package { low 32 bits, high 32 bits }.
+	 * The GED's _EVT notifies this device (ged_dsdt()).
 	 */
 	dev = aml_device_open(a, "VGEN");
 	aml_name_string(a, "_HID", "VMGENCTR");
@@ -95,23 +89,6 @@ void vmgenid_dsdt(struct aml *a, const struct vmgenid *g)
 	aml_integer(a, g->addr & 0xffffffffu);
 	aml_integer(a, g->addr >> 32);
 	aml_close(a, pkg);
-	aml_close(a, m);
-	aml_close(a, dev);
-
-	/* Linux's evged calls _EVT with the GSI that fired (it would prefer an _Exx if present). */
-	dev = aml_device_open(a, "GED0");
-	aml_name_string(a, "_HID", "ACPI0013");
-	aml_name(a, "_CRS");
-	crs = aml_restemplate_open(a);
-	aml_res_interrupt(a, g->gsi, AML_INT_EDGE);
-	aml_restemplate_close(a, crs);
-	m = aml_method_open(a, "_EVT", 1, false);
-	cond = aml_if_open(a);
-	aml_lequal(a);
-	aml_arg(a, 0);
-	aml_integer(a, g->gsi);
-	aml_notify(a, "\\_SB.VGEN", VMGENID_NOTIFY_CHANGED);
-	aml_close(a, cond);
 	aml_close(a, m);
 	aml_close(a, dev);
 }

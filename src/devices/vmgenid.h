@@ -5,17 +5,17 @@
  * reseed its RNG and drop anything else that must not be shared between copies.
  *
  * The ID lives at LAYOUT_VMGENID_ADDR, in the e820-reserved ROM area. The DSDT carries a
- * VGEN device whose ADDR method returns that address, and a Generic Event Device (GED,
- * ACPI0013) whose _EVT notifies VGEN (0x80) when its interrupt line is pulsed: hardware-
- * reduced ACPI has no GPE block, so a GED is how a device-specific event reaches the guest.
- * Nothing is saved in snapshots: the ID is in guest RAM and the rest is fixed.
+ * VGEN device whose ADDR method returns that address; a change is signalled as the
+ * Generic Event Device's GED_EVT_VMGENID event (devices/ged.h), on which the GED's _EVT
+ * notifies VGEN (0x80). Nothing is saved in snapshots: the ID is in guest RAM, the rest is
+ * fixed, and an event the guest has not read yet is the GED's state.
  */
 #ifndef TERN_DEVICES_VMGENID_H
 #define TERN_DEVICES_VMGENID_H
 
 #include <stdint.h>
 
-#include "devices/machine.h"
+#include "devices/ged.h"
 #include "kvm/guest_mem.h"
 
 struct aml;
@@ -25,27 +25,25 @@ struct aml;
 
 struct vmgenid {
 	const struct guest_mem *mem;
-	const struct machine *machine;
-	unsigned int gsi; /* the GED's interrupt: an IOAPIC pin, edge-triggered, active high */
-	uint64_t addr;	  /* guest-physical address of the 16-byte ID */
+	struct ged *ged; /* signals changes */
+	uint64_t addr;	 /* guest-physical address of the 16-byte ID */
 };
 
-void vmgenid_init(struct vmgenid *g, const struct guest_mem *mem, const struct machine *m,
-		  unsigned int gsi);
+void vmgenid_init(struct vmgenid *g, const struct guest_mem *mem, struct ged *ged);
 /*
  * Writes a fresh random ID (getrandom) into guest RAM, different from the one there.
  * For boot, before the guest runs. 0, or -errno (-EFAULT: the address is not in RAM).
  */
 int vmgenid_write_new(struct vmgenid *g);
 /*
- * The VM has been duplicated: writes a new ID and pulses the GED's line so the guest
+ * The VM has been duplicated: writes a new ID and raises the GED's event so the guest
  * rereads it. Call once the VM's memory and irqchip state are in place (after a
  * restore has loaded them: loading the IOAPIC afterwards would not lose the ID, but
  * could lose the edge). Failures are logged; the guest then keeps its old ID.
  */
 void vmgenid_changed(struct vmgenid *g);
 /*
- * Emits Device(VGEN) and Device(GED0). Must be called inside Scope(\_SB), which is where
+ * Emits Device(VGEN). Must be called inside Scope(\_SB), which is where
  * acpi_config.dsdt_devices runs, since the GED notifies \_SB.VGEN by its full path.
  */
 void vmgenid_dsdt(struct aml *a, const struct vmgenid *g);

@@ -150,6 +150,9 @@ static int write_devices(struct vm *vm, struct vmstate_writer *w, char *err, siz
 	vmstate_begin(w, VMSTATE_TAG_RTC, 0, RTC_STATE_VERSION);
 	rtc_save(&vm->rtc, w);
 	vmstate_end(w);
+	vmstate_begin(w, VMSTATE_TAG_GED, 0, GED_STATE_VERSION);
+	ged_save(&vm->ged, w);
+	vmstate_end(w);
 	if (vm->cfg.transport == TRANSPORT_PCI) {
 		vmstate_begin(w, VMSTATE_TAG_PCI, 0, PCI_STATE_VERSION);
 		pci_save(&vm->pci, w);
@@ -468,7 +471,9 @@ static int restore_devices(struct snapshot_load *l, struct vm *vm, char *err, si
 	    (r = restore_section(l, VMSTATE_TAG_I8042, 0, I8042_STATE_VERSION, &c, err, n)) ||
 	    (r = i8042_restore(&vm->i8042, &c, err, n)) ||
 	    (r = restore_section(l, VMSTATE_TAG_RTC, 0, RTC_STATE_VERSION, &c, err, n)) ||
-	    (r = rtc_restore(&vm->rtc, &c, err, n)))
+	    (r = rtc_restore(&vm->rtc, &c, err, n)) ||
+	    (r = restore_section(l, VMSTATE_TAG_GED, 0, GED_STATE_VERSION, &c, err, n)) ||
+	    (r = ged_restore(&vm->ged, &c, err, n)))
 		return r;
 	if (vm->cfg.transport == TRANSPORT_PCI &&
 	    ((r = restore_section(l, VMSTATE_TAG_PCI, 0, PCI_STATE_VERSION, &c, err, n)) ||

@@ -155,6 +155,7 @@ void virtio_setup_dsdt(struct aml *a, void *opaque)
 
 	pci_dsdt(a, &vm->pci);
 	vmgenid_dsdt(a, &vm->vmgenid);
+	ged_dsdt(a, &vm->ged);
 	/* Announced on the command line instead: a second announcement would clash (EBUSY). */
 	if (vm->cfg.mmio_cmdline)
 		return;

@@ -104,12 +104,14 @@ static void setup_devices(struct vm *vm)
 	serial_init(&vm->serial, &vm->machine, IRQ_SERIAL_COM1, STDOUT_FILENO);
 	i8042_init(&vm->i8042, &vm->machine);
 	rtc_init(&vm->rtc);
-	vmgenid_init(&vm->vmgenid, &vm->mem, &vm->machine, IRQ_VMGENID);
+	ged_init(&vm->ged, &vm->machine, IRQ_GED, PORT_GED);
+	vmgenid_init(&vm->vmgenid, &vm->mem, &vm->ged);
 	add_pio(vm, PORT_SERIAL_COM1, 8, serial_io, &vm->serial, "serial");
 	add_pio(vm, PORT_I8042_DATA, 5, i8042_io, &vm->i8042, "i8042");
 	add_pio(vm, PORT_RTC, 2, rtc_io, &vm->rtc, "rtc");
 	add_pio(vm, PORT_ACPI_SLEEP_CTL, 3, power_acpi_io, &vm->machine, "acpi-power");
 	add_pio(vm, PORT_PCI_RESET, 1, power_cf9_io, &vm->machine, "reset-control");
+	add_pio(vm, PORT_GED, GED_REG_LEN, ged_io, &vm->ged, "ged");
 	if (vm->cfg.debug_exit)
 		add_pio(vm, PORT_DEBUG_EXIT, 1, power_debug_exit_io, &vm->machine, "debug-exit");
 	/* A PCI host bridge is always there, as on a PC; virtio-pci devices sit behind it. */

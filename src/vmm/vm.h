@@ -10,6 +10,7 @@
 #include "arch/x86/swkvm.h"
 #include "bus/bus.h"
 #include "core/loop.h"
+#include "devices/ged.h"
 #include "devices/i8042.h"
 #include "devices/pci.h"
 #include "devices/machine.h"
@@ -64,6 +65,7 @@ struct vm {
 	struct serial serial;
 	struct i8042 i8042;
 	struct rtc rtc;
+	struct ged ged;		/* event selector: VM generation ID, power button */
 	struct vmgenid vmgenid; /* a restore as a clone calls vmgenid_changed() */
 	struct irq_routing irq_routing;
 	struct pci_platform pci_platform;

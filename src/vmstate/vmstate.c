@@ -99,6 +99,8 @@ const char *vmstate_tag_name(uint32_t tag)
 		return "rtc";
 	case VMSTATE_TAG_PCI:
 		return "pci";
+	case VMSTATE_TAG_GED:
+		return "ged";
 	case VMSTATE_TAG_VIRTIO:
 		return "virtio";
 	case VMSTATE_TAG_VIRTIO_BLK:

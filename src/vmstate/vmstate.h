@@ -46,6 +46,7 @@ enum vmstate_tag {
 	VMSTATE_TAG_I8042 = 17,
 	VMSTATE_TAG_RTC = 18,
 	VMSTATE_TAG_PCI = 19,	     /* host bridge and config space of each function */
+	VMSTATE_TAG_GED = 20,	     /* Generic Event Device: events not read yet */
 	VMSTATE_TAG_VIRTIO = 32,     /* instance = device index; transport + common state */
 	VMSTATE_TAG_VIRTIO_BLK = 33, /* instance = disk index */
 	VMSTATE_TAG_VIRTIO_NET = 34, /* instance = NIC index */

@@ -329,6 +329,8 @@ def test_actions_in_the_wrong_state():
         vmm, c = api.start_api_vmm([], log_name="api-actions.log", workdir=work)
         api.expect_400(c.put("/actions", {"action_type": "InstanceStart"}), "InstanceStart without boot-source")
         api.expect_400(c.put("/actions", {"action_type": "SendCtrlAltDel"}), "SendCtrlAltDel before boot")
+        api.expect_400(c.put("/actions", {"action_type": "SendPowerButton"}), "SendPowerButton before boot",
+                       "running")
         api.expect_400(c.put("/actions", {"action_type": "Reboot"}), "unknown action", "action_type")
         api.expect_400(c.put("/actions", {}), "no action_type", "action_type")
         # A readable file that is no kernel passes PUT /boot-source (only the path is checked

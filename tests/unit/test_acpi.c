@@ -8,6 +8,8 @@
 
 #include "arch/x86/acpi.h"
 #include "arch/x86/aml.h"
+#include "arch/x86/layout.h"
+#include "devices/ged.h"
 #include "devices/vmgenid.h"
 #include "unit.h"
 
@@ -211,6 +213,24 @@ static const uint8_t *data_object(const uint8_t *p, const uint8_t *end)
 	return NULL;
 }
 
+/* A FieldList: NamedFields (a NameSeg and a bit count) and ReservedFields (0x00, bits). */
+static bool field_list(const uint8_t *p, const uint8_t *end)
+{
+	while (p < end) {
+		unsigned int n;
+
+		p += *p == 0x00 ? 1 : 4;
+		if (p >= end)
+			return false;
+		/* The bit count is PkgLength-encoded, but counts bits, not its own bytes. */
+		n = *p >> 6;
+		if (n && (*p & 0x30))
+			return false;
+		p += 1 + n;
+	}
+	return p == end;
+}
+
 static bool term_list(const uint8_t *p, const uint8_t *end)
 {
 	const uint8_t *obj_end;
@@ -219,6 +239,18 @@ static bool term_list(const uint8_t *p, const uint8_t *end)
 		if (*p == 0x08) {
 			p = namestring(p + 1, end);
 			p = p ? data_object(p, end) : NULL;
+		} else if (*p == 0x5b && p + 1 < end && p[1] == 0x80) {
+			/* OperationRegion: name, space, offset and length (integers here) */
+			p = namestring(p + 2, end);
+			p = p && p < end ? data_object(p + 1, end) : NULL;
+			p = p ? data_object(p, end) : NULL;
+		} else if (*p == 0x5b && p + 1 < end && p[1] == 0x81) {
+			/* Field: region name, flags, units */
+			p = pkglen(p + 2, end, &obj_end);
+			p = p ? namestring(p, obj_end) : NULL;
+			if (!p || p >= obj_end || (*p & 0x80) || !field_list(p + 1, obj_end))
+				return false;
+			p = obj_end;
 		} else if (*p == 0x10 || (*p == 0x5b && p + 1 < end && p[1] == 0x82)) {
 			p += *p == 0x10 ? 1 : 2;
 			p = pkglen(p, end, &obj_end);
@@ -492,28 +524,93 @@ TEST(acpi_dsdt_hook_appends_devices)
 	CHECK(build(&cfg) == -EINVAL);
 }
 
-static void add_vmgenid(struct aml *a, void *opaque)
+struct event_devices {
+	struct ged ged;
+	struct vmgenid vmgenid;
+};
+
+static void add_event_devices(struct aml *a, void *opaque)
 {
-	vmgenid_dsdt(a, opaque);
+	struct event_devices *d = opaque;
+
+	vmgenid_dsdt(a, &d->vmgenid);
+	ged_dsdt(a, &d->ged);
 }
 
-TEST(acpi_dsdt_with_vmgenid_parses)
+/*
+ * The Device (device) or Method named seg inside [p, end): where its name is, and its end
+ * in obj_end; NULL if there is none.
+ */
+static const uint8_t *find_object(const uint8_t *p, const uint8_t *end, bool device,
+				  const char *seg, const uint8_t **obj_end)
 {
+	size_t op_len = device ? 2 : 1;
+
+	for (; p + op_len < end; p++) {
+		if (device ? p[0] != 0x5b || p[1] != 0x82 : p[0] != 0x14)
+			continue;
+		const uint8_t *name = pkglen(p + op_len, end, obj_end);
+		if (name && name + 4 <= *obj_end && !memcmp(name, seg, 4))
+			return name;
+	}
+	return NULL;
+}
+
+TEST(acpi_dsdt_with_vmgenid_and_power_button_parses)
+{
+	/* Name (_HID, EisaId ("PNP0C0C")) */
+	static const uint8_t pwrb_hid[] = {
+		0x08, '_', 'H', 'I', 'D', 0x0c, 0x41, 0xd0, 0x0c, 0x0c
+	};
+	/* Notify (\_SB.PWRB, 0x80) and Notify (\_SB.VGEN, 0x80) */
+	static const uint8_t notify_pwrb[] = { 0x86, 0x5c, 0x2e, '_', 'S',  'B', '_',
+					       'P',  'W',  'R',	 'B', 0x0a, 0x80 };
+	static const uint8_t notify_vgen[] = { 0x86, 0x5c, 0x2e, '_', 'S',  'B', '_',
+					       'V',  'G',  'E',	 'N', 0x0a, 0x80 };
 	struct acpi_config cfg = default_cfg;
-	struct vmgenid g;
-	const uint8_t *d;
+	struct event_devices ev;
+	const uint8_t *d, *end, *sb, *sb_end, *dev, *dev_end, *evt, *evt_end;
 	long used;
 
-	vmgenid_init(&g, NULL, NULL, 23);
-	cfg.dsdt_devices = add_vmgenid;
-	cfg.dsdt_opaque = &g;
+	ged_init(&ev.ged, NULL, IRQ_GED, PORT_GED);
+	vmgenid_init(&ev.vmgenid, NULL, &ev.ged);
+	cfg.dsdt_devices = add_event_devices;
+	cfg.dsdt_opaque = &ev;
 	used = build(&cfg);
 	REQUIRE(used > 0);
 	d = dsdt_of(used);
 	REQUIRE(d != NULL);
-	CHECK(contains(d, rd32(d + 4), "VGEN", 4) && contains(d, rd32(d + 4), "GED0", 4));
-	CHECK(contains(d, rd32(d + 4), "VMGENCTR", 9) && contains(d, rd32(d + 4), "ACPI0013", 9));
+	end = d + rd32(d + 4);
 	CHECK(dsdt_parses(d));
+	CHECK(contains(d, rd32(d + 4), "VMGENCTR", 9) && contains(d, rd32(d + 4), "ACPI0013", 9));
+
+	/* Scope (\_SB) holds Device (PWRB), the power button, and Device (GED0). */
+	sb = d + 36 + 14; /* after Name (\_S5, ...) */
+	REQUIRE(sb < end && *sb == 0x10);
+	sb = pkglen(sb + 1, end, &sb_end);
+	REQUIRE(sb && sb_end == end && !memcmp(sb, "\\_SB_", 5));
+	dev = find_object(sb, sb_end, true, "PWRB", &dev_end);
+	REQUIRE(dev != NULL);
+	CHECK(contains(dev, (size_t)(dev_end - dev), pwrb_hid, sizeof(pwrb_hid)));
+	CHECK(find_object(sb, sb_end, true, "VGEN", &dev_end) != NULL);
+
+	/* GED0's _EVT notifies both, by their full paths. */
+	dev = find_object(sb, sb_end, true, "GED0", &dev_end);
+	REQUIRE(dev != NULL);
+	evt = find_object(dev, dev_end, false, "_EVT", &evt_end);
+	REQUIRE(evt != NULL && evt_end <= dev_end);
+	CHECK(evt[4] == 0x01); /* one argument, the GSI */
+	CHECK(contains(evt, (size_t)(evt_end - evt), notify_pwrb, sizeof(notify_pwrb)));
+	CHECK(contains(evt, (size_t)(evt_end - evt), notify_vgen, sizeof(notify_vgen)));
+	/* ... after reading the selector, which is on the port tern serves it at. */
+	CHECK(contains(evt, (size_t)(evt_end - evt),
+		       "\x70"
+		       "ESEL\x60",
+		       6));
+	CHECK(contains(dev, (size_t)(dev_end - dev),
+		       "\x5b\x80"
+		       "EREG\x01\x0b\x04\x06\x0a\x04",
+		       12));
 }
 
 TEST(acpi_rejects_bad_cpu_counts)

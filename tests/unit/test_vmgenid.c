@@ -1,7 +1,8 @@
 /*
  * Tests for the VM generation ID device: the AML opcodes it needs (checked against the
- * ACPI 6.5 opcode table, section 20.3), the exact bytes of its DSDT devices, where the ID
- * sits in the guest's memory map, and what a change writes and signals.
+ * ACPI 6.5 opcode table, section 20.3), the exact bytes of its DSDT device, where the ID
+ * sits in the guest's memory map, and what a change writes and signals (through the
+ * Generic Event Device, whose own tests are in test_ged.c).
  */
 #include <errno.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include "arch/x86/e820.h"
 #include "arch/x86/layout.h"
 #include "core/log.h"
+#include "devices/ged.h"
 #include "devices/machine.h"
 #include "devices/vmgenid.h"
 #include "kvm/guest_mem.h"
@@ -95,7 +97,7 @@ TEST(vmgenid_dsdt_addr_method_returns_the_address)
 	struct vmgenid g;
 	struct aml a;
 
-	vmgenid_init(&g, NULL, NULL, IRQ_VMGENID);
+	vmgenid_init(&g, NULL, NULL);
 	CHECK(g.addr == LAYOUT_VMGENID_ADDR && LAYOUT_VMGENID_ADDR == 0xff000);
 	dsdt_of(&g, out, sizeof(out), &a);
 	REQUIRE(a.err == 0);
@@ -114,41 +116,22 @@ TEST(vmgenid_dsdt_addr_method_returns_the_address)
 	CHECK(contains(out, a.len, addr_high, sizeof(addr_high)));
 }
 
-TEST(vmgenid_dsdt_ged_interrupt_and_event)
+TEST(vmgenid_dsdt_is_vgen_alone)
 {
-	/* Name (_CRS, ResourceTemplate () { Interrupt (ResourceConsumer, Edge, ActiveHigh,
-	 * Exclusive) { 23 } }): consumer | edge = 0x03, one GSI, end tag with checksum. */
-	static const uint8_t crs[] = { 0x08, '_',  'C',	 'R',  'S',  0x11, 0x0e, 0x0a, 0x0b, 0x89,
-				       0x06, 0x00, 0x03, 0x01, 0x17, 0x00, 0x00, 0x00, 0x79, 0x00 };
-	/* Method (_EVT, 1) { If (Arg0 == 23) { Notify (\_SB.VGEN, 0x80) } } */
-	static const uint8_t evt[] = { 0x14, 0x19, '_',	 'E',  'V',  'T',  0x01, 0xa0, 0x12,
-				       0x93, 0x68, 0x0a, 0x17, 0x86, 0x5c, 0x2e, '_',  'S',
-				       'B',  '_',  'V',	 'G',  'E',  'N',  0x0a, 0x80 };
-	static const uint8_t hid[] = "\x08_HID\x0d"
-				     "ACPI0013";
-	uint8_t want_crs[sizeof(crs)], out[512];
+	uint8_t out[512];
 	struct vmgenid g;
 	struct aml a;
+	const uint8_t *end;
 
-	memcpy(want_crs, crs, sizeof(crs));
-	/* The end tag's checksum makes the descriptors plus the tag sum to zero. */
-	want_crs[sizeof(crs) - 1] = (uint8_t)-acpi_checksum(crs + 9, sizeof(crs) - 10);
-	vmgenid_init(&g, NULL, NULL, IRQ_VMGENID);
-	CHECK(IRQ_VMGENID == 23);
+	/* The GED that notifies VGEN is ged_dsdt()'s: no second GED, no _EVT of its own. */
+	vmgenid_init(&g, NULL, NULL);
 	dsdt_of(&g, out, sizeof(out), &a);
 	REQUIRE(a.err == 0);
-	CHECK(contains(out, a.len, "\x5b\x82", 2) && contains(out, a.len, "GED0", 4));
-	CHECK(contains(out, a.len, hid, sizeof(hid)));
-	CHECK(contains(out, a.len, want_crs, sizeof(want_crs)));
-	CHECK(contains(out, a.len, evt, sizeof(evt)));
-
-	/* Another GSI changes both the _CRS and the _EVT comparison. */
-	g.gsi = 0x1234;
-	dsdt_of(&g, out, sizeof(out), &a);
-	REQUIRE(a.err == 0);
-	CHECK(contains(out, a.len, "\x89\x06\x00\x03\x01\x34\x12\x00\x00", 9));
-	CHECK(contains(out, a.len, "\x93\x68\x0b\x34\x12\x86", 6));
-	CHECK(!contains(out, a.len, evt, sizeof(evt)));
+	CHECK(!contains(out, a.len, "ACPI0013", 8) && !contains(out, a.len, "_EVT", 4));
+	/* One Device(VGEN) whose PkgLength covers everything emitted. */
+	REQUIRE(a.len > 4 && out[0] == 0x5b && out[1] == 0x82 && (out[2] >> 6) == 1);
+	end = out + 2 + ((out[2] & 0x0f) | out[3] << 4);
+	CHECK(end == out + a.len);
 }
 
 TEST(vmgenid_dsdt_fails_cleanly_when_short)
@@ -157,7 +140,7 @@ TEST(vmgenid_dsdt_fails_cleanly_when_short)
 	struct vmgenid g;
 	struct aml a;
 
-	vmgenid_init(&g, NULL, NULL, IRQ_VMGENID);
+	vmgenid_init(&g, NULL, NULL);
 	dsdt_of(&g, full, sizeof(full), &a);
 	REQUIRE(a.err == 0);
 	size_t whole = a.len;
@@ -173,15 +156,23 @@ TEST(vmgenid_dsdt_fails_cleanly_when_short)
 	}
 }
 
+struct devices {
+	struct ged ged;
+	struct vmgenid vmgenid;
+};
+
 static void hook(struct aml *a, void *opaque)
 {
-	vmgenid_dsdt(a, opaque);
+	struct devices *d = opaque;
+
+	vmgenid_dsdt(a, &d->vmgenid);
+	ged_dsdt(a, &d->ged);
 }
 
 TEST(vmgenid_id_is_outside_the_tables_and_reserved)
 {
 	static uint8_t tables[LAYOUT_ACPI_SIZE];
-	struct vmgenid g;
+	struct devices g;
 	struct acpi_config cfg = {
 		.ncpus = ACPI_MAX_CPUS, /* the largest MADT */
 		.ioapic_addr = (uint32_t)LAYOUT_IOAPIC,
@@ -196,7 +187,8 @@ TEST(vmgenid_id_is_outside_the_tables_and_reserved)
 	struct guest_mem m;
 	bool reserved = false;
 
-	vmgenid_init(&g, NULL, NULL, IRQ_VMGENID);
+	ged_init(&g.ged, NULL, IRQ_GED, PORT_GED);
+	vmgenid_init(&g.vmgenid, NULL, &g.ged);
 	long used = acpi_build(tables, sizeof(tables), LAYOUT_ACPI_BASE, &cfg);
 	REQUIRE(used > 0);
 	/* acpi_build() is only ever handed the area below the ID. */
@@ -247,6 +239,7 @@ TEST(vmgenid_write_new_and_changed)
 	uint8_t first[VMGENID_LEN], before[8], after[8];
 	struct guest_mem m;
 	struct vmgenid g;
+	struct ged ged;
 
 	REQUIRE(guest_mem_create(&m, MEM_SIZE) == 0);
 	uint8_t *id = m.host + LAYOUT_VMGENID_ADDR;
@@ -254,10 +247,12 @@ TEST(vmgenid_write_new_and_changed)
 	memset(id + VMGENID_LEN, 0x5a, 8);
 	memcpy(before, id - 8, 8);
 
-	vmgenid_init(&g, &m, &mach, IRQ_VMGENID);
+	ged_init(&ged, &mach, IRQ_GED, PORT_GED);
+	vmgenid_init(&g, &m, &ged);
 	REQUIRE(vmgenid_write_new(&g) == 0);
 	CHECK(memcmp(id, zero, VMGENID_LEN) != 0);
-	CHECK(log.n == 0); /* boot: the guest reads it when its driver loads */
+	/* Boot: the guest reads it when its driver loads. */
+	CHECK(log.n == 0 && atomic_load(&ged.pending) == 0);
 	memcpy(first, id, VMGENID_LEN);
 
 	enum log_level level = log_get_level();
@@ -265,10 +260,11 @@ TEST(vmgenid_write_new_and_changed)
 	vmgenid_changed(&g);
 	log_set_level(level);
 	CHECK(memcmp(id, first, VMGENID_LEN) != 0 && memcmp(id, zero, VMGENID_LEN) != 0);
-	/* One edge on the GED's line, left low. */
+	/* The GED's VM generation ID event, and one edge on its line, left low. */
+	CHECK(atomic_load(&ged.pending) == GED_EVT_VMGENID);
 	CHECK(log.n == 2);
-	CHECK(log.irq[0] == IRQ_VMGENID && log.level[0] == 1);
-	CHECK(log.irq[1] == IRQ_VMGENID && log.level[1] == 0);
+	CHECK(log.irq[0] == IRQ_GED && log.level[0] == 1);
+	CHECK(log.irq[1] == IRQ_GED && log.level[1] == 0);
 	/* Nothing around the 16 bytes is touched. */
 	memcpy(after, id - 8, 8);
 	CHECK(memcmp(before, after, 8) == 0);
@@ -283,14 +279,16 @@ TEST(vmgenid_outside_ram_fails_without_a_pulse)
 	enum log_level level = log_get_level();
 	struct guest_mem m;
 	struct vmgenid g;
+	struct ged ged;
 
 	REQUIRE(guest_mem_create(&m, MEM_SIZE) == 0);
-	vmgenid_init(&g, &m, &mach, IRQ_VMGENID);
+	ged_init(&ged, &mach, IRQ_GED, PORT_GED);
+	vmgenid_init(&g, &m, &ged);
 	g.addr = MEM_SIZE - 8; /* straddles the end of RAM */
 	CHECK(vmgenid_write_new(&g) == -EFAULT);
 	log_set_level(LOG_OFF); /* the warning is expected */
 	vmgenid_changed(&g);
 	log_set_level(level);
-	CHECK(log.n == 0);
+	CHECK(log.n == 0 && atomic_load(&ged.pending) == 0);
 	guest_mem_destroy(&m);
 }

@@ -170,6 +170,7 @@ TEST(vmstate_tag_names)
 		{ VMSTATE_TAG_I8042, "i8042" },
 		{ VMSTATE_TAG_RTC, "rtc" },
 		{ VMSTATE_TAG_PCI, "pci" },
+		{ VMSTATE_TAG_GED, "ged" },
 		{ VMSTATE_TAG_VIRTIO, "virtio" },
 		{ VMSTATE_TAG_VIRTIO_BLK, "virtio-blk" },
 		{ VMSTATE_TAG_VIRTIO_NET, "virtio-net" },

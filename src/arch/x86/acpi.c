@@ -39,7 +39,7 @@
 
 #define FADT_REVISION 6
 #define FADT_MINOR 5		    /* ACPI 6.5 */
-#define FADT_F_PWR_BUTTON (1u << 4) /* no fixed-feature power button */
+#define FADT_F_PWR_BUTTON (1u << 4) /* no fixed-feature power button: PNP0C0C (ged.h) */
 #define FADT_F_SLP_BUTTON (1u << 5) /* no fixed-feature sleep button */
 #define FADT_F_RESET_REG_SUP (1u << 10)
 #define FADT_F_HW_REDUCED_ACPI (1u << 20)

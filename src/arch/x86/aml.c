@@ -12,7 +12,6 @@
 #define AML_PARENT_CHAR '^'
 #define AML_DUAL_NAME_PREFIX 0x2e
 #define AML_MULTI_NAME_PREFIX 0x2f
-#define AML_NULL_NAME 0x00
 
 /* Resource descriptor tags (ACPI 6.x section 6.4). */
 #define RES_IRQ_NOFLAGS 0x22 /* small item 0x04, length 2 */
@@ -392,6 +391,83 @@ void aml_notify(struct aml *a, const char *path, uint64_t value)
 	aml_byte(a, AML_OP_NOTIFY);
 	aml_namestring(a, path);
 	aml_integer(a, value);
+}
+
+void aml_store(struct aml *a)
+{
+	aml_byte(a, AML_OP_STORE);
+}
+
+void aml_and(struct aml *a)
+{
+	aml_byte(a, AML_OP_AND);
+}
+
+void aml_null_name(struct aml *a)
+{
+	aml_byte(a, AML_NULL_NAME);
+}
+
+void aml_operation_region(struct aml *a, const char *name, uint8_t space, uint64_t offset,
+			  uint64_t len)
+{
+	aml_byte(a, AML_OP_EXT);
+	aml_byte(a, AML_OP_EXT_OPREGION);
+	aml_namestring(a, name);
+	aml_byte(a, space);
+	aml_integer(a, offset);
+	aml_integer(a, len);
+}
+
+size_t aml_field_open(struct aml *a, const char *region, uint8_t flags)
+{
+	size_t mark;
+
+	/* Bit 7 of FieldFlags is reserved (must be zero). */
+	if (flags & 0x80)
+		fail(a, -EINVAL);
+	aml_byte(a, AML_OP_EXT);
+	aml_byte(a, AML_OP_EXT_FIELD);
+	mark = a->len;
+	aml_namestring(a, region);
+	aml_byte(a, flags);
+	return mark;
+}
+
+void aml_field_unit(struct aml *a, const char *name, uint32_t bits)
+{
+	uint8_t out[4 + AML_PKGLEN_MAX];
+	size_t k = 0;
+	int n;
+
+	/* A NamedField's name is one bare NameSeg: no root, parent or dual-name prefix. */
+	if (!lead_char(name[0]))
+		goto bad;
+	while (k < 4 && name_char(name[k])) {
+		out[k] = (uint8_t)name[k];
+		k++;
+	}
+	if (name[k] || bits == 0 || bits >= AML_PKGLEN_LIMIT)
+		goto bad;
+	while (k < 4)
+		out[k++] = '_';
+	/*
+	 * The unit's size in bits is written like a PkgLength, except that the value is the
+	 * size itself: it does not count its own bytes.
+	 */
+	if (bits < 0x40) {
+		out[4] = (uint8_t)bits;
+		n = 1;
+	} else {
+		n = bits < (1u << 12) ? 2 : bits < (1u << 20) ? 3 : 4;
+		out[4] = (uint8_t)(((n - 1) << 6) | (bits & 0x0f));
+		for (int i = 1; i < n; i++)
+			out[4 + i] = (uint8_t)(bits >> (4 + 8 * (i - 1)));
+	}
+	aml_raw(a, out, 4 + (size_t)n);
+	return;
+bad:
+	fail(a, -EINVAL);
 }
 
 size_t aml_restemplate_open(struct aml *a)

@@ -39,13 +39,31 @@ struct aml {
 #define AML_OP_METHOD 0x14
 #define AML_OP_LOCAL0 0x60 /* Local0..Local7 are 0x60..0x67 */
 #define AML_OP_ARG0 0x68   /* Arg0..Arg6 are 0x68..0x6e */
+#define AML_OP_STORE 0x70
+#define AML_OP_AND 0x7b
 #define AML_OP_NOTIFY 0x86
 #define AML_OP_LEQUAL 0x93
 #define AML_OP_IF 0xa0
 #define AML_OP_ELSE 0xa1
 #define AML_OP_RETURN 0xa4
 #define AML_OP_EXT 0x5b
-#define AML_OP_EXT_DEVICE 0x82 /* follows AML_OP_EXT */
+#define AML_OP_EXT_OPREGION 0x80 /* follows AML_OP_EXT */
+#define AML_OP_EXT_FIELD 0x81	 /* follows AML_OP_EXT */
+#define AML_OP_EXT_DEVICE 0x82	 /* follows AML_OP_EXT */
+#define AML_NULL_NAME 0x00	 /* an operator's target that stores nowhere */
+
+/* OperationRegion spaces (RegionSpace) */
+#define AML_REGION_SYSTEM_MEMORY 0x00
+#define AML_REGION_SYSTEM_IO 0x01
+
+/* FieldFlags: AccessType (bits 0-3), LockRule (bit 4), UpdateRule (bits 5-6) */
+#define AML_FIELD_ANY_ACC 0x00
+#define AML_FIELD_BYTE_ACC 0x01
+#define AML_FIELD_WORD_ACC 0x02
+#define AML_FIELD_DWORD_ACC 0x03
+#define AML_FIELD_LOCK (1u << 4)
+#define AML_FIELD_WRITE_AS_ONES (1u << 5)
+#define AML_FIELD_WRITE_AS_ZEROS (2u << 5)
 
 /* Flags for aml_res_interrupt(); zero means level-triggered, active-high, exclusive. */
 #define AML_INT_EDGE (1u << 1)
@@ -121,6 +139,28 @@ void aml_arg(struct aml *a, unsigned int n);
 void aml_local(struct aml *a, unsigned int n);
 /* Notify(path, value): queues notification value for the named device. */
 void aml_notify(struct aml *a, const char *path, uint64_t value);
+/* Store(x, target): the caller emits x then the target (a local, a field unit's name...). */
+void aml_store(struct aml *a);
+/*
+ * And(x, y, target): the caller emits x, y, then the target, aml_null_name() when only the
+ * result is wanted (If (And (Local0, 2, Zero)) tests a bit).
+ */
+void aml_and(struct aml *a);
+void aml_null_name(struct aml *a);
+
+/*
+ * OperationRegion(name, space, offset, len): an address range the guest's interpreter
+ * reads and writes through the field units a Field() declares over it.
+ */
+void aml_operation_region(struct aml *a, const char *name, uint8_t space, uint64_t offset,
+			  uint64_t len);
+/*
+ * Field(region, flags) { units }: open, then aml_field_unit() for each unit in address
+ * order, then aml_close(). flags are AML_FIELD_*.
+ */
+size_t aml_field_open(struct aml *a, const char *region, uint8_t flags);
+/* A named field unit of bits bits (1 ..< 2^28); name is one NameSeg ("ESEL"). */
+void aml_field_unit(struct aml *a, const char *name, uint32_t bits);
 
 /*
  * ResourceTemplate(): a Buffer of resource descriptors. Emit descriptors between open

@@ -35,7 +35,7 @@
 #define LAYOUT_PCI_MMIO_SIZE 0x10000000ULL    /* 256 MiB */
 #define LAYOUT_VIRTIO_MMIO_BASE 0xd0000000ULL /* virtio-mmio device i at base + i * 0x1000 */
 #define LAYOUT_VIRTIO_MMIO_STRIDE 0x1000ULL
-#define LAYOUT_VIRTIO_MMIO_MAX 7 /* pins 16..22; 23 is IRQ_VMGENID */
+#define LAYOUT_VIRTIO_MMIO_MAX 7 /* pins 16..22; 23 is IRQ_GED */
 #define LAYOUT_IOAPIC 0xfec00000ULL
 #define LAYOUT_LAPIC 0xfee00000ULL
 
@@ -51,6 +51,7 @@
 #define PORT_ACPI_SLEEP_STS 0x601 /* HW-reduced ACPI sleep status register */
 #define PORT_ACPI_RESET 0x602	  /* FADT reset register */
 #define ACPI_RESET_VALUE 0x1
+#define PORT_GED 0x604		   /* Generic Event Device's event selector, 4 bytes */
 #define PORT_PCI_RESET 0xcf9	   /* PIIX-style reset control, used by reboot=pci */
 #define PORT_DEBUG_EXIT 0x501	   /* test-only: tern-vmm exits with the byte written */
 #define PORT_PCI_CONFIG_ADDR 0xcf8 /* PCI configuration mechanism #1 */
@@ -59,10 +60,10 @@
 /*
  * Interrupts: IOAPIC pins 16..23 are free of ISA devices (and of the 8259s, so their
  * trigger mode is whatever the DSDT says); virtio-mmio device i uses 16 + i, and the
- * last pin is the VM generation ID's Generic Event Device.
+ * last pin is the Generic Event Device's (VM generation ID changes, the power button).
  */
 #define IRQ_VIRTIO_MMIO_BASE 16
-#define IRQ_VMGENID 23
+#define IRQ_GED 23
 #define IOAPIC_PINS 24
 /* GSIs from here up are MSI routes (virtio-pci MSI-X vectors). */
 #define GSI_MSI_BASE 24
@@ -74,8 +75,7 @@ _Static_assert(LAYOUT_VMGENID_ADDR % 8 == 0 && LAYOUT_VMGENID_ADDR >= LAYOUT_BIO
 	       "the VM generation ID sits 8-byte aligned in the e820-reserved ROM area");
 _Static_assert(LAYOUT_VMGENID_ADDR + LAYOUT_VMGENID_SIZE <= LAYOUT_RESET_VECTOR,
 	       "the VM generation ID stops short of the reset vector");
-_Static_assert(IRQ_VIRTIO_MMIO_BASE + LAYOUT_VIRTIO_MMIO_MAX <= IRQ_VMGENID &&
-		       IRQ_VMGENID < IOAPIC_PINS,
-	       "virtio-mmio pins stop short of the VM generation ID's pin, an IOAPIC pin");
+_Static_assert(IRQ_VIRTIO_MMIO_BASE + LAYOUT_VIRTIO_MMIO_MAX <= IRQ_GED && IRQ_GED < IOAPIC_PINS,
+	       "virtio-mmio pins stop short of the Generic Event Device's pin, an IOAPIC pin");
 
 #endif
