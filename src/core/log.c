@@ -30,6 +30,13 @@ static pthread_mutex_t set_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *const level_names[] = { "error", "warning", "info", "debug" };
 
+static const char *program = "tern-vmm";
+
+void log_set_program(const char *name)
+{
+	program = name;
+}
+
 void log_set_level(enum log_level level)
 {
 	atomic_store_explicit(&current_level, level, memory_order_relaxed);
@@ -155,7 +162,7 @@ static void vlog(enum log_level level, const char *file, int lineno, bool fatal,
 	size_t len = 0;
 
 	line[0] = 0;
-	append(line, &len, "tern-vmm: ");
+	append(line, &len, "%s: ", program);
 	if (atomic_load_explicit(&show_level, memory_order_relaxed))
 		append(line, &len, "%s: ", level_names[level]);
 	if (file && atomic_load_explicit(&show_origin, memory_order_relaxed))

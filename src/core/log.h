@@ -13,6 +13,8 @@
  */
 enum log_level { LOG_OFF = -1, LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
+/* The name that starts each line ("tern-vmm" unless set); name must outlive the log. */
+void log_set_program(const char *name);
 void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
 /*

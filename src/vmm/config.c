@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char usage[] =
 	"usage: tern-vmm --kernel PATH [options]\n"
@@ -58,6 +59,12 @@ static const char usage[] =
 	"                         IMAGE (docs/overlay.md), and exit\n"
 	"  --snapshot-to STATE,MEM[,full|diff]  with --api-sock: snapshot the tern-vmm serving\n"
 	"                         that socket (paused for the write, then resumed), and exit\n"
+	"  --status-file PATH     when the VM ends (power-off, reboot, crash, debug-exit, or a\n"
+	"                         failure of tern-vmm once it runs), write PATH atomically:\n"
+	"                         {\"reason\": "
+	"\"poweroff\"|\"reboot\"|\"crash\"|\"debug-exit\"|\"error\",\n"
+	"                         \"exit_status\": N, \"message\": the line it logs} (for "
+	"tern-monitor)\n"
 	"  --debug-exit           test only: a byte written to port 0x501 becomes the exit status\n"
 	"  -h, --help             this text\n"
 	"Console: Ctrl-a x quits, Ctrl-a a sends Ctrl-a.\n"
@@ -94,6 +101,7 @@ enum {
 	OPT_DESCRIBE,
 	OPT_CREATE_OVERLAY,
 	OPT_SNAPSHOT_TO,
+	OPT_STATUS_FILE,
 };
 
 static const struct option options[] = {
@@ -126,9 +134,23 @@ static const struct option options[] = {
 	{ "describe-snapshot", required_argument, NULL, OPT_DESCRIBE },
 	{ "create-overlay", required_argument, NULL, OPT_CREATE_OVERLAY },
 	{ "snapshot-to", required_argument, NULL, OPT_SNAPSHOT_TO },
+	{ "status-file", required_argument, NULL, OPT_STATUS_FILE },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
+
+/* The status file is written at the very end: a directory it cannot go in is said now. */
+static void check_status_dir(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+
+	if (!dir)
+		die("out of memory");
+	if (access(dir, W_OK | X_OK) < 0)
+		die_usage("--status-file: cannot write in '%s': %s", dir, strerror(errno));
+	free(dir);
+}
 
 void config_parse(struct vmm_config *c, int argc, char **argv)
 {
@@ -307,6 +329,11 @@ void config_parse(struct vmm_config *c, int argc, char **argv)
 		case OPT_SNAPSHOT_TO:
 			c->snapshot_to = optarg;
 			break;
+		case OPT_STATUS_FILE:
+			if (!*optarg)
+				die_usage("--status-file needs a path");
+			c->status_file = optarg;
+			break;
 		case 'h':
 			fputs(usage, stdout);
 			exit(0);
@@ -324,6 +351,11 @@ void config_parse(struct vmm_config *c, int argc, char **argv)
 		die_usage("--config-file: the VM options (--kernel, --initrd, --cmdline, --cpus, "
 			  "--memory, --disk, --net, --vsock, --rng) go in the file, not on the "
 			  "command line too");
+	if (c->status_file && (c->describe_snapshot || c->create_overlay || c->snapshot_to))
+		die_usage("--status-file is for running a VM, not with --describe-snapshot, "
+			  "--create-overlay or --snapshot-to");
+	if (c->status_file)
+		check_status_dir(c->status_file);
 	if (c->describe_snapshot || c->create_overlay)
 		return;
 	if (c->snapshot_to) {

@@ -5,6 +5,7 @@
  */
 #include "api/api.h"
 #include "core/log.h"
+#include "monitor/run_status.h"
 #include "vmm/console.h"
 #include "vmm/snapshot.h"
 #include "vmm/snapshot_client.h"
@@ -13,6 +14,7 @@
 #include <errno.h>
 #include <sys/epoll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +26,46 @@ static const char *const stop_names[] = {
 	[MACHINE_DEBUG_EXIT] = "guest wrote to the debug-exit port",
 	[MACHINE_CRASH] = "guest crashed",
 };
+
+/* The status file's reason for each way the guest can end (src/monitor/run_status.h). */
+static const char *const stop_reasons[] = {
+	[MACHINE_POWEROFF] = "poweroff",
+	[MACHINE_RESET] = "reboot",
+	[MACHINE_DEBUG_EXIT] = "debug-exit",
+	[MACHINE_CRASH] = "crash",
+};
+
+static const char *status_file; /* --status-file, or NULL */
+
+/*
+ * Written last, when the reason is known: tern-monitor, which sees only an exit status,
+ * reads from it how the VM ended. A failure here is logged; the exit goes on.
+ */
+static void write_status(const char *reason, int exit_status, const char *message)
+{
+	if (!status_file)
+		return;
+	char *text = run_status_format_vmm(reason, exit_status, message);
+	int r = text ? run_status_write_file(status_file, text) : -ENOMEM;
+	if (r)
+		log_error("--status-file: cannot write '%s': %s", status_file, strerror(-r));
+	free(text);
+}
+
+/* A failure of tern-vmm once the VM runs: as die(), and the status file says so. */
+static noreturn void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void fail(const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	write_status("error", 1, msg);
+	die("%s", msg);
+}
 
 struct serve_state {
 	struct vm *vm;
@@ -68,17 +110,17 @@ static void serve(struct vm *vm, struct console *con)
 	struct serve_state st = { .vm = vm, .con = con };
 
 	if (loop_add_service(vm->loop, vm->stop_fd, EPOLLIN, on_stop, &st) < 0)
-		die("event loop: cannot watch the stop signal");
+		fail("event loop: cannot watch the stop signal");
 	/* stdin may be /dev/null or a file, which epoll refuses: then there is no input. */
 	if (loop_add(vm->loop, con->in_fd, EPOLLIN, on_console, &st) < 0)
 		log_debug("console input not watched (stdin is not pollable)");
 	st.retry_fd = loop_add_timer(vm->loop, 10000000, 10000000, on_retry, &st, false);
 	if (st.retry_fd < 0)
-		die("event loop: cannot create a timer");
+		fail("event loop: cannot create a timer");
 	while (!st.done) {
 		int r = loop_run_once(vm->loop, -1);
 		if (r < 0)
-			die("event loop: %s", strerror(-r));
+			fail("event loop: %s", strerror(-r));
 	}
 }
 
@@ -200,6 +242,7 @@ int main(int argc, char **argv)
 
 	config_parse(&cfg, argc, argv);
 	log_set_level(cfg.log_level);
+	status_file = cfg.status_file;
 	if (cfg.snapshot_to)
 		return snapshot_client(cfg.api_sock, cfg.snapshot_to);
 	if (cfg.create_overlay) {
@@ -269,9 +312,10 @@ int main(int argc, char **argv)
 		/* A fresh process is the cleanest reset: every device and vCPU starts over. */
 		console_restore();
 		execv("/proc/self/exe", argv);
-		die("cannot restart: %s", strerror(errno));
+		fail("cannot restart: %s", strerror(errno));
 	}
 	fflush(stdout);
+	write_status(stop_reasons[vm.stop_why], vm_exit_status(&vm), stop_names[vm.stop_why]);
 	console_restore();
 	/* vCPU threads may still be inside KVM_RUN; _exit does not wait for them. */
 	_exit(vm_exit_status(&vm));
