@@ -11,14 +11,17 @@ CFLAGS_BASE += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-san
 LDFLAGS_SAN := -fsanitize=address,undefined
 endif
 CFLAGS += $(CFLAGS_BASE)
-LDLIBS += -luring -lpthread -lslirp -lhttp_parser -ljson-c -lz
+LDLIBS += -luring -lpthread -lslirp -lhttp_parser -ljson-c -lz -lsqlite3
 
-LIB_SRC := $(filter-out src/vmm/main.c,$(shell find src -name '*.c' | sort))
+# Each program's main.c; everything else goes into libtern.a, which each links.
+MAINS := src/vmm/main.c src/monitor/main.c src/daemon/main.c src/cli/main.c
+PROGRAMS := tern-vmm tern-monitor ternd tern
+LIB_SRC := $(filter-out $(MAINS),$(shell find src -name '*.c' | sort))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC := $(shell find tests/unit -name '*.c' | sort)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 
-all: $(BUILD)/tern-vmm $(BUILD)/unit-tests guests
+all: $(addprefix $(BUILD)/,$(PROGRAMS)) $(BUILD)/unit-tests guests
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -29,6 +32,15 @@ $(BUILD)/libtern.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
 $(BUILD)/tern-vmm: $(BUILD)/src/vmm/main.o $(BUILD)/libtern.a
+	$(CC) $(LDFLAGS) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tern-monitor: $(BUILD)/src/monitor/main.o $(BUILD)/libtern.a
+	$(CC) $(LDFLAGS) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/ternd: $(BUILD)/src/daemon/main.o $(BUILD)/libtern.a
+	$(CC) $(LDFLAGS) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tern: $(BUILD)/src/cli/main.o $(BUILD)/libtern.a
 	$(CC) $(LDFLAGS) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/unit-tests: $(UNIT_OBJ) $(BUILD)/libtern.a
@@ -51,4 +63,4 @@ clean:
 	rm -rf build build-san
 
 .PHONY: all guests clean format-check fuzz fuzz-check
--include $(LIB_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(BUILD)/src/vmm/main.d
+-include $(LIB_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(MAINS:%.c=$(BUILD)/%.d)

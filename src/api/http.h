@@ -32,7 +32,8 @@ struct http_request {
 	const char *method_name; /* as sent, e.g. "DELETE" */
 	/* NUL-terminated URL path, query string removed, percent-decoding NOT applied */
 	const char *path;
-	const char *body; /* NUL-terminated copy of the body ("" when none) */
+	const char *query; /* what follows '?' up to any '#', NUL-terminated; "" when none */
+	const char *body;  /* NUL-terminated copy of the body ("" when none) */
 	size_t body_len;
 };
 

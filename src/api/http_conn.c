@@ -231,7 +231,13 @@ static void respond(struct http_conn *c, unsigned int flags)
 		fail(c, 400, "Malformed HTTP request: the request target has no path.");
 		return;
 	}
-	/* Cuts off the query string and fragment; the URL buffer has room for the NUL. */
+	/* Cuts the path from the query string and fragment; the URL buffer has room for NULs. */
+	c->url[c->url_len] = '\0';
+	const char *query = "";
+	if (u.field_set & (1 << UF_QUERY)) {
+		query = c->url + u.field_data[UF_QUERY].off;
+		c->url[u.field_data[UF_QUERY].off + u.field_data[UF_QUERY].len] = '\0';
+	}
 	c->url[u.field_data[UF_PATH].off + u.field_data[UF_PATH].len] = '\0';
 	if (c->body)
 		c->body[c->body_len] = '\0';
@@ -239,6 +245,7 @@ static void respond(struct http_conn *c, unsigned int flags)
 		.method = method_of(c->p.method),
 		.method_name = http_method_str((enum http_parser_method)c->p.method),
 		.path = c->url + u.field_data[UF_PATH].off,
+		.query = query,
 		.body = c->body ? c->body : "",
 		.body_len = c->body_len,
 	};

@@ -1,0 +1,106 @@
+/* tern's commands: the table that dispatch and help share, with each command's help. */
+#include "cli/cli.h"
+
+#include <string.h>
+
+const struct cli_command cli_commands[] = {
+	{ "list", cmd_list, true, "[--all]", "list the running and paused VMs (--all: every VM)",
+	  "  --all    every defined VM, shut off ones too\n"
+	  "Prints a table NAME STATE REASON AUTOSTART; with --json the API's array of VMs.\n",
+	  "tern list --all" },
+	{ "info", cmd_info, true, "NAME", "a VM's state, resources and how its last run ended",
+	  "Prints the state and reason; for a running VM its uptime, vCPUs, memory, CPU time,\n"
+	  "RSS and pid; for a shut-off one how its last run ended (exit status or signal, the\n"
+	  "message, and the last console lines of a crashed one). NAME may be the uuid.\n",
+	  "tern info web" },
+	{ "dumpconfig", cmd_dumpconfig, true, "NAME", "print a VM's definition (JSON)",
+	  "Prints the stored definition, every field with its defaults written out: the\n"
+	  "input of `tern define`.\n",
+	  "tern dumpconfig web > web.json" },
+	{ "define", cmd_define, true, "FILE", "define a VM from a JSON definition (- = stdin)",
+	  "FILE is a definition as docs/ternd.md describes it; a missing uuid and MACs are\n"
+	  "generated. The VM is defined shut off: `tern start` starts it.\n",
+	  "tern define web.json" },
+	{ "create", cmd_create, true,
+	  "NAME --kernel FILE [--initrd FILE] [--cmdline TEXT]\n"
+	  "            [--memory MIB] [--cpus N]\n"
+	  "            [--disk PATH[,readonly][,cache=none|writeback][,id=ID]]...\n"
+	  "            [--nic user[,mac=MAC][,hostfwd=tcp::HOSTPORT-:GUESTPORT]...]...\n"
+	  "            [--nic bridge=NAME[,mac=MAC]]... [--vsock-cid N] [--rng] [--autostart]\n"
+	  "            [--on-poweroff|--on-reboot|--on-crash destroy|restart] [--no-start]",
+	  "define a VM from options and start it",
+	  "Defines the VM, then starts it (--no-start: only defines it). When the start fails\n"
+	  "the definition is removed again: nothing is left half-created.\n"
+	  "  --kernel, --initrd   relative paths are made absolute\n"
+	  "  --memory MIB         16 to 1048576 (default 256)\n"
+	  "  --cpus N             1 to 254 (default 1)\n"
+	  "  --disk SPEC          at most 16; PATH must not contain commas; id= is the serial\n"
+	  "                       the guest sees (1 to 20 characters)\n"
+	  "  --nic SPEC           at most 8; user networking (hostfwd= up to 8 times), or a\n"
+	  "                       TAP on bridge NAME; MACs are generated unless given\n"
+	  "  --vsock-cid N        a vsock device with guest CID N (3 to 4294967294)\n"
+	  "  --rng                a virtio-rng device\n"
+	  "  --autostart          start it whenever ternd starts\n"
+	  "  --on-poweroff A      destroy (default) or restart\n"
+	  "  --on-reboot A        restart (default) or destroy\n"
+	  "  --on-crash A         destroy (default) or restart\n",
+	  "tern create web --kernel /srv/vmlinux --memory 1024 --cpus 2 \\\n"
+	  "         --disk /srv/web.img --nic user,hostfwd=tcp::2222-:22" },
+	{ "edit", cmd_edit, false, "NAME", "edit a shut-off VM's definition in $VISUAL/$EDITOR",
+	  "Opens the definition in $VISUAL, else $EDITOR, else vi, and stores what you save.\n"
+	  "An unchanged file sends nothing. When ternd refuses the file, the error is shown\n"
+	  "and the editor opens again (save it unchanged to give up, exit status 2); without a\n"
+	  "terminal on stdin tern exits 2 at once. The name and uuid cannot change.\n",
+	  "EDITOR=nano tern edit web" },
+	{ "undefine", cmd_undefine, false, "NAME [--remove-storage]",
+	  "remove a shut-off VM's definition and files",
+	  "  --remove-storage   delete its disk files too\n", "tern undefine web" },
+	{ "start", cmd_start, true, "NAME", "start a VM (or restore its managed save)",
+	  "A VM saved by `tern save` resumes where it was.\n", "tern start web" },
+	{ "shutdown", cmd_shutdown, true, "NAME [--timeout S]",
+	  "press the power button; destroy after S seconds",
+	  "  --timeout S   how long the guest has to power off, 0 to 86400 (default 60); then\n"
+	  "                the VM is destroyed and tern exits 1\n",
+	  "tern shutdown web --timeout 120" },
+	{ "destroy", cmd_destroy, true, "NAME", "stop a VM at once (pulls the plug)", "",
+	  "tern destroy web" },
+	{ "reboot", cmd_reboot, true, "NAME", "send Ctrl-Alt-Del to the guest",
+	  "Returns once the key press is sent; the guest reboots in its own time.\n",
+	  "tern reboot web" },
+	{ "suspend", cmd_suspend, true, "NAME", "pause a running VM's vCPUs", "",
+	  "tern suspend web" },
+	{ "resume", cmd_resume, true, "NAME", "resume a paused VM", "", "tern resume web" },
+	{ "save", cmd_save, true, "NAME", "save a VM's state to disk and stop it (managed save)",
+	  "The VM is then shut off (saved); `tern start` restores it. Shows the elapsed time\n"
+	  "on a terminal while the memory is written.\n",
+	  "tern save web" },
+	{ "autostart", cmd_autostart, true, "NAME [--disable]",
+	  "start a VM whenever ternd starts (--disable: not)",
+	  "Changes the definition, which ternd allows only while the VM is shut off.\n",
+	  "tern autostart web" },
+	{ "events", cmd_events, true, "[--follow] [--since ID]", "print the VMs' state changes",
+	  "One line per event: time, VM, state, reason, and the event's id (#ID).\n"
+	  "  --since ID   only events after ID (default: every event ternd has kept)\n"
+	  "  --follow     keep printing new events until interrupted; without --since only\n"
+	  "               the events to come; with --json one JSON object per line\n",
+	  "tern events --follow" },
+	{ "console", cmd_console, false, "NAME [--ro] [--log]",
+	  "attach to a running VM's serial console",
+	  "On a terminal the console is raw; Ctrl-] detaches. Only one read-write client at a\n"
+	  "time: --ro watches without typing. Without a terminal, stdin and stdout are the\n"
+	  "console's.\n"
+	  "  --ro    read-only: what you type is not sent\n"
+	  "  --log   print the console log (older rotated logs first) instead, also of a\n"
+	  "          shut-off VM\n",
+	  "tern console web" },
+	{ "help", NULL, false, "[COMMAND]", "this help, or a command's", "", "tern help create" },
+	{ 0 },
+};
+
+const struct cli_command *cli_command_find(const char *name)
+{
+	for (const struct cli_command *k = cli_commands; k->name; k++)
+		if (!strcmp(k->name, name))
+			return k;
+	return NULL;
+}

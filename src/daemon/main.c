@@ -1,0 +1,354 @@
+/*
+ * ternd: the host manager (docs/ternd.md). Keeps VM definitions in its state directory,
+ * runs each VM as tern-monitor + tern-vmm, and serves the management API. Its death never
+ * stops a VM: a new ternd finds them again.
+ */
+#include "core/log.h"
+#include "core/util.h"
+#include "daemon/server.h"
+#include "daemon/ternd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define DEFAULT_STATE_DIR "/var/lib/tern"
+#define DEFAULT_START_TIMEOUT_S 60
+
+static const char usage[] =
+	"usage: ternd [--foreground] [--state-dir DIR] [--group NAME] [--cgroup PATH|none]\n"
+	"             [--vmm PATH] [--monitor PATH] [--start-timeout SECONDS]\n"
+	"             [--log-level error|warn|info|debug]\n"
+	"\n"
+	"The tern host manager: keeps VM definitions in DIR (default " DEFAULT_STATE_DIR "),\n"
+	"runs each VM as its own tern-vmm under a tern-monitor, serves the management API on\n"
+	"DIR/ternd.sock (read-write, group NAME, default tern if it exists) and DIR/ternd-ro.sock\n"
+	"(read-only). Stopping or killing ternd never stops a VM; the next ternd reattaches.\n"
+	"\n"
+	"  --foreground        stay in the foreground, log to stderr (else: a daemon logging to\n"
+	"                      DIR/ternd.log, returning once the sockets are ready)\n"
+	"  --cgroup PATH       the cgroup v2 subtree (under /sys/fs/cgroup) where each VM gets\n"
+	"                      vm-UUID; default: ternd's own cgroup, or /tern if that is the "
+	"root;\n"
+	"                      none: no cgroups\n"
+	"  --vmm, --monitor    the tern-vmm and tern-monitor to run (default: beside ternd)\n"
+	"  --start-timeout S   how long a VM may take to answer on its API socket, 1 to 3600\n"
+	"                      (default 60)\n"
+	"\n"
+	"Exit status: 0 on SIGTERM/SIGINT, 1 when it cannot run (another ternd holds DIR, the\n"
+	"database cannot be opened), 2 for bad usage. docs/ternd.md has the API.\n";
+
+struct opts {
+	bool foreground;
+	const char *state_dir, *group, *cgroup, *vmm, *monitor;
+	unsigned int start_timeout_s;
+	enum log_level level;
+};
+
+static char *beside_self(const char *name)
+{
+	char self[PATH_MAX], *out;
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	if (n <= 0)
+		return strdup(name);
+	self[n] = 0;
+	if (asprintf(&out, "%s/%s", dirname(self), name) < 0)
+		return NULL;
+	return out;
+}
+
+static void parse(int argc, char **argv, struct opts *o)
+{
+	static const struct option longs[] = {
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "state-dir", required_argument, NULL, 's' },
+		{ "group", required_argument, NULL, 'g' },
+		{ "cgroup", required_argument, NULL, 'c' },
+		{ "vmm", required_argument, NULL, 'v' },
+		{ "monitor", required_argument, NULL, 'm' },
+		{ "start-timeout", required_argument, NULL, 't' },
+		{ "log-level", required_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	uint64_t v;
+	int c;
+
+	*o = (struct opts){ .state_dir = DEFAULT_STATE_DIR,
+			    .start_timeout_s = DEFAULT_START_TIMEOUT_S,
+			    .level = LOG_INFO };
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			o->foreground = true;
+			break;
+		case 's':
+			o->state_dir = optarg;
+			break;
+		case 'g':
+			o->group = optarg;
+			break;
+		case 'c':
+			o->cgroup = optarg;
+			break;
+		case 'v':
+			o->vmm = optarg;
+			break;
+		case 'm':
+			o->monitor = optarg;
+			break;
+		case 't':
+			if (!parse_u64(optarg, 1, 3600, &v))
+				die_usage("--start-timeout: '%s' must be 1 to 3600 seconds",
+					  optarg);
+			o->start_timeout_s = (unsigned int)v;
+			break;
+		case 'l':
+			if (log_level_parse(optarg, &o->level))
+				die_usage("--log-level: '%s' is not error, warn, info or debug",
+					  optarg);
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			exit(0);
+		default:
+			die_usage("unknown or incomplete option '%s' (ternd --help lists them)",
+				  argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		die_usage("unexpected argument '%s' (ternd takes options only)", argv[optind]);
+	if (o->state_dir[0] != '/')
+		die_usage("--state-dir: '%s' must be an absolute path", o->state_dir);
+	if (o->cgroup && strcmp(o->cgroup, "none") && o->cgroup[0] != '/')
+		die_usage("--cgroup: '%s' must be a path under /sys/fs/cgroup starting with / (or "
+			  "none)",
+			  o->cgroup);
+}
+
+/* ternd's own cgroup v2 path, e.g. "/system.slice/ternd.service"; NULL if none. */
+static char *own_cgroup(void)
+{
+	char line[4096];
+	FILE *f = fopen("/proc/self/cgroup", "re");
+	char *out = NULL;
+
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, "0::", 3)) {
+			line[strcspn(line, "\n")] = 0;
+			out = strdup(line + 3);
+		}
+	if (f)
+		fclose(f);
+	return out;
+}
+
+/*
+ * Where VMs get their cgroups. When that is ternd's own cgroup (systemd's Delegate=yes
+ * gives it one), ternd moves itself into a "daemon" child: cgroup v2 lets only leaves
+ * hold processes once controllers are enabled for children.
+ */
+static char *setup_cgroup(const char *wanted)
+{
+	char *own = own_cgroup(), *path, dir[4300];
+	int fd;
+
+	if (wanted && !strcmp(wanted, "none")) {
+		free(own);
+		return NULL;
+	}
+	path = strdup(wanted ? wanted : own && strcmp(own, "/") ? own : "/tern");
+	snprintf(dir, sizeof(dir), "/sys/fs/cgroup%s", path);
+	if (mkdir(dir, 0755) && errno != EEXIST) {
+		log_warn("cgroup %s: %s; VMs run without cgroups", dir, strerror(errno));
+		free(own);
+		free(path);
+		return NULL;
+	}
+	if (own && !strcmp(own, path)) {
+		snprintf(dir, sizeof(dir), "/sys/fs/cgroup%s/daemon", path);
+		mkdir(dir, 0755);
+		strcat(dir, "/cgroup.procs");
+		if ((fd = open(dir, O_WRONLY | O_CLOEXEC)) < 0 || write(fd, "0", 1) < 0)
+			log_warn("cannot move ternd into %s: %s", dir, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+	}
+	/* Let each VM's cgroup account memory, CPU and pids where the parent offers them. */
+	snprintf(dir, sizeof(dir), "/sys/fs/cgroup%s/cgroup.subtree_control", path);
+	if ((fd = open(dir, O_WRONLY | O_CLOEXEC)) >= 0) {
+		for (const char *c = "+memory\0+cpu\0+pids\0"; *c; c += strlen(c) + 1)
+			if (write(fd, c, strlen(c)) < 0)
+				log_debug("cgroup %s: %s not available", path, c + 1);
+		close(fd);
+	}
+	free(own);
+	return path;
+}
+
+static void autostart(struct ternd *t)
+{
+	for (;;) {
+		struct vm_entry *e = NULL;
+		char err[1024];
+		pthread_mutex_lock(&t->lock);
+		for (struct vm_entry *x = t->vms; x; x = x->next)
+			if (x->def.autostart && !ternd_is_active(x) && !x->vmm_gone &&
+			    strcmp(x->reason, "failed")) {
+				e = x;
+				e->refs++;
+				break;
+			}
+		/* Marked so that one that fails to start is not tried again and again here. */
+		if (e)
+			e->vmm_gone = true;
+		pthread_mutex_unlock(&t->lock);
+		if (!e)
+			return;
+		pthread_mutex_lock(&e->op);
+		if (run_start(t, e, err, sizeof(err)))
+			log_error("autostart of %s failed: %s", e->def.name, err);
+		pthread_mutex_unlock(&e->op);
+		pthread_mutex_lock(&t->lock);
+		e->vmm_gone = false;
+		pthread_mutex_unlock(&t->lock);
+		ternd_put(t, e);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static struct ternd t;
+	static struct mgmt_listener rw = { &t, false }, ro = { &t, true };
+	struct opts o;
+	char path[4200], err[1024];
+	gid_t gid = (gid_t)-1;
+	sigset_t sigs;
+	pthread_t th;
+	int lock_fd, sig, ready[2] = { -1, -1 };
+
+	log_set_program("ternd");
+	parse(argc, argv, &o);
+	log_set_level(o.level);
+	if (o.group) {
+		struct group *g = getgrnam(o.group);
+		if (!g)
+			die_usage("--group: no group named '%s'", o.group);
+		gid = g->gr_gid;
+	} else {
+		struct group *g = getgrnam("tern");
+		gid = g ? g->gr_gid : (gid_t)-1;
+	}
+	if (mkdir(o.state_dir, 0755) && errno != EEXIST)
+		die("cannot make the state directory %s: %s", o.state_dir, strerror(errno));
+	snprintf(path, sizeof(path), "%s/ternd.lock", o.state_dir);
+	if ((lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+		die("%s: %s", path, strerror(errno));
+	if (flock(lock_fd, LOCK_EX | LOCK_NB)) {
+		char pid[32] = "?";
+		ssize_t n = pread(lock_fd, pid, sizeof(pid) - 1, 0);
+		pid[n > 0 ? n : 1] = 0;
+		pid[strcspn(pid, "\n")] = 0;
+		die("another ternd (pid %s) runs on %s: one ternd per state directory", pid,
+		    o.state_dir);
+	}
+	if (!o.foreground) {
+		/* The parent returns once the sockets are ready (systemd's Type=forking). */
+		if (pipe2(ready, O_CLOEXEC))
+			die("pipe: %s", strerror(errno));
+		pid_t p = fork();
+		if (p < 0)
+			die("fork: %s", strerror(errno));
+		if (p > 0) {
+			char ok = 0;
+			close(ready[1]);
+			_exit(read(ready[0], &ok, 1) == 1 && ok == 1 ? 0 : 1);
+		}
+		close(ready[0]);
+		setsid();
+		snprintf(path, sizeof(path), "%s/ternd.log", o.state_dir);
+		if (log_set_file(path, err, sizeof(err)))
+			die("%s", err);
+		int null = open("/dev/null", O_RDWR);
+		dup2(null, 0);
+		dup2(null, 1);
+		dup2(null, 2);
+		if (null > 2)
+			close(null);
+		/* The lock came from before the fork: it is this process's now. */
+		if (flock(lock_fd, LOCK_EX | LOCK_NB))
+			die("lost the state directory's lock");
+	}
+	if (ftruncate(lock_fd, 0) == 0)
+		dprintf(lock_fd, "%d\n", getpid());
+
+	t.state_dir = strdup(o.state_dir);
+	t.vmm_path = o.vmm ? strdup(o.vmm) : beside_self("tern-vmm");
+	t.monitor_path = o.monitor ? strdup(o.monitor) : beside_self("tern-monitor");
+	t.start_timeout_ms = (int)o.start_timeout_s * 1000;
+	pthread_mutex_init(&t.lock, NULL);
+	{
+		pthread_condattr_t ca;
+		pthread_condattr_init(&ca);
+		pthread_cond_init(&t.changed, &ca);
+	}
+	for (const char *p = t.vmm_path; p; p = p == t.vmm_path ? t.monitor_path : NULL)
+		if (access(p, X_OK))
+			die("%s: %s (--vmm and --monitor name them)", p, strerror(errno));
+	snprintf(path, sizeof(path), "%s/ternd.db", o.state_dir);
+	if (store_open(&t.store, path, err, sizeof(err)))
+		die("%s", err);
+	if (ternd_load(&t, err, sizeof(err)))
+		die("%s", err);
+	t.cgroup = setup_cgroup(o.cgroup);
+	if ((t.watch_fd = epoll_create1(EPOLL_CLOEXEC)) < 0)
+		die("epoll: %s", strerror(errno));
+	/* Signals go to the main thread's sigwait, not to the workers. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (pthread_create(&th, NULL, run_watch_thread, &t))
+		die("cannot start a thread");
+	run_reconcile(&t);
+	snprintf(path, sizeof(path), "%s/ternd.sock", o.state_dir);
+	if (server_start(&rw, path, gid != (gid_t)-1 ? 0660 : 0600, gid, err, sizeof(err)))
+		die("%s", err);
+	snprintf(path, sizeof(path), "%s/ternd-ro.sock", o.state_dir);
+	if (server_start(&ro, path, 0666, (gid_t)-1, err, sizeof(err)))
+		die("%s", err);
+	log_info("serving %s/ternd.sock (state in %s, cgroup %s)", o.state_dir, o.state_dir,
+		 t.cgroup ? t.cgroup : "none");
+	if (ready[1] >= 0) {
+		char ok = 1;
+		if (write(ready[1], &ok, 1) < 0)
+			log_warn("cannot tell the starting process: %s", strerror(errno));
+		close(ready[1]);
+	}
+	autostart(&t);
+	do
+		sig = 0;
+	while (sigwait(&sigs, &sig) || sig == SIGHUP);
+	log_info("stopping on signal %d; the VMs keep running", sig);
+	/* The VMs belong to their monitors: nothing to stop. The sockets go with ternd. */
+	snprintf(path, sizeof(path), "%s/ternd.sock", o.state_dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/ternd-ro.sock", o.state_dir);
+	unlink(path);
+	return 0;
+}

@@ -1,0 +1,585 @@
+/*
+ * Running VMs: starting one as tern-monitor + tern-vmm (docs/ternd.md), noticing its end
+ * through pidfds, recording how it ended from the monitor's status file, and finding
+ * running VMs again after ternd restarts.
+ */
+#include "daemon/ternd.h"
+
+#include "core/log.h"
+#include "core/util.h"
+#include "daemon/vmm_client.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define WATCH_VMM 1UL /* low bit of an epoll event's data: which pidfd of the entry */
+
+static int pidfd_open(pid_t pid)
+{
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+static int pidfd_kill(int pidfd, int sig)
+{
+	return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+}
+
+static long long ms_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/* Field 22 of /proc/PID/stat (start time in clock ticks since boot), 0 if none. */
+static unsigned long long proc_start(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long v = 0;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	/* The name in parentheses may hold spaces: count fields from its closing one. */
+	if (!(p = strrchr(buf, ')')))
+		return 0;
+	if (sscanf(p + 2,
+		   "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d "
+		   "%*d %llu",
+		   &v) != 1)
+		return 0;
+	return v;
+}
+
+struct pids {
+	pid_t mon, vmm;
+	unsigned long long mon_start, vmm_start;
+};
+
+static int read_pids(const char *path, struct pids *p)
+{
+	FILE *f = fopen(path, "re");
+	int n;
+
+	if (!f)
+		return -errno;
+	n = fscanf(f, "%d %llu %d %llu", &p->mon, &p->mon_start, &p->vmm, &p->vmm_start);
+	fclose(f);
+	return n == 4 ? 0 : -EINVAL;
+}
+
+/* A pidfd for pid if it is still the process that started at start_ticks, else -1. */
+static int pidfd_if_same(pid_t pid, unsigned long long start_ticks)
+{
+	int fd;
+
+	if (pid <= 0 || !start_ticks)
+		return -1;
+	fd = pidfd_open(pid);
+	/* Checked after opening: the pidfd pins the process, so the check cannot go stale. */
+	if (fd >= 0 && proc_start(pid) != start_ticks) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void watch_add(struct ternd *t, struct vm_entry *e)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+
+	pthread_mutex_lock(&t->lock);
+	e->refs++; /* held until its end is recorded */
+	if (e->mon_pidfd >= 0) {
+		ev.data.u64 = (uintptr_t)e;
+		epoll_ctl(t->watch_fd, EPOLL_CTL_ADD, e->mon_pidfd, &ev);
+	}
+	ev.data.u64 = (uintptr_t)e | WATCH_VMM;
+	epoll_ctl(t->watch_fd, EPOLL_CTL_ADD, e->vmm_pidfd, &ev);
+	pthread_mutex_unlock(&t->lock);
+}
+
+static char *cgroup_dir(const struct ternd *t, const struct vm_entry *e, char *buf, size_t n)
+{
+	if (!t->cgroup)
+		return NULL;
+	snprintf(buf, n, "/sys/fs/cgroup%s/vm-%s", t->cgroup, e->def.uuid);
+	return buf;
+}
+
+/* How the last run ended, from the monitor's status file: reason and a detail JSON. */
+static void ended(struct ternd *t, struct vm_entry *e, const char **reason, char **detail)
+{
+	char path[4096];
+	uint8_t *buf = NULL;
+	size_t len;
+	struct json_object *o = NULL, *r;
+	const char *why = NULL;
+
+	ternd_vm_dir(t, e, "status", path, sizeof(path));
+	if (!file_read_all(path, &buf, &len)) {
+		char *text = strndup((const char *)buf, len); /* file_read_all adds no NUL */
+		o = text ? json_tokener_parse(text) : NULL;
+		free(text);
+	}
+	if (o && json_object_object_get_ex(o, "reason", &r))
+		why = json_object_get_string(r);
+	if (e->end_reason[0])
+		*reason = e->end_reason;
+	else if (!o)
+		*reason = "crashed";
+	else if (why &&
+		 (!strcmp(why, "poweroff") || !strcmp(why, "reboot") || !strcmp(why, "debug-exit")))
+		*reason = "shutdown";
+	else
+		*reason = "crashed";
+	if (o) {
+		*detail = strdup(json_object_to_json_string_ext(
+			o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(o);
+	} else {
+		*detail =
+			strdup("{\"reason\": \"unknown\", \"message\": \"tern-vmm and its monitor "
+			       "ended and no status was written\"}");
+	}
+	free(buf);
+}
+
+struct restart {
+	struct ternd *t;
+	struct vm_entry *e;
+};
+
+static void *restart_thread(void *arg)
+{
+	struct restart *r = arg;
+	char err[512];
+
+	pthread_mutex_lock(&r->e->op);
+	if (!r->e->removed && !ternd_is_active(r->e) && run_start(r->t, r->e, err, sizeof(err)))
+		log_error("%s: restart failed: %s", r->e->def.name, err);
+	pthread_mutex_unlock(&r->e->op);
+	ternd_put(r->t, r->e);
+	free(r);
+	return NULL;
+}
+
+/* The VM's processes are gone: record how it ended, then restart it if its policy says so. */
+static void finalize(struct ternd *t, struct vm_entry *e)
+{
+	const char *reason;
+	char *detail = NULL, cg[4096];
+	bool restart;
+
+	ended(t, e, &reason, &detail);
+	restart = (!strcmp(reason, "shutdown") && e->def.on_poweroff == VMDEF_RESTART) ||
+		  (!strcmp(reason, "crashed") && e->def.on_crash == VMDEF_RESTART);
+	pthread_mutex_lock(&t->lock);
+	e->mon_pid = e->vmm_pid = 0;
+	e->mon_gone = e->vmm_gone = false;
+	pthread_mutex_unlock(&t->lock);
+	ternd_set_state(t, e, "shut off", reason, detail);
+	free(detail);
+	e->end_reason[0] = 0;
+	if (cgroup_dir(t, e, cg, sizeof(cg)))
+		rmdir(cg);
+	if (restart) {
+		struct restart *r = malloc(sizeof(*r));
+		pthread_t th;
+		pthread_mutex_lock(&t->lock);
+		e->refs++;
+		pthread_mutex_unlock(&t->lock);
+		if (r) {
+			*r = (struct restart){ t, e };
+			if (!pthread_create(&th, NULL, restart_thread, r)) {
+				pthread_detach(th);
+				return;
+			}
+			free(r);
+		}
+		ternd_put(t, e);
+	}
+}
+
+void *run_watch_thread(void *arg)
+{
+	struct ternd *t = arg;
+
+	for (;;) {
+		struct epoll_event ev[16];
+		int n = epoll_wait(t->watch_fd, ev, 16, -1);
+		for (int i = 0; i < n; i++) {
+			struct vm_entry *e =
+				(struct vm_entry *)(uintptr_t)(ev[i].data.u64 & ~WATCH_VMM);
+			bool vmm = ev[i].data.u64 & WATCH_VMM, done;
+			pthread_mutex_lock(&t->lock);
+			int *fd = vmm ? &e->vmm_pidfd : &e->mon_pidfd;
+			if (*fd < 0) {
+				pthread_mutex_unlock(&t->lock);
+				continue;
+			}
+			epoll_ctl(t->watch_fd, EPOLL_CTL_DEL, *fd, NULL);
+			close(*fd);
+			*fd = -1;
+			*(vmm ? &e->vmm_gone : &e->mon_gone) = true;
+			/* The monitor writes the status after tern-vmm ends: wait for both. */
+			done = e->vmm_gone && (e->mon_gone || e->mon_pidfd < 0);
+			pthread_mutex_unlock(&t->lock);
+			if (!vmm && !done)
+				log_warn("%s: its monitor ended while tern-vmm runs: the console "
+					 "is lost",
+					 e->def.name);
+			if (done) {
+				finalize(t, e);
+				ternd_put(t, e);
+			}
+		}
+	}
+	return NULL;
+}
+
+/* In the child: the VM's cgroup, a session of its own, then the monitor. */
+static void spawn_child(const char *cg, char **argv, int log_fd)
+{
+	sigset_t none;
+	int fd;
+
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGPIPE, SIG_DFL);
+	setsid();
+	if (fork() > 0)
+		_exit(0);
+	if (cg) {
+		char procs[4300];
+		snprintf(procs, sizeof(procs), "%s/cgroup.procs", cg);
+		if ((fd = open(procs, O_WRONLY | O_CLOEXEC)) >= 0) {
+			if (write(fd, "0", 1) < 0)
+				dprintf(log_fd, "ternd: cannot join %s: %s\n", cg, strerror(errno));
+			close(fd);
+		}
+	}
+	fd = open("/dev/null", O_RDWR);
+	dup2(fd, 0);
+	dup2(fd, 1);
+	dup2(log_fd, 2);
+	closefrom(3);
+	execv(argv[0], argv);
+	dprintf(2, "ternd: cannot run %s: %s\n", argv[0], strerror(errno));
+	_exit(127);
+}
+
+static char **start_argv(struct ternd *t, struct vm_entry *e, bool restore)
+{
+	char dir[4096], api[4200], status[4200], vsock[4200], st[4200], mem[4200];
+	char **vargs = NULL, **argv;
+	size_t nv = 0, i = 0;
+
+	ternd_vm_dir(t, e, NULL, dir, sizeof(dir));
+	snprintf(api, sizeof(api), "%s/api.sock", dir);
+	snprintf(status, sizeof(status), "%s/status.vmm", dir);
+	snprintf(vsock, sizeof(vsock), "%s/vsock.sock", dir);
+	snprintf(st, sizeof(st), "%s/save/vm.state", dir);
+	snprintf(mem, sizeof(mem), "%s/save/vm.mem", dir);
+	if (!restore && !(vargs = vmdef_vmm_args(&e->def, vsock, NULL)))
+		return NULL;
+	while (vargs && vargs[nv])
+		nv++;
+	if (!(argv = calloc(nv + 16, sizeof(*argv)))) {
+		vmdef_free_args(vargs);
+		return NULL;
+	}
+	argv[i++] = strdup(t->monitor_path);
+	argv[i++] = strdup("--dir");
+	argv[i++] = strdup(dir);
+	argv[i++] = strdup("--");
+	argv[i++] = strdup(t->vmm_path);
+	if (restore) {
+		argv[i++] = strdup("--restore");
+		argv[i++] = strdup(st);
+		argv[i++] = strdup("--restore-mem");
+		argv[i++] = strdup(mem);
+	}
+	for (size_t k = 0; k < nv; k++)
+		argv[i++] = strdup(vargs[k]);
+	argv[i++] = strdup("--api-sock");
+	argv[i++] = strdup(api);
+	argv[i++] = strdup("--status-file");
+	argv[i++] = strdup(status);
+	argv[i] = NULL;
+	vmdef_free_args(vargs);
+	for (size_t k = 0; k < i; k++)
+		if (!argv[k]) {
+			vmdef_free_args(argv);
+			return NULL;
+		}
+	return argv;
+}
+
+/*
+ * tern-vmm ended while starting. If the guest ran (the status file says it crashed or
+ * powered off), the start worked and the VM ended at once: both are recorded, and 0. Else
+ * the start failed: -EIO with what the status file or the monitor said.
+ */
+static int ended_early(struct ternd *t, struct vm_entry *e, char *err, size_t n, const char *what)
+{
+	const char *reason;
+	char *detail = NULL, why[1024] = "", vmm_reason[16] = "";
+	struct json_object *o;
+
+	ended(t, e, &reason, &detail);
+	if (detail && (o = json_tokener_parse(detail))) {
+		struct json_object *m;
+		if (json_object_object_get_ex(o, "message", &m))
+			snprintf(why, sizeof(why), ": %s", json_object_get_string(m));
+		if (json_object_object_get_ex(o, "reason", &m))
+			snprintf(vmm_reason, sizeof(vmm_reason), "%s", json_object_get_string(m));
+		json_object_put(o);
+	}
+	if (!strcmp(vmm_reason, "crash") || !strcmp(vmm_reason, "poweroff") ||
+	    !strcmp(vmm_reason, "reboot") || !strcmp(vmm_reason, "debug-exit")) {
+		ternd_set_state(t, e, "running", "booted", NULL);
+		ternd_set_state(t, e, "shut off", reason, detail);
+		free(detail);
+		return 0;
+	}
+	fail_msg(err, n, -EIO, "%s %s%s", e->def.name, what, why);
+	ternd_set_state(t, e, "shut off", "failed", detail);
+	free(detail);
+	return -EIO;
+}
+
+int run_start(struct ternd *t, struct vm_entry *e, char *err, size_t n)
+{
+	char dir[4096], path[4200], cgbuf[4200], *cg;
+	char **argv;
+	struct pids p = { 0 };
+	struct stat sb;
+	long long deadline;
+	int mon_fd = -1, vmm_fd = -1, log_fd, r;
+	pid_t child;
+	bool restore;
+
+	if (ternd_is_active(e))
+		return fail_msg(err, n, -EBUSY, "%s is %s already", e->def.name, e->state);
+	for (unsigned int i = 0; i < e->def.nnics; i++)
+		if (e->def.nics[i].type == VMDEF_NIC_BRIDGE)
+			return fail_msg(
+				err, n, -ENOTSUP,
+				"%s: nics[%u]: bridge NICs are not implemented yet in ternd "
+				"(use type \"user\")",
+				e->def.name, i);
+	ternd_vm_dir(t, e, NULL, dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/vms", t->state_dir);
+	mkdir(path, 0700);
+	if (mkdir(dir, 0700) && errno != EEXIST)
+		return fail_msg(err, n, -errno, "%s: %s", dir, strerror(errno));
+	for (const char *f = "status\0status.vmm\0pid\0api.sock\0"; *f; f += strlen(f) + 1)
+		unlink(ternd_vm_dir(t, e, f, path, sizeof(path)));
+	restore = !stat(ternd_vm_dir(t, e, "save/vm.state", path, sizeof(path)), &sb);
+	if (!(argv = start_argv(t, e, restore)))
+		return -ENOMEM;
+	if ((cg = cgroup_dir(t, e, cgbuf, sizeof(cgbuf))) && mkdir(cg, 0755) && errno != EEXIST) {
+		log_warn("%s: cannot make cgroup %s: %s; running it without one", e->def.name, cg,
+			 strerror(errno));
+		cg = NULL;
+	}
+	log_fd = open(ternd_vm_dir(t, e, "monitor.log", path, sizeof(path)),
+		      O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	child = fork();
+	if (child == 0)
+		spawn_child(cg, argv, log_fd >= 0 ? log_fd : 2);
+	vmdef_free_args(argv);
+	if (log_fd >= 0)
+		close(log_fd);
+	if (child < 0)
+		return fail_msg(err, n, -errno, "fork: %s", strerror(errno));
+	waitpid(child, NULL, 0); /* the intermediate process; the monitor is init's now */
+	deadline = ms_now() + t->start_timeout_ms;
+	ternd_vm_dir(t, e, "pid", path, sizeof(path));
+	while (read_pids(path, &p) && ms_now() < deadline)
+		usleep(20000);
+	mon_fd = pidfd_if_same(p.mon, p.mon_start);
+	vmm_fd = pidfd_if_same(p.vmm, p.vmm_start);
+	if (vmm_fd < 0) {
+		/* It never got going: the monitor reports a failed exec in the status file. */
+		while (mon_fd >= 0 && ms_now() < deadline) {
+			struct pollfd pf = { .fd = mon_fd, .events = POLLIN };
+			if (poll(&pf, 1, 100) > 0)
+				break;
+		}
+		if (mon_fd >= 0)
+			close(mon_fd);
+		return ended_early(t, e, err, n, "did not start");
+	}
+	/* Running once its API answers; an early end says why in the status file. */
+	for (;;) {
+		char *resp = NULL, why[256];
+		struct pollfd pf = { .fd = vmm_fd, .events = POLLIN };
+		if (poll(&pf, 1, 50) > 0) {
+			if (mon_fd >= 0) {
+				struct pollfd pm = { .fd = mon_fd, .events = POLLIN };
+				poll(&pm, 1, 5000);
+				close(mon_fd);
+			}
+			close(vmm_fd);
+			return ended_early(t, e, err, n, "stopped while starting");
+		}
+		ternd_vm_dir(t, e, "api.sock", path, sizeof(path));
+		r = vmm_request(path, "GET", "/", NULL, 2000, &resp, why, sizeof(why));
+		bool up = r == 200 && resp &&
+			  (strstr(resp, "\"Running\"") || strstr(resp, "\"Paused\""));
+		free(resp);
+		if (up)
+			break;
+		if (ms_now() > deadline) {
+			pidfd_kill(vmm_fd, SIGKILL);
+			close(vmm_fd);
+			if (mon_fd >= 0)
+				close(mon_fd);
+			fail_msg(err, n, -ETIMEDOUT,
+				 "%s did not answer on its API socket within %d ms (%s): killed",
+				 e->def.name, t->start_timeout_ms, why);
+			ternd_set_state(t, e, "shut off", "failed", NULL);
+			return -ETIMEDOUT;
+		}
+	}
+	pthread_mutex_lock(&t->lock);
+	e->mon_pid = p.mon;
+	e->vmm_pid = p.vmm;
+	e->mon_pidfd = mon_fd;
+	e->vmm_pidfd = vmm_fd;
+	e->mon_gone = mon_fd < 0;
+	e->vmm_gone = false;
+	e->end_reason[0] = 0;
+	pthread_mutex_unlock(&t->lock);
+	ternd_set_state(t, e, "running", restore ? "restored" : "booted", NULL);
+	watch_add(t, e);
+	if (restore) {
+		/* The restored VM maps the memory file privately: the name may go now. */
+		unlink(ternd_vm_dir(t, e, "save/vm.state", path, sizeof(path)));
+		unlink(ternd_vm_dir(t, e, "save/vm.mem", path, sizeof(path)));
+	}
+	return 0;
+}
+
+bool run_wait_off(struct ternd *t, struct vm_entry *e, int timeout_ms)
+{
+	struct timespec until;
+	bool off;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (timeout_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&t->lock);
+	while (ternd_is_active(e) && pthread_cond_timedwait(&t->changed, &t->lock, &until) == 0)
+		;
+	off = !ternd_is_active(e);
+	pthread_mutex_unlock(&t->lock);
+	return off;
+}
+
+int run_kill(struct ternd *t, struct vm_entry *e, const char *reason, char *err, size_t n)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&t->lock);
+	if (!ternd_is_active(e)) {
+		pthread_mutex_unlock(&t->lock);
+		return fail_msg(err, n, -EINVAL, "%s is not running (%s)", e->def.name, e->state);
+	}
+	snprintf(e->end_reason, sizeof(e->end_reason), "%s", reason);
+	if (e->vmm_pidfd >= 0)
+		r = pidfd_kill(e->vmm_pidfd, SIGKILL);
+	pthread_mutex_unlock(&t->lock);
+	if (r < 0 && errno != ESRCH)
+		return fail_msg(err, n, -errno, "cannot kill %s: %s", e->def.name, strerror(errno));
+	if (!run_wait_off(t, e, 15000))
+		return fail_msg(err, n, -ETIMEDOUT,
+				"%s was killed but its end was not seen in 15 s", e->def.name);
+	return 0;
+}
+
+void run_reconcile(struct ternd *t)
+{
+	for (;;) {
+		struct vm_entry *e, *todo = NULL;
+		pthread_mutex_lock(&t->lock);
+		for (e = t->vms; e; e = e->next)
+			if (ternd_is_active(e) && e->vmm_pidfd < 0 && !e->vmm_gone) {
+				todo = e;
+				e->refs++;
+				break;
+			}
+		pthread_mutex_unlock(&t->lock);
+		if (!todo)
+			return;
+		e = todo;
+		char path[4200], *resp = NULL, why[256];
+		struct pids p = { 0 };
+		read_pids(ternd_vm_dir(t, e, "pid", path, sizeof(path)), &p);
+		int vmm_fd = pidfd_if_same(p.vmm, p.vmm_start);
+		int mon_fd = pidfd_if_same(p.mon, p.mon_start);
+		if (vmm_fd < 0) {
+			/* It ended while ternd was down; the monitor's status says how. */
+			if (mon_fd >= 0) {
+				struct pollfd pm = { .fd = mon_fd, .events = POLLIN };
+				poll(&pm, 1, 5000);
+				close(mon_fd);
+			}
+			pthread_mutex_lock(&t->lock);
+			e->vmm_gone = true; /* not picked again by this loop */
+			pthread_mutex_unlock(&t->lock);
+			finalize(t, e);
+			ternd_put(t, e);
+			continue;
+		}
+		pthread_mutex_lock(&t->lock);
+		e->mon_pid = p.mon;
+		e->vmm_pid = p.vmm;
+		e->mon_pidfd = mon_fd;
+		e->vmm_pidfd = vmm_fd;
+		e->mon_gone = mon_fd < 0;
+		pthread_mutex_unlock(&t->lock);
+		watch_add(t, e);
+		int r = vmm_request(ternd_vm_dir(t, e, "api.sock", path, sizeof(path)), "GET", "/",
+				    NULL, 5000, &resp, why, sizeof(why));
+		if (r == 200 && resp) {
+			bool paused = strstr(resp, "\"Paused\"");
+			if (paused != !strcmp(e->state, "paused"))
+				ternd_set_state(t, e, paused ? "paused" : "running",
+						paused ? "user" : "unpaused", NULL);
+		} else {
+			log_warn("%s: running (pid %d) but its API does not answer: %s",
+				 e->def.name, p.vmm, why);
+		}
+		free(resp);
+		log_info("%s: reattached (tern-vmm pid %d, monitor pid %d%s)", e->def.name, p.vmm,
+			 p.mon, mon_fd < 0 ? ", gone" : "");
+		ternd_put(t, e);
+	}
+}

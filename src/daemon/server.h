@@ -1,0 +1,21 @@
+/*
+ * ternd's API sockets: each connection is served on a thread of its own, so a request that
+ * waits (a shutdown, an events long-poll, a hung tern-vmm) holds up only its own client.
+ */
+#ifndef TERN_DAEMON_SERVER_H
+#define TERN_DAEMON_SERVER_H
+
+#include "daemon/mgmt.h"
+
+#include <sys/types.h>
+
+#define SERVER_MAX_CONNS 64 /* per socket; more wait in the listen backlog */
+
+/*
+ * Listens on path (a stale socket file there is replaced) with mode and group (gid -1:
+ * leave it), and serves it on a thread. 0, or -errno with err saying why.
+ */
+int server_start(struct mgmt_listener *l, const char *path, mode_t mode, gid_t gid, char *err,
+		 size_t errlen);
+
+#endif

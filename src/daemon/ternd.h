@@ -1,0 +1,79 @@
+/*
+ * ternd's shared state: the VM table and what its modules offer each other.
+ *
+ * Locking: ternd.lock guards the table and every entry's runtime fields; it is held only
+ * for short, non-blocking work, so listing and reading never wait for an operation.
+ * An entry's op lock serializes the operations on that VM (start, shutdown, save ...),
+ * which may block on its tern-vmm for their timeouts; other VMs never wait for it.
+ */
+#ifndef TERN_DAEMON_TERND_H
+#define TERN_DAEMON_TERND_H
+
+#include "daemon/store.h"
+#include "daemon/vmdef.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+struct vm_entry {
+	pthread_mutex_t op;
+	unsigned int refs; /* under ternd.lock */
+	bool removed;	   /* undefined: off the table, freed with its last reference */
+	struct vmdef def;
+	char *def_json;
+	/* runtime, under ternd.lock */
+	char state[16], reason[16];
+	char *detail; /* JSON of how the last run ended */
+	double started_at;
+	pid_t mon_pid, vmm_pid;
+	int mon_pidfd, vmm_pidfd; /* -1 when not watched */
+	bool mon_gone, vmm_gone;
+	char end_reason[16]; /* set by destroy/shutdown/save before they stop it */
+	struct vm_entry *next;
+};
+
+struct ternd {
+	char *state_dir, *vmm_path, *monitor_path;
+	char *cgroup; /* the cgroup ternd puts each VM under (NULL: none) */
+	struct store *store;
+	pthread_mutex_t lock;
+	pthread_cond_t changed; /* any state change or event: events long-poll, waiters */
+	struct vm_entry *vms;
+	int watch_fd; /* epoll of the pidfds of running VMs */
+	int start_timeout_ms;
+};
+
+/* vm_table.c */
+int ternd_load(struct ternd *t, char *err, size_t n);
+/* Finds by name or uuid and takes a reference (ternd_put), or NULL. */
+struct vm_entry *ternd_get(struct ternd *t, const char *name_or_uuid);
+void ternd_put(struct ternd *t, struct vm_entry *e);
+/* Adds a defined VM (its parsed definition is moved in). -EEXIST when taken. */
+int ternd_define(struct ternd *t, struct vmdef *d, char *err, size_t n);
+/* Removes a shut-off VM (under its op lock) from the table and the database. */
+int ternd_undefine(struct ternd *t, struct vm_entry *e, bool remove_storage, char *err, size_t n);
+/* Records a new state and wakes waiters; takes ternd.lock (call without it). */
+void ternd_set_state(struct ternd *t, struct vm_entry *e, const char *state, const char *reason,
+		     const char *detail);
+/* The VM's directory under the state directory, into buf. */
+const char *ternd_vm_dir(const struct ternd *t, const struct vm_entry *e, const char *file,
+			 char *buf, size_t n);
+bool ternd_is_active(const struct vm_entry *e);
+
+/* run.c */
+int run_start(struct ternd *t, struct vm_entry *e, char *err, size_t n);
+/* Stops it at once (SIGKILL) and waits until its end is recorded with reason. */
+int run_kill(struct ternd *t, struct vm_entry *e, const char *reason, char *err, size_t n);
+/* Waits up to timeout_ms for the VM to be shut off; true if it is. */
+bool run_wait_off(struct ternd *t, struct vm_entry *e, int timeout_ms);
+/* Reattaches to each VM the database says runs (after a restart of ternd). */
+void run_reconcile(struct ternd *t);
+/* The thread that notices VMs ending. */
+void *run_watch_thread(void *arg);
+
+/* ops.c: one operation each, under the entry's op lock; 0 or -errno with err. */
+int ops_do(struct ternd *t, struct vm_entry *e, const char *op, const char *body, char *err,
+	   size_t n);
+
+#endif

@@ -1,0 +1,81 @@
+/*
+ * VM definitions (docs/ternd.md): the JSON document a user defines, checked field by
+ * field, stored as canonical JSON, and turned into tern-vmm's configuration.
+ */
+#ifndef TERN_DAEMON_VMDEF_H
+#define TERN_DAEMON_VMDEF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define VMDEF_NAME_MAX 63
+#define VMDEF_UUID_LEN 36
+#define VMDEF_MAX_DISKS 16
+#define VMDEF_MAX_NICS 8
+#define VMDEF_MAX_FWDS 8
+#define VMDEF_CMDLINE_MAX 4096
+#define VMDEF_PATH_MAX 4096
+#define VMDEF_MIN_MIB 16
+#define VMDEF_MAX_MIB 1048576
+#define VMDEF_MAX_VCPUS 254
+
+enum vmdef_nic_type { VMDEF_NIC_USER, VMDEF_NIC_BRIDGE };
+enum vmdef_action { VMDEF_DESTROY, VMDEF_RESTART };
+
+struct vmdef_disk {
+	char *path;
+	char *id; /* NULL: tern-vmm's default serial */
+	bool readonly;
+	bool cache_none;
+};
+
+struct vmdef_nic {
+	enum vmdef_nic_type type;
+	char *bridge; /* VMDEF_NIC_BRIDGE only */
+	char mac[18]; /* always set: generated when the definition gave none */
+	unsigned int nfwds;
+	char *fwds[VMDEF_MAX_FWDS]; /* "tcp::HOSTPORT-:GUESTPORT" */
+};
+
+struct vmdef {
+	char name[VMDEF_NAME_MAX + 1];
+	char uuid[VMDEF_UUID_LEN + 1];
+	unsigned int vcpus;
+	uint64_t memory_mib;
+	char *kernel, *initrd, *cmdline;
+	unsigned int ndisks, nnics;
+	struct vmdef_disk disks[VMDEF_MAX_DISKS];
+	struct vmdef_nic nics[VMDEF_MAX_NICS];
+	bool has_vsock, rng, autostart;
+	uint64_t vsock_cid;
+	enum vmdef_action on_poweroff, on_reboot, on_crash;
+};
+
+/*
+ * Parses and checks a definition. Missing uuid and MACs are generated. 0, or -EINVAL
+ * with err naming the field and what it accepts. check_files: the kernel, initrd and
+ * disks must exist now (a define does; reading one back from the database does not).
+ */
+int vmdef_parse(const char *json, size_t len, struct vmdef *d, bool check_files, char *err,
+		size_t errlen);
+void vmdef_free(struct vmdef *d);
+/* The canonical JSON of d (every field, defaults written out); malloc'd. */
+char *vmdef_to_json(const struct vmdef *d);
+/*
+ * tern-vmm's command-line options for d (they say more than its JSON configuration:
+ * hostfwd, cache=none), the vsock socket at vsock_uds; taps[i] names the TAP made for
+ * bridge NIC i (taps may be NULL when there is none). A NULL-terminated malloc'd array
+ * of malloc'd strings (vmdef_free_args), or NULL when out of memory.
+ */
+char **vmdef_vmm_args(const struct vmdef *d, const char *vsock_uds, char *const *taps);
+void vmdef_free_args(char **args);
+
+/* Syntax checks shared with renames and clones. */
+bool vmdef_name_ok(const char *name);
+bool vmdef_uuid_ok(const char *uuid);
+/* A random RFC 4122 version-4 UUID / locally administered unicast MAC. */
+void vmdef_new_uuid(char out[VMDEF_UUID_LEN + 1]);
+void vmdef_new_mac(char out[18]);
+
+#endif

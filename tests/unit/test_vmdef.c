@@ -1,0 +1,158 @@
+/* ternd's VM definitions: defaults, every refusal naming its field, canonical JSON, tern-vmm's options. */
+#include "daemon/vmdef.h"
+#include "unit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bool refused(const char *json, const char *words)
+{
+	struct vmdef d;
+	char err[512] = "";
+
+	if (!vmdef_parse(json, strlen(json), &d, false, err, sizeof(err))) {
+		vmdef_free(&d);
+		printf("  accepted: %s\n", json);
+		return false;
+	}
+	if (!strstr(err, words)) {
+		printf("  %s\n  refused with \"%s\", not mentioning \"%s\"\n", json, err, words);
+		return false;
+	}
+	return true;
+}
+
+#define K "\"kernel\": \"/k\""
+
+TEST(vmdef_defaults_and_generated_ids)
+{
+	struct vmdef d, e;
+	char err[256];
+	const char *j = "{\"name\": \"web-1.a_b\", " K ", \"nics\": [{\"type\": \"user\"}]}";
+
+	REQUIRE(!vmdef_parse(j, strlen(j), &d, false, err, sizeof(err)));
+	CHECK(!strcmp(d.name, "web-1.a_b"));
+	CHECK(vmdef_uuid_ok(d.uuid));
+	CHECK(d.vcpus == 1 && d.memory_mib == 256);
+	CHECK(!strcmp(d.cmdline, "console=ttyS0"));
+	CHECK(d.on_poweroff == VMDEF_DESTROY && d.on_reboot == VMDEF_RESTART &&
+	      d.on_crash == VMDEF_DESTROY);
+	/* Locally administered (bit 1 of the first byte), unicast (bit 0 clear). */
+	unsigned int first =
+		(unsigned int)strtoul((char[3]){ d.nics[0].mac[0], d.nics[0].mac[1], 0 }, NULL, 16);
+	CHECK(d.nnics == 1 && strlen(d.nics[0].mac) == 17 && (first & 3) == 2);
+	/* Generated values are kept: the canonical JSON reads back the same. */
+	char *json = vmdef_to_json(&d);
+	REQUIRE(json);
+	REQUIRE(!vmdef_parse(json, strlen(json), &e, false, err, sizeof(err)));
+	CHECK(!strcmp(e.uuid, d.uuid) && !strcmp(e.nics[0].mac, d.nics[0].mac));
+	char *again = vmdef_to_json(&e);
+	CHECK(again && !strcmp(again, json));
+	free(again);
+	free(json);
+	vmdef_free(&e);
+	vmdef_free(&d);
+	/* Two new VMs never share an id. */
+	char a[VMDEF_UUID_LEN + 1], b[VMDEF_UUID_LEN + 1];
+	vmdef_new_uuid(a);
+	vmdef_new_uuid(b);
+	CHECK(vmdef_uuid_ok(a) && strcmp(a, b) && a[14] == '4');
+}
+
+TEST(vmdef_refusals_name_the_field)
+{
+	CHECK(refused("[]", "object"));
+	CHECK(refused("{" K "}", "'name' is required"));
+	CHECK(refused("{\"name\": \"\", " K "}", "'name'"));
+	CHECK(refused("{\"name\": \"-a\", " K "}", "starting with a letter or digit"));
+	CHECK(refused("{\"name\": \"a b\", " K "}", "'name'"));
+	CHECK(refused("{\"name\": "
+		      "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\", " K
+		      "}",
+		      "1 to 63"));
+	CHECK(refused("{\"name\": \"a\"}", "'kernel' is required"));
+	CHECK(refused("{\"name\": \"a\", \"kernel\": \"rel/k\"}", "absolute"));
+	CHECK(refused("{\"name\": \"a\", " K ", \"uuid\": \"nope\"}", "'uuid'"));
+	CHECK(refused("{\"name\": \"a\", " K ", \"vcpus\": 0}", "'vcpus'"));
+	CHECK(refused("{\"name\": \"a\", " K ", \"vcpus\": 255}", "1 to 254"));
+	CHECK(refused("{\"name\": \"a\", " K ", \"memory_mib\": 15}", "'memory_mib'"));
+	CHECK(refused("{\"name\": \"a\", " K ", \"memory_mib\": \"lots\"}", "'memory_mib'"));
+	CHECK(refused("{\"name\": \"a\", " K ", \"colour\": 1}", "'colour'"));
+	CHECK(refused("{\"name\": \"a\", " K ", \"disks\": {}}", "'disks'"));
+	CHECK(refused("{\"name\": \"a\", " K ", \"disks\": [{}]}", "'disks[0].path' is required"));
+	CHECK(refused("{\"name\": \"a\", " K ", \"disks\": [{\"path\": \"/d\", \"cache\": \"x\"}]}",
+		      "disks[0]"));
+	CHECK(refused("{\"name\": \"a\", " K ", \"disks\": [{\"path\": \"/d\", \"id\": \"\"}]}",
+		      "'disks[0].id'"));
+	CHECK(refused("{\"name\": \"a\", " K ", \"disks\": [{\"path\": \"/d\", \"x\": 1}]}",
+		      "unknown field 'x' in disks[0]"));
+	CHECK(refused("{\"name\": \"a\", " K ", \"nics\": [{}]}", "'nics[0].type' is required"));
+	CHECK(refused("{\"name\": \"a\", " K ", \"nics\": [{\"type\": \"tap\"}]}", "nics[0]"));
+	CHECK(refused("{\"name\": \"a\", " K ", \"nics\": [{\"type\": \"bridge\"}]}",
+		      "'nics[0].bridge' is required"));
+	CHECK(refused("{\"name\": \"a\", " K
+		      ", \"nics\": [{\"type\": \"user\", \"mac\": \"01:00:00:00:00:01\"}]}",
+		      "unicast"));
+	CHECK(refused("{\"name\": \"a\", " K
+		      ", \"nics\": [{\"type\": \"user\", \"hostfwd\": [\"udp::1-:2\"]}]}",
+		      "'nics[0].hostfwd[0]'"));
+	CHECK(refused("{\"name\": \"a\", " K
+		      ", \"nics\": [{\"type\": \"user\", \"hostfwd\": [\"tcp::0-:22\"]}]}",
+		      "1 to 65535"));
+	CHECK(refused("{\"name\": \"a\", " K ", \"nics\": [{\"type\": \"bridge\", \"bridge\": "
+		      "\"br0\", \"hostfwd\": [\"tcp::1-:2\"]}]}",
+		      "only for type \"user\""));
+	CHECK(refused(
+		"{\"name\": \"a\", " K ", \"nics\": [{\"type\": \"user\", \"mac\": "
+		"\"02:00:00:00:00:01\"}, {\"type\": \"user\", \"mac\": \"02:00:00:00:00:01\"}]}",
+		"also nics[0]"));
+	CHECK(refused("{\"name\": \"a\", " K ", \"vsock\": {\"cid\": 2}}", "'cid'"));
+	CHECK(refused("{\"name\": \"a\", " K ", \"vsock\": {}}", "'vsock.cid' is required"));
+	CHECK(refused("{\"name\": \"a\", " K ", \"on_crash\": \"reboot\"}", "'on_crash'"));
+	CHECK(refused("{\"name\": \"a\", " K ", \"rng\": 1}", "'rng'"));
+}
+
+TEST(vmdef_files_are_checked_when_asked)
+{
+	struct vmdef d;
+	char err[256] = "";
+	const char *j = "{\"name\": \"a\", \"kernel\": \"/nonexistent/kernel\"}";
+
+	CHECK(vmdef_parse(j, strlen(j), &d, true, err, sizeof(err)) < 0);
+	CHECK(strstr(err, "'kernel'") && strstr(err, "No such file"));
+	j = "{\"name\": \"a\", \"kernel\": \"/proc/self/exe\", \"disks\": [{\"path\": "
+	    "\"/nonexistent\"}]}";
+	CHECK(vmdef_parse(j, strlen(j), &d, true, err, sizeof(err)) < 0);
+	CHECK(strstr(err, "'disks[0].path'"));
+}
+
+TEST(vmdef_vmm_options)
+{
+	struct vmdef d;
+	char err[256], line[4096] = "";
+	const char *j =
+		"{\"name\": \"a\", " K ", \"initrd\": \"/i\", \"cmdline\": \"quiet\", \"vcpus\": 2,"
+		" \"memory_mib\": 64, \"rng\": true, \"on_reboot\": \"destroy\", \"vsock\": "
+		"{\"cid\": 9},"
+		" \"disks\": [{\"path\": \"/d\", \"readonly\": true, \"id\": \"root\", \"cache\": "
+		"\"none\"}],"
+		" \"nics\": [{\"type\": \"user\", \"mac\": \"02:00:00:00:00:01\","
+		" \"hostfwd\": [\"tcp::2222-:22\"]}]}";
+
+	REQUIRE(!vmdef_parse(j, strlen(j), &d, false, err, sizeof(err)));
+	char **a = vmdef_vmm_args(&d, "/run/v.sock", NULL);
+	REQUIRE(a);
+	for (char **p = a; *p; p++) {
+		strcat(line, *p);
+		strcat(line, " ");
+	}
+	printf("  %s\n", line);
+	CHECK(!strcmp(line,
+		      "--kernel /k --initrd /i --cmdline quiet --cpus 2 --memory 64 --on-reboot "
+		      "exit --id a --disk path=/d,readonly=on,cache=none,id=root --net "
+		      "user,mac=02:00:00:00:00:01,hostfwd=tcp::2222-:22 --vsock "
+		      "cid=9,uds=/run/v.sock --rng "));
+	vmdef_free_args(a);
+	vmdef_free(&d);
+}
