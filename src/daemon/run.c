@@ -7,6 +7,7 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "daemon/bridge.h"
 #include "daemon/vmm_client.h"
 
 #include <errno.h>
@@ -192,6 +193,7 @@ static void finalize(struct ternd *t, struct vm_entry *e)
 	bool restart;
 
 	ended(t, e, &reason, &detail);
+	bridge_taps_delete(&e->def);
 	restart = (!strcmp(reason, "shutdown") && e->def.on_poweroff == VMDEF_RESTART) ||
 		  (!strcmp(reason, "crashed") && e->def.on_crash == VMDEF_RESTART);
 	pthread_mutex_lock(&t->lock);
@@ -301,7 +303,12 @@ static char **start_argv(struct ternd *t, struct vm_entry *e, bool restore)
 	snprintf(vsock, sizeof(vsock), "%s/vsock.sock", dir);
 	snprintf(st, sizeof(st), "%s/save/vm.state", dir);
 	snprintf(mem, sizeof(mem), "%s/save/vm.mem", dir);
-	if (!restore && !(vargs = vmdef_vmm_args(&e->def, vsock, NULL)))
+	char taps[VMDEF_MAX_NICS][IFNAMSIZ], *tapv[VMDEF_MAX_NICS];
+	for (unsigned int k = 0; k < e->def.nnics; k++) {
+		bridge_tap_name(&e->def, k, taps[k]);
+		tapv[k] = taps[k];
+	}
+	if (!restore && !(vargs = vmdef_vmm_args(&e->def, vsock, tapv)))
 		return NULL;
 	while (vargs && vargs[nv])
 		nv++;
@@ -348,6 +355,7 @@ static int ended_early(struct ternd *t, struct vm_entry *e, char *err, size_t n,
 	struct json_object *o;
 
 	ended(t, e, &reason, &detail);
+	bridge_taps_delete(&e->def);
 	if (detail && (o = json_tokener_parse(detail))) {
 		struct json_object *m;
 		if (json_object_object_get_ex(o, "message", &m))
@@ -382,13 +390,6 @@ int run_start(struct ternd *t, struct vm_entry *e, char *err, size_t n)
 
 	if (ternd_is_active(e))
 		return fail_msg(err, n, -EBUSY, "%s is %s already", e->def.name, e->state);
-	for (unsigned int i = 0; i < e->def.nnics; i++)
-		if (e->def.nics[i].type == VMDEF_NIC_BRIDGE)
-			return fail_msg(
-				err, n, -ENOTSUP,
-				"%s: nics[%u]: bridge NICs are not implemented yet in ternd "
-				"(use type \"user\")",
-				e->def.name, i);
 	ternd_vm_dir(t, e, NULL, dir, sizeof(dir));
 	snprintf(path, sizeof(path), "%s/vms", t->state_dir);
 	mkdir(path, 0700);
@@ -397,8 +398,12 @@ int run_start(struct ternd *t, struct vm_entry *e, char *err, size_t n)
 	for (const char *f = "status\0status.vmm\0pid\0api.sock\0"; *f; f += strlen(f) + 1)
 		unlink(ternd_vm_dir(t, e, f, path, sizeof(path)));
 	restore = !stat(ternd_vm_dir(t, e, "save/vm.state", path, sizeof(path)), &sb);
-	if (!(argv = start_argv(t, e, restore)))
+	if ((r = bridge_taps_create(&e->def, err, n)))
+		return r;
+	if (!(argv = start_argv(t, e, restore))) {
+		bridge_taps_delete(&e->def);
 		return -ENOMEM;
+	}
 	if ((cg = cgroup_dir(t, e, cgbuf, sizeof(cgbuf))) && mkdir(cg, 0755) && errno != EEXIST) {
 		log_warn("%s: cannot make cgroup %s: %s; running it without one", e->def.name, cg,
 			 strerror(errno));
@@ -412,8 +417,11 @@ int run_start(struct ternd *t, struct vm_entry *e, char *err, size_t n)
 	vmdef_free_args(argv);
 	if (log_fd >= 0)
 		close(log_fd);
-	if (child < 0)
-		return fail_msg(err, n, -errno, "fork: %s", strerror(errno));
+	if (child < 0) {
+		r = fail_msg(err, n, -errno, "fork: %s", strerror(errno));
+		bridge_taps_delete(&e->def);
+		return r;
+	}
 	waitpid(child, NULL, 0); /* the intermediate process; the monitor is init's now */
 	deadline = ms_now() + t->start_timeout_ms;
 	ternd_vm_dir(t, e, "pid", path, sizeof(path));
@@ -460,6 +468,7 @@ int run_start(struct ternd *t, struct vm_entry *e, char *err, size_t n)
 			fail_msg(err, n, -ETIMEDOUT,
 				 "%s did not answer on its API socket within %d ms (%s): killed",
 				 e->def.name, t->start_timeout_ms, why);
+			bridge_taps_delete(&e->def);
 			ternd_set_state(t, e, "shut off", "failed", NULL);
 			return -ETIMEDOUT;
 		}

@@ -329,3 +329,56 @@ def test_linux_guest_console_reboot_and_shutdown():
         assert pb.ACTION in ternd.console_log(t, "lin")
     finally:
         t.close()
+
+
+def test_bridge_nic():
+    """A bridge NIC: ternd makes a TAP on the bridge for the run and removes it after."""
+    import debian
+    import socket
+    br = "brt%d" % (os.getpid() % 10000)
+    init = r"""
+for i in /sys/class/net/*; do [ "$(cat $i/address)" = 02:00:00:00:77:01 ] && N=${i##*/}; done
+ip link set $N up
+ip addr add 192.168.77.2/24 dev $N
+echo "NIC=$N"
+i=0
+while [ $i -lt 60 ]; do echo hello-over-the-bridge | nc 192.168.77.1 7001 && break; sleep 1; i=$((i+1)); done
+echo SENT
+while true; do sleep 1; done
+"""
+    subprocess.run(["ip", "link", "add", br, "type", "bridge"], check=True)
+    t = None
+    srv = socket.socket()
+    try:
+        subprocess.run(["ip", "addr", "add", "192.168.77.1/24", "dev", br], check=True)
+        subprocess.run(["ip", "link", "set", br, "up"], check=True)
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind(("192.168.77.1", 7001))
+        srv.listen(1)
+        srv.settimeout(300)
+        t = ternd.Ternd("bridge")
+        initrd = debian.initrd(init, ["virtio_pci", "virtio_net"])
+        t.define("br", debian.kernel(), initrd=initrd, memory_mib=256, cmdline=debian.CMDLINE,
+                 nics=[{"type": "bridge", "bridge": br, "mac": "02:00:00:00:77:01"}])
+        status, got = t.call("POST", "/vms", {"name": "nobr", "kernel": debian.kernel(),
+                                              "nics": [{"type": "bridge", "bridge": "nosuchbr0"}]})
+        assert status == 201, got
+        status, got = t.call("POST", "/vms/nobr/start")
+        assert status == 400 and "there is no bridge nosuchbr0" in got["error"], got
+        assert t.vm("nobr")["state"] == "shut off"
+        t.ok("POST", "/vms/br/start")
+        uuid = t.vm("br")["uuid"]
+        tap = "tn%s-0" % uuid[:8]
+        master = open("/sys/class/net/%s/master/uevent" % tap).read()
+        assert "INTERFACE=%s" % br in master, master
+        conn, _ = srv.accept()
+        data = conn.recv(100)
+        conn.close()
+        assert data == b"hello-over-the-bridge\n", data
+        t.ok("POST", "/vms/br/destroy")
+        assert not os.path.exists("/sys/class/net/" + tap), "the TAP outlived its VM"
+    finally:
+        srv.close()
+        if t:
+            t.close()
+        subprocess.run(["ip", "link", "del", br])
