@@ -72,8 +72,8 @@ int bridge_taps_create(const struct vmdef *d, char *err, size_t errlen)
 		if (n->type != VMDEF_NIC_BRIDGE)
 			continue;
 		if (!if_nametoindex(n->bridge)) {
-			r = fail_msg(err, errlen, -EINVAL, "'nics[%u].bridge': there is no bridge %s",
-				     i, n->bridge);
+			r = fail_msg(err, errlen, -EINVAL,
+				     "'nics[%u].bridge': there is no bridge %s", i, n->bridge);
 			goto fail;
 		}
 		bridge_tap_name(d, i, tap);
@@ -85,8 +85,8 @@ int bridge_taps_create(const struct vmdef *d, char *err, size_t errlen)
 		}
 		if ((r = attach_up(n->bridge, tap))) {
 			fail_msg(err, errlen, r == -EOPNOTSUPP ? -EINVAL : r,
-				 "'nics[%u].bridge': cannot attach TAP %s to %s: %s", i, tap, n->bridge,
-				 strerror(-r));
+				 "'nics[%u].bridge': cannot attach TAP %s to %s: %s", i, tap,
+				 n->bridge, strerror(-r));
 			r = r == -EOPNOTSUPP ? -EINVAL : r;
 			goto fail;
 		}
