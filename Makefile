@@ -1,5 +1,5 @@
-# tern build. `make` builds tern-vmm and the tests; `make SAN=1` builds the same with
-# ASan+UBSan into build-san/; `make CC=clang` builds with clang.
+# tern build. `make` builds the programs and the tests; `make SAN=1` builds the same with
+# ASan+UBSan into build-san/; `make CC=clang` builds with clang; `make install` (below).
 CC ?= gcc
 SAN ?= 0
 BUILD ?= $(if $(filter 1,$(SAN)),build-san,build)
@@ -25,7 +25,7 @@ all: $(addprefix $(BUILD)/,$(PROGRAMS)) $(BUILD)/unit-tests guests
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/libtern.a: $(LIB_OBJ)
 	rm -f $@
@@ -56,11 +56,54 @@ fuzz:
 fuzz-check:
 	$(MAKE) -C fuzz check OUT=$(CURDIR)/build/fuzz
 
+# The four programs alone (what a package needs; `all` adds the tests and test guests).
+programs: $(addprefix $(BUILD)/,$(PROGRAMS))
+
+# `make install [PREFIX=/usr/local] [DESTDIR=]`: tern-vmm and tern in bin; ternd and
+# tern-monitor in sbin (ternd runs the tern-monitor beside it and the tern-vmm in ../bin);
+# the systemd unit, with its paths made PREFIX's; man pages, docs, bash completion.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR ?= $(PREFIX)/share/man
+DOCDIR ?= $(PREFIX)/share/doc/tern
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+INSTALL ?= install
+MAN_PAGES := man/tern.1 man/tern-vmm.1 man/ternd.8 man/tern-monitor.8
+DOCS := docs/ternd.md docs/ternd-api.yaml docs/api.md docs/api.yaml docs/overlay.md
+# The unit and man pages name /usr/sbin, /usr/share/doc/tern and /lib/systemd/system.
+SUBST_PATHS := sed -e 's|/usr/sbin/ternd|$(SBINDIR)/ternd|g' -e 's|/usr/share/doc/tern|$(DOCDIR)|g' \
+	-e 's|/lib/systemd/system/ternd|$(SYSTEMDUNITDIR)/ternd|g'
+
+install: programs
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR) $(DESTDIR)$(BASHCOMPDIR) \
+		$(DESTDIR)$(SYSTEMDUNITDIR)
+	$(INSTALL) -m 0755 $(BUILD)/tern-vmm $(BUILD)/tern $(DESTDIR)$(BINDIR)/
+	$(INSTALL) -m 0755 $(BUILD)/ternd $(BUILD)/tern-monitor $(DESTDIR)$(SBINDIR)/
+	for m in $(MAN_PAGES); do \
+		$(SUBST_PATHS) $$m > $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m#man/} || exit 1; \
+		chmod 0644 $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m#man/}; \
+	done
+	$(SUBST_PATHS) contrib/systemd/ternd.service > $(DESTDIR)$(SYSTEMDUNITDIR)/ternd.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/ternd.service
+	$(INSTALL) -m 0644 $(DOCS) $(DESTDIR)$(DOCDIR)/
+	$(INSTALL) -m 0644 contrib/bash-completion/tern $(DESTDIR)$(BASHCOMPDIR)/tern
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,tern-vmm tern) \
+		$(addprefix $(DESTDIR)$(SBINDIR)/,ternd tern-monitor) \
+		$(foreach m,$(MAN_PAGES),$(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(notdir $(m))) \
+		$(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(DOCS))) \
+		$(DESTDIR)$(SYSTEMDUNITDIR)/ternd.service $(DESTDIR)$(BASHCOMPDIR)/tern
+	-rmdir $(DESTDIR)$(DOCDIR)
+
 format-check:
 	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h' | grep -v '^include/uapi/')
 
 clean:
 	rm -rf build build-san
 
-.PHONY: all guests clean format-check fuzz fuzz-check
+.PHONY: all programs install uninstall guests clean format-check fuzz fuzz-check
 -include $(LIB_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(MAINS:%.c=$(BUILD)/%.d)

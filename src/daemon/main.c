@@ -42,7 +42,8 @@ static const char usage[] =
 	"                      vm-UUID; default: ternd's own cgroup, or /tern if that is the "
 	"root;\n"
 	"                      none: no cgroups\n"
-	"  --vmm, --monitor    the tern-vmm and tern-monitor to run (default: beside ternd)\n"
+	"  --vmm, --monitor    the tern-vmm and tern-monitor to run (default: beside ternd, else\n"
+	"                      in ../bin from ternd's directory)\n"
 	"  --start-timeout S   how long a VM may take to answer on its API socket, 1 to 3600\n"
 	"                      (default 60)\n"
 	"\n"
@@ -56,16 +57,26 @@ struct opts {
 	enum log_level level;
 };
 
+/* DIR/NAME where DIR holds ternd's executable; else DIR/../bin/NAME when that one is
+ * executable (an installed ternd in sbin finds tern-vmm in bin). */
 static char *beside_self(const char *name)
 {
-	char self[PATH_MAX], *out;
+	char self[PATH_MAX], *dir, *out, *alt;
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 
 	if (n <= 0)
 		return strdup(name);
 	self[n] = 0;
-	if (asprintf(&out, "%s/%s", dirname(self), name) < 0)
+	dir = dirname(self);
+	if (asprintf(&out, "%s/%s", dir, name) < 0)
 		return NULL;
+	if (access(out, X_OK) && asprintf(&alt, "%s/../bin/%s", dir, name) >= 0) {
+		if (access(alt, X_OK) == 0) {
+			free(out);
+			return alt;
+		}
+		free(alt);
+	}
 	return out;
 }
 
