@@ -87,6 +87,8 @@ int res_snapshot_load(struct api *a, struct json_object *o, char *err, size_t n)
 struct json_object *res_instance_info(struct api *a);
 struct json_object *res_machine_config_get(struct api *a);
 struct json_object *res_vm_config_get(struct api *a);
+/* tern's GET /metrics: every counter as a running total since the VM started. */
+struct json_object *res_metrics_get(struct api *a);
 
 /* Firecracker's words for a pre-boot resource after InstanceStart. */
 #define API_AFTER_START "The requested operation is not supported after starting the microVM."

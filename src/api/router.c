@@ -95,6 +95,8 @@ static enum outcome route(struct api *a, const struct http_request *req, struct 
 			reply_json(resp, res_machine_config_get(a));
 		else if (!strcmp(p, "/vm/config"))
 			reply_json(resp, res_vm_config_get(a));
+		else if (!strcmp(p, "/metrics"))
+			reply_json(resp, res_metrics_get(a));
 		else
 			return BAD_ROUTE;
 		return DONE;

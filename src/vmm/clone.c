@@ -1,5 +1,6 @@
 /* New identities for clones restored from one snapshot (clone.h). */
 #include "vmm/clone.h"
+#include "backend/disk_copy.h"
 #include "backend/disk_overlay.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -7,11 +8,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -35,61 +34,6 @@ static int refuse_if_written(const struct disk_config *d, char *err, size_t n)
 	return 0;
 }
 
-/*
- * A reflink shares every block until one side writes it: the cheapest copy-on-write.
- * TERN_CLONE_NO_REFLINK=1 skips it, so tests see overlays on any file system.
- */
-static bool try_reflink(const char *from, const char *to)
-{
-	const char *no = getenv("TERN_CLONE_NO_REFLINK");
-	int in = -1, out = -1;
-	bool ok = false;
-
-	if (no && !strcmp(no, "1"))
-		return false;
-	in = open(from, O_RDONLY | O_CLOEXEC);
-	out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (in >= 0 && out >= 0)
-		ok = ioctl(out, FICLONE, in) == 0;
-	if (in >= 0)
-		close(in);
-	if (out >= 0) {
-		close(out);
-		if (!ok)
-			unlink(to);
-	}
-	return ok;
-}
-
-/* An overlay holds only what its VM wrote: a clone of one copies that (holes stay). */
-static int copy_overlay(const char *from, const char *to, char *err, size_t n)
-{
-	struct stat st;
-	int in = open(from, O_RDONLY | O_CLOEXEC), out = -1, r = 0;
-
-	if (in < 0 || fstat(in, &st) < 0) {
-		r = fail_msg(err, n, -errno, "clone: cannot read overlay '%s': %s", from,
-			     strerror(errno));
-		goto out;
-	}
-	out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (out < 0) {
-		r = fail_msg(err, n, -errno, "clone: cannot create '%s': %s", to, strerror(errno));
-		goto out;
-	}
-	if (ftruncate(out, st.st_size) < 0 || (r = file_copy_sparse(in, out, st.st_size))) {
-		r = fail_msg(err, n, r ? r : -errno, "clone: cannot copy '%s': %s", from,
-			     strerror(r ? -r : errno));
-		unlink(to);
-	}
-out:
-	if (in >= 0)
-		close(in);
-	if (out >= 0)
-		close(out);
-	return r;
-}
-
 static int clone_disk(struct disk_config *d, char *err, size_t n)
 {
 	char path[4096];
@@ -99,12 +43,13 @@ static int clone_disk(struct disk_config *d, char *err, size_t n)
 	    (int)sizeof(path))
 		return fail_msg(err, n, -ENAMETOOLONG, "clone: disk path '%s' is too long",
 				d->path);
-	if (try_reflink(d->path, path)) {
+	if (disk_reflink(d->path, path)) {
 		log_info("clone: %s reflinked to %s", d->path, path);
 	} else if ((r = refuse_if_written(d, err, n))) {
 		return r;
 	} else if (d->format == DISK_FORMAT_OVERLAY) {
-		if ((r = copy_overlay(d->path, path, err, n)))
+		/* An overlay holds only what its VM wrote: the copy has that (holes stay). */
+		if ((r = disk_copy(d->path, path, err, n)))
 			return r;
 		log_info("clone: overlay %s copied to %s (no reflink here)", d->path, path);
 	} else {

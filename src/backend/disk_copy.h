@@ -1,0 +1,25 @@
+/*
+ * Whole-file copies of disk images: a reflink where the file system shares blocks
+ * (btrfs, XFS), else a sparse copy (holes stay holes). Used by tern-vmm's clones and by
+ * ternd's snapshots and clones.
+ */
+#ifndef TERN_BACKEND_DISK_COPY_H
+#define TERN_BACKEND_DISK_COPY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/*
+ * Makes to (which must not exist) a reflink of from; false (and no to) where the file
+ * system cannot. TERN_CLONE_NO_REFLINK=1 makes it always false, so tests see the
+ * fallback on any file system.
+ */
+bool disk_reflink(const char *from, const char *to);
+
+/*
+ * Copies from to to (which must not exist): a reflink when possible, else the data
+ * extents only, then fsync. On failure to is removed. 0 or -errno with err naming the file.
+ */
+int disk_copy(const char *from, const char *to, char *err, size_t n);
+
+#endif
