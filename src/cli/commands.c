@@ -74,6 +74,39 @@ const struct cli_command cli_commands[] = {
 	  "The VM is then shut off (saved); `tern start` restores it. Shows the elapsed time\n"
 	  "on a terminal while the memory is written.\n",
 	  "tern save web" },
+	{ "snapshot", cmd_snapshot, true, "create|list|revert|delete NAME [SNAP]",
+	  "take, list, revert to or delete a VM's snapshots",
+	  "  create NAME SNAP   the memory and disks of a running or paused VM (paused while\n"
+	  "                     they are written), the disks only of a shut-off one\n"
+	  "  list NAME          NAME's snapshots, oldest first\n"
+	  "  revert NAME SNAP   the definition and disks back as they were; a snapshot with\n"
+	  "                     memory runs (or stays paused) from that moment, a running VM\n"
+	  "                     is stopped first\n"
+	  "  delete NAME SNAP   removes it (a VM running from it is not affected)\n"
+	  "Writable disks are copied (reflinked where the file system can). The virsh names\n"
+	  "snapshot-create, snapshot-list, snapshot-revert and snapshot-delete work too.\n",
+	  "tern snapshot create web before-upgrade" },
+	{ "snapshot-create", cmd_snapshot_create, true, "NAME SNAP", "= snapshot create", "",
+	  "tern snapshot-create web s1" },
+	{ "snapshot-list", cmd_snapshot_list, true, "NAME", "= snapshot list", "",
+	  "tern snapshot-list web" },
+	{ "snapshot-revert", cmd_snapshot_revert, true, "NAME SNAP", "= snapshot revert", "",
+	  "tern snapshot-revert web s1" },
+	{ "snapshot-delete", cmd_snapshot_delete, true, "NAME SNAP", "= snapshot delete", "",
+	  "tern snapshot-delete web s1" },
+	{ "clone", cmd_clone, true, "NAME NEW [--copy]", "a new VM from a shut-off one",
+	  "The clone gets a new uuid, new MACs and a new vsock CID, no host port forwards\n"
+	  "and autostart off, and its own writable disks beside the source's, named\n"
+	  "NEW-diskI.img or .ovl: a reflink where the file system has them; else an overlay\n"
+	  "in front of the source's image, and the source moves onto an overlay of its own\n"
+	  "(SOURCE-diskI.ovl), since both need that image unchanged from then on.\n"
+	  "  --copy   full copies of the disks instead (needed for a source with snapshots or\n"
+	  "           a managed save); shows the elapsed time on a terminal\n",
+	  "tern clone web web2 && tern start web2" },
+	{ "stats", cmd_stats, true, "NAME", "a running VM's disk and NIC counters",
+	  "Bytes, requests and packets since the VM started, per disk and per NIC; --json\n"
+	  "adds the vCPU exits, vsock and rng counters.\n",
+	  "tern stats web" },
 	{ "autostart", cmd_autostart, true, "NAME [--disable]",
 	  "start a VM whenever ternd starts (--disable: not)",
 	  "Changes the definition, which ternd allows only while the VM is shut off.\n",

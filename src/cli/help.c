@@ -41,13 +41,19 @@ int help_print(const char *command)
 	if (!command) {
 		fputs(overview_head, stdout);
 		for (k = cli_commands; k->name; k++)
-			printf("  %-11s %s\n", k->name, k->summary);
+			if (k->summary[0] != '=') /* virsh-style aliases: under their command */
+				printf("  %-11s %s\n", k->name, k->summary);
 		fputs(overview_tail, stdout);
 		return CLI_OK;
 	}
 	if (!(k = cli_command_find(command))) {
 		cli_error("no command '%s' (tern help lists them)", command);
 		return CLI_USAGE;
+	}
+	if (k->summary[0] == '=') {
+		printf("usage: tern %s %s\n\nThe same as `tern %s` (tern help %.8s).\n", k->name,
+		       k->synopsis, k->summary + 2, k->name);
+		return CLI_OK;
 	}
 	printf("usage: tern %s %s\n\n%c%s.\n", k->name, k->synopsis, toupper(k->summary[0]),
 	       k->summary + 1);

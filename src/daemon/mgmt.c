@@ -380,6 +380,87 @@ static bool is(const struct http_request *req, const char *m)
 	return !strcmp(req->method_name, m);
 }
 
+/* GET /vms/NAME/stats */
+static void stats(struct ternd *t, struct vm_entry *e, struct http_response *resp)
+{
+	char err[1024];
+	int status;
+	struct json_object *o = stats_get(t, e, &status, err, sizeof(err));
+
+	if (!o)
+		return fail(resp, status, err);
+	reply(resp, 200, o);
+}
+
+/* POST /vms/NAME/clone: 201 with the new VM's summary. */
+static void clone_route(struct ternd *t, struct vm_entry *e, const struct http_request *req,
+			struct http_response *resp)
+{
+	char err[1024], name[VMDEF_NAME_MAX + 1];
+	int r;
+
+	pthread_mutex_lock(&e->op);
+	r = e->removed ? fail_msg(err, sizeof(err), -ENOENT, "no VM named %s", e->def.name) :
+			 clone_vm(t, e, req->body, name, err, sizeof(err));
+	pthread_mutex_unlock(&e->op);
+	if (r)
+		return fail(resp, status_of(r), err);
+	struct vm_entry *c = ternd_get(t, name);
+	if (!c)
+		return fail(resp, 500, "the clone vanished while being defined");
+	pthread_mutex_lock(&t->lock);
+	struct json_object *o = summary(c);
+	pthread_mutex_unlock(&t->lock);
+	ternd_put(t, c);
+	reply(resp, 201, o);
+}
+
+/*
+ * /vms/NAME/snapshots (GET: list, POST {"name"}: create), /vms/NAME/snapshots/SNAP
+ * (DELETE), /vms/NAME/snapshots/SNAP/revert (POST). rest is what follows "/snapshots".
+ */
+static void snapshots(struct ternd *t, struct vm_entry *e, const char *rest,
+		      const struct http_request *req, struct http_response *resp)
+{
+	char snap[VMDEF_NAME_MAX + 2] = "", err[1024], verb[16] = "";
+	int r;
+
+	if (!*rest && is(req, "GET")) {
+		struct json_object *o = snap_list(t, e);
+		return o ? reply(resp, 200, o) : fail(resp, 500, "cannot read the database");
+	}
+	if (*rest &&
+	    (sscanf(rest, "/%64[^/]/%15s", snap, verb) < 1 || strlen(snap) > VMDEF_NAME_MAX ||
+	     strlen(rest) != 1 + strlen(snap) + (verb[0] ? strlen(verb) + 1 : 0)))
+		return fail(resp, 404, "no such path: see docs/ternd.md");
+	bool create = !*rest && is(req, "POST");
+	bool revert = snap[0] && !strcmp(verb, "revert") && is(req, "POST");
+	bool del = snap[0] && !verb[0] && is(req, "DELETE");
+	if (!create && !revert && !del)
+		return fail(resp, 405, "not a method this path takes: see docs/ternd.md");
+	pthread_mutex_lock(&e->op);
+	if (e->removed)
+		r = fail_msg(err, sizeof(err), -ENOENT, "no VM named %s", e->def.name);
+	else if (create)
+		r = snap_create(t, e, req->body, snap, err, sizeof(err));
+	else if (revert)
+		r = snap_revert(t, e, snap, err, sizeof(err));
+	else
+		r = snap_delete(t, e, snap, err, sizeof(err));
+	pthread_mutex_unlock(&e->op);
+	if (r)
+		return fail(resp, status_of(r), err);
+	if (del) {
+		resp->status = 204;
+		return;
+	}
+	pthread_mutex_lock(&t->lock);
+	struct json_object *o = summary(e);
+	pthread_mutex_unlock(&t->lock);
+	json_object_object_add(o, "snapshot", json_object_new_string(snap));
+	reply(resp, create ? 201 : 200, o);
+}
+
 void mgmt_handle(void *opaque, const struct http_request *req, struct http_response *resp)
 {
 	const struct mgmt_listener *l = opaque;
@@ -409,8 +490,11 @@ void mgmt_handle(void *opaque, const struct http_request *req, struct http_respo
 		return fail(resp, 405, "GET or POST only");
 	}
 	op[0] = 0;
-	if (sscanf(p, "/vms/%127[^/]/%31[^/]", name, op) < 1 ||
-	    strlen(p) != strlen("/vms/") + strlen(name) + (op[0] ? strlen(op) + 1 : 0))
+	const char *snaps = NULL;
+	if (sscanf(p, "/vms/%127[^/]/%31[^/]", name, op) == 2 && !strcmp(op, "snapshots"))
+		snaps = p + strlen("/vms/") + strlen(name) + strlen("/snapshots");
+	else if (sscanf(p, "/vms/%127[^/]/%31[^/]", name, op) < 1 ||
+		 strlen(p) != strlen("/vms/") + strlen(name) + (op[0] ? strlen(op) + 1 : 0))
 		return fail(resp, 404, "no such path: see docs/ternd.md");
 	struct vm_entry *e = ternd_get(t, name);
 	if (!e) {
@@ -418,7 +502,13 @@ void mgmt_handle(void *opaque, const struct http_request *req, struct http_respo
 		snprintf(msg, sizeof(msg), "no VM named %.64s", name);
 		return fail(resp, 404, msg);
 	}
-	if (!op[0] && is(req, "GET"))
+	if (snaps)
+		snapshots(t, e, snaps, req, resp);
+	else if (!strcmp(op, "stats"))
+		is(req, "GET") ? stats(t, e, resp) : fail(resp, 405, "GET only");
+	else if (!strcmp(op, "clone"))
+		is(req, "POST") ? clone_route(t, e, req, resp) : fail(resp, 405, "POST only");
+	else if (!op[0] && is(req, "GET"))
 		info(t, e, resp);
 	else if (!op[0] && is(req, "PUT"))
 		redefine(t, e, req, resp);

@@ -12,14 +12,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define API_TIMEOUT_MS 10000
-#define SAVE_TIMEOUT_MS 600000 /* writing guest memory: minutes for big guests */
 #define SHUTDOWN_DEFAULT_S 60
 #define SHUTDOWN_MAX_S 86400
 
 /* The VM must be in state a (or b): else -EBUSY naming the state it is in. */
-static int need_state(struct ternd *t, struct vm_entry *e, const char *a, const char *b,
-		      const char *op, char *err, size_t n)
+int ops_need_state(struct ternd *t, struct vm_entry *e, const char *a, const char *b,
+		   const char *op, char *err, size_t n)
 {
 	char now[16];
 
@@ -32,8 +30,8 @@ static int need_state(struct ternd *t, struct vm_entry *e, const char *a, const 
 }
 
 /* One request to the VM's tern-vmm that must answer 204. */
-static int vmm_call(struct ternd *t, struct vm_entry *e, const char *method, const char *path,
-		    const char *body, int timeout_ms, char *err, size_t n)
+int ops_vmm_call(struct ternd *t, struct vm_entry *e, const char *method, const char *path,
+		 const char *body, int timeout_ms, char *err, size_t n)
 {
 	char sock[4200], why[512], *resp = NULL;
 	int r = vmm_request(ternd_vm_dir(t, e, "api.sock", sock, sizeof(sock)), method, path, body,
@@ -67,11 +65,11 @@ static int op_shutdown(struct ternd *t, struct vm_entry *e, const char *body, ch
 		if (r)
 			return r;
 	}
-	if ((r = need_state(t, e, "running", NULL, "shut down", err, n)))
+	if ((r = ops_need_state(t, e, "running", NULL, "shut down", err, n)))
 		return r;
 	/* The ACPI power button: a guest that listens powers off; then tern-vmm exits. */
-	if ((r = vmm_call(t, e, "PUT", "/actions", "{\"action_type\": \"SendPowerButton\"}",
-			  API_TIMEOUT_MS, err, n)))
+	if ((r = ops_vmm_call(t, e, "PUT", "/actions", "{\"action_type\": \"SendPowerButton\"}",
+			      API_TIMEOUT_MS, err, n)))
 		return r;
 	if (run_wait_off(t, e, (int)timeout * 1000))
 		return 0;
@@ -87,7 +85,7 @@ static int op_save(struct ternd *t, struct vm_entry *e, char *err, size_t n)
 	char dir[4200], st[4300], mem[4300], body[9000];
 	int r;
 
-	if ((r = need_state(t, e, "running", "paused", "save", err, n)))
+	if ((r = ops_need_state(t, e, "running", "paused", "save", err, n)))
 		return r;
 	ternd_vm_dir(t, e, "save", dir, sizeof(dir));
 	if (mkdir(dir, 0700) && errno != EEXIST)
@@ -97,10 +95,11 @@ static int op_save(struct ternd *t, struct vm_entry *e, char *err, size_t n)
 	snprintf(body, sizeof(body), "{\"snapshot_path\": \"%s\", \"mem_file_path\": \"%s\"}", st,
 		 mem);
 	if (!strcmp(e->state, "running") &&
-	    (r = vmm_call(t, e, "PATCH", "/vm", "{\"state\": \"Paused\"}", API_TIMEOUT_MS, err, n)))
+	    (r = ops_vmm_call(t, e, "PATCH", "/vm", "{\"state\": \"Paused\"}", API_TIMEOUT_MS, err,
+			      n)))
 		return r;
 	ternd_set_state(t, e, "paused", "user", NULL);
-	if ((r = vmm_call(t, e, "PUT", "/snapshot/create", body, SAVE_TIMEOUT_MS, err, n))) {
+	if ((r = ops_vmm_call(t, e, "PUT", "/snapshot/create", body, SAVE_TIMEOUT_MS, err, n))) {
 		unlink(st);
 		unlink(mem);
 		return r;
@@ -123,23 +122,24 @@ int ops_do(struct ternd *t, struct vm_entry *e, const char *op, const char *body
 	if (!strcmp(op, "save"))
 		return op_save(t, e, err, n);
 	if (!strcmp(op, "reboot")) {
-		if ((r = need_state(t, e, "running", NULL, "reboot", err, n)))
+		if ((r = ops_need_state(t, e, "running", NULL, "reboot", err, n)))
 			return r;
-		return vmm_call(t, e, "PUT", "/actions", "{\"action_type\": \"SendCtrlAltDel\"}",
-				API_TIMEOUT_MS, err, n);
+		return ops_vmm_call(t, e, "PUT", "/actions",
+				    "{\"action_type\": \"SendCtrlAltDel\"}", API_TIMEOUT_MS, err,
+				    n);
 	}
 	if (!strcmp(op, "suspend")) {
-		if ((r = need_state(t, e, "running", NULL, "suspend", err, n)) ||
-		    (r = vmm_call(t, e, "PATCH", "/vm", "{\"state\": \"Paused\"}", API_TIMEOUT_MS,
-				  err, n)))
+		if ((r = ops_need_state(t, e, "running", NULL, "suspend", err, n)) ||
+		    (r = ops_vmm_call(t, e, "PATCH", "/vm", "{\"state\": \"Paused\"}",
+				      API_TIMEOUT_MS, err, n)))
 			return r;
 		ternd_set_state(t, e, "paused", "user", NULL);
 		return 0;
 	}
 	if (!strcmp(op, "resume")) {
-		if ((r = need_state(t, e, "paused", NULL, "resume", err, n)) ||
-		    (r = vmm_call(t, e, "PATCH", "/vm", "{\"state\": \"Resumed\"}", API_TIMEOUT_MS,
-				  err, n)))
+		if ((r = ops_need_state(t, e, "paused", NULL, "resume", err, n)) ||
+		    (r = ops_vmm_call(t, e, "PATCH", "/vm", "{\"state\": \"Resumed\"}",
+				      API_TIMEOUT_MS, err, n)))
 			return r;
 		ternd_set_state(t, e, "running", "unpaused", NULL);
 		return 0;

@@ -291,9 +291,12 @@ static void spawn_child(const char *cg, char **argv, int log_fd)
 	_exit(127);
 }
 
-static char **start_argv(struct ternd *t, struct vm_entry *e, bool restore)
+/* restore_state, restore_mem: the files to restore (a managed save, a snapshot) or NULL. */
+static char **start_argv(struct ternd *t, struct vm_entry *e, const char *restore_state,
+			 const char *restore_mem, bool paused)
 {
-	char dir[4096], api[4200], status[4200], vsock[4200], st[4200], mem[4200];
+	char dir[4096], api[4200], status[4200], vsock[4200];
+	bool restore = restore_state;
 	char **vargs = NULL, **argv;
 	size_t nv = 0, i = 0;
 
@@ -301,8 +304,6 @@ static char **start_argv(struct ternd *t, struct vm_entry *e, bool restore)
 	snprintf(api, sizeof(api), "%s/api.sock", dir);
 	snprintf(status, sizeof(status), "%s/status.vmm", dir);
 	snprintf(vsock, sizeof(vsock), "%s/vsock.sock", dir);
-	snprintf(st, sizeof(st), "%s/save/vm.state", dir);
-	snprintf(mem, sizeof(mem), "%s/save/vm.mem", dir);
 	char taps[VMDEF_MAX_NICS][IFNAMSIZ], *tapv[VMDEF_MAX_NICS];
 	for (unsigned int k = 0; k < e->def.nnics; k++) {
 		bridge_tap_name(&e->def, k, taps[k]);
@@ -323,9 +324,11 @@ static char **start_argv(struct ternd *t, struct vm_entry *e, bool restore)
 	argv[i++] = strdup(t->vmm_path);
 	if (restore) {
 		argv[i++] = strdup("--restore");
-		argv[i++] = strdup(st);
+		argv[i++] = strdup(restore_state);
 		argv[i++] = strdup("--restore-mem");
-		argv[i++] = strdup(mem);
+		argv[i++] = strdup(restore_mem);
+		if (paused)
+			argv[i++] = strdup("--restore-paused");
 	}
 	for (size_t k = 0; k < nv; k++)
 		argv[i++] = strdup(vargs[k]);
@@ -377,16 +380,19 @@ static int ended_early(struct ternd *t, struct vm_entry *e, char *err, size_t n,
 	return -EIO;
 }
 
-int run_start(struct ternd *t, struct vm_entry *e, char *err, size_t n)
+/*
+ * Starts the VM: booted, or restored from restore_state + restore_mem (then paused if
+ * asked); reason is the state's reason once it runs ("booted", "restored" ...).
+ */
+static int launch(struct ternd *t, struct vm_entry *e, const char *restore_state,
+		  const char *restore_mem, bool paused, const char *reason, char *err, size_t n)
 {
 	char dir[4096], path[4200], cgbuf[4200], *cg;
 	char **argv;
 	struct pids p = { 0 };
-	struct stat sb;
 	long long deadline;
 	int mon_fd = -1, vmm_fd = -1, log_fd, r;
 	pid_t child;
-	bool restore;
 
 	if (ternd_is_active(e))
 		return fail_msg(err, n, -EBUSY, "%s is %s already", e->def.name, e->state);
@@ -397,10 +403,9 @@ int run_start(struct ternd *t, struct vm_entry *e, char *err, size_t n)
 		return fail_msg(err, n, -errno, "%s: %s", dir, strerror(errno));
 	for (const char *f = "status\0status.vmm\0pid\0api.sock\0"; *f; f += strlen(f) + 1)
 		unlink(ternd_vm_dir(t, e, f, path, sizeof(path)));
-	restore = !stat(ternd_vm_dir(t, e, "save/vm.state", path, sizeof(path)), &sb);
 	if ((r = bridge_taps_create(&e->def, err, n)))
 		return r;
-	if (!(argv = start_argv(t, e, restore))) {
+	if (!(argv = start_argv(t, e, restore_state, restore_mem, paused))) {
 		bridge_taps_delete(&e->def);
 		return -ENOMEM;
 	}
@@ -482,14 +487,39 @@ int run_start(struct ternd *t, struct vm_entry *e, char *err, size_t n)
 	e->vmm_gone = false;
 	e->end_reason[0] = 0;
 	pthread_mutex_unlock(&t->lock);
-	ternd_set_state(t, e, "running", restore ? "restored" : "booted", NULL);
+	ternd_set_state(t, e, restore_state && paused ? "paused" : "running", reason, NULL);
 	watch_add(t, e);
-	if (restore) {
-		/* The restored VM maps the memory file privately: the name may go now. */
-		unlink(ternd_vm_dir(t, e, "save/vm.state", path, sizeof(path)));
-		unlink(ternd_vm_dir(t, e, "save/vm.mem", path, sizeof(path)));
-	}
 	return 0;
+}
+
+int run_start(struct ternd *t, struct vm_entry *e, char *err, size_t n)
+{
+	char st[4200], mem[4200];
+	struct stat sb;
+	int r;
+
+	if (ternd_is_active(e))
+		return fail_msg(err, n, -EBUSY, "%s is %s already", e->def.name, e->state);
+	ternd_vm_dir(t, e, "save/vm.state", st, sizeof(st));
+	ternd_vm_dir(t, e, "save/vm.mem", mem, sizeof(mem));
+	if (stat(st, &sb))
+		return launch(t, e, NULL, NULL, false, "booted", err, n);
+	if ((r = launch(t, e, st, mem, false, "restored", err, n)))
+		return r;
+	/* The restored VM maps the memory file privately: the names may go now. */
+	unlink(st);
+	unlink(mem);
+	return 0;
+}
+
+int run_start_snapshot(struct ternd *t, struct vm_entry *e, const char *dir, bool paused, char *err,
+		       size_t n)
+{
+	char st[4200], mem[4200];
+
+	snprintf(st, sizeof(st), "%s/vm.state", dir);
+	snprintf(mem, sizeof(mem), "%s/vm.mem", dir);
+	return launch(t, e, st, mem, paused, "from snapshot", err, n);
 }
 
 bool run_wait_off(struct ternd *t, struct vm_entry *e, int timeout_ms)

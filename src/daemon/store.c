@@ -25,6 +25,10 @@ static const char *const migrations[] = {
 	" started_at REAL NOT NULL DEFAULT 0, created_at REAL NOT NULL);"
 	"CREATE TABLE events(id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL,"
 	" name TEXT NOT NULL, state TEXT NOT NULL, reason TEXT NOT NULL, detail TEXT);",
+	/* 2: snapshots, each with the definition it was taken with (a revert brings it back). */
+	"CREATE TABLE snapshots(vm_uuid TEXT NOT NULL, name TEXT NOT NULL,"
+	" created_at REAL NOT NULL, vm_state TEXT NOT NULL, definition TEXT NOT NULL,"
+	" PRIMARY KEY(vm_uuid, name));",
 };
 _Static_assert(ARRAY_SIZE(migrations) == STORE_SCHEMA_VERSION,
 	       "one migration step per schema version");
@@ -167,6 +171,7 @@ int store_vm_set_definition(struct store *s, const char *uuid, const char *defin
 
 int store_vm_delete(struct store *s, const char *uuid)
 {
+	exec(s, "DELETE FROM snapshots WHERE vm_uuid = ?", "t", uuid);
 	return exec(s, "DELETE FROM vms WHERE uuid = ?", "t", uuid);
 }
 
@@ -322,4 +327,68 @@ int64_t store_last_event(struct store *s)
 	}
 	pthread_mutex_unlock(&s->lock);
 	return id;
+}
+
+int store_snap_add(struct store *s, const char *uuid, const char *name, const char *vm_state,
+		   const char *definition)
+{
+	return exec(s,
+		    "INSERT INTO snapshots(vm_uuid, name, created_at, vm_state, definition)"
+		    " VALUES(?, ?, ?, ?, ?)",
+		    "ttdtt", uuid, name, now(), vm_state, definition);
+}
+
+int store_snap_delete(struct store *s, const char *uuid, const char *name)
+{
+	return exec(s, "DELETE FROM snapshots WHERE vm_uuid = ? AND name = ?", "tt", uuid, name);
+}
+
+int store_snap_list(struct store *s, const char *uuid, struct store_snap **out, size_t *count)
+{
+	sqlite3_stmt *st;
+	struct store_snap *v = NULL;
+	size_t n = 0, cap = 0;
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT name, created_at, vm_state, definition FROM snapshots"
+			       " WHERE vm_uuid = ? ORDER BY created_at, name",
+			       -1, &st, NULL) != SQLITE_OK) {
+		pthread_mutex_unlock(&s->lock);
+		return -EIO;
+	}
+	sqlite3_bind_text(st, 1, uuid, -1, SQLITE_TRANSIENT);
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == cap) {
+			struct store_snap *nv = realloc(v, (cap = cap ? cap * 2 : 8) * sizeof(*v));
+			if (!nv) {
+				r = SQLITE_NOMEM;
+				break;
+			}
+			v = nv;
+		}
+		struct store_snap *e = &v[n++];
+		memset(e, 0, sizeof(*e));
+		col_copy(st, 0, e->name, sizeof(e->name));
+		e->created_at = sqlite3_column_double(st, 1);
+		col_copy(st, 2, e->vm_state, sizeof(e->vm_state));
+		e->definition = col_dup(st, 3);
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->lock);
+	if (r != SQLITE_DONE) {
+		store_snaps_free(v, n);
+		return -EIO;
+	}
+	*out = v;
+	*count = n;
+	return 0;
+}
+
+void store_snaps_free(struct store_snap *v, size_t count)
+{
+	for (size_t i = 0; i < count; i++)
+		free(v[i].definition);
+	free(v);
 }

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 struct store;
 
@@ -32,6 +32,13 @@ struct store_event {
 	char *detail;
 };
 
+struct store_snap {
+	char name[64];
+	double created_at;
+	char vm_state[16]; /* the VM's state when it was taken: "shut off" = disks only */
+	char *definition;  /* the VM's definition then */
+};
+
 int store_open(struct store **out, const char *path, char *err, size_t errlen);
 void store_close(struct store *s);
 
@@ -45,6 +52,14 @@ int store_vm_set_state(struct store *s, const char *uuid, const char *state, con
 /* Every VM, by name; *out is malloc'd (store_vms_free). */
 int store_vm_list(struct store *s, struct store_vm **out, size_t *count);
 void store_vms_free(struct store_vm *v, size_t count);
+
+/* A VM's snapshots (docs/ternd.md): add (-EEXIST when the name is taken), delete, list. */
+int store_snap_add(struct store *s, const char *uuid, const char *name, const char *vm_state,
+		   const char *definition);
+int store_snap_delete(struct store *s, const char *uuid, const char *name);
+/* Oldest first; *out malloc'd (store_snaps_free). */
+int store_snap_list(struct store *s, const char *uuid, struct store_snap **out, size_t *count);
+void store_snaps_free(struct store_snap *v, size_t count);
 
 /* Appends an event that is not a state change ("defined", "undefined"). */
 int store_event_add(struct store *s, const char *name, const char *state, const char *reason,

@@ -12,6 +12,8 @@
 #include "daemon/store.h"
 #include "daemon/vmdef.h"
 
+#include <json-c/json.h>
+
 #include <pthread.h>
 #include <stdbool.h>
 #include <sys/types.h>
@@ -60,9 +62,33 @@ void ternd_set_state(struct ternd *t, struct vm_entry *e, const char *state, con
 const char *ternd_vm_dir(const struct ternd *t, const struct vm_entry *e, const char *file,
 			 char *buf, size_t n);
 bool ternd_is_active(const struct vm_entry *e);
+/* rm -rf path (no error when it is not there). */
+void ternd_remove_tree(const char *path);
+/* Replaces e's definition (parsed d and its JSON, both moved in) in the table and the database. */
+int ternd_set_definition(struct ternd *t, struct vm_entry *e, struct vmdef *d, char *json);
+
+/* snapshot.c: under the entry's op lock; 0 or -errno with err. */
+/* body {"name"}: the name is copied to name (VMDEF_NAME_MAX + 1 bytes). */
+int snap_create(struct ternd *t, struct vm_entry *e, const char *body, char *name, char *err,
+		size_t n);
+int snap_revert(struct ternd *t, struct vm_entry *e, const char *name, char *err, size_t n);
+int snap_delete(struct ternd *t, struct vm_entry *e, const char *name, char *err, size_t n);
+/* {"name", "snapshots": [{"name", "created_at", "vm_state", "memory"}]}, NULL on failure. */
+struct json_object *snap_list(struct ternd *t, struct vm_entry *e);
+
+/* clone.c: body {"name", "copy"}; src under its op lock. The new name into name. */
+int clone_vm(struct ternd *t, struct vm_entry *src, const char *body, char *name, char *err,
+	     size_t n);
+
+/* stats.c: tern-vmm's counters of a running VM, by disk and NIC; NULL + err on failure. */
+struct json_object *stats_get(struct ternd *t, struct vm_entry *e, int *status, char *err,
+			      size_t n);
 
 /* run.c */
 int run_start(struct ternd *t, struct vm_entry *e, char *err, size_t n);
+/* Starts it from the snapshot in dir (vm.state, vm.mem), paused if asked; the files stay. */
+int run_start_snapshot(struct ternd *t, struct vm_entry *e, const char *dir, bool paused, char *err,
+		       size_t n);
 /* Stops it at once (SIGKILL) and waits until its end is recorded with reason. */
 int run_kill(struct ternd *t, struct vm_entry *e, const char *reason, char *err, size_t n);
 /* Waits up to timeout_ms for the VM to be shut off; true if it is. */
@@ -71,6 +97,16 @@ bool run_wait_off(struct ternd *t, struct vm_entry *e, int timeout_ms);
 void run_reconcile(struct ternd *t);
 /* The thread that notices VMs ending. */
 void *run_watch_thread(void *arg);
+
+#define API_TIMEOUT_MS 10000
+#define SAVE_TIMEOUT_MS 600000 /* writing guest memory: minutes for big guests */
+
+/* The VM must be in state a (or b): else -EBUSY naming the state it is in. */
+int ops_need_state(struct ternd *t, struct vm_entry *e, const char *a, const char *b,
+		   const char *op, char *err, size_t n);
+/* One request to the VM's tern-vmm that must answer 200 or 204. */
+int ops_vmm_call(struct ternd *t, struct vm_entry *e, const char *method, const char *path,
+		 const char *body, int timeout_ms, char *err, size_t n);
 
 /* ops.c: one operation each, under the entry's op lock; 0 or -errno with err. */
 int ops_do(struct ternd *t, struct vm_entry *e, const char *op, const char *body, char *err,

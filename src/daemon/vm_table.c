@@ -148,9 +148,32 @@ int ternd_define(struct ternd *t, struct vmdef *d, char *err, size_t n)
 	return r;
 }
 
+int ternd_set_definition(struct ternd *t, struct vm_entry *e, struct vmdef *d, char *json)
+{
+	pthread_mutex_lock(&t->lock);
+	if (store_vm_set_definition(t->store, e->def.uuid, json)) {
+		pthread_mutex_unlock(&t->lock);
+		return -EIO;
+	}
+	vmdef_free(&e->def);
+	e->def = *d;
+	memset(d, 0, sizeof(*d));
+	free(e->def_json);
+	e->def_json = json;
+	store_event_add(t->store, e->def.name, "defined", "updated", NULL);
+	pthread_cond_broadcast(&t->changed);
+	pthread_mutex_unlock(&t->lock);
+	return 0;
+}
+
 static int remove_file(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	return remove(path);
+}
+
+void ternd_remove_tree(const char *path)
+{
+	nftw(path, remove_file, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 int ternd_undefine(struct ternd *t, struct vm_entry *e, bool remove_storage, char *err, size_t n)
@@ -178,7 +201,7 @@ int ternd_undefine(struct ternd *t, struct vm_entry *e, bool remove_storage, cha
 	pthread_cond_broadcast(&t->changed);
 	pthread_mutex_unlock(&t->lock);
 	/* The VM's own files go with it; its disks only when asked (virsh's --remove-all-storage). */
-	nftw(ternd_vm_dir(t, e, NULL, dir, sizeof(dir)), remove_file, 16, FTW_DEPTH | FTW_PHYS);
+	ternd_remove_tree(ternd_vm_dir(t, e, NULL, dir, sizeof(dir)));
 	if (remove_storage)
 		for (unsigned int i = 0; i < e->def.ndisks; i++)
 			if (unlink(e->def.disks[i].path) && errno != ENOENT)

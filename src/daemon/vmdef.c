@@ -2,6 +2,7 @@
 #include "daemon/vmdef.h"
 
 #include "api/json_in.h"
+#include "backend/disk_overlay.h"
 #include "core/util.h"
 
 #include <ctype.h>
@@ -20,11 +21,12 @@ static const char *const top_keys[] = { "name",	       "uuid",	    "vcpus",	"mem
 					"kernel",      "initrd",    "cmdline",	"disks",
 					"nics",	       "vsock",	    "rng",	"autostart",
 					"on_poweroff", "on_reboot", "on_crash", NULL };
-static const char *const disk_keys[] = { "path", "readonly", "id", "cache", NULL };
+static const char *const disk_keys[] = { "path", "readonly", "id", "cache", "format", NULL };
 static const char *const nic_keys[] = { "type", "bridge", "mac", "hostfwd", NULL };
 static const char *const vsock_keys[] = { "cid", NULL };
 static const char *const nic_types[] = { "user", "bridge", NULL };
 static const char *const caches[] = { "writeback", "none", NULL };
+static const char *const formats[] = { "raw", "overlay", NULL };
 static const char *const actions[] = { "destroy", "restart", NULL };
 
 bool vmdef_name_ok(const char *name)
@@ -150,7 +152,7 @@ static int parse_disk(struct json_object *o, unsigned int i, struct vmdef_disk *
 {
 	char where[32];
 	const char *id;
-	unsigned int cache = 0;
+	unsigned int cache = 0, format = 0;
 	int r;
 
 	snprintf(where, sizeof(where), "disks[%u]", i);
@@ -175,10 +177,18 @@ static int parse_disk(struct json_object *o, unsigned int i, struct vmdef_disk *
 	if ((r = jin_enum(o, "cache", caches, &cache, err, n)) < 0)
 		return r;
 	dk->cache_none = cache == 1;
+	if ((r = jin_enum(o, "format", formats, &format, err, n)) < 0)
+		return r;
+	dk->overlay = format == 1;
 	if (check) {
-		char field[48];
+		char field[48], why[512];
 		snprintf(field, sizeof(field), "%spath", where);
-		return file_check(field, dk->path, dk->readonly ? R_OK : R_OK | W_OK, err, n);
+		if ((r = file_check(field, dk->path, dk->readonly ? R_OK : R_OK | W_OK, err, n)))
+			return r;
+		if (dk->overlay && overlay_check(dk->path, why, sizeof(why)))
+			return fail_msg(err, n, -EINVAL, "'%spath': not a usable overlay: %s",
+					where, why);
+		return 0;
 	}
 	return dk->path[0] == '/' ?
 		       0 :
@@ -436,6 +446,8 @@ char *vmdef_to_json(const struct vmdef *d)
 			json_object_object_add(k, "id", json_object_new_string(d->disks[i].id));
 		json_object_object_add(k, "cache",
 				       json_object_new_string(caches[d->disks[i].cache_none]));
+		json_object_object_add(k, "format",
+				       json_object_new_string(formats[d->disks[i].overlay]));
 		json_object_array_add(disks, k);
 	}
 	json_object_object_add(o, "disks", disks);
@@ -527,8 +539,9 @@ char **vmdef_vmm_args(const struct vmdef *d, const char *vsock_uds, char *const 
 	for (unsigned int i = 0; i < d->ndisks; i++) {
 		const struct vmdef_disk *k = &d->disks[i];
 		add(&a, "--disk");
-		add(&a, "path=%s%s%s%s%s", k->path, k->readonly ? ",readonly=on" : "",
-		    k->cache_none ? ",cache=none" : ",cache=writeback", k->id ? ",id=" : "",
+		add(&a, "path=%s%s%s%s%s%s", k->path, k->readonly ? ",readonly=on" : "",
+		    k->cache_none ? ",cache=none" : ",cache=writeback",
+		    k->overlay ? ",format=overlay,aio=threads" : "", k->id ? ",id=" : "",
 		    k->id ? k->id : "");
 	}
 	for (unsigned int i = 0; i < d->nnics; i++) {

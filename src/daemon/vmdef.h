@@ -28,6 +28,7 @@ struct vmdef_disk {
 	char *id; /* NULL: tern-vmm's default serial */
 	bool readonly;
 	bool cache_none;
+	bool overlay; /* "format": "overlay": a tern overlay (docs/overlay.md), as clones get */
 };
 
 struct vmdef_nic {

@@ -20,12 +20,15 @@ def load():
 
 
 def route(doc, path):
-    """The document's path template for a concrete path."""
+    """The document's path template for a concrete path: of those that match, the one
+    with the fewest parameters (/vms/{name}/stats before /vms/{name}/{operation})."""
+    found = []
     for tmpl in doc["paths"]:
         rx = "^" + re.sub(r"\{[^}]+\}", "[^/]+", tmpl) + "$"
         if re.match(rx, path.split("?")[0]):
-            return tmpl
-    raise AssertionError("%s is not in %s" % (path, DOC))
+            found.append((tmpl.count("{"), tmpl))
+    assert found, "%s is not in %s" % (path, DOC)
+    return min(found)[1]
 
 
 def resolve(doc, s):
@@ -105,8 +108,28 @@ def test_the_document_matches_the_server():
         call(doc, t, "PUT", "/vms/doc1", d)  # 409 while it runs
         call(doc, t, "POST", "/vms/doc1/suspend")
         call(doc, t, "POST", "/vms/doc1/resume")
+        st, _ = call(doc, t, "GET", "/vms/doc1/stats")
+        assert st == 200
+        st, _ = call(doc, t, "POST", "/vms/doc1/snapshots", {"name": "s1"})
+        assert st == 201
+        call(doc, t, "POST", "/vms/doc1/snapshots", {"name": "s1"})  # 409
+        call(doc, t, "POST", "/vms/doc1/snapshots", {"name": "-x"})  # 400
+        call(doc, t, "GET", "/vms/doc1/snapshots")
+        st, _ = call(doc, t, "POST", "/vms/doc1/snapshots/s1/revert")
+        assert st == 200
+        call(doc, t, "POST", "/vms/doc1/snapshots/s2/revert")  # 404
+        call(doc, t, "POST", "/vms/doc1/clone", {"name": "doc3"})  # 409: it runs
         call(doc, t, "POST", "/vms/doc1/shutdown", {"timeout": "soon"})  # 400
         call(doc, t, "POST", "/vms/doc1/destroy")
+        call(doc, t, "GET", "/vms/doc1/stats")  # 409
+        call(doc, t, "POST", "/vms/doc1/clone", {"name": "doc3"})  # 409: snapshots
+        st, _ = call(doc, t, "DELETE", "/vms/doc1/snapshots/s1")
+        assert st == 204
+        call(doc, t, "DELETE", "/vms/doc1/snapshots/s1")  # 404
+        st, _ = call(doc, t, "POST", "/vms/doc1/clone", {"name": "doc3"})
+        assert st == 201
+        call(doc, t, "POST", "/vms/doc1/clone", {"name": "doc3", "copy": 1})  # 400
+        call(doc, t, "DELETE", "/vms/doc3")
         call(doc, t, "GET", "/events?after=0")
         call(doc, t, "GET", "/events?after=-1&wait=0")
         call(doc, t, "GET", "/events?after=x")  # 400

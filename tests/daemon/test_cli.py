@@ -160,8 +160,8 @@ def test_create_no_start():
         d = json.loads(t.tern("dumpconfig", "web", check=0).out)
         assert d["memory_mib"] == 1024 and d["vcpus"] == 2 and d["rng"] is True, d
         assert d["disks"] == [
-            {"path": disk, "readonly": True, "id": "root", "cache": "writeback"},
-            {"path": disk, "readonly": False, "cache": "none"}], d["disks"]
+            {"path": disk, "readonly": True, "id": "root", "cache": "writeback", "format": "raw"},
+            {"path": disk, "readonly": False, "cache": "none", "format": "raw"}], d["disks"]
         assert d["nics"] == [{"type": "user", "mac": "52:54:00:00:00:01",
                               "hostfwd": ["tcp::2222-:22"]}], d["nics"]
         assert d["vsock"] == {"cid": 7} and d["on_crash"] == "restart", d
@@ -556,13 +556,17 @@ def test_bash_completion():
                   'c tern st\n'
                   'c tern --state-dir %s info ""\n'
                   'c tern --state-dir %s create web --on-crash ""\n'
-                  'c tern --state-dir %s shutdown --t\n' % (COMPLETION, t.dir, t.dir, t.dir))
+                  'c tern --state-dir %s shutdown --t\n'
+                  'c tern snapshot ""\n'
+                  'c tern --state-dir %s snapshot revert ""\n'
+                  'c tern clone --c\n' % (COMPLETION, t.dir, t.dir, t.dir, t.dir))
         env = dict(os.environ, PATH=ternlib.BUILD + ":" + os.environ.get("PATH", ""))
         env.pop("TERN_SOCKET", None)
         p = subprocess.run(["bash", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True, env=env, timeout=30)
         assert p.returncode == 0, p.stderr
-        assert p.stdout.splitlines() == ["start", "db web", "destroy restart", "--timeout"], p.stdout
+        assert p.stdout.splitlines() == ["start stats", "db web", "destroy restart", "--timeout",
+                                         "create list revert delete", "db web", "--copy"], p.stdout
 
 
 class FakeConsole:

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <sqlite3.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -86,6 +87,74 @@ TEST(store_refuses_a_newer_schema)
 	t.path[strlen(t.path) - 4] = 0;
 	CHECK(store_open(&s, t.path, err, sizeof(err)) < 0);
 	printf("  %s\n", err);
+	unlink(strcat(t.path, "-shm"));
+	t.path[strlen(t.path) - 4] = 0;
+	tmp_remove(&t);
+}
+
+/* A version-1 database (before snapshots) is migrated in place; its VMs stay. */
+TEST(store_migrates_v1_and_keeps_snapshots_per_vm)
+{
+	struct tmp t;
+	struct store *s;
+	struct store_vm *v;
+	struct store_snap *sn;
+	sqlite3 *db;
+	size_t n;
+	char err[256] = "", *msg = NULL;
+
+	REQUIRE(tmp_make(&t, "ternd.db"));
+	REQUIRE(sqlite3_open(t.path, &db) == SQLITE_OK);
+	/* Schema version 1 as ternd 0.x wrote it. */
+	CHECK(sqlite3_exec(
+		      db,
+		      "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+		      "CREATE TABLE vms(uuid TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+		      " definition TEXT NOT NULL, state TEXT NOT NULL, reason TEXT NOT NULL,"
+		      " detail TEXT, started_at REAL NOT NULL DEFAULT 0, created_at REAL NOT "
+		      "NULL);"
+		      "CREATE TABLE events(id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT "
+		      "NULL, name TEXT NOT NULL, state TEXT NOT NULL, reason TEXT NOT NULL,"
+		      " detail TEXT);"
+		      "INSERT INTO meta VALUES('schema_version', '1');"
+		      "INSERT INTO vms VALUES('u1', 'old', '{}', 'shut off', 'never', NULL, 0, 1);",
+		      NULL, NULL, &msg) == SQLITE_OK);
+	sqlite3_free(msg);
+	sqlite3_close(db);
+	REQUIRE(!store_open(&s, t.path, err, sizeof(err)));
+	REQUIRE(!store_vm_list(s, &v, &n));
+	CHECK(n == 1 && !strcmp(v[0].name, "old"));
+	store_vms_free(v, n);
+	CHECK(!store_vm_add(s, "u2", "other", "{}"));
+	CHECK(!store_snap_add(s, "u1", "s1", "running", "{\"d\": 1}"));
+	CHECK(!store_snap_add(s, "u1", "s2", "shut off", "{\"d\": 2}"));
+	CHECK(store_snap_add(s, "u1", "s1", "paused", "{}") == -EEXIST);
+	CHECK(!store_snap_add(s, "u2", "s1", "paused", "{}")); /* names are per VM */
+	REQUIRE(!store_snap_list(s, "u1", &sn, &n));
+	CHECK(n == 2 && !strcmp(sn[0].name, "s1") && !strcmp(sn[0].vm_state, "running") &&
+	      !strcmp(sn[0].definition, "{\"d\": 1}") && !strcmp(sn[1].vm_state, "shut off"));
+	store_snaps_free(sn, n);
+	CHECK(!store_snap_delete(s, "u1", "s1"));
+	CHECK(store_snap_delete(s, "u1", "s1") == -ENOENT);
+	/* Undefining a VM drops its snapshots, not another VM's. */
+	CHECK(!store_vm_delete(s, "u1"));
+	REQUIRE(!store_snap_list(s, "u1", &sn, &n));
+	CHECK(n == 0);
+	store_snaps_free(sn, n);
+	REQUIRE(!store_snap_list(s, "u2", &sn, &n));
+	CHECK(n == 1);
+	store_snaps_free(sn, n);
+	store_close(s);
+	REQUIRE(sqlite3_open(t.path, &db) == SQLITE_OK);
+	sqlite3_stmt *st;
+	REQUIRE(sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'schema_version'", -1,
+				   &st, NULL) == SQLITE_OK);
+	CHECK(sqlite3_step(st) == SQLITE_ROW &&
+	      atoi((const char *)sqlite3_column_text(st, 0)) == STORE_SCHEMA_VERSION);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	unlink(strcat(t.path, "-wal"));
+	t.path[strlen(t.path) - 4] = 0;
 	unlink(strcat(t.path, "-shm"));
 	t.path[strlen(t.path) - 4] = 0;
 	tmp_remove(&t);

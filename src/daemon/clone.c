@@ -1,0 +1,285 @@
+/*
+ * tern clone (docs/ternd.md): a new VM from a shut-off one, with a new uuid, MACs and
+ * vsock CID, and its own writable disks beside the source's:
+ *  - "copy": true: a full copy of each (a reflink where the file system has them);
+ *  - else a reflink where possible; else an overlay (docs/overlay.md) in front of the
+ *    source's image, and the source moves onto an overlay of its own in front of the same
+ *    image, which neither writes again (an overlay needs its base unchanged). A source
+ *    disk that is an overlay already is copied (only what was written; the same base).
+ * Read-only disks are shared. Nothing is left behind when a step fails.
+ */
+#include "daemon/ternd.h"
+
+#include "api/json_in.h"
+#include "backend/disk_copy.h"
+#include "backend/disk_overlay.h"
+#include "core/log.h"
+#include "core/util.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct made {
+	char clone_path[VMDEF_MAX_DISKS][4200]; /* "" when shared */
+	bool clone_overlay[VMDEF_MAX_DISKS];
+	char src_overlay[VMDEF_MAX_DISKS][4200]; /* the source's new overlay, or "" */
+};
+
+static void undo(struct made *m)
+{
+	for (unsigned int i = 0; i < VMDEF_MAX_DISKS; i++) {
+		if (m->clone_path[i][0])
+			unlink(m->clone_path[i]);
+		if (m->src_overlay[i][0])
+			unlink(m->src_overlay[i]);
+	}
+}
+
+/* DIR-of-image/VM-diskI.EXT */
+static void beside(const char *image, const char *vm, unsigned int i, const char *ext, char *out,
+		   size_t n)
+{
+	char copy[VMDEF_PATH_MAX + 1];
+
+	snprintf(copy, sizeof(copy), "%s", image);
+	snprintf(out, n, "%s/%s-disk%u.%s", dirname(copy), vm, i, ext);
+}
+
+static int make_disks(const struct vmdef *src, const char *name, bool copy, struct made *m,
+		      char *err, size_t n)
+{
+	int r;
+
+	for (unsigned int i = 0; i < src->ndisks; i++) {
+		const struct vmdef_disk *k = &src->disks[i];
+		char *to = m->clone_path[i];
+		if (k->readonly)
+			continue;
+		beside(k->path, name, i, k->overlay ? "ovl" : "img", to, 4200);
+		m->clone_overlay[i] = k->overlay;
+		if (!copy && !k->overlay && disk_reflink(k->path, to))
+			continue; /* blocks shared until either side writes: no base to keep */
+		if (copy || k->overlay) {
+			if ((r = disk_copy(k->path, to, err, n))) {
+				to[0] = 0;
+				return r;
+			}
+			continue;
+		}
+		beside(k->path, name, i, "ovl", to, 4200);
+		if ((r = overlay_create(to, k->path, err, n))) {
+			to[0] = 0;
+			return r;
+		}
+		m->clone_overlay[i] = true;
+		beside(k->path, src->name, i, "ovl", m->src_overlay[i], 4200);
+		if ((r = overlay_create(m->src_overlay[i], k->path, err, n))) {
+			m->src_overlay[i][0] = 0;
+			return r;
+		}
+	}
+	return 0;
+}
+
+/* The lowest vsock CID from 3 up that no defined VM has. */
+static uint64_t free_cid(struct ternd *t)
+{
+	uint64_t cid = 3;
+	bool taken;
+
+	pthread_mutex_lock(&t->lock);
+	do {
+		taken = false;
+		for (struct vm_entry *e = t->vms; e; e = e->next)
+			if (e->def.has_vsock && e->def.vsock_cid == cid) {
+				taken = true;
+				cid++;
+				break;
+			}
+	} while (taken);
+	pthread_mutex_unlock(&t->lock);
+	return cid;
+}
+
+/* The clone's definition: the source's, renamed, with new identities and its disks. */
+static char *clone_json(struct ternd *t, const char *src_json, const char *name,
+			const struct made *m)
+{
+	struct json_object *o = json_tokener_parse(src_json), *a, *x;
+	char *out;
+
+	if (!o)
+		return NULL;
+	json_object_object_add(o, "name", json_object_new_string(name));
+	json_object_object_del(o, "uuid");
+	json_object_object_add(o, "autostart", json_object_new_boolean(false));
+	if (json_object_object_get_ex(o, "nics", &a))
+		for (size_t i = 0; i < json_object_array_length(a); i++) {
+			x = json_object_array_get_idx(a, i);
+			json_object_object_del(x, "mac");
+			/* Host ports cannot be bound twice: the clone forwards none. */
+			json_object_object_del(x, "hostfwd");
+		}
+	if (json_object_object_get_ex(o, "vsock", &x))
+		json_object_object_add(x, "cid", json_object_new_int64((int64_t)free_cid(t)));
+	if (json_object_object_get_ex(o, "disks", &a))
+		for (size_t i = 0; i < json_object_array_length(a) && i < VMDEF_MAX_DISKS; i++) {
+			if (!m->clone_path[i][0])
+				continue;
+			x = json_object_array_get_idx(a, i);
+			json_object_object_add(x, "path", json_object_new_string(m->clone_path[i]));
+			json_object_object_add(
+				x, "format",
+				json_object_new_string(m->clone_overlay[i] ? "overlay" : "raw"));
+		}
+	out = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+							       JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+	return out;
+}
+
+static int parse_body(const char *body, char *name, bool *copy, char *err, size_t n)
+{
+	static const char *const keys[] = { "name", "copy", NULL };
+	struct json_object *o = jin_parse_object(body ? body : "", body ? strlen(body) : 0, err, n);
+	const char *s = NULL;
+	int r;
+
+	if (!o)
+		return -EINVAL;
+	*copy = false;
+	if (!(r = jin_only(o, keys, "a clone request", err, n)) &&
+	    (r = jin_bool(o, "copy", copy, err, n)) >= 0 &&
+	    (r = jin_string(o, "name", VMDEF_NAME_MAX, &s, err, n)) >= 0) {
+		if (!r || !vmdef_name_ok(s))
+			r = fail_msg(err, n, -EINVAL,
+				     "'name' must be 1 to %d characters of A-Z a-z 0-9 . _ -, "
+				     "starting with a letter or digit",
+				     VMDEF_NAME_MAX);
+		else
+			r = (snprintf(name, VMDEF_NAME_MAX + 1, "%s", s), 0);
+	}
+	json_object_put(o);
+	return r < 0 ? r : 0;
+}
+
+/* The source's definition with disk i on its new overlay, for each one made. */
+static int move_source(struct ternd *t, struct vm_entry *src, const struct made *m, char *err,
+		       size_t n)
+{
+	struct vmdef d;
+	char *json;
+	bool moved = false;
+	int r;
+
+	pthread_mutex_lock(&t->lock);
+	json = strdup(src->def_json);
+	pthread_mutex_unlock(&t->lock);
+	if (!json)
+		return -ENOMEM;
+	r = vmdef_parse(json, strlen(json), &d, false, err, n);
+	free(json);
+	if (r)
+		return r;
+	for (unsigned int i = 0; i < d.ndisks; i++)
+		if (m->src_overlay[i][0]) {
+			free(d.disks[i].path);
+			d.disks[i].path = strdup(m->src_overlay[i]);
+			d.disks[i].overlay = true;
+			moved = true;
+		}
+	if (!moved) {
+		vmdef_free(&d);
+		return 0;
+	}
+	if (!(json = vmdef_to_json(&d)) || ternd_set_definition(t, src, &d, json)) {
+		free(json);
+		vmdef_free(&d);
+		return fail_msg(err, n, -EIO, "cannot write the database");
+	}
+	log_info("clone: %s now runs on overlays in front of its former images", src->def.name);
+	return 0;
+}
+
+int clone_vm(struct ternd *t, struct vm_entry *src, const char *body, char *name, char *err,
+	     size_t n)
+{
+	struct made *m = calloc(1, sizeof(*m));
+	struct vmdef d;
+	struct vm_entry *o;
+	struct stat sb;
+	char path[4200], *json = NULL;
+	bool copy;
+	int r;
+
+	if (!m)
+		return -ENOMEM;
+	if ((r = parse_body(body, name, &copy, err, n)))
+		goto out;
+	if ((o = ternd_get(t, name))) {
+		ternd_put(t, o);
+		r = fail_msg(err, n, -EEXIST, "a VM named %s exists already", name);
+		goto out;
+	}
+	if ((r = ops_need_state(t, src, "shut off", NULL, "clone", err, n)))
+		goto out;
+	if (!copy) {
+		struct json_object *snaps = snap_list(t, src), *a;
+		bool has = snaps && json_object_object_get_ex(snaps, "snapshots", &a) &&
+			   json_object_array_length(a);
+		json_object_put(snaps);
+		/*
+		 * Without copies the source's images become bases that must never change; a
+		 * managed save or a snapshot would write them back on restore or revert.
+		 */
+		if (has || !stat(ternd_vm_dir(t, src, "save/vm.state", path, sizeof(path)), &sb)) {
+			r = fail_msg(err, n, -EBUSY,
+				     "%s has %s: clone it with copies ('copy': true, tern clone "
+				     "--copy), or %s first",
+				     src->def.name, has ? "snapshots" : "a managed save",
+				     has ? "delete them" : "start it and shut it down");
+			goto out;
+		}
+	}
+	if ((r = make_disks(&src->def, name, copy, m, err, n)))
+		goto out;
+	pthread_mutex_lock(&t->lock);
+	char *src_json = strdup(src->def_json);
+	pthread_mutex_unlock(&t->lock);
+	json = src_json ? clone_json(t, src_json, name, m) : NULL; /* takes ternd.lock itself */
+	free(src_json);
+	if (!json) {
+		r = -ENOMEM;
+		goto out;
+	}
+	char why[512];
+	if ((r = vmdef_parse(json, strlen(json), &d, true, why, sizeof(why)))) {
+		r = fail_msg(err, n, -EIO, "the clone's definition is refused: %s", why);
+		goto out;
+	}
+	if ((r = ternd_define(t, &d, err, n))) {
+		vmdef_free(&d);
+		goto out;
+	}
+	if ((r = move_source(t, src, m, err, n))) {
+		/* The clone's overlays need the source off its images: take the clone back. */
+		struct vm_entry *c = ternd_get(t, name);
+		if (c) {
+			pthread_mutex_lock(&c->op);
+			ternd_undefine(t, c, false, why, sizeof(why));
+			pthread_mutex_unlock(&c->op);
+			ternd_put(t, c);
+		}
+	}
+out:
+	if (r)
+		undo(m);
+	free(json);
+	free(m);
+	return r;
+}

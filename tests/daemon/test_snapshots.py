@@ -1,0 +1,178 @@
+"""ternd's snapshots, clones and stats (docs/ternd.md) with real guests: a Debian guest
+whose memory (a shell variable) and disk come back on revert, a clone that runs beside its
+source on its own disk, per-disk counters; the tiny counter guest for the paused case."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "linux"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ternd  # noqa: E402
+import ternlib  # noqa: E402
+from test_ternd import COUNTER, console_exchange, counter, counts, wait_counting  # noqa: E402
+
+READY = "TERN-SHELL-READY"
+# A shell on the console: each line typed is run, so the test drives the guest.
+SHELL = 'echo %s\nwhile read -r line; do eval "$line"; done\n' % READY
+
+
+def tern(t, *args, check=True):
+    p = subprocess.run([ternd.tool("tern"), "--state-dir", t.dir] + list(args),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=600)
+    if check:
+        assert p.returncode == 0, (args, p.returncode, p.stderr.decode())
+    return p
+
+
+def disk_head(path, n=8):
+    with open(path, "rb") as f:
+        return f.read(n)
+
+
+def boot(t, name, ready_count=1, timeout=300):
+    end = time.time() + timeout
+    while time.time() < end and ternd.console_log(t, name).count(READY) < ready_count:
+        time.sleep(0.5)
+    assert ternd.console_log(t, name).count(READY) >= ready_count, \
+        ternd.console_log(t, name)[-3000:]
+
+
+def run(t, name, cmd, marker):
+    """Runs cmd in the guest's shell; returns its output up to marker."""
+    got = console_exchange(t, name, "%s; echo %s" % (cmd, marker), r"\n%s" % marker)
+    assert re.search(r"\n%s" % marker, got), got
+    return got
+
+
+def test_linux_snapshot_revert_clone_and_stats():
+    import debian
+    d = tempfile.mkdtemp(prefix="tern-snapdisk-")
+    disk = os.path.join(d, "web.img")
+    with open(disk, "wb") as f:
+        f.truncate(16 << 20)
+    initrd = debian.initrd(SHELL, modules=["virtio_pci", "virtio_blk"])
+    t = ternd.Ternd("snap")
+    try:
+        t.define("web", debian.kernel(), initrd=initrd, vcpus=1, memory_mib=256,
+                 cmdline=debian.CMDLINE, disks=[{"path": disk}])
+        t.ok("POST", "/vms/web/start")
+        boot(t, "web")
+        # Memory (X) and disk ("disk-one") as they are when the snapshot is taken.
+        run(t, "web", "X=one; printf disk-one | dd of=/dev/vda conv=notrunc 2>/dev/null; sync",
+            "WROTE1")
+        st = t.ok("GET", "/vms/web/stats")
+        vda = [x for x in st["disks"] if x["write_bytes"] > 0]
+        assert len(st["disks"]) == 1 and vda and vda[0]["write_count"] > 0, st
+        assert st["nics"] == [] and "vcpu" in st, st
+        out = tern(t, "stats", "web").stdout.decode()
+        assert "DISK" in out and "WRITE_BYTES" in out, out
+        got = t.ok("POST", "/vms/web/snapshots", {"name": "s1"})
+        assert got["state"] == "running" and got["snapshot"] == "s1", got
+        assert disk_head(disk) == b"disk-one"
+        # Then both change.
+        run(t, "web", "X=two; printf disk-two | dd of=/dev/vda conv=notrunc 2>/dev/null; sync",
+            "WROTE2")
+        assert disk_head(disk) == b"disk-two"
+        pid = t.vm("web")["pid"]
+        got = t.ok("POST", "/vms/web/snapshots/s1/revert")
+        assert got["state"] == "running" and got["reason"] == "from snapshot", got
+        assert t.vm("web")["pid"] != pid
+        assert disk_head(disk) == b"disk-one"
+        # The shell goes on from the moment of the snapshot: X is "one" again.
+        got = run(t, "web", "echo X=$X; dd if=/dev/vda bs=512 count=1 iflag=direct 2>/dev/null | head -c 8; echo",
+                  "READ1")
+        assert "X=one" in got and "disk-one" in got, got
+        snaps = json.loads(tern(t, "snapshot", "list", "web", "--json").stdout)
+        assert [(s["name"], s["vm_state"], s["memory"]) for s in snaps] == [("s1", "running", True)], snaps
+        # A snapshot of the shut-off VM: its disk only.
+        t.ok("POST", "/vms/web/destroy")
+        tern(t, "snapshot", "create", "web", "off1")
+        with open(disk, "r+b") as f:
+            f.write(b"scribble")
+        got = t.ok("POST", "/vms/web/snapshots/off1/revert")
+        assert got["state"] == "shut off", got
+        assert disk_head(disk) == b"disk-one"
+        # Wrong input: each a clear error, nothing changed.
+        for body, want in (({"name": "s1"}, 409), ({"name": "../x"}, 400), ({}, 400),
+                           ({"name": "a", "x": 1}, 400)):
+            s, b = t.call("POST", "/vms/web/snapshots", body)
+            assert s == want and "error" in b, (body, s, b)
+        s, b = t.call("POST", "/vms/web/snapshots/nope/revert")
+        assert s == 404 and "nope" in b["error"], b
+        p = tern(t, "snapshot", "revert", "web", "nope", check=False)
+        assert p.returncode == 1 and b"no snapshot named nope" in p.stderr, p.stderr
+        # A clone needs the source's images unchanged: not while snapshots could write them.
+        s, b = t.call("POST", "/vms/web/clone", {"name": "web2"})
+        assert s == 409 and "snapshots" in b["error"], b
+        # ... but full copies are fine.
+        out = tern(t, "clone", "web", "copy1", "--copy").stdout.decode()
+        assert "copy1" in out, out
+        cdef = t.vm("copy1")["definition"]
+        assert cdef["disks"][0]["format"] == "raw" and disk_head(cdef["disks"][0]["path"]) == b"disk-one"
+        for sn in ("s1", "off1"):
+            tern(t, "snapshot", "delete", "web", sn)
+        assert json.loads(tern(t, "snapshot", "list", "web", "--json").stdout) == []
+        # The default clone: overlays in front of the image, the source on one of its own.
+        got = t.ok("POST", "/vms/web/clone", {"name": "web2"})
+        assert got["name"] == "web2" and got["state"] == "shut off", got
+        src, cl = t.vm("web")["definition"], t.vm("web2")["definition"]
+        assert cl["uuid"] != src["uuid"] and cl["disks"][0]["path"] != disk
+        assert src["disks"][0]["path"] != disk and src["disks"][0]["format"] == cl["disks"][0]["format"]
+        if cl["disks"][0]["format"] == "overlay":  # no reflinks here (tmpfs, ext4)
+            assert src["disks"][0]["path"].endswith("web-disk0.ovl"), src
+        t.ok("POST", "/vms/web/start")
+        t.ok("POST", "/vms/web2/start")
+        boot(t, "web")
+        boot(t, "web2")
+        run(t, "web2", "printf clone-ab | dd of=/dev/vda conv=notrunc 2>/dev/null; sync", "CW")
+        got = run(t, "web", "dd if=/dev/vda bs=512 count=1 iflag=direct 2>/dev/null | head -c 8; echo", "R2")
+        assert "disk-one" in got, got
+        got = run(t, "web2", "dd if=/dev/vda bs=512 count=1 iflag=direct 2>/dev/null | head -c 8; echo", "R3")
+        assert "clone-ab" in got, got
+        assert disk_head(disk) == b"disk-one", "the shared image was written"
+        for n in ("web", "web2"):
+            t.ok("POST", "/vms/%s/destroy" % n)
+    finally:
+        t.close()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_snapshot_of_a_paused_vm_reverts_paused():
+    t = ternd.Ternd("snappause")
+    try:
+        t.define("c", counter(), **COUNTER)
+        t.ok("POST", "/vms/c/start")
+        assert wait_counting(t, "c", 3)
+        t.ok("POST", "/vms/c/suspend")
+        at = counts(t, "c")[-1]
+        got = t.ok("POST", "/vms/c/snapshots", {"name": "p"})
+        assert got["state"] == "paused", got
+        t.ok("POST", "/vms/c/resume")
+        assert wait_counting(t, "c", 3)
+        got = t.ok("POST", "/vms/c/snapshots/p/revert")
+        assert got["state"] == "paused" and got["reason"] == "from snapshot", got
+        n = len(counts(t, "c"))
+        t.ok("POST", "/vms/c/resume")
+        assert wait_counting(t, "c", 2)
+        after = counts(t, "c")[n:]
+        assert after and after[0] == at + 1, "counting did not go on from %d: %r" % (at, after[:5])
+        evs = [(e["state"], e["reason"]) for e in t.ok("GET", "/events?after=0")["events"]]
+        assert ("snapshot", "created") in evs and ("snapshot", "reverted") in evs, evs
+        # Stats of a shut-off VM: 409; of a missing one: 404.
+        t.ok("POST", "/vms/c/destroy")
+        s, b = t.call("GET", "/vms/c/stats")
+        assert s == 409 and "shut off" in b["error"], b
+        s, b = t.call("GET", "/vms/nope/stats")
+        assert s == 404, b
+        # Undefine takes the snapshots with it.
+        uuid = t.vm("c")["uuid"]
+        t.ok("DELETE", "/vms/c")
+        assert not os.path.exists(os.path.join(t.dir, "vms", uuid))
+    finally:
+        t.close()
