@@ -3,6 +3,7 @@ end, managed save, bad input, concurrent callers and a hung tern-vmm. Tiny guest
 guest/ (the counter prints "count N" lines) keep these fast; Debian's kernel where a real
 guest matters."""
 import concurrent.futures
+import json
 import os
 import re
 import signal
@@ -235,15 +236,21 @@ def test_concurrent_callers_and_a_hung_vmm():
             t.define("b%d" % i, counter(), **COUNTER)
         for i in range(5):
             t.ok("POST", "/vms/b%d/start" % i)
-        calls = [("GET", "/vms"), ("GET", "/vms/b0"), ("GET", "/events?after=0")] * 4 + \
-                [("POST", "/vms/b%d/start" % i) for i in range(5, 10)] + \
-                [("POST", "/vms/b1/suspend"), ("POST", "/vms/b2/suspend"), ("POST", "/vms/b3/destroy")]
+        # Twenty `tern` commands at once, as twenty users would type them.
+        calls = [["list", "--all", "--json"], ["info", "b0", "--json"], ["events", "--json"]] * 4 + \
+                [["start", "b%d" % i] for i in range(5, 10)] + \
+                [["suspend", "b1"], ["suspend", "b2"], ["destroy", "b3"]]
 
         def one(c):
-            return ternd.api.ApiClient(t.sock, timeout=120).request(*c)
+            return subprocess.run([ternd.tool("tern"), "--state-dir", t.dir] + c,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300)
         with concurrent.futures.ThreadPoolExecutor(20) as ex:
             got = list(ex.map(one, calls))
-        assert len(got) == 20 and all(s in (200, 204) for s, _ in got), got
+        assert len(got) == 20 and all(p.returncode == 0 for p in got), \
+            [(c, p.returncode, p.stderr) for c, p in zip(calls, got) if p.returncode]
+        for c, p in zip(calls, got):
+            if "--json" in c:
+                json.loads(p.stdout)
         states = {v["name"]: v["state"] for v in t.ok("GET", "/vms")["vms"]}
         assert states["b1"] == states["b2"] == "paused" and states["b3"] == "shut off", states
         assert all(states["b%d" % i] == "running" for i in (0, 4, 5, 6, 7, 8, 9)), states
@@ -252,7 +259,8 @@ def test_concurrent_callers_and_a_hung_vmm():
         os.kill(hung, signal.SIGSTOP)
         try:
             with concurrent.futures.ThreadPoolExecutor(1) as ex:
-                slow = ex.submit(one, ("POST", "/vms/b4/suspend"))
+                slow = ex.submit(lambda: ternd.api.ApiClient(t.sock, timeout=120).request(
+                    "POST", "/vms/b4/suspend"))
                 time.sleep(0.5)
                 t0 = time.time()
                 assert t.ok("GET", "/vms")["vms"] and t.vm("b4")["state"] == "running"
