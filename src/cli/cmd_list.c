@@ -58,13 +58,5 @@ int cmd_list(struct cli *c, int argc, char **argv)
 		}
 	}
 	json_object_put(out);
-	char *text = t ? table_format(t) : NULL;
-	table_free(t);
-	if (!text) {
-		cli_error("out of memory");
-		return CLI_FAILED;
-	}
-	fputs(text, stdout);
-	free(text);
-	return CLI_OK;
+	return table_print(t);
 }

@@ -129,15 +129,7 @@ int cmd_snapshot_list(struct cli *c, int argc, char **argv)
 		}
 	}
 	json_object_put(o);
-	char *text = t ? table_format(t) : NULL;
-	table_free(t);
-	if (!text) {
-		cli_error("out of memory");
-		return CLI_FAILED;
-	}
-	fputs(text, stdout);
-	free(text);
-	return CLI_OK;
+	return table_print(t);
 }
 
 int cmd_snapshot(struct cli *c, int argc, char **argv)

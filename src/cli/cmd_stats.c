@@ -34,15 +34,7 @@ static int print_table(struct json_object *arr, const char *const *headers, cons
 			t = NULL;
 		}
 	}
-	char *text = t ? table_format(t) : NULL;
-	table_free(t);
-	if (!text) {
-		cli_error("out of memory");
-		return CLI_FAILED;
-	}
-	fputs(text, stdout);
-	free(text);
-	return CLI_OK;
+	return table_print(t);
 }
 
 int cmd_stats(struct cli *c, int argc, char **argv)

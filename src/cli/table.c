@@ -1,7 +1,10 @@
 /* Text tables for tern's listings (table.h). */
 #include "cli/table.h"
 
+#include "cli/cli.h"
+
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -110,4 +113,18 @@ void table_free(struct table *t)
 		free(t->cells[k]);
 	free(t->cells);
 	free(t);
+}
+
+int table_print(struct table *t)
+{
+	char *text = t ? table_format(t) : NULL;
+
+	table_free(t);
+	if (!text) {
+		cli_error("out of memory");
+		return CLI_FAILED;
+	}
+	fputs(text, stdout);
+	free(text);
+	return CLI_OK;
 }

@@ -16,5 +16,7 @@ int table_add(struct table *t, const char *const *cells);
 /* The whole table as text, every line ending in "\n" (malloc'd; NULL when out of memory). */
 char *table_format(const struct table *t);
 void table_free(struct table *t);
+/* Prints t on stdout and frees it: CLI_OK, or CLI_FAILED ("out of memory") when t is NULL. */
+int table_print(struct table *t);
 
 #endif

@@ -147,23 +147,14 @@ static int parse_body(const char *body, char *name, bool *copy, char *err, size_
 {
 	static const char *const keys[] = { "name", "copy", NULL };
 	struct json_object *o = jin_parse_object(body ? body : "", body ? strlen(body) : 0, err, n);
-	const char *s = NULL;
 	int r;
 
 	if (!o)
 		return -EINVAL;
 	*copy = false;
 	if (!(r = jin_only(o, keys, "a clone request", err, n)) &&
-	    (r = jin_bool(o, "copy", copy, err, n)) >= 0 &&
-	    (r = jin_string(o, "name", VMDEF_NAME_MAX, &s, err, n)) >= 0) {
-		if (!r || !vmdef_name_ok(s))
-			r = fail_msg(err, n, -EINVAL,
-				     "'name' must be 1 to %d characters of A-Z a-z 0-9 . _ -, "
-				     "starting with a letter or digit",
-				     VMDEF_NAME_MAX);
-		else
-			r = (snprintf(name, VMDEF_NAME_MAX + 1, "%s", s), 0);
-	}
+	    (r = jin_bool(o, "copy", copy, err, n)) >= 0)
+		r = vmdef_name_field(o, name, err, n);
 	json_object_put(o);
 	return r < 0 ? r : 0;
 }

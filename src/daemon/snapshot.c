@@ -110,21 +110,13 @@ static int parse_name(const char *body, char *name, char *err, size_t n)
 {
 	static const char *const keys[] = { "name", NULL };
 	struct json_object *o = jin_parse_object(body ? body : "", body ? strlen(body) : 0, err, n);
-	const char *s = NULL;
 	int r;
 
 	if (!o)
 		return -EINVAL;
 	r = jin_only(o, keys, "a snapshot request", err, n);
-	if (!r && (r = jin_string(o, "name", VMDEF_NAME_MAX, &s, err, n)) >= 0) {
-		if (!r || !vmdef_name_ok(s))
-			r = fail_msg(err, n, -EINVAL,
-				     "'name' must be 1 to %d characters of A-Z a-z 0-9 . _ -, "
-				     "starting with a letter or digit",
-				     VMDEF_NAME_MAX);
-		else
-			r = (snprintf(name, VMDEF_NAME_MAX + 1, "%s", s), 0);
-	}
+	if (!r)
+		r = vmdef_name_field(o, name, err, n);
 	json_object_put(o);
 	return r < 0 ? r : 0;
 }

@@ -41,6 +41,23 @@ bool vmdef_name_ok(const char *name)
 	return true;
 }
 
+int vmdef_name_field(struct json_object *o, char out[VMDEF_NAME_MAX + 1], char *err, size_t n)
+{
+	const char *s;
+	int r = jin_string(o, "name", 4096, &s, err, n);
+
+	if (r < 0)
+		return r;
+	if (!r || !vmdef_name_ok(s))
+		return fail_msg(err, n, -EINVAL,
+				"'name' %s%.64s%s must be 1 to %d characters of A-Z a-z 0-9 . _ -, "
+				"starting with a letter or digit",
+				r ? "\"" : "is required: ", r ? s : "", r ? "\"" : "",
+				VMDEF_NAME_MAX);
+	strcpy(out, s);
+	return 0;
+}
+
 bool vmdef_uuid_ok(const char *u)
 {
 	if (strlen(u) != VMDEF_UUID_LEN)
@@ -309,15 +326,8 @@ static int parse(struct json_object *o, struct vmdef *d, bool check, char *err, 
 
 	if ((r = jin_only(o, top_keys, "a VM definition", err, n)) < 0)
 		return r;
-	if ((r = jin_string(o, "name", 4096, &s, err, n)) < 0)
+	if ((r = vmdef_name_field(o, d->name, err, n)) < 0)
 		return r;
-	if (!r || !vmdef_name_ok(s))
-		return fail_msg(err, n, -EINVAL,
-				"'name' %s%.64s%s must be 1 to %d characters of A-Z a-z 0-9 . _ -, "
-				"starting with a letter or digit",
-				r ? "\"" : "is required: ", r ? s : "", r ? "\"" : "",
-				VMDEF_NAME_MAX);
-	strcpy(d->name, s);
 	if ((r = jin_string(o, "uuid", 4096, &s, err, n)) < 0)
 		return r;
 	if (r && !vmdef_uuid_ok(s))

@@ -75,6 +75,9 @@ void vmdef_free_args(char **args);
 /* Syntax checks shared with renames and clones. */
 bool vmdef_name_ok(const char *name);
 bool vmdef_uuid_ok(const char *uuid);
+struct json_object;
+/* o's "name" member, checked (vmdef_name_ok) into out; 0 or -EINVAL naming the field. */
+int vmdef_name_field(struct json_object *o, char out[VMDEF_NAME_MAX + 1], char *err, size_t n);
 /* A random RFC 4122 version-4 UUID / locally administered unicast MAC. */
 void vmdef_new_uuid(char out[VMDEF_UUID_LEN + 1]);
 void vmdef_new_mac(char out[18]);
