@@ -150,6 +150,7 @@ def test_snapshot_of_a_paused_vm_reverts_paused():
         t.ok("POST", "/vms/c/start")
         assert wait_counting(t, "c", 3)
         t.ok("POST", "/vms/c/suspend")
+        time.sleep(1)  # what the guest printed before the pause reaches the console log
         at = counts(t, "c")[-1]
         got = t.ok("POST", "/vms/c/snapshots", {"name": "p"})
         assert got["state"] == "paused", got
