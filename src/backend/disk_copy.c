@@ -34,13 +34,35 @@ bool disk_reflink(const char *from, const char *to)
 	return ok;
 }
 
+uint64_t disk_copy_bytes(const char *path)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int64_t b = -1;
+
+	if (fd >= 0 && !fstat(fd, &st))
+		b = file_data_bytes(fd, st.st_size);
+	if (fd >= 0)
+		close(fd);
+	return b > 0 ? (uint64_t)b : 0;
+}
+
 int disk_copy(const char *from, const char *to, char *err, size_t n)
+{
+	return disk_copy_cb(from, to, NULL, NULL, err, n);
+}
+
+int disk_copy_cb(const char *from, const char *to, void (*progress)(void *, uint64_t), void *opaque,
+		 char *err, size_t n)
 {
 	struct stat st;
 	int in, out = -1, r = 0;
 
-	if (disk_reflink(from, to))
+	if (disk_reflink(from, to)) {
+		if (progress)
+			progress(opaque, disk_copy_bytes(from));
 		return 0;
+	}
 	in = open(from, O_RDONLY | O_CLOEXEC);
 	if (in < 0 || fstat(in, &st) < 0) {
 		r = fail_msg(err, n, -errno, "cannot read '%s': %s", from, strerror(errno));
@@ -51,8 +73,8 @@ int disk_copy(const char *from, const char *to, char *err, size_t n)
 		r = fail_msg(err, n, -errno, "cannot create '%s': %s", to, strerror(errno));
 		goto out;
 	}
-	if (ftruncate(out, st.st_size) < 0 || (r = file_copy_sparse(in, out, st.st_size)) ||
-	    fsync(out) < 0) {
+	if (ftruncate(out, st.st_size) < 0 ||
+	    (r = file_copy_sparse_cb(in, out, st.st_size, progress, opaque)) || fsync(out) < 0) {
 		r = r ? r : -errno;
 		fail_msg(err, n, r, "cannot copy '%s' to '%s': %s", from, to, strerror(-r));
 		unlink(to);

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /*
  * Makes to (which must not exist) a reflink of from; false (and no to) where the file
@@ -21,5 +22,14 @@ bool disk_reflink(const char *from, const char *to);
  * extents only, then fsync. On failure to is removed. 0 or -errno with err naming the file.
  */
 int disk_copy(const char *from, const char *to, char *err, size_t n);
+
+/*
+ * disk_copy, calling progress(opaque, bytes) as data is copied (a reflink counts all of
+ * disk_copy_bytes(from) at once).
+ */
+int disk_copy_cb(const char *from, const char *to, void (*progress)(void *, uint64_t), void *opaque,
+		 char *err, size_t n);
+/* What disk_copy of path copies: the bytes in its data extents; 0 when it cannot tell. */
+uint64_t disk_copy_bytes(const char *path);
 
 #endif

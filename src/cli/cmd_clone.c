@@ -22,7 +22,7 @@ int cmd_clone(struct cli *c, int argc, char **argv)
 	snprintf(body, sizeof(body), "{\"name\": \"%s\", \"copy\": %s}", pos[1],
 		 copy ? "true" : "false");
 	snprintf(doing, sizeof(doing), "cloning %s%s", pos[0], copy ? " (copying its disks)" : "");
-	p = progress_start(doing);
+	p = progress_start_job(c, doing, pos[0]);
 	e = cli_call(c, "POST", path, body, CLI_OP_TIMEOUT_MS, &o);
 	progress_stop(p);
 	if (e)

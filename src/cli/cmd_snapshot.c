@@ -30,10 +30,10 @@ static const char *snap_path(const char *name, const char *snap, const char *ver
 }
 
 /* One request, the elapsed time on a terminal meanwhile, then "done" or the JSON answer. */
-static int run(struct cli *c, const char *method, const char *path, const char *body,
-	       const char *doing, const char *done)
+static int run(struct cli *c, const char *vm, const char *method, const char *path,
+	       const char *body, const char *doing, const char *done)
 {
-	struct progress *p = progress_start(doing);
+	struct progress *p = doing ? progress_start_job(c, doing, vm) : NULL;
 	struct json_object *o = NULL;
 	int e = cli_call(c, method, path, body, CLI_OP_TIMEOUT_MS, &o);
 
@@ -60,7 +60,7 @@ int cmd_snapshot_create(struct cli *c, int argc, char **argv)
 	snprintf(body, sizeof(body), "{\"name\": \"%s\"}", pos[1]);
 	snprintf(doing, sizeof(doing), "snapshot %s of %s", pos[1], pos[0]);
 	snprintf(done, sizeof(done), "Snapshot %s of %s created", pos[1], pos[0]);
-	return run(c, "POST", path, body, doing, done);
+	return run(c, pos[0], "POST", path, body, doing, done);
 }
 
 int cmd_snapshot_revert(struct cli *c, int argc, char **argv)
@@ -73,7 +73,7 @@ int cmd_snapshot_revert(struct cli *c, int argc, char **argv)
 	snap_path(pos[0], pos[1], "revert", path, sizeof(path));
 	snprintf(doing, sizeof(doing), "reverting %s to %s", pos[0], pos[1]);
 	snprintf(done, sizeof(done), "%s reverted to snapshot %s", pos[0], pos[1]);
-	return run(c, "POST", path, NULL, doing, done);
+	return run(c, pos[0], "POST", path, NULL, doing, done);
 }
 
 int cmd_snapshot_delete(struct cli *c, int argc, char **argv)
@@ -85,7 +85,7 @@ int cmd_snapshot_delete(struct cli *c, int argc, char **argv)
 		return CLI_OK;
 	snap_path(pos[0], pos[1], NULL, path, sizeof(path));
 	snprintf(done, sizeof(done), "Snapshot %s of %s deleted", pos[1], pos[0]);
-	return run(c, "DELETE", path, NULL, NULL, done);
+	return run(c, pos[0], "DELETE", path, NULL, NULL, done);
 }
 
 int cmd_snapshot_list(struct cli *c, int argc, char **argv)

@@ -29,7 +29,7 @@ static int run_op(struct cli *c, const char *name, const struct op *op)
 	strcat(path, op->op);
 	if (op->doing) {
 		snprintf(what, sizeof(what), "%s %s", op->doing, name);
-		p = progress_start(what);
+		p = progress_start_job(c, what, name);
 	}
 	e = cli_call(c, "POST", path, op->body, op->timeout_ms, &vm);
 	progress_stop(p);

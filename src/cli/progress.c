@@ -1,5 +1,7 @@
-/* Elapsed seconds on stderr while a long request waits (progress.h). */
+/* Elapsed seconds and ternd's job progress on stderr while a long request waits (progress.h). */
 #include "cli/progress.h"
+
+#include "cli/cli.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -16,7 +18,50 @@ struct progress {
 	bool stop;
 	char what[128];
 	struct timespec t0;
+	const struct cli *c;
+	char job_path[200]; /* "" when there is no job to follow */
 };
+
+#define MIB (1024.0 * 1024.0)
+#define BAR 20
+
+void progress_format(char *buf, size_t n, const char *what, long secs, long long done,
+		     long long total)
+{
+	if (total > 0) {
+		char bar[BAR + 1];
+		long long d = done < total ? done : total;
+		int fill = (int)(d * BAR / total);
+		memset(bar, '#', (size_t)fill);
+		memset(bar + fill, ' ', (size_t)(BAR - fill));
+		bar[BAR] = 0;
+		snprintf(buf, n, "%s [%s] %3d%% %.0f/%.0f MiB %lds", what, bar,
+			 (int)(d * 100 / total), d / MIB, total / MIB, secs);
+	} else if (done > 0) {
+		snprintf(buf, n, "%s... %.0f MiB written, %lds", what, done / MIB, secs);
+	} else {
+		snprintf(buf, n, "%s... %lds", what, secs);
+	}
+}
+
+/* ternd's view of the job: done and total bytes (zeros when it has none or is not asked). */
+static void job_bytes(struct progress *p, long long *done, long long *total)
+{
+	struct cli_reply r;
+	struct json_object *x;
+
+	*done = *total = 0;
+	if (!p->job_path[0] || cli_request(p->c, "GET", p->job_path, NULL, 2000, &r)) {
+		if (p->job_path[0])
+			cli_reply_free(&r);
+		return;
+	}
+	if (r.body && json_object_object_get_ex(r.body, "done_bytes", &x))
+		*done = json_object_get_int64(x);
+	if (r.body && json_object_object_get_ex(r.body, "total_bytes", &x))
+		*total = json_object_get_int64(x);
+	cli_reply_free(&r);
+}
 
 static void say(const char *s)
 {
@@ -28,24 +73,37 @@ static void *run(void *arg)
 {
 	struct progress *p = arg;
 	struct timespec until = p->t0;
-	char line[200];
+	char line[256];
+	long long done, total;
 
 	pthread_mutex_lock(&p->lock);
-	for (long s = 1; !p->stop; s++) {
-		until.tv_sec = p->t0.tv_sec + s;
+	for (long half = 1; !p->stop; half++) {
+		until.tv_sec = p->t0.tv_sec + half / 2;
+		until.tv_nsec = p->t0.tv_nsec + (half % 2) * 500000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
 		while (!p->stop && pthread_cond_timedwait(&p->cond, &p->lock, &until) == 0)
 			;
 		if (p->stop)
 			break;
+		pthread_mutex_unlock(&p->lock); /* ternd's answer may take a while */
+		job_bytes(p, &done, &total);
+		pthread_mutex_lock(&p->lock);
+		if (p->stop)
+			break;
 		/* \r and erase-to-end: one line, redrawn in place. */
-		snprintf(line, sizeof(line), "\r\033[K%s... %lds", p->what, s);
+		strcpy(line, "\r\033[K");
+		progress_format(line + strlen(line), sizeof(line) - strlen(line), p->what, half / 2,
+				done, total);
 		say(line);
 	}
 	pthread_mutex_unlock(&p->lock);
 	return NULL;
 }
 
-struct progress *progress_start(const char *what)
+struct progress *progress_start_job(const struct cli *c, const char *what, const char *vm)
 {
 	struct progress *p;
 	pthread_condattr_t ca;
@@ -53,6 +111,9 @@ struct progress *progress_start(const char *what)
 	if (!isatty(STDERR_FILENO) || !(p = calloc(1, sizeof(*p))))
 		return NULL;
 	snprintf(p->what, sizeof(p->what), "%s", what);
+	p->c = c;
+	if (c && vm)
+		cli_vm_path(vm, "/job", p->job_path, sizeof(p->job_path));
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

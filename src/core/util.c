@@ -79,6 +79,30 @@ int fail_msg(char *err, size_t n, int r, const char *fmt, ...)
 
 int file_copy_sparse(int in, int out, int64_t size)
 {
+	return file_copy_sparse_cb(in, out, size, NULL, NULL);
+}
+
+int64_t file_data_bytes(int in, int64_t size)
+{
+	int64_t total = 0;
+	off_t pos = 0;
+
+	while (pos < size) {
+		off_t data = lseek(in, pos, SEEK_DATA);
+		if (data < 0)
+			return errno == ENXIO ? total : -errno;
+		off_t hole = lseek(in, data, SEEK_HOLE);
+		if (hole < 0)
+			return -errno;
+		total += (hole < size ? hole : size) - data;
+		pos = hole;
+	}
+	return total;
+}
+
+int file_copy_sparse_cb(int in, int out, int64_t size, void (*progress)(void *, uint64_t),
+			void *opaque)
+{
 	off_t pos = 0;
 
 	while (pos < size) {
@@ -90,11 +114,16 @@ int file_copy_sparse(int in, int out, int64_t size)
 			return -errno;
 		loff_t src = data, dst = data;
 		while (src < hole) {
-			ssize_t n = copy_file_range(in, &src, out, &dst, (size_t)(hole - src), 0);
+			/* At most 64 MiB a call, so progress moves on big extents too. */
+			size_t len = (size_t)(hole - src) < (64u << 20) ? (size_t)(hole - src) :
+									  (64u << 20);
+			ssize_t n = copy_file_range(in, &src, out, &dst, len, 0);
 			if (n < 0)
 				return -errno;
 			if (n == 0)
 				return -EIO;
+			if (progress)
+				progress(opaque, (uint64_t)n);
 		}
 		pos = hole;
 	}

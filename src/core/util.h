@@ -36,6 +36,11 @@ int fail_msg(char *err, size_t n, int r, const char *fmt, ...)
  * bytes; out must already be size bytes long. 0 or -errno.
  */
 int file_copy_sparse(int in, int out, int64_t size);
+/* As file_copy_sparse, calling progress(opaque, bytes) after each piece copied (may be NULL). */
+int file_copy_sparse_cb(int in, int out, int64_t size, void (*progress)(void *, uint64_t),
+			void *opaque);
+/* The bytes in in's data extents (what file_copy_sparse copies), or -errno. */
+int64_t file_data_bytes(int in, int64_t size);
 
 /* Parses a decimal unsigned integer in [min, max]; false on junk, overflow or range. */
 bool parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);

@@ -51,7 +51,7 @@ static void beside(const char *image, const char *vm, unsigned int i, const char
 }
 
 static int make_disks(const struct vmdef *src, const char *name, bool copy, struct made *m,
-		      char *err, size_t n)
+		      struct job_ctx *j, char *err, size_t n)
 {
 	int r;
 
@@ -65,7 +65,7 @@ static int make_disks(const struct vmdef *src, const char *name, bool copy, stru
 		if (!copy && !k->overlay && disk_reflink(k->path, to))
 			continue; /* blocks shared until either side writes: no base to keep */
 		if (copy || k->overlay) {
-			if ((r = disk_copy(k->path, to, err, n))) {
+			if ((r = disk_copy_cb(k->path, to, job_progress, j, err, n))) {
 				to[0] = 0;
 				return r;
 			}
@@ -237,7 +237,18 @@ int clone_vm(struct ternd *t, struct vm_entry *src, const char *body, char *name
 			goto out;
 		}
 	}
-	if ((r = make_disks(&src->def, name, copy, m, err, n)))
+	struct job_ctx j = { t, src };
+	uint64_t total = 0;
+	for (unsigned int i = 0; i < src->def.ndisks; i++) {
+		const struct vmdef_disk *k = &src->def.disks[i];
+		/* What is copied: every writable disk with copy, else the overlays among them. */
+		if (!k->readonly && (copy || k->overlay))
+			total += disk_copy_bytes(k->path);
+	}
+	job_begin(t, src, "clone", total, false);
+	r = make_disks(&src->def, name, copy, m, &j, err, n);
+	job_end(t, src);
+	if (r)
 		goto out;
 	pthread_mutex_lock(&t->lock);
 	char *src_json = strdup(src->def_json);

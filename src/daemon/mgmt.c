@@ -504,6 +504,8 @@ void mgmt_handle(void *opaque, const struct http_request *req, struct http_respo
 	}
 	if (snaps)
 		snapshots(t, e, snaps, req, resp);
+	else if (!strcmp(op, "job"))
+		is(req, "GET") ? reply(resp, 200, job_get(t, e)) : fail(resp, 405, "GET only");
 	else if (!strcmp(op, "stats"))
 		is(req, "GET") ? stats(t, e, resp) : fail(resp, 405, "GET only");
 	else if (!strcmp(op, "clone"))

@@ -99,7 +99,10 @@ static int op_save(struct ternd *t, struct vm_entry *e, char *err, size_t n)
 			      n)))
 		return r;
 	ternd_set_state(t, e, "paused", "user", NULL);
-	if ((r = ops_vmm_call(t, e, "PUT", "/snapshot/create", body, SAVE_TIMEOUT_MS, err, n))) {
+	job_begin(t, e, "save", 0, true);
+	r = ops_vmm_call(t, e, "PUT", "/snapshot/create", body, SAVE_TIMEOUT_MS, err, n);
+	job_end(t, e);
+	if (r) {
 		unlink(st);
 		unlink(mem);
 		return r;

@@ -64,7 +64,8 @@ static void event(struct ternd *t, struct vm_entry *e, const char *what, const c
 }
 
 /* Copies each writable disk of d into dir as disk-I (reflink, else sparse). */
-static int copy_disks_out(const struct vmdef *d, const char *dir, char *err, size_t n)
+static int copy_disks_out(const struct vmdef *d, const char *dir, struct job_ctx *j, char *err,
+			  size_t n)
 {
 	char to[4400];
 	int r;
@@ -73,7 +74,7 @@ static int copy_disks_out(const struct vmdef *d, const char *dir, char *err, siz
 		if (d->disks[i].readonly)
 			continue;
 		snprintf(to, sizeof(to), "%s/disk-%u", dir, i);
-		if ((r = disk_copy(d->disks[i].path, to, err, n)))
+		if ((r = disk_copy_cb(d->disks[i].path, to, job_progress, j, err, n)))
 			return r;
 	}
 	return 0;
@@ -83,7 +84,8 @@ static int copy_disks_out(const struct vmdef *d, const char *dir, char *err, siz
  * Puts each disk-I of dir back at d's disk paths: copied beside it, then renamed over it,
  * so a failure part-way leaves that disk as it was.
  */
-static int copy_disks_back(const struct vmdef *d, const char *dir, char *err, size_t n)
+static int copy_disks_back(const struct vmdef *d, const char *dir, struct job_ctx *j, char *err,
+			   size_t n)
 {
 	char from[4400], tmp[4200];
 	int r;
@@ -94,7 +96,7 @@ static int copy_disks_back(const struct vmdef *d, const char *dir, char *err, si
 		snprintf(from, sizeof(from), "%s/disk-%u", dir, i);
 		snprintf(tmp, sizeof(tmp), "%s.tern-revert", d->disks[i].path);
 		unlink(tmp);
-		if ((r = disk_copy(from, tmp, err, n)))
+		if ((r = disk_copy_cb(from, tmp, job_progress, j, err, n)))
 			return r;
 		if (rename(tmp, d->disks[i].path)) {
 			r = fail_msg(err, n, -errno, "cannot replace %s: %s", d->disks[i].path,
@@ -152,6 +154,12 @@ int snap_create(struct ternd *t, struct vm_entry *e, const char *body, char *nam
 		goto out;
 	}
 	bool active = !strcmp(state, "running") || !strcmp(state, "paused");
+	struct job_ctx j = { t, e };
+	uint64_t total = 0;
+	for (unsigned int i = 0; !active && i < e->def.ndisks; i++)
+		total += e->def.disks[i].readonly ? 0 : disk_copy_bytes(e->def.disks[i].path);
+	/* With memory the total is not known up front (zero pages are not written). */
+	job_begin(t, e, "snapshot", total, active);
 	if (active) {
 		snprintf(st, sizeof(st), "%s/vm.state", part);
 		snprintf(mem, sizeof(mem), "%s/vm.mem", part);
@@ -164,7 +172,7 @@ int snap_create(struct ternd *t, struct vm_entry *e, const char *body, char *nam
 			goto out;
 		r = ops_vmm_call(t, e, "PUT", "/snapshot/create", req, SAVE_TIMEOUT_MS, err, n);
 		if (!r)
-			r = copy_disks_out(&e->def, part, err, n);
+			r = copy_disks_out(&e->def, part, &j, err, n);
 		if (!strcmp(state, "running")) {
 			char why[512];
 			if (ops_vmm_call(t, e, "PATCH", "/vm", "{\"state\": \"Resumed\"}",
@@ -173,7 +181,7 @@ int snap_create(struct ternd *t, struct vm_entry *e, const char *body, char *nam
 					  why);
 		}
 	} else {
-		r = copy_disks_out(&e->def, part, err, n);
+		r = copy_disks_out(&e->def, part, &j, err, n);
 	}
 	if (r)
 		goto out;
@@ -188,6 +196,7 @@ int snap_create(struct ternd *t, struct vm_entry *e, const char *body, char *nam
 	}
 	event(t, e, "created", name);
 out:
+	job_end(t, e);
 	if (r)
 		ternd_remove_tree(part);
 	free(def);
@@ -211,7 +220,17 @@ int snap_revert(struct ternd *t, struct vm_entry *e, const char *name, char *err
 	snap_dir(t, e, name, "", dir, sizeof(dir));
 	if (ternd_is_active(e) && (r = run_kill(t, e, "from snapshot", err, n)))
 		goto out;
-	if ((r = copy_disks_back(&d, dir, err, n)))
+	struct job_ctx j = { t, e };
+	uint64_t total = 0;
+	char from[4400];
+	for (unsigned int i = 0; i < d.ndisks; i++) {
+		snprintf(from, sizeof(from), "%s/disk-%u", dir, i);
+		total += d.disks[i].readonly ? 0 : disk_copy_bytes(from);
+	}
+	job_begin(t, e, "revert", total, false);
+	r = copy_disks_back(&d, dir, &j, err, n);
+	job_end(t, e);
+	if (r)
 		goto out;
 	/* The definition it was taken with: the disks and the state file match it. */
 	if (ternd_set_definition(t, e, &d, s.definition)) {

@@ -32,6 +32,14 @@ struct vm_entry {
 	int mon_pidfd, vmm_pidfd; /* -1 when not watched */
 	bool mon_gone, vmm_gone;
 	char end_reason[16]; /* set by destroy/shutdown/save before they stop it */
+	/* The long operation running on it (job.c), under ternd.lock; op "" when none. */
+	struct {
+		char op[16];
+		uint64_t done, total; /* bytes; total 0: not known up front */
+		double started;
+		pid_t writer;		  /* tern-vmm, when its writes count (save, snapshot) */
+		unsigned long long wbase; /* its wchar at the start */
+	} job;
 	struct vm_entry *next;
 };
 
@@ -79,6 +87,19 @@ struct json_object *snap_list(struct ternd *t, struct vm_entry *e);
 /* clone.c: body {"name", "copy"}; src under its op lock. The new name into name. */
 int clone_vm(struct ternd *t, struct vm_entry *src, const char *body, char *name, char *err,
 	     size_t n);
+
+/* job.c: what GET /vms/NAME/job reports (docs/ternd.md). */
+struct job_ctx {
+	struct ternd *t;
+	struct vm_entry *e;
+};
+/* total: bytes to copy (0: unknown); writes: tern-vmm's own writes count too. */
+void job_begin(struct ternd *t, struct vm_entry *e, const char *op, uint64_t total, bool writes);
+/* A progress callback (disk_copy_cb) with a struct job_ctx as opaque. */
+void job_progress(void *opaque, uint64_t bytes);
+void job_end(struct ternd *t, struct vm_entry *e);
+/* {"name", "operation" (null when none), "done_bytes", "total_bytes", "elapsed_s"} */
+struct json_object *job_get(struct ternd *t, struct vm_entry *e);
 
 /* stats.c: tern-vmm's counters of a running VM, by disk and NIC; NULL + err on failure. */
 struct json_object *stats_get(struct ternd *t, struct vm_entry *e, int *status, char *err,

@@ -108,6 +108,9 @@ def test_the_document_matches_the_server():
         call(doc, t, "PUT", "/vms/doc1", d)  # 409 while it runs
         call(doc, t, "POST", "/vms/doc1/suspend")
         call(doc, t, "POST", "/vms/doc1/resume")
+        st, j = call(doc, t, "GET", "/vms/doc1/job")
+        assert st == 200 and j["operation"] is None, j
+        call(doc, t, "GET", "/vms/nope/job")  # 404
         st, _ = call(doc, t, "GET", "/vms/doc1/stats")
         assert st == 200
         st, _ = call(doc, t, "POST", "/vms/doc1/snapshots", {"name": "s1"})

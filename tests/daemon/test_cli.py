@@ -575,13 +575,16 @@ class FakeConsole:
     `answer`, sends `greeting`, and records what the client sends."""
 
     def __init__(self, answer=b"OK\n", greeting=b"hello from the guest\r\n", close_after=None,
-                 api_delay=0, vm=None):
+                 api_delay=0, vm=None, job=None):
         self.dir = tempfile.mkdtemp(prefix="tern-cli-console-")
         self.api = os.path.join(self.dir, "ternd.sock")
         self.console = os.path.join(self.dir, "console.sock")
         self.answer, self.greeting, self.close_after = answer, greeting, close_after
         self.api_delay = api_delay  # seconds before each API answer (a slow save)
         self.vm = vm or {}  # fields over those of the running VM GET /vms/web answers
+        # GET /vms/web/job answers job() at once (no api_delay), {} when None
+        self.job = job or (lambda: {"name": "web", "operation": None, "done_bytes": 0,
+                                    "total_bytes": 0})
         self.hello = b""
         self.received = b""
         self.done = threading.Event()
@@ -604,16 +607,23 @@ class FakeConsole:
                 c, _ = self.api_sock.accept()
             except OSError:
                 return
-            req = b""
-            while b"\r\n\r\n" not in req:
-                chunk = c.recv(4096)
-                if not chunk:
-                    break
-                req += chunk
+            # A thread per connection: the progress line asks for the job meanwhile.
+            threading.Thread(target=self.answer_api, args=(c, body), daemon=True).start()
+
+    def answer_api(self, c, body):
+        req = b""
+        while b"\r\n\r\n" not in req:
+            chunk = c.recv(4096)
+            if not chunk:
+                break
+            req += chunk
+        if req.split(b" ")[1:2] == [b"/vms/web/job"]:
+            body = json.dumps(self.job()).encode()
+        else:
             time.sleep(self.api_delay)
-            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                      b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
-            c.close()
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+        c.close()
 
     def serve_console(self):
         try:
@@ -750,6 +760,38 @@ def test_save_progress_only_on_a_terminal():
         assert out.rstrip().endswith("Saved web: tern start restores it"), out
         r = run_tern(["--socket", f.api, "save", "web"], check=0)
         assert r.err == "" and r.out == "Saved web: tern start restores it\n", r
+    finally:
+        f.close()
+
+
+def test_progress_follows_the_job():
+    """ternd's GET /vms/NAME/job drives the line: bytes written while the total is not
+    known (a save), a bar once it is (a clone's copies)."""
+    asked = []
+
+    def saving():
+        asked.append(1)
+        return {"name": "web", "operation": "save", "done_bytes": len(asked) * (32 << 20),
+                "total_bytes": 0}
+    f = FakeConsole(api_delay=2.5, job=saving)
+    try:
+        status, out = pty_run("%s --socket %s save web" % (TERN, f.api), lambda *a: None)
+        assert status == 0 and re.search(r"saving web\.\.\. \d+ MiB written, \ds", out), out
+        assert len(asked) >= 3, asked  # twice a second
+    finally:
+        f.close()
+    f = FakeConsole(api_delay=2.5, job=lambda: {"name": "web", "operation": "clone",
+                                                "done_bytes": 128 << 20,
+                                                "total_bytes": 256 << 20})
+    try:
+        status, out = pty_run("%s --socket %s clone web web2 --copy" % (TERN, f.api),
+                              lambda *a: None)
+        assert status == 0, out
+        assert "cloning web (copying its disks) [##########          ]  50% 128/256 MiB" in out, out
+        assert "Cloned web as web" in out, out
+        # Not on a pipe: the outcome only.
+        r = run_tern(["--socket", f.api, "clone", "web", "web2"], check=0)
+        assert r.err == "" and r.out.startswith("Cloned web"), r
     finally:
         f.close()
 

@@ -177,3 +177,48 @@ def test_snapshot_of_a_paused_vm_reverts_paused():
         assert not os.path.exists(os.path.join(t.dir, "vms", uuid))
     finally:
         t.close()
+
+
+def test_clone_with_copies_reports_its_job():
+    """GET /vms/NAME/job says what runs on a VM and how far it is (the progress bar's
+    source): a clone copying 512 MiB of data is seen as "clone" with that total."""
+    import threading
+    d = tempfile.mkdtemp(prefix="tern-jobdisk-")
+    disk = os.path.join(d, "big.img")
+    chunk = bytes(range(256)) * 4096  # 1 MiB, no zero run a copy could skip
+    with open(disk, "wb") as f:
+        for _ in range(512):
+            f.write(chunk)
+    t = ternd.Ternd("job")
+    try:
+        t.define("big", counter(), disks=[{"path": disk}], **COUNTER)
+        idle = t.ok("GET", "/vms/big/job")
+        assert idle["operation"] is None and idle["done_bytes"] == 0, idle
+        seen, stop = [], threading.Event()
+
+        def poll():
+            while not stop.is_set():
+                seen.append(t.api.__class__(t.sock, timeout=30).request("GET", "/vms/big/job")[1])
+                time.sleep(0.05)
+        th = threading.Thread(target=poll)
+        th.start()
+        t0 = time.time()
+        try:
+            got = t.ok("POST", "/vms/big/clone", {"name": "big2", "copy": True})
+        finally:
+            took = time.time() - t0
+            stop.set()
+            th.join()
+        assert got["name"] == "big2", got
+        copy = t.vm("big2")["definition"]["disks"][0]["path"]
+        assert os.path.getsize(copy) == 512 << 20 and disk_head(copy, 1024) == chunk[:1024]
+        during = [j for j in seen if j["operation"] == "clone"]
+        assert all(j["total_bytes"] == 512 << 20 and 0 <= j["done_bytes"] <= 512 << 20
+                   for j in during), during
+        if took > 1.0:  # long enough for the poller (every 50 ms) to catch it
+            assert during, "no job seen during a %.1f s clone: %r" % (took, seen[-3:])
+        assert t.ok("GET", "/vms/big/job")["operation"] is None
+        os.unlink(copy)
+    finally:
+        t.close()
+        shutil.rmtree(d, ignore_errors=True)

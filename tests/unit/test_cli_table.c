@@ -4,6 +4,7 @@
 
 #include "cli/cli.h"
 #include "cli/fmt.h"
+#include "cli/progress.h"
 #include "cli/table.h"
 #include "unit.h"
 
@@ -144,4 +145,25 @@ TEST(cli_socket_choice)
 	cli_set_socket(&c, NULL, "/srv/t");
 	CHECK(!strcmp(c.socket, "/srv/t/ternd.sock"));
 	unsetenv("TERN_SOCKET");
+}
+
+/* The progress line: a bar when ternd knows the total, bytes written when not, else time. */
+TEST(cli_progress_line)
+{
+	char b[200];
+
+	progress_format(b, sizeof(b), "cloning web", 12, 128LL << 20, 256LL << 20);
+	CHECK(!strcmp(b, "cloning web [##########          ]  50% 128/256 MiB 12s"));
+	progress_format(b, sizeof(b), "cloning web", 3, 0, 10LL << 20);
+	CHECK(!strcmp(b, "cloning web [                    ]   0% 0/10 MiB 3s"));
+	/* Never past the end, whatever ternd says. */
+	progress_format(b, sizeof(b), "x", 1, 30LL << 20, 10LL << 20);
+	CHECK(!strcmp(b, "x [####################] 100% 10/10 MiB 1s"));
+	progress_format(b, sizeof(b), "saving web", 7, 100LL << 20, 0);
+	CHECK(!strcmp(b, "saving web... 100 MiB written, 7s"));
+	progress_format(b, sizeof(b), "saving web", 2, 0, 0);
+	CHECK(!strcmp(b, "saving web... 2s"));
+	/* A short buffer is cut, not overrun. */
+	progress_format(b, 8, "saving web", 2, 0, 0);
+	CHECK(!strcmp(b, "saving "));
 }

@@ -1,0 +1,93 @@
+/*
+ * The long operation running on a VM (save, snapshot, revert, clone) and how far it is,
+ * for GET /vms/NAME/job (virsh domjobinfo) and tern's progress bar. Disk copies count their
+ * bytes as they go; tern-vmm's memory writes (save, snapshot) are read from its
+ * /proc/PID/io "wchar", since tern-vmm is busy writing and does not answer meanwhile.
+ */
+#include "daemon/ternd.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Bytes pid has written with write(2) and friends so far; 0 when unknown. */
+static unsigned long long wchar(pid_t pid)
+{
+	char path[64], line[128];
+	unsigned long long v = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/io", pid);
+	if (pid <= 0 || !(f = fopen(path, "re")))
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "wchar: %llu", &v) == 1)
+			break;
+	fclose(f);
+	return v;
+}
+
+void job_begin(struct ternd *t, struct vm_entry *e, const char *op, uint64_t total, bool writes)
+{
+	pthread_mutex_lock(&t->lock);
+	snprintf(e->job.op, sizeof(e->job.op), "%s", op);
+	e->job.done = 0;
+	e->job.total = total;
+	e->job.started = now();
+	e->job.writer = writes ? e->vmm_pid : 0;
+	e->job.wbase = writes ? wchar(e->vmm_pid) : 0;
+	pthread_mutex_unlock(&t->lock);
+}
+
+void job_progress(void *opaque, uint64_t bytes)
+{
+	struct job_ctx *j = opaque;
+
+	pthread_mutex_lock(&j->t->lock);
+	j->e->job.done += bytes;
+	pthread_mutex_unlock(&j->t->lock);
+}
+
+void job_end(struct ternd *t, struct vm_entry *e)
+{
+	pthread_mutex_lock(&t->lock);
+	memset(&e->job, 0, sizeof(e->job));
+	pthread_mutex_unlock(&t->lock);
+}
+
+struct json_object *job_get(struct ternd *t, struct vm_entry *e)
+{
+	struct json_object *o = json_object_new_object();
+	uint64_t done, total;
+	double elapsed;
+	pid_t writer;
+	unsigned long long base;
+	char op[16];
+
+	pthread_mutex_lock(&t->lock);
+	snprintf(op, sizeof(op), "%s", e->job.op);
+	done = e->job.done;
+	total = e->job.total;
+	elapsed = op[0] ? now() - e->job.started : 0;
+	writer = e->job.writer;
+	base = e->job.wbase;
+	json_object_object_add(o, "name", json_object_new_string(e->def.name));
+	pthread_mutex_unlock(&t->lock);
+	if (writer) {
+		unsigned long long w = wchar(writer);
+		done += w > base ? w - base : 0;
+	}
+	json_object_object_add(o, "operation", op[0] ? json_object_new_string(op) : NULL);
+	json_object_object_add(o, "done_bytes", json_object_new_int64((int64_t)done));
+	json_object_object_add(o, "total_bytes", json_object_new_int64((int64_t)total));
+	json_object_object_add(o, "elapsed_s", json_object_new_double(elapsed));
+	return o;
+}
