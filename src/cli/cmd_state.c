@@ -65,6 +65,13 @@ int cmd_start(struct cli *c, int argc, char **argv)
 	return simple(c, argc, argv, &op);
 }
 
+int cmd_restore(struct cli *c, int argc, char **argv)
+{
+	static const struct op op = { "restore", NULL, "Restored", NULL, START_TIMEOUT_MS };
+
+	return simple(c, argc, argv, &op);
+}
+
 int cmd_destroy(struct cli *c, int argc, char **argv)
 {
 	static const struct op op = { "destroy", NULL, "Destroyed", NULL, CLI_OP_TIMEOUT_MS };

@@ -74,6 +74,10 @@ const struct cli_command cli_commands[] = {
 	  "The VM is then shut off (saved); `tern start` restores it. Shows the elapsed time\n"
 	  "on a terminal while the memory is written.\n",
 	  "tern save web" },
+	{ "restore", cmd_restore, true, "NAME", "restore a VM's managed save (tern save made it)",
+	  "What `tern start` does for a saved VM, but refused (exit 1) when there is no\n"
+	  "managed save, rather than booting the VM afresh.\n",
+	  "tern save web && tern restore web" },
 	{ "snapshot", cmd_snapshot, true, "create|list|revert|delete NAME [SNAP]",
 	  "take, list, revert to or delete a VM's snapshots",
 	  "  create NAME SNAP   the memory and disks of a running or paused VM (paused while\n"

@@ -118,6 +118,19 @@ int ops_do(struct ternd *t, struct vm_entry *e, const char *op, const char *body
 
 	if (!strcmp(op, "start"))
 		return run_start(t, e, err, n);
+	if (!strcmp(op, "restore")) {
+		/* start, but only from a managed save (virsh restore's place for tern's saves) */
+		char st[4200];
+		struct stat sb;
+		if (ternd_is_active(e))
+			return fail_msg(err, n, -EBUSY, "%s is %s already", e->def.name, e->state);
+		if (stat(ternd_vm_dir(t, e, "save/vm.state", st, sizeof(st)), &sb))
+			return fail_msg(err, n, -EBUSY,
+					"%s has no managed save (tern save makes one; tern start "
+					"boots it)",
+					e->def.name);
+		return run_start(t, e, err, n);
+	}
 	if (!strcmp(op, "destroy"))
 		return run_kill(t, e, "destroyed", err, n);
 	if (!strcmp(op, "shutdown"))

@@ -173,6 +173,8 @@ def test_save_then_start_continues():
         t.define("s", counter(), **COUNTER)
         t.ok("POST", "/vms/s/start")
         assert wait_counting(t, "s", 3)
+        s, b = t.call("POST", "/vms/s/restore")  # running: nothing to restore
+        assert s == 409, b
         got = t.ok("POST", "/vms/s/save")
         assert got["state"] == "shut off" and got["reason"] == "saved", got
         last = counts(t, "s")[-1]
@@ -184,6 +186,18 @@ def test_save_then_start_continues():
         nxt = after[after.index(last) + 1:]
         assert nxt and nxt[0] == last + 1, "counting did not go on from %d: %r" % (last, after[-10:])
         assert not os.path.exists(os.path.join(t.dir, "vms", t.vm("s")["uuid"], "save", "vm.mem"))
+        # tern restore: only from a managed save.
+        t.ok("POST", "/vms/s/destroy")
+        p = subprocess.run([ternd.tool("tern"), "--state-dir", t.dir, "restore", "s"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert p.returncode == 1 and "no managed save" in p.stderr, (p.returncode, p.stderr)
+        assert t.state("s") == ("shut off", "destroyed")
+        t.ok("POST", "/vms/s/start")
+        t.ok("POST", "/vms/s/save")
+        p = subprocess.run([ternd.tool("tern"), "--state-dir", t.dir, "restore", "s"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert p.returncode == 0 and p.stdout.startswith("Restored s"), (p.stdout, p.stderr)
+        assert t.state("s") == ("running", "restored")
     finally:
         t.close()
 
