@@ -184,7 +184,9 @@ def test_save_then_start_continues():
         assert wait_counting(t, "s", 2)
         after = counts(t, "s")
         nxt = after[after.index(last) + 1:]
-        assert nxt and nxt[0] == last + 1, "counting did not go on from %d: %r" % (last, after[-10:])
+        # last + 2 when the save caught the guest mid-line (the rest of it is no count)
+        assert nxt and last + 1 <= nxt[0] <= last + 2, \
+            "counting did not go on from %d: %r" % (last, after[-10:])
         assert not os.path.exists(os.path.join(t.dir, "vms", t.vm("s")["uuid"], "save", "vm.mem"))
         # tern restore: only from a managed save.
         t.ok("POST", "/vms/s/destroy")
