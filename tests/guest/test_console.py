@@ -39,6 +39,17 @@ def test_pipe_input_reaches_guest_unchanged():
     assert want in r.out and r.status == 0, "expected %r: %s\n%r" % (want, tiny.describe(r), r)
 
 
+def test_input_beyond_the_fifo_reaches_guest():
+    # More than the UART's 1024-byte FIFO, sent before the guest reads any: the rest
+    # waits in tern-vmm and goes in by the retry timer, armed only while it waits.
+    data = b"x" * 1223 + b"\n"
+    ternlib.need_kvm()
+    r = ternlib.run_vmm(["--kernel", ternlib.guest_path("echo"), "--debug-exit"], timeout=30,
+                        stdin_data=data)
+    assert "tiny: got 78 78" in r.out and r.status == 0, "newline not seen: %s\n%r" % (
+        tiny.describe(r), r)
+
+
 def test_tty_ctrl_a_x_quits():
     ternlib.need_kvm()
     master, slave = pty.openpty()
