@@ -185,6 +185,8 @@ int snap_create(struct ternd *t, struct vm_entry *e, const char *body, char *nam
 	}
 	if (r)
 		goto out;
+	/* A directory without a row is what a ternd that died here left: not a snapshot. */
+	ternd_remove_tree(dir);
 	if (rename(part, dir)) {
 		r = fail_msg(err, n, -errno, "%s: %s", dir, strerror(errno));
 		goto out;
