@@ -42,6 +42,12 @@ int file_copy_sparse_cb(int in, int out, int64_t size, void (*progress)(void *, 
 /* The bytes in in's data extents (what file_copy_sparse copies), or -errno. */
 int64_t file_data_bytes(int in, int64_t size);
 
+/* Writes all n bytes of buf to fd (retrying short writes and EINTR). 0 or -errno. */
+int fd_write_all(int fd, const void *buf, size_t n);
+
+/* fsync()s the directory holding path, so that a rename into it is durable. 0 or -errno. */
+int fsync_dir_of(const char *path);
+
 /* Parses a decimal unsigned integer in [min, max]; false on junk, overflow or range. */
 bool parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 

@@ -1,6 +1,8 @@
 /* Size-rotated log files (rotlog.h). */
 #include "monitor/rotlog.h"
 
+#include "core/util.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -67,21 +69,6 @@ out:
 	return r;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 int rotlog_write(struct rotlog *l, const void *buf, size_t n)
 {
 	const char *p = buf;
@@ -103,7 +90,7 @@ int rotlog_write(struct rotlog *l, const void *buf, size_t n)
 			continue;
 		}
 		size_t chunk = n < room ? n : (size_t)room;
-		int r = write_all(l->fd, p, chunk);
+		int r = fd_write_all(l->fd, p, chunk);
 		/* Dropped but counted: a failing file fills up and rotates instead of stalling. */
 		if (r && !first)
 			first = r;

@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,38 +12,6 @@
 #include <unistd.h>
 
 static const char *const vmm_reasons[] = { "poweroff", "reboot", "crash", "debug-exit", "error" };
-
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-static int sync_dir_of(const char *path)
-{
-	char *copy = strdup(path);
-	int fd, r = 0;
-
-	if (!copy)
-		return -ENOMEM;
-	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	free(copy);
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) < 0 && errno != EINVAL)
-		r = -errno;
-	close(fd);
-	return r;
-}
 
 int run_status_write_file(const char *path, const char *text)
 {
@@ -60,7 +27,7 @@ int run_status_write_file(const char *path, const char *text)
 		r = -errno;
 		goto out;
 	}
-	r = write_all(fd, text, strlen(text));
+	r = fd_write_all(fd, text, strlen(text));
 	if (!r && fsync(fd) < 0)
 		r = -errno;
 	if (close(fd) < 0 && !r)
@@ -69,8 +36,8 @@ int run_status_write_file(const char *path, const char *text)
 		r = -errno;
 	if (r)
 		unlink(tmp);
-	else
-		r = sync_dir_of(path);
+	else if ((r = fsync_dir_of(path)) == -EINVAL)
+		r = 0; /* a file system whose directories cannot be synced: the rename stands */
 out:
 	free(tmp);
 	return r;

@@ -20,7 +20,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -109,23 +108,6 @@ static int collect_dirty(struct vm *vm)
 }
 
 /* ---- writing ---- */
-
-static int fsync_dir_of(const char *path)
-{
-	char *copy = strdup(path);
-	int fd, r = 0;
-
-	if (!copy)
-		return -ENOMEM;
-	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	free(copy);
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) < 0)
-		r = -errno;
-	close(fd);
-	return r;
-}
 
 /* A temporary file next to path, so that rename() is atomic. */
 static int open_tmp(const char *path, char *tmp, size_t len)
