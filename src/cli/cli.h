@@ -47,6 +47,12 @@ void cli_reply_free(struct cli_reply *r);
 /* cli_request, and on failure the "tern: ..." line; *out gets the body (caller puts it). */
 int cli_call(const struct cli *c, const char *method, const char *path, const char *body,
 	     int timeout_ms, struct json_object **out);
+/*
+ * GET /vms/NAME: *vm gets the answer (caller puts it), *def its "definition" member.
+ * On failure the "tern: ..." line is printed and the exit status returned (*vm NULL).
+ */
+int cli_get_definition(const struct cli *c, const char *name, struct json_object **vm,
+		       struct json_object **def);
 /* The exit status of an HTTP status (cli_exit). */
 int cli_exit_of_status(int status);
 /* One "tern: ..." line on stderr. */

@@ -168,3 +168,21 @@ const char *cli_vm_path(const char *name, const char *suffix, char *buf, size_t 
 	snprintf(buf, n, "/vms/%s%s", name, suffix ? suffix : "");
 	return buf;
 }
+
+int cli_get_definition(const struct cli *c, const char *name, struct json_object **vm,
+		       struct json_object **def)
+{
+	char path[160];
+	int e;
+
+	cli_vm_path(name, NULL, path, sizeof(path));
+	if ((e = cli_call(c, "GET", path, NULL, CLI_GET_TIMEOUT_MS, vm)))
+		return e;
+	if (!json_object_object_get_ex(*vm, "definition", def)) {
+		json_object_put(*vm);
+		*vm = NULL;
+		cli_error("ternd's answer has no \"definition\"");
+		return CLI_FAILED;
+	}
+	return CLI_OK;
+}

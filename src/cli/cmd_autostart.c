@@ -19,14 +19,8 @@ int cmd_autostart(struct cli *c, int argc, char **argv)
 
 	if (cli_args(c, argc, argv, opts, 1, &name, 1))
 		return CLI_OK;
-	cli_vm_path(name, NULL, path, sizeof(path));
-	if ((e = cli_call(c, "GET", path, NULL, CLI_GET_TIMEOUT_MS, &vm)))
+	if ((e = cli_get_definition(c, name, &vm, &def)))
 		return e;
-	if (!json_object_object_get_ex(vm, "definition", &def)) {
-		json_object_put(vm);
-		cli_error("ternd's answer has no \"definition\"");
-		return CLI_FAILED;
-	}
 	/* Already so: nothing to change, which works in any state. */
 	if (json_object_object_get_ex(def, "autostart", &a) &&
 	    json_object_get_boolean(a) == !disable) {
@@ -38,6 +32,7 @@ int cmd_autostart(struct cli *c, int argc, char **argv)
 		return CLI_OK;
 	}
 	json_object_put(vm);
+	cli_vm_path(name, NULL, path, sizeof(path));
 	/* PATCH: autostart may change in any state, unlike the rest of the definition. */
 	e = cli_request(c, "PATCH", path,
 			disable ? "{\"autostart\": false}" : "{\"autostart\": true}",

@@ -168,14 +168,9 @@ int cmd_edit(struct cli *c, int argc, char **argv)
 
 	if (cli_args(c, argc, argv, NULL, 0, &name, 1))
 		return CLI_OK;
-	cli_vm_path(name, NULL, path, sizeof(path));
-	if ((e = cli_call(c, "GET", path, NULL, CLI_GET_TIMEOUT_MS, &vm)))
+	if ((e = cli_get_definition(c, name, &vm, &def)))
 		return e;
-	if (!json_object_object_get_ex(vm, "definition", &def)) {
-		json_object_put(vm);
-		cli_error("ternd's answer has no \"definition\"");
-		return CLI_FAILED;
-	}
+	cli_vm_path(name, NULL, path, sizeof(path));
 	if (asprintf(&text, "%s\n",
 		     json_object_to_json_string_ext(
 			     def, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |

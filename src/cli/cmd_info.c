@@ -133,15 +133,13 @@ int cmd_info(struct cli *c, int argc, char **argv)
 int cmd_dumpconfig(struct cli *c, int argc, char **argv)
 {
 	struct json_object *vm, *def;
-	int e = get_vm(c, argc, argv, &vm);
+	const char *name;
+	int e;
 
-	if (e)
-		return e < 0 ? CLI_OK : e;
-	if (!json_object_object_get_ex(vm, "definition", &def)) {
-		json_object_put(vm);
-		cli_error("ternd's answer has no \"definition\"");
-		return CLI_FAILED;
-	}
+	if (cli_args(c, argc, argv, NULL, 0, &name, 1))
+		return CLI_OK;
+	if ((e = cli_get_definition(c, name, &vm, &def)))
+		return e;
 	cli_print_json(def);
 	json_object_put(vm);
 	return CLI_OK;
