@@ -4,6 +4,7 @@
  */
 #include "cli/cli.h"
 #include "cli/term_raw.h"
+#include "core/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,20 +20,6 @@
 #define HANDSHAKE_MS 10000
 #define LOG_KEEP_MAX 100 /* the monitor keeps at most console.log.1 .. .100 */
 
-static bool write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return false;
-		p += w;
-		n -= (size_t)w;
-	}
-	return true;
-}
-
 /* Copies one file to stdout; -errno when it cannot be opened. */
 static int cat_file(const char *path)
 {
@@ -43,7 +30,7 @@ static int cat_file(const char *path)
 	if (fd < 0)
 		return -errno;
 	while ((n = read(fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
-		if (n > 0 && !write_all(STDOUT_FILENO, buf, (size_t)n)) {
+		if (n > 0 && fd_write_all(STDOUT_FILENO, buf, (size_t)n)) {
 			close(fd);
 			return -EPIPE;
 		}
@@ -115,7 +102,7 @@ static int attach(const char *sock, const char *name, bool ro)
 		return -1;
 	}
 	const char *hello = ro ? "ATTACH ro\n" : "ATTACH rw\n";
-	if (!write_all(fd, hello, strlen(hello)))
+	if (fd_write_all(fd, hello, strlen(hello)))
 		goto broken;
 	/* Byte by byte: what follows the answer's newline is console output already. */
 	while (len + 1 < sizeof(line)) {
@@ -173,7 +160,7 @@ static int relay(int sock, bool ro, bool tty)
 				continue;
 			if (n <= 0)
 				return 1; /* the console closed: the VM ended */
-			if (!write_all(STDOUT_FILENO, buf, (size_t)n))
+			if (fd_write_all(STDOUT_FILENO, buf, (size_t)n))
 				return -EPIPE;
 		}
 		if (npending && (p[0].revents & POLLOUT)) {
