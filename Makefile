@@ -11,7 +11,7 @@ CFLAGS_BASE += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-san
 LDFLAGS_SAN := -fsanitize=address,undefined
 endif
 CFLAGS += $(CFLAGS_BASE)
-LDLIBS += -luring -lpthread -lslirp -lhttp_parser -ljson-c -lz -lsqlite3
+LDLIBS += -luring -lpthread -lslirp -lhttp_parser -ljson-c -lz -lsqlite3 -lgnutls
 
 # Each program's main.c; everything else goes into libtern.a, which each links.
 MAINS := src/vmm/main.c src/monitor/main.c src/daemon/main.c src/cli/main.c
