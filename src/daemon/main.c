@@ -4,6 +4,8 @@
  * stops a VM: a new ternd finds them again.
  */
 #include "core/log.h"
+#include "core/tcp.h"
+#include "core/tls.h"
 #include "core/util.h"
 #include "daemon/server.h"
 #include "daemon/ternd.h"
@@ -29,6 +31,7 @@
 static const char usage[] =
 	"usage: ternd [--foreground] [--state-dir DIR] [--group NAME] [--cgroup PATH|none]\n"
 	"             [--vmm PATH] [--monitor PATH] [--start-timeout SECONDS]\n"
+	"             [--listen-tls ADDR:PORT [--tls-dir DIR]]\n"
 	"             [--log-level error|warn|info|debug]\n"
 	"\n"
 	"The tern host manager: keeps VM definitions in DIR (default " DEFAULT_STATE_DIR "),\n"
@@ -46,13 +49,21 @@ static const char usage[] =
 	"                      in ../bin from ternd's directory)\n"
 	"  --start-timeout S   how long a VM may take to answer on its API socket, 1 to 3600\n"
 	"                      (default 60)\n"
+	"  --listen-tls ADDR:PORT  also serve the API (read-write) over TLS on TCP: an IPv4\n"
+	"                      address or [IPv6] address, port 1 to 65535; clients must show\n"
+	"                      a certificate signed by the CA (tern --connect tls://HOST:PORT)\n"
+	"  --tls-dir DIR       cacert.pem, servercert.pem, serverkey.pem (default\n"
+	"                      " TLS_DEFAULT_DIR ")\n"
 	"\n"
 	"Exit status: 0 on SIGTERM/SIGINT, 1 when it cannot run (another ternd holds DIR, the\n"
-	"database cannot be opened), 2 for bad usage. docs/ternd.md has the API.\n";
+	"database cannot be opened, the TLS port is taken), 2 for bad usage (a certificate file\n"
+	"missing or unreadable too). docs/ternd.md has the API.\n";
 
 struct opts {
 	bool foreground;
-	const char *state_dir, *group, *cgroup, *vmm, *monitor;
+	const char *state_dir, *group, *cgroup, *vmm, *monitor, *tls_dir;
+	bool listen_tls;
+	struct hostport tls_addr;
 	unsigned int start_timeout_s;
 	enum log_level level;
 };
@@ -91,9 +102,12 @@ static void parse(int argc, char **argv, struct opts *o)
 		{ "monitor", required_argument, NULL, 'm' },
 		{ "start-timeout", required_argument, NULL, 't' },
 		{ "log-level", required_argument, NULL, 'l' },
+		{ "listen-tls", required_argument, NULL, 'L' },
+		{ "tls-dir", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
+	char err[512];
 	uint64_t v;
 	int c;
 
@@ -132,6 +146,16 @@ static void parse(int argc, char **argv, struct opts *o)
 				die_usage("--log-level: '%s' is not error, warn, info or debug",
 					  optarg);
 			break;
+		case 'L':
+			if (hostport_parse(optarg, true, &o->tls_addr, err, sizeof(err)))
+				die_usage("--listen-tls: %s", err);
+			o->listen_tls = true;
+			break;
+		case 'T':
+			if (!*optarg)
+				die_usage("--tls-dir: the path is empty");
+			o->tls_dir = optarg;
+			break;
 		case 'h':
 			fputs(usage, stdout);
 			exit(0);
@@ -144,6 +168,8 @@ static void parse(int argc, char **argv, struct opts *o)
 		die_usage("unexpected argument '%s' (ternd takes options only)", argv[optind]);
 	if (o->state_dir[0] != '/')
 		die_usage("--state-dir: '%s' must be an absolute path", o->state_dir);
+	if (o->tls_dir && !o->listen_tls)
+		die_usage("--tls-dir: only with --listen-tls ADDR:PORT");
 	if (o->cgroup && strcmp(o->cgroup, "none") && o->cgroup[0] != '/')
 		die_usage("--cgroup: '%s' must be a path under /sys/fs/cgroup starting with / (or "
 			  "none)",
@@ -244,6 +270,7 @@ int main(int argc, char **argv)
 {
 	static struct ternd t;
 	static struct mgmt_listener rw = { &t, false }, ro = { &t, true };
+	struct tls_creds *tls = NULL;
 	struct opts o;
 	char path[4200], err[1024];
 	gid_t gid = (gid_t)-1;
@@ -263,6 +290,13 @@ int main(int argc, char **argv)
 		struct group *g = getgrnam("tern");
 		gid = g ? g->gr_gid : (gid_t)-1;
 	}
+	/* Before anything starts: a missing certificate is the user's to fix (exit 2). */
+	if (o.listen_tls &&
+	    tls_creds_load(&tls, TLS_SERVER, o.tls_dir ? o.tls_dir : TLS_DEFAULT_DIR, err,
+			   sizeof(err)))
+		die_usage("--tls-dir: %s (docs/ternd.md, \"Remote management over TLS\", shows how "
+			  "to make the certificates)",
+			  err);
 	if (mkdir(o.state_dir, 0755) && errno != EEXIST)
 		die("cannot make the state directory %s: %s", o.state_dir, strerror(errno));
 	snprintf(path, sizeof(path), "%s/ternd.lock", o.state_dir);
@@ -345,6 +379,13 @@ int main(int argc, char **argv)
 		die("%s", err);
 	log_info("serving %s/ternd.sock (state in %s, cgroup %s)", o.state_dir, o.state_dir,
 		 t.cgroup ? t.cgroup : "none");
+	if (tls) {
+		if (server_start_tls(&rw, &o.tls_addr, tls, err, sizeof(err)))
+			die("--listen-tls: %s", err);
+		log_info("serving TLS on %s (certificates in %s)",
+			 hostport_text(&o.tls_addr, path, sizeof(path)),
+			 o.tls_dir ? o.tls_dir : TLS_DEFAULT_DIR);
+	}
 	if (ready[1] >= 0) {
 		char ok = 1;
 		if (write(ready[1], &ok, 1) < 0)

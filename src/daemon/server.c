@@ -3,9 +3,13 @@
 
 #include "api/http.h"
 #include "core/log.h"
+#include "core/tcp.h"
+#include "core/tls.h"
 #include "core/util.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdio.h>
@@ -18,17 +22,39 @@
 
 /* A connection idle this long between requests is closed (not one waiting for an answer). */
 #define IDLE_S 30
+/* A TLS client gets this long for its handshake, and an answer this long to be taken. */
+#define TLS_HANDSHAKE_MS 10000
+#define TLS_SEND_MS 60000
 
 struct listener {
 	struct mgmt_listener *l;
 	int fd;
+	struct tls_creds *tls; /* NULL: a Unix socket */
 	sem_t slots;
 };
 
 struct conn {
 	struct listener *ls;
 	int fd;
+	struct tls_conn *tls;
+	char peer[80]; /* "client ADDR:PORT", for the log */
 };
+
+/* The bytes of one connection, over TLS or not: > 0, 0 at the end, -1 on failure. */
+static ssize_t conn_recv(struct conn *c, char *buf, size_t n)
+{
+	if (c->tls) {
+		ssize_t r = tls_read(c->tls, buf, n, IDLE_S * 1000);
+		if (r < 0 && r != -ETIMEDOUT && r != -ECONNRESET)
+			log_info("TLS: %s", tls_error(c->tls));
+		return r < 0 ? -1 : r;
+	}
+	for (;;) {
+		ssize_t r = recv(c->fd, buf, n, 0);
+		if (r >= 0 || errno != EINTR)
+			return r;
+	}
+}
 
 static bool write_all(int fd, const char *p, size_t n)
 {
@@ -44,30 +70,58 @@ static bool write_all(int fd, const char *p, size_t n)
 	return true;
 }
 
+static bool conn_send(struct conn *c, const char *p, size_t n)
+{
+	return c->tls ? !tls_write_all(c->tls, p, n, TLS_SEND_MS) : write_all(c->fd, p, n);
+}
+
+/* The TLS handshake, on the connection's own thread: a slow client holds up no other. */
+static bool tls_accept(struct conn *c)
+{
+	char err[1024];
+	int fd = c->fd, one = 1;
+
+	c->fd = -1; /* the TLS connection owns it from here, also when refused */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	int r = tls_handshake(&c->tls, c->ls->tls, fd, NULL, c->peer, TLS_HANDSHAKE_MS, err,
+			      sizeof(err));
+	/* A refused certificate is worth a warning; a port probe that hangs up is not. */
+	if (r) {
+		log_msg(r == -EACCES ? LOG_WARN : LOG_INFO, "TLS: %s", err);
+		return false;
+	}
+	/* debug: tern's progress line alone makes two connections a second */
+	log_debug("TLS: %s connected as %s", c->peer, tls_peer_subject(c->tls));
+	return true;
+}
+
 static void *conn_thread(void *arg)
 {
 	struct conn *c = arg;
-	struct http_conn *h = http_conn_new(mgmt_handle, c->ls->l);
+	struct http_conn *h = NULL;
 	struct timeval idle = { .tv_sec = IDLE_S };
 	char buf[16384];
 
-	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &idle, sizeof(idle));
+	if (!c->ls->tls || tls_accept(c))
+		h = http_conn_new(mgmt_handle, c->ls->l);
+	if (!c->tls && c->fd >= 0)
+		setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &idle, sizeof(idle));
 	while (h) {
-		ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
-		int r;
-		if (n < 0 && errno == EINTR)
-			continue;
-		r = n > 0 ? http_conn_feed(h, buf, (size_t)n) : (http_conn_eof(h), -1);
+		ssize_t n = conn_recv(c, buf, sizeof(buf));
+		int r = n > 0 ? http_conn_feed(h, buf, (size_t)n) : (http_conn_eof(h), -1);
 		size_t len;
 		const char *out = http_conn_output(h, &len);
-		if (len && !write_all(c->fd, out, len))
+		if (len && !conn_send(c, out, len))
 			break;
 		http_conn_consume(h, len);
 		if (r < 0)
 			break;
 	}
 	http_conn_free(h);
-	close(c->fd);
+	if (c->tls)
+		tls_close(c->tls);
+	else if (c->fd >= 0)
+		close(c->fd);
 	sem_post(&c->ls->slots);
 	free(c);
 	return NULL;
@@ -78,12 +132,20 @@ static void *accept_thread(void *arg)
 	struct listener *ls = arg;
 
 	for (;;) {
+		struct sockaddr_storage peer;
+		socklen_t plen = sizeof(peer);
 		sem_wait(&ls->slots);
-		int fd = accept4(ls->fd, NULL, NULL, SOCK_CLOEXEC);
-		struct conn *c = fd >= 0 ? malloc(sizeof(*c)) : NULL;
+		int fd = accept4(ls->fd, (struct sockaddr *)&peer, &plen, SOCK_CLOEXEC);
+		struct conn *c = fd >= 0 ? calloc(1, sizeof(*c)) : NULL;
 		pthread_t th;
 		if (c) {
-			*c = (struct conn){ ls, fd };
+			c->ls = ls;
+			c->fd = fd;
+			if (ls->tls) {
+				char addr[64];
+				tcp_peer_text((struct sockaddr *)&peer, plen, addr, sizeof(addr));
+				snprintf(c->peer, sizeof(c->peer), "client %s", addr);
+			}
 			if (!pthread_create(&th, NULL, conn_thread, c)) {
 				pthread_detach(th);
 				continue;
@@ -99,13 +161,34 @@ static void *accept_thread(void *arg)
 	return NULL;
 }
 
+/* Serves the listening socket fd (which it takes) on an accepting thread. */
+static int serve(struct mgmt_listener *l, int fd, struct tls_creds *tls, char *err, size_t errlen)
+{
+	struct listener *ls;
+	pthread_t th;
+
+	if (!(ls = calloc(1, sizeof(*ls)))) {
+		close(fd);
+		return -ENOMEM;
+	}
+	ls->l = l;
+	ls->fd = fd;
+	ls->tls = tls;
+	sem_init(&ls->slots, 0, SERVER_MAX_CONNS);
+	if (pthread_create(&th, NULL, accept_thread, ls)) {
+		close(fd);
+		free(ls);
+		return fail_msg(err, errlen, -EAGAIN, "cannot start a thread");
+	}
+	pthread_detach(th);
+	return 0;
+}
+
 int server_start(struct mgmt_listener *l, const char *path, mode_t mode, gid_t gid, char *err,
 		 size_t errlen)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	struct listener *ls;
 	struct stat st;
-	pthread_t th;
 	int fd;
 
 	if (strlen(path) >= sizeof(a.sun_path))
@@ -126,18 +209,13 @@ int server_start(struct mgmt_listener *l, const char *path, mode_t mode, gid_t g
 		close(fd);
 		return fail_msg(err, errlen, -e, "%s: %s", path, strerror(e));
 	}
-	if (!(ls = calloc(1, sizeof(*ls)))) {
-		close(fd);
-		return -ENOMEM;
-	}
-	ls->l = l;
-	ls->fd = fd;
-	sem_init(&ls->slots, 0, SERVER_MAX_CONNS);
-	if (pthread_create(&th, NULL, accept_thread, ls)) {
-		close(fd);
-		free(ls);
-		return fail_msg(err, errlen, -EAGAIN, "cannot start a thread");
-	}
-	pthread_detach(th);
-	return 0;
+	return serve(l, fd, NULL, err, errlen);
+}
+
+int server_start_tls(struct mgmt_listener *l, const struct hostport *addr, struct tls_creds *creds,
+		     char *err, size_t errlen)
+{
+	int fd = tcp_listen(addr, 128, err, errlen);
+
+	return fd < 0 ? fd : serve(l, fd, creds, err, errlen);
 }

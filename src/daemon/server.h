@@ -18,4 +18,14 @@
 int server_start(struct mgmt_listener *l, const char *path, mode_t mode, gid_t gid, char *err,
 		 size_t errlen);
 
+struct hostport;
+struct tls_creds;
+/*
+ * Listens on TCP addr and serves each connection over mutual TLS with creds (a client
+ * without a certificate the CA signed is refused and logged) on a thread. 0, or -errno
+ * with err saying why.
+ */
+int server_start_tls(struct mgmt_listener *l, const struct hostport *addr, struct tls_creds *creds,
+		     char *err, size_t errlen);
+
 #endif
