@@ -6,6 +6,8 @@
 #ifndef TERN_CLI_CLI_H
 #define TERN_CLI_CLI_H
 
+#include "core/tcp.h"
+
 #include <json-c/json.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -24,10 +26,17 @@ enum cli_exit {
 #define CLI_OP_TIMEOUT_MS 660000 /* ternd's save bound (600 s) and a margin */
 #define CLI_SLACK_S 30		 /* over a timeout ternd enforces itself (shutdown) */
 
+struct tls_creds;
+
 struct cli {
 	char socket[PATH_MAX];	  /* read-write ternd.sock */
 	char ro_socket[PATH_MAX]; /* ternd-ro.sock beside it; "" when unknown */
 	bool json;
+	/* --connect tls://HOST:PORT: a ternd on another host, over mutual TLS (remote.c) */
+	bool remote;
+	struct hostport addr;
+	char url[300];
+	struct tls_creds *tls;
 };
 
 struct cli_reply {
@@ -60,6 +69,17 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Chooses the sockets: --socket, else --state-dir, else $TERN_SOCKET, else the default. */
 void cli_set_socket(struct cli *c, const char *socket, const char *state_dir);
+
+/*
+ * remote.c: `--connect tls://HOST:PORT` (what names it: "--connect" or "TERN_CONNECT")
+ * with the client certificate from tls_dir (NULL: the default). Bad input ends tern with
+ * status 2 and a line naming the option or the file.
+ */
+void cli_set_remote(struct cli *c, const char *url, const char *what, const char *tls_dir);
+/* One request to the remote ternd: the HTTP status with the body in *text (malloc'd), or
+ * -errno with err saying why (-EACCES: a certificate was refused, either way). */
+int cli_remote_request(const struct cli *c, const char *method, const char *path, const char *body,
+		       int timeout_ms, char **text, char *err, size_t errlen);
 
 /* Prints o as one pretty JSON document on stdout. */
 void cli_print_json(struct json_object *o);

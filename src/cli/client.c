@@ -72,11 +72,14 @@ int cli_exit_of_status(int status)
 	return CLI_FAILED; /* 403, 404, 409, 5xx */
 }
 
-static int send_one(const char *sock, const char *method, const char *path, const char *body,
-		    int timeout_ms, struct cli_reply *r)
+static int send_one(const struct cli *c, const char *sock, const char *method, const char *path,
+		    const char *body, int timeout_ms, struct cli_reply *r)
 {
 	char *text = NULL;
-	int st = vmm_request(sock, method, path, body, timeout_ms, &text, r->err, sizeof(r->err));
+	int st = c->remote ? cli_remote_request(c, method, path, body, timeout_ms, &text, r->err,
+						sizeof(r->err)) :
+			     vmm_request(sock, method, path, body, timeout_ms, &text, r->err,
+					 sizeof(r->err));
 
 	if (st < 0) {
 		r->status = 0;
@@ -101,12 +104,18 @@ int cli_request(const struct cli *c, const char *method, const char *path, const
 		int timeout_ms, struct cli_reply *r)
 {
 	memset(r, 0, sizeof(*r));
-	int e = send_one(c->socket, method, path, body, timeout_ms, r);
+	int e = send_one(c, c->socket, method, path, body, timeout_ms, r);
 
 	/* Reading needs no rights on ternd.sock: users outside group tern get ternd-ro.sock. */
-	if (e == -EACCES && !strcmp(method, "GET") && c->ro_socket[0])
-		e = send_one(c->ro_socket, method, path, body, timeout_ms, r);
-	if (e == -EACCES)
+	if (e == -EACCES && !c->remote && !strcmp(method, "GET") && c->ro_socket[0])
+		e = send_one(c, c->ro_socket, method, path, body, timeout_ms, r);
+	if (e == -EACCES && c->remote)
+		snprintf(r->err + strlen(r->err), sizeof(r->err) - strlen(r->err),
+			 " (--tls-dir: the certificates must come from the CA ternd trusts)");
+	else if (e && c->remote && e != -EPROTO)
+		snprintf(r->err + strlen(r->err), sizeof(r->err) - strlen(r->err),
+			 " (is ternd running with --listen-tls on that address?)");
+	else if (e == -EACCES)
 		snprintf(r->err + strlen(r->err), sizeof(r->err) - strlen(r->err),
 			 " (changing VMs takes write access to ternd.sock: root or group tern)");
 	else if (e == -ENOENT || e == -ECONNREFUSED)

@@ -208,6 +208,13 @@ int cmd_console(struct cli *c, int argc, char **argv)
 
 	if (cli_args(c, argc, argv, opts, 2, &name, 1))
 		return CLI_OK;
+	/* The console is the monitor's Unix socket and its log a file, on ternd's host. */
+	if (c->remote) {
+		cli_error("console needs a local ternd: %s's console is a socket on %s's host "
+			  "(run tern console there)",
+			  name, c->url);
+		return CLI_USAGE;
+	}
 	if ((e = cli_call(c, "GET", cli_vm_path(name, NULL, path, sizeof(path)), NULL,
 			  CLI_GET_TIMEOUT_MS, &vm)))
 		return e;

@@ -9,20 +9,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { G_SOCKET = 1000, G_STATE_DIR, G_JSON, G_VERSION, G_HELP };
+enum { G_SOCKET = 1000, G_STATE_DIR, G_CONNECT, G_TLS_DIR, G_JSON, G_VERSION, G_HELP };
 
 int cli_main(int argc, char **argv)
 {
 	static const struct option longs[] = {
 		{ "socket", required_argument, NULL, G_SOCKET },
 		{ "state-dir", required_argument, NULL, G_STATE_DIR },
+		{ "connect", required_argument, NULL, G_CONNECT },
+		{ "tls-dir", required_argument, NULL, G_TLS_DIR },
 		{ "json", no_argument, NULL, G_JSON },
 		{ "version", no_argument, NULL, G_VERSION },
 		{ "help", no_argument, NULL, G_HELP },
 		{ 0 },
 	};
 	static struct cli c;
-	const char *socket = NULL, *state_dir = NULL;
+	const char *socket = NULL, *state_dir = NULL, *connect = NULL, *tls_dir = NULL;
+	const char *env = getenv("TERN_CONNECT"), *connect_name = "--connect";
 	const struct cli_command *k;
 	int ch;
 
@@ -37,6 +40,12 @@ int cli_main(int argc, char **argv)
 			break;
 		case G_STATE_DIR:
 			state_dir = optarg;
+			break;
+		case G_CONNECT:
+			connect = optarg;
+			break;
+		case G_TLS_DIR:
+			tls_dir = optarg;
 			break;
 		case G_JSON:
 			c.json = true;
@@ -60,6 +69,18 @@ int cli_main(int argc, char **argv)
 		die_usage("--socket: the path is empty");
 	if (state_dir && !*state_dir)
 		die_usage("--state-dir: the path is empty");
+	if (connect && (socket || state_dir))
+		die_usage("--connect and %s: give one or the other",
+			  socket ? "--socket" : "--state-dir");
+	if (tls_dir && !*tls_dir)
+		die_usage("--tls-dir: the path is empty");
+	/* The command line wins over the environment: a local option ignores TERN_CONNECT. */
+	if (!connect && !socket && !state_dir && env && *env) {
+		connect = env;
+		connect_name = "TERN_CONNECT";
+	}
+	if (tls_dir && !connect)
+		die_usage("--tls-dir: only with --connect tls://HOST:PORT (or TERN_CONNECT)");
 	if (optind == argc)
 		die_usage("no command given (tern help lists them)");
 	argv += optind;
@@ -71,6 +92,9 @@ int cli_main(int argc, char **argv)
 	}
 	if (!(k = cli_command_find(argv[0])))
 		die_usage("unknown command '%s' (tern help lists them)", argv[0]);
-	cli_set_socket(&c, socket, state_dir);
+	if (connect)
+		cli_set_remote(&c, connect, connect_name, tls_dir);
+	else
+		cli_set_socket(&c, socket, state_dir);
 	return k->fn(&c, argc, argv);
 }

@@ -4,14 +4,15 @@
 #include <ctype.h>
 #include <stdio.h>
 
-static const char overview_head[] =
-	"usage: tern [--socket PATH | --state-dir DIR] [--json] COMMAND [ARGS]\n"
-	"       tern help [COMMAND]\n"
-	"       tern --version\n"
-	"\n"
-	"The client of ternd, the tern host manager (docs/ternd.md).\n"
-	"\n"
-	"Commands:\n";
+static const char overview_head[] = "usage: tern [--socket PATH | --state-dir DIR | --connect "
+				    "tls://HOST:PORT [--tls-dir DIR]]\n"
+				    "            [--json] COMMAND [ARGS]\n"
+				    "       tern help [COMMAND]\n"
+				    "       tern --version\n"
+				    "\n"
+				    "The client of ternd, the tern host manager (docs/ternd.md).\n"
+				    "\n"
+				    "Commands:\n";
 
 static const char overview_tail[] =
 	"\n"
@@ -19,9 +20,17 @@ static const char overview_tail[] =
 	"  --socket PATH     ternd's API socket (default: DIR/ternd.sock, or $TERN_SOCKET\n"
 	"                    when neither option is given)\n"
 	"  --state-dir DIR   ternd's state directory (default /var/lib/tern)\n"
+	"  --connect tls://HOST:PORT\n"
+	"                    a ternd on another host (ternd --listen-tls), over TLS: HOST is a\n"
+	"                    name, an IPv4 or a [bracketed] IPv6 address, port 1 to 65535;\n"
+	"                    its certificate must be signed by our CA and name HOST (default:\n"
+	"                    $TERN_CONNECT when no --socket or --state-dir is given)\n"
+	"  --tls-dir DIR     cacert.pem, clientcert.pem, clientkey.pem for --connect\n"
+	"                    (default /etc/tern/pki)\n"
 	"  --json            print the API's JSON, one document (commands that print also\n"
 	"                    take it after the command)\n"
 	"Reading commands fall back to ternd-ro.sock when ternd.sock refuses the user.\n"
+	"Every command works over --connect but console, whose socket is on ternd's host.\n"
 	"\n"
 	"Exit status:\n"
 	"  0  done\n"
@@ -29,8 +38,8 @@ static const char overview_tail[] =
 	"     duplicate name, or ternd failed (5xx)\n"
 	"  2  bad usage, or input ternd refused (400); the message names the option or the\n"
 	"     field and what it accepts\n"
-	"  3  ternd is not reachable: no socket, connection refused or not permitted, or\n"
-	"     no answer in time\n"
+	"  3  ternd is not reachable: no socket, connection refused or not permitted, a\n"
+	"     certificate refused (either way), or no answer in time\n"
 	"\n"
 	"`tern help COMMAND` or `tern COMMAND --help` shows a command's options and an example.\n";
 
