@@ -118,15 +118,21 @@ void virtio_dev_notify(struct virtio_dev *d, unsigned int q)
 	d->ops->notify(d, q);
 }
 
+void virtio_dev_config_changed(struct virtio_dev *d)
+{
+	/* A driver reading several fields retries when the generation moved (2.5). */
+	d->config_generation++;
+	if (d->signal_config)
+		d->signal_config(d);
+}
+
 void virtio_dev_needs_reset(struct virtio_dev *d, const char *why)
 {
 	if (d->status & VIRTIO_STATUS_NEEDS_RESET)
 		return;
 	log_warn("%s: %s; device needs reset", d->ops->name, why);
 	d->status |= VIRTIO_STATUS_NEEDS_RESET;
-	d->config_generation++;
-	if (d->signal_config)
-		d->signal_config(d);
+	virtio_dev_config_changed(d);
 }
 
 void virtio_dev_complete(struct virtio_dev *d, unsigned int q, uint16_t head, uint32_t len)

@@ -82,6 +82,11 @@ void virtio_dev_set_status(struct virtio_dev *d, uint8_t status);
 bool virtio_dev_enable_queue(struct virtio_dev *d, unsigned int q);
 /* The driver kicked queue q: forwards to ops->notify unless the device is broken or not live. */
 void virtio_dev_notify(struct virtio_dev *d, unsigned int q);
+/*
+ * The device changed its configuration space (or status): a new config generation and a
+ * configuration-change interrupt on whichever transport carries the device. Lock held.
+ */
+void virtio_dev_config_changed(struct virtio_dev *d);
 /* Marks the device NEEDS_RESET (malformed guest input) and tells the driver. Lock held. */
 void virtio_dev_needs_reset(struct virtio_dev *d, const char *why);
 /* Returns a chain to the driver and interrupts it if it asked to be. Lock held. */

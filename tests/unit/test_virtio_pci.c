@@ -681,9 +681,11 @@ TEST(virtio_pci_msix_route_and_irqfd)
 	bar_wr(f, VIRTIO_PCI_MSIX_TABLE, 8, 0xfee02000ULL);
 	bar_wr(f, VIRTIO_PCI_MSIX_TABLE + 8, 8, 0x4050); /* data, unmasked */
 	common_wr(f, VIRTIO_PCI_COMMON_MSIX, 2, 0);
+	uint32_t gen = common_rd(f, VIRTIO_PCI_COMMON_CFGGENERATION, 1);
 	pthread_mutex_lock(&f->dev.lock);
-	f->dev.signal_config(&f->dev);
+	virtio_dev_config_changed(&f->dev); /* what a device whose config changed calls */
 	pthread_mutex_unlock(&f->dev.lock);
+	CHECK(common_rd(f, VIRTIO_PCI_COMMON_CFGGENERATION, 1) == ((gen + 1) & 0xff));
 	CHECK(eventfd_count(f->t->vec[0].fd) == 1);
 	e = msi_route(f, (uint32_t)f->t->vec[0].gsi);
 	CHECK(e && e->u.msi.address_lo == 0xfee02000u && e->u.msi.data == 0x4050);
