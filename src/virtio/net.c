@@ -2,7 +2,8 @@
  * virtio-net device: transmit chains go to the backend, frames from the backend go into
  * the driver's receive chains (several per frame with mergeable buffers). The device pulls
  * from the backend only while the driver has buffers posted, so a driver that posts none
- * stalls its own receive path and nothing else.
+ * stalls its own receive path and nothing else. The control queue answers the driver's
+ * commands; the only one offered is the acknowledgement of an announcement request.
  */
 #include "virtio/net.h"
 #include "core/log.h"
@@ -18,6 +19,10 @@
 /* Frames moved per wake-up before the loop gets to serve other fds (then kick_fd). */
 #define RX_BUDGET 256
 #define TX_BUDGET 256
+#define CTRL_BUDGET 64
+
+/* A control command's header: class and command, one byte each (5.1.6.5). */
+#define CTRL_HDR_LEN 2
 
 /* What this device can ever offer; the backend narrows the offloads. */
 #define NET_OFFLOADS                                                       \
@@ -292,7 +297,108 @@ out:
 		d->signal_queue(d, VIRTIO_NET_TXQ);
 }
 
-/* Work left over by a full budget, either way. */
+/* ---- control ---- */
+
+/*
+ * Carries out one command and returns its ack. Only what the offered features let a
+ * driver send succeeds: the acknowledgement (no data) of a pending announcement; one with
+ * nothing pending fails, as QEMU's does. Every other class or command (receive filters,
+ * MAC table, VLANs, queue pairs: none offered) fails, so a driver never believes a
+ * setting took effect that did not.
+ */
+static uint8_t ctrl_command(struct virtio_net *n, uint8_t class, uint8_t cmd, uint64_t data_len)
+{
+	unsigned long long e;
+
+	if (class == VIRTIO_NET_CTRL_ANNOUNCE && cmd == VIRTIO_NET_CTRL_ANNOUNCE_ACK &&
+	    data_len == 0 && n->announce && virtio_dev_has(&n->dev, VIRTIO_NET_F_GUEST_ANNOUNCE)) {
+		n->announce = false;
+		return VIRTIO_NET_OK;
+	}
+	e = ++n->stats.ctrl_refused;
+	if (!(e & (e - 1)))
+		log_warn("%s: control command class %u command %u with %llu data bytes answered "
+			 "VIRTIO_NET_ERR (%llu so far)",
+			 n->ops.name, class, cmd, (unsigned long long)data_len, e);
+	return VIRTIO_NET_ERR;
+}
+
+/*
+ * Answers one popped control chain. false: malformed (no 2-byte header to read, or no
+ * byte to write the ack into). Only the header is read and only the ack written, so the
+ * data's length needs no bound beyond what virtq_pop() checked.
+ */
+static bool ctrl_one(struct virtio_net *n)
+{
+	struct virtq_chain *c = &n->ctrl_chain;
+	uint8_t hdr[CTRL_HDR_LEN], ack;
+
+	if (c->read_len < CTRL_HDR_LEN || c->write_len < 1)
+		return false;
+	virtq_iov_read(c->iov, c->nread, 0, hdr, sizeof(hdr));
+	ack = ctrl_command(n, hdr[0], hdr[1], c->read_len - CTRL_HDR_LEN);
+	/* The ack is the first device-writable byte; results, if any, would follow it. */
+	virtq_iov_write(c->iov + c->nread, c->nwrite, 0, &ack, 1);
+	return true;
+}
+
+static void ctrl_process(struct virtio_net *n)
+{
+	struct virtio_dev *d = &n->dev;
+	struct virtq *q = &d->q[VIRTIO_NET_CTRLQ];
+	unsigned int budget = CTRL_BUDGET;
+	bool pushed = false;
+	int r;
+
+	for (;;) {
+		while ((r = virtq_pop(q, d->mem, &n->ctrl_chain)) == 1) {
+			if (!ctrl_one(n)) {
+				virtio_dev_needs_reset(d, "malformed control chain");
+				goto out;
+			}
+			if (virtq_push(q, d->mem, n->ctrl_chain.head, 1)) {
+				virtio_dev_needs_reset(d, "used ring write failed");
+				goto out;
+			}
+			pushed = true;
+			if (--budget == 0) {
+				/* A driver that keeps adding commands must not hold this thread. */
+				reschedule(n);
+				goto out;
+			}
+		}
+		if (r < 0) {
+			virtio_dev_needs_reset(d, "malformed control ring");
+			goto out;
+		}
+		if (!virtq_rearm(q, d->mem))
+			break;
+	}
+out:
+	if (pushed && virtq_should_signal(q, d->mem) && d->signal_queue)
+		d->signal_queue(d, VIRTIO_NET_CTRLQ);
+}
+
+void virtio_net_announce(struct virtio_net *n)
+{
+	struct virtio_dev *d = &n->dev;
+
+	pthread_mutex_lock(&d->lock);
+	if (!virtio_dev_live(d)) {
+		log_debug("%s: no driver running: nothing to announce", n->ops.name);
+	} else if (!virtio_dev_has(d, VIRTIO_NET_F_GUEST_ANNOUNCE)) {
+		log_debug("%s: the driver did not negotiate GUEST_ANNOUNCE: the guest is not asked "
+			  "to announce itself",
+			  n->ops.name);
+	} else {
+		n->announce = true;
+		virtio_dev_config_changed(d);
+		log_debug("%s: asked the guest to announce itself", n->ops.name);
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* Work left over by a full budget, any queue. */
 static void on_kick(void *opaque, uint32_t events)
 {
 	struct virtio_net *n = opaque;
@@ -302,7 +408,9 @@ static void on_kick(void *opaque, uint32_t events)
 		return;
 	pthread_mutex_lock(&n->dev.lock);
 	if (virtio_dev_live(&n->dev)) {
-		if (n->dev.q[VIRTIO_NET_TXQ].ready)
+		if (n->dev.q[VIRTIO_NET_CTRLQ].ready)
+			ctrl_process(n);
+		if (virtio_dev_live(&n->dev) && n->dev.q[VIRTIO_NET_TXQ].ready)
 			tx_process(n);
 		rx_drain(n);
 	}
@@ -319,6 +427,8 @@ static void net_notify(struct virtio_dev *d, unsigned int qi)
 		tx_process(n);
 	else if (qi == VIRTIO_NET_RXQ)
 		rx_drain(n); /* new buffers: resume a stalled receive */
+	else if (qi == VIRTIO_NET_CTRLQ)
+		ctrl_process(n);
 }
 
 static void net_activate(struct virtio_dev *d)
@@ -340,6 +450,7 @@ static bool net_reset(struct virtio_dev *d)
 
 	n->rx_len = 0;
 	n->rx_stalled = false;
+	n->announce = false;
 	net_backend_set_offloads(n->be, 0);
 	return true;
 }
@@ -350,8 +461,11 @@ static void net_config_read(struct virtio_dev *d, uint32_t off, void *data, uint
 	uint8_t cfg[VIRTIO_NET_CONFIG_SIZE] = { 0 };
 
 	memcpy(cfg, n->mac, 6);
-	cfg[6] = VIRTIO_NET_S_LINK_UP; /* status, le16 */
-	cfg[8] = 1;		       /* max_virtqueue_pairs, le16 */
+	/* status, le16. S_ANNOUNCE only to a driver that can ack it (a restore brings the bit). */
+	cfg[6] = VIRTIO_NET_S_LINK_UP;
+	if (n->announce && virtio_dev_has(d, VIRTIO_NET_F_GUEST_ANNOUNCE))
+		cfg[6] |= VIRTIO_NET_S_ANNOUNCE;
+	cfg[8] = 1; /* max_virtqueue_pairs, le16 */
 	cfg[10] = (uint8_t)n->mtu;
 	cfg[11] = (uint8_t)(n->mtu >> 8);
 	memcpy(data, cfg + off, len);
@@ -362,7 +476,8 @@ int virtio_net_init(struct virtio_net *n, const struct guest_mem *mem, const cha
 {
 	uint64_t f = NET_F(VIRTIO_RING_F_INDIRECT_DESC) | NET_F(VIRTIO_RING_F_EVENT_IDX) |
 		     NET_F(VIRTIO_NET_F_MAC) | NET_F(VIRTIO_NET_F_STATUS) |
-		     NET_F(VIRTIO_NET_F_MRG_RXBUF) | (be->features & NET_OFFLOADS);
+		     NET_F(VIRTIO_NET_F_MRG_RXBUF) | NET_F(VIRTIO_NET_F_CTRL_VQ) |
+		     NET_F(VIRTIO_NET_F_GUEST_ANNOUNCE) | (be->features & NET_OFFLOADS);
 	int r;
 
 	if (mtu)
@@ -371,7 +486,7 @@ int virtio_net_init(struct virtio_net *n, const struct guest_mem *mem, const cha
 		.name = name,
 		.device_id = VIRTIO_ID_NET,
 		.features = f,
-		.num_queues = 2,
+		.num_queues = 3,
 		.queue_max = VIRTIO_NET_QUEUE_SIZE,
 		.config_size = VIRTIO_NET_CONFIG_SIZE,
 		.config_read = net_config_read,
@@ -385,6 +500,7 @@ int virtio_net_init(struct virtio_net *n, const struct guest_mem *mem, const cha
 	n->mtu = mtu;
 	n->rx_len = 0;
 	n->rx_stalled = false;
+	n->announce = false;
 	memset(&n->stats, 0, sizeof(n->stats));
 	virtio_dev_init(&n->dev, &n->ops, n, mem);
 	n->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -416,11 +532,14 @@ void virtio_net_destroy(struct virtio_net *n)
 
 /* ---- snapshot state ---- */
 
+#define STATE_ANNOUNCE 0x01 /* flags: an announcement not acked yet */
+
 int virtio_net_save(struct virtio_net *n, struct vmstate_writer *w)
 {
 	pthread_mutex_lock(&n->dev.lock);
 	vmstate_put(w, n->mac, sizeof(n->mac));
 	vmstate_put_u16(w, n->mtu);
+	vmstate_put_u8(w, n->announce ? STATE_ANNOUNCE : 0);
 	pthread_mutex_unlock(&n->dev.lock);
 	return 0;
 }
@@ -430,17 +549,21 @@ int virtio_net_restore(struct virtio_net *n, struct vmstate_cursor *c, char *err
 	struct virtio_dev *d = &n->dev;
 	uint8_t mac[6];
 	uint16_t mtu;
+	uint8_t flags;
 	int r = 0;
 
 	pthread_mutex_lock(&d->lock);
 	vmstate_get(c, mac, sizeof(mac));
 	mtu = vmstate_get_u16(c);
+	flags = vmstate_get_u8(c);
 	if (c->error) {
 		r = virtio_state_refuse(d, err, errlen, "virtio-net state truncated");
 	} else if (vmstate_cursor_done(c)) {
 		r = virtio_state_refuse(d, err, errlen,
 					"state has %llu byte(s) past the end of this version's",
 					(unsigned long long)(c->len - c->off));
+	} else if (flags & ~STATE_ANNOUNCE) {
+		r = virtio_state_refuse(d, err, errlen, "flags 0x%02x have undefined bits", flags);
 	} else if (mtu != n->mtu) {
 		r = virtio_state_refuse(d, err, errlen, "MTU %u in the snapshot, %u configured",
 					mtu, n->mtu);
@@ -455,6 +578,8 @@ int virtio_net_restore(struct virtio_net *n, struct vmstate_cursor *c, char *err
 			 n->ops.name, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
 		memcpy(n->mac, mac, sizeof(mac));
 	}
+	if (!r)
+		n->announce = flags & STATE_ANNOUNCE;
 	pthread_mutex_unlock(&d->lock);
 	return r;
 }

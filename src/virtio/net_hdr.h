@@ -29,8 +29,12 @@
 #define VIRTIO_NET_F_HOST_UFO 14
 #define VIRTIO_NET_F_MRG_RXBUF 15
 #define VIRTIO_NET_F_STATUS 16
+#define VIRTIO_NET_F_CTRL_VQ 17
+#define VIRTIO_NET_F_GUEST_ANNOUNCE 21
 
+/* Config status bits (5.1.4) */
 #define VIRTIO_NET_S_LINK_UP 1
+#define VIRTIO_NET_S_ANNOUNCE 2
 
 /* Header flags and GSO types (5.1.6) */
 #define VIRTIO_NET_HDR_F_NEEDS_CSUM 1

@@ -164,9 +164,9 @@ struct drv {
 	struct guest_mem mem;
 	struct virtio_net *n;
 	struct fake *fake;
-	struct tq q[2];
+	struct tq q[3];
 	unsigned int rx_slot, tx_slot;
-	unsigned int signals[2], config_signals;
+	unsigned int signals[3], config_signals;
 };
 
 static struct drv *cur;
@@ -332,7 +332,7 @@ static bool drv_start(struct drv *v, uint64_t features_mask)
 
 	lock(v);
 	virtio_dev_set_status(d, 0);
-	for (unsigned int i = 0; i < 2; i++) {
+	for (unsigned int i = 0; i < 3; i++) {
 		struct tq *q = &v->q[i];
 		memset(gp(v, q->desc, 0x5000), 0, 0x5000); /* descriptors, avail and used rings */
 		q->next_desc = q->avail_idx = 0;
@@ -343,7 +343,7 @@ static bool drv_start(struct drv *v, uint64_t features_mask)
 	virtio_dev_set_status(d, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
 					 VIRTIO_STATUS_FEATURES_OK);
 	ok = d->status & VIRTIO_STATUS_FEATURES_OK;
-	for (unsigned int i = 0; i < 2; i++) {
+	for (unsigned int i = 0; i < 3; i++) {
 		d->q[i].size = QSIZE;
 		d->q[i].desc_gpa = v->q[i].desc;
 		d->q[i].avail_gpa = v->q[i].avail;
@@ -372,6 +372,7 @@ static struct drv *drv_new_be(struct net_backend *be, bool vnet, uint16_t mtu, u
 	}
 	v->q[0] = (struct tq){ .desc = 0x1000, .avail = 0x4000, .used = 0x5000 };
 	v->q[1] = (struct tq){ .desc = 0x8000, .avail = 0xb000, .used = 0xc000 };
+	v->q[2] = (struct tq){ .desc = 0x10000, .avail = 0x13000, .used = 0x14000 };
 	if (!be) {
 		v->fake = fake_new(vnet);
 		be = v->fake ? &v->fake->be : NULL;
@@ -418,11 +419,13 @@ TEST(net_dev_config_and_features)
 	uint64_t f = virtio_dev_features(d);
 	uint8_t cfg[VIRTIO_NET_CONFIG_SIZE];
 
-	CHECK(d->ops->device_id == VIRTIO_ID_NET && d->ops->num_queues == 2);
+	CHECK(d->ops->device_id == VIRTIO_ID_NET && d->ops->num_queues == 3);
 	CHECK((f & ALL_OFFLOADS) == ALL_OFFLOADS);
 	CHECK(f & F(MAC) && f & F(STATUS) && f & F(MRG_RXBUF));
 	CHECK(!(f & F(MTU)) && !(f & F(HOST_UFO)) && !(f & F(GUEST_UFO)));
-	CHECK(!(f & NET_F(17))); /* no control queue */
+	CHECK((f & F(CTRL_VQ)) && (f & F(GUEST_ANNOUNCE)));
+	/* Nothing a control queue would carry beyond the announce ack: rx mode, VLAN, MAC, MQ. */
+	CHECK(!(f & (NET_F(18) | NET_F(19) | NET_F(20) | NET_F(22) | NET_F(23))));
 	d->ops->config_read(d, 0, cfg, sizeof(cfg));
 	CHECK(!memcmp(cfg, test_mac, 6));
 	CHECK(cfg[6] == VIRTIO_NET_S_LINK_UP && cfg[7] == 0);
@@ -822,6 +825,176 @@ TEST(net_dev_queue_batch_and_unpop)
 		used_elem(v, VIRTIO_NET_RXQ, i, &id, &len);
 		CHECK(id == i && len == lens[i]);
 	}
+	drv_free(v);
+}
+
+/* ---- control queue ---- */
+
+#define CTRL_GPA 0x1800000ULL /* command header and data; the ack byte at +0x100 */
+
+/* The status field of the device's config space. */
+static uint16_t cfg_status(struct drv *v)
+{
+	struct virtio_dev *d = &v->n->dev;
+	uint16_t st = 0;
+
+	lock(v);
+	d->ops->config_read(d, 6, &st, 2);
+	unlock(v);
+	return st;
+}
+
+/*
+ * Sends class/cmd with data_len data bytes as the Linux driver does (header, data, ack:
+ * a descriptor each), kicks, and returns the ack the device wrote (0xee: none written).
+ */
+static uint8_t ctrl_send(struct drv *v, uint8_t class, uint8_t cmd, uint32_t data_len)
+{
+	uint8_t *h = gp(v, CTRL_GPA, 2), *ack = gp(v, CTRL_GPA + 0x100, 1);
+	struct seg s[3] = { { CTRL_GPA, 2, false } };
+	unsigned int n = 1;
+
+	h[0] = class;
+	h[1] = cmd;
+	*ack = 0xee;
+	if (data_len)
+		s[n++] = (struct seg){ CTRL_GPA + 0x200, data_len, false };
+	s[n++] = (struct seg){ CTRL_GPA + 0x100, 1, true };
+	add_chain(v, VIRTIO_NET_CTRLQ, s, n);
+	kick(v, VIRTIO_NET_CTRLQ);
+	return *ack;
+}
+
+TEST(net_dev_ctrl_announce)
+{
+	struct drv *v = drv_new(true, 0, ~0ULL);
+	REQUIRE(v);
+	struct virtio_dev *d = &v->n->dev;
+	uint32_t gen = d->config_generation, id, len;
+
+	CHECK(cfg_status(v) == VIRTIO_NET_S_LINK_UP);
+	/* The announcement: status bit, a new generation, one config interrupt. */
+	virtio_net_announce(v->n);
+	CHECK(v->config_signals == 1 && d->config_generation == gen + 1);
+	CHECK(cfg_status(v) == (VIRTIO_NET_S_LINK_UP | VIRTIO_NET_S_ANNOUNCE));
+	/* The driver's ack clears it and is answered OK, one byte written. */
+	CHECK(ctrl_send(v, VIRTIO_NET_CTRL_ANNOUNCE, VIRTIO_NET_CTRL_ANNOUNCE_ACK, 0) ==
+	      VIRTIO_NET_OK);
+	CHECK(cfg_status(v) == VIRTIO_NET_S_LINK_UP);
+	REQUIRE(used_idx(v, VIRTIO_NET_CTRLQ) == 1);
+	used_elem(v, VIRTIO_NET_CTRLQ, 0, &id, &len);
+	CHECK(id == 0 && len == 1 && v->signals[VIRTIO_NET_CTRLQ] == 1);
+	CHECK(v->config_signals == 1); /* clearing is no config change the driver waits for */
+	/* The header may be split over descriptors; the ack may have room for more. */
+	virtio_net_announce(v->n);
+	uint8_t *h = gp(v, CTRL_GPA, 2);
+	h[0] = VIRTIO_NET_CTRL_ANNOUNCE;
+	h[1] = VIRTIO_NET_CTRL_ANNOUNCE_ACK;
+	struct seg split[3] = { { CTRL_GPA, 1, false },
+				{ CTRL_GPA + 1, 1, false },
+				{ CTRL_GPA + 0x100, 16, true } };
+	add_chain(v, VIRTIO_NET_CTRLQ, split, 3);
+	kick(v, VIRTIO_NET_CTRLQ);
+	CHECK(*(uint8_t *)gp(v, CTRL_GPA + 0x100, 1) == VIRTIO_NET_OK);
+	CHECK(cfg_status(v) == VIRTIO_NET_S_LINK_UP && used_idx(v, VIRTIO_NET_CTRLQ) == 2);
+	CHECK(v->n->stats.ctrl_refused == 0);
+	/* A reset forgets an announcement the driver never acked. */
+	virtio_net_announce(v->n);
+	CHECK(cfg_status(v) & VIRTIO_NET_S_ANNOUNCE);
+	CHECK(drv_start(v, ~0ULL));
+	CHECK(cfg_status(v) == VIRTIO_NET_S_LINK_UP);
+	/* Not live: nothing is asked. */
+	lock(v);
+	virtio_dev_set_status(d, 0);
+	unlock(v);
+	unsigned int signals = v->config_signals;
+	virtio_net_announce(v->n);
+	CHECK(v->config_signals == signals && !v->n->announce);
+	drv_free(v);
+}
+
+TEST(net_dev_ctrl_refused)
+{
+	struct drv *v = drv_new(true, 0, ~0ULL);
+	REQUIRE(v);
+
+	/* What tern does not support fails; nothing is answered OK silently. */
+	CHECK(ctrl_send(v, 0, 0, 1) == VIRTIO_NET_ERR);	      /* RX promisc */
+	CHECK(ctrl_send(v, 1, 1, 6) == VIRTIO_NET_ERR);	      /* MAC_ADDR_SET */
+	CHECK(ctrl_send(v, 4, 0, 2) == VIRTIO_NET_ERR);	      /* MQ_VQ_PAIRS_SET */
+	CHECK(ctrl_send(v, 0x7f, 0x55, 0) == VIRTIO_NET_ERR); /* no such class */
+	CHECK(ctrl_send(v, VIRTIO_NET_CTRL_ANNOUNCE, 1, 0) == VIRTIO_NET_ERR);
+	/* An ack with nothing pending, or with data, fails (the second leaves the bit set). */
+	CHECK(ctrl_send(v, VIRTIO_NET_CTRL_ANNOUNCE, VIRTIO_NET_CTRL_ANNOUNCE_ACK, 0) ==
+	      VIRTIO_NET_ERR);
+	virtio_net_announce(v->n);
+	CHECK(ctrl_send(v, VIRTIO_NET_CTRL_ANNOUNCE, VIRTIO_NET_CTRL_ANNOUNCE_ACK, 4) ==
+	      VIRTIO_NET_ERR);
+	CHECK(cfg_status(v) & VIRTIO_NET_S_ANNOUNCE);
+	CHECK(v->n->stats.ctrl_refused == 7);
+	CHECK(used_idx(v, VIRTIO_NET_CTRLQ) == 7 && virtio_dev_live(&v->n->dev));
+	drv_free(v);
+
+	/* A driver without GUEST_ANNOUNCE is never asked, and its ack is refused. */
+	v = drv_new(true, 0, ~F(GUEST_ANNOUNCE));
+	REQUIRE(v);
+	virtio_net_announce(v->n);
+	CHECK(v->config_signals == 0 && cfg_status(v) == VIRTIO_NET_S_LINK_UP);
+	/* A stale bit (say from a restore) is not shown to a driver that cannot ack it. */
+	v->n->announce = true;
+	CHECK(cfg_status(v) == VIRTIO_NET_S_LINK_UP);
+	CHECK(ctrl_send(v, VIRTIO_NET_CTRL_ANNOUNCE, VIRTIO_NET_CTRL_ANNOUNCE_ACK, 0) ==
+	      VIRTIO_NET_ERR);
+	drv_free(v);
+}
+
+/* Sends one control chain of the given segments; true when the device then needs reset. */
+static bool ctrl_breaks(struct drv *v, const struct seg *s, unsigned int n)
+{
+	uint8_t *h = gp(v, CTRL_GPA, 2);
+
+	h[0] = VIRTIO_NET_CTRL_ANNOUNCE;
+	h[1] = VIRTIO_NET_CTRL_ANNOUNCE_ACK;
+	add_chain(v, VIRTIO_NET_CTRLQ, s, n);
+	kick(v, VIRTIO_NET_CTRLQ);
+	return v->n->dev.status & VIRTIO_STATUS_NEEDS_RESET;
+}
+
+TEST(net_dev_ctrl_malformed)
+{
+	struct drv *v = drv_new(true, 0, ~0ULL);
+	REQUIRE(v);
+	struct seg ro_ack[2] = { { CTRL_GPA, 2, false }, { CTRL_GPA + 0x100, 1, false } };
+	struct seg no_ack[1] = { { CTRL_GPA, 2, false } };
+	struct seg empty_ack[2] = { { CTRL_GPA, 2, false }, { CTRL_GPA + 0x100, 0, true } };
+	struct seg short_hdr[2] = { { CTRL_GPA, 1, false }, { CTRL_GPA + 0x100, 1, true } };
+	struct seg no_hdr[1] = { { CTRL_GPA + 0x100, 1, true } };
+	struct seg outside[2] = { { MEM_SIZE - 1, 2, false }, { CTRL_GPA + 0x100, 1, true } };
+	struct {
+		const struct seg *s;
+		unsigned int n;
+	} bad[] = { { ro_ack, 2 },    { no_ack, 1 }, { empty_ack, 2 },
+		    { short_hdr, 2 }, { no_hdr, 1 }, { outside, 2 } };
+
+	for (unsigned int i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		CHECK(drv_start(v, ~0ULL));
+		virtio_net_announce(v->n);
+		unsigned int signals = v->config_signals;
+		*(uint8_t *)gp(v, CTRL_GPA + 0x100, 1) = 0xee;
+		CHECK(ctrl_breaks(v, bad[i].s, bad[i].n));
+		/* Nothing acked, nothing written, no used entry; the driver hears of it. */
+		CHECK(used_idx(v, VIRTIO_NET_CTRLQ) == 0);
+		CHECK(*(uint8_t *)gp(v, CTRL_GPA + 0x100, 1) == 0xee);
+		CHECK(v->n->announce && v->config_signals == signals + 1);
+		/* Broken: no further command is looked at until a reset. */
+		CHECK(ctrl_send(v, VIRTIO_NET_CTRL_ANNOUNCE, VIRTIO_NET_CTRL_ANNOUNCE_ACK, 0) ==
+		      0xee);
+	}
+	/* After a reset the queue works again. */
+	CHECK(drv_start(v, ~0ULL));
+	virtio_net_announce(v->n);
+	CHECK(ctrl_send(v, VIRTIO_NET_CTRL_ANNOUNCE, VIRTIO_NET_CTRL_ANNOUNCE_ACK, 0) ==
+	      VIRTIO_NET_OK);
 	drv_free(v);
 }
 

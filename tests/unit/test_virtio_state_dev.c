@@ -1,7 +1,7 @@
 /*
  * Save/restore of the virtio devices on virtio-mmio: virtio-blk (draining requests the
  * paused loop would not complete, a sticky failed flush, the capacity check), virtio-net
- * (offloads re-applied at resume, the guest's MAC kept), virtio-vsock (connections
+ * (offloads re-applied at resume, the guest's MAC kept, an announcement not yet acked), virtio-vsock (connections
  * dropped, TRANSPORT_RESET on the event queue, a held rx buffer given back) and
  * virtio-rng. Each device is driven to DRIVER_OK with progress on its rings, saved, and
  * a device set up as at boot over the same guest memory restores it and goes on.
@@ -355,6 +355,7 @@ TEST(virtio_state_blk_io_uring)
 
 #define RX_GPA 0x500000ULL
 #define TX_GPA 0x600000ULL
+#define CTRL_GPA 0x700000ULL /* command header; the ack byte at +0x10 */
 #define FRAME 60
 #define NET_OFFLOADS_ALL                                                   \
 	(NET_F(VIRTIO_NET_F_CSUM) | NET_F(VIRTIO_NET_F_GUEST_CSUM) |       \
@@ -483,6 +484,29 @@ static uint16_t rx_post(struct vg_guest *g, unsigned int slot)
 	return vg_chain(g, VIRTIO_NET_RXQ, &s, 1);
 }
 
+/* The status field of the net config space, read as the guest reads it. */
+static uint16_t net_status(struct vg_mmio *m)
+{
+	uint16_t st = 0;
+
+	virtio_mmio_io(&m->t, 0x100 + 6, (uint8_t *)&st, 2, false);
+	return st;
+}
+
+/* ANNOUNCE_ACK through the control queue; returns the ack byte. */
+static uint8_t net_ack_announce(struct vg_guest *g, struct vg_mmio *m)
+{
+	struct vg_seg s[2] = { { CTRL_GPA, 2, false }, { CTRL_GPA + 0x10, 1, true } };
+	uint8_t *p = gp(g, CTRL_GPA, 0x11);
+
+	p[0] = VIRTIO_NET_CTRL_ANNOUNCE;
+	p[1] = VIRTIO_NET_CTRL_ANNOUNCE_ACK;
+	p[0x10] = 0xee;
+	vg_chain(g, VIRTIO_NET_CTRLQ, s, 2);
+	vg_kick(m, VIRTIO_NET_CTRLQ);
+	return p[0x10];
+}
+
 static void tx_send(struct vg_guest *g, struct vg_mmio *m, unsigned int slot)
 {
 	uint64_t gpa = TX_GPA + 0x1000ULL * slot;
@@ -504,7 +528,7 @@ TEST(virtio_state_net)
 	log_set_level(LOG_ERROR); /* what the restore tells the user (MAC, CID) */
 	REQUIRE(setup(&g));
 	struct nfx *a = nfx_new(&g, 0xa, 1500);
-	REQUIRE(a && vg_start(&a->m, &g, 2));
+	REQUIRE(a && vg_start(&a->m, &g, 3));
 	uint64_t negotiated = a->n.dev.driver_features;
 	CHECK(a->be->offload_calls == 1 && a->be->offloads == negotiated);
 	CHECK((negotiated & NET_OFFLOADS_ALL) == NET_OFFLOADS_ALL);
@@ -516,6 +540,11 @@ TEST(virtio_state_net)
 	CHECK(vg_used_len(&g, VIRTIO_NET_RXQ, 0) == NET_HDR_LEN + FRAME);
 	tx_send(&g, &a->m, 0);
 	CHECK(vg_used_idx(&g, VIRTIO_NET_TXQ) == 1 && a->be->sent == 1);
+	/* Asked to announce; the snapshot is taken before the driver acks. */
+	CHECK(net_ack_announce(&g, &a->m) == VIRTIO_NET_ERR); /* nothing pending: no OK */
+	virtio_net_announce(&a->n);
+	CHECK(vg_rd(&a->m, VG_INT_STATUS) & VIRTIO_ISR_CONFIG);
+	CHECK(net_status(&a->m) == (VIRTIO_NET_S_LINK_UP | VIRTIO_NET_S_ANNOUNCE));
 	REQUIRE(save_virtio(&a->m, &sv) == 0);
 	REQUIRE(save_net(a, &sn) == 0);
 	struct virtio_dev saved = a->n.dev;
@@ -529,6 +558,8 @@ TEST(virtio_state_net)
 	CHECK(restore_virtio(&b->m, &sv) == 0);
 	CHECK(same_core(&saved, &b->n.dev));
 	CHECK(b->n.mac[5] == 0xa);
+	/* The announcement is still pending: the guest reads it and acks it here. */
+	CHECK(net_status(&b->m) == (VIRTIO_NET_S_LINK_UP | VIRTIO_NET_S_ANNOUNCE));
 	REQUIRE(save_virtio(&b->m, &sv2) == 0);
 	CHECK(same_payload(&sv, &sv2));
 	devstate_free(&sv2);
@@ -542,6 +573,8 @@ TEST(virtio_state_net)
 	CHECK(vg_used_id(&g, VIRTIO_NET_RXQ, 1) == second);
 	tx_send(&g, &b->m, 1);
 	CHECK(vg_used_idx(&g, VIRTIO_NET_TXQ) == 2 && b->be->sent == 1);
+	CHECK(net_ack_announce(&g, &b->m) == VIRTIO_NET_OK);
+	CHECK(net_status(&b->m) == VIRTIO_NET_S_LINK_UP && vg_used_idx(&g, VIRTIO_NET_CTRLQ) == 2);
 	nfx_free(b);
 
 	/* Refusals: another MTU, a payload of the wrong size; the MAC stays as configured. */
@@ -559,6 +592,13 @@ TEST(virtio_state_net)
 	devstate_altered(&sn, &c, 7, SIZE_MAX, 0);
 	check_err(virtio_net_restore(&x->n, &c, err, sizeof(err)), err,
 		  "virtio-net0: ", "truncated");
+	devstate_altered(&sn, &c, 8, SIZE_MAX, 0); /* version 1's payload: no flags */
+	check_err(virtio_net_restore(&x->n, &c, err, sizeof(err)), err,
+		  "virtio-net0: ", "truncated");
+	devstate_altered(&sn, &c, sn.s->len, 8, 0x03);
+	check_err(virtio_net_restore(&x->n, &c, err, sizeof(err)), err,
+		  "virtio-net0: ", "flags 0x03");
+	CHECK(!x->n.announce);
 	CHECK(x->n.mac[5] == 0xc);
 	nfx_free(x);
 
