@@ -535,6 +535,9 @@ void snapshot_resume_devices(struct vm *vm)
 
 	for (unsigned int i = 0; i < nv; i++)
 		virtio_dev_resume_kick(v[i].core);
+	/* The guest may sit on another link now: it tells its peers (QEMU does after loadvm). */
+	for (unsigned int i = 0; i < vm->cfg.nnets; i++)
+		virtio_net_announce(vm->net[i]);
 }
 
 int snapshot_describe(const char *path, FILE *out, char *err, size_t n)

@@ -16,7 +16,10 @@ and the pause is a builtin `read -t 0.5` on a FIFO nobody writes.
    `tern-vmm --api-sock` loads the snapshot with resume_vm, network_overrides naming a
    NEW TAP in the same namespace (the old one is deleted) and vsock_override naming a new
    socket. Checked: the ticks go on from the next number; a 300 KiB echo through the new
-   vsock socket (more than the credit window); the httpd answers through the new TAP.
+   vsock socket (more than the credit window); the httpd answers through the new TAP; the
+   guest announces itself on the new TAP: a gratuitous ARP from its MAC for its address
+   (virtio-net asks with VIRTIO_NET_S_ANNOUNCE at resume; the guest's driver negotiated
+   GUEST_ANNOUNCE and the control queue, features bits 21 and 17 in sysfs).
 2. File system: "stop" on the restored VM's console; tern-vmm exits 0; `e2fsck -fn` of
    the image is clean and /counter holds exactly 1..N with N >= the last tick seen.
 3. Clones: the disk is put back as it was at the snapshot, then 10 fresh tern-vmm load
@@ -71,6 +74,9 @@ for i in /sys/class/net/*; do
 done
 ip addr add %(guest)s/24 dev $T
 ip link set $T up
+for d in /sys/bus/virtio/devices/*; do
+  [ "$(cat $d/device)" = 0x0001 ] && echo "NET-FEATURES $(cat $d/features)"
+done
 n=0
 while [ $n -lt 300 ]; do ls /sys/block | grep -q vd && break; sleep 1; n=$((n+1)); done
 for d in /sys/block/vd*; do [ "$(cat $d/serial)" = tern-snap ] && D=/dev/${d##*/}; done
@@ -118,6 +124,38 @@ while time.time() < deadline:
         err = repr(e)
         time.sleep(1)
 print("HTTP FAIL attempts=%d secs=%.1f last=%s" % (attempts, time.time() - t0, err))
+sys.exit(1)
+"""
+
+# Runs inside the namespace, on a TAP nobody has opened yet: prints "GARP-WATCH ready" once
+# its socket is bound, then one line "GARP ok ..." for the first gratuitous ARP (sender
+# and target address both the guest's, from its MAC), or "GARP none ..." after the time.
+GARP_WATCH = r"""
+import socket, sys, time
+dev, mac, ip, secs = sys.argv[1], bytes.fromhex(sys.argv[2].replace(":", "")), \
+    socket.inet_aton(sys.argv[3]), float(sys.argv[4])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
+s.bind((dev, 0x0806))
+print("GARP-WATCH ready", flush=True)
+t0 = time.time()
+seen = []
+while time.time() < t0 + secs:
+    s.settimeout(max(0.1, t0 + secs - time.time()))
+    try:
+        f = s.recv(2048)
+    except socket.timeout:
+        break
+    if len(f) < 42 or f[12:14] != b"\x08\x06":
+        continue
+    # ARP for IPv4 over Ethernet: op at 20, sender MAC 22, sender IP 28, target IP 38
+    op, sha, spa, tpa = f[20] << 8 | f[21], f[22:28], f[28:32], f[38:42]
+    seen.append("op %d from %s %s for %s" % (op, sha.hex(":"), socket.inet_ntoa(spa),
+                                             socket.inet_ntoa(tpa)))
+    if f[6:12] == mac and sha == mac and spa == ip and tpa == ip:
+        print("GARP ok after %.1fs: op %d to %s" % (time.time() - t0, op, f[0:6].hex(":")),
+              flush=True)
+        sys.exit(0)
+print("GARP none in %.0fs; ARP seen: %s" % (time.time() - t0, seen[:10]), flush=True)
 sys.exit(1)
 """
 
@@ -305,6 +343,11 @@ def test_debian_snapshot_restore_fs_clones():
         assert "MOUNTED /dev/vd" in orig.out(), "the guest did not mount the disk: %r" % orig
         assert "HTTPD-STARTED" in orig.out(), "busybox httpd did not start: %r" % orig
         assert orig.wait_for("VSOCK-SERVE listening", timeout=60), "no vsock listener: %r" % orig
+        feats = [l.split()[1] for l in orig.out().splitlines()
+                 if l.startswith("NET-FEATURES ") and len(l.split()) == 2]
+        note("guest's virtio-net driver features: %s" % (feats[0] if feats else None))
+        assert feats and len(feats[0]) > 21 and feats[0][17] == "1" and feats[0][21] == "1", \
+            "the guest's driver did not negotiate CTRL_VQ (17) and GUEST_ANNOUNCE (21): %r" % feats
         got = wait_ticks(orig, 3, 0, 120)
         assert len(got) >= 3, "the guest ticked %r in 120 s: %r" % (got, orig)
         # Once through the first TAP: the guest's ARP cache now holds that TAP's MAC.
@@ -348,10 +391,24 @@ def test_debian_snapshot_restore_fs_clones():
         ns.run("ip", "link", "set", "tsnapb", "up")
         uds1 = os.path.join(work, "v1.sock")
         rest, c1 = new_vmm("api1.sock", "linux-snapshot-restored.log", stdin=subprocess.PIPE)
+        garp = subprocess.Popen(["ip", "netns", "exec", ns.name, sys.executable, "-c", GARP_WATCH,
+                                 "tsnapb", MAC, GUEST_IP, "180"], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT)
+        line = garp.stdout.readline().decode(errors="replace").strip()
+        assert line == "GARP-WATCH ready", "the ARP watcher on tsnapb did not start: %r" % line
         t0 = time.time()
         st, b = snapshot_load(c1, state, mem, iface, "tsnapb", uds=uds1)
         assert st == 204, "PUT /snapshot/load: %s %r\n%r" % (st, b, rest)
         note("snapshot/load answered in %.1fs" % (time.time() - t0))
+        try:
+            out, _ = garp.communicate(timeout=240)
+        except subprocess.TimeoutExpired:
+            garp.kill()
+            out, _ = garp.communicate()
+        out = out.decode(errors="replace").strip()
+        note("the restored guest's announcement on tsnapb: %s" % out)
+        assert garp.returncode == 0 and out.startswith("GARP ok"), \
+            "no gratuitous ARP from the restored guest on tsnapb: %s\n%r" % (out, rest)
         st, cfg1 = c1.get("/vm/config")
         assert st == 200 and cfg1["network-interfaces"][0]["host_dev_name"] == "tsnapb" and \
             cfg1["vsock"]["uds_path"] == uds1 and \
