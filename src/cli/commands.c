@@ -125,7 +125,8 @@ const struct cli_command cli_commands[] = {
 	  "attach to a running VM's serial console",
 	  "On a terminal the console is raw; Ctrl-] detaches. Only one read-write client at a\n"
 	  "time: --ro watches without typing. Without a terminal, stdin and stdout are the\n"
-	  "console's.\n"
+	  "console's. It needs a local ternd: over --connect it is refused (the console is a\n"
+	  "socket on ternd's host).\n"
 	  "  --ro    read-only: what you type is not sent\n"
 	  "  --log   print the console log (older rotated logs first) instead, also of a\n"
 	  "          shut-off VM\n",
