@@ -20,7 +20,7 @@ struct vm;
 struct http_server;
 struct api;
 
-struct restore_overrides;
+#include "vmm/snapshot.h"
 
 /* Boots the VM from a->cfg (main's job); 0, or -EINVAL with err for a 400. */
 typedef int (*api_start_fn)(struct api *a, char *err, size_t errlen);
@@ -56,6 +56,9 @@ struct api {
 	struct metrics metrics;
 	int metrics_timer;
 	struct api_counters counters;
+	/* PUT /migrate/incoming: where the VM arrives from, and its overrides */
+	char *incoming;
+	struct restore_overrides incoming_ov;
 };
 
 /* Sets up a from cfg (the command line's VM options, if any) without serving. */
@@ -83,6 +86,12 @@ int res_actions(struct api *a, struct json_object *o, char *err, size_t n);
 int res_vm_state(struct api *a, struct json_object *o, char *err, size_t n);
 int res_snapshot_create(struct api *a, struct json_object *o, char *err, size_t n);
 int res_snapshot_load(struct api *a, struct json_object *o, char *err, size_t n);
+/* network_overrides and vsock_override, as /snapshot/load and /migrate/incoming take them */
+int res_restore_overrides(struct json_object *o, struct restore_overrides *ov, char *err, size_t n);
+int res_migrate(struct api *a, struct json_object *o, char *err, size_t n);
+int res_migrate_cancel(struct api *a, struct json_object *o, char *err, size_t n);
+int res_migrate_incoming(struct api *a, struct json_object *o, char *err, size_t n);
+struct json_object *res_migrate_get(struct api *a);
 /* GET bodies (new json objects) */
 struct json_object *res_instance_info(struct api *a);
 struct json_object *res_machine_config_get(struct api *a);

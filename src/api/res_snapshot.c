@@ -41,7 +41,7 @@ int res_snapshot_create(struct api *a, struct json_object *o, char *err, size_t 
 	return vm_snapshot_create(a->vm, state, mem, type == 1, err, n) ? -EINVAL : 0;
 }
 
-static int overrides(struct json_object *o, struct restore_overrides *ov, char *err, size_t n)
+int res_restore_overrides(struct json_object *o, struct restore_overrides *ov, char *err, size_t n)
 {
 	struct json_object *arr = NULL, *vs = NULL;
 	int r;
@@ -147,7 +147,7 @@ int res_snapshot_load(struct api *a, struct json_object *o, char *err, size_t n)
 	if (hp > 1)
 		return api_fail(err, n, "'huge_pages' %s is not implemented in tern", huge[hp]);
 	ov.track_dirty |= diff_old;
-	if ((r = overrides(o, &ov, err, n)))
+	if ((r = res_restore_overrides(o, &ov, err, n)))
 		return r;
 	return a->restore(a, state, mem, &ov, resume, err, n);
 }

@@ -97,6 +97,8 @@ static enum outcome route(struct api *a, const struct http_request *req, struct 
 			reply_json(resp, res_vm_config_get(a));
 		else if (!strcmp(p, "/metrics"))
 			reply_json(resp, res_metrics_get(a));
+		else if (!strcmp(p, "/migrate"))
+			reply_json(resp, res_migrate_get(a));
 		else
 			return BAD_ROUTE;
 		return DONE;
@@ -117,7 +119,10 @@ static enum outcome route(struct api *a, const struct http_request *req, struct 
 		ACTIONS,
 		VM,
 		SNAP_CREATE,
-		SNAP_LOAD
+		SNAP_LOAD,
+		MIGRATE,
+		MIGRATE_CANCEL,
+		MIGRATE_INCOMING
 	} res;
 	if (!strcmp(p, "/machine-config"))
 		res = MACHINE;
@@ -143,6 +148,12 @@ static enum outcome route(struct api *a, const struct http_request *req, struct 
 		res = SNAP_CREATE;
 	else if (!patch && !strcmp(p, "/snapshot/load"))
 		res = SNAP_LOAD;
+	else if (!patch && !strcmp(p, "/migrate"))
+		res = MIGRATE;
+	else if (!patch && !strcmp(p, "/migrate/cancel"))
+		res = MIGRATE_CANCEL;
+	else if (!patch && !strcmp(p, "/migrate/incoming"))
+		res = MIGRATE_INCOMING;
 	else
 		return BAD_ROUTE;
 	if (with_body(req, &o, err)) {
@@ -183,8 +194,17 @@ static enum outcome route(struct api *a, const struct http_request *req, struct 
 	case SNAP_CREATE:
 		r = res_snapshot_create(a, o, err, ERR_MAX);
 		break;
-	default:
+	case SNAP_LOAD:
 		r = res_snapshot_load(a, o, err, ERR_MAX);
+		break;
+	case MIGRATE:
+		r = res_migrate(a, o, err, ERR_MAX);
+		break;
+	case MIGRATE_CANCEL:
+		r = res_migrate_cancel(a, o, err, ERR_MAX);
+		break;
+	default:
+		r = res_migrate_incoming(a, o, err, ERR_MAX);
 		break;
 	}
 	json_object_put(o);

@@ -10,6 +10,7 @@ enum machine_stop {
 	MACHINE_RESET,	    /* the guest asked to reboot */
 	MACHINE_DEBUG_EXIT, /* test-only debug port: status is the guest's byte */
 	MACHINE_CRASH,	    /* triple fault or an exit tern cannot handle */
+	MACHINE_MIGRATED,   /* the VM runs on at a migration's destination */
 };
 
 struct machine {

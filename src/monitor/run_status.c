@@ -11,7 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static const char *const vmm_reasons[] = { "poweroff", "reboot", "crash", "debug-exit", "error" };
+static const char *const vmm_reasons[] = { "poweroff",	 "reboot", "crash",
+					   "debug-exit", "error",  "migrated" };
 
 int run_status_write_file(const char *path, const char *text)
 {

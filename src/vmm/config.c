@@ -1,5 +1,6 @@
 /* Command-line parsing for tern-vmm. Every rejected value names the option and what it accepts. */
 #include "vmm/config.h"
+#include "vmm/migrate.h"
 #include "backend/disk_overlay.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -54,6 +55,8 @@ static const char usage[] =
 	"  --clone                restore with a new identity: MACs, vsock CID and socket,\n"
 	"                         copy-on-write copies of writable disks\n"
 	"  --track-dirty-pages    log written pages, so diff snapshots can be made\n"
+	"  --incoming URI         be a live migration's destination: listen on tcp:HOST:PORT or\n"
+	"                         unix:PATH (or take the connected fd:N), receive the VM, run it\n"
 	"  --describe-snapshot F  print what the state file F holds, and exit\n"
 	"  --create-overlay OVERLAY,base=IMAGE  make a copy-on-write overlay file in front of\n"
 	"                         IMAGE (docs/overlay.md), and exit\n"
@@ -102,6 +105,7 @@ enum {
 	OPT_CREATE_OVERLAY,
 	OPT_SNAPSHOT_TO,
 	OPT_STATUS_FILE,
+	OPT_INCOMING,
 };
 
 static const struct option options[] = {
@@ -135,6 +139,7 @@ static const struct option options[] = {
 	{ "create-overlay", required_argument, NULL, OPT_CREATE_OVERLAY },
 	{ "snapshot-to", required_argument, NULL, OPT_SNAPSHOT_TO },
 	{ "status-file", required_argument, NULL, OPT_STATUS_FILE },
+	{ "incoming", required_argument, NULL, OPT_INCOMING },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -329,6 +334,14 @@ void config_parse(struct vmm_config *c, int argc, char **argv)
 		case OPT_SNAPSHOT_TO:
 			c->snapshot_to = optarg;
 			break;
+		case OPT_INCOMING: {
+			struct mig_uri u;
+			char uerr[256];
+			if (mig_uri_parse(optarg, &u, uerr, sizeof(uerr)))
+				die_usage("--incoming: %s", uerr);
+			c->incoming = optarg;
+			break;
+		}
 		case OPT_STATUS_FILE:
 			if (!*optarg)
 				die_usage("--status-file needs a path");
@@ -372,7 +385,10 @@ void config_parse(struct vmm_config *c, int argc, char **argv)
 	if (c->restore_state && (c->vm_flags || c->config_file))
 		die_usage("--restore: the machine comes from the snapshot; VM options and "
 			  "--config-file do not go with it");
-	if (!c->kernel && !c->config_file && !c->api_sock && !c->restore_state)
+	if (c->incoming && (c->restore_state || c->config_file || c->vm_flags || c->kernel))
+		die_usage("--incoming: the machine comes from the migration stream; --kernel, VM "
+			  "options, --restore and --config-file do not go with it");
+	if (!c->kernel && !c->config_file && !c->api_sock && !c->restore_state && !c->incoming)
 		die_usage("--kernel is required (or --config-file FILE, or --api-sock PATH to "
 			  "configure the VM through the API; see --help)");
 	for (unsigned int i = 0; i < c->ndisks; i++)

@@ -74,6 +74,7 @@ struct vmm_config {
 	const char *snapshot_to;    /* --snapshot-to: a client of a running tern-vmm */
 	const char *create_overlay; /* --create-overlay OVERLAY,base=IMAGE */
 	const char *status_file;    /* --status-file: how the run ended, for tern-monitor */
+	const char *incoming;	    /* --incoming URI: a live migration's destination */
 };
 
 /*

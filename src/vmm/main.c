@@ -7,6 +7,7 @@
 #include "core/log.h"
 #include "monitor/run_status.h"
 #include "vmm/console.h"
+#include "vmm/migrate.h"
 #include "vmm/snapshot.h"
 #include "vmm/snapshot_client.h"
 #include "vmm/vm.h"
@@ -26,14 +27,14 @@ static const char *const stop_names[] = {
 	[MACHINE_RESET] = "guest rebooted",
 	[MACHINE_DEBUG_EXIT] = "guest wrote to the debug-exit port",
 	[MACHINE_CRASH] = "guest crashed",
+	[MACHINE_MIGRATED] = "migrated: the VM runs on at the destination",
 };
 
 /* The status file's reason for each way the guest can end (src/monitor/run_status.h). */
 static const char *const stop_reasons[] = {
-	[MACHINE_POWEROFF] = "poweroff",
-	[MACHINE_RESET] = "reboot",
-	[MACHINE_DEBUG_EXIT] = "debug-exit",
-	[MACHINE_CRASH] = "crash",
+	[MACHINE_POWEROFF] = "poweroff",     [MACHINE_RESET] = "reboot",
+	[MACHINE_DEBUG_EXIT] = "debug-exit", [MACHINE_CRASH] = "crash",
+	[MACHINE_MIGRATED] = "migrated",
 };
 
 static const char *status_file; /* --status-file, or NULL */
@@ -242,6 +243,20 @@ static int restore(struct api *a, const char *state, const char *mem,
 }
 
 /*
+ * Be a live migration's destination (--incoming or PUT /migrate/incoming). A migration
+ * that fails here ends this process (status 1): the source runs on, and nothing is left.
+ */
+static void incoming(struct api *a, const char *uri, const struct restore_overrides *o)
+{
+	char err[600];
+
+	console_init(&con, STDIN_FILENO);
+	if (migrate_incoming(a, &vm, uri, o, err, sizeof(err)))
+		fail("incoming migration failed: %s", err);
+	api_started(a, &vm);
+}
+
+/*
  * An overlay's bitmap says which of its clusters hold data; the guest's last writes stay
  * visible to the next user of the file only once it is written back, as a raw image's
  * writes are through the page cache. (A killed tern-vmm loses what was not flushed.)
@@ -296,7 +311,10 @@ int main(int argc, char **argv)
 		if (r)
 			die_usage("--api-sock: %s", err);
 	}
-	if (cfg.restore_state) {
+	if (cfg.incoming) {
+		struct restore_overrides o = { 0 };
+		incoming(&api, cfg.incoming, &o);
+	} else if (cfg.restore_state) {
 		struct restore_overrides o = { .clone = cfg.clone, .track_dirty = cfg.track_dirty };
 		if (restore(&api, cfg.restore_state, cfg.restore_mem, &o, !cfg.restore_paused, err,
 			    sizeof(err)))
@@ -307,11 +325,13 @@ int main(int argc, char **argv)
 	} else {
 		api.started_by_api = true;
 		log_info("waiting for the API: configure the VM, then PUT /actions InstanceStart");
-		while (!api.started) {
+		while (!api.started && !api.incoming) {
 			int r = loop_run_once(loop, -1);
 			if (r < 0)
 				die("event loop: %s", strerror(-r));
 		}
+		if (api.incoming)
+			incoming(&api, api.incoming, &api.incoming_ov);
 	}
 	serve(&vm, &con);
 	if (api.metrics_on)
@@ -330,7 +350,9 @@ int main(int argc, char **argv)
 				  n->stats.tx_bytes, n->stats.tx_dropped, n->stats.tx_errors);
 	}
 	log_info("%s", stop_names[vm.stop_why]);
-	flush_overlays(&vm);
+	/* After a migration the disks are the destination's: nothing more is written here. */
+	if (vm.stop_why != MACHINE_MIGRATED)
+		flush_overlays(&vm);
 	if (vm.stop_why == MACHINE_RESET && cfg.on_reboot == ON_REBOOT_RESTART) {
 		/* A fresh process is the cleanest reset: every device and vCPU starts over. */
 		console_restore();

@@ -76,17 +76,17 @@ static uint64_t bitmap_bytes(const struct vm *vm)
 /* ORs a KVM log (64-bit words, bit = page of the slot) into bm from page first on. */
 static void merge_log(uint8_t *bm, const uint64_t *log, uint64_t first, uint64_t pages)
 {
-	for (uint64_t p = 0; p < pages; p++)
+	for (uint64_t p = 0; p < pages; p++) {
+		if (!log[p / 64]) { /* most of a log is zero words: skip them whole */
+			p |= 63;
+			continue;
+		}
 		if (log[p / 64] & (1ULL << (p % 64)))
 			bm[(first + p) / 8] |= (uint8_t)(1u << ((first + p) % 8));
+	}
 }
 
-/*
- * Adds KVM's log of the pages the guest wrote (cleared as it is read) and the pages tern's
- * device emulation handed out (guest_mem's bitmap) to vm->dirty_pending. Pending bits are
- * cleared only once a snapshot holding them is safely on disk.
- */
-static int collect_dirty(struct vm *vm)
+int snapshot_collect_dirty(struct vm *vm, uint8_t *out)
 {
 	uint64_t low = vm->mem.low_size / MEM_FILE_PAGE;
 	uint64_t high = guest_mem_high_size(&vm->mem) / MEM_FILE_PAGE;
@@ -96,14 +96,14 @@ static int collect_dirty(struct vm *vm)
 	if (!log)
 		return -ENOMEM;
 	if (!(r = kvm_get_dirty_log(&vm->kvm, 0, log)))
-		merge_log(vm->dirty_pending, log, 0, low);
+		merge_log(out, log, 0, low);
 	if (!r && high) {
 		memset(log, 0, (high / 64 + 1) * 8);
 		if (!(r = kvm_get_dirty_log(&vm->kvm, 1, log)))
-			merge_log(vm->dirty_pending, log, low, high);
+			merge_log(out, log, low, high);
 	}
 	free(log);
-	guest_mem_take_dirty(&vm->mem, vm->dirty_pending);
+	guest_mem_take_dirty(&vm->mem, out);
 	return r;
 }
 
@@ -167,7 +167,8 @@ static int write_devices(struct vm *vm, struct vmstate_writer *w, char *err, siz
 	return 0;
 }
 
-static int write_state(struct vm *vm, int fd, const struct mem_file_info *mem, char *err, size_t n)
+int snapshot_write_state(struct vm *vm, int fd, const struct mem_file_info *mem, char *err,
+			 size_t n)
 {
 	struct vmstate_writer w;
 	int r;
@@ -203,6 +204,20 @@ static int write_state(struct vm *vm, int fd, const struct mem_file_info *mem, c
 		return r;
 	if (wr)
 		return fail_msg(err, n, wr, "cannot write the state file: %s", strerror(-wr));
+	return 0;
+}
+
+int snapshot_quiesce_disks(struct vm *vm, char *err, size_t n)
+{
+	int r;
+
+	for (unsigned int i = 0; i < vm->cfg.ndisks; i++) {
+		if ((r = virtio_blk_drain(vm->blk[i], DRAIN_TIMEOUT_MS)))
+			return fail_msg(err, n, r, "disk %u did not finish its requests: %s", i,
+					strerror(-r));
+		if (!vm->blk[i]->disk.readonly && (r = disk_flush_now(&vm->blk[i]->disk)))
+			return fail_msg(err, n, r, "cannot flush disk %u: %s", i, strerror(-r));
+	}
 	return 0;
 }
 
@@ -267,14 +282,9 @@ int vm_snapshot_create(struct vm *vm, const char *state_path, const char *mem_pa
 	if ((r = check_targets(vm, state_path, mem_path, diff, err, n)))
 		return r;
 	/* Everything the guest asked of its disks completes and is durable first. */
-	for (unsigned int i = 0; i < vm->cfg.ndisks; i++) {
-		if ((r = virtio_blk_drain(vm->blk[i], DRAIN_TIMEOUT_MS)))
-			return fail_msg(err, n, r, "disk %u did not finish its requests: %s", i,
-					strerror(-r));
-		if (!vm->blk[i]->disk.readonly && (r = disk_flush_now(&vm->blk[i]->disk)))
-			return fail_msg(err, n, r, "cannot flush disk %u: %s", i, strerror(-r));
-	}
-	if (vm->cfg.track_dirty && (r = collect_dirty(vm)))
+	if ((r = snapshot_quiesce_disks(vm, err, n)))
+		return r;
+	if (vm->cfg.track_dirty && (r = snapshot_collect_dirty(vm, vm->dirty_pending)))
 		return fail_msg(err, n, r, "cannot read the dirty page log: %s", strerror(-r));
 
 	if ((mfd = open_tmp(mem_path, mem_tmp, sizeof(mem_tmp))) < 0) {
@@ -298,7 +308,7 @@ int vm_snapshot_create(struct vm *vm, const char *state_path, const char *mem_pa
 		fail_msg(err, n, r, "cannot write the memory file: %s", strerror(-r));
 		goto fail;
 	}
-	if ((r = write_state(vm, sfd, &info, err, n)))
+	if ((r = snapshot_write_state(vm, sfd, &info, err, n)))
 		goto fail;
 	if (fsync(sfd) < 0) {
 		r = fail_msg(err, n, -errno, "cannot write the state file: %s", strerror(errno));
@@ -332,6 +342,35 @@ fail:
 }
 
 /* ---- loading ---- */
+
+int snapshot_apply_overrides(struct vmm_config *cfg, const struct restore_overrides *o, char *err,
+			     size_t n)
+{
+	char why[256];
+
+	for (unsigned int i = 0; i < o->nnets; i++) {
+		unsigned int j;
+		for (j = 0; j < cfg->nnets; j++)
+			if (!strcmp(cfg->nets[j].id, o->nets[i].iface_id))
+				break;
+		if (j == cfg->nnets)
+			return fail_msg(err, n, -EINVAL,
+					"'network_overrides': the snapshot has no interface '%s'",
+					o->nets[i].iface_id);
+		cfg->nets[j].kind = NET_TAP;
+		snprintf(cfg->nets[j].tap_name, sizeof(cfg->nets[j].tap_name), "%s",
+			 o->nets[i].host_dev_name);
+	}
+	if (o->vsock_uds) {
+		if (!cfg->vsock.enabled)
+			return fail_msg(err, n, -EINVAL,
+					"'vsock_override': the snapshot has no vsock");
+		if (vsock_uds_check_path(o->vsock_uds, why, sizeof(why)) < 0)
+			return fail_msg(err, n, -EINVAL, "'vsock_override': %s", why);
+		snprintf(cfg->vsock.path, sizeof(cfg->vsock.path), "%s", o->vsock_uds);
+	}
+	return 0;
+}
 
 int snapshot_load_prepare(struct snapshot_load *l, const char *state_path, const char *mem_path,
 			  const struct vmm_config *base, const struct restore_overrides *o,
@@ -377,27 +416,8 @@ int snapshot_load_prepare(struct snapshot_load *l, const char *state_path, const
 		return fail_msg(err, n, -EINVAL,
 				"'%s': its memory section does not match its machine", state_path);
 
-	for (unsigned int i = 0; i < o->nnets; i++) {
-		unsigned int j;
-		for (j = 0; j < l->cfg.nnets; j++)
-			if (!strcmp(l->cfg.nets[j].id, o->nets[i].iface_id))
-				break;
-		if (j == l->cfg.nnets)
-			return fail_msg(err, n, -EINVAL,
-					"'network_overrides': the snapshot has no interface '%s'",
-					o->nets[i].iface_id);
-		l->cfg.nets[j].kind = NET_TAP;
-		snprintf(l->cfg.nets[j].tap_name, sizeof(l->cfg.nets[j].tap_name), "%s",
-			 o->nets[i].host_dev_name);
-	}
-	if (o->vsock_uds) {
-		if (!l->cfg.vsock.enabled)
-			return fail_msg(err, n, -EINVAL,
-					"'vsock_override': the snapshot has no vsock");
-		if (vsock_uds_check_path(o->vsock_uds, why, sizeof(why)) < 0)
-			return fail_msg(err, n, -EINVAL, "'vsock_override': %s", why);
-		snprintf(l->cfg.vsock.path, sizeof(l->cfg.vsock.path), "%s", o->vsock_uds);
-	}
+	if ((r = snapshot_apply_overrides(&l->cfg, o, err, n)))
+		return r;
 	l->cfg.track_dirty = o->track_dirty;
 	l->cfg.clone = o->clone;
 	/* The memory file (and a diff's bases) are checked now too, while nothing is built. */
@@ -425,10 +445,10 @@ int snapshot_load_prepare(struct snapshot_load *l, const char *state_path, const
 	return 0;
 }
 
-static int restore_section(struct snapshot_load *l, uint32_t tag, uint32_t instance,
+static int restore_section(const struct vmstate_file *f, uint32_t tag, uint32_t instance,
 			   uint32_t version, struct vmstate_cursor *c, char *err, size_t n)
 {
-	const struct vmstate_section *s = vmstate_find(&l->file, tag, instance);
+	const struct vmstate_section *s = vmstate_find(f, tag, instance);
 
 	if (!s)
 		return fail_msg(err, n, -EINVAL, "the state file has no %s %u section",
@@ -441,7 +461,7 @@ static int restore_section(struct snapshot_load *l, uint32_t tag, uint32_t insta
 	return 0;
 }
 
-static int restore_devices(struct snapshot_load *l, struct vm *vm, char *err, size_t n)
+static int restore_devices(const struct vmstate_file *l, struct vm *vm, char *err, size_t n)
 {
 	struct vmstate_cursor c;
 	struct vdev v[MAX_VDEVS];
@@ -491,31 +511,40 @@ static int restore_devices(struct snapshot_load *l, struct vm *vm, char *err, si
 	return 0;
 }
 
+int snapshot_restore_state(const struct vmstate_file *f, struct vm *vm, char *err, size_t n)
+{
+	struct vmstate_cursor c;
+	int r;
+
+	if ((r = restore_section(f, VMSTATE_TAG_CLOCK, 0, CLOCK_STATE_VERSION, &c, err, n)) ||
+	    (r = clock_state_restore(vm, &c, err, n)) ||
+	    (r = restore_section(f, VMSTATE_TAG_IRQCHIP, 0, IRQCHIP_STATE_VERSION, &c, err, n)) ||
+	    (r = irqchip_state_restore(vm, &c, err, n)) ||
+	    (r = restore_section(f, VMSTATE_TAG_PIT, 0, PIT_STATE_VERSION, &c, err, n)) ||
+	    (r = pit_state_restore(vm, &c, err, n)))
+		return r;
+	for (unsigned int i = 0; i < vm->ncpus; i++)
+		if ((r = restore_section(f, VMSTATE_TAG_VCPU, i, VCPU_STATE_VERSION, &c, err, n)) ||
+		    (r = vcpu_state_restore(&vm->vcpus[i], &c, err, n)))
+			return r;
+	if ((r = restore_devices(f, vm, err, n)))
+		return r;
+	/* After the irqchip and LAPICs are loaded, so that the notification is not lost. */
+	if (vm->cfg.clone)
+		vmgenid_changed(&vm->vmgenid);
+	return 0;
+}
+
 int snapshot_load_apply(struct snapshot_load *l, struct vm *vm, struct loop *loop,
 			const char *mem_path, char *err, size_t n)
 {
 	struct vm_restore_mem rm = { .path = mem_path };
-	struct vmstate_cursor c;
 	int r;
 
 	memcpy(rm.id, l->mem_id, 16);
 	vm_create(vm, &l->cfg, loop, NULL, &rm);
-	if ((r = restore_section(l, VMSTATE_TAG_CLOCK, 0, CLOCK_STATE_VERSION, &c, err, n)) ||
-	    (r = clock_state_restore(vm, &c, err, n)) ||
-	    (r = restore_section(l, VMSTATE_TAG_IRQCHIP, 0, IRQCHIP_STATE_VERSION, &c, err, n)) ||
-	    (r = irqchip_state_restore(vm, &c, err, n)) ||
-	    (r = restore_section(l, VMSTATE_TAG_PIT, 0, PIT_STATE_VERSION, &c, err, n)) ||
-	    (r = pit_state_restore(vm, &c, err, n)))
+	if ((r = snapshot_restore_state(&l->file, vm, err, n)))
 		return r;
-	for (unsigned int i = 0; i < vm->ncpus; i++)
-		if ((r = restore_section(l, VMSTATE_TAG_VCPU, i, VCPU_STATE_VERSION, &c, err, n)) ||
-		    (r = vcpu_state_restore(&vm->vcpus[i], &c, err, n)))
-			return r;
-	if ((r = restore_devices(l, vm, err, n)))
-		return r;
-	/* After the irqchip and LAPICs are loaded, so that the notification is not lost. */
-	if (l->cfg.clone)
-		vmgenid_changed(&vm->vmgenid);
 	/* A diff snapshot of this VM builds on the memory file it came from. */
 	remember_base(vm, mem_path, l->mem_id);
 	return 0;

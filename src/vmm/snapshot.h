@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "vmm/config.h"
+#include "vmstate/mem_file.h"
 #include "vmstate/vmstate.h"
 
 struct vm;
@@ -20,6 +21,22 @@ struct loop;
 /* The VM must be paused. 0, or -errno with err (nothing replaced then). */
 int vm_snapshot_create(struct vm *vm, const char *state_path, const char *mem_path, bool diff,
 		       char *err, size_t errlen);
+
+/*
+ * Waits for every disk request in flight and flushes each writable disk (before a snapshot
+ * or a migration's switchover). 0 or -errno + err.
+ */
+int snapshot_quiesce_disks(struct vm *vm, char *err, size_t errlen);
+/*
+ * ORs into out (one bit per 4 KiB page) KVM's log of the pages the guest wrote since the
+ * last call (the log is cleared as it is read) and the pages tern's devices were handed
+ * (guest_mem's bits, cleared too). The VM's RAM must be logging (track_dirty, or a
+ * migration). 0 or -errno.
+ */
+int snapshot_collect_dirty(struct vm *vm, uint8_t *out);
+/* Writes the whole state file of the paused VM to fd, its memory described by mem. */
+int snapshot_write_state(struct vm *vm, int fd, const struct mem_file_info *mem, char *err,
+			 size_t errlen);
 
 /* What a restore is asked to change in the saved configuration. */
 struct restore_overrides {
@@ -50,6 +67,14 @@ struct snapshot_load {
 int snapshot_load_prepare(struct snapshot_load *l, const char *state_path, const char *mem_path,
 			  const struct vmm_config *base, const struct restore_overrides *o,
 			  char *err, size_t errlen);
+/* Applies a restore's network and vsock overrides to cfg. 0 or -EINVAL + err. */
+int snapshot_apply_overrides(struct vmm_config *cfg, const struct restore_overrides *o, char *err,
+			     size_t errlen);
+/*
+ * Loads every saved state of f (clock, irqchip, PIT, vCPUs, devices) into vm, built from
+ * the same machine. 0 or -errno + err.
+ */
+int snapshot_restore_state(const struct vmstate_file *f, struct vm *vm, char *err, size_t errlen);
 /* Restored devices pick up where they were once the vCPUs run again. */
 void snapshot_resume_devices(struct vm *vm);
 /* --describe-snapshot: the state file's sections and the machine it describes. */

@@ -59,6 +59,7 @@ int vm_exit_status(const struct vm *vm)
 	switch (vm->stop_why) {
 	case MACHINE_POWEROFF:
 	case MACHINE_RESET:
+	case MACHINE_MIGRATED:
 		return 0;
 	case MACHINE_DEBUG_EXIT:
 		return vm->stop_status;
@@ -73,7 +74,9 @@ static void setup_memory(struct vm *vm, const struct vm_restore_mem *rm)
 	char err[320];
 	int r;
 
-	if (rm) {
+	if (rm && rm->mem) {
+		vm->mem = *rm->mem; /* filled by an incoming migration */
+	} else if (rm) {
 		if ((r = mem_file_map(&vm->mem, rm->path, size, rm->id, err, sizeof(err))))
 			die_usage("%s", err);
 	} else if ((r = guest_mem_create(&vm->mem, size))) {
@@ -81,14 +84,25 @@ static void setup_memory(struct vm *vm, const struct vm_restore_mem *rm)
 		    (unsigned long long)vm->cfg.mem_mib, strerror(-r));
 	}
 	/* Diff snapshots need KVM to log the pages the guest writes (track_dirty_pages). */
-	uint32_t flags = vm->cfg.track_dirty ? KVM_MEM_LOG_DIRTY_PAGES : 0;
+	if ((r = vm_set_dirty_log(vm, vm->cfg.track_dirty)))
+		die("KVM_SET_USER_MEMORY_REGION: %s", strerror(-r));
+}
+
+int vm_set_dirty_log(struct vm *vm, bool on)
+{
+	uint32_t flags = on ? KVM_MEM_LOG_DIRTY_PAGES : 0;
+	int r;
+
+	/* The same slots again with other flags: KVM keeps the memory, only logging changes. */
 	if ((r = kvm_set_user_memory(&vm->kvm, 0, 0, vm->mem.low_size, vm->mem.host, flags)))
-		die("KVM_SET_USER_MEMORY_REGION (low RAM): %s", strerror(-r));
+		return r;
 	if (guest_mem_high_size(&vm->mem) &&
 	    (r = kvm_set_user_memory(&vm->kvm, 1, GUEST_MEM_HIGH_BASE,
 				     guest_mem_high_size(&vm->mem), vm->mem.host + vm->mem.low_size,
 				     flags)))
-		die("KVM_SET_USER_MEMORY_REGION (high RAM): %s", strerror(-r));
+		return r;
+	vm->dirty_log_on = on;
+	return 0;
 }
 
 static void add_pio(struct vm *vm, uint64_t base, uint64_t len, bus_handler_fn fn, void *opaque,

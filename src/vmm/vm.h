@@ -31,10 +31,14 @@
 
 struct vm;
 
-/* Restoring: RAM comes from a snapshot's memory file (vmstate/mem_file.h), not a kernel. */
+/*
+ * Restoring: RAM comes from a snapshot's memory file (vmstate/mem_file.h), not a kernel;
+ * or, for an incoming migration, it is mem, already filled (the VM takes it over).
+ */
 struct vm_restore_mem {
 	const char *path;
 	uint8_t id[16];
+	const struct guest_mem *mem;
 };
 
 /*
@@ -89,7 +93,9 @@ struct vm {
 		bool valid;
 		char path[MEM_FILE_BASE_PATH_MAX + 1]; /* absolute */
 		uint8_t id[16];
-	} last_mem; /* the memory file a diff snapshot builds on */
+	} last_mem;		  /* the memory file a diff snapshot builds on */
+	bool dirty_log_on;	  /* KVM logs the pages the guest writes */
+	atomic_uint throttle_pct; /* migration's auto-converge: share of time vCPUs sleep */
 	/* Pause (vm_pause.c): vCPUs park in vcpu_pause_point() while want is set. */
 	struct {
 		atomic_bool want;
@@ -123,6 +129,10 @@ void vm_start_paused(struct vm *vm);
 int vm_pause(struct vm *vm);
 void vm_resume(struct vm *vm);
 bool vm_is_paused(const struct vm *vm);
+/* Turns KVM's dirty page logging on or off for all of RAM. 0 or -errno. */
+int vm_set_dirty_log(struct vm *vm, bool on);
+/* The signal that kicks a vCPU out of KVM_RUN (installed on first use). */
+int vm_kick_signal(void);
 /* vCPU side: parks while a pause is requested. */
 void vcpu_pause_point(struct vcpu *v);
 /* vCPU side: the thread is returning (so a pause does not wait for it). */

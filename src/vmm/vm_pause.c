@@ -20,7 +20,7 @@ static void on_kick(int sig)
 	(void)sig;
 }
 
-static int kick_signal(void)
+int vm_kick_signal(void)
 {
 	static bool installed;
 
@@ -41,7 +41,7 @@ bool vm_is_paused(const struct vm *vm)
 int vm_pause(struct vm *vm)
 {
 	struct timespec deadline;
-	int sig = kick_signal(), r = 0;
+	int sig = vm_kick_signal(), r = 0;
 
 	if (atomic_load(&vm->pause.want))
 		return 0;

@@ -111,6 +111,24 @@ const char *vmstate_tag_name(uint32_t tag)
 		return "virtio-vsock";
 	case VMSTATE_TAG_VIRTIO_RNG:
 		return "virtio-rng";
+	case VMSTATE_TAG_MIG_HELLO:
+		return "migration hello";
+	case VMSTATE_TAG_MIG_RAM:
+		return "migration RAM";
+	case VMSTATE_TAG_MIG_DEVICES:
+		return "migration device state";
+	case VMSTATE_TAG_MIG_COMPLETE:
+		return "migration complete";
+	case VMSTATE_TAG_MIG_READY:
+		return "migration ready";
+	case VMSTATE_TAG_MIG_ERROR:
+		return "migration error";
+	case VMSTATE_TAG_MIG_PREPARED:
+		return "migration prepared";
+	case VMSTATE_TAG_MIG_RESUMED:
+		return "migration resumed";
+	case VMSTATE_TAG_MIG_REPORT:
+		return "migration report";
 	}
 	return "unknown";
 }
@@ -635,4 +653,93 @@ int vmstate_cursor_size_error(const struct vmstate_cursor *c, const char *who, c
 				(unsigned long long)c->len);
 	return fail_msg(err, n, -EINVAL, "%s: %llu bytes of state after the last field", who,
 			(unsigned long long)(c->len - c->off));
+}
+
+/* ---- streams ---- */
+
+/* Reads exactly len bytes, waiting up to timeout_ms for each piece. 0 or -errno. */
+static int read_full(int fd, uint8_t *p, size_t len, int timeout_ms)
+{
+	while (len) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		int pr = poll(&pfd, 1, timeout_ms);
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr < 0)
+			return -errno;
+		if (pr == 0)
+			return -ETIMEDOUT;
+		ssize_t r = read(fd, p, len);
+		if (r < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return -EPIPE;
+		p += r;
+		len -= (size_t)r;
+	}
+	return 0;
+}
+
+static int stream_error(int r, const char *what, char *err, size_t errlen)
+{
+	if (r == -EPIPE)
+		return fail_msg(err, errlen, r, "the peer closed the stream (%s)", what);
+	if (r == -ETIMEDOUT)
+		return fail_msg(err, errlen, r, "the peer sent nothing in time (%s)", what);
+	return fail_msg(err, errlen, r, "cannot read the stream (%s): %s", what, strerror(-r));
+}
+
+int vmstate_read_header(int fd, int timeout_ms, char *err, size_t errlen)
+{
+	uint8_t hdr[VMSTATE_HEADER_SIZE];
+	struct vmstate_file f;
+	int r = read_full(fd, hdr, sizeof(hdr), timeout_ms);
+
+	if (r)
+		return stream_error(r, "header", err, errlen);
+	return parse_header(&f, hdr, sizeof(hdr), err, errlen);
+}
+
+int vmstate_read_section(int fd, struct vmstate_section *s, uint8_t **buf, size_t *cap,
+			 uint64_t max_payload, int timeout_ms, char *err, size_t errlen)
+{
+	uint8_t h[VMSTATE_SECTION_HEADER_SIZE], tail[VMSTATE_SECTION_CRC_SIZE];
+	char name[64];
+	int r = read_full(fd, h, sizeof(h), timeout_ms);
+
+	if (r)
+		return stream_error(r, "section header", err, errlen);
+	s->tag = le32(h);
+	s->instance = le32(h + 4);
+	s->version = le32(h + 8);
+	s->len = le64(h + 16);
+	label(name, sizeof(name), s->tag, s->instance);
+	if (le32(h + 12) != 0)
+		return fail_msg(err, errlen, -EINVAL, "%s: reserved field is 0x%x, not 0", name,
+				le32(h + 12));
+	if (max_payload > VMSTATE_MAX_SECTION)
+		max_payload = VMSTATE_MAX_SECTION;
+	if (s->len > max_payload)
+		return fail_msg(err, errlen, -EINVAL,
+				"%s: payload of %llu bytes, above the limit of %llu", name,
+				(unsigned long long)s->len, (unsigned long long)max_payload);
+	if (s->len > *cap || !*buf) {
+		size_t ncap = s->len ? (size_t)s->len : 1;
+		uint8_t *nb = realloc(*buf, ncap);
+		if (!nb)
+			return fail_msg(err, errlen, -ENOMEM, "out of memory for %s", name);
+		*buf = nb;
+		*cap = ncap;
+	}
+	if ((r = read_full(fd, *buf, (size_t)s->len, timeout_ms)) ||
+	    (r = read_full(fd, tail, sizeof(tail), timeout_ms)))
+		return stream_error(r, name, err, errlen);
+	uint32_t crc = vmstate_crc32(vmstate_crc32(0, h, sizeof(h)), *buf, (size_t)s->len);
+	if (le32(tail) != crc)
+		return fail_msg(err, errlen, -EINVAL, "CRC mismatch in %s: the stream is corrupted",
+				name);
+	s->payload = *buf;
+	return 0;
 }

@@ -52,6 +52,16 @@ enum vmstate_tag {
 	VMSTATE_TAG_VIRTIO_NET = 34, /* instance = NIC index */
 	VMSTATE_TAG_VIRTIO_VSOCK = 35,
 	VMSTATE_TAG_VIRTIO_RNG = 36,
+	/* The live-migration stream (src/vmstate/migration.h) */
+	VMSTATE_TAG_MIG_HELLO = 64,    /* source: protocol version, page size, RAM size */
+	VMSTATE_TAG_MIG_RAM = 65,      /* source: runs of pages, data or zero */
+	VMSTATE_TAG_MIG_DEVICES = 66,  /* source: a whole state file (the VM's device state) */
+	VMSTATE_TAG_MIG_COMPLETE = 67, /* source: nothing follows; switch over */
+	VMSTATE_TAG_MIG_READY = 68,    /* destination: the machine is accepted, send RAM */
+	VMSTATE_TAG_MIG_ERROR = 69,    /* either side: why it gives up (a message) */
+	VMSTATE_TAG_MIG_PREPARED = 70, /* destination: built; its vCPUs start next */
+	VMSTATE_TAG_MIG_RESUMED = 71,  /* destination: the VM runs here now */
+	VMSTATE_TAG_MIG_REPORT = 72,   /* source: downtime and totals, for the destination */
 };
 
 /* A name for --describe-snapshot ("vcpu", "virtio-blk" ...), or "unknown". */
@@ -145,6 +155,22 @@ int vmstate_cursor_done(const struct vmstate_cursor *c);
  * field". Returns -EINVAL.
  */
 int vmstate_cursor_size_error(const struct vmstate_cursor *c, const char *who, char *err, size_t n);
+
+/* ---- streams (live migration): the same header and sections, read one at a time ---- */
+
+/*
+ * Reads and checks a stream's header from fd (waiting up to timeout_ms for each piece; -1
+ * forever). 0, or -errno with err: -EPIPE when the peer closed, -ETIMEDOUT, -EINVAL for a
+ * header this tern-vmm does not read (the same words as for files).
+ */
+int vmstate_read_header(int fd, int timeout_ms, char *err, size_t errlen);
+/*
+ * Reads the next section from fd into *buf (grown as needed, up to max_payload bytes of
+ * payload; *cap is its size) and checks its length and CRC; s->payload points into *buf.
+ * 0, or -errno with err as above (a section longer than max_payload is -EINVAL).
+ */
+int vmstate_read_section(int fd, struct vmstate_section *s, uint8_t **buf, size_t *cap,
+			 uint64_t max_payload, int timeout_ms, char *err, size_t errlen);
 
 /* CRC-32 (IEEE 802.3, as zlib's crc32), over len bytes, continuing from crc (start 0). */
 uint32_t vmstate_crc32(uint32_t crc, const void *data, size_t len);

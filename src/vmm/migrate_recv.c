@@ -1,0 +1,286 @@
+/*
+ * The destination side of a live migration (migrate.h): accepts the stream, checks the
+ * machine it describes against this host before saying READY (its disks open, RAM to
+ * hold it, the CPU template it was given), receives RAM into a fresh memfd, then builds
+ * the VM around that RAM, loads the device state, says PREPARED, starts the vCPUs and says
+ * RESUMED. Any failure ends the migration here with nothing left behind (this process
+ * exits; the source resumes its VM).
+ */
+#include "api/api.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "vmm/machine_state.h"
+#include "vmm/migrate.h"
+#include "vmm/vm.h"
+#include "vmstate/migration.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RECV_TIMEOUT_MS 120000 /* the source sends something at least this often */
+#define REPORT_TIMEOUT_MS 10000
+
+struct incoming {
+	int fd;
+	struct vmstate_writer w; /* replies */
+	bool replied;		 /* our header went */
+	uint8_t *buf;
+	size_t cap;
+	struct vmstate_section s;
+};
+
+static int next(struct incoming *in, uint64_t max, char *err, size_t n)
+{
+	return vmstate_read_section(in->fd, &in->s, &in->buf, &in->cap, max, RECV_TIMEOUT_MS, err,
+				    n);
+}
+
+static void reply(struct incoming *in, uint32_t tag)
+{
+	if (!in->replied) {
+		vmstate_writer_init(&in->w, in->fd);
+		in->replied = true;
+	}
+	mig_signal_put(&in->w, tag);
+}
+
+/* What this host lacks for the machine, checked before any RAM is sent. */
+static int check_host(const struct vmm_config *base, const struct vmm_config *c, char *err,
+		      size_t n)
+{
+	uint64_t avail_kib = 0;
+	char line[256];
+	FILE *f;
+
+	if (base->template_set && (base->cpu_template != c->cpu_template || !c->template_set))
+		return fail_msg(err, n, -EINVAL,
+				"the VM runs with CPU template %s; this destination was given %s",
+				c->template_set ? cpuid_template_name(c->cpu_template) :
+						  "(default)",
+				cpuid_template_name(base->cpu_template));
+	if (access(c->kvm_dev, R_OK | W_OK) < 0)
+		return fail_msg(err, n, -errno, "cannot use %s here: %s", c->kvm_dev,
+				strerror(errno));
+	for (unsigned int i = 0; i < c->ndisks; i++) {
+		const struct disk_config *d = &c->disks[i];
+		int fd = open(d->path, (d->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK);
+		if (fd < 0)
+			return fail_msg(err, n, -errno, "disk '%s' cannot be opened here: %s",
+					d->path, strerror(errno));
+		close(fd);
+	}
+	if ((f = fopen("/proc/meminfo", "re"))) {
+		while (fgets(line, sizeof(line), f))
+			if (sscanf(line, "MemAvailable: %" SCNu64, &avail_kib) == 1)
+				break;
+		fclose(f);
+	}
+	if (avail_kib && (c->mem_mib << 10) > avail_kib)
+		return fail_msg(err, n, -ENOMEM,
+				"the VM has %llu MiB of RAM; this host has %llu MiB available",
+				(unsigned long long)c->mem_mib,
+				(unsigned long long)(avail_kib >> 10));
+	return 0;
+}
+
+/* Header, hello and machine; fills cfg. 0 or -errno + err. */
+static int accept_machine(struct incoming *in, const struct vmm_config *base,
+			  const struct restore_overrides *o, struct vmm_config *cfg, char *err,
+			  size_t n)
+{
+	struct mig_hello h;
+	struct vmstate_cursor c;
+	int r;
+
+	if ((r = vmstate_read_header(in->fd, RECV_TIMEOUT_MS, err, n)) ||
+	    (r = next(in, 4096, err, n)) || (r = mig_hello_get(&in->s, &h, err, n)) ||
+	    (r = next(in, VMSTATE_MAX_SECTION, err, n)))
+		return r;
+	if (in->s.tag != VMSTATE_TAG_MACHINE || in->s.version != MACHINE_STATE_VERSION)
+		return fail_msg(err, n, -EINVAL, "no machine section this tern-vmm reads (%s %u)",
+				vmstate_tag_name(in->s.tag), in->s.version);
+	*cfg = *base;
+	vmstate_cursor_init(&c, &in->s);
+	if ((r = machine_state_restore(cfg, &c, err, n)))
+		return r;
+	if (cfg->mem_mib << 20 != h.ram_size)
+		return fail_msg(err, n, -EINVAL, "the hello's RAM size does not match the machine");
+	if ((r = snapshot_apply_overrides(cfg, o, err, n)))
+		return r;
+	cfg->track_dirty = base->track_dirty;
+	cfg->clone = false;
+	return check_host(base, cfg, err, n);
+}
+
+/* RAM until the device state and COMPLETE; *running from COMPLETE. */
+static int receive(struct incoming *in, struct guest_mem *mem, uint8_t **state, size_t *state_len,
+		   bool *running, char *err, size_t n)
+{
+	uint64_t pages = mem->size / MIG_PAGE, done = 0;
+	struct migrate_progress p = { .state = MIGRATE_INCOMING,
+				      .incoming = true,
+				      .ram_bytes = mem->size };
+	uint64_t received = 0;
+	int r;
+
+	for (;;) {
+		if ((r = next(in, VMSTATE_MAX_SECTION, err, n)))
+			return r;
+		received += in->s.len;
+		switch (in->s.tag) {
+		case VMSTATE_TAG_MIG_RAM:
+			if (in->s.len > MIG_RAM_SECTION_MAX)
+				return fail_msg(err, n, -EINVAL, "a RAM section of %llu bytes",
+						(unsigned long long)in->s.len);
+			if ((r = mig_ram_apply(&in->s, mem->host, mem->fd, pages, &done, err, n)))
+				return r;
+			p.bytes_sent = received;
+			p.data_pages = done;
+			migrate_progress_set_incoming(&p);
+			break;
+		case VMSTATE_TAG_MIG_DEVICES:
+			free(*state);
+			*state = malloc(in->s.len ? in->s.len : 1);
+			if (!*state)
+				return fail_msg(err, n, -ENOMEM,
+						"out of memory for the device state");
+			memcpy(*state, in->s.payload, in->s.len);
+			*state_len = in->s.len;
+			break;
+		case VMSTATE_TAG_MIG_COMPLETE: {
+			struct vmstate_cursor c;
+			vmstate_cursor_init(&c, &in->s);
+			*running = vmstate_get_bool(&c);
+			if (vmstate_cursor_done(&c))
+				return fail_msg(err, n, -EINVAL, "a complete section of %llu bytes",
+						(unsigned long long)in->s.len);
+			if (!*state)
+				return fail_msg(err, n, -EINVAL,
+						"the stream completed without the device state");
+			return 0;
+		}
+		case VMSTATE_TAG_MIG_ERROR: {
+			char msg[MIG_MESSAGE_MAX + 1];
+			mig_message_get(&in->s, msg, sizeof(msg));
+			return fail_msg(err, n, -ECONNABORTED, "the source gave up: %s", msg);
+		}
+		default:
+			return fail_msg(err, n, -EINVAL, "unexpected %s section in the RAM phase",
+					vmstate_tag_name(in->s.tag));
+		}
+	}
+}
+
+static void read_report(struct incoming *in)
+{
+	struct migrate_progress p;
+	struct mig_report rep;
+	char err[256];
+
+	migrate_get_progress(&p);
+	p.state = MIGRATE_COMPLETED;
+	if (next(in, 4096, err, sizeof(err)) == 0 && in->s.tag == VMSTATE_TAG_MIG_REPORT &&
+	    mig_report_get(&in->s, &rep) == 0) {
+		p.downtime_us = rep.downtime_us;
+		p.total_ms = rep.total_ms;
+		p.bytes_sent = rep.bytes_sent;
+		p.round = rep.rounds;
+		log_info("migration arrived: downtime %.1f ms, %llu ms in all, %u rounds",
+			 rep.downtime_us / 1000.0, (unsigned long long)rep.total_ms, rep.rounds);
+	} else {
+		log_info("migration arrived (the source sent no report: %s)", err);
+	}
+	migrate_progress_set_incoming(&p);
+}
+
+int migrate_incoming(struct api *a, struct vm *vm, const char *uri,
+		     const struct restore_overrides *o, char *err, size_t n)
+{
+	struct incoming in = { .fd = -1 };
+	struct vmm_config cfg;
+	struct guest_mem mem = { .fd = -1 };
+	struct vmstate_file file = { 0 };
+	uint8_t *state = NULL;
+	size_t state_len = 0;
+	bool running = true, prepared = false;
+	struct mig_uri u;
+	struct migrate_progress p = { .state = MIGRATE_INCOMING, .incoming = true };
+	int r;
+
+	migrate_progress_set_incoming(&p);
+	if ((r = mig_uri_parse(uri, &u, err, n)))
+		return r;
+	log_info("waiting for the migration stream on %s", uri);
+	if ((in.fd = mig_uri_accept(&u, err, n)) < 0)
+		return in.fd;
+	if ((r = accept_machine(&in, &a->cfg, o, &cfg, err, n)))
+		goto fail;
+	if ((r = guest_mem_create(&mem, cfg.mem_mib << 20))) {
+		fail_msg(err, n, r, "cannot allocate %llu MiB of guest memory: %s",
+			 (unsigned long long)cfg.mem_mib, strerror(-r));
+		goto fail;
+	}
+	reply(&in, VMSTATE_TAG_MIG_READY);
+	if ((r = receive(&in, &mem, &state, &state_len, &running, err, n)))
+		goto fail;
+	char why[256];
+	if ((r = vmstate_file_parse(&file, state, state_len, why, sizeof(why)))) {
+		fail_msg(err, n, r, "the device state: %s", why);
+		goto fail;
+	}
+	/* Disks open (and lock) only now: the source gave them up just before COMPLETE. */
+	struct vm_restore_mem rm = { .mem = &mem };
+	vm_create(vm, &cfg, a->loop, NULL, &rm);
+	if ((r = snapshot_restore_state(&file, vm, err, n)))
+		goto fail;
+	reply(&in, VMSTATE_TAG_MIG_PREPARED);
+	prepared = true;
+	if ((r = in.w.err)) {
+		fail_msg(err, n, r, "the source is gone: %s", strerror(-r));
+		goto fail;
+	}
+	if (running) {
+		vm_start(vm);
+		snapshot_resume_devices(vm);
+	} else {
+		vm_start_paused(vm);
+	}
+	reply(&in, VMSTATE_TAG_MIG_RESUMED);
+	if (in.w.err)
+		log_warn("migration: the source did not hear that the VM runs here: %s",
+			 strerror(-in.w.err));
+	else
+		read_report(&in);
+	a->cfg = cfg;
+	vmstate_file_free(&file);
+	free(state);
+	free(in.buf);
+	free(in.w.buf);
+	close(in.fd);
+	return 0;
+fail:
+	if (!prepared) {
+		if (!in.replied) {
+			vmstate_writer_init(&in.w, in.fd);
+			in.replied = true;
+		}
+		mig_message_put(&in.w, err);
+	}
+	migrate_get_progress(&p);
+	p.state = MIGRATE_FAILED;
+	snprintf(p.error, sizeof(p.error), "%s", err);
+	migrate_progress_set_incoming(&p);
+	vmstate_file_free(&file);
+	free(state);
+	free(in.buf);
+	free(in.w.buf);
+	shutdown(in.fd, SHUT_RDWR);
+	close(in.fd);
+	return r ? r : -EIO;
+}

@@ -1,0 +1,708 @@
+/*
+ * The source side of a live migration (migrate.h). A thread of its own connects, sends
+ * the machine and then RAM in rounds: every page once, then the pages written meanwhile
+ * (KVM's dirty log OR'd with the pages tern's devices were handed), until what is left
+ * fits the downtime limit at the bandwidth measured. The switchover runs on the event
+ * loop, where the devices live: pause, drain and flush the disks and give up their locks,
+ * send the last pages and the device state (a whole state file, as a snapshot writes it),
+ * and wait for the destination to say the VM runs there. Until the destination says it is
+ * built (PREPARED), every failure resumes the VM here as it was.
+ */
+#include "core/log.h"
+#include "core/util.h"
+#include "vmm/machine_state.h"
+#include "vmm/migrate.h"
+#include "vmm/vm.h"
+#include "vmstate/migration.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SECTION_TARGET (MIG_RUN_MAX_PAGES * MIG_PAGE) /* a RAM section's data, about */
+#define ZERO_RUN_MAX (1u << 20)			      /* pages in one zero run */
+#define REPLY_TIMEOUT_MS 60000 /* the destination checking the machine, building the VM */
+#define THROTTLE_PERIOD_NS 10000000L
+#define THROTTLE_FIRST 20 /* QEMU's cpu-throttle-initial and -increment */
+#define THROTTLE_STEP 10
+#define THROTTLE_MAX 99
+
+struct migration {
+	struct vm *vm;
+	struct migrate_params p;
+	int fd;
+	struct vmstate_writer w;
+	uint8_t *dirty; /* pages to send next */
+	uint64_t pages;
+	uint8_t *rbuf; /* replies */
+	size_t rcap;
+	uint64_t t0_ns, pause_ns;
+	uint64_t round_bytes; /* sent in the round that ended last */
+	int switch_fd;	      /* eventfd: the thread asks the loop for the switchover */
+	bool log_was_on;      /* KVM logging was on before (track_dirty): leave it on */
+	bool was_paused;      /* the user had paused the VM: it stays paused there */
+	pthread_t throttler;
+	atomic_bool throttling;
+	unsigned int above_half; /* rounds in a row where the guest dirtied >= half of what went */
+	/* Set by the thread when it gives up; the loop then finishes (it owns switch_fd). */
+	enum migrate_state thread_end;
+	char thread_err[512];
+};
+
+static pthread_mutex_t prog_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct migrate_progress prog;
+static struct migration *active; /* the source migration under way, or NULL */
+static atomic_bool cancel_req;
+
+static const char *const state_names[] = {
+	[MIGRATE_NONE] = "none",	   [MIGRATE_SETUP] = "setup",
+	[MIGRATE_ACTIVE] = "active",	   [MIGRATE_SWITCHOVER] = "switchover",
+	[MIGRATE_COMPLETED] = "completed", [MIGRATE_FAILED] = "failed",
+	[MIGRATE_CANCELLED] = "cancelled", [MIGRATE_INCOMING] = "incoming",
+};
+
+const char *migrate_state_name(enum migrate_state s)
+{
+	return state_names[s];
+}
+
+void migrate_get_progress(struct migrate_progress *out)
+{
+	pthread_mutex_lock(&prog_lock);
+	*out = prog;
+	pthread_mutex_unlock(&prog_lock);
+}
+
+void migrate_progress_set_incoming(const struct migrate_progress *p)
+{
+	pthread_mutex_lock(&prog_lock);
+	prog = *p;
+	prog.incoming = true;
+	pthread_mutex_unlock(&prog_lock);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static void set_state(enum migrate_state s)
+{
+	pthread_mutex_lock(&prog_lock);
+	prog.state = s;
+	pthread_mutex_unlock(&prog_lock);
+}
+
+/* ---- RAM ---- */
+
+static bool page_is_zero(const uint8_t *p)
+{
+	const uint64_t *q = (const uint64_t *)p;
+
+	for (size_t i = 0; i < MIG_PAGE / 8; i++)
+		if (q[i])
+			return false;
+	return true;
+}
+
+static bool bit(const uint8_t *bm, uint64_t p)
+{
+	return bm[p / 8] & (1u << (p % 8));
+}
+
+/* Holds the stream to the bandwidth cap: sleeps while we are ahead of it. */
+static void keep_to_cap(struct migration *m)
+{
+	if (!m->p.bandwidth_mib_s)
+		return;
+	uint64_t bps = m->p.bandwidth_mib_s << 20;
+	for (;;) {
+		uint64_t due_ns = m->w.written * 1000000000ULL / bps, el = now_ns() - m->t0_ns;
+		if (el >= due_ns || atomic_load(&cancel_req))
+			return;
+		uint64_t wait = due_ns - el > 100000000ULL ? 100000000ULL : due_ns - el;
+		struct timespec ts = { 0, (long)wait };
+		nanosleep(&ts, NULL);
+	}
+}
+
+/*
+ * Sends the pages set in dirty (every page when dirty is NULL, skipping the memfd's holes,
+ * which the destination's fresh RAM already reads as zero), clearing the bits it sent.
+ * 0 or the stream's -errno.
+ */
+static int send_pages(struct migration *m, uint8_t *dirty)
+{
+	const uint8_t *ram = m->vm->mem.host;
+	uint64_t p = 0, zero = 0, data = 0;
+	bool open = false;
+	int fd = dirty ? -1 : m->vm->mem.fd;
+
+	while (p < m->pages && !m->w.err) {
+		if (atomic_load(&cancel_req))
+			return -ECANCELED;
+		if (dirty && !bit(dirty, p)) {
+			/* whole clean bytes at a time */
+			p = (p % 8 || dirty[p / 8]) ? p + 1 : p + 8;
+			continue;
+		}
+		if (fd >= 0) {
+			off_t d = lseek(fd, (off_t)(p * MIG_PAGE), SEEK_DATA);
+			if (d < 0) /* ENXIO: only holes from here on */
+				break;
+			if ((uint64_t)d > p * MIG_PAGE) {
+				p = (uint64_t)d / MIG_PAGE;
+				continue;
+			}
+		}
+		bool z = page_is_zero(ram + p * MIG_PAGE);
+		uint64_t q = p + 1, max = z ? ZERO_RUN_MAX : MIG_RUN_MAX_PAGES;
+		while (q < m->pages && q - p < max && (!dirty || bit(dirty, q)) &&
+		       page_is_zero(ram + q * MIG_PAGE) == z)
+			q++;
+		/* A section stays within what the destination takes (MIG_RAM_SECTION_MAX). */
+		if (open && m->w.len + 16 + (z ? 0 : (q - p) * MIG_PAGE) > SECTION_TARGET) {
+			vmstate_end(&m->w);
+			open = false;
+			keep_to_cap(m);
+			pthread_mutex_lock(&prog_lock);
+			prog.bytes_sent = m->w.written;
+			pthread_mutex_unlock(&prog_lock);
+		}
+		if (!open) {
+			vmstate_begin(&m->w, VMSTATE_TAG_MIG_RAM, 0, MIG_SECTION_VERSION);
+			open = true;
+		}
+		mig_run_put(&m->w, p, (uint32_t)(q - p), z ? MIG_RUN_ZERO : MIG_RUN_DATA,
+			    ram + p * MIG_PAGE);
+		if (dirty)
+			for (uint64_t i = p; i < q; i++)
+				dirty[i / 8] &= (uint8_t) ~(1u << (i % 8));
+		*(z ? &zero : &data) += q - p;
+		p = q;
+	}
+	if (open)
+		vmstate_end(&m->w);
+	pthread_mutex_lock(&prog_lock);
+	prog.bytes_sent = m->w.written;
+	prog.zero_pages += zero;
+	prog.data_pages += data;
+	pthread_mutex_unlock(&prog_lock);
+	return m->w.err;
+}
+
+static uint64_t count_bits(const uint8_t *bm, uint64_t pages)
+{
+	uint64_t n = 0;
+
+	for (uint64_t i = 0; i < (pages + 7) / 8; i++)
+		n += (uint64_t)__builtin_popcount(bm[i]);
+	return n;
+}
+
+/* Moves the pages written since the last call into m->dirty (and a diff snapshot's set). */
+static int collect(struct migration *m)
+{
+	int r = snapshot_collect_dirty(m->vm, m->dirty);
+
+	if (!r && m->vm->dirty_pending)
+		for (uint64_t i = 0; i < (m->pages + 7) / 8; i++)
+			m->vm->dirty_pending[i] |= m->dirty[i];
+	return r;
+}
+
+/* ---- auto-converge ---- */
+
+static void *throttle_thread(void *arg)
+{
+	struct migration *m = arg;
+	struct vm *vm = m->vm;
+	int sig = vm_kick_signal();
+
+	pthread_setname_np(pthread_self(), "mig-throttle");
+	while (atomic_load(&m->throttling)) {
+		struct timespec ts = { 0, THROTTLE_PERIOD_NS };
+		nanosleep(&ts, NULL);
+		for (unsigned int i = 0; i < vm->ncpus; i++)
+			pthread_kill(vm->vcpus[i].thread, sig);
+	}
+	return NULL;
+}
+
+static void throttle_set(struct migration *m, unsigned int pct)
+{
+	atomic_store(&m->vm->throttle_pct, pct);
+	if (pct && !atomic_load(&m->throttling)) {
+		atomic_store(&m->throttling, true);
+		if (pthread_create(&m->throttler, NULL, throttle_thread, m)) {
+			atomic_store(&m->throttling, false);
+			atomic_store(&m->vm->throttle_pct, 0);
+			log_warn("migration: cannot start the vCPU throttle");
+			return;
+		}
+	}
+	pthread_mutex_lock(&prog_lock);
+	prog.throttle_pct = atomic_load(&m->vm->throttle_pct);
+	pthread_mutex_unlock(&prog_lock);
+	if (pct)
+		log_info("migration: vCPUs throttled to %u%% of their time", 100 - pct);
+}
+
+static void throttle_stop(struct migration *m)
+{
+	atomic_store(&m->vm->throttle_pct, 0);
+	if (atomic_exchange(&m->throttling, false))
+		pthread_join(m->throttler, NULL);
+}
+
+/* ---- ending ---- */
+
+/* Reads the next section from the destination (an ERROR's message goes into err). */
+static int read_reply(struct migration *m, struct vmstate_section *s, int timeout_ms, char *err,
+		      size_t n)
+{
+	int r = vmstate_read_section(m->fd, s, &m->rbuf, &m->rcap, MIG_MESSAGE_MAX + 64, timeout_ms,
+				     err, n);
+	if (r)
+		return r;
+	if (s->tag == VMSTATE_TAG_MIG_ERROR) {
+		char msg[MIG_MESSAGE_MAX + 1];
+		mig_message_get(s, msg, sizeof(msg));
+		return fail_msg(err, n, -ECONNREFUSED, "the destination refused: %s", msg);
+	}
+	return 0;
+}
+
+/* After a failed write: the destination may have said why before it closed. */
+static void stream_failed(struct migration *m, int r, char *err, size_t n)
+{
+	struct vmstate_section s;
+	char why[MIG_MESSAGE_MAX + 64];
+
+	if (r == -ECANCELED || atomic_load(&cancel_req)) {
+		snprintf(err, n, "cancelled");
+		return;
+	}
+	if (read_reply(m, &s, 1000, why, sizeof(why)) == -ECONNREFUSED)
+		snprintf(err, n, "%.500s", why);
+	else
+		snprintf(err, n, "the stream to the destination failed: %s", strerror(-r));
+}
+
+/*
+ * Sends ERROR with msg so that the destination leaves nothing behind, without ever waiting
+ * on a destination that stopped reading (this runs on the event loop): one non-blocking
+ * send; a destination that gets part of it sees a broken stream, which it refuses too.
+ */
+static void tell_destination(struct migration *m, const char *msg)
+{
+	struct vmstate_writer w;
+	int fd = memfd_create("tern-migration-error", MFD_CLOEXEC);
+	uint8_t buf[MIG_MESSAGE_MAX + 128];
+
+	if (fd < 0)
+		return;
+	/* The header went long ago; only the section goes. */
+	vmstate_writer_init(&w, fd);
+	mig_message_put(&w, msg);
+	off_t len = lseek(fd, 0, SEEK_END) - VMSTATE_HEADER_SIZE;
+	if (!w.err && len > 0 && (size_t)len <= sizeof(buf) &&
+	    pread(fd, buf, (size_t)len, VMSTATE_HEADER_SIZE) == len &&
+	    send(m->fd, buf, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		log_debug("migration: the destination was not told: %s", strerror(errno));
+	free(w.buf);
+	close(fd);
+}
+
+/* Leaves the VM as it was before the migration; the state says how it ended. */
+static void finish(struct migration *m, enum migrate_state state, const char *err)
+{
+	throttle_stop(m);
+	if (!m->log_was_on && m->vm->dirty_log_on && state != MIGRATE_COMPLETED)
+		vm_set_dirty_log(m->vm, false);
+	if (m->fd >= 0 && state != MIGRATE_COMPLETED) {
+		tell_destination(m, err && *err ? err : "the source gave up");
+		shutdown(m->fd, SHUT_RDWR);
+	}
+	pthread_mutex_lock(&prog_lock);
+	prog.state = state;
+	if (err)
+		snprintf(prog.error, sizeof(prog.error), "%s", err);
+	prog.total_ms = (now_ns() - m->t0_ns) / 1000000;
+	active = NULL;
+	pthread_mutex_unlock(&prog_lock);
+	if (state == MIGRATE_COMPLETED)
+		log_info("migration completed: downtime %.1f ms, %llu ms in all, %u rounds, %llu "
+			 "MiB sent",
+			 prog.downtime_us / 1000.0, (unsigned long long)prog.total_ms, prog.round,
+			 (unsigned long long)(prog.bytes_sent >> 20));
+	else
+		log_error("migration %s: %s", state_names[state], err ? err : "");
+	if (m->fd >= 0)
+		close(m->fd);
+	free(m->w.buf);
+	free(m->dirty);
+	free(m->rbuf);
+	if (m->switch_fd >= 0) {
+		loop_del(m->vm->loop, m->switch_fd);
+		close(m->switch_fd);
+	}
+	free(m);
+}
+
+/* ---- the switchover, on the event-loop thread ---- */
+
+static void disks_lock(struct vm *vm, bool lock)
+{
+	for (unsigned int i = 0; i < vm->cfg.ndisks; i++) {
+		struct disk *d = &vm->blk[i]->disk;
+		struct flock fl = { .l_type = lock ? (d->readonly ? F_RDLCK : F_WRLCK) : F_UNLCK,
+				    .l_whence = SEEK_SET };
+		if (fcntl(d->fd, F_OFD_SETLK, &fl) < 0)
+			log_warn("migration: cannot %s disk %s: %s", lock ? "lock" : "unlock",
+				 d->path, strerror(errno));
+	}
+}
+
+static int send_devices(struct migration *m, char *err, size_t n)
+{
+	struct mem_file_info mem = { .kind = MEM_FILE_FULL, .size = m->vm->mem.size };
+	int fd = memfd_create("tern-migration-state", MFD_CLOEXEC), r;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+
+	if (fd < 0)
+		return fail_msg(err, n, -errno, "memfd_create: %s", strerror(errno));
+	if ((r = snapshot_write_state(m->vm, fd, &mem, err, n)))
+		goto out;
+	off_t end = lseek(fd, 0, SEEK_END);
+	len = end > 0 ? (size_t)end : 0;
+	buf = malloc(len ? len : 1);
+	if (!buf || pread(fd, buf, len, 0) != (ssize_t)len) {
+		r = fail_msg(err, n, -EIO, "cannot read back the device state");
+		goto out;
+	}
+	vmstate_begin(&m->w, VMSTATE_TAG_MIG_DEVICES, 0, MIG_SECTION_VERSION);
+	vmstate_put(&m->w, buf, len);
+	vmstate_end(&m->w);
+	/* COMPLETE says whether the VM runs on at the destination or stays paused. */
+	vmstate_begin(&m->w, VMSTATE_TAG_MIG_COMPLETE, 0, MIG_SECTION_VERSION);
+	vmstate_put_bool(&m->w, !m->was_paused);
+	vmstate_end(&m->w);
+	if ((r = m->w.err))
+		stream_failed(m, r, err, n);
+out:
+	free(buf);
+	close(fd);
+	return r;
+}
+
+static void on_switch(void *opaque, uint32_t events)
+{
+	struct migration *m = opaque;
+	struct vm *vm = m->vm;
+	struct vmstate_section s;
+	char err[512] = "";
+	uint64_t v;
+	int r;
+
+	if (read(m->switch_fd, &v, sizeof(v)) < 0)
+		return;
+	if (m->thread_end) {
+		finish(m, m->thread_end, m->thread_err);
+		return;
+	}
+	set_state(MIGRATE_SWITCHOVER);
+	m->was_paused = vm_is_paused(vm);
+	m->pause_ns = now_ns();
+	if (!m->was_paused && vm_pause(vm)) {
+		finish(m, MIGRATE_FAILED, "the vCPUs did not stop for the switchover");
+		return;
+	}
+	throttle_stop(m);
+	if ((r = snapshot_quiesce_disks(vm, err, sizeof(err))))
+		goto resume;
+	if ((r = collect(m))) {
+		snprintf(err, sizeof(err), "cannot read the dirty page log: %s", strerror(-r));
+		goto resume;
+	}
+	if ((r = send_pages(m, m->dirty))) {
+		stream_failed(m, r, err, sizeof(err));
+		goto resume;
+	}
+	/* The destination opens the disks once it has everything: they are its from here. */
+	disks_lock(vm, false);
+	if ((r = send_devices(m, err, sizeof(err))))
+		goto relock;
+	if ((r = read_reply(m, &s, REPLY_TIMEOUT_MS, err, sizeof(err))))
+		goto relock;
+	if (s.tag != VMSTATE_TAG_MIG_PREPARED) {
+		snprintf(err, sizeof(err), "the destination answered %s, not prepared",
+			 vmstate_tag_name(s.tag));
+		goto relock;
+	}
+	/*
+	 * Past this point the destination may be running the guest: whatever happens, this
+	 * side must not run it too. Without its word, the VM stays paused here.
+	 */
+	if ((r = read_reply(m, &s, REPLY_TIMEOUT_MS, err, sizeof(err))) ||
+	    s.tag != VMSTATE_TAG_MIG_RESUMED) {
+		char why[700];
+		snprintf(why, sizeof(why),
+			 "the destination built the VM but did not confirm it runs (%s); this "
+			 "VM stays paused: resume it only if the destination is not running it",
+			 r ? err : vmstate_tag_name(s.tag));
+		finish(m, MIGRATE_FAILED, why);
+		return;
+	}
+	uint64_t end = now_ns();
+	struct mig_report rep = { .downtime_us = (end - m->pause_ns) / 1000,
+				  .total_ms = (end - m->t0_ns) / 1000000,
+				  .bytes_sent = m->w.written };
+	pthread_mutex_lock(&prog_lock);
+	prog.downtime_us = rep.downtime_us;
+	rep.rounds = prog.round;
+	prog.bytes_left = 0;
+	pthread_mutex_unlock(&prog_lock);
+	mig_report_put(&m->w, &rep);
+	vmstate_writer_finish(&m->w);
+	finish(m, MIGRATE_COMPLETED, NULL);
+	machine_stop(&vm->machine, MACHINE_MIGRATED, 0);
+	return;
+relock:
+	disks_lock(vm, true);
+resume:
+	if (!m->was_paused)
+		vm_resume(vm);
+	finish(m, atomic_load(&cancel_req) ? MIGRATE_CANCELLED : MIGRATE_FAILED, err);
+}
+
+/* ---- pre-copy, on the migration thread ---- */
+
+static int handshake(struct migration *m, char *err, size_t n)
+{
+	struct mig_hello h = { MIG_PROTOCOL_VERSION, MIG_PAGE, m->vm->mem.size };
+	struct vmstate_section s;
+	int r;
+
+	vmstate_writer_init(&m->w, m->fd);
+	mig_hello_put(&m->w, &h);
+	vmstate_begin(&m->w, VMSTATE_TAG_MACHINE, 0, MACHINE_STATE_VERSION);
+	machine_state_save(&m->vm->cfg, &m->w);
+	vmstate_end(&m->w);
+	if ((r = m->w.err)) {
+		stream_failed(m, r, err, n);
+		return r;
+	}
+	if ((r = vmstate_read_header(m->fd, REPLY_TIMEOUT_MS, err, n)) ||
+	    (r = read_reply(m, &s, REPLY_TIMEOUT_MS, err, n)))
+		return r;
+	if (s.tag != VMSTATE_TAG_MIG_READY)
+		return fail_msg(err, n, -EPROTO, "the destination answered %s, not ready",
+				vmstate_tag_name(s.tag));
+	return 0;
+}
+
+/* Decides after each round: 1 switch over now, 0 another round, -1 give up (err). */
+static int decide(struct migration *m, uint64_t round_ns, uint64_t left, char *err, size_t n)
+{
+	uint64_t bw = round_ns ? m->round_bytes * 1000000000ULL / round_ns : 0;
+	uint64_t dirty_bps = round_ns ? left * MIG_PAGE * 1000000000ULL / round_ns : 0;
+	uint64_t expect_ms = bw ? left * MIG_PAGE * 1000 / bw : (left ? UINT64_MAX : 0);
+	unsigned int round;
+
+	pthread_mutex_lock(&prog_lock);
+	prog.bytes_left = left * MIG_PAGE;
+	if (bw)
+		prog.bandwidth_bps = bw;
+	prog.dirty_rate_bps = dirty_bps;
+	prog.expected_downtime_ms = expect_ms;
+	round = prog.round;
+	pthread_mutex_unlock(&prog_lock);
+	log_debug("migration round %u: %llu pages left, %llu KiB/s sent, %llu KiB/s dirtied", round,
+		  (unsigned long long)left, (unsigned long long)(bw >> 10),
+		  (unsigned long long)(dirty_bps >> 10));
+	if (expect_ms <= m->p.downtime_limit_ms)
+		return 1;
+	if (round >= m->p.max_rounds) {
+		fail_msg(err, n, -ETIMEDOUT,
+			 "did not converge in %u rounds: the guest dirtied %llu KiB/s, %llu KiB/s "
+			 "went; %llu ms of downtime expected, the limit is %llu ms (raise "
+			 "downtime_limit_ms or bandwidth, or turn on auto_converge)",
+			 round, (unsigned long long)(dirty_bps >> 10),
+			 (unsigned long long)(bw >> 10), (unsigned long long)expect_ms,
+			 (unsigned long long)m->p.downtime_limit_ms);
+		return -1;
+	}
+	/* QEMU's rule: the guest dirtied at least half of what went, two rounds running. */
+	m->above_half = left * MIG_PAGE * 2 >= m->round_bytes ? m->above_half + 1 : 0;
+	if (m->p.auto_converge && m->above_half >= 2) {
+		unsigned int pct = atomic_load(&m->vm->throttle_pct);
+		pct = pct ? pct + THROTTLE_STEP : THROTTLE_FIRST;
+		throttle_set(m, pct > THROTTLE_MAX ? THROTTLE_MAX : pct);
+		m->above_half = 0;
+	}
+	return 0;
+}
+
+static void *migration_thread(void *arg)
+{
+	struct migration *m = arg;
+	char err[512] = "";
+	uint64_t one = 1;
+	int r;
+
+	pthread_setname_np(pthread_self(), "migration");
+	m->fd = -1;
+	struct mig_uri u;
+	if (mig_uri_parse(m->p.uri, &u, err, sizeof(err)) ||
+	    (m->fd = mig_uri_connect(&u, err, sizeof(err))) < 0) {
+		m->fd = -1;
+		goto fail;
+	}
+	if ((r = handshake(m, err, sizeof(err))))
+		goto fail;
+	/* Logging on, and the log read once, before the first page goes: nothing is missed. */
+	if (!m->vm->dirty_log_on && (r = vm_set_dirty_log(m->vm, true))) {
+		snprintf(err, sizeof(err), "cannot turn on dirty page logging: %s", strerror(-r));
+		goto fail;
+	}
+	if (!m->vm->mem.dirty && guest_mem_track_dirty(&m->vm->mem)) {
+		snprintf(err, sizeof(err), "out of memory for the dirty page bitmap");
+		goto fail;
+	}
+	if ((r = collect(m))) {
+		snprintf(err, sizeof(err), "cannot read the dirty page log: %s", strerror(-r));
+		goto fail;
+	}
+	memset(m->dirty, 0, (m->pages + 7) / 8);
+	set_state(MIGRATE_ACTIVE);
+	for (;;) {
+		uint64_t t = now_ns(), before = m->w.written;
+		if ((r = send_pages(m, prog.round ? m->dirty : NULL))) {
+			stream_failed(m, r, err, sizeof(err));
+			goto fail;
+		}
+		m->round_bytes = m->w.written - before;
+		if ((r = collect(m))) {
+			snprintf(err, sizeof(err), "cannot read the dirty page log: %s",
+				 strerror(-r));
+			goto fail;
+		}
+		pthread_mutex_lock(&prog_lock);
+		prog.round++;
+		pthread_mutex_unlock(&prog_lock);
+		int d = decide(m, now_ns() - t, count_bits(m->dirty, m->pages), err, sizeof(err));
+		if (d < 0)
+			goto fail;
+		if (atomic_load(&cancel_req)) {
+			snprintf(err, sizeof(err), "cancelled");
+			goto fail;
+		}
+		if (d > 0)
+			break;
+	}
+	/* The rest happens on the event loop, which owns the devices. */
+	if (write(m->switch_fd, &one, sizeof(one)) == sizeof(one))
+		return NULL;
+	snprintf(err, sizeof(err), "cannot reach the event loop: %s", strerror(errno));
+fail:
+	snprintf(m->thread_err, sizeof(m->thread_err), "%s", err);
+	m->thread_end = atomic_load(&cancel_req) ? MIGRATE_CANCELLED : MIGRATE_FAILED;
+	if (write(m->switch_fd, &one, sizeof(one)) != sizeof(one))
+		log_error("migration: cannot reach the event loop: %s", strerror(errno));
+	return NULL;
+}
+
+/* ---- the API's side ---- */
+
+int migrate_start(struct vm *vm, const struct migrate_params *p, char *err, size_t n)
+{
+	struct mig_uri u;
+	struct migration *m;
+	pthread_t t;
+	int r;
+
+	if ((r = mig_uri_parse(p->uri, &u, err, n)))
+		return r;
+	pthread_mutex_lock(&prog_lock);
+	bool busy = active != NULL;
+	pthread_mutex_unlock(&prog_lock);
+	if (busy)
+		return fail_msg(err, n, -EBUSY,
+				"a migration is already under way (GET /migrate; PUT "
+				"/migrate/cancel)");
+	if (vm->software_kvm)
+		return fail_msg(err, n, -EINVAL,
+				"live migration needs KVM's dirty page log, which the software KVM "
+				"backend does not keep");
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return fail_msg(err, n, -ENOMEM, "out of memory");
+	m->vm = vm;
+	m->p = *p;
+	m->fd = -1;
+	m->pages = vm->mem.size / MIG_PAGE;
+	m->dirty = calloc((m->pages + 7) / 8, 1);
+	m->log_was_on = vm->dirty_log_on;
+	m->t0_ns = now_ns();
+	m->switch_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (!m->dirty || m->switch_fd < 0 ||
+	    loop_add_service(vm->loop, m->switch_fd, EPOLLIN, on_switch, m) < 0) {
+		if (m->switch_fd >= 0)
+			close(m->switch_fd);
+		free(m->dirty);
+		free(m);
+		return fail_msg(err, n, -ENOMEM, "cannot set up the migration");
+	}
+	atomic_store(&cancel_req, false);
+	pthread_mutex_lock(&prog_lock);
+	memset(&prog, 0, sizeof(prog));
+	prog.state = MIGRATE_SETUP;
+	prog.ram_bytes = vm->mem.size;
+	active = m;
+	pthread_mutex_unlock(&prog_lock);
+	if ((r = pthread_create(&t, NULL, migration_thread, m))) {
+		finish(m, MIGRATE_FAILED, "cannot start the migration thread");
+		return fail_msg(err, n, -r, "cannot start the migration thread: %s", strerror(r));
+	}
+	pthread_detach(t);
+	log_info("migrating to %s (downtime limit %llu ms%s%s)", p->uri,
+		 (unsigned long long)p->downtime_limit_ms,
+		 p->auto_converge ? ", auto-converge" : "",
+		 p->bandwidth_mib_s ? ", bandwidth capped" : "");
+	return 0;
+}
+
+int migrate_cancel(char *err, size_t n)
+{
+	pthread_mutex_lock(&prog_lock);
+	struct migration *m = active;
+	enum migrate_state st = prog.state;
+	if (m && st != MIGRATE_SWITCHOVER) {
+		atomic_store(&cancel_req, true);
+		/* A write or read waiting on the peer returns at once. */
+		if (m->fd >= 0)
+			shutdown(m->fd, SHUT_RDWR);
+	}
+	pthread_mutex_unlock(&prog_lock);
+	if (!m)
+		return fail_msg(err, n, -EINVAL, "no migration is under way");
+	if (st == MIGRATE_SWITCHOVER)
+		return fail_msg(err, n, -EBUSY,
+				"the migration is switching over; it can no longer be cancelled");
+	return 0;
+}

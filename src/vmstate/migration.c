@@ -1,0 +1,180 @@
+/* Payloads of the live-migration stream's sections (migration.h). */
+#include "vmstate/migration.h"
+#include "core/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <stdio.h>
+#include <string.h>
+
+#define RUN_HEADER 13 /* u64 first, u32 count, u8 kind */
+
+void mig_hello_put(struct vmstate_writer *w, const struct mig_hello *h)
+{
+	vmstate_begin(w, VMSTATE_TAG_MIG_HELLO, 0, MIG_SECTION_VERSION);
+	vmstate_put_u32(w, h->protocol);
+	vmstate_put_u32(w, h->page_size);
+	vmstate_put_u64(w, h->ram_size);
+	vmstate_end(w);
+}
+
+int mig_hello_get(const struct vmstate_section *s, struct mig_hello *h, char *err, size_t n)
+{
+	struct vmstate_cursor c;
+
+	if (s->tag != VMSTATE_TAG_MIG_HELLO)
+		return fail_msg(err, n, -EINVAL, "the stream does not start with a hello (%s)",
+				vmstate_tag_name(s->tag));
+	vmstate_cursor_init(&c, s);
+	h->protocol = vmstate_get_u32(&c);
+	/* The protocol first: another version may lay out the rest differently. */
+	if (!c.error && h->protocol != MIG_PROTOCOL_VERSION)
+		return fail_msg(err, n, -EINVAL,
+				"migration protocol version %u; this tern-vmm speaks version %d",
+				h->protocol, MIG_PROTOCOL_VERSION);
+	h->page_size = vmstate_get_u32(&c);
+	h->ram_size = vmstate_get_u64(&c);
+	if (s->version != MIG_SECTION_VERSION || vmstate_cursor_done(&c))
+		return fail_msg(err, n, -EINVAL, "a hello this tern-vmm does not read");
+	if (h->page_size != MIG_PAGE)
+		return fail_msg(err, n, -EINVAL, "page size %u; this tern-vmm uses %llu",
+				h->page_size, MIG_PAGE);
+	if (!h->ram_size || h->ram_size % MIG_PAGE)
+		return fail_msg(err, n, -EINVAL, "RAM size %llu is not a whole number of pages",
+				(unsigned long long)h->ram_size);
+	return 0;
+}
+
+void mig_run_put(struct vmstate_writer *w, uint64_t first, uint32_t count, enum mig_run_kind kind,
+		 const uint8_t *data)
+{
+	vmstate_put_u64(w, first);
+	vmstate_put_u32(w, count);
+	vmstate_put_u8(w, (uint8_t)kind);
+	if (kind == MIG_RUN_DATA)
+		vmstate_put(w, data, count * MIG_PAGE);
+}
+
+/* One pass over the runs: checks them all (ram NULL), or applies them. */
+static int walk_runs(const struct vmstate_section *s, uint8_t *ram, int fd, uint64_t pages,
+		     uint64_t *covered, char *err, size_t n)
+{
+	struct vmstate_cursor c;
+	unsigned int i = 0;
+
+	vmstate_cursor_init(&c, s);
+	*covered = 0;
+	while (c.off < c.len) {
+		uint64_t first = vmstate_get_u64(&c);
+		uint32_t count = vmstate_get_u32(&c);
+		uint8_t kind = vmstate_get_u8(&c);
+		if (c.error)
+			return fail_msg(err, n, -EINVAL, "RAM run %u: truncated header", i);
+		if (kind > MIG_RUN_ZERO)
+			return fail_msg(err, n, -EINVAL, "RAM run %u: kind %u (0 data, 1 zero)", i,
+					kind);
+		/* first + count > pages, written so that it cannot overflow */
+		if (count == 0 || first >= pages || count > pages - first)
+			return fail_msg(err, n, -EINVAL,
+					"RAM run %u: pages %llu+%u outside the VM's %llu pages", i,
+					(unsigned long long)first, count,
+					(unsigned long long)pages);
+		if (kind == MIG_RUN_DATA) {
+			if (count > MIG_RUN_MAX_PAGES || (uint64_t)count * MIG_PAGE > c.len - c.off)
+				return fail_msg(err, n, -EINVAL,
+						"RAM run %u: %u pages of data, %llu bytes left", i,
+						count, (unsigned long long)(c.len - c.off));
+			if (ram)
+				memcpy(ram + first * MIG_PAGE, c.p + c.off, count * MIG_PAGE);
+			c.off += count * MIG_PAGE;
+		} else if (ram) {
+			/* A hole in the memfd reads as zeros and gives the memory back. */
+			if (fd < 0 ||
+			    fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				      (off_t)(first * MIG_PAGE), (off_t)(count * MIG_PAGE)) < 0)
+				memset(ram + first * MIG_PAGE, 0, count * MIG_PAGE);
+		}
+		*covered += count;
+		i++;
+	}
+	return 0;
+}
+
+int mig_ram_apply(const struct vmstate_section *s, uint8_t *ram, int fd, uint64_t pages,
+		  uint64_t *pages_done, char *err, size_t n)
+{
+	uint64_t covered;
+	int r;
+
+	if (s->version != MIG_SECTION_VERSION)
+		return fail_msg(err, n, -EINVAL, "RAM section version %u; this tern-vmm reads %d",
+				s->version, MIG_SECTION_VERSION);
+	if ((r = walk_runs(s, NULL, -1, pages, &covered, err, n)))
+		return r;
+	walk_runs(s, ram, fd, pages, &covered, err, n);
+	*pages_done += covered;
+	return 0;
+}
+
+void mig_message_put(struct vmstate_writer *w, const char *msg)
+{
+	size_t len = strnlen(msg, MIG_MESSAGE_MAX);
+
+	vmstate_begin(w, VMSTATE_TAG_MIG_ERROR, 0, MIG_SECTION_VERSION);
+	vmstate_put_u32(w, (uint32_t)len);
+	vmstate_put(w, msg, len);
+	vmstate_end(w);
+}
+
+void mig_message_get(const struct vmstate_section *s, char *buf, size_t len)
+{
+	struct vmstate_cursor c;
+	char msg[MIG_MESSAGE_MAX + 1];
+
+	vmstate_cursor_init(&c, s);
+	uint32_t mlen = vmstate_get_u32(&c);
+	if (c.error || mlen > MIG_MESSAGE_MAX) {
+		snprintf(buf, len, "(an unreadable error message)");
+		return;
+	}
+	vmstate_get(&c, msg, mlen);
+	msg[mlen] = 0;
+	if (vmstate_cursor_done(&c) || strlen(msg) != mlen) {
+		snprintf(buf, len, "(an unreadable error message)");
+		return;
+	}
+	/* The peer's words go into our log and API: keep them printable. */
+	for (char *p = msg; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f)
+			*p = '?';
+	snprintf(buf, len, "%s", msg);
+}
+
+void mig_report_put(struct vmstate_writer *w, const struct mig_report *r)
+{
+	vmstate_begin(w, VMSTATE_TAG_MIG_REPORT, 0, MIG_SECTION_VERSION);
+	vmstate_put_u64(w, r->downtime_us);
+	vmstate_put_u64(w, r->total_ms);
+	vmstate_put_u64(w, r->bytes_sent);
+	vmstate_put_u32(w, r->rounds);
+	vmstate_end(w);
+}
+
+int mig_report_get(const struct vmstate_section *s, struct mig_report *r)
+{
+	struct vmstate_cursor c;
+
+	vmstate_cursor_init(&c, s);
+	r->downtime_us = vmstate_get_u64(&c);
+	r->total_ms = vmstate_get_u64(&c);
+	r->bytes_sent = vmstate_get_u64(&c);
+	r->rounds = vmstate_get_u32(&c);
+	return s->version == MIG_SECTION_VERSION ? vmstate_cursor_done(&c) : -EINVAL;
+}
+
+void mig_signal_put(struct vmstate_writer *w, uint32_t tag)
+{
+	vmstate_begin(w, tag, 0, MIG_SECTION_VERSION);
+	vmstate_end(w);
+}
