@@ -8,7 +8,9 @@
  *   mib=M     rewritten on every pass p with (address * K) ^ p, then checked whole.
  * Each pass prints "pass P ok"; a wrong word prints "FAIL ..." and exits with failure.
  * `stride=N` writes only every Nth page of the rewritten part (a lower dirty rate), and
- * checks the others still hold the value of the pass that last wrote them.
+ * checks the others still hold the value of the pass that last wrote them. `delay=N` spins
+ * N iterations per page written (a counted loop, not a clock: a throttled vCPU that sleeps
+ * does less of it), for a dirty rate the auto-converge test can outrun the bandwidth with.
  */
 #include "tiny.h"
 
@@ -36,6 +38,7 @@ int main(void)
 	uint64_t g = (uint64_t)tiny_arg_num("gap", 8) << 20;
 	uint64_t m = (uint64_t)tiny_arg_num("mib", 32) << 20;
 	uint64_t stride = (uint64_t)tiny_arg_num("stride", 1);
+	uint64_t delay = (uint64_t)tiny_arg_num("delay", 0);
 	uint64_t st = BASE, gap = st + s, rw = gap + g, end = rw + m;
 	const struct e820_entry *e;
 	unsigned int n = tiny_e820(&e);
@@ -50,9 +53,12 @@ int main(void)
 	tiny_printf("dirtier: static %lu MiB, gap %lu MiB, rewriting %lu MiB (stride %lu)\n",
 		    s >> 20, g >> 20, m >> 20, stride);
 	for (uint64_t pass = 1;; pass++) {
-		for (uint64_t pg = rw; pg < end; pg += stride * PAGE)
+		for (uint64_t pg = rw; pg < end; pg += stride * PAGE) {
 			for (uint64_t a = pg; a < pg + PAGE; a += 8)
 				*(volatile uint64_t *)a = want_rewrite(a, pass);
+			for (uint64_t i = 0; i < delay; i++)
+				asm volatile("" ::: "memory");
+		}
 		for (uint64_t a = rw; a < end; a += 8) {
 			uint64_t got = *(volatile uint64_t *)a, w;
 			/* With a stride, untouched pages keep pass 0's zeros. */

@@ -32,6 +32,7 @@
 #define SECTION_TARGET (MIG_RUN_MAX_PAGES * MIG_PAGE) /* a RAM section's data, about */
 #define ZERO_RUN_MAX (1u << 20)			      /* pages in one zero run */
 #define REPLY_TIMEOUT_MS 60000 /* the destination checking the machine, building the VM */
+#define STALL_TIMEOUT_MS 30000 /* a destination that takes nothing this long has failed */
 #define THROTTLE_PERIOD_NS 10000000L
 #define THROTTLE_FIRST 20 /* QEMU's cpu-throttle-initial and -increment */
 #define THROTTLE_STEP 10
@@ -299,7 +300,8 @@ static void stream_failed(struct migration *m, int r, char *err, size_t n)
 	if (read_reply(m, &s, 1000, why, sizeof(why)) == -ECONNREFUSED)
 		snprintf(err, n, "%.500s", why);
 	else
-		snprintf(err, n, "the stream to the destination failed: %s", strerror(-r));
+		snprintf(err, n, "the stream to the destination failed: %s",
+			 r == -ETIMEDOUT ? "it took nothing for 30 s" : strerror(-r));
 }
 
 /*
@@ -498,7 +500,10 @@ static int handshake(struct migration *m, char *err, size_t n)
 	struct vmstate_section s;
 	int r;
 
+	/* Non-blocking, so that a destination that stops reading is noticed (and cancel works). */
+	fcntl(m->fd, F_SETFL, fcntl(m->fd, F_GETFL) | O_NONBLOCK);
 	vmstate_writer_init(&m->w, m->fd);
+	m->w.timeout_ms = STALL_TIMEOUT_MS;
 	mig_hello_put(&m->w, &h);
 	vmstate_begin(&m->w, VMSTATE_TAG_MACHINE, 0, MACHINE_STATE_VERSION);
 	machine_state_save(&m->vm->cfg, &m->w);
@@ -692,12 +697,12 @@ int migrate_cancel(char *err, size_t n)
 	pthread_mutex_lock(&prog_lock);
 	struct migration *m = active;
 	enum migrate_state st = prog.state;
-	if (m && st != MIGRATE_SWITCHOVER) {
+	/*
+	 * The thread sees the flag between two sections (writes to a destination that stopped
+	 * reading give up after STALL_TIMEOUT_MS), and then tells the destination why.
+	 */
+	if (m && st != MIGRATE_SWITCHOVER)
 		atomic_store(&cancel_req, true);
-		/* A write or read waiting on the peer returns at once. */
-		if (m->fd >= 0)
-			shutdown(m->fd, SHUT_RDWR);
-	}
 	pthread_mutex_unlock(&prog_lock);
 	if (!m)
 		return fail_msg(err, n, -EINVAL, "no migration is under way");

@@ -148,13 +148,16 @@ static void set_err(struct vmstate_writer *w, int err)
 static void wait_writable(struct vmstate_writer *w)
 {
 	struct pollfd pfd = { .fd = w->fd, .events = POLLOUT };
+	int r;
 
-	while (poll(&pfd, 1, -1) < 0) {
+	while ((r = poll(&pfd, 1, w->timeout_ms > 0 ? w->timeout_ms : -1)) < 0) {
 		if (errno != EINTR) {
 			set_err(w, -errno);
 			return;
 		}
 	}
+	if (r == 0)
+		set_err(w, -ETIMEDOUT);
 	/* POLLERR/POLLHUP: the next write reports the real error (EPIPE, ...). */
 }
 

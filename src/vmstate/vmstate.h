@@ -77,6 +77,7 @@ struct vmstate_writer {
 	bool in_section;
 	uint32_t tag, instance, version;
 	uint64_t written; /* bytes written to fd */
+	int timeout_ms;	  /* a non-blocking fd that takes nothing this long: -ETIMEDOUT (0: wait) */
 };
 
 /*

@@ -153,9 +153,326 @@ def test_migrate_over_tcp_with_two_vcpus():
         dst.stop()
         dst, dsock = start_destination("tcp", work, "tcp:127.0.0.1:%d" % port)
         time.sleep(1)
-        migrate(c, {"destination": "tcp:127.0.0.1:%d" % port, "downtime_limit_ms": 100},
+        # TCP over the lab's loopback is slower than the guest dirties: auto-converge.
+        migrate(c, {"destination": "tcp:127.0.0.1:%d" % port, "auto_converge": True},
                 "PUT /migrate tcp", src)
         expect_arrived(src, dst, dsock, "tcp")
     finally:
         src.stop()
         dst.stop()
+
+
+# ---- failures: the source's guest runs on ----
+
+def expect_source_runs_on(src, c, what, want=("failed",), words=()):
+    """The migration ended in one of `want`, its error names `words`, and the guest goes on."""
+    st = wait_status(c, set(want) | {"completed"}, src)
+    assert st and st["status"] in want, "%s: %r" % (what, st)
+    for w in words:
+        assert w.lower() in st.get("error", "").lower(), "%s: error should name %r: %r" % (what, w, st)
+    n = len(passes(src))
+    assert wait_passes(src, n + 3, 60), "%s: the source guest stopped: %r" % (what, src)
+    assert api.vm_state(c) == "Running"
+    assert "FAIL" not in src.out(), "%s: %r" % (what, src)
+    return st
+
+
+def test_migrate_cancel_keeps_the_source_running():
+    work, src, c = start_source("cancel")
+    path = os.path.join(work, "incoming.sock")
+    dst, _ = start_destination("cancel", work, "unix:" + path, wait_path=path)
+    try:
+        migrate(c, {"destination": "unix:" + path, "bandwidth_mib_s": 1}, "PUT /migrate", src)
+        st = wait_status(c, {"active"}, src)
+        api.expect_400(c.put("/migrate", {"destination": "unix:" + path}), "a second PUT /migrate",
+                       "already")
+        api.expect_204(c.put("/migrate/cancel", {}), "PUT /migrate/cancel", src)
+        expect_source_runs_on(src, c, "cancel", ("cancelled",), ("cancelled",))
+        # The destination was told and left: no VM, no socket.
+        assert dst.wait(30) == 1, "the destination did not end with status 1: %r" % dst
+        assert "the source gave up: cancelled" in dst.err(), dst
+        assert not os.path.exists(path)
+        api.expect_400(c.put("/migrate/cancel", {}), "cancel with none under way", "no migration")
+        # And the source can still migrate afterwards.
+        dst.stop()
+        dst, dsock = start_destination("cancel2", work, "unix:" + path, wait_path=path)
+        migrate(c, {"destination": "unix:" + path}, "PUT /migrate after a cancel", src)
+        expect_arrived(src, dst, dsock, "after a cancel")
+    finally:
+        src.stop()
+        dst.stop()
+
+
+def test_migrate_destination_killed_midway():
+    work, src, c = start_source("kill")
+    path = os.path.join(work, "incoming.sock")
+    dst, _ = start_destination("kill", work, "unix:" + path, wait_path=path)
+    try:
+        migrate(c, {"destination": "unix:" + path, "bandwidth_mib_s": 2}, "PUT /migrate", src)
+        wait_status(c, {"active"}, src)
+        time.sleep(1)
+        dst.proc.kill()
+        dst.wait(10)
+        expect_source_runs_on(src, c, "destination killed", ("failed",), ("destination",))
+    finally:
+        src.stop()
+        dst.stop()
+
+
+def test_migrate_refused_by_the_destination():
+    """Another CPU template, too little memory: refused before any RAM goes."""
+    work, src, c = start_source("tmpl")
+    path = os.path.join(work, "incoming.sock")
+    dst, _ = start_destination("tmpl", work, "unix:" + path, ["--cpu-template", "compat"], path)
+    try:
+        migrate(c, {"destination": "unix:" + path}, "PUT /migrate", src)
+        expect_source_runs_on(src, c, "other CPU template", ("failed",), ("CPU template",))
+        assert dst.wait(30) == 1, dst
+        assert "CPU template" in dst.err(), dst
+    finally:
+        src.stop()
+        dst.stop()
+    with open("/proc/meminfo") as f:
+        avail = [int(l.split()[1]) for l in f if l.startswith("MemAvailable:")][0] >> 10
+    big = (avail + 1024) // 1024 * 1024 + 1024  # MiB: more than this host has free
+    work, src, c = start_source("mem", memory=big)
+    try:
+        dst, _ = start_destination("mem", work, "unix:" + path, wait_path=path)
+        migrate(c, {"destination": "unix:" + path}, "PUT /migrate", src)
+        st = expect_source_runs_on(src, c, "too little memory", ("failed",), ("MiB available",))
+        assert st["bytes_sent"] < 1 << 20, "RAM went before the refusal: %r" % st
+    finally:
+        src.stop()
+        dst.stop()
+
+
+class Proxy:
+    """A unix-socket relay between source and destination that can corrupt or cut the stream.
+
+    flip_at: after that many bytes from the source, one byte is flipped; cut_at: after that
+    many bytes both connections are closed."""
+
+    def __init__(self, listen_path, target_path, flip_at=None, cut_at=None):
+        import threading
+        self.srv = socket.socket(socket.AF_UNIX)
+        self.srv.bind(listen_path)
+        self.srv.listen(1)
+        self.target, self.flip_at, self.cut_at = target_path, flip_at, cut_at
+        self.forwarded = 0
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _run(self):
+        import threading
+        a, _ = self.srv.accept()
+        b = socket.socket(socket.AF_UNIX)
+        b.connect(self.target)
+
+        def back():
+            try:
+                while True:
+                    d = b.recv(65536)
+                    if not d:
+                        break
+                    a.sendall(d)
+            except OSError:
+                pass
+        threading.Thread(target=back, daemon=True).start()
+        try:
+            while True:
+                d = bytearray(a.recv(65536))
+                if not d:
+                    break
+                if self.flip_at is not None and self.forwarded <= self.flip_at < self.forwarded + len(d):
+                    d[self.flip_at - self.forwarded] ^= 0x40
+                if self.cut_at is not None and self.forwarded + len(d) >= self.cut_at:
+                    break
+                b.sendall(d)
+                self.forwarded += len(d)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+
+def test_migrate_corrupted_stream_is_refused():
+    work, src, c = start_source("crc")
+    path = os.path.join(work, "incoming.sock")
+    dst, _ = start_destination("crc", work, "unix:" + path, wait_path=path)
+    proxy = os.path.join(work, "proxy.sock")
+    Proxy(proxy, path, flip_at=3 << 20)
+    try:
+        migrate(c, {"destination": "unix:" + proxy}, "PUT /migrate", src)
+        expect_source_runs_on(src, c, "corrupted stream", ("failed",), ("CRC mismatch",))
+        assert dst.wait(30) == 1 and "CRC mismatch" in dst.err(), dst
+    finally:
+        src.stop()
+        dst.stop()
+
+
+def test_migrate_cut_connection():
+    work, src, c = start_source("cut")
+    path = os.path.join(work, "incoming.sock")
+    dst, _ = start_destination("cut", work, "unix:" + path, wait_path=path)
+    proxy = os.path.join(work, "proxy.sock")
+    Proxy(proxy, path, cut_at=5 << 20)
+    try:
+        migrate(c, {"destination": "unix:" + proxy}, "PUT /migrate", src)
+        expect_source_runs_on(src, c, "cut connection", ("failed",))
+        assert dst.wait(30) == 1 and "closed the stream" in dst.err(), dst
+    finally:
+        src.stop()
+        dst.stop()
+
+
+def crc(data, start=0):
+    return zlib.crc32(data, start) & 0xffffffff
+
+
+def header(version=1):
+    h = b"TERNSTAT" + struct.pack("<IIQ", version, 1, 0)
+    return h + struct.pack("<I", crc(h))
+
+
+def section(tag, payload, version=1):
+    h = struct.pack("<IIIIQ", tag, 0, version, 0, len(payload))
+    return h + payload + struct.pack("<I", crc(payload, crc(h)))
+
+
+def fake_source(path, data):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(path)
+    s.sendall(data)
+    return s
+
+
+def test_migrate_destination_refuses_bad_streams():
+    """Another format version, another protocol version, a RAM run past the end of RAM."""
+    work = tempfile.mkdtemp(prefix="tern-mig-bad-")
+    path = os.path.join(work, "incoming.sock")
+    cases = [
+        ("format version", header(2), "format version 2"),
+        ("protocol version", header() + section(64, struct.pack("<IIQ", 9, 4096, 128 << 20)),
+         "protocol version 9"),
+        ("page size", header() + section(64, struct.pack("<IIQ", 1, 8192, 128 << 20)),
+         "page size 8192"),
+        ("no hello", header() + section(1, b""), "hello"),
+    ]
+    for what, data, words in cases:
+        dst, _ = start_destination("bad", work, "unix:" + path, wait_path=path)
+        try:
+            s = fake_source(path, data)
+            assert dst.wait(30) == 1, "%s: %r" % (what, dst)
+            assert words in dst.err(), "%s: %r" % (what, dst)
+            # It answered with its own header and an ERROR section naming the fault.
+            got = s.recv(65536)
+            assert got.startswith(b"TERNSTAT") and words.encode() in got, "%s: %r" % (what, got)
+            s.close()
+        finally:
+            dst.stop()
+
+
+def test_migrate_refusal_from_the_destination_is_reported():
+    """A destination that answers ERROR: the source names its words and runs on."""
+    work, src, c = start_source("fakedst")
+    path = os.path.join(work, "fake.sock")
+    srv = socket.socket(socket.AF_UNIX)
+    srv.bind(path)
+    srv.listen(1)
+    try:
+        migrate(c, {"destination": "unix:" + path}, "PUT /migrate", src)
+        conn, _ = srv.accept()
+        conn.settimeout(30)
+        got = b""
+        while len(got) < 28:
+            got += conn.recv(4096)
+        assert got.startswith(b"TERNSTAT"), got[:40]
+        msg = b"no room for this VM today"
+        conn.sendall(header() + section(69, struct.pack("<I", len(msg)) + msg))
+        expect_source_runs_on(src, c, "refusal", ("failed",), ("no room for this VM today",))
+        conn.close()
+    finally:
+        srv.close()
+        src.stop()
+
+
+def test_migrate_api_refuses_bad_requests():
+    work, src, c = start_source("api")
+    try:
+        bad = [
+            ({}, "destination"),
+            ({"destination": "ftp:x"}, "tcp:HOST:PORT"),
+            ({"destination": "tcp:127.0.0.1:0"}, "port"),
+            ({"destination": "unix:/x", "downtime_limit_ms": 0}, "downtime_limit_ms"),
+            ({"destination": "unix:/x", "bandwidth_mib_s": -1}, "bandwidth_mib_s"),
+            ({"destination": "unix:/x", "max_rounds": 0}, "max_rounds"),
+            ({"destination": "unix:/x", "post_copy": True}, "post_copy"),
+            ({"destination": "unix:/x", "copy_storage": True}, "copy_storage"),
+            ({"destination": "unix:/x", "speed": 1}, "speed"),
+        ]
+        for body, word in bad:
+            api.expect_400(c.put("/migrate", body), "PUT /migrate %r" % body, word)
+        # Nothing listens there: the migration fails and the guest runs on.
+        migrate(c, {"destination": "unix:" + os.path.join(work, "nobody.sock")}, "PUT /migrate", src)
+        expect_source_runs_on(src, c, "nobody listening", ("failed",), ("cannot connect",))
+        api.expect_400(c.put("/migrate/incoming", {"source": "unix:/x"}), "incoming into a running VM",
+                       "runs no microVM")
+    finally:
+        src.stop()
+    r = ternlib.run_vmm(["--incoming", "bogus:1"], timeout=10)
+    assert r.status == 2 and "--incoming" in r.err and "tcp:HOST:PORT" in r.err, r
+    r = ternlib.run_vmm(["--incoming", "unix:/x", "--kernel", guest("dirtier")], timeout=10)
+    assert r.status == 2 and "--incoming" in r.err, r
+
+
+def dirty_rate_mib_s(vmm, mib, seconds=4):
+    """How fast the dirtier rewrites its RAM, from its pass lines: MiB/s."""
+    n0, t0 = len(passes(vmm)), time.time()
+    time.sleep(seconds)
+    n1, t1 = len(passes(vmm)), time.time()
+    return (n1 - n0) * mib / (t1 - t0)
+
+
+def test_migrate_auto_converge_outruns_the_bandwidth_cap():
+    """A guest that dirties faster than the capped link: pre-copy alone gives up after its
+    rounds (and the guest runs on); with auto_converge the vCPUs are throttled until the
+    rest fits the downtime limit, and the VM arrives."""
+    mib = 16
+    work, src, c = start_source("converge", cmdline="mib=%d static=4 gap=4 delay=100000" % mib)
+    path = os.path.join(work, "incoming.sock")
+    dst = None
+    try:
+        rate = dirty_rate_mib_s(src, mib)
+        cap = max(1, int(rate / 3))
+        print("guest dirties %.1f MiB/s; bandwidth capped at %d MiB/s" % (rate, cap))
+        assert rate >= 3, "the guest dirties too slowly to outrun any cap: %.1f MiB/s" % rate
+        dst, _ = start_destination("converge", work, "unix:" + path, wait_path=path)
+        migrate(c, {"destination": "unix:" + path, "bandwidth_mib_s": cap, "max_rounds": 4},
+                "PUT /migrate without auto-converge", src)
+        expect_source_runs_on(src, c, "no auto-converge", ("failed",), ("did not converge",))
+        dst.wait(30)
+        dst.stop()
+        dst, dsock = start_destination("converge2", work, "unix:" + path, wait_path=path)
+        migrate(c, {"destination": "unix:" + path, "bandwidth_mib_s": cap, "max_rounds": 100,
+                    "auto_converge": True}, "PUT /migrate with auto-converge", src)
+        seen = 0
+        end = time.time() + MIGRATE_TIMEOUT
+        while src.proc.poll() is None and time.time() < end:
+            try:
+                seen = max(seen, status(c)["throttle_percent"])
+            except (OSError, AssertionError):
+                break
+            time.sleep(0.2)
+        rep = expect_arrived(src, dst, dsock, "auto-converge")
+        assert "vCPUs throttled" in src.err(), src
+        print("throttled up to %d%% (seen by GET /migrate); %d rounds, downtime %.1f ms" % (
+            seen, rep["round"], rep["downtime_ms"]))
+        assert seen >= 20, "GET /migrate never showed the throttle: %d" % seen
+    finally:
+        src.stop()
+        if dst:
+            dst.stop()
