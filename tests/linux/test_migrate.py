@@ -1,0 +1,278 @@
+"""Live migration of a running Linux guest (Debian's stock kernel) between two tern-vmm on
+this host, with the disk on storage both reach (the same image file), a TAP NIC on each
+side of one bridge, and traffic the whole time.
+
+The guest mounts an ext4 disk (-o sync) and appends a counter to it every 0.5 s; it runs
+guestsrc/migcheck.c: a TCP echo server and a ticker that sends the host a UDP datagram
+every 2 ms (sequence, guest monotonic and real-time clocks). A host program in the network
+namespace streams a pattern into the echo server the whole time and checks every byte
+that comes back, and records every tick. The destination is `tern-vmm --api-sock` told
+PUT /migrate/incoming with network_overrides naming the second TAP; the source is told
+PUT /migrate.
+
+Checked: the source exits 0 (migrated); the TCP connection carries on with no byte lost
+or changed in either direction; no tick is lost and the guest's monotonic clock never
+goes back; the gap in the ticks (the downtime as the network saw it) is printed beside
+tern's own figure; the guest's real-time clock is behind the host's by no more than the
+downtime afterwards; then "stop" on the destination's console: the guest unmounts and
+powers off, e2fsck of the image is clean and the counter file holds exactly 1..N.
+Logs: tests/out/linux-migrate-*.log.
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import api  # noqa: E402
+import debian  # noqa: E402
+import ternlib  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MODULES = ["virtio_pci", "virtio_blk", "virtio_net"]
+MEM_MIB = 256
+MAC = "52:54:00:12:34:07"
+HOST_IP, GUEST_IP, UDP_PORT, TCP_PORT = "192.168.78.1", "192.168.78.2", 5001, 5000
+
+INIT = r"""
+ip link set lo up
+for i in /sys/class/net/*; do
+  [ "$(cat $i/address)" = "%(mac)s" ] && T=${i##*/}
+done
+ip addr add %(guest)s/24 dev $T
+ip link set $T up
+n=0
+while [ $n -lt 300 ]; do ls /sys/block | grep -q vd && break; sleep 1; n=$((n+1)); done
+for d in /sys/block/vd*; do [ "$(cat $d/serial)" = tern-mig ] && D=/dev/${d##*/}; done
+mount -t ext4 -o sync $D /mnt && echo "MOUNTED $D" || echo "MOUNT-FAIL $D"
+/migcheck %(host)s %(uport)d %(tport)d &
+mkdir -p /tmp
+mkfifo /tmp/pause
+( n=0
+  while :; do
+    n=$((n+1))
+    echo $n >> /mnt/counter
+    echo "tick $n"
+    read -t 0.5 x <> /tmp/pause
+  done ) &
+L=$!
+echo "WORKLOAD-STARTED nic=$T disk=$D"
+while read cmd; do
+  case "$cmd" in
+  stop) break ;;
+  esac
+done
+kill $L
+wait $L
+echo "COUNTER-LAST $(tail -n 1 /mnt/counter)"
+umount /mnt && echo UMOUNT-OK
+poweroff -f
+""" % {"mac": MAC, "guest": GUEST_IP, "host": HOST_IP, "uport": UDP_PORT, "tport": TCP_PORT}
+
+# Runs in the namespace: records the guest's ticks and streams a pattern through its echo
+# server until STOPFILE exists; then writes a JSON summary (and every tick) to OUT.
+HOST_SIDE = r"""
+import json, os, socket, struct, sys, threading, time
+host, guest, uport, tport, stopfile, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), \
+    int(sys.argv[4]), sys.argv[5], sys.argv[6]
+ticks, done = [], threading.Event()
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.bind((host, uport))
+u.settimeout(0.5)
+def rx_udp():
+    while not done.is_set():
+        try:
+            d = u.recv(64)
+        except socket.timeout:
+            continue
+        if len(d) == 24:
+            ticks.append((time.time(),) + struct.unpack("<QQQ", d))
+threading.Thread(target=rx_udp, daemon=True).start()
+def pat(off, n):
+    return bytes(((i * 7) ^ (i >> 9)) & 0xff for i in range(off, off + n))
+end = time.time() + 120
+while True:
+    try:
+        c = socket.create_connection((guest, tport), timeout=5)
+        break
+    except OSError:
+        if time.time() > end:
+            raise
+        time.sleep(0.5)
+c.settimeout(120)
+st = {"sent": 0, "echoed": 0, "mismatch": None, "error": None}
+def sender():
+    try:
+        while not os.path.exists(stopfile):
+            b = pat(st["sent"], 8192)
+            c.sendall(b)
+            st["sent"] += len(b)
+            time.sleep(0.01)
+        c.shutdown(socket.SHUT_WR)
+    except OSError as e:
+        st["error"] = "send: %r" % e
+def receiver():
+    try:
+        while True:
+            d = c.recv(65536)
+            if not d:
+                break
+            if st["mismatch"] is None and d != pat(st["echoed"], len(d)):
+                st["mismatch"] = st["echoed"]
+            st["echoed"] += len(d)
+    except OSError as e:
+        st["error"] = "recv: %r" % e
+ts = [threading.Thread(target=sender), threading.Thread(target=receiver)]
+for t in ts:
+    t.start()
+print("READY", flush=True)
+for t in ts:
+    t.join()
+time.sleep(0.5)
+done.set()
+st["ticks"] = ticks
+with open(out, "w") as f:
+    json.dump(st, f)
+print("DONE", flush=True)
+"""
+
+
+def test_debian_live_migration_keeps_tcp_disk_and_clock():
+    ternlib.need_kvm()
+    if not api.can_make_netns():
+        raise ternlib.Missing("needs root and iproute2 (network namespaces, TAP, bridge)")
+    for tool in ("gcc", "mkfs.ext4", "e2fsck", "debugfs"):
+        if not shutil.which(tool):
+            raise ternlib.Missing("%s is not installed" % tool)
+    k = debian.kernel()
+    work = tempfile.mkdtemp(prefix="tern-mig-")
+    ns = None
+    vmms = []
+    host = None
+
+    def note(msg):
+        print("  migrate: " + msg, flush=True)
+
+    try:
+        helper = os.path.join(work, "migcheck")
+        subprocess.run(["gcc", "-static", "-O2", "-pthread", "-o", helper,
+                        os.path.join(HERE, "guestsrc", "migcheck.c")], check=True)
+        initrd = debian.initrd(INIT, MODULES, {"/migcheck": helper})
+        disk = os.path.join(work, "disk.img")
+        with open(disk, "wb") as f:
+            f.truncate(32 << 20)
+        subprocess.run(["mkfs.ext4", "-q", "-F", disk], check=True, stdout=subprocess.DEVNULL)
+        ns = api.TapNetns("mig", tap="tmiga")
+        ns.run("ip", "link", "add", "tmigbr", "type", "bridge")
+        ns.run("ip", "tuntap", "add", "dev", "tmigb", "mode", "tap")
+        for dev in ("tmiga", "tmigb"):
+            ns.run("ip", "link", "set", dev, "master", "tmigbr")
+            ns.run("ip", "link", "set", dev, "up")
+        ns.run("ip", "addr", "add", HOST_IP + "/24", "dev", "tmigbr")
+        ns.run("ip", "link", "set", "tmigbr", "up")
+
+        src, c = api.start_api_vmm([
+            "--kernel", k, "--initrd", initrd, "--memory", str(MEM_MIB), "--cmdline",
+            debian.CMDLINE, "--disk", "path=%s,cache=writeback,id=tern-mig" % disk,
+            "--net", "tap=tmiga,mac=" + MAC], netns=ns.name, log_name="linux-migrate-source.log",
+            workdir=work, sock_name="src.sock", stdin=subprocess.PIPE)
+        vmms.append(src)
+        t0 = time.time()
+        assert src.wait_for("WORKLOAD-STARTED", timeout=300), "no workload: %r" % src
+        assert "MOUNTED /dev/vd" in src.out(), "the guest did not mount its disk: %r" % src
+        assert src.wait_for("MIGCHECK echo listening", timeout=60), "no echo server: %r" % src
+        note("boot to workload: %.1fs" % (time.time() - t0))
+
+        stopfile, summary = os.path.join(work, "stop"), os.path.join(work, "host.json")
+        host = subprocess.Popen(["ip", "netns", "exec", ns.name, sys.executable, "-c", HOST_SIDE,
+                                 HOST_IP, GUEST_IP, str(UDP_PORT), str(TCP_PORT), stopfile,
+                                 summary], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        line = host.stdout.readline().decode(errors="replace").strip()
+        assert line == "READY", "the host side did not connect to the guest: %r\n%r" % (
+            line + host.stdout.read().decode(errors="replace"), src)
+        time.sleep(5)
+
+        dst, d = api.start_api_vmm([], netns=ns.name, log_name="linux-migrate-destination.log",
+                                   workdir=work, sock_name="dst.sock", stdin=subprocess.PIPE)
+        vmms.append(dst)
+        incoming = os.path.join(work, "incoming.sock")
+        api.expect_204(d.put("/migrate/incoming", {
+            "source": "unix:" + incoming,
+            "network_overrides": [{"iface_id": "eth0", "host_dev_name": "tmigb"}]}),
+            "PUT /migrate/incoming", dst)
+        end = time.time() + 30
+        while not os.path.exists(incoming) and time.time() < end:
+            time.sleep(0.05)
+        assert os.path.exists(incoming), "the destination never listened: %r" % dst
+        t_mig = time.time()
+        api.expect_204(c.put("/migrate", {"destination": "unix:" + incoming}), "PUT /migrate", src)
+        last = None
+        while src.proc.poll() is None and time.time() < t_mig + 600:
+            try:
+                st, last = c.get("/migrate")
+            except OSError:
+                break
+            time.sleep(0.5)
+        assert src.wait(60) == 0, "the source did not end migrated: %r\n%r" % (last, src)
+        src.save_log()
+        assert "migrated" in src.err(), src
+        t_done = time.time()
+        st, rep = d.get("/migrate")
+        assert st == 200 and rep["status"] == "completed", rep
+        note("migrated in %.1fs: tern's report %s" % (t_done - t_mig, json.dumps(rep)))
+        assert api.vm_state(d) == "Running"
+
+        time.sleep(8)
+        open(stopfile, "w").close()
+        out, _ = host.communicate(timeout=240)
+        assert host.returncode == 0 and b"DONE" in out, out
+        with open(summary) as f:
+            s = json.load(f)
+        ticks = s.pop("ticks")
+        note("TCP through the migration: %r" % s)
+        assert s["error"] is None and s["mismatch"] is None, "the TCP stream broke: %r" % s
+        assert s["sent"] > 0 and s["echoed"] == s["sent"], "bytes lost: %r" % s
+        assert any(t[0] > t_done + 2 for t in ticks), "no tick from the destination"
+        seqs = [t[1] for t in ticks]
+        lost = (seqs[-1] - seqs[0] + 1) - len(set(seqs))
+        monos = [t[2] for t in sorted(ticks, key=lambda t: t[1])]
+        assert all(b > a for a, b in zip(monos, monos[1:])), "the guest's monotonic clock went back"
+        gaps = sorted(((b[0] - a[0], a[0]) for a, b in zip(ticks, ticks[1:])), reverse=True)
+        gap, at = gaps[0]
+        before = [t[3] / 1e9 - t[0] for t in ticks if t[0] < t_mig]
+        after = [t[3] / 1e9 - t[0] for t in ticks if t[0] > t_done + 1]
+        drift = sorted(after)[len(after) // 2] - sorted(before)[len(before) // 2]
+        note("ticks: %d received, %d lost; the longest gap %.0f ms (%.1fs into the migration; "
+             "tern says downtime %.1f ms); guest real-time clock moved %+.0f ms against the host's"
+             % (len(ticks), lost, gap * 1000, at - t_mig, rep["downtime_ms"], drift * 1000))
+        assert lost <= 2, "%d ticks lost" % lost
+        assert t_mig - 1 <= at <= t_done + 1, "the longest gap was not during the migration"
+        assert abs(drift) < rep["downtime_ms"] / 1000 + 1.0, "the guest's clock drifted %.3f s" % drift
+
+        dst.proc.stdin.write(b"stop\n")
+        dst.proc.stdin.flush()
+        assert dst.wait(120) == 0, "the destination did not power off cleanly: %r" % dst
+        dst.save_log()
+        assert "UMOUNT-OK" in dst.out(), dst
+        r = subprocess.run(["e2fsck", "-fn", disk], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        assert r.returncode == 0, "e2fsck: %s" % r.stdout.decode(errors="replace")
+        r = subprocess.run(["debugfs", "-R", "cat /counter", disk], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, check=True)
+        nums = [int(x) for x in r.stdout.split()]
+        last_tick = max(int(m.group(1)) for m in (re.match(r"^tick (\d+)$", l)
+                        for l in dst.out().splitlines()) if m)
+        assert nums == list(range(1, len(nums) + 1)) and nums[-1] >= last_tick, \
+            "the counter file: %d entries, last %r; last tick %d" % (len(nums), nums[-1:], last_tick)
+        note("disk: e2fsck clean, counter 1..%d" % nums[-1])
+    finally:
+        if host and host.poll() is None:
+            host.kill()
+        for v in vmms:
+            v.stop()
+        if ns:
+            ns.close()
