@@ -84,7 +84,12 @@ int disk_open(struct disk *d, const struct disk_open_args *a, const char **why)
 		*why = "cannot clear O_NONBLOCK";
 		goto fail;
 	}
-	if ((r = lock_image(d->fd, a->readonly))) {
+	if (a->no_lock && a->format != DISK_FORMAT_RAW) {
+		r = -EINVAL;
+		*why = "is an overlay, which opens locked";
+		goto fail;
+	}
+	if (!a->no_lock && (r = lock_image(d->fd, a->readonly))) {
 		*why = (r == -EAGAIN || r == -EACCES) ?
 			       "is locked by another process (another tern-vmm?)" :
 			       "cannot lock";
@@ -223,6 +228,34 @@ int disk_do_sync(struct disk *d, const struct disk_req *r)
 			       0;
 	}
 	return -EINVAL;
+}
+
+int disk_reopen_locked(struct disk *d, const char **why)
+{
+	/* The same access mode and O_DIRECT/O_DSYNC as the first open. */
+	int fl = fcntl(d->fd, F_GETFL), fd, r;
+
+	if (fl < 0) {
+		*why = "cannot read its flags";
+		return -errno;
+	}
+	fd = open(d->path, (fl & (O_ACCMODE | O_DIRECT | O_DSYNC)) | O_CLOEXEC);
+	if (fd < 0) {
+		*why = "cannot open it again";
+		return -errno;
+	}
+	if ((r = lock_image(fd, d->readonly))) {
+		*why = (r == -EAGAIN || r == -EACCES) ?
+			       "is locked by another process (the source still holds it?)" :
+			       "cannot lock";
+		close(fd);
+		return r;
+	}
+	r = dup3(fd, d->fd, O_CLOEXEC) < 0 ? -errno : 0;
+	if (r)
+		*why = "cannot put the new open file in place";
+	close(fd);
+	return r;
 }
 
 int disk_lock_holder(const char *path, bool readonly)

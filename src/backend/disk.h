@@ -52,6 +52,11 @@ struct disk_open_args {
 	enum disk_engine engine;
 	enum disk_format format;
 	struct loop *loop;
+	/*
+	 * Raw images only: open without the lock (a migration's destination builds its VM
+	 * while the source still runs on the image); disk_reopen_locked() takes it later.
+	 */
+	bool no_lock;
 };
 
 /*
@@ -64,6 +69,13 @@ int disk_lock_holder(const char *path, bool readonly);
  * may point into d, so read it before d is reused).
  */
 int disk_open(struct disk *d, const struct disk_open_args *a, const char **why);
+/*
+ * Opens the image again, takes the lock and puts the new open file in place of the old at
+ * the same fd number (so the engine goes on using d->fd): a migration's destination, once
+ * the source flushed and unlocked, sees the image as the source left it, even on a network
+ * file system that only promises close-to-open consistency. 0 or -errno with why.
+ */
+int disk_reopen_locked(struct disk *d, const char **why);
 /* Flushes what the guest wrote (an overlay's bitmap too), then closes. */
 void disk_close(struct disk *d);
 /* A FLUSH run now on the calling thread (before a snapshot, at exit). 0 or -errno. */

@@ -75,6 +75,7 @@ struct vmm_config {
 	const char *create_overlay; /* --create-overlay OVERLAY,base=IMAGE */
 	const char *status_file;    /* --status-file: how the run ended, for tern-monitor */
 	const char *incoming;	    /* --incoming URI: a live migration's destination */
+	bool disks_unlocked; /* internal: raw disks open unlocked (a migration's destination) */
 };
 
 /*

@@ -59,6 +59,7 @@ static void add_disk(struct vm *vm, unsigned int i)
 		.engine = c->engine,
 		.format = c->format,
 		.loop = vm->loop,
+		.no_lock = vm->cfg.disks_unlocked,
 	};
 	int r = disk_open(&b->disk, &a, &why);
 	if (r)
