@@ -50,12 +50,8 @@ int res_migrate(struct api *a, struct json_object *o, char *err, size_t n)
 		return r;
 	if (flag)
 		return api_fail(err, n, "'post_copy' is not implemented in tern yet");
-	if ((r = jin_bool(o, "copy_storage", &flag, err, n)) < 0)
+	if ((r = jin_bool(o, "copy_storage", &p.copy_storage, err, n)) < 0)
 		return r;
-	if (flag)
-		return api_fail(err, n,
-				"'copy_storage' is not implemented in tern yet: disks must be on "
-				"storage both hosts reach");
 	if (!a->started)
 		return api_fail(err, n, "there is no microVM to migrate (InstanceStart first)");
 	return migrate_start(a->vm, &p, err, n) ? -EINVAL : 0;
@@ -73,7 +69,9 @@ int res_migrate_cancel(struct api *a, struct json_object *o, char *err, size_t n
 
 int res_migrate_incoming(struct api *a, struct json_object *o, char *err, size_t n)
 {
-	static const char *const keys[] = { "source", "network_overrides", "vsock_override", NULL };
+	static const char *const keys[] = { "source", "network_overrides", "vsock_override",
+					    "disk_paths", NULL };
+	struct json_object *arr = NULL;
 	struct mig_uri u;
 	const char *src;
 	int r;
@@ -101,6 +99,34 @@ int res_migrate_incoming(struct api *a, struct json_object *o, char *err, size_t
 	if (a->incoming_ov.vsock_uds &&
 	    !(a->incoming_ov.vsock_uds = strdup(a->incoming_ov.vsock_uds)))
 		return api_fail(err, n, "out of memory");
+	if (json_object_object_get_ex(o, "disk_paths", &arr) && arr) {
+		if (!json_object_is_type(arr, json_type_array) ||
+		    json_object_array_length(arr) > VMM_MAX_DISKS)
+			return api_fail(err, n, "'disk_paths' must be an array of at most %d",
+					VMM_MAX_DISKS);
+		for (size_t i = 0; i < json_object_array_length(arr); i++) {
+			static const char *const dkeys[] = { "drive_id", "path_on_host", NULL };
+			struct json_object *e = json_object_array_get_idx(arr, i);
+			const char *id, *path;
+			if (!json_object_is_type(e, json_type_object))
+				return api_fail(err, n, "'disk_paths'[%zu] must be an object", i);
+			if ((r = jin_only(e, dkeys, "disk_paths", err, n)))
+				return r;
+			if ((r = jin_string(e, "drive_id", DISK_ID_MAX + 7, &id, err, n)) <= 0 ||
+			    (r = jin_string(e, "path_on_host", 4095, &path, err, n)) <= 0 || !*path)
+				return r < 0 ? r :
+					       api_fail(err, n,
+							"'disk_paths'[%zu] needs 'drive_id' and "
+							"'path_on_host'",
+							i);
+			struct restore_overrides *ov = &a->incoming_ov;
+			snprintf(ov->disks[ov->ndisks].drive_id, sizeof(ov->disks[0].drive_id),
+				 "%s", id);
+			if (!(ov->disks[ov->ndisks].path = strdup(path)))
+				return api_fail(err, n, "out of memory");
+			ov->ndisks++;
+		}
+	}
 	a->incoming = strdup(src);
 	return a->incoming ? 0 : api_fail(err, n, "out of memory");
 }

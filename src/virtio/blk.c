@@ -50,6 +50,13 @@ static void complete(struct disk_req *r)
 	struct virtio_blk *b = f->blk;
 	uint32_t written = 0;
 
+	uint8_t *log = atomic_load(&b->write_log);
+	if (log && r->op != DISK_READ && r->op != DISK_FLUSH && r->len) {
+		/* Even a failed write may have changed some of the range: it is copied again. */
+		for (uint64_t c = r->offset / VIRTIO_BLK_LOG_CHUNK;
+		     c <= (r->offset + r->len - 1) / VIRTIO_BLK_LOG_CHUNK; c++)
+			__atomic_fetch_or(&log[c / 8], (uint8_t)(1u << (c % 8)), __ATOMIC_RELAXED);
+	}
 	pthread_mutex_lock(&b->dev.lock);
 	if (r->op == DISK_FLUSH && r->result)
 		b->disk.flush_failed = true; /* fsyncgate: never report a later flush as good */

@@ -2,6 +2,8 @@
 #ifndef TERN_VIRTIO_BLK_H
 #define TERN_VIRTIO_BLK_H
 
+#include <stdatomic.h>
+
 #include "backend/disk.h"
 #include "virtio/blk_req.h"
 #include "virtio/device.h"
@@ -49,7 +51,15 @@ struct virtio_blk {
 	unsigned int inflight; /* requests the disk engine owns */
 	struct virtq_chain chain;
 	struct virtio_blk_stats stats;
+	/*
+	 * A migration copying this disk (src/vmm/migrate_disk.c): one bit per
+	 * VIRTIO_BLK_LOG_CHUNK of the image, set (atomically, on the loop thread) for every
+	 * write, discard or write-zeroes that completed; NULL when nobody copies.
+	 */
+	uint8_t *_Atomic write_log;
 };
+
+#define VIRTIO_BLK_LOG_CHUNK (64 * 1024ULL)
 
 /*
  * The disk must be open already. writeback: offer FLUSH (cache=writeback);

@@ -44,6 +44,7 @@ struct migrate_params {
 	uint64_t bandwidth_mib_s;   /* 0: as fast as the link goes */
 	unsigned int max_rounds;    /* give up after this many rounds without converging */
 	bool auto_converge;	    /* throttle the vCPUs when they dirty faster than we send */
+	bool copy_storage;	    /* stream the writable disks too (migrate_disk.h) */
 };
 
 enum migrate_state {

@@ -11,6 +11,7 @@
 #include "core/util.h"
 #include "vmm/machine_state.h"
 #include "vmm/migrate.h"
+#include "vmm/migrate_disk.h"
 #include "vmm/vm.h"
 #include "vmstate/migration.h"
 
@@ -36,6 +37,8 @@ static uint64_t now_ns(void)
 
 struct incoming {
 	int fd;
+	struct disk_copy_dst dc; /* copy_storage */
+	bool copying;
 	struct vmstate_writer w; /* replies */
 	bool replied;		 /* our header went */
 	uint8_t *buf;
@@ -121,8 +124,35 @@ static int accept_machine(struct incoming *in, const struct vmm_config *base,
 		return fail_msg(err, n, -EINVAL, "the hello's RAM size does not match the machine");
 	if ((r = snapshot_apply_overrides(cfg, o, err, n)))
 		return r;
+	for (unsigned int k = 0; k < o->ndisks; k++) {
+		unsigned int i;
+		char name[16];
+		for (i = 0; i < cfg->ndisks; i++) {
+			snprintf(name, sizeof(name), "disk%u", i);
+			if (!strcmp(cfg->disks[i].id[0] ? cfg->disks[i].id : name,
+				    o->disks[k].drive_id))
+				break;
+		}
+		if (i == cfg->ndisks)
+			return fail_msg(err, n, -EINVAL, "'disk_paths': the VM has no drive '%s'",
+					o->disks[k].drive_id);
+		cfg->disks[i].path = strdup(o->disks[k].path);
+		if (!cfg->disks[i].path)
+			return fail_msg(err, n, -ENOMEM, "out of memory");
+	}
 	cfg->track_dirty = base->track_dirty;
 	cfg->clone = false;
+	if (h.flags & MIG_HELLO_COPY_STORAGE) {
+		/* The images are made here (new files only), before the host is checked. */
+		if ((r = next(in, 4096, err, n)))
+			return r;
+		if (in->s.tag != VMSTATE_TAG_MIG_DISKS)
+			return fail_msg(err, n, -EINVAL, "copy_storage without a disk list (%s)",
+					vmstate_tag_name(in->s.tag));
+		if ((r = disk_copy_dst_prepare(&in->dc, &in->s, cfg, err, n)))
+			return r;
+		in->copying = true;
+	}
 	return check_host(base, cfg, err, n);
 }
 
@@ -151,6 +181,12 @@ static int receive(struct incoming *in, struct guest_mem *mem, uint8_t **state, 
 			p.bytes_sent = received;
 			p.data_pages = done;
 			migrate_progress_set_incoming(&p);
+			break;
+		case VMSTATE_TAG_MIG_DISK:
+			if (!in->copying || in->s.len > MIG_DISK_SECTION_MAX)
+				return fail_msg(err, n, -EINVAL, "an unexpected disk section");
+			if ((r = mig_disk_apply(&in->s, in->dc.t, in->dc.n, &in->dc.bytes, err, n)))
+				return r;
 			break;
 		case VMSTATE_TAG_MIG_DEVICES:
 			free(*state);
@@ -257,6 +293,8 @@ int migrate_incoming(struct api *a, struct vm *vm, const char *uri,
 		fail_msg(err, n, r, "the device state: %s", why);
 		goto fail;
 	}
+	if (in.copying && (r = disk_copy_dst_finish(&in.dc, err, n)))
+		goto fail;
 	/* The disks are ours only now: the source gave them up just before COMPLETE. */
 	if (!early) {
 		vm_create(vm, &cfg, a->loop, NULL, &rm);
@@ -311,6 +349,8 @@ fail:
 		}
 		mig_message_put(&in.w, err);
 	}
+	if (in.copying)
+		disk_copy_dst_abort(&in.dc, &cfg);
 	migrate_get_progress(&p);
 	p.state = MIGRATE_FAILED;
 	snprintf(p.error, sizeof(p.error), "%s", err);

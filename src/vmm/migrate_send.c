@@ -12,6 +12,7 @@
 #include "core/util.h"
 #include "vmm/machine_state.h"
 #include "vmm/migrate.h"
+#include "vmm/migrate_disk.h"
 #include "vmm/vm.h"
 #include "vmstate/migration.h"
 
@@ -55,6 +56,7 @@ struct migration {
 	pthread_t throttler;
 	atomic_bool throttling;
 	unsigned int above_half; /* rounds in a row where the guest dirtied >= half of what went */
+	struct disk_copy_src dc; /* copy_storage */
 	/* Set by the thread when it gives up; the loop then finishes (it owns switch_fd). */
 	enum migrate_state thread_end;
 	char thread_err[512];
@@ -333,6 +335,7 @@ static void tell_destination(struct migration *m, const char *msg)
 static void finish(struct migration *m, enum migrate_state state, const char *err)
 {
 	throttle_stop(m);
+	disk_copy_src_stop(&m->dc, m->vm);
 	if (!m->log_was_on && m->vm->dirty_log_on && state != MIGRATE_COMPLETED)
 		vm_set_dirty_log(m->vm, false);
 	if (m->fd >= 0 && state != MIGRATE_COMPLETED) {
@@ -444,7 +447,10 @@ static void on_switch(void *opaque, uint32_t events)
 	}
 	t[1] = now_ns();
 	left = count_bits(m->dirty, m->pages);
-	if ((r = send_pages(m, m->dirty))) {
+	if (m->p.copy_storage)
+		disk_copy_src_collect(&m->dc, vm);
+	if ((r = send_pages(m, m->dirty)) ||
+	    (m->p.copy_storage && (r = disk_copy_src_send(&m->dc, &m->w, &cancel_req)))) {
 		stream_failed(m, r, err, sizeof(err));
 		goto resume;
 	}
@@ -509,7 +515,8 @@ resume:
 
 static int handshake(struct migration *m, char *err, size_t n)
 {
-	struct mig_hello h = { MIG_PROTOCOL_VERSION, MIG_PAGE, m->vm->mem.size };
+	struct mig_hello h = { MIG_PROTOCOL_VERSION, MIG_PAGE, m->vm->mem.size,
+			       m->p.copy_storage ? MIG_HELLO_COPY_STORAGE : 0 };
 	struct vmstate_section s;
 	int r;
 
@@ -521,6 +528,8 @@ static int handshake(struct migration *m, char *err, size_t n)
 	vmstate_begin(&m->w, VMSTATE_TAG_MACHINE, 0, MACHINE_STATE_VERSION);
 	machine_state_save(&m->vm->cfg, &m->w);
 	vmstate_end(&m->w);
+	if (m->p.copy_storage && (r = disk_copy_src_start(&m->dc, m->vm, &m->w, err, n)))
+		return r;
 	if ((r = m->w.err)) {
 		stream_failed(m, r, err, n);
 		return r;
@@ -535,23 +544,23 @@ static int handshake(struct migration *m, char *err, size_t n)
 }
 
 /* Decides after each round: 1 switch over now, 0 another round, -1 give up (err). */
-static int decide(struct migration *m, uint64_t round_ns, uint64_t left, char *err, size_t n)
+static int decide(struct migration *m, uint64_t round_ns, uint64_t left_bytes, char *err, size_t n)
 {
 	uint64_t bw = round_ns ? m->round_bytes * 1000000000ULL / round_ns : 0;
-	uint64_t dirty_bps = round_ns ? left * MIG_PAGE * 1000000000ULL / round_ns : 0;
-	uint64_t expect_ms = bw ? left * MIG_PAGE * 1000 / bw : (left ? UINT64_MAX : 0);
+	uint64_t dirty_bps = round_ns ? left_bytes * 1000000000ULL / round_ns : 0;
+	uint64_t expect_ms = bw ? left_bytes * 1000 / bw : (left_bytes ? UINT64_MAX : 0);
 	unsigned int round;
 
 	pthread_mutex_lock(&prog_lock);
-	prog.bytes_left = left * MIG_PAGE;
+	prog.bytes_left = left_bytes;
 	if (bw)
 		prog.bandwidth_bps = bw;
 	prog.dirty_rate_bps = dirty_bps;
 	prog.expected_downtime_ms = expect_ms;
 	round = prog.round;
 	pthread_mutex_unlock(&prog_lock);
-	log_debug("migration round %u: %llu pages left, %llu KiB/s sent, %llu KiB/s dirtied", round,
-		  (unsigned long long)left, (unsigned long long)(bw >> 10),
+	log_debug("migration round %u: %llu KiB left, %llu KiB/s sent, %llu KiB/s dirtied", round,
+		  (unsigned long long)(left_bytes >> 10), (unsigned long long)(bw >> 10),
 		  (unsigned long long)(dirty_bps >> 10));
 	if (expect_ms <= m->p.downtime_limit_ms)
 		return 1;
@@ -566,7 +575,7 @@ static int decide(struct migration *m, uint64_t round_ns, uint64_t left, char *e
 		return -1;
 	}
 	/* QEMU's rule: the guest dirtied at least half of what went, two rounds running. */
-	m->above_half = left * MIG_PAGE * 2 >= m->round_bytes ? m->above_half + 1 : 0;
+	m->above_half = left_bytes * 2 >= m->round_bytes ? m->above_half + 1 : 0;
 	if (m->p.auto_converge && m->above_half >= 2) {
 		unsigned int pct = atomic_load(&m->vm->throttle_pct);
 		pct = pct ? pct + THROTTLE_STEP : THROTTLE_FIRST;
@@ -610,7 +619,8 @@ static void *migration_thread(void *arg)
 	set_state(MIGRATE_ACTIVE);
 	for (;;) {
 		uint64_t t = now_ns(), before = m->w.written;
-		if ((r = send_pages(m, prog.round ? m->dirty : NULL))) {
+		if ((r = send_pages(m, prog.round ? m->dirty : NULL)) ||
+		    (m->p.copy_storage && (r = disk_copy_src_send(&m->dc, &m->w, &cancel_req)))) {
 			stream_failed(m, r, err, sizeof(err));
 			goto fail;
 		}
@@ -623,7 +633,11 @@ static void *migration_thread(void *arg)
 		pthread_mutex_lock(&prog_lock);
 		prog.round++;
 		pthread_mutex_unlock(&prog_lock);
-		int d = decide(m, now_ns() - t, count_bits(m->dirty, m->pages), err, sizeof(err));
+		if (m->p.copy_storage)
+			disk_copy_src_collect(&m->dc, m->vm);
+		uint64_t left = count_bits(m->dirty, m->pages) * MIG_PAGE +
+				(m->p.copy_storage ? disk_copy_src_pending(&m->dc) : 0);
+		int d = decide(m, now_ns() - t, left, err, sizeof(err));
 		if (d < 0)
 			goto fail;
 		if (atomic_load(&cancel_req)) {

@@ -46,6 +46,12 @@ struct restore_overrides {
 		char host_dev_name[IFNAMSIZ];
 	} nets[VMM_MAX_NETS];
 	const char *vsock_uds; /* NULL: as saved */
+	/* A migration's destination: disks at other paths (drive_id, or diskN for no id) */
+	unsigned int ndisks;
+	struct {
+		char drive_id[DISK_ID_MAX + 8];
+		const char *path;
+	} disks[VMM_MAX_DISKS];
 	bool clone; /* new MACs, vsock CID and socket path, disk overlays, VM generation */
 	bool track_dirty;
 };

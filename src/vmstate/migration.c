@@ -7,6 +7,7 @@
 #include <linux/falloc.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #define RUN_HEADER 13 /* u64 first, u32 count, u8 kind */
 
@@ -16,6 +17,7 @@ void mig_hello_put(struct vmstate_writer *w, const struct mig_hello *h)
 	vmstate_put_u32(w, h->protocol);
 	vmstate_put_u32(w, h->page_size);
 	vmstate_put_u64(w, h->ram_size);
+	vmstate_put_u32(w, h->flags);
 	vmstate_end(w);
 }
 
@@ -35,11 +37,15 @@ int mig_hello_get(const struct vmstate_section *s, struct mig_hello *h, char *er
 				h->protocol, MIG_PROTOCOL_VERSION);
 	h->page_size = vmstate_get_u32(&c);
 	h->ram_size = vmstate_get_u64(&c);
+	h->flags = vmstate_get_u32(&c);
 	if (s->version != MIG_SECTION_VERSION || vmstate_cursor_done(&c))
 		return fail_msg(err, n, -EINVAL, "a hello this tern-vmm does not read");
 	if (h->page_size != MIG_PAGE)
 		return fail_msg(err, n, -EINVAL, "page size %u; this tern-vmm uses %llu",
 				h->page_size, MIG_PAGE);
+	if (h->flags & ~MIG_HELLO_COPY_STORAGE)
+		return fail_msg(err, n, -EINVAL, "hello flags 0x%x: this tern-vmm knows 0x%x",
+				h->flags, MIG_HELLO_COPY_STORAGE);
 	if (!h->ram_size || h->ram_size % MIG_PAGE)
 		return fail_msg(err, n, -EINVAL, "RAM size %llu is not a whole number of pages",
 				(unsigned long long)h->ram_size);
@@ -177,4 +183,83 @@ void mig_signal_put(struct vmstate_writer *w, uint32_t tag)
 {
 	vmstate_begin(w, tag, 0, MIG_SECTION_VERSION);
 	vmstate_end(w);
+}
+
+/* One pass over a DISK section's runs: checks them all (t NULL), or writes them. */
+static int walk_disk_runs(const struct vmstate_section *s, const struct mig_disk_target *t,
+			  uint64_t size, uint64_t *covered, char *err, size_t n)
+{
+	struct vmstate_cursor c;
+	static const uint8_t zeros[65536];
+	unsigned int i = 0;
+
+	vmstate_cursor_init(&c, s);
+	vmstate_get_u32(&c);
+	*covered = 0;
+	while (c.off < c.len) {
+		uint64_t off = vmstate_get_u64(&c);
+		uint32_t len = vmstate_get_u32(&c);
+		uint8_t kind = vmstate_get_u8(&c);
+		if (c.error)
+			return fail_msg(err, n, -EINVAL, "disk run %u: truncated header", i);
+		if (kind > MIG_RUN_ZERO || len == 0 || len > MIG_DISK_RUN_MAX || off % 512 ||
+		    len % 512 || off >= size || len > size - off)
+			return fail_msg(err, n, -EINVAL,
+					"disk run %u: %u bytes at %llu (kind %u) outside a disk of "
+					"%llu bytes, or not whole sectors",
+					i, len, (unsigned long long)off, kind,
+					(unsigned long long)size);
+		if (kind == MIG_RUN_DATA && len > c.len - c.off)
+			return fail_msg(err, n, -EINVAL, "disk run %u: %u bytes of data, %llu left",
+					i, len, (unsigned long long)(c.len - c.off));
+		if (t && kind == MIG_RUN_DATA) {
+			for (uint32_t done = 0; done < len;) {
+				ssize_t w = pwrite(t->fd, c.p + c.off + done, len - done,
+						   (off_t)(off + done));
+				if (w <= 0)
+					return fail_msg(err, n, w < 0 ? -errno : -EIO,
+							"cannot write the disk copy: %s",
+							w < 0 ? strerror(errno) : "no progress");
+				done += (uint32_t)w;
+			}
+		} else if (t && fallocate(t->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+					  (off_t)off, (off_t)len) < 0) {
+			for (uint32_t done = 0; done < len;) {
+				uint32_t k =
+					len - done > sizeof(zeros) ? sizeof(zeros) : len - done;
+				ssize_t w = pwrite(t->fd, zeros, k, (off_t)(off + done));
+				if (w <= 0)
+					return fail_msg(err, n, w < 0 ? -errno : -EIO,
+							"cannot write the disk copy: %s",
+							w < 0 ? strerror(errno) : "no progress");
+				done += (uint32_t)w;
+			}
+		}
+		if (kind == MIG_RUN_DATA)
+			c.off += len;
+		*covered += len;
+		i++;
+	}
+	return 0;
+}
+
+int mig_disk_apply(const struct vmstate_section *s, const struct mig_disk_target *targets,
+		   unsigned int n_targets, uint64_t *bytes, char *err, size_t n)
+{
+	struct vmstate_cursor c;
+	uint64_t covered;
+	int r;
+
+	vmstate_cursor_init(&c, s);
+	uint32_t idx = vmstate_get_u32(&c);
+	if (s->version != MIG_SECTION_VERSION || c.error)
+		return fail_msg(err, n, -EINVAL, "a disk section this tern-vmm does not read");
+	if (idx >= n_targets || targets[idx].fd < 0)
+		return fail_msg(err, n, -EINVAL, "disk section for disk %u, which is not copied",
+				idx);
+	if ((r = walk_disk_runs(s, NULL, targets[idx].size, &covered, err, n)) ||
+	    (r = walk_disk_runs(s, &targets[idx], targets[idx].size, &covered, err, n)))
+		return r;
+	*bytes += covered;
+	return 0;
 }

@@ -37,7 +37,10 @@ struct mig_hello {
 	uint32_t protocol; /* MIG_PROTOCOL_VERSION */
 	uint32_t page_size;
 	uint64_t ram_size; /* bytes */
+	uint32_t flags;	   /* MIG_HELLO_* */
 };
+
+#define MIG_HELLO_COPY_STORAGE 1u /* a DISKS section follows MACHINE; disks stream too */
 
 void mig_hello_put(struct vmstate_writer *w, const struct mig_hello *h);
 /* 0, or -EINVAL with err naming what this tern-vmm does not take. */
@@ -73,6 +76,30 @@ struct mig_report {
 
 void mig_report_put(struct vmstate_writer *w, const struct mig_report *r);
 int mig_report_get(const struct vmstate_section *s, struct mig_report *r);
+
+/*
+ * copy_storage. DISKS (after MACHINE): u32 count, then per copied disk u32 index (in the
+ * machine's disk list) and u64 size in bytes. DISK: u32 index, then runs: u64 offset, u32
+ * length (both multiples of 512; at most MIG_DISK_RUN_MAX), u8 kind (data: the bytes
+ * follow; zero: a hole).
+ */
+#define MIG_DISK_RUN_MAX (1024 * 1024)
+#define MIG_DISK_SECTION_MAX (MIG_DISK_RUN_MAX + 64 * 1024)
+#define MIG_MAX_DISKS 8
+
+struct mig_disk_target {
+	int fd; /* the destination's copy, open for writing */
+	uint64_t size;
+};
+
+/*
+ * Checks every run of a DISK section against targets[0..n) (index n or more, or a target
+ * with fd < 0, is refused), then writes each run (zero runs punch a hole, or write zeros
+ * where the file system cannot). Nothing is written unless the whole section is valid.
+ * Adds the bytes covered to *bytes. 0, or -errno with err.
+ */
+int mig_disk_apply(const struct vmstate_section *s, const struct mig_disk_target *targets,
+		   unsigned int n, uint64_t *bytes, char *err, size_t errlen);
 
 /* Writes one empty section (READY, PREPARED, RESUMED, COMPLETE). */
 void mig_signal_put(struct vmstate_writer *w, uint32_t tag);

@@ -129,6 +129,10 @@ const char *vmstate_tag_name(uint32_t tag)
 		return "migration resumed";
 	case VMSTATE_TAG_MIG_REPORT:
 		return "migration report";
+	case VMSTATE_TAG_MIG_DISKS:
+		return "migration disk list";
+	case VMSTATE_TAG_MIG_DISK:
+		return "migration disk data";
 	}
 	return "unknown";
 }

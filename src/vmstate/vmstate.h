@@ -62,6 +62,8 @@ enum vmstate_tag {
 	VMSTATE_TAG_MIG_PREPARED = 70, /* destination: built; its vCPUs start next */
 	VMSTATE_TAG_MIG_RESUMED = 71,  /* destination: the VM runs here now */
 	VMSTATE_TAG_MIG_REPORT = 72,   /* source: downtime and totals, for the destination */
+	VMSTATE_TAG_MIG_DISKS = 73,    /* source: the disks it copies (copy_storage) and sizes */
+	VMSTATE_TAG_MIG_DISK = 74,     /* source: runs of one copied disk's bytes */
 };
 
 /* A name for --describe-snapshot ("vcpu", "virtio-blk" ...), or "unknown". */

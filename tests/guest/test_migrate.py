@@ -356,9 +356,9 @@ def test_migrate_destination_refuses_bad_streams():
     path = os.path.join(work, "incoming.sock")
     cases = [
         ("format version", header(2), "format version 2"),
-        ("protocol version", header() + section(64, struct.pack("<IIQ", 9, 4096, 128 << 20)),
+        ("protocol version", header() + section(64, struct.pack("<IIQI", 9, 4096, 128 << 20, 0)),
          "protocol version 9"),
-        ("page size", header() + section(64, struct.pack("<IIQ", 1, 8192, 128 << 20)),
+        ("page size", header() + section(64, struct.pack("<IIQI", 1, 8192, 128 << 20, 0)),
          "page size 8192"),
         ("no hello", header() + section(1, b""), "hello"),
     ]
@@ -411,7 +411,7 @@ def test_migrate_api_refuses_bad_requests():
             ({"destination": "unix:/x", "bandwidth_mib_s": -1}, "bandwidth_mib_s"),
             ({"destination": "unix:/x", "max_rounds": 0}, "max_rounds"),
             ({"destination": "unix:/x", "post_copy": True}, "post_copy"),
-            ({"destination": "unix:/x", "copy_storage": True}, "copy_storage"),
+            ({"destination": "unix:/x", "copy_storage": 1}, "copy_storage"),
             ({"destination": "unix:/x", "speed": 1}, "speed"),
         ]
         for body, word in bad:

@@ -143,6 +143,16 @@ print("DONE", flush=True)
 
 
 def test_debian_live_migration_keeps_tcp_disk_and_clock():
+    migrate_linux(copy_storage=False)
+
+
+def test_debian_live_migration_copies_a_local_disk():
+    """copy_storage: the destination gets its own copy of the image (disk_paths names
+    it), streamed while the guest writes; the source's image is left as it was."""
+    migrate_linux(copy_storage=True)
+
+
+def migrate_linux(copy_storage):
     ternlib.need_kvm()
     if not api.can_make_netns():
         raise ternlib.Missing("needs root and iproute2 (network namespaces, TAP, bridge)")
@@ -201,16 +211,20 @@ def test_debian_live_migration_keeps_tcp_disk_and_clock():
                                    workdir=work, sock_name="dst.sock", stdin=subprocess.PIPE)
         vmms.append(dst)
         incoming = os.path.join(work, "incoming.sock")
-        api.expect_204(d.put("/migrate/incoming", {
-            "source": "unix:" + incoming,
-            "network_overrides": [{"iface_id": "eth0", "host_dev_name": "tmigb"}]}),
-            "PUT /migrate/incoming", dst)
+        body = {"source": "unix:" + incoming,
+                "network_overrides": [{"iface_id": "eth0", "host_dev_name": "tmigb"}]}
+        image = disk
+        if copy_storage:
+            image = os.path.join(work, "disk-destination.img")
+            body["disk_paths"] = [{"drive_id": "tern-mig", "path_on_host": image}]
+        api.expect_204(d.put("/migrate/incoming", body), "PUT /migrate/incoming", dst)
         end = time.time() + 30
         while not os.path.exists(incoming) and time.time() < end:
             time.sleep(0.05)
         assert os.path.exists(incoming), "the destination never listened: %r" % dst
         t_mig = time.time()
-        api.expect_204(c.put("/migrate", {"destination": "unix:" + incoming}), "PUT /migrate", src)
+        api.expect_204(c.put("/migrate", {"destination": "unix:" + incoming,
+                                          "copy_storage": copy_storage}), "PUT /migrate", src)
         last = None
         while src.proc.poll() is None and time.time() < t_mig + 600:
             try:
@@ -259,16 +273,22 @@ def test_debian_live_migration_keeps_tcp_disk_and_clock():
         assert dst.wait(120) == 0, "the destination did not power off cleanly: %r" % dst
         dst.save_log()
         assert "UMOUNT-OK" in dst.out(), dst
-        r = subprocess.run(["e2fsck", "-fn", disk], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        if copy_storage:
+            # The source's image stopped where the switchover was; the copy went on.
+            r = subprocess.run(["e2fsck", "-fn", disk], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
+            note("the source's image after the copy: e2fsck %d" % r.returncode)
+        r = subprocess.run(["e2fsck", "-fn", image], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         assert r.returncode == 0, "e2fsck: %s" % r.stdout.decode(errors="replace")
-        r = subprocess.run(["debugfs", "-R", "cat /counter", disk], stdout=subprocess.PIPE,
+        r = subprocess.run(["debugfs", "-R", "cat /counter", image], stdout=subprocess.PIPE,
                            stderr=subprocess.DEVNULL, check=True)
         nums = [int(x) for x in r.stdout.split()]
         last_tick = max(int(m.group(1)) for m in (re.match(r"^tick (\d+)$", l)
                         for l in dst.out().splitlines()) if m)
         assert nums == list(range(1, len(nums) + 1)) and nums[-1] >= last_tick, \
             "the counter file: %d entries, last %r; last tick %d" % (len(nums), nums[-1:], last_tick)
-        note("disk: e2fsck clean, counter 1..%d" % nums[-1])
+        note("disk%s: e2fsck clean, counter 1..%d" % (" (the copy)" if copy_storage else "",
+                                                       nums[-1]))
     finally:
         if host and host.poll() is None:
             host.kill()

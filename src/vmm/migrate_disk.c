@@ -1,0 +1,248 @@
+/* copy_storage's two ends (migrate_disk.h). */
+#include "vmm/migrate_disk.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "vmm/vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CHUNK VIRTIO_BLK_LOG_CHUNK
+
+/* ---- source ---- */
+
+int disk_copy_src_start(struct disk_copy_src *s, struct vm *vm, struct vmstate_writer *w, char *err,
+			size_t n)
+{
+	memset(s, 0, sizeof(*s));
+	for (unsigned int i = 0; i < vm->cfg.ndisks; i++) {
+		struct virtio_blk *b = vm->blk[i];
+		if (b->disk.readonly)
+			continue; /* read-only images are the same at both ends, or not at all */
+		if (b->disk.ovl)
+			return fail_msg(
+				err, n, -EINVAL,
+				"'copy_storage': disk %u is an overlay; only raw images are "
+				"copied",
+				i);
+		uint64_t chunks = (b->disk.size + CHUNK - 1) / CHUNK;
+		uint8_t *log = atomic_load(&b->write_log);
+		if (!log && !(log = calloc((chunks + 7) / 8, 1)))
+			return fail_msg(err, n, -ENOMEM, "out of memory");
+		s->d[s->n] = (typeof(s->d[0])){ .index = i,
+						.fd = b->disk.fd,
+						.size = b->disk.size,
+						.chunks = chunks,
+						.pending = calloc((chunks + 7) / 8, 1),
+						.all = true };
+		if (!s->d[s->n].pending)
+			return fail_msg(err, n, -ENOMEM, "out of memory");
+		/* Logging starts before the first read of the image: no write is missed. */
+		memset(log, 0, (chunks + 7) / 8);
+		atomic_store(&b->write_log, log);
+		s->n++;
+	}
+	vmstate_begin(w, VMSTATE_TAG_MIG_DISKS, 0, MIG_SECTION_VERSION);
+	vmstate_put_u32(w, s->n);
+	for (unsigned int i = 0; i < s->n; i++) {
+		vmstate_put_u32(w, s->d[i].index);
+		vmstate_put_u64(w, s->d[i].size);
+	}
+	vmstate_end(w);
+	return 0;
+}
+
+void disk_copy_src_collect(struct disk_copy_src *s, struct vm *vm)
+{
+	for (unsigned int i = 0; i < s->n; i++) {
+		uint8_t *log = atomic_load(&vm->blk[s->d[i].index]->write_log);
+		for (uint64_t j = 0; log && j < (s->d[i].chunks + 7) / 8; j++)
+			s->d[i].pending[j] |= __atomic_exchange_n(&log[j], 0, __ATOMIC_RELAXED);
+	}
+}
+
+uint64_t disk_copy_src_pending(const struct disk_copy_src *s)
+{
+	uint64_t bytes = 0;
+
+	for (unsigned int i = 0; i < s->n; i++) {
+		if (s->d[i].all) {
+			bytes += s->d[i].size;
+			continue;
+		}
+		for (uint64_t j = 0; j < (s->d[i].chunks + 7) / 8; j++)
+			bytes += (uint64_t)__builtin_popcount(s->d[i].pending[j]) * CHUNK;
+	}
+	return bytes;
+}
+
+static bool is_zero(const uint8_t *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+/* One chunk (or the tail of the disk) as a run; a section per CHUNKS_PER_SECTION. */
+static int send_chunk(struct vmstate_writer *w, int fd, uint64_t off, uint64_t len, uint8_t *buf)
+{
+	for (uint64_t done = 0; done < len;) {
+		ssize_t r = pread(fd, buf + done, len - done, (off_t)(off + done));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0) { /* past the end of a file that shrank: zeros */
+			memset(buf + done, 0, len - done);
+			break;
+		}
+		done += (uint64_t)r;
+	}
+	bool z = is_zero(buf, len);
+	vmstate_put_u64(w, off);
+	vmstate_put_u32(w, (uint32_t)len);
+	vmstate_put_u8(w, z ? MIG_RUN_ZERO : MIG_RUN_DATA);
+	if (!z)
+		vmstate_put(w, buf, len);
+	return 0;
+}
+
+int disk_copy_src_send(struct disk_copy_src *s, struct vmstate_writer *w,
+		       const _Atomic bool *cancel)
+{
+	uint8_t *buf = malloc(CHUNK);
+	int r = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	for (unsigned int i = 0; i < s->n && !r; i++) {
+		typeof(s->d[0]) *d = &s->d[i];
+		bool open = false;
+		for (uint64_t c = 0; c < d->chunks && !r && !w->err; c++) {
+			if (atomic_load(cancel)) {
+				r = -ECANCELED;
+				break;
+			}
+			if (d->all) {
+				/* The first time, only what the image holds: holes stay holes. */
+				off_t data = lseek(d->fd, (off_t)(c * CHUNK), SEEK_DATA);
+				if (data < 0)
+					break; /* ENXIO: holes to the end */
+				if ((uint64_t)data >= (c + 1) * CHUNK) {
+					c = (uint64_t)data / CHUNK - 1;
+					continue;
+				}
+			} else if (!(d->pending[c / 8] & (1u << (c % 8)))) {
+				continue;
+			}
+			d->pending[c / 8] &= (uint8_t) ~(1u << (c % 8));
+			if (open && w->len + CHUNK + 32 > MIG_DISK_SECTION_MAX) {
+				vmstate_end(w);
+				open = false;
+			}
+			if (!open) {
+				vmstate_begin(w, VMSTATE_TAG_MIG_DISK, 0, MIG_SECTION_VERSION);
+				vmstate_put_u32(w, d->index);
+				open = true;
+			}
+			uint64_t len = d->size - c * CHUNK < CHUNK ? d->size - c * CHUNK : CHUNK;
+			r = send_chunk(w, d->fd, c * CHUNK, len, buf);
+		}
+		if (open)
+			vmstate_end(w);
+		if (!r && !atomic_load(cancel))
+			d->all = false;
+	}
+	free(buf);
+	return r ? r : w->err;
+}
+
+void disk_copy_src_stop(struct disk_copy_src *s, struct vm *vm)
+{
+	for (unsigned int i = 0; i < s->n; i++) {
+		atomic_store(&vm->blk[s->d[i].index]->write_log, NULL);
+		free(s->d[i].pending);
+		s->d[i].pending = NULL;
+	}
+	s->n = 0;
+}
+
+/* ---- destination ---- */
+
+int disk_copy_dst_prepare(struct disk_copy_dst *d, const struct vmstate_section *s,
+			  const struct vmm_config *cfg, char *err, size_t n)
+{
+	struct vmstate_cursor c;
+
+	memset(d, 0, sizeof(*d));
+	for (unsigned int i = 0; i < MIG_MAX_DISKS; i++)
+		d->t[i].fd = -1;
+	d->n = cfg->ndisks;
+	vmstate_cursor_init(&c, s);
+	uint32_t count = vmstate_get_u32(&c);
+	if (s->version != MIG_SECTION_VERSION || c.error || count > cfg->ndisks)
+		return fail_msg(err, n, -EINVAL, "a disk list this tern-vmm does not read");
+	for (uint32_t k = 0; k < count; k++) {
+		uint32_t i = vmstate_get_u32(&c);
+		uint64_t size = vmstate_get_u64(&c);
+		if (c.error || i >= cfg->ndisks || d->t[i].fd >= 0 || cfg->disks[i].readonly ||
+		    size % 512 || !size)
+			return fail_msg(err, n, -EINVAL, "the disk list names disk %u wrongly", i);
+		const char *path = cfg->disks[i].path;
+		int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0) {
+			int e = errno;
+			disk_copy_dst_abort(d, cfg);
+			return fail_msg(
+				err, n, -e, "'copy_storage': cannot create disk '%s' here: %s%s",
+				path, strerror(e),
+				e == EEXIST ? " (a destination does not write over an image; "
+					      "remove it or give another path_on_host)" :
+					      "");
+		}
+		d->t[i] = (struct mig_disk_target){ fd, size };
+		d->created[i] = true;
+		if (ftruncate(fd, (off_t)size) < 0) {
+			int e = errno;
+			disk_copy_dst_abort(d, cfg);
+			return fail_msg(err, n, -e, "'copy_storage': cannot size disk '%s': %s",
+					path, strerror(e));
+		}
+	}
+	if (vmstate_cursor_done(&c)) {
+		disk_copy_dst_abort(d, cfg);
+		return fail_msg(err, n, -EINVAL, "a disk list with bytes after its last disk");
+	}
+	return 0;
+}
+
+int disk_copy_dst_finish(struct disk_copy_dst *d, char *err, size_t n)
+{
+	for (unsigned int i = 0; i < d->n; i++) {
+		if (d->t[i].fd < 0)
+			continue;
+		if (fsync(d->t[i].fd) < 0)
+			return fail_msg(err, n, -errno, "cannot sync the copy of disk %u: %s", i,
+					strerror(errno));
+		close(d->t[i].fd);
+		d->t[i].fd = -1;
+	}
+	return 0;
+}
+
+void disk_copy_dst_abort(struct disk_copy_dst *d, const struct vmm_config *cfg)
+{
+	for (unsigned int i = 0; i < d->n && i < MIG_MAX_DISKS; i++) {
+		if (d->t[i].fd >= 0)
+			close(d->t[i].fd);
+		d->t[i].fd = -1;
+		if (d->created[i] && unlink(cfg->disks[i].path) == 0)
+			log_info("migration: removed the partial copy '%s'", cfg->disks[i].path);
+		d->created[i] = false;
+	}
+}
