@@ -27,7 +27,6 @@ int res_migrate(struct api *a, struct json_object *o, char *err, size_t n)
 				    .max_rounds = MIG_DEFAULT_MAX_ROUNDS };
 	const char *dest;
 	uint64_t rounds = MIG_DEFAULT_MAX_ROUNDS;
-	bool flag = false;
 	int r;
 
 	if ((r = jin_only(o, keys, "/migrate", err, n)))
@@ -46,12 +45,12 @@ int res_migrate(struct api *a, struct json_object *o, char *err, size_t n)
 	    (r = jin_bool(o, "auto_converge", &p.auto_converge, err, n)) < 0)
 		return r;
 	p.max_rounds = (unsigned int)rounds;
-	if ((r = jin_bool(o, "post_copy", &flag, err, n)) < 0)
+	if ((r = jin_bool(o, "post_copy", &p.post_copy, err, n)) < 0)
 		return r;
-	if (flag)
-		return api_fail(err, n, "'post_copy' is not implemented in tern yet");
 	if ((r = jin_bool(o, "copy_storage", &p.copy_storage, err, n)) < 0)
 		return r;
+	if (p.post_copy && p.copy_storage)
+		return api_fail(err, n, "'post_copy' and 'copy_storage' do not go together yet");
 	if (!a->started)
 		return api_fail(err, n, "there is no microVM to migrate (InstanceStart first)");
 	return migrate_start(a->vm, &p, err, n) ? -EINVAL : 0;

@@ -45,6 +45,7 @@ struct migrate_params {
 	unsigned int max_rounds;    /* give up after this many rounds without converging */
 	bool auto_converge;	    /* throttle the vCPUs when they dirty faster than we send */
 	bool copy_storage;	    /* stream the writable disks too (migrate_disk.h) */
+	bool post_copy;		    /* switch over before convergence; the destination pulls */
 };
 
 enum migrate_state {
@@ -56,6 +57,7 @@ enum migrate_state {
 	MIGRATE_FAILED,
 	MIGRATE_CANCELLED,
 	MIGRATE_INCOMING, /* destination: receiving */
+	MIGRATE_POSTCOPY, /* the VM runs at the destination, which pulls the rest */
 };
 
 struct migrate_progress {

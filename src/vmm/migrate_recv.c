@@ -12,6 +12,7 @@
 #include "vmm/machine_state.h"
 #include "vmm/migrate.h"
 #include "vmm/migrate_disk.h"
+#include "vmm/migrate_postcopy.h"
 #include "vmm/vm.h"
 #include "vmstate/migration.h"
 
@@ -37,6 +38,10 @@ static uint64_t now_ns(void)
 
 struct incoming {
 	int fd;
+	pthread_mutex_t wlock;	 /* replies: post-copy's page requests go out beside them */
+	struct postcopy_dst pc;	 /* post-copy */
+	uint8_t *stale;		 /* post-copy: the pages to come later */
+	struct guest_mem pc_mem; /* post-copy: RAM as its threads see it, for good */
 	struct disk_copy_dst dc; /* copy_storage */
 	bool copying;
 	struct vmstate_writer w; /* replies */
@@ -54,11 +59,13 @@ static int next(struct incoming *in, uint64_t max, char *err, size_t n)
 
 static void reply(struct incoming *in, uint32_t tag)
 {
+	pthread_mutex_lock(&in->wlock);
 	if (!in->replied) {
 		vmstate_writer_init(&in->w, in->fd);
 		in->replied = true;
 	}
 	mig_signal_put(&in->w, tag);
+	pthread_mutex_unlock(&in->wlock);
 }
 
 /* What this host lacks for the machine, checked before any RAM is sent. */
@@ -197,6 +204,19 @@ static int receive(struct incoming *in, struct guest_mem *mem, uint8_t **state, 
 			memcpy(*state, in->s.payload, in->s.len);
 			*state_len = in->s.len;
 			break;
+		case VMSTATE_TAG_MIG_POSTCOPY: {
+			struct vmstate_cursor c;
+			uint64_t bm = (pages + 7) / 8;
+			vmstate_cursor_init(&c, &in->s);
+			*running = vmstate_get_bool(&c);
+			if (c.error || in->s.len != 1 + bm || !*state || in->copying)
+				return fail_msg(err, n, -EINVAL,
+						"a post-copy section this destination cannot take");
+			if (!(in->stale = malloc(bm)))
+				return fail_msg(err, n, -ENOMEM, "out of memory");
+			vmstate_get(&c, in->stale, bm);
+			return 0;
+		}
 		case VMSTATE_TAG_MIG_COMPLETE: {
 			struct vmstate_cursor c;
 			vmstate_cursor_init(&c, &in->s);
@@ -246,7 +266,8 @@ static void read_report(struct incoming *in)
 int migrate_incoming(struct api *a, struct vm *vm, const char *uri,
 		     const struct restore_overrides *o, char *err, size_t n)
 {
-	struct incoming in = { .fd = -1 };
+	/* Static: in post-copy, its threads go on using the stream after this returns. */
+	static struct incoming in = { .fd = -1, .wlock = PTHREAD_MUTEX_INITIALIZER };
 	struct vmm_config cfg;
 	struct guest_mem mem = { .fd = -1 };
 	struct vmstate_file file = { 0 };
@@ -288,6 +309,16 @@ int migrate_incoming(struct api *a, struct vm *vm, const char *uri,
 	if ((r = receive(&in, &mem, &state, &state_len, &running, err, n)))
 		goto fail;
 	uint64_t t0 = now_ns();
+	if (in.stale) {
+		/* From here every page placed goes through the userfaultfd (post-copy). */
+		in.pc_mem = mem;
+		if ((r = postcopy_dst_begin(&in.pc, &in.pc_mem, in.stale, in.fd, &in.w, &in.wlock,
+					    err, n)))
+			goto fail;
+		migrate_get_progress(&p);
+		p.state = MIGRATE_POSTCOPY;
+		migrate_progress_set_incoming(&p);
+	}
 	char why[256];
 	if ((r = vmstate_file_parse(&file, state, state_len, why, sizeof(why)))) {
 		fail_msg(err, n, r, "the device state: %s", why);
@@ -329,25 +360,31 @@ int migrate_incoming(struct api *a, struct vm *vm, const char *uri,
 	log_info("switchover here: %s %.1f ms, state loaded %.1f ms, vCPUs started %.1f ms",
 		 early ? "disks reopened" : "VM built", (t1 - t0) / 1e6, (t2 - t1) / 1e6,
 		 (now_ns() - t2) / 1e6);
+	a->cfg = cfg;
+	vmstate_file_free(&file);
+	free(state);
+	if (in.stale) {
+		log_info("post-copy: the VM runs here; the rest of its memory follows");
+		return 0; /* the stream is the post-copy threads' now */
+	}
 	if (in.w.err)
 		log_warn("migration: the source did not hear that the VM runs here: %s",
 			 strerror(-in.w.err));
 	else
 		read_report(&in);
-	a->cfg = cfg;
-	vmstate_file_free(&file);
-	free(state);
 	free(in.buf);
 	free(in.w.buf);
 	close(in.fd);
 	return 0;
 fail:
 	if (!prepared) {
+		pthread_mutex_lock(&in.wlock);
 		if (!in.replied) {
 			vmstate_writer_init(&in.w, in.fd);
 			in.replied = true;
 		}
 		mig_message_put(&in.w, err);
+		pthread_mutex_unlock(&in.wlock);
 	}
 	if (in.copying)
 		disk_copy_dst_abort(&in.dc, &cfg);

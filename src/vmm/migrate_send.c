@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -35,7 +36,8 @@
 #define REPLY_TIMEOUT_MS 60000 /* the destination checking the machine, building the VM */
 #define STALL_TIMEOUT_MS 30000 /* a destination that takes nothing this long has failed */
 #define THROTTLE_PERIOD_NS 10000000L
-#define THROTTLE_FIRST 20 /* QEMU's cpu-throttle-initial and -increment */
+#define POSTCOPY_AFTER_ROUNDS 3 /* pre-copy rounds before post-copy takes over */
+#define THROTTLE_FIRST 20	/* QEMU's cpu-throttle-initial and -increment */
 #define THROTTLE_STEP 10
 #define THROTTLE_MAX 99
 
@@ -57,6 +59,8 @@ struct migration {
 	atomic_bool throttling;
 	unsigned int above_half; /* rounds in a row where the guest dirtied >= half of what went */
 	struct disk_copy_src dc; /* copy_storage */
+	bool postcopy;		 /* the switchover leaves the dirty pages for later */
+	bool committed;		 /* post-copy: the destination runs the VM */
 	/* Set by the thread when it gives up; the loop then finishes (it owns switch_fd). */
 	enum migrate_state thread_end;
 	char thread_err[512];
@@ -403,9 +407,15 @@ static int send_devices(struct migration *m, char *err, size_t n)
 	vmstate_begin(&m->w, VMSTATE_TAG_MIG_DEVICES, 0, MIG_SECTION_VERSION);
 	vmstate_put(&m->w, buf, len);
 	vmstate_end(&m->w);
-	/* COMPLETE says whether the VM runs on at the destination or stays paused. */
-	vmstate_begin(&m->w, VMSTATE_TAG_MIG_COMPLETE, 0, MIG_SECTION_VERSION);
+	/*
+	 * COMPLETE (or POSTCOPY, with the pages still to come) says whether the VM runs on at
+	 * the destination or stays paused.
+	 */
+	vmstate_begin(&m->w, m->postcopy ? VMSTATE_TAG_MIG_POSTCOPY : VMSTATE_TAG_MIG_COMPLETE, 0,
+		      MIG_SECTION_VERSION);
 	vmstate_put_bool(&m->w, !m->was_paused);
+	if (m->postcopy)
+		vmstate_put(&m->w, m->dirty, (m->pages + 7) / 8);
 	vmstate_end(&m->w);
 	if ((r = m->w.err))
 		stream_failed(m, r, err, n);
@@ -413,6 +423,158 @@ out:
 	free(buf);
 	close(fd);
 	return r;
+}
+
+/* ---- post-copy, on a thread of its own once the device state went ---- */
+
+/* One page (a request), as a RAM section of its own. */
+static void send_one_page(struct migration *m, uint64_t p)
+{
+	const uint8_t *page = m->vm->mem.host + p * MIG_PAGE;
+	bool z = page_is_zero(page);
+
+	vmstate_begin(&m->w, VMSTATE_TAG_MIG_RAM, 0, MIG_SECTION_VERSION);
+	mig_run_put(&m->w, p, 1, z ? MIG_RUN_ZERO : MIG_RUN_DATA, page);
+	vmstate_end(&m->w);
+	m->dirty[p / 8] &= (uint8_t) ~(1u << (p % 8));
+}
+
+/* The next up to MIG_RUN_MAX_PAGES pending pages from *cursor, as one RAM section. */
+static bool send_batch(struct migration *m, uint64_t *cursor)
+{
+	const uint8_t *ram = m->vm->mem.host;
+	uint64_t p = *cursor, sent = 0;
+	bool open = false;
+
+	while (p < m->pages && sent < MIG_RUN_MAX_PAGES) {
+		if (!bit(m->dirty, p)) {
+			p = (p % 8 || m->dirty[p / 8]) ? p + 1 : p + 8;
+			continue;
+		}
+		bool z = page_is_zero(ram + p * MIG_PAGE);
+		uint64_t q = p + 1;
+		while (q < m->pages && sent + (q - p) < MIG_RUN_MAX_PAGES && bit(m->dirty, q) &&
+		       page_is_zero(ram + q * MIG_PAGE) == z)
+			q++;
+		if (!open) {
+			vmstate_begin(&m->w, VMSTATE_TAG_MIG_RAM, 0, MIG_SECTION_VERSION);
+			open = true;
+		}
+		mig_run_put(&m->w, p, (uint32_t)(q - p), z ? MIG_RUN_ZERO : MIG_RUN_DATA,
+			    ram + p * MIG_PAGE);
+		for (uint64_t i = p; i < q; i++)
+			m->dirty[i / 8] &= (uint8_t) ~(1u << (i % 8));
+		sent += q - p;
+		p = q;
+	}
+	if (open)
+		vmstate_end(&m->w);
+	*cursor = p;
+	return sent > 0;
+}
+
+/*
+ * Answers what the destination sends: page requests (answered at once, whatever was sent
+ * before: it may be on its way still), PREPARED and RESUMED. 0, or -errno + err.
+ */
+static int postcopy_serve(struct migration *m, int timeout_ms, char *err, size_t n)
+{
+	struct vmstate_section s;
+	struct pollfd pfd = { .fd = m->fd, .events = POLLIN };
+	int r;
+
+	while (poll(&pfd, 1, timeout_ms) > 0) {
+		if ((r = read_reply(m, &s, 10000, err, n)))
+			return r;
+		if (s.tag == VMSTATE_TAG_MIG_PAGE_REQ) {
+			struct vmstate_cursor c;
+			vmstate_cursor_init(&c, &s);
+			uint64_t p = vmstate_get_u64(&c);
+			if (vmstate_cursor_done(&c) || p >= m->pages)
+				return fail_msg(err, n, -EINVAL, "a page request outside RAM");
+			send_one_page(m, p);
+		} else if (s.tag == VMSTATE_TAG_MIG_PREPARED) {
+			m->committed = true; /* from here the destination may run the guest */
+		} else if (s.tag == VMSTATE_TAG_MIG_RESUMED) {
+			pthread_mutex_lock(&prog_lock);
+			prog.downtime_us = (now_ns() - m->pause_ns) / 1000;
+			pthread_mutex_unlock(&prog_lock);
+			log_info("post-copy: the VM runs at the destination after %.1f ms",
+				 prog.downtime_us / 1000.0);
+		} else {
+			return fail_msg(err, n, -EPROTO, "the destination sent %s in post-copy",
+					vmstate_tag_name(s.tag));
+		}
+		if (m->w.err)
+			return m->w.err;
+		timeout_ms = 0;
+	}
+	return 0;
+}
+
+static void *postcopy_thread(void *arg)
+{
+	struct migration *m = arg;
+	char err[512] = "";
+	uint64_t cursor = 0, one = 1;
+	int r = 0;
+
+	pthread_setname_np(pthread_self(), "mig-postcopy");
+	/* Requests first; the rest of the pending pages in order between them. */
+	while (!r) {
+		if ((r = postcopy_serve(m, 0, err, sizeof(err))))
+			break;
+		if (!send_batch(m, &cursor)) {
+			if (cursor < m->pages) {
+				cursor = m->pages;
+				continue;
+			}
+			/* Everything went once; the destination may still ask for what it has. */
+			if (!m->committed || !prog.downtime_us) {
+				r = postcopy_serve(m, 1000, err, sizeof(err));
+				continue;
+			}
+			break;
+		}
+		if ((r = m->w.err))
+			stream_failed(m, r, err, sizeof(err));
+	}
+	if (!r) {
+		struct mig_report rep = { .total_ms = (now_ns() - m->t0_ns) / 1000000,
+					  .bytes_sent = m->w.written };
+		pthread_mutex_lock(&prog_lock);
+		rep.downtime_us = prog.downtime_us;
+		rep.rounds = prog.round;
+		prog.bytes_left = 0;
+		pthread_mutex_unlock(&prog_lock);
+		mig_signal_put(&m->w, VMSTATE_TAG_MIG_COMPLETE);
+		mig_report_put(&m->w, &rep);
+		r = vmstate_writer_finish(&m->w);
+		if (r)
+			stream_failed(m, r, err, sizeof(err));
+	}
+	if (r && m->committed)
+		snprintf(m->thread_err, sizeof(m->thread_err),
+			 "post-copy failed after the destination started the VM (%.300s): its "
+			 "memory is split between the hosts; this VM stays paused here",
+			 err);
+	else
+		snprintf(m->thread_err, sizeof(m->thread_err), "%.500s", err);
+	m->thread_end = r ? MIGRATE_FAILED : MIGRATE_COMPLETED;
+	if (write(m->switch_fd, &one, sizeof(one)) != sizeof(one))
+		log_error("migration: cannot reach the event loop: %s", strerror(errno));
+	return NULL;
+}
+
+static int postcopy_start(struct migration *m)
+{
+	pthread_t t;
+	int r = pthread_create(&t, NULL, postcopy_thread, m);
+
+	if (r)
+		return -r;
+	pthread_detach(t);
+	return 0;
 }
 
 static void on_switch(void *opaque, uint32_t events)
@@ -427,7 +589,16 @@ static void on_switch(void *opaque, uint32_t events)
 	if (read(m->switch_fd, &v, sizeof(v)) < 0)
 		return;
 	if (m->thread_end) {
-		finish(m, m->thread_end, m->thread_err);
+		enum migrate_state end = m->thread_end;
+		if (end == MIGRATE_FAILED && m->postcopy && !m->committed) {
+			/* The destination never ran it: the VM goes on here. */
+			disks_lock(vm, true);
+			if (!m->was_paused)
+				vm_resume(vm);
+		}
+		finish(m, end, m->thread_err);
+		if (end == MIGRATE_COMPLETED)
+			machine_stop(&vm->machine, MACHINE_MIGRATED, 0);
 		return;
 	}
 	set_state(MIGRATE_SWITCHOVER);
@@ -459,6 +630,16 @@ static void on_switch(void *opaque, uint32_t events)
 	disks_lock(vm, false);
 	if ((r = send_devices(m, err, sizeof(err))))
 		goto relock;
+	if (m->postcopy) {
+		/* The post-copy thread answers the destination from here on (migrate_postcopy.c). */
+		set_state(MIGRATE_POSTCOPY);
+		if ((r = postcopy_start(m))) {
+			snprintf(err, sizeof(err), "cannot start the post-copy thread: %s",
+				 strerror(-r));
+			goto relock;
+		}
+		return;
+	}
 	t[3] = now_ns();
 	if ((r = read_reply(m, &s, REPLY_TIMEOUT_MS, err, sizeof(err))))
 		goto relock;
@@ -638,6 +819,11 @@ static void *migration_thread(void *arg)
 		uint64_t left = count_bits(m->dirty, m->pages) * MIG_PAGE +
 				(m->p.copy_storage ? disk_copy_src_pending(&m->dc) : 0);
 		int d = decide(m, now_ns() - t, left, err, sizeof(err));
+		if (d == 0 && m->p.post_copy && prog.round >= POSTCOPY_AFTER_ROUNDS) {
+			log_info("migration: switching to post-copy after %u rounds", prog.round);
+			m->postcopy = true;
+			d = 1;
+		}
 		if (d < 0)
 			goto fail;
 		if (atomic_load(&cancel_req)) {

@@ -62,12 +62,35 @@ void mig_run_put(struct vmstate_writer *w, uint64_t first, uint32_t count, enum 
 		vmstate_put(w, data, count * MIG_PAGE);
 }
 
-/* One pass over the runs: checks them all (ram NULL), or applies them. */
-static int walk_runs(const struct vmstate_section *s, uint8_t *ram, int fd, uint64_t pages,
+struct apply_plain {
+	uint8_t *ram;
+	int fd;
+};
+
+/* mig_ram_apply's way: copy the data, punch the zero runs out of the memfd. */
+static int apply_plain(void *opaque, uint64_t first, uint32_t count, enum mig_run_kind kind,
+		       const uint8_t *data)
+{
+	struct apply_plain *a = opaque;
+
+	if (kind == MIG_RUN_DATA) {
+		memcpy(a->ram + first * MIG_PAGE, data, count * MIG_PAGE);
+		return 0;
+	}
+	/* A hole in the memfd reads as zeros and gives the memory back. */
+	if (a->fd < 0 || fallocate(a->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				   (off_t)(first * MIG_PAGE), (off_t)(count * MIG_PAGE)) < 0)
+		memset(a->ram + first * MIG_PAGE, 0, count * MIG_PAGE);
+	return 0;
+}
+
+/* One pass over the runs: checks them all (fn NULL), or hands each to fn. */
+static int walk_runs(const struct vmstate_section *s, uint64_t pages, mig_run_fn fn, void *opaque,
 		     uint64_t *covered, char *err, size_t n)
 {
 	struct vmstate_cursor c;
 	unsigned int i = 0;
+	int r;
 
 	vmstate_cursor_init(&c, s);
 	*covered = 0;
@@ -86,29 +109,26 @@ static int walk_runs(const struct vmstate_section *s, uint8_t *ram, int fd, uint
 					"RAM run %u: pages %llu+%u outside the VM's %llu pages", i,
 					(unsigned long long)first, count,
 					(unsigned long long)pages);
+		const uint8_t *data = NULL;
 		if (kind == MIG_RUN_DATA) {
 			if (count > MIG_RUN_MAX_PAGES || (uint64_t)count * MIG_PAGE > c.len - c.off)
 				return fail_msg(err, n, -EINVAL,
 						"RAM run %u: %u pages of data, %llu bytes left", i,
 						count, (unsigned long long)(c.len - c.off));
-			if (ram)
-				memcpy(ram + first * MIG_PAGE, c.p + c.off, count * MIG_PAGE);
+			data = c.p + c.off;
 			c.off += count * MIG_PAGE;
-		} else if (ram) {
-			/* A hole in the memfd reads as zeros and gives the memory back. */
-			if (fd < 0 ||
-			    fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-				      (off_t)(first * MIG_PAGE), (off_t)(count * MIG_PAGE)) < 0)
-				memset(ram + first * MIG_PAGE, 0, count * MIG_PAGE);
 		}
+		if (fn && (r = fn(opaque, first, count, (enum mig_run_kind)kind, data)))
+			return fail_msg(err, n, r, "RAM run %u: cannot place pages %llu+%u: %s", i,
+					(unsigned long long)first, count, strerror(-r));
 		*covered += count;
 		i++;
 	}
 	return 0;
 }
 
-int mig_ram_apply(const struct vmstate_section *s, uint8_t *ram, int fd, uint64_t pages,
-		  uint64_t *pages_done, char *err, size_t n)
+int mig_ram_walk(const struct vmstate_section *s, uint64_t pages, mig_run_fn fn, void *opaque,
+		 uint64_t *pages_done, char *err, size_t n)
 {
 	uint64_t covered;
 	int r;
@@ -116,11 +136,19 @@ int mig_ram_apply(const struct vmstate_section *s, uint8_t *ram, int fd, uint64_
 	if (s->version != MIG_SECTION_VERSION)
 		return fail_msg(err, n, -EINVAL, "RAM section version %u; this tern-vmm reads %d",
 				s->version, MIG_SECTION_VERSION);
-	if ((r = walk_runs(s, NULL, -1, pages, &covered, err, n)))
+	if ((r = walk_runs(s, pages, NULL, NULL, &covered, err, n)) ||
+	    (r = walk_runs(s, pages, fn, opaque, &covered, err, n)))
 		return r;
-	walk_runs(s, ram, fd, pages, &covered, err, n);
 	*pages_done += covered;
 	return 0;
+}
+
+int mig_ram_apply(const struct vmstate_section *s, uint8_t *ram, int fd, uint64_t pages,
+		  uint64_t *pages_done, char *err, size_t n)
+{
+	struct apply_plain a = { ram, fd };
+
+	return mig_ram_walk(s, pages, apply_plain, &a, pages_done, err, n);
 }
 
 void mig_message_put(struct vmstate_writer *w, const char *msg)

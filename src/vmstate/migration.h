@@ -63,6 +63,16 @@ void mig_run_put(struct vmstate_writer *w, uint64_t first, uint32_t count, enum 
 int mig_ram_apply(const struct vmstate_section *s, uint8_t *ram, int fd, uint64_t pages,
 		  uint64_t *pages_done, char *err, size_t n);
 
+/* What mig_ram_walk hands each run to: 0 or -errno. data is NULL for zero runs. */
+typedef int (*mig_run_fn)(void *opaque, uint64_t first, uint32_t count, enum mig_run_kind kind,
+			  const uint8_t *data);
+/*
+ * The same checks as mig_ram_apply, then each run goes to fn (post-copy places pages with
+ * userfaultfd instead of writing them). 0, or -errno with err.
+ */
+int mig_ram_walk(const struct vmstate_section *s, uint64_t pages, mig_run_fn fn, void *opaque,
+		 uint64_t *pages_done, char *err, size_t errlen);
+
 /* ERROR: a message, at most MIG_MESSAGE_MAX bytes, no NUL inside. */
 void mig_message_put(struct vmstate_writer *w, const char *msg);
 /* The message into buf (a placeholder when the payload is not a valid one). */

@@ -133,6 +133,10 @@ const char *vmstate_tag_name(uint32_t tag)
 		return "migration disk list";
 	case VMSTATE_TAG_MIG_DISK:
 		return "migration disk data";
+	case VMSTATE_TAG_MIG_POSTCOPY:
+		return "migration post-copy";
+	case VMSTATE_TAG_MIG_PAGE_REQ:
+		return "migration page request";
 	}
 	return "unknown";
 }

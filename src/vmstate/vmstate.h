@@ -64,6 +64,8 @@ enum vmstate_tag {
 	VMSTATE_TAG_MIG_REPORT = 72,   /* source: downtime and totals, for the destination */
 	VMSTATE_TAG_MIG_DISKS = 73,    /* source: the disks it copies (copy_storage) and sizes */
 	VMSTATE_TAG_MIG_DISK = 74,     /* source: runs of one copied disk's bytes */
+	VMSTATE_TAG_MIG_POSTCOPY = 75, /* source: switch over now; these pages come later */
+	VMSTATE_TAG_MIG_PAGE_REQ = 76, /* destination (post-copy): send these pages first */
 };
 
 /* A name for --describe-snapshot ("vcpu", "virtio-blk" ...), or "unknown". */

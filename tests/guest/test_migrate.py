@@ -476,3 +476,24 @@ def test_migrate_auto_converge_outruns_the_bandwidth_cap():
         src.stop()
         if dst:
             dst.stop()
+
+
+def test_migrate_post_copy_when_pre_copy_cannot_converge():
+    """The guest dirties faster than the capped link and there is no auto-converge: with
+    post_copy the VM switches over anyway after a few rounds and pulls the rest from the
+    source as it touches it (userfaultfd); the dirtier checks every word on arrival."""
+    mib = 32
+    work, src, c = start_source("postcopy", cmdline="mib=%d static=8 gap=8" % mib)
+    path = os.path.join(work, "incoming.sock")
+    dst, dsock = start_destination("postcopy", work, "unix:" + path, wait_path=path)
+    try:
+        migrate(c, {"destination": "unix:" + path, "bandwidth_mib_s": 16, "post_copy": True,
+                    "max_rounds": 10}, "PUT /migrate post_copy", src)
+        rep = expect_arrived(src, dst, dsock, "post-copy")
+        assert "switching to post-copy" in src.err(), src
+        assert "post-copy complete" in dst.err() or dst.wait_for("post-copy complete", 60,
+                                                                 stream="err"), dst
+        assert rep["round"] <= 4, rep
+    finally:
+        src.stop()
+        dst.stop()

@@ -1,0 +1,174 @@
+/* The destination's side of post-copy (migrate_postcopy.h). */
+#include "vmm/migrate_postcopy.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "vmm/migrate.h"
+#include "vmstate/migration.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static const uint8_t zero_page[MIG_PAGE] __attribute__((aligned(4096)));
+
+/* Places one run of pages that arrived; a page already there (EEXIST) stays as it is. */
+static int place(void *opaque, uint64_t first, uint32_t count, enum mig_run_kind kind,
+		 const uint8_t *data)
+{
+	struct postcopy_dst *pc = opaque;
+
+	for (uint32_t i = 0; i < count; i++) {
+		struct uffdio_copy c = {
+			.dst = (uint64_t)(uintptr_t)(pc->mem->host + (first + i) * MIG_PAGE),
+			.src = (uint64_t)(uintptr_t)(kind == MIG_RUN_DATA ? data + i * MIG_PAGE :
+									    zero_page),
+			.len = MIG_PAGE,
+		};
+		if (ioctl(pc->uffd, UFFDIO_COPY, &c) < 0 && errno != EEXIST)
+			return -errno;
+	}
+	return 0;
+}
+
+static void *recv_thread(void *arg)
+{
+	struct postcopy_dst *pc = arg;
+	struct vmstate_section s;
+	struct migrate_progress p;
+	uint8_t *buf = NULL;
+	size_t cap = 0;
+	uint64_t done = 0;
+	char err[512];
+	int r;
+
+	pthread_setname_np(pthread_self(), "mig-postcopy-rx");
+	for (;;) {
+		if ((r = vmstate_read_section(pc->sock, &s, &buf, &cap, MIG_RAM_SECTION_MAX, 120000,
+					      err, sizeof(err))))
+			break;
+		if (s.tag == VMSTATE_TAG_MIG_RAM) {
+			if ((r = mig_ram_walk(&s, pc->pages, place, pc, &done, err, sizeof(err))))
+				break;
+			continue;
+		}
+		if (s.tag == VMSTATE_TAG_MIG_COMPLETE)
+			break;
+		r = fail_msg(err, sizeof(err), -EPROTO, "unexpected %s section in post-copy",
+			     vmstate_tag_name(s.tag));
+		break;
+	}
+	if (r)
+		/* Part of the guest's memory is only at the source: it cannot run on. */
+		die("post-copy failed: %s; the VM cannot go on without its memory", err);
+	/* Every page the source had is here: what is still a hole reads as zeros. */
+	atomic_store(&pc->done, 1);
+	struct uffdio_range range = { (uint64_t)(uintptr_t)pc->mem->host, pc->mem->size };
+	if (ioctl(pc->uffd, UFFDIO_UNREGISTER, &range) < 0)
+		log_warn("post-copy: UFFDIO_UNREGISTER: %s", strerror(errno));
+	pthread_join(pc->fault_thread, NULL);
+	close(pc->uffd);
+	migrate_get_progress(&p);
+	p.state = MIGRATE_COMPLETED;
+	struct mig_report rep;
+	if (vmstate_read_section(pc->sock, &s, &buf, &cap, 4096, 10000, err, sizeof(err)) == 0 &&
+	    s.tag == VMSTATE_TAG_MIG_REPORT && mig_report_get(&s, &rep) == 0) {
+		p.downtime_us = rep.downtime_us;
+		p.total_ms = rep.total_ms;
+		p.bytes_sent = rep.bytes_sent;
+		p.round = rep.rounds;
+	}
+	migrate_progress_set_incoming(&p);
+	log_info("post-copy complete: %llu pages arrived after the switchover (downtime %.1f ms, "
+		 "%llu ms in all)",
+		 (unsigned long long)done, p.downtime_us / 1000.0, (unsigned long long)p.total_ms);
+	free(buf);
+	close(pc->sock);
+	return NULL;
+}
+
+static void *fault_thread(void *arg)
+{
+	struct postcopy_dst *pc = arg;
+	struct pollfd pfd = { .fd = pc->uffd, .events = POLLIN };
+
+	pthread_setname_np(pthread_self(), "mig-postcopy-pf");
+	while (!atomic_load(&pc->done)) {
+		struct uffd_msg msg;
+		if (poll(&pfd, 1, 100) <= 0)
+			continue;
+		if (read(pc->uffd, &msg, sizeof(msg)) != sizeof(msg))
+			continue;
+		if (msg.event != UFFD_EVENT_PAGEFAULT)
+			continue;
+		uint64_t off = msg.arg.pagefault.address - (uint64_t)(uintptr_t)pc->mem->host;
+		uint64_t p = off / MIG_PAGE;
+		if (off >= pc->mem->size ||
+		    __atomic_fetch_or(&pc->requested[p / 8], (uint8_t)(1u << (p % 8)),
+				      __ATOMIC_RELAXED) &
+			    (1u << (p % 8)))
+			continue;
+		pthread_mutex_lock(pc->wlock);
+		vmstate_begin(pc->w, VMSTATE_TAG_MIG_PAGE_REQ, 0, MIG_SECTION_VERSION);
+		vmstate_put_u64(pc->w, p);
+		vmstate_end(pc->w);
+		pthread_mutex_unlock(pc->wlock);
+	}
+	return NULL;
+}
+
+int postcopy_dst_begin(struct postcopy_dst *pc, const struct guest_mem *mem, const uint8_t *stale,
+		       int sock, struct vmstate_writer *w, pthread_mutex_t *wlock, char *err,
+		       size_t n)
+{
+	uint64_t pages = mem->size / MIG_PAGE;
+
+	memset(pc, 0, sizeof(*pc));
+	pc->sock = sock;
+	pc->mem = mem;
+	pc->pages = pages;
+	pc->w = w;
+	pc->wlock = wlock;
+	pc->requested = calloc((pages + 7) / 8, 1);
+	if (!pc->requested)
+		return fail_msg(err, n, -ENOMEM, "out of memory");
+	/* What changed at the source since it was sent is not to be trusted: a hole. */
+	for (uint64_t p = 0; p < pages;) {
+		if (!(stale[p / 8] & (1u << (p % 8)))) {
+			p++;
+			continue;
+		}
+		uint64_t q = p;
+		while (q < pages && (stale[q / 8] & (1u << (q % 8))))
+			q++;
+		if (fallocate(mem->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			      (off_t)(p * MIG_PAGE), (off_t)((q - p) * MIG_PAGE)) < 0)
+			return fail_msg(err, n, -errno, "post-copy: cannot punch RAM: %s",
+					strerror(errno));
+		p = q;
+	}
+	pc->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (pc->uffd < 0)
+		return fail_msg(err, n, -errno, "post-copy needs userfaultfd: %s", strerror(errno));
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = {
+		.range = { (uint64_t)(uintptr_t)mem->host, mem->size },
+		.mode = UFFDIO_REGISTER_MODE_MISSING,
+	};
+	if (ioctl(pc->uffd, UFFDIO_API, &api) < 0 || ioctl(pc->uffd, UFFDIO_REGISTER, &reg) < 0) {
+		int e = errno;
+		close(pc->uffd);
+		return fail_msg(err, n, -e, "post-copy: userfaultfd on guest RAM: %s", strerror(e));
+	}
+	if (pthread_create(&pc->fault_thread, NULL, fault_thread, pc) ||
+	    pthread_create(&pc->recv_thread, NULL, recv_thread, pc))
+		die("post-copy: cannot start its threads");
+	pthread_detach(pc->recv_thread);
+	return 0;
+}
