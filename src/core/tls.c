@@ -18,7 +18,8 @@
 
 /* TLS 1.2 and 1.3 with GnuTLS's default ciphers: 1.0 and 1.1 are deprecated (RFC 8996). */
 #define PRIORITY "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
-/* How long a refused peer gets to read our alert before the socket closes. */
+/* How long a closing side keeps taking what the peer sends: a refused peer reads our alert,
+ * a tunnel's peer gets our last bytes instead of a reset. */
 #define LINGER_MS 1000
 
 struct tls_creds {
@@ -434,6 +435,14 @@ void tls_close(struct tls_conn *c)
 		return;
 	gnutls_bye(c->s, GNUTLS_SHUT_WR); /* one try: the socket is non-blocking */
 	conn_free(c, false);
+}
+
+void tls_close_linger(struct tls_conn *c)
+{
+	if (!c)
+		return;
+	gnutls_bye(c->s, GNUTLS_SHUT_WR);
+	conn_free(c, true);
 }
 
 int tls_fd(const struct tls_conn *c)

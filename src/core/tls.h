@@ -1,6 +1,6 @@
 /*
  * Mutual TLS over a connected socket (GnuTLS), the one connection type between hosts:
- * ternd's --listen-tls and `tern --connect` use it, and so will host-to-host migration.
+ * ternd's --listen-tls, `tern --connect` and host-to-host migration use it.
  *
  * Both sides prove who they are with a certificate signed by the CA in the PKI directory
  * (libvirt's layout, flattened): cacert.pem, servercert.pem + serverkey.pem on the
@@ -55,6 +55,12 @@ ssize_t tls_read(struct tls_conn *c, void *buf, size_t n, int timeout_ms);
 int tls_write_all(struct tls_conn *c, const void *buf, size_t n, int timeout_ms);
 /* Ends the session (a close_notify, without waiting for the peer's) and closes the socket. */
 void tls_close(struct tls_conn *c);
+/*
+ * As tls_close, but first takes (and drops) what the peer still sends, for up to a second:
+ * closing a socket with unread input resets the connection, which can cost the peer the
+ * last bytes we sent (a byte tunnel's end, where the other side may still be sending).
+ */
+void tls_close_linger(struct tls_conn *c);
 
 /* The socket, for poll(); bytes already decrypted and not yet read (do not poll then). */
 int tls_fd(const struct tls_conn *c);
