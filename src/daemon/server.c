@@ -1,4 +1,5 @@
-/* ternd's API sockets: an accepting thread per socket, a thread per connection. */
+/* ternd's API sockets: an accepting thread per socket, a thread per connection (which a
+ * migration's stream turns into a byte tunnel after its answer). */
 #include "daemon/server.h"
 
 #include "api/http.h"
@@ -6,6 +7,7 @@
 #include "core/tcp.h"
 #include "core/tls.h"
 #include "core/util.h"
+#include "daemon/relay.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -95,6 +97,33 @@ static bool tls_accept(struct conn *c)
 	return true;
 }
 
+/* Set by a handler on this connection's thread (server_tunnel_after_reply). */
+static __thread int tunnel_fd = -1;
+static __thread char tunnel_label[160];
+
+void server_tunnel_after_reply(int fd, const char *label)
+{
+	tunnel_fd = fd;
+	snprintf(tunnel_label, sizeof(tunnel_label), "%s", label);
+}
+
+/* The connection as a byte tunnel to fd until either end closes; both are closed after. */
+static void tunnel(struct conn *c, int fd)
+{
+	struct relay_end peer = { .fd = c->fd,
+				  .tls = c->tls,
+				  .name = c->peer[0] ? c->peer : "client" };
+	struct relay_end local = { .fd = fd, .name = tunnel_label };
+	char why[1024];
+
+	log_info("%s: tunnel to %s open", tunnel_label, peer.name);
+	relay_run(&peer, &local, -1, -1, why, sizeof(why));
+	log_info("%s: tunnel ended (%llu bytes in, %llu out): %s", tunnel_label,
+		 (unsigned long long)peer.bytes_in, (unsigned long long)local.bytes_in, why);
+	c->fd = -1;
+	c->tls = NULL;
+}
+
 static void *conn_thread(void *arg)
 {
 	struct conn *c = arg;
@@ -111,10 +140,18 @@ static void *conn_thread(void *arg)
 		int r = n > 0 ? http_conn_feed(h, buf, (size_t)n) : (http_conn_eof(h), -1);
 		size_t len;
 		const char *out = http_conn_output(h, &len);
-		if (len && !conn_send(c, out, len))
-			break;
+		bool sent = !len || conn_send(c, out, len);
 		http_conn_consume(h, len);
-		if (r < 0)
+		if (tunnel_fd >= 0) {
+			int fd = tunnel_fd;
+			tunnel_fd = -1;
+			if (sent)
+				tunnel(c, fd);
+			else
+				close(fd);
+			break;
+		}
+		if (!sent || r < 0)
 			break;
 	}
 	http_conn_free(h);

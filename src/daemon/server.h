@@ -28,4 +28,13 @@ struct tls_creds;
 int server_start_tls(struct mgmt_listener *l, const struct hostport *addr, struct tls_creds *creds,
 		     char *err, size_t errlen);
 
+/*
+ * From a request handler (mgmt.c), on the connection's own thread: once the answer it is
+ * giving is sent, the connection becomes a byte tunnel to the connected socket fd (relay.h)
+ * until either end closes; fd is the tunnel's from here (closed if the answer cannot be
+ * sent). label names fd's side in the log. The client must send nothing after its request
+ * until it has the answer: bytes that came with the request would not reach fd.
+ */
+void server_tunnel_after_reply(int fd, const char *label);
+
 #endif
