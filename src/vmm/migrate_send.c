@@ -76,7 +76,10 @@ static const char *const state_names[] = {
 	[MIGRATE_ACTIVE] = "active",	   [MIGRATE_SWITCHOVER] = "switchover",
 	[MIGRATE_COMPLETED] = "completed", [MIGRATE_FAILED] = "failed",
 	[MIGRATE_CANCELLED] = "cancelled", [MIGRATE_INCOMING] = "incoming",
+	[MIGRATE_POSTCOPY] = "postcopy",
 };
+_Static_assert(sizeof(state_names) / sizeof(state_names[0]) == MIGRATE_POSTCOPY + 1,
+	       "a name for every state");
 
 const char *migrate_state_name(enum migrate_state s)
 {
@@ -128,6 +131,16 @@ static bool page_is_zero(const uint8_t *p)
 static bool bit(const uint8_t *bm, uint64_t p)
 {
 	return bm[p / 8] & (1u << (p % 8));
+}
+
+/* How long the stream is ahead of the bandwidth cap: ms to wait before sending more. */
+static int ahead_of_cap_ms(const struct migration *m)
+{
+	if (!m->p.bandwidth_mib_s)
+		return 0;
+	uint64_t due_ns = m->w.written * 1000000000ULL / (m->p.bandwidth_mib_s << 20);
+	uint64_t el = now_ns() - m->t0_ns;
+	return el >= due_ns ? 0 : (int)((due_ns - el) / 1000000 + 1);
 }
 
 /* Holds the stream to the bandwidth cap: sleeps while we are ahead of it. */
@@ -536,8 +549,13 @@ static void *postcopy_thread(void *arg)
 			}
 			break;
 		}
-		if ((r = m->w.err))
+		if ((r = m->w.err)) {
 			stream_failed(m, r, err, sizeof(err));
+			break;
+		}
+		/* The cap holds back the background pages only: requests are served meanwhile. */
+		for (int ms; !r && (ms = ahead_of_cap_ms(m)) > 0;)
+			r = postcopy_serve(m, ms > 100 ? 100 : ms, err, sizeof(err));
 	}
 	if (!r) {
 		struct mig_report rep = { .total_ms = (now_ns() - m->t0_ns) / 1000000,
@@ -620,7 +638,8 @@ static void on_switch(void *opaque, uint32_t events)
 	left = count_bits(m->dirty, m->pages);
 	if (m->p.copy_storage)
 		disk_copy_src_collect(&m->dc, vm);
-	if ((r = send_pages(m, m->dirty)) ||
+	/* Post-copy leaves the dirty pages for after the switchover: that is its point. */
+	if ((!m->postcopy && (r = send_pages(m, m->dirty))) ||
 	    (m->p.copy_storage && (r = disk_copy_src_send(&m->dc, &m->w, &cancel_req)))) {
 		stream_failed(m, r, err, sizeof(err));
 		goto resume;

@@ -497,3 +497,33 @@ def test_migrate_post_copy_when_pre_copy_cannot_converge():
     finally:
         src.stop()
         dst.stop()
+
+
+def test_migrate_post_copy_destination_lost():
+    """The destination dies while it pulls pages: the guest's memory is split, so neither
+    side may run it. The source's VM stays paused and GET /migrate says why."""
+    # A slow dirtier (delay=): at the destination it touches its pages slower than the
+    # capped link brings them, so post-copy lasts seconds, not the one a fast guest needs
+    # to pull everything on demand.
+    work, src, c = start_source("pclost", cmdline="mib=16 static=4 gap=4 delay=1000000")
+    path = os.path.join(work, "incoming.sock")
+    dst, _ = start_destination("pclost", work, "unix:" + path, wait_path=path)
+    try:
+        migrate(c, {"destination": "unix:" + path, "bandwidth_mib_s": 1, "post_copy": True},
+                "PUT /migrate post_copy", src)
+        wait_status(c, {"postcopy"}, src)
+        assert dst.wait_for("the VM runs here", 60, stream="err"), dst
+        time.sleep(0.5)
+        assert src.proc.poll() is None and dst.proc.poll() is None, "post-copy ended too soon"
+        dst.proc.kill()
+        dst.wait(10)
+        st = wait_status(c, {"failed"}, src)
+        assert "stays paused" in st["error"], st
+        assert src.proc.poll() is None, "the source exited: %r" % src
+        assert api.vm_state(c) == "Paused", "the source's VM must stay paused"
+        n = len(passes(src))
+        time.sleep(2)
+        assert len(passes(src)) == n, "the paused source ran on"
+    finally:
+        src.stop()
+        dst.stop()
