@@ -1,12 +1,14 @@
 /*
- * The long operation running on a VM (save, snapshot, revert, clone) and how far it is,
- * for GET /vms/NAME/job (virsh domjobinfo) and tern's progress bar. Disk copies count their
- * bytes as they go; tern-vmm's memory writes (save, snapshot) are read from its
- * /proc/PID/io "wchar", since tern-vmm is busy writing and does not answer meanwhile.
+ * The long operation running on a VM (save, snapshot, revert, clone, migrate) and how far
+ * it is, for GET /vms/NAME/job (virsh domjobinfo) and tern's progress bar. Disk copies
+ * count their bytes as they go; tern-vmm's memory writes (save, snapshot) are read from its
+ * /proc/PID/io "wchar", since tern-vmm is busy writing and does not answer meanwhile; a
+ * migration's owner asks tern-vmm (GET /migrate) and says what it learnt (job_set).
  */
 #include "daemon/ternd.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -56,9 +58,24 @@ void job_progress(void *opaque, uint64_t bytes)
 	pthread_mutex_unlock(&j->t->lock);
 }
 
+void job_set(struct ternd *t, struct vm_entry *e, uint64_t done, uint64_t total, const char *detail,
+	     const char *migration_json)
+{
+	char *m = migration_json ? strdup(migration_json) : NULL;
+
+	pthread_mutex_lock(&t->lock);
+	e->job.done = done;
+	e->job.total = total;
+	snprintf(e->job.detail, sizeof(e->job.detail), "%s", detail ? detail : "");
+	free(e->job.migration);
+	e->job.migration = m;
+	pthread_mutex_unlock(&t->lock);
+}
+
 void job_end(struct ternd *t, struct vm_entry *e)
 {
 	pthread_mutex_lock(&t->lock);
+	free(e->job.migration);
 	memset(&e->job, 0, sizeof(e->job));
 	pthread_mutex_unlock(&t->lock);
 }
@@ -70,7 +87,8 @@ struct json_object *job_get(struct ternd *t, struct vm_entry *e)
 	double elapsed;
 	pid_t writer;
 	unsigned long long base;
-	char op[16];
+	char op[16], detail[sizeof(e->job.detail)];
+	struct json_object *mig = NULL;
 
 	pthread_mutex_lock(&t->lock);
 	snprintf(op, sizeof(op), "%s", e->job.op);
@@ -79,6 +97,9 @@ struct json_object *job_get(struct ternd *t, struct vm_entry *e)
 	elapsed = op[0] ? now() - e->job.started : 0;
 	writer = e->job.writer;
 	base = e->job.wbase;
+	snprintf(detail, sizeof(detail), "%s", e->job.detail);
+	if (e->job.migration)
+		mig = json_tokener_parse(e->job.migration);
 	json_object_object_add(o, "name", json_object_new_string(e->def.name));
 	pthread_mutex_unlock(&t->lock);
 	if (writer) {
@@ -89,5 +110,9 @@ struct json_object *job_get(struct ternd *t, struct vm_entry *e)
 	json_object_object_add(o, "done_bytes", json_object_new_int64((int64_t)done));
 	json_object_object_add(o, "total_bytes", json_object_new_int64((int64_t)total));
 	json_object_object_add(o, "elapsed_s", json_object_new_double(elapsed));
+	if (detail[0])
+		json_object_object_add(o, "detail", json_object_new_string(detail));
+	if (mig)
+		json_object_object_add(o, "migration", mig);
 	return o;
 }

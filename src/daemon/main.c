@@ -31,7 +31,7 @@
 static const char usage[] =
 	"usage: ternd [--foreground] [--state-dir DIR] [--group NAME] [--cgroup PATH|none]\n"
 	"             [--vmm PATH] [--monitor PATH] [--start-timeout SECONDS]\n"
-	"             [--listen-tls ADDR:PORT [--tls-dir DIR]]\n"
+	"             [--listen-tls ADDR:PORT] [--tls-dir DIR]\n"
 	"             [--log-level error|warn|info|debug]\n"
 	"\n"
 	"The tern host manager: keeps VM definitions in DIR (default " DEFAULT_STATE_DIR "),\n"
@@ -52,8 +52,9 @@ static const char usage[] =
 	"  --listen-tls ADDR:PORT  also serve the API (read-write) over TLS on TCP: an IPv4\n"
 	"                      address or [IPv6] address, port 1 to 65535; clients must show\n"
 	"                      a certificate signed by the CA (tern --connect tls://HOST:PORT)\n"
-	"  --tls-dir DIR       cacert.pem, servercert.pem, serverkey.pem (default\n"
-	"                      " TLS_DEFAULT_DIR ")\n"
+	"  --tls-dir DIR       cacert.pem, servercert.pem, serverkey.pem (--listen-tls), and\n"
+	"                      clientcert.pem, clientkey.pem (migrations to another host's\n"
+	"                      ternd) (default " TLS_DEFAULT_DIR ")\n"
 	"\n"
 	"Exit status: 0 on SIGTERM/SIGINT, 1 when it cannot run (another ternd holds DIR, the\n"
 	"database cannot be opened, the TLS port is taken), 2 for bad usage (a certificate file\n"
@@ -168,8 +169,6 @@ static void parse(int argc, char **argv, struct opts *o)
 		die_usage("unexpected argument '%s' (ternd takes options only)", argv[optind]);
 	if (o->state_dir[0] != '/')
 		die_usage("--state-dir: '%s' must be an absolute path", o->state_dir);
-	if (o->tls_dir && !o->listen_tls)
-		die_usage("--tls-dir: only with --listen-tls ADDR:PORT");
 	if (o->cgroup && strcmp(o->cgroup, "none") && o->cgroup[0] != '/')
 		die_usage("--cgroup: '%s' must be a path under /sys/fs/cgroup starting with / (or "
 			  "none)",
@@ -243,8 +242,9 @@ static void autostart(struct ternd *t)
 		char err[1024];
 		pthread_mutex_lock(&t->lock);
 		for (struct vm_entry *x = t->vms; x; x = x->next)
+			/* Not one that migrated away: it runs on another host now. */
 			if (x->def.autostart && !ternd_is_active(x) && !x->vmm_gone &&
-			    strcmp(x->reason, "failed")) {
+			    strcmp(x->reason, "failed") && strcmp(x->reason, "migrated")) {
 				e = x;
 				e->refs++;
 				break;
@@ -297,6 +297,15 @@ int main(int argc, char **argv)
 		die_usage("--tls-dir: %s (docs/ternd.md, \"Remote management over TLS\", shows how "
 			  "to make the certificates)",
 			  err);
+	/* --tls-dir alone: a host that only sends migrations needs its client certificate. */
+	if (o.tls_dir && !o.listen_tls) {
+		struct tls_creds *client;
+		if (tls_creds_load(&client, TLS_CLIENT, o.tls_dir, err, sizeof(err)))
+			die_usage("--tls-dir: %s (migrations to another host need this ternd's "
+				  "client certificate; docs/ternd.md)",
+				  err);
+		tls_creds_free(client);
+	}
 	if (mkdir(o.state_dir, 0755) && errno != EEXIST)
 		die("cannot make the state directory %s: %s", o.state_dir, strerror(errno));
 	snprintf(path, sizeof(path), "%s/ternd.lock", o.state_dir);
@@ -341,6 +350,7 @@ int main(int argc, char **argv)
 		dprintf(lock_fd, "%d\n", getpid());
 
 	t.state_dir = strdup(o.state_dir);
+	t.tls_dir = strdup(o.tls_dir ? o.tls_dir : TLS_DEFAULT_DIR);
 	t.vmm_path = o.vmm ? strdup(o.vmm) : beside_self("tern-vmm");
 	t.monitor_path = o.monitor ? strdup(o.monitor) : beside_self("tern-monitor");
 	t.start_timeout_ms = (int)o.start_timeout_s * 1000;

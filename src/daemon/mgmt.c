@@ -380,6 +380,69 @@ static bool is(const struct http_request *req, const char *m)
 	return !strcmp(req->method_name, m);
 }
 
+/* POST /vms/NAME/migrate: the VM's summary (shut off, migrated) with the migration's numbers. */
+static void migrate_route(struct ternd *t, struct vm_entry *e, const struct http_request *req,
+			  struct http_response *resp)
+{
+	struct json_object *report = NULL;
+	char err[1024];
+	int r;
+
+	pthread_mutex_lock(&e->op);
+	r = e->removed ? fail_msg(err, sizeof(err), -ENOENT, "no VM named %s", e->def.name) :
+			 migrate_out(t, e, req->body, &report, err, sizeof(err));
+	pthread_mutex_unlock(&e->op);
+	if (r)
+		return fail(resp, status_of(r), err);
+	pthread_mutex_lock(&t->lock);
+	struct json_object *o = summary(e);
+	pthread_mutex_unlock(&t->lock);
+	json_object_object_add(o, "migration", report);
+	reply(resp, 200, o);
+}
+
+/*
+ * /vms/NAME/incoming[/stream]: a migration's destination (another host's ternd asks);
+ * NAME need not be defined here yet. rest is what follows "/incoming".
+ */
+static void incoming_route(struct ternd *t, const char *name, const char *rest,
+			   const struct http_request *req, struct http_response *resp)
+{
+	struct json_object *o = NULL;
+	char err[1024];
+	int r;
+
+	if (*rest && strcmp(rest, "/stream"))
+		return fail(resp, 404, "no such path: see docs/ternd.md");
+	if (!is(req, "POST"))
+		return fail(resp, 405, "POST only");
+	r = *rest ? migrate_in_stream(t, name, req->body, &o, err, sizeof(err)) :
+		    migrate_in_prepare(t, name, req->body, &o, err, sizeof(err));
+	if (r)
+		return fail(resp, status_of(r), err);
+	reply(resp, 200, o);
+}
+
+/* A VM migrating in is its migration's: only destroy may stop it meanwhile. */
+static bool refused_while_incoming(struct ternd *t, struct vm_entry *e, const char *op,
+				   const struct http_request *req, struct http_response *resp)
+{
+	char msg[200];
+	bool in;
+
+	if (is(req, "GET") || (!strcmp(op, "destroy") && is(req, "POST")))
+		return false;
+	pthread_mutex_lock(&t->lock);
+	in = !strcmp(e->state, "migrating in");
+	pthread_mutex_unlock(&t->lock);
+	if (!in)
+		return false;
+	snprintf(msg, sizeof(msg), "%s is migrating in: wait until it runs here (or destroy it)",
+		 e->def.name);
+	fail(resp, 409, msg);
+	return true;
+}
+
 /* GET /vms/NAME/stats */
 static void stats(struct ternd *t, struct vm_entry *e, struct http_response *resp)
 {
@@ -491,6 +554,10 @@ void mgmt_handle(void *opaque, const struct http_request *req, struct http_respo
 	}
 	op[0] = 0;
 	const char *snaps = NULL;
+	if (sscanf(p, "/vms/%127[^/]/%31[^/]", name, op) == 2 && !strcmp(op, "incoming"))
+		return incoming_route(t, name,
+				      p + strlen("/vms/") + strlen(name) + strlen("/incoming"), req,
+				      resp);
 	if (sscanf(p, "/vms/%127[^/]/%31[^/]", name, op) == 2 && !strcmp(op, "snapshots"))
 		snaps = p + strlen("/vms/") + strlen(name) + strlen("/snapshots");
 	else if (sscanf(p, "/vms/%127[^/]/%31[^/]", name, op) < 1 ||
@@ -502,7 +569,9 @@ void mgmt_handle(void *opaque, const struct http_request *req, struct http_respo
 		snprintf(msg, sizeof(msg), "no VM named %.64s", name);
 		return fail(resp, 404, msg);
 	}
-	if (snaps)
+	if (refused_while_incoming(t, e, op, req, resp))
+		;
+	else if (snaps)
 		snapshots(t, e, snaps, req, resp);
 	else if (!strcmp(op, "job"))
 		is(req, "GET") ? reply(resp, 200, job_get(t, e)) : fail(resp, 405, "GET only");
@@ -510,6 +579,8 @@ void mgmt_handle(void *opaque, const struct http_request *req, struct http_respo
 		is(req, "GET") ? stats(t, e, resp) : fail(resp, 405, "GET only");
 	else if (!strcmp(op, "clone"))
 		is(req, "POST") ? clone_route(t, e, req, resp) : fail(resp, 405, "POST only");
+	else if (!strcmp(op, "migrate"))
+		is(req, "POST") ? migrate_route(t, e, req, resp) : fail(resp, 405, "POST only");
 	else if (!op[0] && is(req, "GET"))
 		info(t, e, resp);
 	else if (!op[0] && is(req, "PUT"))

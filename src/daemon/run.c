@@ -147,11 +147,15 @@ static void ended(struct ternd *t, struct vm_entry *e, const char **reason, char
 		why = json_object_get_string(r);
 	if (e->end_reason[0])
 		*reason = e->end_reason;
+	else if (!strcmp(e->state, "migrating in"))
+		*reason = "failed"; /* the migration did not arrive: it never ran here */
 	else if (!o)
 		*reason = "crashed";
 	else if (why &&
 		 (!strcmp(why, "poweroff") || !strcmp(why, "reboot") || !strcmp(why, "debug-exit")))
 		*reason = "shutdown";
+	else if (why && !strcmp(why, "migrated"))
+		*reason = "migrated"; /* it runs on at the destination */
 	else
 		*reason = "crashed";
 	if (o) {
@@ -164,6 +168,17 @@ static void ended(struct ternd *t, struct vm_entry *e, const char **reason, char
 			       "ended and no status was written\"}");
 	}
 	free(buf);
+}
+
+/* The status says the guest rebooted (detail: the status file's JSON). */
+static bool rebooted(const char *detail)
+{
+	struct json_object *o = detail ? json_tokener_parse(detail) : NULL, *r;
+	bool yes = o && json_object_object_get_ex(o, "reason", &r) &&
+		   !strcmp(json_object_get_string(r), "reboot");
+
+	json_object_put(o);
+	return yes;
 }
 
 struct restart {
@@ -190,11 +205,18 @@ static void finalize(struct ternd *t, struct vm_entry *e)
 {
 	const char *reason;
 	char *detail = NULL, cg[4096];
-	bool restart;
+	bool restart, incoming;
 
+	pthread_mutex_lock(&t->lock);
+	incoming = !strcmp(e->state, "migrating in");
+	pthread_mutex_unlock(&t->lock);
 	ended(t, e, &reason, &detail);
 	bridge_taps_delete(&e->def);
+	/* A tern-vmm started without the VM's options (restored, migrated in) exits on a
+	 * reboot rather than starting over itself: the definition says what comes next. */
 	restart = (!strcmp(reason, "shutdown") && e->def.on_poweroff == VMDEF_RESTART) ||
+		  (!strcmp(reason, "shutdown") && e->def.on_reboot == VMDEF_RESTART &&
+		   rebooted(detail)) ||
 		  (!strcmp(reason, "crashed") && e->def.on_crash == VMDEF_RESTART);
 	pthread_mutex_lock(&t->lock);
 	e->mon_pid = e->vmm_pid = 0;
@@ -205,6 +227,8 @@ static void finalize(struct ternd *t, struct vm_entry *e)
 	e->end_reason[0] = 0;
 	if (cgroup_dir(t, e, cg, sizeof(cg)))
 		rmdir(cg);
+	if (incoming)
+		migrate_in_ended(t, e);
 	if (restart) {
 		struct restart *r = malloc(sizeof(*r));
 		pthread_t th;
@@ -291,9 +315,12 @@ static void spawn_child(const char *cg, char **argv, int log_fd)
 	_exit(127);
 }
 
-/* restore_state, restore_mem: the files to restore (a managed save, a snapshot) or NULL. */
+/*
+ * restore_state, restore_mem: the files to restore (a managed save, a snapshot) or NULL.
+ * incoming: no VM options at all, the machine comes from the migration stream.
+ */
 static char **start_argv(struct ternd *t, struct vm_entry *e, const char *restore_state,
-			 const char *restore_mem, bool paused)
+			 const char *restore_mem, bool paused, bool incoming)
 {
 	char dir[4096], api[4200], status[4200], vsock[4200];
 	bool restore = restore_state;
@@ -309,7 +336,7 @@ static char **start_argv(struct ternd *t, struct vm_entry *e, const char *restor
 		bridge_tap_name(&e->def, k, taps[k]);
 		tapv[k] = taps[k];
 	}
-	if (!restore && !(vargs = vmdef_vmm_args(&e->def, vsock, tapv)))
+	if (!restore && !incoming && !(vargs = vmdef_vmm_args(&e->def, vsock, tapv)))
 		return NULL;
 	while (vargs && vargs[nv])
 		nv++;
@@ -332,6 +359,10 @@ static char **start_argv(struct ternd *t, struct vm_entry *e, const char *restor
 	}
 	for (size_t k = 0; k < nv; k++)
 		argv[i++] = strdup(vargs[k]);
+	if (incoming) {
+		argv[i++] = strdup("--id");
+		argv[i++] = strdup(e->def.name);
+	}
 	argv[i++] = strdup("--api-sock");
 	argv[i++] = strdup(api);
 	argv[i++] = strdup("--status-file");
@@ -382,10 +413,12 @@ static int ended_early(struct ternd *t, struct vm_entry *e, char *err, size_t n,
 
 /*
  * Starts the VM: booted, or restored from restore_state + restore_mem (then paused if
- * asked); reason is the state's reason once it runs ("booted", "restored" ...).
+ * asked), or as a migration's destination (incoming: up once its API answers at all);
+ * reason is the state's reason once it runs ("booted", "restored" ...).
  */
 static int launch(struct ternd *t, struct vm_entry *e, const char *restore_state,
-		  const char *restore_mem, bool paused, const char *reason, char *err, size_t n)
+		  const char *restore_mem, bool paused, bool incoming, const char *reason,
+		  char *err, size_t n)
 {
 	char dir[4096], path[4200], cgbuf[4200], *cg;
 	char **argv;
@@ -401,11 +434,12 @@ static int launch(struct ternd *t, struct vm_entry *e, const char *restore_state
 	mkdir(path, 0700);
 	if (mkdir(dir, 0700) && errno != EEXIST)
 		return fail_msg(err, n, -errno, "%s: %s", dir, strerror(errno));
-	for (const char *f = "status\0status.vmm\0pid\0api.sock\0"; *f; f += strlen(f) + 1)
+	for (const char *f = "status\0status.vmm\0pid\0api.sock\0incoming.sock\0migrate.sock\0"; *f;
+	     f += strlen(f) + 1)
 		unlink(ternd_vm_dir(t, e, f, path, sizeof(path)));
 	if ((r = bridge_taps_create(&e->def, err, n)))
 		return r;
-	if (!(argv = start_argv(t, e, restore_state, restore_mem, paused))) {
+	if (!(argv = start_argv(t, e, restore_state, restore_mem, paused, incoming))) {
 		bridge_taps_delete(&e->def);
 		return -ENOMEM;
 	}
@@ -461,7 +495,7 @@ static int launch(struct ternd *t, struct vm_entry *e, const char *restore_state
 		ternd_vm_dir(t, e, "api.sock", path, sizeof(path));
 		r = vmm_request(path, "GET", "/", NULL, 2000, &resp, why, sizeof(why));
 		bool up = r == 200 && resp &&
-			  (strstr(resp, "\"Running\"") || strstr(resp, "\"Paused\""));
+			  (incoming || strstr(resp, "\"Running\"") || strstr(resp, "\"Paused\""));
 		free(resp);
 		if (up)
 			break;
@@ -487,7 +521,11 @@ static int launch(struct ternd *t, struct vm_entry *e, const char *restore_state
 	e->vmm_gone = false;
 	e->end_reason[0] = 0;
 	pthread_mutex_unlock(&t->lock);
-	ternd_set_state(t, e, restore_state && paused ? "paused" : "running", reason, NULL);
+	ternd_set_state(t, e,
+			incoming		? "migrating in" :
+			restore_state && paused ? "paused" :
+						  "running",
+			reason, NULL);
 	watch_add(t, e);
 	return 0;
 }
@@ -503,8 +541,8 @@ int run_start(struct ternd *t, struct vm_entry *e, char *err, size_t n)
 	ternd_vm_dir(t, e, "save/vm.state", st, sizeof(st));
 	ternd_vm_dir(t, e, "save/vm.mem", mem, sizeof(mem));
 	if (stat(st, &sb))
-		return launch(t, e, NULL, NULL, false, "booted", err, n);
-	if ((r = launch(t, e, st, mem, false, "restored", err, n)))
+		return launch(t, e, NULL, NULL, false, false, "booted", err, n);
+	if ((r = launch(t, e, st, mem, false, false, "restored", err, n)))
 		return r;
 	/* The restored VM maps the memory file privately: the names may go now. */
 	unlink(st);
@@ -519,7 +557,12 @@ int run_start_snapshot(struct ternd *t, struct vm_entry *e, const char *dir, boo
 
 	snprintf(st, sizeof(st), "%s/vm.state", dir);
 	snprintf(mem, sizeof(mem), "%s/vm.mem", dir);
-	return launch(t, e, st, mem, paused, "from snapshot", err, n);
+	return launch(t, e, st, mem, paused, false, "from snapshot", err, n);
+}
+
+int run_start_incoming(struct ternd *t, struct vm_entry *e, char *err, size_t n)
+{
+	return launch(t, e, NULL, NULL, false, true, "migration", err, n);
 }
 
 bool run_wait_off(struct ternd *t, struct vm_entry *e, int timeout_ms)
@@ -605,6 +648,14 @@ void run_reconcile(struct ternd *t)
 		e->mon_gone = mon_fd < 0;
 		pthread_mutex_unlock(&t->lock);
 		watch_add(t, e);
+		if (!strcmp(e->state, "migrating in")) {
+			/* Its API answers once the VM arrived: a thread of its own waits. */
+			log_info("%s: reattached while migrating in (tern-vmm pid %d)", e->def.name,
+				 p.vmm);
+			migrate_in_follow(t, e);
+			ternd_put(t, e);
+			continue;
+		}
 		int r = vmm_request(ternd_vm_dir(t, e, "api.sock", path, sizeof(path)), "GET", "/",
 				    NULL, 5000, &resp, why, sizeof(why));
 		if (r == 200 && resp) {

@@ -32,6 +32,9 @@ struct vm_entry {
 	int mon_pidfd, vmm_pidfd; /* -1 when not watched */
 	bool mon_gone, vmm_gone;
 	char end_reason[16]; /* set by destroy/shutdown/save before they stop it */
+	/* An incoming migration (migrate_in.c), under ternd.lock. */
+	bool mig_created;  /* defined for it: undefined again if it fails */
+	bool mig_streamed; /* the stream reached its tern-vmm */
 	/* The long operation running on it (job.c), under ternd.lock; op "" when none. */
 	struct {
 		char op[16];
@@ -39,13 +42,16 @@ struct vm_entry {
 		double started;
 		pid_t writer;		  /* tern-vmm, when its writes count (save, snapshot) */
 		unsigned long long wbase; /* its wchar at the start */
+		char detail[160];	  /* where it is, in words ("round 3, 12 MiB left") */
+		char *migration;	  /* JSON: tern-vmm's GET /migrate, for a migration */
 	} job;
 	struct vm_entry *next;
 };
 
 struct ternd {
 	char *state_dir, *vmm_path, *monitor_path;
-	char *cgroup; /* the cgroup ternd puts each VM under (NULL: none) */
+	char *tls_dir; /* the PKI directory: a migration's client certificate comes from it */
+	char *cgroup;  /* the cgroup ternd puts each VM under (NULL: none) */
 	struct store *store;
 	pthread_mutex_t lock;
 	pthread_cond_t changed; /* any state change or event: events long-poll, waiters */
@@ -66,9 +72,14 @@ int ternd_undefine(struct ternd *t, struct vm_entry *e, bool remove_storage, cha
 /* Records a new state and wakes waiters; takes ternd.lock (call without it). */
 void ternd_set_state(struct ternd *t, struct vm_entry *e, const char *state, const char *reason,
 		     const char *detail);
+/* As ternd_set_state, only while the VM is in state from (checked under the lock): false
+ * when it is not (another thread recorded a change first). */
+bool ternd_set_state_from(struct ternd *t, struct vm_entry *e, const char *from, const char *state,
+			  const char *reason, const char *detail);
 /* The VM's directory under the state directory, into buf. */
 const char *ternd_vm_dir(const struct ternd *t, const struct vm_entry *e, const char *file,
 			 char *buf, size_t n);
+/* running, paused, or migrating in: it has processes. */
 bool ternd_is_active(const struct vm_entry *e);
 /* rm -rf path (no error when it is not there). */
 void ternd_remove_tree(const char *path);
@@ -97,8 +108,13 @@ struct job_ctx {
 void job_begin(struct ternd *t, struct vm_entry *e, const char *op, uint64_t total, bool writes);
 /* A progress callback (disk_copy_cb) with a struct job_ctx as opaque. */
 void job_progress(void *opaque, uint64_t bytes);
+/* Sets done and total outright, where it is in words, and a JSON object for "migration"
+ * (may be NULL: none); for jobs whose owner learns their progress by asking. */
+void job_set(struct ternd *t, struct vm_entry *e, uint64_t done, uint64_t total, const char *detail,
+	     const char *migration_json);
 void job_end(struct ternd *t, struct vm_entry *e);
-/* {"name", "operation" (null when none), "done_bytes", "total_bytes", "elapsed_s"} */
+/* {"name", "operation" (null when none), "done_bytes", "total_bytes", "elapsed_s"}, and
+ * "detail" and "migration" when the job set them. */
 struct json_object *job_get(struct ternd *t, struct vm_entry *e);
 
 /* stats.c: tern-vmm's counters of a running VM, by disk and NIC; NULL + err on failure. */
@@ -114,10 +130,34 @@ int run_start_snapshot(struct ternd *t, struct vm_entry *e, const char *dir, boo
 int run_kill(struct ternd *t, struct vm_entry *e, const char *reason, char *err, size_t n);
 /* Waits up to timeout_ms for the VM to be shut off; true if it is. */
 bool run_wait_off(struct ternd *t, struct vm_entry *e, int timeout_ms);
+/*
+ * Starts the VM as a migration's destination: tern-monitor and a tern-vmm that runs no VM
+ * yet, answering on its API socket; the state is then "migrating in" (migrate_in.c tells
+ * it where the stream comes from). 0, or -errno with err (the VM is then shut off, failed).
+ */
+int run_start_incoming(struct ternd *t, struct vm_entry *e, char *err, size_t n);
 /* Reattaches to each VM the database says runs (after a restart of ternd). */
 void run_reconcile(struct ternd *t);
 /* The thread that notices VMs ending. */
 void *run_watch_thread(void *arg);
+
+/* migrate_out.c: POST /vms/NAME/migrate (docs/ternd.md), under the VM's op lock. 0 with
+ * *report (the migration's numbers), or -errno with err. */
+int migrate_out(struct ternd *t, struct vm_entry *e, const char *body, struct json_object **report,
+		char *err, size_t n);
+
+/* migrate_in.c: the destination's side. POST /vms/NAME/incoming: *out the VM's summary. */
+int migrate_in_prepare(struct ternd *t, const char *name, const char *body,
+		       struct json_object **out, char *err, size_t n);
+/* POST /vms/NAME/incoming/stream: 0 when the answer (*out) is to turn the connection into
+ * the stream's tunnel (server_tunnel_after_reply is called). */
+int migrate_in_stream(struct ternd *t, const char *name, const char *body, struct json_object **out,
+		      char *err, size_t n);
+/* Follows a VM that is migrating in until it runs here or ends (a thread of its own). */
+void migrate_in_follow(struct ternd *t, struct vm_entry *e);
+/* Its tern-vmm ended while migrating in (run.c, after recording it): the definition goes
+ * too when it was made for the migration. */
+void migrate_in_ended(struct ternd *t, struct vm_entry *e);
 
 #define API_TIMEOUT_MS 10000
 #define SAVE_TIMEOUT_MS 600000 /* writing guest memory: minutes for big guests */

@@ -24,7 +24,8 @@ const char *ternd_vm_dir(const struct ternd *t, const struct vm_entry *e, const 
 
 bool ternd_is_active(const struct vm_entry *e)
 {
-	return !strcmp(e->state, "running") || !strcmp(e->state, "paused");
+	return !strcmp(e->state, "running") || !strcmp(e->state, "paused") ||
+	       !strcmp(e->state, "migrating in");
 }
 
 static struct vm_entry *entry_new(void)
@@ -43,6 +44,7 @@ static void entry_free(struct vm_entry *e)
 	vmdef_free(&e->def);
 	free(e->def_json);
 	free(e->detail);
+	free(e->job.migration);
 	if (e->mon_pidfd >= 0)
 		close(e->mon_pidfd);
 	if (e->vmm_pidfd >= 0)
@@ -210,14 +212,16 @@ int ternd_undefine(struct ternd *t, struct vm_entry *e, bool remove_storage, cha
 	return 0;
 }
 
-void ternd_set_state(struct ternd *t, struct vm_entry *e, const char *state, const char *reason,
-		     const char *detail)
+/* Under ternd.lock. */
+static void set_state(struct ternd *t, struct vm_entry *e, const char *state, const char *reason,
+		      const char *detail)
 {
 	bool active = !strcmp(state, "running") || !strcmp(state, "paused");
 	int r;
 
-	pthread_mutex_lock(&t->lock);
-	if (!ternd_is_active(e) && active && strcmp(reason, "unpaused")) {
+	/* A VM that arrived by migration starts its uptime here, not at the prepare. */
+	if ((!ternd_is_active(e) || !strcmp(e->state, "migrating in")) && active &&
+	    strcmp(reason, "unpaused")) {
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
 		e->started_at = (double)ts.tv_sec + ts.tv_nsec / 1e9;
@@ -233,6 +237,27 @@ void ternd_set_state(struct ternd *t, struct vm_entry *e, const char *state, con
 		log_error("%s: cannot record state %s (%s) in the database: %s", e->def.name, state,
 			  reason, strerror(-r));
 	pthread_cond_broadcast(&t->changed);
+}
+
+void ternd_set_state(struct ternd *t, struct vm_entry *e, const char *state, const char *reason,
+		     const char *detail)
+{
+	pthread_mutex_lock(&t->lock);
+	set_state(t, e, state, reason, detail);
 	pthread_mutex_unlock(&t->lock);
 	log_info("%s: %s (%s)", e->def.name, state, reason);
+}
+
+bool ternd_set_state_from(struct ternd *t, struct vm_entry *e, const char *from, const char *state,
+			  const char *reason, const char *detail)
+{
+	bool now;
+
+	pthread_mutex_lock(&t->lock);
+	if ((now = !strcmp(e->state, from)))
+		set_state(t, e, state, reason, detail);
+	pthread_mutex_unlock(&t->lock);
+	if (now)
+		log_info("%s: %s (%s)", e->def.name, state, reason);
+	return now;
 }

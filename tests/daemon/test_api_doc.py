@@ -108,6 +108,13 @@ def test_the_document_matches_the_server():
         call(doc, t, "PUT", "/vms/doc1", d)  # 409 while it runs
         call(doc, t, "POST", "/vms/doc1/suspend")
         call(doc, t, "POST", "/vms/doc1/resume")
+        call(doc, t, "POST", "/vms/doc1/migrate", {})  # 400: no host
+        call(doc, t, "POST", "/vms/doc1/migrate", {"host": "tls://127.0.0.1:1",
+                                                    "copy_storage": True})  # 400
+        call(doc, t, "POST", "/vms/doc1/incoming/stream", {"uuid": d["uuid"]})  # 409
+        call(doc, t, "POST", "/vms/nope/incoming/stream", {"uuid": d["uuid"]})  # 404
+        call(doc, t, "POST", "/vms/docx/incoming", {"definition": {"name": "docx", "kernel": k}})  # 400
+        call(doc, t, "POST", "/vms/doc1/incoming", {"definition": d})  # 409: it runs here
         st, j = call(doc, t, "GET", "/vms/doc1/job")
         assert st == 200 and j["operation"] is None, j
         call(doc, t, "GET", "/vms/nope/job")  # 404
@@ -125,6 +132,7 @@ def test_the_document_matches_the_server():
         call(doc, t, "POST", "/vms/doc1/shutdown", {"timeout": "soon"})  # 400
         call(doc, t, "POST", "/vms/doc1/destroy")
         call(doc, t, "GET", "/vms/doc1/stats")  # 409
+        call(doc, t, "POST", "/vms/doc1/migrate", {"host": "tls://127.0.0.1:1"})  # 409
         call(doc, t, "POST", "/vms/doc1/clone", {"name": "doc3"})  # 409: snapshots
         st, _ = call(doc, t, "DELETE", "/vms/doc1/snapshots/s1")
         assert st == 204

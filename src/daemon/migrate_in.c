@@ -1,0 +1,452 @@
+/*
+ * The destination's side of a migration between hosts (docs/ternd.md, "Migration"). The
+ * source's ternd asks over TLS for the VM to be made ready (POST /vms/NAME/incoming: its
+ * definition; a tern-vmm listening for the stream on incoming.sock in the VM's directory),
+ * then opens the stream (POST /vms/NAME/incoming/stream), which becomes a tunnel to that
+ * socket. A thread follows the VM until it runs here; one that does not arrive leaves
+ * nothing: its tern-vmm exits, and a definition made for it is removed.
+ */
+#include "daemon/ternd.h"
+
+#include "api/json_in.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "daemon/server.h"
+#include "daemon/vmm_client.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+/* The source opens the stream right after the prepare: a tern-vmm still waiting for it this
+ * long after is stopped (the source's ternd died, or gave up before the stream). */
+#define STREAM_WAIT_MS 60000
+/* tern-vmm listens once the loop that answered PUT /migrate/incoming returns. */
+#define LISTEN_WAIT_MS 10000
+#define FOLLOW_POLL_MS 250
+
+static long long ms_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+static bool is_socket(const char *path)
+{
+	struct stat st;
+
+	return !lstat(path, &st) && S_ISSOCK(st.st_mode);
+}
+
+static struct json_object *summary(struct ternd *t, struct vm_entry *e)
+{
+	struct json_object *o = json_object_new_object();
+
+	pthread_mutex_lock(&t->lock);
+	json_object_object_add(o, "name", json_object_new_string(e->def.name));
+	json_object_object_add(o, "uuid", json_object_new_string(e->def.uuid));
+	json_object_object_add(o, "state", json_object_new_string(e->state));
+	json_object_object_add(o, "reason", json_object_new_string(e->reason));
+	json_object_object_add(o, "autostart", json_object_new_boolean(e->def.autostart));
+	pthread_mutex_unlock(&t->lock);
+	return o;
+}
+
+/* The definition in body, checked as a define checks one (its files must be here too). */
+static int parse_prepare(const char *name, const char *body, struct vmdef *d, char *err, size_t n)
+{
+	static const char *const keys[] = { "definition", NULL };
+	struct json_object *o = jin_parse_object(body, strlen(body), err, n), *def, *uuid;
+	char why[1024];
+	int r;
+
+	if (!o)
+		return -EINVAL;
+	if ((r = jin_only(o, keys, "an incoming migration", err, n)))
+		goto out;
+	if (!json_object_object_get_ex(o, "definition", &def) ||
+	    !json_object_is_type(def, json_type_object)) {
+		r = fail_msg(err, n, -EINVAL,
+			     "'definition' is required: the VM's definition, an object as GET "
+			     "/vms/NAME gives it");
+		goto out;
+	}
+	if (!json_object_object_get_ex(def, "uuid", &uuid)) {
+		r = fail_msg(err, n, -EINVAL,
+			     "'definition.uuid' is required: a migrated VM keeps its uuid");
+		goto out;
+	}
+	const char *text = json_object_to_json_string_ext(def, JSON_C_TO_STRING_PLAIN);
+	if (vmdef_parse(text, strlen(text), d, true, why, sizeof(why))) {
+		r = fail_msg(err, n, -EINVAL, "the definition does not fit this host: %s", why);
+		goto out;
+	}
+	if (strcmp(d->name, name)) {
+		r = fail_msg(err, n, -EINVAL, "'definition.name' is %s, but the path names %.64s",
+			     d->name, name);
+		vmdef_free(d);
+	}
+out:
+	json_object_put(o);
+	return r;
+}
+
+/* Tells the waiting tern-vmm where the stream comes from; 0 once it listens there. */
+static int listen_for_stream(struct ternd *t, struct vm_entry *e, char *err, size_t n)
+{
+	char sock[4200], vsock[4200];
+	struct json_object *o = json_object_new_object();
+	long long deadline;
+	int r;
+
+	ternd_vm_dir(t, e, "incoming.sock", sock, sizeof(sock));
+	ternd_vm_dir(t, e, "vsock.sock", vsock, sizeof(vsock));
+	char uri[4300];
+	snprintf(uri, sizeof(uri), "unix:%s", sock);
+	json_object_object_add(o, "source", json_object_new_string(uri));
+	/* The vsock socket is in the VM's directory here; TAP names come from the uuid and are
+	 * the same on every host, so the NICs need no override. */
+	if (e->def.has_vsock) {
+		struct json_object *v = json_object_new_object();
+		json_object_object_add(v, "uds_path", json_object_new_string(vsock));
+		json_object_object_add(o, "vsock_override", v);
+	}
+	r = ops_vmm_call(t, e, "PUT", "/migrate/incoming",
+			 json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+								   JSON_C_TO_STRING_NOSLASHESCAPE),
+			 API_TIMEOUT_MS, err, n);
+	json_object_put(o);
+	if (r)
+		return r;
+	for (deadline = ms_now() + LISTEN_WAIT_MS; !is_socket(sock); usleep(20000)) {
+		bool alive;
+		pthread_mutex_lock(&t->lock);
+		alive = !strcmp(e->state, "migrating in");
+		pthread_mutex_unlock(&t->lock);
+		if (!alive)
+			return fail_msg(err, n, -EIO,
+					"%s: tern-vmm ended before it listened for the "
+					"stream",
+					e->def.name);
+		if (ms_now() > deadline)
+			return fail_msg(err, n, -ETIMEDOUT,
+					"%s: tern-vmm did not listen on %s within %d ms",
+					e->def.name, sock, LISTEN_WAIT_MS);
+	}
+	return 0;
+}
+
+/* A socket path must fit sun_path: the state directory decides. */
+static int check_paths(struct ternd *t, struct vm_entry *e, char *err, size_t n)
+{
+	struct sockaddr_un a;
+	char sock[4200];
+
+	if (strlen(ternd_vm_dir(t, e, "incoming.sock", sock, sizeof(sock))) >= sizeof(a.sun_path))
+		return fail_msg(err, n, -ENAMETOOLONG,
+				"%s is longer than a socket path may be (%zu bytes): ternd's state "
+				"directory is too deep for migrations",
+				sock, sizeof(a.sun_path) - 1);
+	return 0;
+}
+
+/* Under e's op lock: the VM, defined here (created) or found shut off, starts waiting. */
+static int make_ready(struct ternd *t, struct vm_entry *e, bool created, struct vmdef *d, char *err,
+		      size_t n)
+{
+	char save[4200];
+	struct stat st;
+	int r;
+
+	if (e->removed)
+		return fail_msg(err, n, -EBUSY, "%s was undefined here meanwhile", e->def.name);
+	if (ternd_is_active(e))
+		return fail_msg(err, n, -EBUSY, "%s is %s here already", e->def.name, e->state);
+	if (!created) {
+		/* Started later, a stale save here would bring back an older VM. */
+		if (!stat(ternd_vm_dir(t, e, "save/vm.state", save, sizeof(save)), &st))
+			return fail_msg(err, n, -EBUSY,
+					"%s has a managed save here: start and destroy it, or "
+					"undefine it here, first",
+					e->def.name);
+		char *json = vmdef_to_json(d);
+		if (!json || ternd_set_definition(t, e, d, json)) {
+			free(json);
+			return fail_msg(err, n, -EIO, "cannot write the database");
+		}
+	}
+	if ((r = check_paths(t, e, err, n)))
+		return r;
+	pthread_mutex_lock(&t->lock);
+	e->mig_created = created;
+	e->mig_streamed = false;
+	pthread_mutex_unlock(&t->lock);
+	if ((r = run_start_incoming(t, e, err, n)))
+		return r;
+	if ((r = listen_for_stream(t, e, err, n))) {
+		char why[512];
+		/* Its end is recorded as failed, and the definition goes (migrate_in_ended). */
+		if (run_kill(t, e, "failed", why, sizeof(why)))
+			log_error("%s: %s", e->def.name, why);
+		return r;
+	}
+	migrate_in_follow(t, e);
+	return 0;
+}
+
+int migrate_in_prepare(struct ternd *t, const char *name, const char *body,
+		       struct json_object **out, char *err, size_t n)
+{
+	struct vmdef d;
+	struct vm_entry *e;
+	bool created = false;
+	int r;
+
+	*out = NULL;
+	if ((r = parse_prepare(name, body, &d, err, n)))
+		return r;
+	if (!(e = ternd_get(t, name))) {
+		char uuid[VMDEF_UUID_LEN + 1];
+		strcpy(uuid, d.uuid);
+		if ((r = ternd_define(t, &d, err, n))) {
+			vmdef_free(&d);
+			return r;
+		}
+		if (!(e = ternd_get(t, name)) || strcmp(e->def.uuid, uuid)) {
+			if (e)
+				ternd_put(t, e);
+			return fail_msg(err, n, -EBUSY, "%s was redefined here meanwhile", name);
+		}
+		created = true;
+	} else if (strcmp(e->def.uuid, d.uuid)) {
+		r = fail_msg(err, n, -EBUSY, "a different VM named %s (uuid %s) is defined here",
+			     name, e->def.uuid);
+		vmdef_free(&d);
+		ternd_put(t, e);
+		return r;
+	}
+	pthread_mutex_lock(&e->op);
+	r = make_ready(t, e, created, &d, err, n);
+	if (r && created && !e->removed && !ternd_is_active(e)) {
+		char why[512];
+		pthread_mutex_lock(&t->lock);
+		e->mig_created = false;
+		pthread_mutex_unlock(&t->lock);
+		if (ternd_undefine(t, e, false, why, sizeof(why)))
+			log_error("%s: cannot undefine it after the failed prepare: %s", name, why);
+	}
+	pthread_mutex_unlock(&e->op);
+	vmdef_free(&d); /* what make_ready did not take */
+	if (!r)
+		*out = summary(t, e);
+	else
+		log_error("%s: incoming migration refused: %s", name, err);
+	ternd_put(t, e);
+	return r;
+}
+
+int migrate_in_stream(struct ternd *t, const char *name, const char *body, struct json_object **out,
+		      char *err, size_t n)
+{
+	static const char *const keys[] = { "uuid", NULL };
+	struct json_object *o = jin_parse_object(body, strlen(body), err, n);
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	struct vm_entry *e = NULL;
+	const char *uuid = NULL;
+	char label[128];
+	int r, fd = -1;
+
+	*out = NULL;
+	if (!o)
+		return -EINVAL;
+	if ((r = jin_only(o, keys, "a migration stream", err, n)) ||
+	    (r = jin_string(o, "uuid", VMDEF_UUID_LEN, &uuid, err, n)) < 0)
+		goto out;
+	if (!r) {
+		r = fail_msg(err, n, -EINVAL, "'uuid' is required: the VM's uuid");
+		goto out;
+	}
+	r = 0;
+	if (!(e = ternd_get(t, name))) {
+		r = fail_msg(err, n, -ENOENT, "no VM named %.64s", name);
+		goto out;
+	}
+	pthread_mutex_lock(&t->lock);
+	if (strcmp(e->state, "migrating in"))
+		r = fail_msg(err, n, -EBUSY, "%s is not waiting for a migration here (it is %s)",
+			     e->def.name, e->state);
+	else if (strcmp(e->def.uuid, uuid))
+		r = fail_msg(err, n, -EBUSY, "%s here has uuid %s, not %s", e->def.name,
+			     e->def.uuid, uuid);
+	else if (e->mig_streamed)
+		r = fail_msg(err, n, -EBUSY, "the stream of %s's migration is open already",
+			     e->def.name);
+	else
+		e->mig_streamed = true; /* one stream: taken before the lock is let go */
+	pthread_mutex_unlock(&t->lock);
+	if (r)
+		goto out;
+	ternd_vm_dir(t, e, "incoming.sock", a.sun_path, sizeof(a.sun_path));
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+	    connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+		r = fail_msg(err, n, -EIO, "%s: its tern-vmm does not take the stream: %s",
+			     e->def.name, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		goto out;
+	}
+	snprintf(label, sizeof(label), "%s: incoming tern-vmm", e->def.name);
+	server_tunnel_after_reply(fd, label);
+	*out = summary(t, e);
+out:
+	if (e)
+		ternd_put(t, e);
+	json_object_put(o);
+	return r;
+}
+
+struct follow {
+	struct ternd *t;
+	struct vm_entry *e;
+};
+
+/* tern-vmm's report of the migration that arrived (GET /migrate), or NULL. */
+static char *arrival_report(const char *api)
+{
+	char *resp = NULL, why[256];
+
+	if (vmm_request(api, "GET", "/migrate", NULL, 2000, &resp, why, sizeof(why)) == 200)
+		return resp;
+	free(resp);
+	return NULL;
+}
+
+static void *follow_thread(void *arg)
+{
+	struct follow *f = arg;
+	struct ternd *t = f->t;
+	struct vm_entry *e = f->e;
+	long long deadline = ms_now() + STREAM_WAIT_MS;
+	char api[4200], sock[4200];
+
+	ternd_vm_dir(t, e, "api.sock", api, sizeof(api));
+	ternd_vm_dir(t, e, "incoming.sock", sock, sizeof(sock));
+	for (;;) {
+		char *resp = NULL, why[512];
+		bool waiting;
+		pthread_mutex_lock(&t->lock);
+		waiting = !strcmp(e->state, "migrating in") && !e->removed;
+		pthread_mutex_unlock(&t->lock);
+		if (!waiting)
+			break;
+		/* tern-vmm removes the socket once the stream connected. */
+		if (is_socket(sock) && ms_now() > deadline) {
+			log_error("%s: no migration stream came within %d s: stopping its tern-vmm",
+				  e->def.name, STREAM_WAIT_MS / 1000);
+			pthread_mutex_lock(&e->op);
+			if (run_kill(t, e, "failed", why, sizeof(why)))
+				log_error("%s: %s", e->def.name, why);
+			pthread_mutex_unlock(&e->op);
+			break;
+		}
+		/* Its API answers once the VM runs here (tern-vmm serves it after the arrival). */
+		int r = vmm_request(api, "GET", "/", NULL, 1000, &resp, why, sizeof(why));
+		bool paused = r == 200 && resp && strstr(resp, "\"Paused\"");
+		bool running = r == 200 && resp && strstr(resp, "\"Running\"");
+		free(resp);
+		if (paused || running) {
+			char *rep = arrival_report(api);
+			if (ternd_set_state_from(t, e, "migrating in",
+						 paused ? "paused" : "running", "migrated", rep)) {
+				pthread_mutex_lock(&t->lock);
+				e->mig_created = false; /* it lives here now */
+				pthread_mutex_unlock(&t->lock);
+			}
+			free(rep);
+			break;
+		}
+		if (r != -ETIMEDOUT)
+			usleep(FOLLOW_POLL_MS * 1000);
+	}
+	ternd_put(t, e);
+	free(f);
+	return NULL;
+}
+
+void migrate_in_follow(struct ternd *t, struct vm_entry *e)
+{
+	struct follow *f = malloc(sizeof(*f));
+	pthread_t th;
+
+	pthread_mutex_lock(&t->lock);
+	e->refs++;
+	pthread_mutex_unlock(&t->lock);
+	if (f) {
+		*f = (struct follow){ t, e };
+		if (!pthread_create(&th, NULL, follow_thread, f)) {
+			pthread_detach(th);
+			return;
+		}
+		free(f);
+	}
+	log_error("%s: cannot start a thread to follow its migration", e->def.name);
+	ternd_put(t, e);
+}
+
+static void *undefine_thread(void *arg)
+{
+	struct follow *f = arg;
+	struct vm_entry *e = f->e;
+	char why[512];
+	bool go;
+
+	pthread_mutex_lock(&e->op);
+	pthread_mutex_lock(&f->t->lock);
+	go = e->mig_created && !e->removed && !ternd_is_active(e);
+	e->mig_created = false;
+	pthread_mutex_unlock(&f->t->lock);
+	if (go && ternd_undefine(f->t, e, false, why, sizeof(why)))
+		log_error("%s: cannot undefine it after the failed migration: %s", e->def.name,
+			  why);
+	else if (go)
+		log_info("%s: undefined: it was defined here for a migration that did not arrive",
+			 e->def.name);
+	pthread_mutex_unlock(&e->op);
+	ternd_put(f->t, e);
+	free(f);
+	return NULL;
+}
+
+void migrate_in_ended(struct ternd *t, struct vm_entry *e)
+{
+	struct follow *f;
+	pthread_t th;
+	bool created;
+
+	pthread_mutex_lock(&t->lock);
+	created = e->mig_created;
+	if (created)
+		e->refs++;
+	pthread_mutex_unlock(&t->lock);
+	if (!created)
+		return;
+	/* The op lock may be held (a prepare that is failing): not on the watch thread. */
+	if ((f = malloc(sizeof(*f)))) {
+		*f = (struct follow){ t, e };
+		if (!pthread_create(&th, NULL, undefine_thread, f)) {
+			pthread_detach(th);
+			return;
+		}
+		free(f);
+	}
+	log_error("%s: cannot start a thread to undefine it", e->def.name);
+	ternd_put(t, e);
+}
