@@ -410,7 +410,8 @@ def test_migrate_api_refuses_bad_requests():
             ({"destination": "unix:/x", "downtime_limit_ms": 0}, "downtime_limit_ms"),
             ({"destination": "unix:/x", "bandwidth_mib_s": -1}, "bandwidth_mib_s"),
             ({"destination": "unix:/x", "max_rounds": 0}, "max_rounds"),
-            ({"destination": "unix:/x", "post_copy": True}, "post_copy"),
+            ({"destination": "unix:/x", "post_copy": "yes"}, "post_copy"),
+            ({"destination": "unix:/x", "post_copy": True, "copy_storage": True}, "post_copy"),
             ({"destination": "unix:/x", "copy_storage": 1}, "copy_storage"),
             ({"destination": "unix:/x", "speed": 1}, "speed"),
         ]
