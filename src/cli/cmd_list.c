@@ -6,12 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* As virsh: only what runs unless --all. */
+/* As virsh: only what runs (or is arriving) unless --all. */
 static bool shown(struct json_object *vm, bool all)
 {
 	const char *st = cli_str(vm, "state", "");
 
-	return all || !strcmp(st, "running") || !strcmp(st, "paused");
+	return all || !strcmp(st, "running") || !strcmp(st, "paused") ||
+	       !strcmp(st, "migrating in");
 }
 
 int cmd_list(struct cli *c, int argc, char **argv)

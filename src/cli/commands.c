@@ -107,6 +107,25 @@ const struct cli_command cli_commands[] = {
 	  "  --copy   full copies of the disks instead (needed for a source with snapshots or\n"
 	  "           a managed save); shows the elapsed time on a terminal\n",
 	  "tern clone web web2 && tern start web2" },
+	{ "migrate", cmd_migrate, true,
+	  "NAME tls://HOST:PORT [--live] [--downtime MS] [--bandwidth MIB]\n"
+	  "            [--auto-converge] [--copy-storage] [--undefine-source]",
+	  "move a running or paused VM to another host's ternd",
+	  "HOST's ternd (ternd --listen-tls; the port is required, there is no default) gets\n"
+	  "the definition and starts a tern-vmm that waits for the VM; the stream goes over\n"
+	  "mutual TLS with this ternd's client certificate (ternd --tls-dir). Disks must be on\n"
+	  "storage both hosts reach at the same paths, and the kernel must be there too.\n"
+	  "Afterwards the VM runs there and is shut off here (migrated); its definition stays\n"
+	  "here unless --undefine-source. When it fails the VM runs on here and the destination\n"
+	  "keeps nothing. Shows the progress on a terminal; exit status 1 when it failed.\n"
+	  "  --live              copy the memory while the guest runs (pre-copy); without it the\n"
+	  "                      VM is paused first and resumed there\n"
+	  "  --downtime MS       the pause allowed at the switchover, 1 to 3600000 (default 300)\n"
+	  "  --bandwidth MIB     MiB/s at most, 0 to 1048576 (default 0: no limit)\n"
+	  "  --auto-converge     slow the vCPUs down when they dirty memory faster than it goes\n"
+	  "  --copy-storage      copy the disks too: not implemented yet (exit 2)\n"
+	  "  --undefine-source   remove the definition here once it runs there\n",
+	  "tern migrate web tls://host2.example.org:16514 --live" },
 	{ "stats", cmd_stats, true, "NAME", "a running VM's disk and NIC counters",
 	  "Bytes, requests and packets since the VM started, per disk and per NIC; --json\n"
 	  "adds the vCPU exits, vsock and rng counters.\n",

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,13 +45,16 @@ void progress_format(char *buf, size_t n, const char *what, long secs, long long
 	}
 }
 
-/* ternd's view of the job: done and total bytes (zeros when it has none or is not asked). */
-static void job_bytes(struct progress *p, long long *done, long long *total)
+/* ternd's view of the job: done and total bytes (zeros when it has none or is not asked)
+ * and where it is in words ("round 3, ..." of a migration; "" when it says none). */
+static void job_bytes(struct progress *p, long long *done, long long *total, char *detail,
+		      size_t dn)
 {
 	struct cli_reply r;
 	struct json_object *x;
 
 	*done = *total = 0;
+	detail[0] = 0;
 	if (!p->job_path[0] || cli_request(p->c, "GET", p->job_path, NULL, 2000, &r)) {
 		if (p->job_path[0])
 			cli_reply_free(&r);
@@ -60,6 +64,9 @@ static void job_bytes(struct progress *p, long long *done, long long *total)
 		*done = json_object_get_int64(x);
 	if (r.body && json_object_object_get_ex(r.body, "total_bytes", &x))
 		*total = json_object_get_int64(x);
+	if (r.body && json_object_object_get_ex(r.body, "detail", &x) &&
+	    json_object_is_type(x, json_type_string))
+		snprintf(detail, dn, ", %s", json_object_get_string(x));
 	cli_reply_free(&r);
 }
 
@@ -73,7 +80,7 @@ static void *run(void *arg)
 {
 	struct progress *p = arg;
 	struct timespec until = p->t0;
-	char line[256];
+	char line[400], detail[200];
 	long long done, total;
 
 	pthread_mutex_lock(&p->lock);
@@ -89,7 +96,7 @@ static void *run(void *arg)
 		if (p->stop)
 			break;
 		pthread_mutex_unlock(&p->lock); /* ternd's answer may take a while */
-		job_bytes(p, &done, &total);
+		job_bytes(p, &done, &total, detail, sizeof(detail));
 		pthread_mutex_lock(&p->lock);
 		if (p->stop)
 			break;
@@ -97,6 +104,13 @@ static void *run(void *arg)
 		strcpy(line, "\r\033[K");
 		progress_format(line + strlen(line), sizeof(line) - strlen(line), p->what, half / 2,
 				done, total);
+		snprintf(line + strlen(line), sizeof(line) - strlen(line), "%s", detail);
+		/* A line that wraps would not be redrawn in place: cut it at the width. */
+		struct winsize ws;
+		size_t prefix = strlen("\r\033[K");
+		if (!ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) && ws.ws_col > 1 &&
+		    strlen(line) - prefix >= ws.ws_col)
+			line[prefix + ws.ws_col - 1] = 0;
 		say(line);
 	}
 	pthread_mutex_unlock(&p->lock);

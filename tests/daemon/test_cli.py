@@ -559,14 +559,19 @@ def test_bash_completion():
                   'c tern --state-dir %s shutdown --t\n'
                   'c tern snapshot ""\n'
                   'c tern --state-dir %s snapshot revert ""\n'
-                  'c tern clone --c\n' % (COMPLETION, t.dir, t.dir, t.dir, t.dir))
+                  'c tern clone --c\n'
+                  'c tern migrate --a\n'
+                  'c tern --state-dir %s migrate web ""\n'
+                  'c tern --state-dir %s migrate ""\n'
+                  % (COMPLETION, t.dir, t.dir, t.dir, t.dir, t.dir, t.dir))
         env = dict(os.environ, PATH=ternlib.BUILD + ":" + os.environ.get("PATH", ""))
         env.pop("TERN_SOCKET", None)
         p = subprocess.run(["bash", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True, env=env, timeout=30)
         assert p.returncode == 0, p.stderr
         assert p.stdout.splitlines() == ["start stats", "db web", "destroy restart", "--timeout",
-                                         "create list revert delete", "db web", "--copy"], p.stdout
+                                         "create list revert delete", "db web", "--copy",
+                                         "--auto-converge", "tls://", "db web"], p.stdout
 
 
 class FakeConsole:
