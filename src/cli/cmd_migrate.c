@@ -79,11 +79,17 @@ int cmd_migrate(struct cli *c, int argc, char **argv)
 		return CLI_OK;
 	}
 	json_object_object_get_ex(o, "migration", &m);
+	struct json_object *gone = NULL;
+	const char *here = "";
+	if (m && json_object_object_get_ex(m, "source_undefined", &gone))
+		here = json_object_get_boolean(gone) ?
+			       ", and undefined here" :
+			       "; it could not be undefined here (ternd's log says why)";
 	printf("Migrated %s to %s in %.1f s (downtime %.1f ms, %.0f rounds, %.0f MiB sent); it is "
 	       "%s there%s\n",
 	       cli_str(o, "name", pos[0]), url, num(m, "total_ms") / 1000.0, num(m, "downtime_ms"),
 	       num(m, "rounds"), num(m, "bytes_sent") / (1024.0 * 1024.0),
-	       cli_str(m, "destination_state", "unknown"), undefine ? ", and undefined here" : "");
+	       cli_str(m, "destination_state", "unknown"), here);
 	json_object_put(o);
 	return CLI_OK;
 }
