@@ -1,0 +1,202 @@
+"""tern migrate between two ternds on one host (docs/ternd.md, "Migration"): the source's
+ternd sends a running VM to the destination's over mutual TLS (certificates from certtool,
+tests/lib/pki.py). The dirtier guest (guest/tiny/dirtier.c) rewrites and checks 16 MiB the
+whole time, so a page lost or sent stale shows as a FAIL line at the destination. A client
+certificate from another CA is refused, and a destination whose tern-vmm dies half-way
+costs nothing: the VM runs on at the source, the destination keeps nothing."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ternd  # noqa: E402
+import ternlib  # noqa: E402
+from test_tls import certs, free_port, run, wait_listening  # noqa: E402
+
+VM = {"cmdline": "mib=16 static=4 gap=4", "memory_mib": 64}
+MIGRATE_TIMEOUT = 300  # seconds: the lab runs KVM under emulation
+DOWNTIME_MS = "8000"  # what the lab's emulated CPU needs for the last 16 MiB (below)
+
+
+def dirtier():
+    p = os.path.join(ternlib.BUILD, "guest", "dirtier.elf")
+    p = p if os.path.exists(p) else ternlib.guest_path("dirtier")
+    assert os.path.exists(p), "no %s: make guests" % p
+    return p
+
+
+def passes(t, name):
+    return [int(x) for x in re.findall(r"^pass (\d+) ok$", ternd.console_log(t, name), re.M)]
+
+
+def wait_passes(t, name, n, timeout=120):
+    end = time.time() + timeout
+    while time.time() < end:
+        if len(passes(t, name)) >= n:
+            return True
+        assert "FAIL" not in ternd.console_log(t, name), ternd.console_log(t, name)[-2000:]
+        time.sleep(0.2)
+    return False
+
+
+class Pair:
+    """A source ternd whose --tls-dir holds a client certificate (copied: a test swaps it),
+    and a destination ternd serving TLS on 127.0.0.1."""
+
+    def __init__(self, tag):
+        c = certs()
+        self.tls = tempfile.mkdtemp(prefix="tern-migtls-")
+        for f in ("cacert.pem", "clientcert.pem", "clientkey.pem"):
+            shutil.copy(os.path.join(c["client"], f), self.tls)
+        self.port = free_port()
+        self.url = "tls://127.0.0.1:%d" % self.port
+        self.src = self.dst = None
+        self.src = ternd.Ternd(tag + "src", extra=["--tls-dir", self.tls])
+        self.dst = ternd.Ternd(tag + "dst", extra=["--listen-tls", "127.0.0.1:%d" % self.port,
+                                                   "--tls-dir", c["server"]])
+        wait_listening(self.dst.proc, self.dst.log)
+
+    def tern(self, t, *args, timeout=MIGRATE_TIMEOUT):
+        return run("tern", ["--state-dir", t.dir] + list(args), timeout=timeout)
+
+    def start_vm(self, name):
+        self.src.define(name, dirtier(), **VM)
+        self.src.ok("POST", "/vms/%s/start" % name)
+        assert wait_passes(self.src, name, 2), ternd.console_log(self.src, name)[-2000:]
+
+    def logs(self):
+        return "--- source ternd\n%s\n--- destination ternd\n%s" % (self.src.log(), self.dst.log())
+
+    def close(self):
+        for t in (self.src, self.dst):
+            if t:
+                t.close()
+        shutil.rmtree(self.tls, ignore_errors=True)
+
+
+def test_migrate_live_between_two_ternds_over_tls():
+    p = Pair("mig")
+    try:
+        p.start_vm("mig")
+        # Bad input: exit 2 naming the option or field, nothing started.
+        for args, words in ((["nonsense"], "is not tls://HOST:PORT"),
+                            ([p.url, "--downtime", "0"], "--downtime: '0' must be 1 to 3600000"),
+                            ([p.url, "--bandwidth", "x"], "--bandwidth"),
+                            ([p.url, "--copy-storage"], "'copy_storage': not implemented yet")):
+            r = p.tern(p.src, "migrate", "mig", *args)
+            assert r.status == 2 and words in r.err, r
+        st, got = p.src.call("POST", "/vms/mig/migrate", {"host": p.url, "live": "yes"})
+        assert st == 400 and "live" in got["error"], (st, got)
+        st, got = p.src.call("POST", "/vms/mig/migrate", {})
+        assert st == 400 and "'host' is required" in got["error"], (st, got)
+
+        # A client certificate from another CA: the destination refuses it and says whose
+        # it was; the VM runs on at the source and nothing is made at the destination.
+        intruder = certs()["intruder"]
+        good = os.path.join(p.tls, "good")
+        os.makedirs(good)
+        for f in ("clientcert.pem", "clientkey.pem"):
+            shutil.copy(os.path.join(p.tls, f), good)
+            shutil.copy(os.path.join(intruder, f), p.tls)
+        r = p.tern(p.src, "migrate", "mig", p.url, "--live")
+        assert r.status == 1 and "refused our certificate" in r.err, r
+        end = time.time() + 10
+        while "(CN=intruder,O=tern tests): certificate refused" not in p.dst.log():
+            assert time.time() < end, p.dst.log()
+            time.sleep(0.1)
+        assert p.src.state("mig") == ("running", "booted"), p.src.state("mig")
+        assert p.dst.ok("GET", "/vms")["vms"] == [], p.dst.ok("GET", "/vms")
+        for f in ("clientcert.pem", "clientkey.pem"):
+            shutil.copy(os.path.join(good, f), p.tls)
+
+        # The migration: the dirtier rewrites its RAM all along. The lab's one emulated CPU
+        # runs the guest, both tern-vmms and both ends of TLS (AES-GCM: ~14 MB/s there), so
+        # the 16 MiB it keeps dirtying take seconds to send: a downtime limit to match.
+        p.src.ok("PATCH", "/vms/mig", {"autostart": True})
+        before = passes(p.src, "mig")
+        r = p.tern(p.src, "migrate", "mig", p.url, "--live", "--auto-converge", "--downtime",
+                   DOWNTIME_MS, "--json")
+        assert r.status == 0, "%r\n%s" % (r, p.logs())
+        got = json.loads(r.out)
+        m = got["migration"]
+        print("migrated: %s" % json.dumps(m))
+        assert got["state"] == "shut off" and got["reason"] == "migrated", got
+        assert m["destination"] == p.url and m["destination_state"] == "running", m
+        assert m["downtime_ms"] > 0 and m["total_ms"] > 0 and m["rounds"] >= 1, m
+        assert p.src.state("mig") == ("shut off", "migrated")
+        assert p.dst.state("mig") == ("running", "migrated"), p.dst.state("mig")
+        assert p.dst.vm("mig")["uuid"] == p.src.vm("mig")["uuid"]
+        # The source's console stops; the destination's goes on where it left off (a line
+        # cut at the switchover ends there): one console across the two.
+        assert max(passes(p.src, "mig")) >= max(before)
+        assert wait_passes(p.dst, "mig", 3), ternd.console_log(p.dst, "mig")[-2000:]
+        here, there = ternd.console_log(p.src, "mig"), ternd.console_log(p.dst, "mig")
+        both = [int(x) for x in re.findall(r"^pass (\d+) ok$", here + there, re.M)]
+        assert both == list(range(both[0], both[0] + len(both))), \
+            "source printed up to %r, destination from %r" % (here[-40:], there[:40])
+        assert "FAIL" not in there, there
+        assert "tunnel ended" in p.dst.log(), p.dst.log()
+        # The destination's VM is an ordinary one there: it stops as any other.
+        p.dst.ok("POST", "/vms/mig/destroy")
+        assert p.dst.state("mig") == ("shut off", "destroyed")
+        # A VM that moved away is not started again here by autostart, nor migrated again.
+        p.src.stop()
+        p.src.start()
+        time.sleep(2)  # autostart runs once the sockets are up
+        assert p.src.state("mig") == ("shut off", "migrated"), p.src.state("mig")
+        r = p.tern(p.src, "migrate", "mig", p.url, "--live")
+        assert r.status == 1 and "cannot migrate mig: it is shut off" in r.err, r
+    finally:
+        p.close()
+
+
+def test_migrate_fails_when_the_destination_dies_half_way():
+    p = Pair("migkill")
+    try:
+        p.start_vm("victim")
+        # 1 MiB/s: the first round alone takes many seconds.
+        proc = subprocess.Popen([ternd.tool("tern"), "--state-dir", p.src.dir, "migrate", "victim",
+                                 p.url, "--live", "--bandwidth", "1"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            end = time.time() + 120
+            while True:
+                job = p.src.ok("GET", "/vms/victim/job")
+                if job["operation"] == "migrate" and job["done_bytes"] > (1 << 20):
+                    break
+                assert proc.poll() is None, proc.communicate()
+                assert time.time() < end, "%r\n%s" % (job, p.logs())
+                time.sleep(0.2)
+            assert job["total_bytes"] == 64 << 20 and job["migration"]["status"] == "active", job
+            assert job["migration"]["destination"] == p.url and "round" in job["detail"], job
+            there = p.dst.vm("victim")
+            assert there["state"] == "migrating in" and there["pid"] > 0, there
+            os.kill(there["pid"], 9)
+            out, err = proc.communicate(timeout=MIGRATE_TIMEOUT)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == 1 and "migration failed" in err, (proc.returncode, out, err)
+        # The VM runs on at the source; the destination removed what it made for it.
+        assert p.src.state("victim")[0] == "running", p.src.state("victim")
+        n = len(passes(p.src, "victim"))
+        assert wait_passes(p.src, "victim", n + 2), ternd.console_log(p.src, "victim")[-2000:]
+        assert p.src.ok("GET", "/vms/victim/job")["operation"] is None
+        end = time.time() + 30
+        while p.dst.call("GET", "/vms/victim")[0] != 404:
+            assert time.time() < end, p.dst.vm("victim")
+            time.sleep(0.2)
+        events = [(e["name"], e["state"], e["reason"])
+                  for e in p.dst.ok("GET", "/events?after=0")["events"]]
+        assert ("victim", "migrating in", "migration") in events and \
+            ("victim", "shut off", "failed") in events and \
+            ("victim", "undefined", "removed") in events, events
+    finally:
+        p.close()
