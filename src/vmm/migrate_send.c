@@ -393,7 +393,14 @@ static void disks_lock(struct vm *vm, bool lock)
 		struct disk *d = &vm->blk[i]->disk;
 		struct flock fl = { .l_type = lock ? (d->readonly ? F_RDLCK : F_WRLCK) : F_UNLCK,
 				    .l_whence = SEEK_SET };
-		if (fcntl(d->fd, F_OFD_SETLK, &fl) < 0)
+		/* A destination that gave up may hold the lock until its process is gone. */
+		int r, tries = 0;
+		while ((r = fcntl(d->fd, F_OFD_SETLK, &fl)) < 0 && lock &&
+		       (errno == EAGAIN || errno == EACCES) && tries++ < 50) {
+			struct timespec ts = { 0, 100000000 };
+			nanosleep(&ts, NULL);
+		}
+		if (r < 0)
 			log_warn("migration: cannot %s disk %s: %s", lock ? "lock" : "unlock",
 				 d->path, strerror(errno));
 	}
@@ -933,13 +940,16 @@ int migrate_cancel(char *err, size_t n)
 	 * The thread sees the flag between two sections (writes to a destination that stopped
 	 * reading give up after STALL_TIMEOUT_MS), and then tells the destination why.
 	 */
-	if (m && st != MIGRATE_SWITCHOVER)
+	bool late = st == MIGRATE_SWITCHOVER || st == MIGRATE_POSTCOPY;
+	if (m && !late)
 		atomic_store(&cancel_req, true);
 	pthread_mutex_unlock(&prog_lock);
 	if (!m)
 		return fail_msg(err, n, -EINVAL, "no migration is under way");
-	if (st == MIGRATE_SWITCHOVER)
-		return fail_msg(err, n, -EBUSY,
-				"the migration is switching over; it can no longer be cancelled");
+	if (late)
+		return fail_msg(
+			err, n, -EBUSY, "the migration is %s; it can no longer be cancelled",
+			st == MIGRATE_POSTCOPY ? "in post-copy (the destination runs the VM)" :
+						 "switching over");
 	return 0;
 }
