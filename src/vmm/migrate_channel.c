@@ -25,7 +25,7 @@ int mig_uri_parse(const char *uri, struct mig_uri *u, char *err, size_t n)
 		const char *p = uri + 5;
 		if (!*p || strlen(p) >= sizeof(u->path))
 			return fail_msg(err, n, -EINVAL,
-					"'%s': a unix: path of 1 to %zu bytes is needed", uri,
+					"'%.64s': a unix: path of 1 to %zu bytes is needed", uri,
 					sizeof(u->path) - 1);
 		u->kind = MIG_UNIX;
 		strcpy(u->path, p);
@@ -34,8 +34,8 @@ int mig_uri_parse(const char *uri, struct mig_uri *u, char *err, size_t n)
 	if (!strncmp(uri, "fd:", 3)) {
 		uint64_t fd;
 		if (!parse_u64(uri + 3, 0, 65535, &fd) || fcntl((int)fd, F_GETFD) < 0)
-			return fail_msg(err, n, -EINVAL, "'%s': fd: takes an open file descriptor",
-					uri);
+			return fail_msg(err, n, -EINVAL,
+					"'%.64s': fd: takes an open file descriptor", uri);
 		u->kind = MIG_FD;
 		u->fd = (int)fd;
 		return 0;
@@ -46,7 +46,7 @@ int mig_uri_parse(const char *uri, struct mig_uri *u, char *err, size_t n)
 		size_t hlen;
 		if (!colon || !parse_u64(colon + 1, 1, 65535, &port))
 			return fail_msg(err, n, -EINVAL,
-					"'%s': tcp:HOST:PORT with a port of 1 to 65535", uri);
+					"'%.64s': tcp:HOST:PORT with a port of 1 to 65535", uri);
 		hlen = (size_t)(colon - h);
 		/* [v6 address] */
 		if (hlen >= 2 && h[0] == '[' && h[hlen - 1] == ']') {
@@ -54,14 +54,14 @@ int mig_uri_parse(const char *uri, struct mig_uri *u, char *err, size_t n)
 			hlen -= 2;
 		}
 		if (hlen >= sizeof(u->host))
-			return fail_msg(err, n, -EINVAL, "'%s': the host name is too long", uri);
+			return fail_msg(err, n, -EINVAL, "'%.64s': the host name is too long", uri);
 		u->kind = MIG_TCP;
 		memcpy(u->host, h, hlen);
 		u->host[hlen] = 0;
 		snprintf(u->port, sizeof(u->port), "%llu", (unsigned long long)port);
 		return 0;
 	}
-	return fail_msg(err, n, -EINVAL, "'%s': the stream's address is one of " FORMS, uri);
+	return fail_msg(err, n, -EINVAL, "'%.64s': the stream's address is one of " FORMS, uri);
 }
 
 static int tcp_socket(const struct mig_uri *u, bool listening, char *err, size_t n)

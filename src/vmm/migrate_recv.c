@@ -245,12 +245,14 @@ static void read_report(struct incoming *in)
 {
 	struct migrate_progress p;
 	struct mig_report rep;
-	char err[256];
+	char err[256] = "";
+	int r = next(in, 4096, err, sizeof(err));
 
 	migrate_get_progress(&p);
 	p.state = MIGRATE_COMPLETED;
-	if (next(in, 4096, err, sizeof(err)) == 0 && in->s.tag == VMSTATE_TAG_MIG_REPORT &&
-	    mig_report_get(&in->s, &rep) == 0) {
+	if (r == 0 && in->s.tag != VMSTATE_TAG_MIG_REPORT)
+		snprintf(err, sizeof(err), "a %s section instead", vmstate_tag_name(in->s.tag));
+	if (r == 0 && in->s.tag == VMSTATE_TAG_MIG_REPORT && mig_report_get(&in->s, &rep) == 0) {
 		p.downtime_us = rep.downtime_us;
 		p.total_ms = rep.total_ms;
 		p.bytes_sent = rep.bytes_sent;

@@ -77,7 +77,8 @@ int main(int argc, char **argv)
 	}
 	pthread_create(&t, NULL, echo_server, (void *)(intptr_t)atoi(argv[3]));
 	int u = socket(AF_INET, SOCK_DGRAM, 0);
-	struct sockaddr_in h = { .sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[2])) };
+	struct sockaddr_in h = { .sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)atoi(argv[2])) };
 	inet_pton(AF_INET, argv[1], &h.sin_addr);
 	for (uint64_t seq = 0;; seq++) {
 		uint64_t msg[3] = { seq, ns(CLOCK_MONOTONIC), ns(CLOCK_REALTIME) };
