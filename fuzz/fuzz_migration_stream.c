@@ -180,19 +180,10 @@ static void check_ram(const struct vmstate_section *s, uint64_t pages, int fd)
 	ASSERT(memcmp(ram, shadow, RAM_BYTES) == 0);
 }
 
-/*
- * The hello: u32 protocol, u32 page size, u64 RAM size and, once copy_storage is in (it is
- * being added beside this harness), u32 flags. The reference follows whichever the header has.
- */
-#ifdef MIG_HELLO_COPY_STORAGE
+/* The hello: u32 protocol, u32 page size, u64 RAM size, u32 flags. */
 #define HELLO_LEN 20
 #define HELLO_FLAGS(p) le_get32((p) + 16)
 #define HELLO_KNOWN_FLAGS MIG_HELLO_COPY_STORAGE
-#else
-#define HELLO_LEN 16
-#define HELLO_FLAGS(p) 0u
-#define HELLO_KNOWN_FLAGS 0u
-#endif
 
 static void check_hello(const struct vmstate_section *s)
 {
@@ -207,9 +198,7 @@ static void check_hello(const struct vmstate_section *s)
 	if (ok) {
 		ASSERT(r == 0);
 		ASSERT(h.protocol == 1 && h.page_size == 4096 && h.ram_size == le_get64(p + 8));
-#ifdef MIG_HELLO_COPY_STORAGE
 		ASSERT(h.flags == HELLO_FLAGS(p));
-#endif
 	} else {
 		ASSERT(r == -EINVAL && err[0]);
 		/* Another protocol is reported as such, however the rest is laid out. */

@@ -421,15 +421,8 @@ TEST(migration_ram_apply_refusals)
 
 /* ---- hello ---- */
 
-/*
- * The hello: u32 protocol, u32 page size, u64 RAM size and, once copy_storage is in (it is
- * being added beside these tests), u32 flags. The tests follow whichever the header has.
- */
-#ifdef MIG_HELLO_COPY_STORAGE
+/* The hello: u32 protocol, u32 page size, u64 RAM size, u32 flags. */
 #define HELLO_LEN 20
-#else
-#define HELLO_LEN 16
-#endif
 
 static struct vmstate_section hello_flags(struct payload *pl, uint32_t protocol, uint32_t page_size,
 					  uint64_t ram_size, uint32_t flags)
@@ -522,7 +515,6 @@ TEST(migration_hello)
 	s = pl_section(&pl, VMSTATE_TAG_MIG_HELLO, MIG_SECTION_VERSION);
 	hello_refused(&s, "a hello this tern-vmm does not read");
 
-#ifdef MIG_HELLO_COPY_STORAGE
 	s = hello_flags(&pl, MIG_PROTOCOL_VERSION, MIG_PAGE, 1 << 20, MIG_HELLO_COPY_STORAGE);
 	CHECK(mig_hello_get(&s, &h, err, sizeof(err)) == 0 && h.flags == MIG_HELLO_COPY_STORAGE);
 	/* A flag from a newer source changes what follows: refused, not ignored. */
@@ -530,7 +522,6 @@ TEST(migration_hello)
 	hello_refused(&s, "hello flags 0x2");
 	s = hello_flags(&pl, MIG_PROTOCOL_VERSION, MIG_PAGE, 1 << 20, 0x80000001u);
 	hello_refused(&s, "hello flags 0x80000001");
-#endif
 	pl_free(&pl);
 }
 
@@ -1097,4 +1088,88 @@ TEST(migration_uri_parse)
 	uri_refused("", "tcp:HOST:PORT, unix:PATH or fd:N");
 	uri_refused("TCP:host:80", "tcp:HOST:PORT, unix:PATH or fd:N");
 	uri_refused("/tmp/sock", "tcp:HOST:PORT, unix:PATH or fd:N");
+}
+
+/* ---- copy_storage: a DISK section's runs against the destination's copy ---- */
+
+static void disk_run(struct payload *pl, uint64_t off, uint32_t len, uint8_t kind)
+{
+	pl_le(pl, off, 8);
+	pl_le(pl, len, 4);
+	pl_le(pl, kind, 1);
+}
+
+static uint64_t file_bytes_differing(int fd, uint8_t byte, uint64_t off, uint64_t len)
+{
+	uint8_t b[512];
+	uint64_t bad = 0;
+
+	for (uint64_t o = off; o < off + len; o += sizeof(b)) {
+		if (pread(fd, b, sizeof(b), (off_t)o) != (ssize_t)sizeof(b))
+			return UINT64_MAX;
+		for (size_t i = 0; i < sizeof(b); i++)
+			bad += b[i] != byte;
+	}
+	return bad;
+}
+
+TEST(migration_disk_apply)
+{
+	int fd = memfd_create("disk-copy", MFD_CLOEXEC);
+	struct payload pl = { 0 };
+	struct mig_disk_target t[2] = { { -1, 0 }, { fd, 64 * 1024 } };
+	uint64_t bytes = 0;
+	struct vmstate_section s;
+
+	CHECK(fd >= 0 && ftruncate(fd, 64 * 1024) == 0);
+	/* disk 1: 4 KiB of 0xab at 8 KiB, then a zero run over what was written before */
+	pl_le(&pl, 1, 4);
+	disk_run(&pl, 8192, 4096, MIG_RUN_DATA);
+	pl_fill(&pl, 0xab, 4096);
+	s = pl_section(&pl, VMSTATE_TAG_MIG_DISK, MIG_SECTION_VERSION);
+	CHECK(mig_disk_apply(&s, t, 2, &bytes, err, sizeof(err)) == 0 && bytes == 4096);
+	CHECK(file_bytes_differing(fd, 0xab, 8192, 4096) == 0);
+	pl_free(&pl);
+	pl_le(&pl, 1, 4);
+	disk_run(&pl, 8192, 1024, MIG_RUN_ZERO);
+	s = pl_section(&pl, VMSTATE_TAG_MIG_DISK, MIG_SECTION_VERSION);
+	CHECK(mig_disk_apply(&s, t, 2, &bytes, err, sizeof(err)) == 0 && bytes == 5120);
+	CHECK(file_bytes_differing(fd, 0, 8192, 1024) == 0);
+	CHECK(file_bytes_differing(fd, 0xab, 9216, 3072) == 0);
+
+	/* refusals: nothing written, the reason named */
+	struct {
+		uint32_t disk;
+		uint64_t off;
+		uint32_t len;
+		uint8_t kind;
+		size_t data;
+		const char *words;
+	} bad[] = {
+		{ 0, 0, 512, MIG_RUN_DATA, 512, "not copied" },		  /* disk without a copy */
+		{ 2, 0, 512, MIG_RUN_DATA, 512, "not copied" },		  /* index past the list */
+		{ 1, 65024, 1024, MIG_RUN_DATA, 1024, "outside" },	  /* past the end */
+		{ 1, UINT64_MAX - 511, 512, MIG_RUN_ZERO, 0, "outside" }, /* overflow */
+		{ 1, 100, 512, MIG_RUN_DATA, 512, "whole sectors" },	  /* unaligned */
+		{ 1, 0, 0, MIG_RUN_ZERO, 0, "outside" },		  /* empty */
+		{ 1, 0, 512, 7, 0, "kind 7" },				  /* unknown kind */
+		{ 1, 0, 4096, MIG_RUN_DATA, 100, "bytes of data" },	  /* data short */
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		pl_free(&pl);
+		pl_le(&pl, bad[i].disk, 4);
+		/* a valid run first: it must not be written either */
+		disk_run(&pl, 0, 512, MIG_RUN_DATA);
+		pl_fill(&pl, 0x11, 512);
+		disk_run(&pl, bad[i].off, bad[i].len, bad[i].kind);
+		pl_fill(&pl, 0x22, bad[i].data);
+		s = pl_section(&pl, VMSTATE_TAG_MIG_DISK, MIG_SECTION_VERSION);
+		bytes = 0;
+		err[0] = 0;
+		CHECK(mig_disk_apply(&s, t, 2, &bytes, err, sizeof(err)) < 0);
+		CHECK(strstr(err, bad[i].words) != NULL);
+		CHECK(bytes == 0 && file_bytes_differing(fd, 0, 0, 512) == 0);
+	}
+	pl_free(&pl);
+	close(fd);
 }
