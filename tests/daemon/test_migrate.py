@@ -46,20 +46,25 @@ def wait_passes(t, name, n, timeout=120):
 
 
 class Pair:
-    """A source ternd whose --tls-dir holds a client certificate (copied: a test swaps it),
-    and a destination ternd serving TLS on 127.0.0.1."""
+    """Two ternds serving TLS on 127.0.0.1, each with a server and a client certificate in
+    its --tls-dir (copies: a test swaps the source's client certificate)."""
 
     def __init__(self, tag):
         c = certs()
-        self.tls = tempfile.mkdtemp(prefix="tern-migtls-")
-        for f in ("cacert.pem", "clientcert.pem", "clientkey.pem"):
-            shutil.copy(os.path.join(c["client"], f), self.tls)
-        self.port = free_port()
-        self.url = "tls://127.0.0.1:%d" % self.port
         self.src = self.dst = None
-        self.src = ternd.Ternd(tag + "src", extra=["--tls-dir", self.tls])
+        self.tls, self.tls_dst = (tempfile.mkdtemp(prefix="tern-migtls-") for _ in range(2))
+        for d in (self.tls, self.tls_dst):
+            for f in ("cacert.pem", "servercert.pem", "serverkey.pem"):
+                shutil.copy(os.path.join(c["server"], f), d)
+            for f in ("clientcert.pem", "clientkey.pem"):
+                shutil.copy(os.path.join(c["client"], f), d)
+        self.src_port, self.port = free_port(), free_port()
+        self.src_url, self.url = ("tls://127.0.0.1:%d" % p for p in (self.src_port, self.port))
+        self.src = ternd.Ternd(tag + "src", extra=["--listen-tls", "127.0.0.1:%d" % self.src_port,
+                                                   "--tls-dir", self.tls])
         self.dst = ternd.Ternd(tag + "dst", extra=["--listen-tls", "127.0.0.1:%d" % self.port,
-                                                   "--tls-dir", c["server"]])
+                                                   "--tls-dir", self.tls_dst])
+        wait_listening(self.src.proc, self.src.log)
         wait_listening(self.dst.proc, self.dst.log)
 
     def tern(self, t, *args, timeout=MIGRATE_TIMEOUT):
@@ -78,6 +83,7 @@ class Pair:
             if t:
                 t.close()
         shutil.rmtree(self.tls, ignore_errors=True)
+        shutil.rmtree(self.tls_dst, ignore_errors=True)
 
 
 def test_migrate_live_between_two_ternds_over_tls():
@@ -142,16 +148,30 @@ def test_migrate_live_between_two_ternds_over_tls():
             "source printed up to %r, destination from %r" % (here[-40:], there[:40])
         assert "FAIL" not in there, there
         assert "tunnel ended" in p.dst.log(), p.dst.log()
-        # The destination's VM is an ordinary one there: it stops as any other.
-        p.dst.ok("POST", "/vms/mig/destroy")
-        assert p.dst.state("mig") == ("shut off", "destroyed")
         # A VM that moved away is not started again here by autostart, nor migrated again.
         p.src.stop()
         p.src.start()
+        wait_listening(p.src.proc, p.src.log)
         time.sleep(2)  # autostart runs once the sockets are up
         assert p.src.state("mig") == ("shut off", "migrated"), p.src.state("mig")
         r = p.tern(p.src, "migrate", "mig", p.url, "--live")
         assert r.status == 1 and "cannot migrate mig: it is shut off" in r.err, r
+
+        # And back, not live: paused there first, resumed here, into the shut-off VM of the
+        # same uuid here; --undefine-source removes it there.
+        last = max(passes(p.dst, "mig"))
+        r = p.tern(p.dst, "migrate", "mig", p.src_url, "--undefine-source", "--downtime",
+                   DOWNTIME_MS)
+        assert r.status == 0 and "it is running there, and undefined here" in r.out, \
+            "%r\n%s" % (r, p.logs())
+        assert p.dst.call("GET", "/vms/mig")[0] == 404
+        assert p.src.state("mig") == ("running", "unpaused"), p.src.state("mig")
+        reasons = [(e["state"], e["reason"]) for e in p.src.ok("GET", "/events?after=0")["events"]
+                   if e["name"] == "mig"]
+        assert reasons[-3:] == [("migrating in", "migration"), ("paused", "migrated"),
+                                ("running", "unpaused")], reasons
+        assert wait_passes(p.src, "mig", len(passes(p.src, "mig")) + 2)
+        assert max(passes(p.src, "mig")) > last and "FAIL" not in ternd.console_log(p.src, "mig")
     finally:
         p.close()
 
