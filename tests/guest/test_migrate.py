@@ -506,7 +506,7 @@ def test_migrate_post_copy_destination_lost():
     # A slow dirtier (delay=): at the destination it touches its pages slower than the
     # capped link brings them, so post-copy lasts seconds, not the one a fast guest needs
     # to pull everything on demand.
-    work, src, c = start_source("pclost", cmdline="mib=16 static=4 gap=4 delay=1000000")
+    work, src, c = start_source("pclost", cmdline="mib=8 static=2 gap=2 delay=1000000")
     path = os.path.join(work, "incoming.sock")
     dst, _ = start_destination("pclost", work, "unix:" + path, wait_path=path)
     try:
