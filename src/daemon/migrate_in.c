@@ -60,18 +60,69 @@ static struct json_object *summary(struct ternd *t, struct vm_entry *e)
 	return o;
 }
 
-/* The definition in body, checked as a define checks one (its files must be here too). */
-static int parse_prepare(const char *name, const char *body, struct vmdef *d, char *err, size_t n)
+/*
+ * With copy_storage the writable disks come with the stream: tern-vmm makes each image at
+ * its path, and never over a file. What else the VM needs must be here already.
+ */
+static int check_copy_storage(const struct vmdef *d, char *err, size_t n)
 {
-	static const char *const keys[] = { "definition", NULL };
+	if (access(d->kernel, R_OK))
+		return fail_msg(err, n, -EINVAL, "'kernel': %.200s: %s", d->kernel,
+				strerror(errno));
+	if (d->initrd && access(d->initrd, R_OK))
+		return fail_msg(err, n, -EINVAL, "'initrd': %.200s: %s", d->initrd,
+				strerror(errno));
+	for (unsigned int i = 0; i < d->ndisks; i++) {
+		const struct vmdef_disk *k = &d->disks[i];
+		char dir[VMDEF_PATH_MAX + 1], *slash;
+		if (k->readonly) {
+			if (access(k->path, R_OK))
+				return fail_msg(err, n, -EINVAL,
+						"'disks[%u].path': %.200s: %s (read-only disks are "
+						"not copied: they must be here)",
+						i, k->path, strerror(errno));
+			continue;
+		}
+		if (k->overlay)
+			return fail_msg(
+				err, n, -EINVAL,
+				"'disks[%u]': an overlay; copy_storage copies raw images only", i);
+		if (!access(k->path, F_OK))
+			return fail_msg(
+				err, n, -EEXIST,
+				"'disks[%u].path': %.200s exists on this host: copy_storage "
+				"makes a new image and never writes over a file",
+				i, k->path);
+		snprintf(dir, sizeof(dir), "%s", k->path);
+		if ((slash = strrchr(dir, '/')))
+			*(slash == dir ? slash + 1 : slash) = 0;
+		if (access(dir, W_OK | X_OK))
+			return fail_msg(err, n, -EINVAL,
+					"'disks[%u].path': cannot make %.200s here: %.200s: %s", i,
+					k->path, dir, strerror(errno));
+	}
+	return 0;
+}
+
+/*
+ * The definition in body, checked as a define checks one (its files must be here too, or
+ * with copy_storage its writable disks must not be).
+ */
+static int parse_prepare(const char *name, const char *body, struct vmdef *d, bool *copy, char *err,
+			 size_t n)
+{
+	static const char *const keys[] = { "definition", "copy_storage", NULL };
 	struct json_object *o = jin_parse_object(body, strlen(body), err, n), *def, *uuid;
 	char why[1024];
 	int r;
 
+	*copy = false;
 	if (!o)
 		return -EINVAL;
-	if ((r = jin_only(o, keys, "an incoming migration", err, n)))
+	if ((r = jin_only(o, keys, "an incoming migration", err, n)) ||
+	    (r = jin_bool(o, "copy_storage", copy, err, n)) < 0)
 		goto out;
+	r = 0;
 	if (!json_object_object_get_ex(o, "definition", &def) ||
 	    !json_object_is_type(def, json_type_object)) {
 		r = fail_msg(err, n, -EINVAL,
@@ -85,8 +136,14 @@ static int parse_prepare(const char *name, const char *body, struct vmdef *d, ch
 		goto out;
 	}
 	const char *text = json_object_to_json_string_ext(def, JSON_C_TO_STRING_PLAIN);
-	if (vmdef_parse(text, strlen(text), d, true, why, sizeof(why))) {
+	if (vmdef_parse(text, strlen(text), d, !*copy, why, sizeof(why))) {
 		r = fail_msg(err, n, -EINVAL, "the definition does not fit this host: %s", why);
+		goto out;
+	}
+	if (*copy && (r = check_copy_storage(d, why, sizeof(why)))) {
+		vmdef_free(d);
+		r = fail_msg(err, n, r == -EEXIST ? -EBUSY : -EINVAL,
+			     "the definition does not fit this host: %s", why);
 		goto out;
 	}
 	if (strcmp(d->name, name)) {
@@ -207,11 +264,11 @@ int migrate_in_prepare(struct ternd *t, const char *name, const char *body,
 {
 	struct vmdef d;
 	struct vm_entry *e;
-	bool created = false;
+	bool created = false, copy;
 	int r;
 
 	*out = NULL;
-	if ((r = parse_prepare(name, body, &d, err, n)))
+	if ((r = parse_prepare(name, body, &d, &copy, err, n)))
 		return r;
 	if (!(e = ternd_get(t, name))) {
 		char uuid[VMDEF_UUID_LEN + 1];

@@ -109,7 +109,7 @@ def test_the_document_matches_the_server():
         call(doc, t, "POST", "/vms/doc1/suspend")
         call(doc, t, "POST", "/vms/doc1/resume")
         call(doc, t, "POST", "/vms/doc1/migrate", {})  # 400: no host
-        call(doc, t, "POST", "/vms/doc1/migrate", {"host": "tls://127.0.0.1:1",
+        call(doc, t, "POST", "/vms/doc1/migrate", {"host": "tls://127.0.0.1:1", "post_copy": True,
                                                     "copy_storage": True})  # 400
         call(doc, t, "POST", "/vms/doc1/incoming/stream", {"uuid": d["uuid"]})  # 409
         call(doc, t, "POST", "/vms/nope/incoming/stream", {"uuid": d["uuid"]})  # 404
