@@ -26,7 +26,7 @@ static double num(struct json_object *o, const char *key)
 
 int cmd_migrate(struct cli *c, int argc, char **argv)
 {
-	bool live = false, converge = false, copy = false, undefine = false;
+	bool live = false, converge = false, copy = false, undefine = false, post = false;
 	uint64_t downtime = DOWNTIME_DEFAULT_MS, bandwidth = 0;
 	const struct cli_opt opts[] = {
 		{ .name = "live", .kind = CLI_OPT_FLAG, .out = &live },
@@ -43,6 +43,7 @@ int cmd_migrate(struct cli *c, int argc, char **argv)
 		  .max = BANDWIDTH_MAX_MIB_S,
 		  .unit = "MiB/s (0: no limit)" },
 		{ .name = "auto-converge", .kind = CLI_OPT_FLAG, .out = &converge },
+		{ .name = "post-copy", .kind = CLI_OPT_FLAG, .out = &post },
 		{ .name = "copy-storage", .kind = CLI_OPT_FLAG, .out = &copy },
 		{ .name = "undefine-source", .kind = CLI_OPT_FLAG, .out = &undefine },
 	};
@@ -62,11 +63,11 @@ int cmd_migrate(struct cli *c, int argc, char **argv)
 			  why);
 	snprintf(body, sizeof(body),
 		 "{\"host\": \"%s\", \"live\": %s, \"downtime_limit_ms\": %llu, "
-		 "\"bandwidth_mib_s\": %llu, \"auto_converge\": %s, \"copy_storage\": %s, "
-		 "\"undefine_source\": %s}",
+		 "\"bandwidth_mib_s\": %llu, \"auto_converge\": %s, \"post_copy\": %s, "
+		 "\"copy_storage\": %s, \"undefine_source\": %s}",
 		 url, live ? "true" : "false", (unsigned long long)downtime,
 		 (unsigned long long)bandwidth, converge ? "true" : "false",
-		 copy ? "true" : "false", undefine ? "true" : "false");
+		 post ? "true" : "false", copy ? "true" : "false", undefine ? "true" : "false");
 	snprintf(doing, sizeof(doing), "migrating %s", pos[0]);
 	p = progress_start_job(c, doing, pos[0]);
 	e = cli_call(c, "POST", path, body, MIGRATE_TIMEOUT_MS, &o);

@@ -109,21 +109,25 @@ const struct cli_command cli_commands[] = {
 	  "tern clone web web2 && tern start web2" },
 	{ "migrate", cmd_migrate, true,
 	  "NAME tls://HOST:PORT [--live] [--downtime MS] [--bandwidth MIB]\n"
-	  "            [--auto-converge] [--copy-storage] [--undefine-source]",
+	  "            [--auto-converge] [--post-copy] [--copy-storage] [--undefine-source]",
 	  "move a running or paused VM to another host's ternd",
 	  "HOST's ternd (ternd --listen-tls; the port is required, there is no default) gets\n"
 	  "the definition and starts a tern-vmm that waits for the VM; the stream goes over\n"
 	  "mutual TLS with this ternd's client certificate (ternd --tls-dir). Disks must be on\n"
-	  "storage both hosts reach at the same paths, and the kernel must be there too.\n"
-	  "Afterwards the VM runs there and is shut off here (migrated); its definition stays\n"
-	  "here unless --undefine-source. When it fails the VM runs on here and the destination\n"
-	  "keeps nothing. Shows the progress on a terminal; exit status 1 when it failed.\n"
+	  "storage both hosts reach at the same paths (or go too: --copy-storage), and the\n"
+	  "kernel must be there too. Afterwards the VM runs there and is shut off here\n"
+	  "(migrated); its definition stays here unless --undefine-source. When it fails the VM\n"
+	  "runs on here and the destination keeps nothing. Shows the progress on a terminal;\n"
+	  "exit status 1 when it failed.\n"
 	  "  --live              copy the memory while the guest runs (pre-copy); without it the\n"
 	  "                      VM is paused first and resumed there\n"
 	  "  --downtime MS       the pause allowed at the switchover, 1 to 3600000 (default 300)\n"
 	  "  --bandwidth MIB     MiB/s at most, 0 to 1048576 (default 0: no limit)\n"
 	  "  --auto-converge     slow the vCPUs down when they dirty memory faster than it goes\n"
-	  "  --copy-storage      copy the disks too: not implemented yet (exit 2)\n"
+	  "  --post-copy         when pre-copy has not converged after 3 rounds, run it there at\n"
+	  "                      once and fetch the rest of its memory as it touches it\n"
+	  "  --copy-storage      copy the writable disks too (raw images, made there at the same\n"
+	  "                      paths: none may exist there yet); not with --post-copy\n"
 	  "  --undefine-source   remove the definition here once it runs there\n",
 	  "tern migrate web tls://host2.example.org:16514 --live" },
 	{ "stats", cmd_stats, true, "NAME", "a running VM's disk and NIC counters",
