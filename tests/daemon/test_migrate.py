@@ -70,8 +70,8 @@ class Pair:
     def tern(self, t, *args, timeout=MIGRATE_TIMEOUT):
         return run("tern", ["--state-dir", t.dir] + list(args), timeout=timeout)
 
-    def start_vm(self, name):
-        self.src.define(name, dirtier(), **VM)
+    def start_vm(self, name, **extra):
+        self.src.define(name, dirtier(), **dict(VM, **extra))
         self.src.ok("POST", "/vms/%s/start" % name)
         assert wait_passes(self.src, name, 2), ternd.console_log(self.src, name)[-2000:]
 
@@ -89,18 +89,29 @@ class Pair:
 def test_migrate_live_between_two_ternds_over_tls():
     p = Pair("mig")
     try:
-        p.start_vm("mig")
+        # A disk: both ternds reach it at its path (this host), as shared storage.
+        disk = os.path.join(p.tls, "mig.img")
+        with open(disk, "wb") as f:
+            f.truncate(4 << 20)
+        p.start_vm("mig", disks=[{"path": disk}])
         # Bad input: exit 2 naming the option or field, nothing started.
         for args, words in ((["nonsense"], "is not tls://HOST:PORT"),
                             ([p.url, "--downtime", "0"], "--downtime: '0' must be 1 to 3600000"),
                             ([p.url, "--bandwidth", "x"], "--bandwidth"),
-                            ([p.url, "--copy-storage"], "'copy_storage': not implemented yet")):
+                            ([p.url, "--copy-storage", "--post-copy"],
+                             "'post_copy' and 'copy_storage' do not go together yet")):
             r = p.tern(p.src, "migrate", "mig", *args)
             assert r.status == 2 and words in r.err, r
         st, got = p.src.call("POST", "/vms/mig/migrate", {"host": p.url, "live": "yes"})
         assert st == 400 and "live" in got["error"], (st, got)
         st, got = p.src.call("POST", "/vms/mig/migrate", {})
         assert st == 400 and "'host' is required" in got["error"], (st, got)
+
+        # --copy-storage makes the disk at the destination, which has it already: refused
+        # there (409), the VM runs on here.
+        r = p.tern(p.src, "migrate", "mig", p.url, "--live", "--copy-storage")
+        assert r.status == 1 and "exists on this host: copy_storage" in r.err, r
+        assert p.src.state("mig") == ("running", "booted") and p.dst.ok("GET", "/vms")["vms"] == []
 
         # A client certificate from another CA: the destination refuses it and says whose
         # it was; the VM runs on at the source and nothing is made at the destination.

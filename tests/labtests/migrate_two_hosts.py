@@ -3,6 +3,7 @@ VM on lab1 with its disk image on the repository (storage both hosts reach at th
 path), moved to lab2 with `tern migrate --live` over TLS. The dirtier guest checks every
 byte of its RAM as it goes. Prints "MIGRATE-TWO-HOSTS-OK" at the end; any failure is an
 exception (exit status 1)."""
+import hashlib
 import json
 import os
 import re
@@ -103,6 +104,32 @@ def main():
         tern(*remote, "destroy", "roamer")
         tern(*remote, "undefine", "roamer")
         tern(*local, "undefine", "roamer")
+
+        # A disk only lab1 has (its /tmp): --copy-storage makes it on lab2, every byte.
+        local_disk = "/tmp/tern-carrier.img"
+        with open(local_disk, "wb") as f:
+            f.truncate(8 << 20)
+            f.write(os.urandom(1 << 20))
+            f.seek(5 << 20)
+            f.write(os.urandom(512 << 10))  # and a hole between
+        want = hashlib.sha256(open(local_disk, "rb").read()).hexdigest()
+        path = os.path.join(work, "carrier.json")
+        with open(path, "w") as f:
+            json.dump({"name": "carrier", "kernel": kernel, "cmdline": "mib=4 static=1 gap=1",
+                       "memory_mib": 32, "disks": [{"path": local_disk}]}, f)
+        tern(*local, "define", path)
+        tern(*local, "start", "carrier")
+        st, _ = labhosts.run(2, ["test", "-e", local_disk])
+        assert st == 1, "lab2 has %s already" % local_disk
+        r = tern(*local, "migrate", "carrier", "tls://lab2:%d" % PORT, "--live", "--copy-storage",
+                 "--downtime", "8000", "--undefine-source", "--json", timeout=600)
+        m = json.loads(r.stdout)["migration"]
+        assert m["destination_state"] == "running" and m["source_undefined"], m
+        st, out = labhosts.run(2, ["sha256sum", local_disk])
+        assert st == 0 and out.split()[0] == want, (st, out, want)
+        assert tern(*local, "info", "carrier", check=None).returncode == 1
+        tern(*remote, "destroy", "carrier")
+        tern(*remote, "undefine", "carrier", "--remove-storage")
     finally:
         labhosts.kill(2, d)
         src.terminate()

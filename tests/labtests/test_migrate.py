@@ -1,6 +1,7 @@
 """Migration between two lab hosts (tests/lab --hosts 2): tern migrate moves a VM from
-lab1's ternd to lab2's over TLS (migrate_two_hosts.py runs inside). Runs on the host;
-boots its own lab (~1 min) and migrates a tiny guest (a minute or two in the lab)."""
+lab1's ternd to lab2's over TLS, its disk on storage both reach, then another with
+--copy-storage, its disk on lab1 only (migrate_two_hosts.py runs inside). Runs on the host;
+boots its own lab (~1 min) and migrates two tiny guests (a minute or two in the lab)."""
 import os
 import subprocess
 
