@@ -65,13 +65,14 @@ static const char usage[] =
 	"  --status-file PATH     when the VM ends (power-off, reboot, crash, debug-exit, or a\n"
 	"                         failure of tern-vmm once it runs), write PATH atomically:\n"
 	"                         {\"reason\": "
-	"\"poweroff\"|\"reboot\"|\"crash\"|\"debug-exit\"|\"error\",\n"
+	"\"poweroff\"|\"reboot\"|\"crash\"|\"debug-exit\"|\"error\"|\"migrated\",\n"
 	"                         \"exit_status\": N, \"message\": the line it logs} (for "
 	"tern-monitor)\n"
 	"  --debug-exit           test only: a byte written to port 0x501 becomes the exit status\n"
 	"  -h, --help             this text\n"
 	"Console: Ctrl-a x quits, Ctrl-a a sends Ctrl-a.\n"
-	"Exit status: 0 guest powered off or rebooted, 1 tern-vmm failed, 2 bad usage,\n"
+	"Exit status: 0 guest powered off or rebooted (or migrated away), 1 tern-vmm failed, 2 bad "
+	"usage,\n"
 	"3 guest crashed (triple fault or an exit tern cannot handle).\n";
 
 enum {
