@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 int file_read_all(const char *path, uint8_t **buf, size_t *len)
@@ -164,4 +165,23 @@ int fsync_dir_of(const char *path)
 		r = -errno;
 	close(fd);
 	return r;
+}
+
+bool mem_is_zero(const void *p, size_t len)
+{
+	/* Word at a time: callers hand out pages of guest RAM and disk sectors. */
+	const uint64_t *q = p;
+
+	for (size_t i = 0; i < len / 8; i++)
+		if (q[i])
+			return false;
+	return true;
+}
+
+uint64_t monotonic_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }

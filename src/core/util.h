@@ -50,5 +50,9 @@ int fsync_dir_of(const char *path);
 
 /* Parses a decimal unsigned integer in [min, max]; false on junk, overflow or range. */
 bool parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+/* Whether len bytes at p (8-byte aligned, len a multiple of 8: pages, sectors) are all zero. */
+bool mem_is_zero(const void *p, size_t len);
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t monotonic_ns(void);
 
 #endif

@@ -80,14 +80,6 @@ uint64_t disk_copy_src_pending(const struct disk_copy_src *s)
 	return bytes;
 }
 
-static bool is_zero(const uint8_t *p, size_t len)
-{
-	for (size_t i = 0; i < len; i++)
-		if (p[i])
-			return false;
-	return true;
-}
-
 /* One chunk (or the tail of the disk) as a run; a section per CHUNKS_PER_SECTION. */
 static int send_chunk(struct vmstate_writer *w, int fd, uint64_t off, uint64_t len, uint8_t *buf)
 {
@@ -103,7 +95,7 @@ static int send_chunk(struct vmstate_writer *w, int fd, uint64_t off, uint64_t l
 		}
 		done += (uint64_t)r;
 	}
-	bool z = is_zero(buf, len);
+	bool z = mem_is_zero(buf, len);
 	vmstate_put_u64(w, off);
 	vmstate_put_u32(w, (uint32_t)len);
 	vmstate_put_u8(w, z ? MIG_RUN_ZERO : MIG_RUN_DATA);

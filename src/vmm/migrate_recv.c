@@ -28,14 +28,6 @@
 #define RECV_TIMEOUT_MS 120000 /* the source sends something at least this often */
 #define REPORT_TIMEOUT_MS 10000
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 struct incoming {
 	int fd;
 	pthread_mutex_t wlock;	 /* replies: post-copy's page requests go out beside them */
@@ -310,7 +302,7 @@ int migrate_incoming(struct api *a, struct vm *vm, const char *uri,
 	reply(&in, VMSTATE_TAG_MIG_READY);
 	if ((r = receive(&in, &mem, &state, &state_len, &running, err, n)))
 		goto fail;
-	uint64_t t0 = now_ns();
+	uint64_t t0 = monotonic_ns();
 	if (in.stale) {
 		/* From here every page placed goes through the userfaultfd (post-copy). */
 		in.pc_mem = mem;
@@ -342,10 +334,10 @@ int migrate_incoming(struct api *a, struct vm *vm, const char *uri,
 		}
 		vm->cfg.disks_unlocked = cfg.disks_unlocked = false;
 	}
-	uint64_t t1 = now_ns();
+	uint64_t t1 = monotonic_ns();
 	if ((r = snapshot_restore_state(&file, vm, err, n)))
 		goto fail;
-	uint64_t t2 = now_ns();
+	uint64_t t2 = monotonic_ns();
 	reply(&in, VMSTATE_TAG_MIG_PREPARED);
 	prepared = true;
 	if ((r = in.w.err)) {
@@ -361,7 +353,7 @@ int migrate_incoming(struct api *a, struct vm *vm, const char *uri,
 	reply(&in, VMSTATE_TAG_MIG_RESUMED);
 	log_info("switchover here: %s %.1f ms, state loaded %.1f ms, vCPUs started %.1f ms",
 		 early ? "disks reopened" : "VM built", (t1 - t0) / 1e6, (t2 - t1) / 1e6,
-		 (now_ns() - t2) / 1e6);
+		 (monotonic_ns() - t2) / 1e6);
 	a->cfg = cfg;
 	vmstate_file_free(&file);
 	free(state);

@@ -101,14 +101,6 @@ void migrate_progress_set_incoming(const struct migrate_progress *p)
 	pthread_mutex_unlock(&prog_lock);
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 static void set_state(enum migrate_state s)
 {
 	pthread_mutex_lock(&prog_lock);
@@ -118,14 +110,9 @@ static void set_state(enum migrate_state s)
 
 /* ---- RAM ---- */
 
-static bool page_is_zero(const uint8_t *p)
+static bool page_zero(const uint8_t *p)
 {
-	const uint64_t *q = (const uint64_t *)p;
-
-	for (size_t i = 0; i < MIG_PAGE / 8; i++)
-		if (q[i])
-			return false;
-	return true;
+	return mem_is_zero(p, MIG_PAGE);
 }
 
 static bool bit(const uint8_t *bm, uint64_t p)
@@ -139,22 +126,15 @@ static int ahead_of_cap_ms(const struct migration *m)
 	if (!m->p.bandwidth_mib_s)
 		return 0;
 	uint64_t due_ns = m->w.written * 1000000000ULL / (m->p.bandwidth_mib_s << 20);
-	uint64_t el = now_ns() - m->t0_ns;
+	uint64_t el = monotonic_ns() - m->t0_ns;
 	return el >= due_ns ? 0 : (int)((due_ns - el) / 1000000 + 1);
 }
 
 /* Holds the stream to the bandwidth cap: sleeps while we are ahead of it. */
 static void keep_to_cap(struct migration *m)
 {
-	if (!m->p.bandwidth_mib_s)
-		return;
-	uint64_t bps = m->p.bandwidth_mib_s << 20;
-	for (;;) {
-		uint64_t due_ns = m->w.written * 1000000000ULL / bps, el = now_ns() - m->t0_ns;
-		if (el >= due_ns || atomic_load(&cancel_req))
-			return;
-		uint64_t wait = due_ns - el > 100000000ULL ? 100000000ULL : due_ns - el;
-		struct timespec ts = { 0, (long)wait };
+	for (int ms; (ms = ahead_of_cap_ms(m)) > 0 && !atomic_load(&cancel_req);) {
+		struct timespec ts = { 0, (long)(ms > 100 ? 100 : ms) * 1000000 };
 		nanosleep(&ts, NULL);
 	}
 }
@@ -188,10 +168,10 @@ static int send_pages(struct migration *m, uint8_t *dirty)
 				continue;
 			}
 		}
-		bool z = page_is_zero(ram + p * MIG_PAGE);
+		bool z = page_zero(ram + p * MIG_PAGE);
 		uint64_t q = p + 1, max = z ? ZERO_RUN_MAX : MIG_RUN_MAX_PAGES;
 		while (q < m->pages && q - p < max && (!dirty || bit(dirty, q)) &&
-		       page_is_zero(ram + q * MIG_PAGE) == z)
+		       page_zero(ram + q * MIG_PAGE) == z)
 			q++;
 		/* A section stays within what the destination takes (MIG_RAM_SECTION_MAX). */
 		if (open && m->w.len + 16 + (z ? 0 : (q - p) * MIG_PAGE) > SECTION_TARGET) {
@@ -363,7 +343,7 @@ static void finish(struct migration *m, enum migrate_state state, const char *er
 	prog.state = state;
 	if (err)
 		snprintf(prog.error, sizeof(prog.error), "%s", err);
-	prog.total_ms = (now_ns() - m->t0_ns) / 1000000;
+	prog.total_ms = (monotonic_ns() - m->t0_ns) / 1000000;
 	active = NULL;
 	pthread_mutex_unlock(&prog_lock);
 	if (state == MIGRATE_COMPLETED)
@@ -451,7 +431,7 @@ out:
 static void send_one_page(struct migration *m, uint64_t p)
 {
 	const uint8_t *page = m->vm->mem.host + p * MIG_PAGE;
-	bool z = page_is_zero(page);
+	bool z = page_zero(page);
 
 	vmstate_begin(&m->w, VMSTATE_TAG_MIG_RAM, 0, MIG_SECTION_VERSION);
 	mig_run_put(&m->w, p, 1, z ? MIG_RUN_ZERO : MIG_RUN_DATA, page);
@@ -471,10 +451,10 @@ static bool send_batch(struct migration *m, uint64_t *cursor)
 			p = (p % 8 || m->dirty[p / 8]) ? p + 1 : p + 8;
 			continue;
 		}
-		bool z = page_is_zero(ram + p * MIG_PAGE);
+		bool z = page_zero(ram + p * MIG_PAGE);
 		uint64_t q = p + 1;
 		while (q < m->pages && sent + (q - p) < MIG_RUN_MAX_PAGES && bit(m->dirty, q) &&
-		       page_is_zero(ram + q * MIG_PAGE) == z)
+		       page_zero(ram + q * MIG_PAGE) == z)
 			q++;
 		if (!open) {
 			vmstate_begin(&m->w, VMSTATE_TAG_MIG_RAM, 0, MIG_SECTION_VERSION);
@@ -517,7 +497,7 @@ static int postcopy_serve(struct migration *m, int timeout_ms, char *err, size_t
 			m->committed = true; /* from here the destination may run the guest */
 		} else if (s.tag == VMSTATE_TAG_MIG_RESUMED) {
 			pthread_mutex_lock(&prog_lock);
-			prog.downtime_us = (now_ns() - m->pause_ns) / 1000;
+			prog.downtime_us = (monotonic_ns() - m->pause_ns) / 1000;
 			pthread_mutex_unlock(&prog_lock);
 			log_info("post-copy: the VM runs at the destination after %.1f ms",
 				 prog.downtime_us / 1000.0);
@@ -565,7 +545,7 @@ static void *postcopy_thread(void *arg)
 			r = postcopy_serve(m, ms > 100 ? 100 : ms, err, sizeof(err));
 	}
 	if (!r) {
-		struct mig_report rep = { .total_ms = (now_ns() - m->t0_ns) / 1000000,
+		struct mig_report rep = { .total_ms = (monotonic_ns() - m->t0_ns) / 1000000,
 					  .bytes_sent = m->w.written };
 		pthread_mutex_lock(&prog_lock);
 		rep.downtime_us = prog.downtime_us;
@@ -628,12 +608,12 @@ static void on_switch(void *opaque, uint32_t events)
 	}
 	set_state(MIGRATE_SWITCHOVER);
 	m->was_paused = vm_is_paused(vm);
-	m->pause_ns = now_ns();
+	m->pause_ns = monotonic_ns();
 	if (!m->was_paused && vm_pause(vm)) {
 		finish(m, MIGRATE_FAILED, "the vCPUs did not stop for the switchover");
 		return;
 	}
-	t[0] = now_ns();
+	t[0] = monotonic_ns();
 	throttle_stop(m);
 	if ((r = snapshot_quiesce_disks(vm, err, sizeof(err))))
 		goto resume;
@@ -641,7 +621,7 @@ static void on_switch(void *opaque, uint32_t events)
 		snprintf(err, sizeof(err), "cannot read the dirty page log: %s", strerror(-r));
 		goto resume;
 	}
-	t[1] = now_ns();
+	t[1] = monotonic_ns();
 	left = count_bits(m->dirty, m->pages);
 	if (m->p.copy_storage)
 		disk_copy_src_collect(&m->dc, vm);
@@ -651,7 +631,7 @@ static void on_switch(void *opaque, uint32_t events)
 		stream_failed(m, r, err, sizeof(err));
 		goto resume;
 	}
-	t[2] = now_ns();
+	t[2] = monotonic_ns();
 	/* The destination opens the disks once it has everything: they are its from here. */
 	disks_lock(vm, false);
 	if ((r = send_devices(m, err, sizeof(err))))
@@ -666,10 +646,10 @@ static void on_switch(void *opaque, uint32_t events)
 		}
 		return;
 	}
-	t[3] = now_ns();
+	t[3] = monotonic_ns();
 	if ((r = read_reply(m, &s, REPLY_TIMEOUT_MS, err, sizeof(err))))
 		goto relock;
-	t[4] = now_ns();
+	t[4] = monotonic_ns();
 	if (s.tag != VMSTATE_TAG_MIG_PREPARED) {
 		snprintf(err, sizeof(err), "the destination answered %s, not prepared",
 			 vmstate_tag_name(s.tag));
@@ -689,7 +669,7 @@ static void on_switch(void *opaque, uint32_t events)
 		finish(m, MIGRATE_FAILED, why);
 		return;
 	}
-	uint64_t end = now_ns();
+	uint64_t end = monotonic_ns();
 	t[5] = end;
 	/* Where the downtime went, for whoever has to make it shorter. */
 	log_info("switchover: pause %.1f ms, disks and dirty log %.1f ms, last %llu pages %.1f ms, "
@@ -825,7 +805,7 @@ static void *migration_thread(void *arg)
 	memset(m->dirty, 0, (m->pages + 7) / 8);
 	set_state(MIGRATE_ACTIVE);
 	for (;;) {
-		uint64_t t = now_ns(), before = m->w.written;
+		uint64_t t = monotonic_ns(), before = m->w.written;
 		if ((r = send_pages(m, prog.round ? m->dirty : NULL)) ||
 		    (m->p.copy_storage && (r = disk_copy_src_send(&m->dc, &m->w, &cancel_req)))) {
 			stream_failed(m, r, err, sizeof(err));
@@ -844,7 +824,7 @@ static void *migration_thread(void *arg)
 			disk_copy_src_collect(&m->dc, m->vm);
 		uint64_t left = count_bits(m->dirty, m->pages) * MIG_PAGE +
 				(m->p.copy_storage ? disk_copy_src_pending(&m->dc) : 0);
-		int d = decide(m, now_ns() - t, left, err, sizeof(err));
+		int d = decide(m, monotonic_ns() - t, left, err, sizeof(err));
 		if (d == 0 && m->p.post_copy && prog.round >= POSTCOPY_AFTER_ROUNDS) {
 			log_info("migration: switching to post-copy after %u rounds", prog.round);
 			m->postcopy = true;
@@ -902,7 +882,7 @@ int migrate_start(struct vm *vm, const struct migrate_params *p, char *err, size
 	m->pages = vm->mem.size / MIG_PAGE;
 	m->dirty = calloc((m->pages + 7) / 8, 1);
 	m->log_was_on = vm->dirty_log_on;
-	m->t0_ns = now_ns();
+	m->t0_ns = monotonic_ns();
 	m->switch_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (!m->dirty || m->switch_fd < 0 ||
 	    loop_add_service(vm->loop, m->switch_fd, EPOLLIN, on_switch, m) < 0) {

@@ -37,17 +37,6 @@ static int pwrite_all(int fd, const void *buf, size_t len, off_t off)
 	return 0;
 }
 
-static bool all_zero(const uint8_t *p, size_t len)
-{
-	/* Word-at-a-time: the RAM image is page-aligned. */
-	const uint64_t *q = (const uint64_t *)p;
-
-	for (size_t i = 0; i < len / 8; i++)
-		if (q[i])
-			return false;
-	return true;
-}
-
 static void put_le(uint8_t *p, uint64_t v, unsigned int bytes)
 {
 	for (unsigned int i = 0; i < bytes; i++)
@@ -100,7 +89,7 @@ int mem_file_write(const struct guest_mem *m, int fd, const uint8_t *dirty,
 	if (!dirty) {
 		for (uint64_t off = 0; off < size; off += CHUNK) {
 			uint64_t len = size - off < CHUNK ? size - off : CHUNK;
-			if (all_zero(m->host + off, len))
+			if (mem_is_zero(m->host + off, len))
 				continue;
 			if ((r = pwrite_all(fd, m->host + off, len, (off_t)off)))
 				return r;

@@ -9,8 +9,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define RUN_HEADER 13 /* u64 first, u32 count, u8 kind */
-
 void mig_hello_put(struct vmstate_writer *w, const struct mig_hello *h)
 {
 	vmstate_begin(w, VMSTATE_TAG_MIG_HELLO, 0, MIG_SECTION_VERSION);
