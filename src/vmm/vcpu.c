@@ -1,5 +1,6 @@
 /* The vCPU thread: KVM_RUN, then dispatch the exit to a bus, the software-KVM module or a stop. */
 #include "core/log.h"
+#include "core/util.h"
 #include "vmm/vm.h"
 
 #include <errno.h>
@@ -155,18 +156,31 @@ static bool finish_exit(struct vcpu *v)
 }
 
 /*
- * A migration's auto-converge kicks every vCPU every 10 ms (migrate_send.c); each kick
- * sleeps throttle_pct % of that period, so the guest runs (100 - throttle_pct) % of the
- * time and dirties memory that much slower.
+ * A migration's auto-converge kicks every vCPU every 10 ms (migrate_send.c). Each kick
+ * sleeps pct/(100 - pct) times what the vCPU ran since its last sleep, so the guest runs
+ * (100 - throttle_pct) % of the time however late the kicks come (a loaded host delays
+ * them). A pause, a stop or the throttle's end cuts the sleep short: each later kick
+ * wakes it to look.
  */
 static void throttle(struct vcpu *v)
 {
 	unsigned int pct = atomic_load_explicit(&v->vm->throttle_pct, memory_order_relaxed);
+	uint64_t now = monotonic_ns();
 
-	if (pct) {
-		struct timespec ts = { 0, (long)pct * 100000 };
-		nanosleep(&ts, NULL);
+	if (pct && pct < 100 && !vm_is_paused(v->vm) && !atomic_load(&v->vm->stopping)) {
+		uint64_t ran = now - v->throttle_woke_ns, nap;
+		if (ran > 100000000ULL) /* the first kick, or one after a long pause */
+			ran = 10000000ULL;
+		nap = ran * pct / (100 - pct);
+		uint64_t end = now + (nap < 2000000000ULL ? nap : 2000000000ULL);
+		struct timespec ts = { (time_t)(end / 1000000000ULL), (long)(end % 1000000000ULL) };
+		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR &&
+		       atomic_load(&v->vm->throttle_pct) && !vm_is_paused(v->vm) &&
+		       !atomic_load(&v->vm->stopping))
+			;
+		now = monotonic_ns();
 	}
+	v->throttle_woke_ns = now;
 }
 
 void *vcpu_thread(void *arg)

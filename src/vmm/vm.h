@@ -57,6 +57,7 @@ struct vcpu {
 	struct kvm_vcpu_fd k;
 	pthread_t thread;
 	struct vcpu_stats stats;
+	uint64_t throttle_woke_ns; /* when its last throttle sleep ended (vcpu.c) */
 };
 
 struct vm {
