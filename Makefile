@@ -10,8 +10,13 @@ ifeq ($(SAN),1)
 CFLAGS_BASE += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS_SAN := -fsanitize=address,undefined
 endif
+# Test-only fault hooks (src/jail/test_fault.h); the Debian package builds with TEST_HOOKS=0.
+TEST_HOOKS ?= 1
+ifeq ($(TEST_HOOKS),1)
+CFLAGS_BASE += -DTERN_TEST_HOOKS
+endif
 CFLAGS += $(CFLAGS_BASE)
-LDLIBS += -luring -lpthread -lslirp -lhttp_parser -ljson-c -lz -lsqlite3 -lgnutls
+LDLIBS += -lseccomp -luring -lpthread -lslirp -lhttp_parser -ljson-c -lz -lsqlite3 -lgnutls
 
 # Each program's main.c; everything else goes into libtern.a, which each links.
 MAINS := src/vmm/main.c src/monitor/main.c src/daemon/main.c src/cli/main.c
@@ -71,7 +76,7 @@ BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 INSTALL ?= install
 MAN_PAGES := man/tern.1 man/tern-vmm.1 man/ternd.8 man/tern-monitor.8
-DOCS := docs/ternd.md docs/ternd-api.yaml docs/api.md docs/api.yaml docs/overlay.md
+DOCS := docs/ternd.md docs/ternd-api.yaml docs/api.md docs/api.yaml docs/overlay.md docs/security.md
 # The unit and man pages name /usr/sbin, /usr/share/doc/tern and /lib/systemd/system.
 SUBST_PATHS := sed -e 's|/usr/sbin/ternd|$(SBINDIR)/ternd|g' -e 's|/usr/share/doc/tern|$(DOCDIR)|g' \
 	-e 's|/lib/systemd/system/ternd|$(SYSTEMDUNITDIR)/ternd|g'

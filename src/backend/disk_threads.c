@@ -3,6 +3,7 @@
  * plain system calls; finished requests go back to the event loop through an eventfd.
  */
 #include "backend/disk.h"
+#include "jail/seccomp.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -29,6 +30,8 @@ static void *worker(void *arg)
 {
 	struct pool *p = arg;
 
+	pthread_setname_np(pthread_self(), "disk-io");
+	seccomp_enter_or_die(SECCOMP_IO);
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
 		while (!p->todo && !p->stop)

@@ -94,6 +94,15 @@ static void print_info(struct json_object *vm)
 			snprintf(buf, sizeof(buf), "%.0f", v);
 		line("PID:", buf);
 	}
+	if (json_object_object_get_ex(vm, "seccomp", &d) && get_num(d, "threads", &v) &&
+	    get_num(d, "filtered_threads", &mon)) {
+		snprintf(buf, sizeof(buf), "%s (%.0f of %.0f threads filtered)",
+			 mon == v && v > 0 ? "on" :
+			 mon > 0	   ? "partly on" :
+					     "off",
+			 mon, v);
+		line("Seccomp:", buf);
+	}
 	if (def && cli_str(def, "kernel", NULL))
 		line("Kernel:", cli_str(def, "kernel", NULL));
 	if (cli_str(vm, "console_log", NULL))

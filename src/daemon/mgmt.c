@@ -5,6 +5,7 @@
 #include "core/util.h"
 #include "daemon/ternd.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
@@ -90,6 +91,42 @@ static void proc_usage(pid_t pid, double *cpu_s, long long *rss_kib)
 	}
 }
 
+/*
+ * What the kernel says of the VM's threads: how many there are and how many run under a
+ * seccomp filter (/proc/PID/task/TID/status, "Seccomp: 2"). Seen, not assumed.
+ */
+static struct json_object *proc_seccomp(pid_t pid)
+{
+	char path[96], buf[256];
+	int threads = 0, filtered = 0;
+	struct dirent *d;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	if (pid <= 0 || !(dir = opendir(path)))
+		return NULL;
+	while ((d = readdir(dir))) {
+		FILE *f;
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%.20s/status", pid, d->d_name);
+		if (!(f = fopen(path, "re")))
+			continue;
+		threads++;
+		while (fgets(buf, sizeof(buf), f))
+			if (!strncmp(buf, "Seccomp:", 8)) {
+				filtered += atoi(buf + 8) == 2;
+				break;
+			}
+		fclose(f);
+	}
+	closedir(dir);
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "threads", json_object_new_int(threads));
+	json_object_object_add(o, "filtered_threads", json_object_new_int(filtered));
+	return o;
+}
+
 static struct json_object *summary(struct vm_entry *e)
 {
 	struct json_object *o = json_object_new_object();
@@ -153,6 +190,7 @@ static void info(struct ternd *t, struct vm_entry *e, struct http_response *resp
 		json_object_object_add(o, "uptime_s", json_object_new_double(now() - started));
 		json_object_object_add(o, "cpu_time_s", json_object_new_double(cpu));
 		json_object_object_add(o, "rss_kib", json_object_new_int64(rss));
+		json_object_object_add(o, "seccomp", proc_seccomp(pid));
 	}
 	json_object_object_add(
 		o, "api_socket",

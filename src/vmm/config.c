@@ -68,6 +68,9 @@ static const char usage[] =
 	"\"poweroff\"|\"reboot\"|\"crash\"|\"debug-exit\"|\"error\"|\"migrated\",\n"
 	"                         \"exit_status\": N, \"message\": the line it logs} (for "
 	"tern-monitor)\n"
+	"  --seccomp MODE         kill|log|off: each thread's system-call allow-list (default\n"
+	"                         kill: a call outside it ends tern-vmm, naming the call; log:\n"
+	"                         let through and logged by the kernel; off: no filter, unsafe)\n"
 	"  --debug-exit           test only: a byte written to port 0x501 becomes the exit status\n"
 	"  -h, --help             this text\n"
 	"Console: Ctrl-a x quits, Ctrl-a a sends Ctrl-a.\n"
@@ -107,6 +110,7 @@ enum {
 	OPT_SNAPSHOT_TO,
 	OPT_STATUS_FILE,
 	OPT_INCOMING,
+	OPT_SECCOMP,
 };
 
 static const struct option options[] = {
@@ -141,6 +145,7 @@ static const struct option options[] = {
 	{ "snapshot-to", required_argument, NULL, OPT_SNAPSHOT_TO },
 	{ "status-file", required_argument, NULL, OPT_STATUS_FILE },
 	{ "incoming", required_argument, NULL, OPT_INCOMING },
+	{ "seccomp", required_argument, NULL, OPT_SECCOMP },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -341,6 +346,13 @@ void config_parse(struct vmm_config *c, int argc, char **argv)
 			if (mig_uri_parse(optarg, &u, uerr, sizeof(uerr)))
 				die_usage("--incoming: %s", uerr);
 			c->incoming = optarg;
+			break;
+		}
+		case OPT_SECCOMP: {
+			int m = seccomp_mode_parse(optarg);
+			if (m < 0)
+				die_usage("--seccomp: '%s' is not one of kill, log, off", optarg);
+			c->seccomp = (enum seccomp_mode)m;
 			break;
 		}
 		case OPT_STATUS_FILE:

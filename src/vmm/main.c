@@ -5,6 +5,7 @@
  */
 #include "api/api.h"
 #include "core/log.h"
+#include "jail/seccomp.h"
 #include "monitor/run_status.h"
 #include "vmm/console.h"
 #include "vmm/migrate.h"
@@ -297,6 +298,11 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	if (seccomp_init_process(cfg.seccomp, cfg.on_reboot == ON_REBOOT_RESTART, err, sizeof(err)))
+		die("--seccomp: %s", err);
+	if (cfg.seccomp == SECCOMP_OFF)
+		log_warn("--seccomp off: no system-call filter; a guest that takes over tern-vmm "
+			 "can make any call this user may (unsafe: for debugging only)");
 	struct loop *loop = loop_create();
 	if (!loop)
 		die("cannot create the event loop: %s", strerror(errno));
@@ -333,6 +339,8 @@ int main(int argc, char **argv)
 		if (api.incoming)
 			incoming(&api, api.incoming, &api.incoming_ov);
 	}
+	/* Set-up is over (the VM runs, every thread of its own has its list): the loop's. */
+	seccomp_enter_or_die(SECCOMP_VMM);
 	serve(&vm, &con);
 	if (api.metrics_on)
 		metrics_flush(&api.metrics, &vm);
@@ -356,6 +364,7 @@ int main(int argc, char **argv)
 	if (vm.stop_why == MACHINE_RESET && cfg.on_reboot == ON_REBOOT_RESTART) {
 		/* A fresh process is the cleanest reset: every device and vCPU starts over. */
 		console_restore();
+		seccomp_before_restart();
 		execv("/proc/self/exe", argv);
 		fail("cannot restart: %s", strerror(errno));
 	}

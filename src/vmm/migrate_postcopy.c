@@ -1,5 +1,6 @@
 /* The destination's side of post-copy (migrate_postcopy.h). */
 #include "vmm/migrate_postcopy.h"
+#include "jail/seccomp.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "vmm/migrate.h"
@@ -49,6 +50,7 @@ static void *recv_thread(void *arg)
 	int r;
 
 	pthread_setname_np(pthread_self(), "mig-postcopy-rx");
+	seccomp_enter_or_die(SECCOMP_VMM);
 	for (;;) {
 		if ((r = vmstate_read_section(pc->sock, &s, &buf, &cap, MIG_RAM_SECTION_MAX, 120000,
 					      err, sizeof(err))))
@@ -99,6 +101,7 @@ static void *fault_thread(void *arg)
 	struct pollfd pfd = { .fd = pc->uffd, .events = POLLIN };
 
 	pthread_setname_np(pthread_self(), "mig-postcopy-pf");
+	seccomp_enter_or_die(SECCOMP_VMM); /* started before the main thread has its list */
 	while (!atomic_load(&pc->done)) {
 		struct uffd_msg msg;
 		if (poll(&pfd, 1, 100) <= 0)

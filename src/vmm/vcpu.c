@@ -1,6 +1,8 @@
 /* The vCPU thread: KVM_RUN, then dispatch the exit to a bus, the software-KVM module or a stop. */
 #include "core/log.h"
 #include "core/util.h"
+#include "jail/seccomp.h"
+#include "jail/test_fault.h"
 #include "vmm/vm.h"
 
 #include <errno.h>
@@ -190,6 +192,8 @@ void *vcpu_thread(void *arg)
 
 	snprintf(name, sizeof(name), "vcpu%u", v->k.id);
 	pthread_setname_np(pthread_self(), name);
+	seccomp_enter_or_die(SECCOMP_VCPU);
+	test_fault_vcpu(v->k.id);
 	if (v->k.id == 0) {
 		/* For start-up benchmarks: compared against CLOCK_MONOTONIC taken before exec. */
 		struct timespec ts;

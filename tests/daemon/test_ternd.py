@@ -74,6 +74,13 @@ def test_ten_vms_defined_started_listed_stopped():
                 n, ternd.console_log(t, n)[-2000:])
         info = t.vm("tiny0")
         assert info["pid"] > 0 and info["rss_kib"] > 0 and info["uptime_s"] >= 0, info
+        # Every thread of a VM ternd started runs under its seccomp list (the default).
+        sc = info["seccomp"]
+        assert sc["threads"] >= 2 and sc["filtered_threads"] == sc["threads"], info
+        shown = subprocess.run([ternd.tool("tern"), "--socket", t.sock, "info", "tiny0"],
+                               capture_output=True, text=True, timeout=30).stdout
+        assert re.search(r"Seccomp:\s+on \(%d of %d threads filtered\)" % (sc["threads"], sc["threads"]),
+                         shown), shown
         cg = open("/proc/%d/cgroup" % info["pid"]).read()
         assert "%s/vm-%s" % (t.cgroup, info["uuid"]) in cg, "tern-vmm's cgroup: %r" % cg
         for n in names:

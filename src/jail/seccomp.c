@@ -1,0 +1,369 @@
+/*
+ * Installs a thread's allow-list (seccomp_lists.c) with libseccomp, and names a refused
+ * call before the process dies: the default action traps (SIGSYS) into a handler that
+ * writes one line (the call, the thread, an ioctl's request or a socket's family) and
+ * then lets SIGSYS's default action end the process.
+ */
+#include "jail/seccomp.h"
+
+#include "core/log.h"
+#include "core/util.h"
+#include "jail/seccomp_lists.h"
+
+#include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <pthread.h>
+#include <linux/audit.h>
+#include <linux/sched.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define TERN_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TERN_SANITIZER 1
+#endif
+#endif
+
+static enum seccomp_mode mode = SECCOMP_OFF;
+static _Thread_local char thread_label[40]; /* "vcpu0 (vcpu list)", for the handler */
+static bool may_restart; /* --on-reboot restart: the main list lets it re-execute */
+static bool kept;	 /* this image is a restart's: the main thread has its list */
+
+#define KEPT_ENV "TERN_SECCOMP_KEPT"
+
+/* Each kind's program, compiled once (compile_all) and loaded by every thread of the kind. */
+struct compiled {
+	bool ready;
+	int r;
+	struct sock_fprog prog;
+	char err[200];
+};
+
+static struct compiled progs[SECCOMP_THREAD_KINDS];
+static pthread_mutex_t progs_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t progs_ready = PTHREAD_COND_INITIALIZER;
+
+int seccomp_mode_parse(const char *s)
+{
+	if (!strcmp(s, "kill"))
+		return SECCOMP_KILL;
+	if (!strcmp(s, "log"))
+		return SECCOMP_LOG;
+	if (!strcmp(s, "off"))
+		return SECCOMP_OFF;
+	return -1;
+}
+
+const char *seccomp_mode_name(enum seccomp_mode m)
+{
+	return m == SECCOMP_KILL ? "kill" : m == SECCOMP_LOG ? "log" : "off";
+}
+
+enum seccomp_mode seccomp_mode(void)
+{
+	return mode;
+}
+
+const char *seccomp_thread_name(enum seccomp_thread kind)
+{
+	return seccomp_lists[kind].name;
+}
+
+/* ---- the SIGSYS handler: async-signal-safe, so no stdio ---- */
+
+struct line {
+	char buf[256];
+	size_t len;
+};
+
+static void put(struct line *l, const char *s)
+{
+	while (*s && l->len < sizeof(l->buf) - 1)
+		l->buf[l->len++] = *s++;
+}
+
+static void put_num(struct line *l, unsigned long long v, unsigned int base)
+{
+	char tmp[24];
+	int i = 0;
+
+	do {
+		tmp[i++] = "0123456789abcdef"[v % base];
+		v /= base;
+	} while (v && i < (int)sizeof(tmp));
+	if (base == 16)
+		put(l, "0x");
+	while (i > 0 && l->len < sizeof(l->buf) - 1)
+		l->buf[l->len++] = tmp[--i];
+}
+
+static void on_sigsys(int sig, siginfo_t *si, void *ctx)
+{
+	const ucontext_t *uc = ctx;
+	int nr = si->si_syscall;
+	struct line l = { .len = 0 };
+
+	put(&l, "tern-vmm: error: seccomp: thread ");
+	put(&l, thread_label[0] ? thread_label : "?");
+	put(&l, " called ");
+	if (si->si_arch != AUDIT_ARCH_X86_64) {
+		put(&l, "a system call of another architecture (");
+		put_num(&l, si->si_arch, 16);
+		put(&l, "), number");
+	} else {
+		/*
+		 * The name is looked up now (a table built at start-up would cost every VM its
+		 * start-up time). The lookup allocates: this thread is stopped at a call no
+		 * allocator makes, so it holds no allocator lock.
+		 */
+		char *name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
+		put(&l, name ? name : "syscall");
+	}
+	put(&l, " (");
+	put_num(&l, (unsigned long long)nr, 10);
+	put(&l, ")");
+	if (nr == SYS_ioctl) {
+		put(&l, " with request ");
+		put_num(&l, (unsigned long long)uc->uc_mcontext.gregs[REG_RSI] & 0xffffffffu, 16);
+	} else if (nr == SYS_openat || nr == SYS_open) {
+		/* The path is this process's own memory: worth naming, for whoever reads it. */
+		const char *path =
+			(const char *)uc->uc_mcontext.gregs[nr == SYS_open ? REG_RDI : REG_RSI];
+		char shown[128];
+		size_t i = 0;
+		while (path && i < sizeof(shown) - 1 && path[i])
+			shown[i] = path[i], i++;
+		shown[i] = 0;
+		put(&l, " on ");
+		put(&l, path ? shown : "(null)");
+	} else if (nr == SYS_socket || nr == SYS_socketpair) {
+		put(&l, " for address family ");
+		put_num(&l, (unsigned long long)uc->uc_mcontext.gregs[REG_RDI] & 0xffffffffu, 10);
+	}
+	put(&l, ", which its list does not allow: stopping (--seccomp=log lets it through, "
+		"logged by the kernel)\n");
+	if (write(STDERR_FILENO, l.buf, l.len) < 0) {
+		/* Nothing else can be done: the process ends all the same. */
+	}
+	/* SA_RESETHAND made SIGSYS's action the default again: it ends the process. */
+	syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), sig);
+}
+
+static void *compile_all(void *arg);
+
+int seccomp_init_process(enum seccomp_mode m, bool restart, char *err, size_t n)
+{
+	struct sigaction sa = { .sa_sigaction = on_sigsys, .sa_flags = SA_SIGINFO | SA_RESETHAND };
+
+	mode = m;
+	may_restart = restart;
+	if (m == SECCOMP_OFF)
+		return 0;
+	/*
+	 * What the C library does lazily on first use is done now, while any call may be
+	 * made: the first gmtime_r (the RTC, on a vCPU thread) would open /etc/localtime.
+	 */
+	tzset();
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGSYS, &sa, NULL) < 0)
+		return fail_msg(err, n, -errno, "sigaction(SIGSYS): %s", strerror(errno));
+	/* A restart's new image runs under the list the old one left: it is the same. */
+	kept = getenv(KEPT_ENV) != NULL;
+	unsetenv(KEPT_ENV);
+	/*
+	 * Compiling the lists takes libseccomp about a millisecond: it happens beside the VM's
+	 * set-up (loading the kernel, building the tables), not in front of it.
+	 */
+	pthread_t t;
+	int r = pthread_create(&t, NULL, compile_all, NULL);
+	if (r)
+		return fail_msg(err, n, -r, "cannot start the seccomp compiler thread: %s",
+				strerror(r));
+	pthread_detach(t);
+	return 0;
+}
+
+/* ---- building a filter ---- */
+
+static int allow(scmp_filter_ctx ctx, const char *name, const struct seccomp_list *list)
+{
+	int nr = seccomp_syscall_resolve_name(name), r = 0;
+
+	if (nr == __NR_SCMP_ERROR)
+		return 0; /* not a call on this architecture */
+	if (!strcmp(name, "ioctl")) {
+		/* The kernel reads the request as 32 bits: so does the filter. */
+		for (const unsigned int *t = list->ioctl_types; *t && !r; t++)
+			r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
+					     SCMP_A1(SCMP_CMP_MASKED_EQ, 0xff00, *t << 8));
+		for (const unsigned long *q = list->ioctls; *q && !r; q++)
+			r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
+					     SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffff, *q));
+		return r;
+	}
+	if (!strcmp(name, "socket") || !strcmp(name, "socketpair")) {
+		for (const int *f = list->families; *f >= 0 && !r; f++) {
+			if (nr == SCMP_SYS(socketpair) && *f != AF_UNIX)
+				continue;
+			r = seccomp_rule_add(
+				ctx, SCMP_ACT_ALLOW, nr, 1,
+				SCMP_A0(SCMP_CMP_MASKED_EQ, 0xffffffff, (scmp_datum_t)*f));
+		}
+		return r;
+	}
+#ifndef TERN_SANITIZER
+	if (!strcmp(name, "clone")) /* threads only, never a new process */
+		return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
+					SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
+#endif
+	return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
+}
+
+static int add_all(scmp_filter_ctx ctx, const char *const *names, const struct seccomp_list *list)
+{
+	int r = 0;
+
+	for (; *names && !r; names++)
+		r = allow(ctx, *names, list);
+	return r;
+}
+
+unsigned int seccomp_list_size(enum seccomp_thread kind)
+{
+	unsigned int k = 0;
+
+	for (const char *const *c = seccomp_common_calls(); *c; c++)
+		k++;
+	for (const char *const *c = seccomp_lists[kind].calls; *c; c++)
+		k++;
+	return k;
+}
+
+/* One kind's filter, compiled to BPF: c->r 0, or -errno with c->err. */
+static void compile(enum seccomp_thread kind, struct compiled *c)
+{
+	const struct seccomp_list *list = &seccomp_lists[kind];
+	uint32_t action = mode == SECCOMP_LOG ? SCMP_ACT_LOG : SCMP_ACT_TRAP;
+	scmp_filter_ctx ctx = seccomp_init(action);
+	int r, fd = -1;
+	off_t len = 0;
+
+	if (!ctx) {
+		c->r = fail_msg(c->err, sizeof(c->err), -ENOMEM, "seccomp_init failed");
+		return;
+	}
+	/* A call made as another architecture (int 0x80) is refused, and named, like any. */
+	r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, action);
+	if (!r)
+		r = add_all(ctx, seccomp_common_calls(), list);
+	if (!r)
+		r = add_all(ctx, list->calls, list);
+	if (!r && kind == SECCOMP_VMM && may_restart)
+		r = add_all(ctx, seccomp_restart_calls(), list);
+#ifdef TERN_SANITIZER
+	if (!r)
+		r = add_all(ctx, seccomp_sanitizer_calls(), list);
+#endif
+	/* glibc tries clone3 first and falls back to clone, whose flags can be checked. */
+	if (!r)
+		r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+	/* libseccomp 2.5 writes the program to a file descriptor: a memfd, read back. */
+	if (!r && (fd = memfd_create("tern-seccomp", MFD_CLOEXEC)) < 0)
+		r = -errno;
+	if (!r)
+		r = seccomp_export_bpf(ctx, fd);
+	if (!r)
+		len = lseek(fd, 0, SEEK_END);
+	if (!r && (len <= 0 || len % (off_t)sizeof(struct sock_filter) ||
+		   len / (off_t)sizeof(struct sock_filter) > BPF_MAXINSNS))
+		r = -E2BIG;
+	if (!r && !(c->prog.filter = malloc((size_t)len)))
+		r = -ENOMEM;
+	if (!r && pread(fd, c->prog.filter, (size_t)len, 0) != len)
+		r = -EIO;
+	c->prog.len = (unsigned short)(len / (off_t)sizeof(struct sock_filter));
+	if (fd >= 0)
+		close(fd);
+	seccomp_release(ctx);
+	if (r)
+		fail_msg(c->err, sizeof(c->err), r,
+			 "cannot build the %s thread's seccomp filter: %s", list->name,
+			 strerror(-r));
+	c->r = r;
+}
+
+/* The compiler thread: the vCPUs' list first, since they wait for it to run the guest. */
+static void *compile_all(void *arg)
+{
+	static const enum seccomp_thread order[] = { SECCOMP_VCPU, SECCOMP_IO, SECCOMP_VMM };
+
+	(void)arg;
+	pthread_setname_np(pthread_self(), "seccomp-build");
+	for (unsigned int i = 0; i < SECCOMP_THREAD_KINDS; i++) {
+		struct compiled c = { .r = 0 };
+		compile(order[i], &c);
+		pthread_mutex_lock(&progs_lock);
+		progs[order[i]] = c;
+		progs[order[i]].ready = true;
+		pthread_cond_broadcast(&progs_ready);
+		pthread_mutex_unlock(&progs_lock);
+	}
+	return NULL;
+}
+
+int seccomp_enter(enum seccomp_thread kind, char *err, size_t n)
+{
+	const char *name = seccomp_lists[kind].name;
+	struct compiled *c = &progs[kind];
+	char comm[17] = "";
+
+	if (mode == SECCOMP_OFF)
+		return 0;
+	if (kind == SECCOMP_VMM && kept) {
+		log_debug("seccomp: the main thread keeps the list it had before the restart");
+		return 0;
+	}
+	pthread_mutex_lock(&progs_lock);
+	while (!c->ready)
+		pthread_cond_wait(&progs_ready, &progs_lock);
+	pthread_mutex_unlock(&progs_lock);
+	if (c->r)
+		return fail_msg(err, n, c->r, "%s", c->err);
+	prctl(PR_GET_NAME, comm, 0, 0, 0);
+	snprintf(thread_label, sizeof(thread_label), "%s (%s list)", comm, name);
+	/* An unprivileged filter needs no_new_privs, which tern wants anyway. */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+	    syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &c->prog) < 0)
+		return fail_msg(err, n, -errno, "cannot install the %s thread's seccomp filter: %s",
+				name, strerror(errno));
+	log_debug("seccomp: %s filter on for %s (%s)", name, comm, seccomp_mode_name(mode));
+	return 0;
+}
+
+void seccomp_enter_or_die(enum seccomp_thread kind)
+{
+	char err[200];
+
+	if (seccomp_enter(kind, err, sizeof(err)))
+		die("%s", err);
+}
+
+void seccomp_before_restart(void)
+{
+	if (mode != SECCOMP_OFF)
+		setenv(KEPT_ENV, "1", 1);
+}
