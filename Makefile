@@ -15,6 +15,8 @@ TEST_HOOKS ?= 1
 ifeq ($(TEST_HOOKS),1)
 CFLAGS_BASE += -DTERN_TEST_HOOKS
 endif
+# tern-vmm's default seccomp programs are built with it (tools/seccomp_gen.c), not at start.
+CFLAGS_BASE += -DTERN_SECCOMP_PREBUILT -I$(BUILD)/gen
 CFLAGS += $(CFLAGS_BASE)
 LDLIBS += -lseccomp -luring -lpthread -lslirp -lhttp_parser -ljson-c -lz -lsqlite3 -lgnutls
 
@@ -31,6 +33,16 @@ all: $(addprefix $(BUILD)/,$(PROGRAMS)) $(BUILD)/unit-tests guests
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+# The seccomp programs: a tool built from the lists writes them into a header (tools/).
+SECCOMP_GEN_OBJ := $(BUILD)/src/jail/seccomp_filter.o $(BUILD)/src/jail/seccomp_lists.o \
+	$(BUILD)/src/core/util.o
+$(BUILD)/seccomp-gen: tools/seccomp_gen.c $(SECCOMP_GEN_OBJ)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $(LDFLAGS_SAN) -o $@ $^ -lseccomp
+$(BUILD)/gen/seccomp_bpf.h: $(BUILD)/seccomp-gen
+	@mkdir -p $(dir $@)
+	$< > $@.tmp && mv $@.tmp $@
+$(BUILD)/src/jail/seccomp.o: $(BUILD)/gen/seccomp_bpf.h
 
 $(BUILD)/libtern.a: $(LIB_OBJ)
 	rm -f $@

@@ -8,6 +8,7 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "jail/seccomp_filter.h"
 #include "jail/seccomp_lists.h"
 
 #include <errno.h>
@@ -30,12 +31,8 @@
 #include <ucontext.h>
 #include <unistd.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define TERN_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TERN_SANITIZER 1
-#endif
+#ifdef TERN_SECCOMP_PREBUILT
+#include "seccomp_bpf.h" /* made by tools/seccomp_gen.c into $(BUILD)/gen */
 #endif
 
 static enum seccomp_mode mode = SECCOMP_OFF;
@@ -163,83 +160,33 @@ static void on_sigsys(int sig, siginfo_t *si, void *ctx)
 	syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), sig);
 }
 
-static void *compile_all(void *arg);
+static void *prepare(void *arg);
 
 int seccomp_init_process(enum seccomp_mode m, bool restart, char *err, size_t n)
 {
 	struct sigaction sa = { .sa_sigaction = on_sigsys, .sa_flags = SA_SIGINFO | SA_RESETHAND };
+	bool prebuilt = false;
 
 	mode = m;
 	may_restart = restart;
 	if (m == SECCOMP_OFF)
 		return 0;
-	/*
-	 * What the C library does lazily on first use is done now, while any call may be
-	 * made: the first gmtime_r (the RTC, on a vCPU thread) would open /etc/localtime.
-	 */
-	tzset();
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(SIGSYS, &sa, NULL) < 0)
 		return fail_msg(err, n, -errno, "sigaction(SIGSYS): %s", strerror(errno));
 	/* A restart's new image runs under the list the old one left: it is the same. */
 	kept = getenv(KEPT_ENV) != NULL;
 	unsetenv(KEPT_ENV);
-	/*
-	 * Compiling the lists takes libseccomp about a millisecond: it happens beside the VM's
-	 * set-up (loading the kernel, building the tables), not in front of it.
-	 */
+#ifdef TERN_SECCOMP_PREBUILT
+	/* The default mode's programs were built with tern-vmm (tools/seccomp_gen.c). */
+	prebuilt = m == SECCOMP_KILL;
+#endif
 	pthread_t t;
-	int r = pthread_create(&t, NULL, compile_all, NULL);
+	int r = pthread_create(&t, NULL, prepare, prebuilt ? &prebuilt : NULL);
 	if (r)
-		return fail_msg(err, n, -r, "cannot start the seccomp compiler thread: %s",
-				strerror(r));
+		return fail_msg(err, n, -r, "cannot start the seccomp thread: %s", strerror(r));
 	pthread_detach(t);
 	return 0;
-}
-
-/* ---- building a filter ---- */
-
-static int allow(scmp_filter_ctx ctx, const char *name, const struct seccomp_list *list)
-{
-	int nr = seccomp_syscall_resolve_name(name), r = 0;
-
-	if (nr == __NR_SCMP_ERROR)
-		return 0; /* not a call on this architecture */
-	if (!strcmp(name, "ioctl")) {
-		/* The kernel reads the request as 32 bits: so does the filter. */
-		for (const unsigned int *t = list->ioctl_types; *t && !r; t++)
-			r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
-					     SCMP_A1(SCMP_CMP_MASKED_EQ, 0xff00, *t << 8));
-		for (const unsigned long *q = list->ioctls; *q && !r; q++)
-			r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
-					     SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffff, *q));
-		return r;
-	}
-	if (!strcmp(name, "socket") || !strcmp(name, "socketpair")) {
-		for (const int *f = list->families; *f >= 0 && !r; f++) {
-			if (nr == SCMP_SYS(socketpair) && *f != AF_UNIX)
-				continue;
-			r = seccomp_rule_add(
-				ctx, SCMP_ACT_ALLOW, nr, 1,
-				SCMP_A0(SCMP_CMP_MASKED_EQ, 0xffffffff, (scmp_datum_t)*f));
-		}
-		return r;
-	}
-#ifndef TERN_SANITIZER
-	if (!strcmp(name, "clone")) /* threads only, never a new process */
-		return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
-					SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
-#endif
-	return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
-}
-
-static int add_all(scmp_filter_ctx ctx, const char *const *names, const struct seccomp_list *list)
-{
-	int r = 0;
-
-	for (; *names && !r; names++)
-		r = allow(ctx, *names, list);
-	return r;
 }
 
 unsigned int seccomp_list_size(enum seccomp_thread kind)
@@ -253,74 +200,50 @@ unsigned int seccomp_list_size(enum seccomp_thread kind)
 	return k;
 }
 
-/* One kind's filter, compiled to BPF: c->r 0, or -errno with c->err. */
+/* One kind's program, built here (--seccomp log, or a build without the ahead-of-time ones). */
 static void compile(enum seccomp_thread kind, struct compiled *c)
 {
-	const struct seccomp_list *list = &seccomp_lists[kind];
-	uint32_t action = mode == SECCOMP_LOG ? SCMP_ACT_LOG : SCMP_ACT_TRAP;
-	scmp_filter_ctx ctx = seccomp_init(action);
-	int r, fd = -1;
-	off_t len = 0;
-
-	if (!ctx) {
-		c->r = fail_msg(c->err, sizeof(c->err), -ENOMEM, "seccomp_init failed");
-		return;
-	}
-	/* A call made as another architecture (int 0x80) is refused, and named, like any. */
-	r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, action);
-	if (!r)
-		r = add_all(ctx, seccomp_common_calls(), list);
-	if (!r)
-		r = add_all(ctx, list->calls, list);
-	if (!r && kind == SECCOMP_VMM && may_restart)
-		r = add_all(ctx, seccomp_restart_calls(), list);
-#ifdef TERN_SANITIZER
-	if (!r)
-		r = add_all(ctx, seccomp_sanitizer_calls(), list);
-#endif
-	/* glibc tries clone3 first and falls back to clone, whose flags can be checked. */
-	if (!r)
-		r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
-	/* libseccomp 2.5 writes the program to a file descriptor: a memfd, read back. */
-	if (!r && (fd = memfd_create("tern-seccomp", MFD_CLOEXEC)) < 0)
-		r = -errno;
-	if (!r)
-		r = seccomp_export_bpf(ctx, fd);
-	if (!r)
-		len = lseek(fd, 0, SEEK_END);
-	if (!r && (len <= 0 || len % (off_t)sizeof(struct sock_filter) ||
-		   len / (off_t)sizeof(struct sock_filter) > BPF_MAXINSNS))
-		r = -E2BIG;
-	if (!r && !(c->prog.filter = malloc((size_t)len)))
-		r = -ENOMEM;
-	if (!r && pread(fd, c->prog.filter, (size_t)len, 0) != len)
-		r = -EIO;
-	c->prog.len = (unsigned short)(len / (off_t)sizeof(struct sock_filter));
-	if (fd >= 0)
-		close(fd);
-	seccomp_release(ctx);
-	if (r)
-		fail_msg(c->err, sizeof(c->err), r,
-			 "cannot build the %s thread's seccomp filter: %s", list->name,
-			 strerror(-r));
-	c->r = r;
+	c->r = seccomp_filter_build(kind, mode == SECCOMP_LOG ? SCMP_ACT_LOG : SCMP_ACT_TRAP,
+				    may_restart, &c->prog, c->err, sizeof(c->err));
 }
 
-/* The compiler thread: the vCPUs' list first, since they wait for it to run the guest. */
-static void *compile_all(void *arg)
+/* A kind's program is ready: its threads may load it. */
+static void publish(enum seccomp_thread kind, const struct compiled *c)
+{
+	pthread_mutex_lock(&progs_lock);
+	progs[kind] = *c;
+	progs[kind].ready = true;
+	pthread_cond_broadcast(&progs_ready);
+	pthread_mutex_unlock(&progs_lock);
+}
+
+/*
+ * The preparing thread, beside the VM's set-up: first what the C library does lazily on
+ * first use, while any call may still be made (the RTC's first gmtime_r, on a vCPU thread,
+ * would open /etc/localtime: 0.4 ms of tzset), then each kind's program, built ahead
+ * (tools/seccomp_gen.c) or compiled now, the vCPUs' first since the guest waits for it.
+ */
+static void *prepare(void *arg)
 {
 	static const enum seccomp_thread order[] = { SECCOMP_VCPU, SECCOMP_IO, SECCOMP_VMM };
+	bool prebuilt = arg != NULL;
 
-	(void)arg;
-	pthread_setname_np(pthread_self(), "seccomp-build");
+	pthread_setname_np(pthread_self(), "seccomp-prep");
+	tzset();
 	for (unsigned int i = 0; i < SECCOMP_THREAD_KINDS; i++) {
 		struct compiled c = { .r = 0 };
+#ifdef TERN_SECCOMP_PREBUILT
+		if (prebuilt) {
+			const struct seccomp_prebuilt *p = &seccomp_prebuilt[order[i]][may_restart];
+			c.prog.filter = (struct sock_filter *)p->filter;
+			c.prog.len = p->len;
+			publish(order[i], &c);
+			continue;
+		}
+#endif
+		(void)prebuilt;
 		compile(order[i], &c);
-		pthread_mutex_lock(&progs_lock);
-		progs[order[i]] = c;
-		progs[order[i]].ready = true;
-		pthread_cond_broadcast(&progs_ready);
-		pthread_mutex_unlock(&progs_lock);
+		publish(order[i], &c);
 	}
 	return NULL;
 }
