@@ -103,6 +103,31 @@ static void print_info(struct json_object *vm)
 			 mon, v);
 		line("Seccomp:", buf);
 	}
+	if (json_object_object_get_ex(vm, "cgroup", &d) &&
+	    json_object_is_type(d, json_type_object)) {
+		double w, mx, cur, pm, pc;
+		char cpu[48] = "no CPU cap", mem[96] = "", pids[64] = "";
+		if (cli_str(d, "not_applied", NULL)) {
+			snprintf(buf, sizeof(buf), "not applied (%.200s)",
+				 cli_str(d, "not_applied", ""));
+			line("Limits:", buf);
+		} else {
+			if (get_num(d, "cpu_max_percent", &v))
+				snprintf(cpu, sizeof(cpu), "CPU %.0f%% of one", v);
+			if (get_num(d, "memory_max_bytes", &mx) && get_num(d, "memory_bytes", &cur))
+				snprintf(mem, sizeof(mem), ", memory %.0f MiB (%.0f MiB used)",
+					 mx / 1048576, cur / 1048576);
+			else if (get_num(d, "memory_bytes", &cur))
+				snprintf(mem, sizeof(mem), ", no memory cap (%.0f MiB used)",
+					 cur / 1048576);
+			if (get_num(d, "pids_max", &pm) && get_num(d, "pids", &pc))
+				snprintf(pids, sizeof(pids), ", %.0f pids (%.0f used)", pm, pc);
+			if (!get_num(d, "cpu_weight", &w))
+				w = 0;
+			snprintf(buf, sizeof(buf), "%s, weight %.0f%s%s", cpu, w, mem, pids);
+			line("Limits:", buf);
+		}
+	}
 	if (def && cli_str(def, "kernel", NULL))
 		line("Kernel:", cli_str(def, "kernel", NULL));
 	if (cli_str(vm, "console_log", NULL))

@@ -134,6 +134,16 @@ const struct cli_command cli_commands[] = {
 	  "Bytes, requests and packets since the VM started, per disk and per NIC; --json\n"
 	  "adds the vCPU exits, vsock and rng counters.\n",
 	  "tern stats web" },
+	{ "set", cmd_set, true,
+	  "NAME [--cpu-max PCT] [--cpu-weight N] [--memory-max MIB] [--pids-max N]",
+	  "change a VM's cgroup limits, at once if it runs",
+	  "Changes the limits in the definition (in any state); a running VM's cgroup gets\n"
+	  "them at once, and when the kernel refuses one nothing changes. 0 is the default.\n"
+	  "  --cpu-max PCT      cpu.max: % of one CPU, 1 to 100 x vCPUs (0: no cap)\n"
+	  "  --cpu-weight N     cpu.weight: 1 to 10000 (0: 100)\n"
+	  "  --memory-max MIB   memory.max: at least memory + 64 (0: no cap)\n"
+	  "  --pids-max N       pids.max: 16 to 65536 (0: 512)\n",
+	  "tern set web --cpu-max 50 --memory-max 1536" },
 	{ "autostart", cmd_autostart, true, "NAME [--disable]",
 	  "start a VM whenever ternd starts (--disable: not)",
 	  "Changes the definition, which ternd allows only while the VM is shut off.\n",

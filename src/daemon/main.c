@@ -8,6 +8,7 @@
 #include "core/tls.h"
 #include "core/util.h"
 #include "daemon/server.h"
+#include "daemon/cgroup_limits.h"
 #include "daemon/ternd.h"
 
 #include <errno.h>
@@ -223,16 +224,25 @@ static char *setup_cgroup(const char *wanted)
 		if (fd >= 0)
 			close(fd);
 	}
-	/* Let each VM's cgroup account memory, CPU and pids where the parent offers them. */
-	snprintf(dir, sizeof(dir), "/sys/fs/cgroup%s/cgroup.subtree_control", path);
-	if ((fd = open(dir, O_WRONLY | O_CLOEXEC)) >= 0) {
-		for (const char *c = "+memory\0+cpu\0+pids\0"; *c; c += strlen(c) + 1)
-			if (write(fd, c, strlen(c)) < 0)
-				log_debug("cgroup %s: %s not available", path, c + 1);
-		close(fd);
-	}
 	free(own);
 	return path;
+}
+
+/*
+ * Each VM's cgroup gets the cpu, memory and pids controllers, for the limits its
+ * definition sets; where they cannot be had, VMs run without limits and say why.
+ */
+static char *enable_limits(const char *cgroup)
+{
+	char err[600];
+
+	if (!cgroup)
+		return strdup("ternd runs with --cgroup none");
+	if (cgroup_limits_enable(cgroup, err, sizeof(err))) {
+		log_warn("VMs run without their cgroup limits: %s", err);
+		return strdup(err);
+	}
+	return NULL;
 }
 
 static void autostart(struct ternd *t)
@@ -369,6 +379,7 @@ int main(int argc, char **argv)
 	if (ternd_load(&t, err, sizeof(err)))
 		die("%s", err);
 	t.cgroup = setup_cgroup(o.cgroup);
+	t.limits_off = enable_limits(t.cgroup);
 	if ((t.watch_fd = epoll_create1(EPOLL_CLOEXEC)) < 0)
 		die("epoll: %s", strerror(errno));
 	/* Signals go to the main thread's sigwait, not to the workers. */

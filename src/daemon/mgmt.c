@@ -3,6 +3,7 @@
 
 #include "api/json_in.h"
 #include "core/util.h"
+#include "daemon/cgroup_limits.h"
 #include "daemon/ternd.h"
 
 #include <dirent.h>
@@ -191,6 +192,18 @@ static void info(struct ternd *t, struct vm_entry *e, struct http_response *resp
 		json_object_object_add(o, "cpu_time_s", json_object_new_double(cpu));
 		json_object_object_add(o, "rss_kib", json_object_new_int64(rss));
 		json_object_object_add(o, "seccomp", proc_seccomp(pid));
+		if (t->cgroup && !t->limits_off) {
+			snprintf(path, sizeof(path), "/sys/fs/cgroup%s/vm-%s", t->cgroup,
+				 e->def.uuid);
+			json_object_object_add(o, "cgroup", cgroup_limits_read(path));
+		} else {
+			struct json_object *c = json_object_new_object();
+			json_object_object_add(c, "not_applied",
+					       json_object_new_string(t->limits_off ?
+									      t->limits_off :
+									      "no cgroup"));
+			json_object_object_add(o, "cgroup", c);
+		}
 	}
 	json_object_object_add(
 		o, "api_socket",
@@ -270,38 +283,92 @@ static void redefine(struct ternd *t, struct vm_entry *e, const struct http_requ
 	reply(resp, 200, json_tokener_parse(json));
 }
 
-/* PATCH /vms/NAME {"autostart": bool}: the one part of a definition that may change while it runs. */
+/*
+ * PATCH /vms/NAME {"autostart": bool, "limits": {...}}: the parts of a definition that may
+ * change while the VM runs. Limits given are merged into the definition's; a running VM's
+ * cgroup gets them at once, and if it cannot, nothing changes.
+ */
 static void patch(struct ternd *t, struct vm_entry *e, const struct http_request *req,
 		  struct http_response *resp)
 {
-	static const char *const keys[] = { "autostart", NULL };
-	struct json_object *o = jin_parse_object(req->body, req->body_len, NULL, 0);
-	char err[512] = "";
-	bool on;
+	static const char *const keys[] = { "autostart", "limits", NULL };
+	struct json_object *o = jin_parse_object(req->body, req->body_len, NULL, 0), *lo;
+	struct vmdef_limits lim;
+	char err[700] = "", cg[4200];
+	bool on = false, has_on = false, has_lim = false;
 	int r;
 
 	if (!o)
-		return fail(resp, 400,
-			    "the body must be a JSON object {\"autostart\": true|false}");
+		return fail(
+			resp, 400,
+			"the body must be a JSON object {\"autostart\": true|false, \"limits\": "
+			"{...}}");
 	r = jin_only(o, keys, "a PATCH of a VM", err, sizeof(err));
-	if (!r && (r = jin_bool(o, "autostart", &on, err, sizeof(err))) == 0)
-		r = fail_msg(err, sizeof(err), -EINVAL, "'autostart' is required: true or false");
-	json_object_put(o);
-	if (r < 0)
-		return fail(resp, 400, err);
+	if (!r && (r = jin_bool(o, "autostart", &on, err, sizeof(err))) > 0)
+		has_on = true, r = 0;
 	pthread_mutex_lock(&t->lock);
+	if (!r && json_object_object_get_ex(o, "limits", &lo)) {
+		/* The fields given replace the definition's; the others stay. */
+		struct json_object *def = json_tokener_parse(e->def_json), *cur, *m;
+		has_lim = true;
+		if (!json_object_is_type(lo, json_type_object))
+			r = fail_msg(err, sizeof(err), -EINVAL,
+				     "'limits' must be an object {\"cpu_max_percent\", "
+				     "\"cpu_weight\", \"memory_max_mib\", \"pids_max\"}");
+		else if (def && json_object_object_get_ex(def, "limits", &cur) &&
+			 json_object_is_type(cur, json_type_object)) {
+			json_object_object_foreach(lo, k, v)
+			{
+				json_object_object_add(cur, k, json_object_get(v));
+			}
+			m = json_object_new_object();
+			json_object_object_add(m, "limits", json_object_get(cur));
+			r = vmdef_limits_parse(m, &e->def, &lim, err, sizeof(err));
+			json_object_put(m);
+		} else {
+			r = vmdef_limits_parse(o, &e->def, &lim, err, sizeof(err));
+		}
+		json_object_put(def);
+	}
+	json_object_put(o);
+	if (!r && !has_on && !has_lim)
+		r = fail_msg(err, sizeof(err), -EINVAL,
+			     "give 'autostart' (true or false) or 'limits' (an object)");
+	if (r < 0) {
+		pthread_mutex_unlock(&t->lock);
+		return fail(resp, 400, err);
+	}
+	struct vmdef_limits was_lim = e->def.limits;
 	bool was = e->def.autostart;
-	e->def.autostart = on;
+	if (has_lim)
+		e->def.limits = lim;
+	if (has_on)
+		e->def.autostart = on;
+	if (has_lim && ternd_is_active(e) && t->cgroup && !t->limits_off) {
+		snprintf(cg, sizeof(cg), "/sys/fs/cgroup%s/vm-%s", t->cgroup, e->def.uuid);
+		if ((r = cgroup_limits_apply(cg, &e->def, err, sizeof(err)))) {
+			/* Put back what was there: the kernel may have taken part of it. */
+			e->def.limits = was_lim;
+			cgroup_limits_apply(cg, &e->def, NULL, 0);
+			e->def.autostart = was;
+			pthread_mutex_unlock(&t->lock);
+			return fail(resp, 409, err);
+		}
+	}
 	char *json = vmdef_to_json(&e->def);
 	if (!json || store_vm_set_definition(t->store, e->def.uuid, json)) {
 		e->def.autostart = was;
+		e->def.limits = was_lim;
 		pthread_mutex_unlock(&t->lock);
 		free(json);
 		return fail(resp, 500, "cannot write the database");
 	}
 	free(e->def_json);
 	e->def_json = json;
-	store_event_add(t->store, e->def.name, "defined", on ? "autostart on" : "autostart off",
+	store_event_add(t->store, e->def.name, "defined",
+			has_lim ? "limits changed" :
+			on	? "autostart on" :
+				  "autostart off",
 			NULL);
 	pthread_cond_broadcast(&t->changed);
 	pthread_mutex_unlock(&t->lock);

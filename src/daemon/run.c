@@ -3,6 +3,7 @@
  * through pidfds, recording how it ended from the monitor's status file, and finding
  * running VMs again after ternd restarts.
  */
+#include "daemon/cgroup_limits.h"
 #include "daemon/ternd.h"
 
 #include "core/log.h"
@@ -447,6 +448,13 @@ static int launch(struct ternd *t, struct vm_entry *e, const char *restore_state
 		log_warn("%s: cannot make cgroup %s: %s; running it without one", e->def.name, cg,
 			 strerror(errno));
 		cg = NULL;
+	}
+	/* The definition's limits hold from the first instruction, or the VM does not start. */
+	if (cg && !t->limits_off && (r = cgroup_limits_apply(cg, &e->def, err, n))) {
+		rmdir(cg);
+		bridge_taps_delete(&e->def);
+		vmdef_free_args(argv);
+		return r;
 	}
 	log_fd = open(ternd_vm_dir(t, e, "monitor.log", path, sizeof(path)),
 		      O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);

@@ -50,8 +50,9 @@ struct vm_entry {
 
 struct ternd {
 	char *state_dir, *vmm_path, *monitor_path;
-	char *tls_dir; /* the PKI directory: a migration's client certificate comes from it */
-	char *cgroup;  /* the cgroup ternd puts each VM under (NULL: none) */
+	char *tls_dir;	  /* the PKI directory: a migration's client certificate comes from it */
+	char *cgroup;	  /* the cgroup ternd puts each VM under (NULL: none) */
+	char *limits_off; /* why VMs run without their cgroup limits (NULL: they have them) */
 	struct store *store;
 	pthread_mutex_t lock;
 	pthread_cond_t changed; /* any state change or event: events long-poll, waiters */

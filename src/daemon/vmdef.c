@@ -20,7 +20,10 @@
 static const char *const top_keys[] = { "name",	       "uuid",	    "vcpus",	"memory_mib",
 					"kernel",      "initrd",    "cmdline",	"disks",
 					"nics",	       "vsock",	    "rng",	"autostart",
-					"on_poweroff", "on_reboot", "on_crash", NULL };
+					"on_poweroff", "on_reboot", "on_crash", "limits",
+					NULL };
+static const char *const limit_keys[] = { "cpu_max_percent", "cpu_weight", "memory_max_mib",
+					  "pids_max", NULL };
 static const char *const disk_keys[] = { "path", "readonly", "id", "cache", "format", NULL };
 static const char *const nic_keys[] = { "type", "bridge", "mac", "hostfwd", NULL };
 static const char *const vsock_keys[] = { "cid", NULL };
@@ -390,6 +393,8 @@ static int parse(struct json_object *o, struct vmdef *d, bool check, char *err, 
 	    (r = parse_action(o, "on_reboot", VMDEF_RESTART, &d->on_reboot, err, n)) ||
 	    (r = parse_action(o, "on_crash", VMDEF_DESTROY, &d->on_crash, err, n)))
 		return r;
+	if ((r = vmdef_limits_parse(o, d, &d->limits, err, n)))
+		return r;
 	/* Two NICs with one MAC would confuse the guest and the bridge alike. */
 	for (unsigned int i = 0; i < d->nnics; i++)
 		for (unsigned int j = 0; j < i; j++)
@@ -398,6 +403,76 @@ static int parse(struct json_object *o, struct vmdef *d, bool check, char *err, 
 						"'nics[%u].mac' %s is also nics[%u]'s", i,
 						d->nics[i].mac, j);
 	return 0;
+}
+
+/* A limits field's refusal names it as limits.FIELD. */
+static int limit_u64(struct json_object *l, const char *name, uint64_t min, uint64_t max,
+		     uint64_t *out, const char *accepts, char *err, size_t n)
+{
+	struct json_object *v;
+	int64_t x;
+
+	*out = 0;
+	if (!json_object_object_get_ex(l, name, &v) || json_object_is_type(v, json_type_null))
+		return 0;
+	errno = 0;
+	x = json_object_get_int64(v);
+	if (!json_object_is_type(v, json_type_int) || errno || x < 0 ||
+	    (x != 0 && ((uint64_t)x < min || (uint64_t)x > max)))
+		return fail_msg(err, n, -EINVAL,
+				"'limits.%s' must be 0 (%s) or a whole number from %llu to %llu",
+				name, accepts, (unsigned long long)min, (unsigned long long)max);
+	*out = (uint64_t)x;
+	return 0;
+}
+
+int vmdef_limits_parse(struct json_object *o, const struct vmdef *d, struct vmdef_limits *l,
+		       char *err, size_t n)
+{
+	struct json_object *lo;
+	uint64_t v;
+	char what[64];
+	int r;
+
+	memset(l, 0, sizeof(*l));
+	if (!json_object_object_get_ex(o, "limits", &lo) || json_object_is_type(lo, json_type_null))
+		return 0;
+	if (!json_object_is_type(lo, json_type_object))
+		return fail_msg(err, n, -EINVAL,
+				"'limits' must be an object {\"cpu_max_percent\", \"cpu_weight\", "
+				"\"memory_max_mib\", \"pids_max\"}");
+	if ((r = jin_only(lo, limit_keys, "limits", err, n)) < 0)
+		return r;
+	if ((r = limit_u64(lo, "cpu_max_percent", 1, 100ULL * d->vcpus, &v, "no cap", err, n)))
+		return r;
+	l->cpu_max_percent = (unsigned int)v;
+	if ((r = limit_u64(lo, "cpu_weight", 1, 10000, &v, "the default, 100", err, n)))
+		return r;
+	l->cpu_weight = (unsigned int)v;
+	snprintf(what, sizeof(what), "no cap");
+	if ((r = limit_u64(lo, "memory_max_mib", d->memory_mib + VMDEF_MEMORY_MARGIN_MIB,
+			   VMDEF_MAX_MIB + 65536, &v, what, err, n)))
+		return r;
+	l->memory_max_mib = v;
+	if ((r = limit_u64(lo, "pids_max", 16, 65536, &v, "the default, 512", err, n)))
+		return r;
+	l->pids_max = (unsigned int)v;
+	return 0;
+}
+
+uint64_t vmdef_memory_max_mib(const struct vmdef *d)
+{
+	return d->limits.memory_max_mib;
+}
+
+unsigned int vmdef_cpu_weight(const struct vmdef *d)
+{
+	return d->limits.cpu_weight ? d->limits.cpu_weight : 100;
+}
+
+unsigned int vmdef_pids_max(const struct vmdef *d)
+{
+	return d->limits.pids_max ? d->limits.pids_max : VMDEF_PIDS_DEFAULT;
 }
 
 int vmdef_parse(const char *json, size_t len, struct vmdef *d, bool check_files, char *err,
@@ -487,6 +562,14 @@ char *vmdef_to_json(const struct vmdef *d)
 	json_object_object_add(o, "on_poweroff", json_object_new_string(actions[d->on_poweroff]));
 	json_object_object_add(o, "on_reboot", json_object_new_string(actions[d->on_reboot]));
 	json_object_object_add(o, "on_crash", json_object_new_string(actions[d->on_crash]));
+	struct json_object *l = json_object_new_object();
+	json_object_object_add(l, "cpu_max_percent",
+			       json_object_new_int64(d->limits.cpu_max_percent));
+	json_object_object_add(l, "cpu_weight", json_object_new_int64(d->limits.cpu_weight));
+	json_object_object_add(l, "memory_max_mib",
+			       json_object_new_int64((int64_t)d->limits.memory_max_mib));
+	json_object_object_add(l, "pids_max", json_object_new_int64(d->limits.pids_max));
+	json_object_object_add(o, "limits", l);
 	out = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
 							       JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);

@@ -39,6 +39,27 @@ struct vmdef_nic {
 	char *fwds[VMDEF_MAX_FWDS]; /* "tcp::HOSTPORT-:GUESTPORT" */
 };
 
+/*
+ * cgroup v2 limits of the VM's processes (tern-vmm and its monitor): 0 means the default,
+ * written out as 0 so that a later change of vcpus or memory_mib moves it along.
+ */
+struct vmdef_limits {
+	unsigned int cpu_max_percent; /* cpu.max: % of one CPU, 1..100 * vcpus; 0: no cap */
+	unsigned int cpu_weight;      /* cpu.weight 1..10000; 0: 100 */
+	uint64_t memory_max_mib;      /* memory.max: >= memory_mib + 64; 0: no cap (below) */
+	unsigned int pids_max;	      /* pids.max 16..65536; 0: 512 */
+};
+
+/*
+ * The least memory.max above guest RAM. There is no cap by default (libvirt sets no
+ * hard limit either): a snapshot or a managed save written to a tmpfs state directory is
+ * charged to the VM's cgroup, and a cap at RAM plus overhead would kill the VM mid-save.
+ */
+#define VMDEF_MEMORY_MARGIN_MIB 64
+#define VMDEF_PIDS_DEFAULT 512
+
+struct json_object;
+
 struct vmdef {
 	char name[VMDEF_NAME_MAX + 1];
 	char uuid[VMDEF_UUID_LEN + 1];
@@ -51,6 +72,7 @@ struct vmdef {
 	bool has_vsock, rng, autostart;
 	uint64_t vsock_cid;
 	enum vmdef_action on_poweroff, on_reboot, on_crash;
+	struct vmdef_limits limits;
 };
 
 /*
@@ -72,10 +94,20 @@ char *vmdef_to_json(const struct vmdef *d);
 char **vmdef_vmm_args(const struct vmdef *d, const char *vsock_uds, char *const *taps);
 void vmdef_free_args(char **args);
 
+/*
+ * o's "limits" object (absent: all defaults) into l, checked against d's vcpus and
+ * memory_mib. 0, or -EINVAL with err naming "limits.FIELD" and what it accepts.
+ */
+int vmdef_limits_parse(struct json_object *o, const struct vmdef *d, struct vmdef_limits *l,
+		       char *err, size_t n);
+/* The values the cgroup gets (defaults filled in; memory: 0 for no cap). */
+uint64_t vmdef_memory_max_mib(const struct vmdef *d);
+unsigned int vmdef_cpu_weight(const struct vmdef *d);
+unsigned int vmdef_pids_max(const struct vmdef *d);
+
 /* Syntax checks shared with renames and clones. */
 bool vmdef_name_ok(const char *name);
 bool vmdef_uuid_ok(const char *uuid);
-struct json_object;
 /* o's "name" member, checked (vmdef_name_ok) into out; 0 or -EINVAL naming the field. */
 int vmdef_name_field(struct json_object *o, char out[VMDEF_NAME_MAX + 1], char *err, size_t n);
 /* A random RFC 4122 version-4 UUID / locally administered unicast MAC. */

@@ -100,6 +100,8 @@ def test_the_document_matches_the_server():
         call(doc, t, "GET", "/vms/nope")  # 404
         call(doc, t, "PATCH", "/vms/doc1", {"autostart": True})
         call(doc, t, "PATCH", "/vms/doc1", {"autostart": "yes"})  # 400
+        call(doc, t, "PATCH", "/vms/doc1", {"limits": {"cpu_weight": 200}})
+        call(doc, t, "PATCH", "/vms/doc1", {"limits": {"pids_max": 1}})  # 400
         call(doc, t, "PUT", "/vms/doc1", dict(d, cmdline="console=ttyS0 every=300000"))
         call(doc, t, "POST", "/vms/doc1/suspend")  # 409
         st, _ = call(doc, t, "POST", "/vms/doc1/start")

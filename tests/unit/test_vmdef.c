@@ -156,3 +156,46 @@ TEST(vmdef_vmm_options)
 	vmdef_free_args(a);
 	vmdef_free(&d);
 }
+
+TEST(vmdef_limits_defaults_ranges_and_refusals)
+{
+	struct vmdef d;
+	char err[256];
+	const char *j = "{\"name\": \"l\", " K ", \"vcpus\": 2, \"memory_mib\": 512, \"limits\": "
+			"{\"cpu_max_percent\": 150, \"memory_max_mib\": 576}}";
+
+	REQUIRE(!vmdef_parse(j, strlen(j), &d, false, err, sizeof(err)));
+	CHECK(d.limits.cpu_max_percent == 150 && d.limits.memory_max_mib == 576);
+	/* Unset ones take their defaults, which follow the VM's size. */
+	CHECK(vmdef_memory_max_mib(&d) == 576 && vmdef_cpu_weight(&d) == 100 &&
+	      vmdef_pids_max(&d) == 512);
+	char *json = vmdef_to_json(&d);
+	CHECK(json && strstr(json, "\"cpu_max_percent\":150") && strstr(json, "\"pids_max\":0"));
+	free(json);
+	vmdef_free(&d);
+	j = "{\"name\": \"l\", " K ", \"memory_mib\": 1024}";
+	REQUIRE(!vmdef_parse(j, strlen(j), &d, false, err, sizeof(err)));
+	CHECK(vmdef_memory_max_mib(&d) == 0); /* no cap */
+	vmdef_free(&d);
+	/* Each refusal names limits.FIELD and what it takes. */
+	CHECK(refused("{\"name\": \"l\", " K ", \"limits\": 5}", "'limits' must be an object"));
+	CHECK(refused(
+		"{\"name\": \"l\", " K ", \"limits\": {\"cpu_max_percent\": 101}}",
+		"'limits.cpu_max_percent' must be 0 (no cap) or a whole number from 1 to 100"));
+	CHECK(refused("{\"name\": \"l\", " K
+		      ", \"vcpus\": 4, \"limits\": {\"cpu_max_percent\": 401}}",
+		      "from 1 to 400"));
+	CHECK(refused("{\"name\": \"l\", " K ", \"limits\": {\"cpu_weight\": 10001}}",
+		      "'limits.cpu_weight'"));
+	CHECK(refused("{\"name\": \"l\", " K ", \"memory_mib\": 256, \"limits\": "
+		      "{\"memory_max_mib\": 300}}",
+		      "'limits.memory_max_mib' must be 0 (no cap) or a whole "
+		      "number from 320"));
+	CHECK(refused("{\"name\": \"l\", " K ", \"limits\": {\"pids_max\": 15}}",
+		      "'limits.pids_max'"));
+	CHECK(refused("{\"name\": \"l\", " K ", \"limits\": {\"pids_max\": -1}}",
+		      "'limits.pids_max'"));
+	CHECK(refused("{\"name\": \"l\", " K ", \"limits\": {\"pids_max\": \"9\"}}",
+		      "'limits.pids_max'"));
+	CHECK(refused("{\"name\": \"l\", " K ", \"limits\": {\"io_max\": 1}}", "io_max"));
+}
