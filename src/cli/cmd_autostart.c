@@ -13,7 +13,6 @@ int cmd_autostart(struct cli *c, int argc, char **argv)
 	};
 	const char *name;
 	struct json_object *vm, *def, *a, *stored = NULL;
-	struct cli_reply r;
 	char path[160];
 	int e;
 
@@ -34,16 +33,8 @@ int cmd_autostart(struct cli *c, int argc, char **argv)
 	json_object_put(vm);
 	cli_vm_path(name, NULL, path, sizeof(path));
 	/* PATCH: autostart may change in any state, unlike the rest of the definition. */
-	e = cli_request(c, "PATCH", path,
-			disable ? "{\"autostart\": false}" : "{\"autostart\": true}",
-			CLI_OP_TIMEOUT_MS, &r);
-	if (e)
-		cli_error("%s", r.err);
-	if (!e) {
-		stored = r.body;
-		r.body = NULL;
-	}
-	cli_reply_free(&r);
+	e = cli_call(c, "PATCH", path, disable ? "{\"autostart\": false}" : "{\"autostart\": true}",
+		     CLI_OP_TIMEOUT_MS, &stored);
 	if (e)
 		return e;
 	if (c->json)

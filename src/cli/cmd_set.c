@@ -41,7 +41,6 @@ int cmd_set(struct cli *c, int argc, char **argv)
 	};
 	const char *name;
 	struct json_object *body, *lim, *stored = NULL, *got;
-	struct cli_reply r;
 	char path[160];
 	int e;
 
@@ -60,15 +59,9 @@ int cmd_set(struct cli *c, int argc, char **argv)
 	body = json_object_new_object();
 	json_object_object_add(body, "limits", lim);
 	cli_vm_path(name, NULL, path, sizeof(path));
-	e = cli_request(c, "PATCH", path, json_object_to_json_string(body), CLI_OP_TIMEOUT_MS, &r);
+	e = cli_call(c, "PATCH", path, json_object_to_json_string(body), CLI_OP_TIMEOUT_MS,
+		     &stored);
 	json_object_put(body);
-	if (e)
-		cli_error("%s", r.err);
-	if (!e) {
-		stored = r.body;
-		r.body = NULL;
-	}
-	cli_reply_free(&r);
 	if (e)
 		return e;
 	if (c->json) {
