@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,6 +192,10 @@ char *run_status_compose(const struct run_status_in *in)
 		reason = "killed";
 		snprintf(why, sizeof(why), "%s was killed by signal %d (%s)", in->program, sig,
 			 strsignal(sig));
+		/* A seccomp refusal (docs/security.md): its last line names the call and thread. */
+		if (sig == SIGSYS && in->last_log_line && strstr(in->last_log_line, "seccomp:"))
+			snprintf(why + strlen(why), sizeof(why) - strlen(why), ": %.180s",
+				 in->last_log_line);
 		message = why;
 	} else if (!message && in->last_log_line && *in->last_log_line) {
 		message = in->last_log_line;

@@ -145,6 +145,27 @@ TEST(monitor_status_from_vmm)
 	free(text);
 }
 
+TEST(monitor_status_seccomp_kill_names_the_call)
+{
+	struct run_status_in in = {
+		.ran = true,
+		.wait_status = KILLED(SIGSYS),
+		.ended_at = 1.5,
+		.program = "tern-vmm",
+		.last_log_line = "tern-vmm: error: seccomp: thread vcpu0 (vcpu list) called socket "
+				 "(41) for address family 2, which its list does not allow",
+	};
+	char *text = run_status_compose(&in);
+	json_object *o = parse(text);
+
+	REQUIRE(o);
+	CHECK(num(o, "signal") == SIGSYS && !strcmp(str(o, "reason"), "killed"));
+	CHECK(strstr(str(o, "message"), "signal 31") != NULL);
+	CHECK(strstr(str(o, "message"), "vcpu0 (vcpu list) called socket (41)") != NULL);
+	json_object_put(o);
+	free(text);
+}
+
 TEST(monitor_status_killed)
 {
 	struct run_status_in in = {
