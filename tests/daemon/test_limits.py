@@ -1,7 +1,9 @@
-"""cgroup v2 limits (docs/ternd.md, "Limits"): ternd writes a definition's limits into the
-VM's cgroup before it starts, `tern set` changes them while it runs, and the kernel holds
-them: a CPU-bound guest gets no more than its cpu.max, a guest that touches all its RAM
-stays under memory.max without being killed. Bad limits are refused naming the field."""
+"""The walls under ternd (docs/security.md). cgroup v2 limits (docs/ternd.md, "Limits"):
+ternd writes a definition's limits into the VM's cgroup before it starts, `tern set`
+changes them while it runs, and the kernel holds them: a CPU-bound guest gets no more than
+its cpu.max, a guest that touches all its RAM stays under memory.max without being killed.
+Bad limits are refused naming the field. seccomp: a VM whose vCPU makes a forbidden call
+ends, named, and the others run on."""
 import os
 import re
 import subprocess
@@ -114,3 +116,35 @@ def test_memory_max_holds_a_guest_that_touches_all_its_ram():
         assert read(os.path.join(cg, "pids.max")) == "512"
     finally:
         t.close()
+
+
+def test_a_refused_system_call_ends_only_that_vm_and_names_the_call():
+    """Under ternd, a VM whose vCPU makes a call outside its seccomp list (the test-only
+    fault hook, set in its ternd's environment) ends as killed, its message naming the call
+    and the thread; a VM of another ternd counts on."""
+    calm = ternd.Ternd("seccomp-calm")
+    evil = ternd.Ternd("seccomp-evil", env={"TERN_TEST_FAULT": "vcpu-socket"})
+    try:
+        calm.define("calm", ternlib.guest_path("counter"), memory_mib=32,
+                    cmdline="console=ttyS0 every=300000")
+        calm.ok("POST", "/vms/calm/start")
+        evil.define("evil", ternlib.guest_path("counter"), memory_mib=32,
+                    cmdline="console=ttyS0 every=300000")
+        evil.call("POST", "/vms/evil/start")  # it may end before the start is answered
+        assert evil.wait_state("evil", "shut off", 60), evil.vm("evil")
+        d = ternd.detail(evil, "evil")
+        assert d.get("reason") == "killed" and d.get("signal") == 31, d
+        assert "called socket (41)" in d.get("message", "") and "vcpu0 (vcpu list)" in d["message"], d
+        shown = subprocess.run([ternd.tool("tern"), "--socket", evil.sock, "info", "evil"],
+                               capture_output=True, text=True, timeout=30).stdout
+        assert "called socket (41)" in shown, shown
+        n = len(re.findall(r"^count ", ternd.console_log(calm, "calm"), re.M))
+        end = time.time() + 60
+        while time.time() < end and len(re.findall(r"^count ", ternd.console_log(calm, "calm"), re.M)) < n + 2:
+            time.sleep(0.5)
+        assert len(re.findall(r"^count ", ternd.console_log(calm, "calm"), re.M)) >= n + 2, \
+            "the other VM stopped counting"
+        assert calm.state("calm")[0] == "running"
+    finally:
+        evil.close()
+        calm.close()

@@ -21,9 +21,10 @@ class Ternd:
     """ternd --foreground on a fresh state directory (or a given one), logging to
     tests/out/ternd-TAG.log; the VMs it leaves running are killed by close()."""
 
-    def __init__(self, tag, state_dir=None, cgroup=None, extra=()):
+    def __init__(self, tag, state_dir=None, cgroup=None, extra=(), env=None):
         ternlib.need_kvm()
         self.tag = tag
+        self.env = dict(os.environ, **(env or {}))  # ternd's, so its VMs' too
         self.dir = state_dir or tempfile.mkdtemp(prefix="ternd-%s-" % tag)
         self.cgroup = cgroup or "/tern-test-%s-%d" % (tag, os.getpid())
         self.extra = list(extra)
@@ -40,7 +41,7 @@ class Ternd:
         self.proc = subprocess.Popen([tool("ternd"), "--foreground", "--state-dir", self.dir,
                                       "--cgroup", self.cgroup, "--log-level", "debug"]
                                      + self.extra, stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL, env=self.env)
         assert api.wait_for_socket(self.sock, timeout, self.proc), \
             "ternd did not listen on %s (exit %r); log:\n%s" % (self.sock, self.proc.poll(),
                                                                self.log())
