@@ -223,11 +223,16 @@ static void finalize(struct ternd *t, struct vm_entry *e)
 	e->mon_pid = e->vmm_pid = 0;
 	e->mon_gone = e->vmm_gone = false;
 	pthread_mutex_unlock(&t->lock);
+	/*
+	 * The cgroup goes before the state says "shut off": whoever waits for that (a revert,
+	 * a restart) may start the VM again at once, and its new cgroup must not be removed
+	 * under it (it would start without its limits, or not at all).
+	 */
+	if (cgroup_dir(t, e, cg, sizeof(cg)))
+		rmdir(cg);
 	ternd_set_state(t, e, "shut off", reason, detail);
 	free(detail);
 	e->end_reason[0] = 0;
-	if (cgroup_dir(t, e, cg, sizeof(cg)))
-		rmdir(cg);
 	if (incoming)
 		migrate_in_ended(t, e);
 	if (restart) {
