@@ -148,16 +148,15 @@ struct json_object *cgroup_limits_read(const char *dir)
 		json_object_object_add(o, nums[i][1], v >= 0 ? json_object_new_int64(v) : NULL);
 	}
 	/* How often the kernel killed in it for memory: a VM sized too tight shows here. */
-	if (!read_file(dir, "memory.events", buf, sizeof(buf))) {
-		char path[4200], line[128];
-		snprintf(path, sizeof(path), "%s/memory.events", dir);
-		FILE *f = fopen(path, "re");
+	char path[4200], line[128];
+	snprintf(path, sizeof(path), "%s/memory.events", dir);
+	FILE *f = fopen(path, "re");
+	if (f) {
 		long long k = 0;
-		while (f && fgets(line, sizeof(line), f))
+		while (fgets(line, sizeof(line), f))
 			if (sscanf(line, "oom_kill %lld", &k) == 1)
 				break;
-		if (f)
-			fclose(f);
+		fclose(f);
 		json_object_object_add(o, "oom_kills", json_object_new_int64(k));
 	}
 	return o;

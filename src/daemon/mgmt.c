@@ -192,9 +192,7 @@ static void info(struct ternd *t, struct vm_entry *e, struct http_response *resp
 		json_object_object_add(o, "cpu_time_s", json_object_new_double(cpu));
 		json_object_object_add(o, "rss_kib", json_object_new_int64(rss));
 		json_object_object_add(o, "seccomp", proc_seccomp(pid));
-		if (t->cgroup && !t->limits_off) {
-			snprintf(path, sizeof(path), "/sys/fs/cgroup%s/vm-%s", t->cgroup,
-				 e->def.uuid);
+		if (!t->limits_off && ternd_vm_cgroup(t, e, path, sizeof(path))) {
 			json_object_object_add(o, "cgroup", cgroup_limits_read(path));
 		} else {
 			struct json_object *c = json_object_new_object();
@@ -344,8 +342,8 @@ static void patch(struct ternd *t, struct vm_entry *e, const struct http_request
 		e->def.limits = lim;
 	if (has_on)
 		e->def.autostart = on;
-	if (has_lim && ternd_is_active(e) && t->cgroup && !t->limits_off) {
-		snprintf(cg, sizeof(cg), "/sys/fs/cgroup%s/vm-%s", t->cgroup, e->def.uuid);
+	if (has_lim && ternd_is_active(e) && !t->limits_off &&
+	    ternd_vm_cgroup(t, e, cg, sizeof(cg))) {
 		if ((r = cgroup_limits_apply(cg, &e->def, err, sizeof(err)))) {
 			/* Put back what was there: the kernel may have taken part of it. */
 			e->def.limits = was_lim;

@@ -121,7 +121,7 @@ static void watch_add(struct ternd *t, struct vm_entry *e)
 	pthread_mutex_unlock(&t->lock);
 }
 
-static char *cgroup_dir(const struct ternd *t, const struct vm_entry *e, char *buf, size_t n)
+char *ternd_vm_cgroup(const struct ternd *t, const struct vm_entry *e, char *buf, size_t n)
 {
 	if (!t->cgroup)
 		return NULL;
@@ -228,7 +228,7 @@ static void finalize(struct ternd *t, struct vm_entry *e)
 	 * a restart) may start the VM again at once, and its new cgroup must not be removed
 	 * under it (it would start without its limits, or not at all).
 	 */
-	if (cgroup_dir(t, e, cg, sizeof(cg)))
+	if (ternd_vm_cgroup(t, e, cg, sizeof(cg)))
 		rmdir(cg);
 	ternd_set_state(t, e, "shut off", reason, detail);
 	free(detail);
@@ -449,7 +449,8 @@ static int launch(struct ternd *t, struct vm_entry *e, const char *restore_state
 		bridge_taps_delete(&e->def);
 		return -ENOMEM;
 	}
-	if ((cg = cgroup_dir(t, e, cgbuf, sizeof(cgbuf))) && mkdir(cg, 0755) && errno != EEXIST) {
+	if ((cg = ternd_vm_cgroup(t, e, cgbuf, sizeof(cgbuf))) && mkdir(cg, 0755) &&
+	    errno != EEXIST) {
 		log_warn("%s: cannot make cgroup %s: %s; running it without one", e->def.name, cg,
 			 strerror(errno));
 		cg = NULL;

@@ -80,6 +80,8 @@ bool ternd_set_state_from(struct ternd *t, struct vm_entry *e, const char *from,
 /* The VM's directory under the state directory, into buf. */
 const char *ternd_vm_dir(const struct ternd *t, const struct vm_entry *e, const char *file,
 			 char *buf, size_t n);
+/* The VM's cgroup directory (/sys/fs/cgroup/.../vm-UUID) into buf, or NULL with no cgroups. */
+char *ternd_vm_cgroup(const struct ternd *t, const struct vm_entry *e, char *buf, size_t n);
 /* running, paused, or migrating in: it has processes. */
 bool ternd_is_active(const struct vm_entry *e);
 /* rm -rf path (no error when it is not there). */

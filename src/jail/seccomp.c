@@ -16,7 +16,6 @@
 #include <linux/seccomp.h>
 #include <pthread.h>
 #include <linux/audit.h>
-#include <linux/sched.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -24,9 +23,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -42,7 +39,7 @@ static bool kept;	 /* this image is a restart's: the main thread has its list */
 
 #define KEPT_ENV "TERN_SECCOMP_KEPT"
 
-/* Each kind's program, compiled once (compile_all) and loaded by every thread of the kind. */
+/* Each kind's program, readied once (prepare) and loaded by every thread of the kind. */
 struct compiled {
 	bool ready;
 	int r;
@@ -68,16 +65,6 @@ int seccomp_mode_parse(const char *s)
 const char *seccomp_mode_name(enum seccomp_mode m)
 {
 	return m == SECCOMP_KILL ? "kill" : m == SECCOMP_LOG ? "log" : "off";
-}
-
-enum seccomp_mode seccomp_mode(void)
-{
-	return mode;
-}
-
-const char *seccomp_thread_name(enum seccomp_thread kind)
-{
-	return seccomp_lists[kind].name;
 }
 
 /* ---- the SIGSYS handler: async-signal-safe, so no stdio ---- */

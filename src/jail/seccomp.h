@@ -50,9 +50,6 @@ int seccomp_enter(enum seccomp_thread kind, char *err, size_t n);
 /* As seccomp_enter, but a failure ends the process: a thread must never run unfiltered. */
 void seccomp_enter_or_die(enum seccomp_thread kind);
 
-enum seccomp_mode seccomp_mode(void);
-const char *seccomp_thread_name(enum seccomp_thread kind);
-
 /* How many calls each kind allows (for `tern info` and the docs). */
 unsigned int seccomp_list_size(enum seccomp_thread kind);
 
