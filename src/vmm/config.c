@@ -71,6 +71,12 @@ static const char usage[] =
 	"  --seccomp MODE         kill|log|off: each thread's system-call allow-list (default\n"
 	"                         kill: a call outside it ends tern-vmm, naming the call; log:\n"
 	"                         let through and logged by the kernel; off: no filter, unsafe)\n"
+	"  --jail uid=N,gid=N[,netns=PATH][,nofile=N][,nproc=N][,fsize_mib=N]  run in a jail:\n"
+	"                         new mount, PID, IPC and UTS namespaces whose root holds only\n"
+	"                         this VM's files, as that user and group with no capabilities,\n"
+	"                         rlimits and Landlock (needs root; docs/security.md)\n"
+	"  --jail-bind DIR        with --jail: a directory the VM may write in (snapshots, paths\n"
+	"                         given through the API); repeatable, up to 16\n"
 	"  --debug-exit           test only: a byte written to port 0x501 becomes the exit status\n"
 	"  -h, --help             this text\n"
 	"Console: Ctrl-a x quits, Ctrl-a a sends Ctrl-a.\n"
@@ -111,6 +117,8 @@ enum {
 	OPT_STATUS_FILE,
 	OPT_INCOMING,
 	OPT_SECCOMP,
+	OPT_JAIL,
+	OPT_JAIL_BIND,
 };
 
 static const struct option options[] = {
@@ -146,6 +154,8 @@ static const struct option options[] = {
 	{ "status-file", required_argument, NULL, OPT_STATUS_FILE },
 	{ "incoming", required_argument, NULL, OPT_INCOMING },
 	{ "seccomp", required_argument, NULL, OPT_SECCOMP },
+	{ "jail", required_argument, NULL, OPT_JAIL },
+	{ "jail-bind", required_argument, NULL, OPT_JAIL_BIND },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -348,6 +358,27 @@ void config_parse(struct vmm_config *c, int argc, char **argv)
 			c->incoming = optarg;
 			break;
 		}
+		case OPT_JAIL: {
+			char err[256];
+			unsigned int nb = c->jail.nbinds;
+			const char *binds[JAIL_MAX_BINDS];
+			memcpy(binds, c->jail.binds, sizeof(binds));
+			if (jail_parse(optarg, &c->jail, err, sizeof(err)))
+				die_usage("--jail: %s", err);
+			c->jail.nbinds = nb; /* --jail-bind may come first */
+			memcpy(c->jail.binds, binds, sizeof(binds));
+			break;
+		}
+		case OPT_JAIL_BIND:
+			if (c->jail.nbinds == JAIL_MAX_BINDS)
+				die_usage("--jail-bind: at most %d directories", JAIL_MAX_BINDS);
+			if (!strcmp(optarg, "/") || !*optarg)
+				die_usage(
+					"--jail-bind: '%s' would give the VM the whole host; name "
+					"a directory of its own",
+					optarg);
+			c->jail.binds[c->jail.nbinds++] = optarg;
+			break;
 		case OPT_SECCOMP: {
 			int m = seccomp_mode_parse(optarg);
 			if (m < 0)
@@ -382,6 +413,8 @@ void config_parse(struct vmm_config *c, int argc, char **argv)
 			  "--create-overlay or --snapshot-to");
 	if (c->status_file)
 		check_status_dir(c->status_file);
+	if (c->jail.nbinds && !c->jail.on)
+		die_usage("--jail-bind needs --jail");
 	if (c->describe_snapshot || c->create_overlay)
 		return;
 	if (c->snapshot_to) {

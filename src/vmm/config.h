@@ -8,6 +8,7 @@
 
 #include "arch/x86/cpuid.h"
 #include "backend/disk.h"
+#include "jail/jail.h"
 #include "jail/seccomp.h"
 #include "vmm/net_opts.h"
 #include "vmm/vsock_opts.h"
@@ -51,6 +52,7 @@ struct vmm_config {
 	enum on_reboot on_reboot;
 	bool debug_exit;
 	enum seccomp_mode seccomp; /* --seccomp: kill (0, the default), log, off */
+	struct jail_config jail;   /* --jail, --jail-bind */
 	enum virtio_transport transport;
 	bool mmio_cmdline; /* also announce virtio-mmio devices with virtio_mmio.device= */
 	bool rng;

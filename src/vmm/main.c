@@ -5,9 +5,11 @@
  */
 #include "api/api.h"
 #include "core/log.h"
+#include "jail/jail.h"
 #include "jail/seccomp.h"
 #include "monitor/run_status.h"
 #include "vmm/console.h"
+#include "vmm/jail_paths.h"
 #include "vmm/migrate.h"
 #include "vmm/snapshot.h"
 #include "vmm/snapshot_client.h"
@@ -273,6 +275,26 @@ static void flush_overlays(struct vm *m)
 	}
 }
 
+/*
+ * --jail: done first, while this is the only thread and nothing is open. A restart under
+ * --on-reboot restart is already inside (and can no longer build one).
+ */
+static void enter_jail(struct vmm_config *c)
+{
+	struct jail_entries s;
+	char err[600];
+
+	if (jail_inherited(&c->jail))
+		return;
+	c->jail.hostname = c->id ? c->id : "tern-vmm";
+	if (jail_paths_collect(c, &s, err, sizeof(err)) ||
+	    jail_enter(&c->jail, &s, err, sizeof(err)))
+		die("--jail: %s", err);
+	log_info("jailed: uid %u, gid %u, %u paths", (unsigned int)c->jail.uid,
+		 (unsigned int)c->jail.gid, s.n);
+	jail_entries_free(&s);
+}
+
 int main(int argc, char **argv)
 {
 	struct vmm_config cfg;
@@ -297,6 +319,8 @@ int main(int argc, char **argv)
 			die_usage("--describe-snapshot: %s", err);
 		return 0;
 	}
+	if (cfg.jail.on)
+		enter_jail(&cfg);
 	signal(SIGPIPE, SIG_IGN);
 	if (seccomp_init_process(cfg.seccomp, cfg.on_reboot == ON_REBOOT_RESTART, err, sizeof(err)))
 		die("--seccomp: %s", err);

@@ -1,0 +1,234 @@
+"""The jail (tern-vmm --jail, src/jail/jail.c, docs/security.md): a jailed tern-vmm runs as
+its own uid with no capabilities, in namespaces whose root holds only its files; through
+the test-only fault hook (TERN_TEST_FAULT=jail-escape) a vCPU thread of VM A reaches for
+VM B's disk, socket and process and is refused by the jail itself (its seccomp list set to
+log, so that only the jail stands in the way)."""
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+import api  # noqa: E402
+import ternlib  # noqa: E402
+
+UID_A, UID_B = 61001, 61002
+
+
+def own_dir(uid, name):
+    """A directory only uid may use (the VM's sockets and disk live there)."""
+    d = tempfile.mkdtemp(prefix="tern-jail-%s-" % name)
+    os.chown(d, uid, uid)
+    os.chmod(d, 0o700)
+    return d
+
+
+def own_disk(path, uid, mib=8):
+    with open(path, "wb") as f:
+        f.truncate(mib << 20)
+    os.chown(path, uid, uid)
+    os.chmod(path, 0o600)
+    return path
+
+
+def jailed(uid, work, extra=(), env=None, log_name=None, jail_extra=""):
+    """A counter guest in a jail as uid, its API socket and disk in work."""
+    ternlib.need_kvm()
+    disk = own_disk(os.path.join(work, "disk.img"), uid)
+    args = ["--jail", "uid=%d,gid=%d%s" % (uid, uid, jail_extra), "--kernel",
+            ternlib.guest_path("counter"), "--cmdline", "every=3000", "--api-sock",
+            os.path.join(work, "api.sock"), "--disk", "path=%s" % disk] + list(extra)
+    return api.Vmm(args, env=env, log_name=log_name)
+
+
+def jailed_pid(v, timeout=30):
+    """The jailed tern-vmm: the child of the supervisor that was started."""
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            with open("/proc/%d/task/%d/children" % (v.pid, v.pid)) as f:
+                kids = f.read().split()
+            if kids:
+                return int(kids[0])
+        except FileNotFoundError:
+            pass
+        assert v.proc.poll() is None, "tern-vmm ended: %r" % v
+        time.sleep(0.1)
+    raise AssertionError("no jailed process under %d: %r" % (v.pid, v))
+
+
+def status_of(pid):
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                out[int(tid)] = dict(l.rstrip("\n").split(":\t", 1) for l in f if ":\t" in l)
+        except FileNotFoundError:
+            pass
+    return out
+
+
+def mount_points(pid):
+    """[(mount point, filesystem type, options)] of pid's mount namespace."""
+    out = []
+    with open("/proc/%d/mountinfo" % pid) as f:
+        for line in f:
+            left, right = line.split(" - ", 1)
+            fields = left.split()
+            out.append((fields[4], right.split()[0], fields[5]))
+    return out
+
+
+def test_a_jailed_vm_has_every_wall():
+    """Every thread: the VM's uid and gid, no capabilities in any set, no_new_privs, the
+    seccomp filter. Its mounts: a read-only tmpfs root, its /proc, and only its own files
+    (kernel, work directory, tern-vmm, its libraries and their loader's cache); /dev holds
+    kvm, null and urandom.
+    The guest runs, the API answers, rlimits hold, and SIGTERM ends it as before."""
+    work = own_dir(UID_A, "walls")
+    v = jailed(UID_A, work, ["--cpus", "2", "--rng"], log_name="jail-walls.log")
+    try:
+        assert v.wait_for("count 3", 90), "the jailed guest never counted: %r" % v
+        pid = jailed_pid(v)
+        threads = status_of(pid)
+        names = sorted(st.get("Name") for st in threads.values())
+        assert "vcpu0" in names and "vcpu1" in names, names
+        for tid, st in threads.items():
+            who = "thread %d (%s)" % (tid, st.get("Name"))
+            assert st["Uid"].split() == [str(UID_A)] * 4, "%s: Uid %r" % (who, st["Uid"])
+            assert st["Gid"].split() == [str(UID_A)] * 4, "%s: Gid %r" % (who, st["Gid"])
+            assert st["Groups"].split() == [str(UID_A)], "%s: Groups %r" % (who, st["Groups"])
+            for cap in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+                assert int(st[cap], 16) == 0, "%s: %s %s" % (who, cap, st[cap])
+            assert st["NoNewPrivs"] == "1", "%s: NoNewPrivs %r" % (who, st["NoNewPrivs"])
+            assert st["Seccomp"] == "2", "%s: Seccomp %r" % (who, st["Seccomp"])
+        mounts = mount_points(pid)
+        assert mounts[0][0] == "/" and mounts[0][1] == "tmpfs" and "ro" in mounts[0][2].split(","), \
+            mounts[0]
+        exe = os.path.realpath(ternlib.vmm_path())
+        allowed = {"/", "/proc", work, os.path.realpath(ternlib.guest_path("counter")),
+                   ternlib.guest_path("counter"), exe, "/etc/ld.so.cache"}
+        for point, fstype, opts in mounts:
+            lib = point.startswith(("/usr/lib", "/lib")) and ".so" in point
+            assert point in allowed or lib, "the jail holds %s (%s): %r" % (point, fstype, mounts)
+            if point not in ("/", "/proc", "/etc/ld.so.cache") and point != exe and not lib:
+                assert "noexec" in opts.split(","), "%s is executable in the jail" % point
+        root = "/proc/%d/root" % pid
+        assert sorted(os.listdir(root + "/dev")) == ["kvm", "null", "urandom"], os.listdir(root + "/dev")
+        assert not os.path.exists(root + "/etc/passwd"), "the host's /etc is in the jail"
+        with open("/proc/%d/limits" % pid) as f:
+            limits = f.read()
+        assert any(l.startswith("Max open files") and l.split()[3:5] == ["4096", "4096"]
+                   for l in limits.splitlines()), limits
+        assert any(l.startswith("Max core file size") and l.split()[4:6] == ["0", "0"]
+                   for l in limits.splitlines()), limits
+        # Only stdin, stdout, stderr of what it was started with: nothing else inherited.
+        c = api.ApiClient(os.path.join(work, "api.sock"))
+        assert api.vm_state(c) == "Running"
+        n = len(v.out().splitlines())
+        assert v.wait_for("count %d" % (n + 2), 60), "the guest stopped: %r" % v
+    finally:
+        st = v.stop()
+    assert st == -signal.SIGTERM, "SIGTERM should end the jailed tern-vmm as before: %r: %r" % (st, v)
+    assert not os.path.exists("/proc/%d" % pid), "the jailed process outlived its supervisor"
+
+
+def test_a_jailed_vm_cannot_reach_another():
+    """VM A's vCPU thread opens VM B's disk, connects to B's API socket, ptraces and signals
+    B's process: none of them exists in A's jail. A file of B's in a directory A was given
+    (--jail-bind) is refused by the uid wall. Both guests count on."""
+    wb, wa = own_dir(UID_B, "b"), own_dir(UID_A, "a")
+    shared = tempfile.mkdtemp(prefix="tern-jail-shared-")
+    os.chmod(shared, 0o755)
+    b_file = own_disk(os.path.join(shared, "b-private.img"), UID_B, mib=1)
+    b = jailed(UID_B, wb, log_name="jail-b.log")
+    a = None
+    try:
+        assert b.wait_for("count 2", 90), "VM B never counted: %r" % b
+        bpid = jailed_pid(b)
+        arg = "open=%s,connect=%s,ptrace=%d,kill=%d,open=%s" % (
+            os.path.join(wb, "disk.img"), os.path.join(wb, "api.sock"), bpid, bpid, b_file)
+        a = jailed(UID_A, wa, ["--seccomp", "log", "--jail-bind", shared],
+                   env={"TERN_TEST_FAULT": "jail-escape", "TERN_TEST_FAULT_ARG": arg},
+                   log_name="jail-a.log")
+        assert a.wait_for("count 2", 90), "VM A never counted: %r" % a
+        want = ["open %s: No such file or directory" % os.path.join(wb, "disk.img"),
+                "connect %s: No such file or directory" % os.path.join(wb, "api.sock"),
+                "ptrace %d: No such process" % bpid,
+                "kill %d: No such process" % bpid,
+                "open %s: Permission denied" % b_file]
+        for w in want:
+            assert a.wait_for(w, 30, stream="err"), "VM A's try should end as %r: %r" % (w, a)
+        for vm, name in ((a, "A"), (b, "B")):
+            n = len(vm.out().splitlines())
+            assert vm.wait_for("count %d" % (n + 2), 60), "VM %s stopped: %r" % (name, vm)
+    finally:
+        if a:
+            a.stop()
+        b.stop()
+
+
+def test_killing_the_supervisor_ends_the_jailed_vm():
+    """kill -9 of the process that was started: the jailed tern-vmm goes too."""
+    work = own_dir(UID_A, "kill")
+    v = jailed(UID_A, work, log_name="jail-kill.log")
+    try:
+        assert v.wait_for("count 2", 90), "the jailed guest never counted: %r" % v
+        pid = jailed_pid(v)
+        v.proc.kill()
+        v.wait(10)
+        end = time.time() + 10
+        while os.path.exists("/proc/%d/status" % pid) and time.time() < end:
+            with open("/proc/%d/status" % pid) as f:
+                if "State:\tZ" in f.read():
+                    break
+            time.sleep(0.1)
+        alive = os.path.exists("/proc/%d/status" % pid)
+        if alive:
+            with open("/proc/%d/status" % pid) as f:
+                alive = "State:\tZ" not in f.read()
+        assert not alive, "the jailed tern-vmm %d outlived its supervisor" % pid
+    finally:
+        v.stop()
+
+
+def test_a_jailed_vm_restarts_inside_its_jail():
+    """--on-reboot restart: tern-vmm executes itself again inside the jail (it is there,
+    read-only, with its libraries) and the guest boots again, still jailed."""
+    work = own_dir(UID_A, "restart")
+    ternlib.need_kvm()
+    v = api.Vmm(["--jail", "uid=%d,gid=%d" % (UID_A, UID_A), "--kernel", ternlib.guest_path("reset"),
+                 "--on-reboot", "restart", "--api-sock", os.path.join(work, "api.sock")],
+                log_name="jail-restart.log")
+    try:
+        assert v.wait_for("tiny: resetting through the i8042", 90, count=3), \
+            "the guest did not boot again in the jail: %r" % v
+        pid = jailed_pid(v)
+        st = status_of(pid)
+        assert all(s["Uid"].split()[0] == str(UID_A) and s["Seccomp"] == "2" for s in st.values()), st
+        assert v.err().count("jailed: uid") == 1, "the restart built a second jail: %r" % v
+    finally:
+        v.stop()
+
+
+def test_bad_jail_options_are_refused():
+    kernel = ternlib.guest_path("counter")
+    cases = [
+        (["--jail", "uid=0,gid=1000"], "uid='0'"),
+        (["--jail", "uid=1000"], "gid= is required"),
+        (["--jail", "uid=1000,gid=1000,nofile=10"], "nofile"),
+        (["--jail", "uid=1000,gid=1000,netns=relative"], "netns"),
+        (["--jail", "uid=1000,gid=1000,colour=blue"], "unknown key 'colour'"),
+        (["--jail-bind", "/tmp"], "--jail-bind needs --jail"),
+        (["--jail", "uid=1000,gid=1000", "--jail-bind", "/"], "whole host"),
+    ]
+    for extra, word in cases:
+        r = ternlib.run_vmm(extra + ["--kernel", kernel], timeout=10)
+        assert r.status == 2 and word in r.err, "%r: %r" % (extra, r)
+    # Not root: the jail cannot be built, and tern-vmm says why before starting anything.
+    r = subprocess.run(["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
+                        ternlib.vmm_path(), "--jail", "uid=1000,gid=1000", "--kernel", kernel],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 1 and "--jail: needs root" in r.stderr, r
