@@ -113,7 +113,7 @@ cli_cmd_fn cmd_list, cmd_info, cmd_dumpconfig, cmd_define, cmd_create, cmd_edit,
 	cmd_start, cmd_shutdown, cmd_destroy, cmd_reboot, cmd_suspend, cmd_resume, cmd_save,
 	cmd_autostart, cmd_events, cmd_console, cmd_snapshot, cmd_snapshot_create,
 	cmd_snapshot_list, cmd_snapshot_revert, cmd_snapshot_delete, cmd_clone, cmd_stats,
-	cmd_restore, cmd_migrate, cmd_set;
+	cmd_restore, cmd_migrate, cmd_abort, cmd_set;
 
 struct cli_command {
 	const char *name;

@@ -8,6 +8,9 @@
 #include "core/log.h"
 #include "core/tls_http.h"
 
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -22,6 +25,37 @@ static double num(struct json_object *o, const char *key)
 	struct json_object *x;
 
 	return o && json_object_object_get_ex(o, key, &x) ? json_object_get_double(x) : 0;
+}
+
+/*
+ * Ctrl-C while the migration runs: the migration is cancelled (DELETE /vms/NAME/job, as
+ * tern abort) rather than tern leaving it running unseen, and tern waits for its end. A
+ * thread waits for SIGINT, which the others block.
+ */
+struct interrupt {
+	pthread_t th;
+	const struct cli *c;
+	char job[160];
+	atomic_bool done;
+};
+
+static void *interrupt_thread(void *arg)
+{
+	struct interrupt *in = arg;
+	sigset_t set;
+	int sig;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	while (!sigwait(&set, &sig) && !atomic_load(&in->done)) {
+		struct cli_reply r;
+		fprintf(stderr, "\ncancelling the migration (it ends as cancelled; the VM runs on "
+				"here)\n");
+		if (cli_request(in->c, "DELETE", in->job, NULL, 30000, &r))
+			fprintf(stderr, "tern: cannot cancel it: %s\n", r.err);
+		cli_reply_free(&r);
+	}
+	return NULL;
 }
 
 int cmd_migrate(struct cli *c, int argc, char **argv)
@@ -69,9 +103,22 @@ int cmd_migrate(struct cli *c, int argc, char **argv)
 		 (unsigned long long)bandwidth, converge ? "true" : "false",
 		 post ? "true" : "false", copy ? "true" : "false", undefine ? "true" : "false");
 	snprintf(doing, sizeof(doing), "migrating %s", pos[0]);
+	struct interrupt in = { .c = c };
+	sigset_t intr, old;
+	sigemptyset(&intr);
+	sigaddset(&intr, SIGINT);
+	cli_vm_path(pos[0], "/job", in.job, sizeof(in.job));
+	pthread_sigmask(SIG_BLOCK, &intr, &old);
+	bool watching = !pthread_create(&in.th, NULL, interrupt_thread, &in);
 	p = progress_start_job(c, doing, pos[0]);
 	e = cli_call(c, "POST", path, body, MIGRATE_TIMEOUT_MS, &o);
 	progress_stop(p);
+	if (watching) {
+		atomic_store(&in.done, true);
+		pthread_kill(in.th, SIGINT);
+		pthread_join(in.th, NULL);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (e)
 		return e;
 	if (c->json) {

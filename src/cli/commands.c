@@ -118,7 +118,7 @@ const struct cli_command cli_commands[] = {
 	  "kernel must be there too. Afterwards the VM runs there and is shut off here\n"
 	  "(migrated); its definition stays here unless --undefine-source. When it fails the VM\n"
 	  "runs on here and the destination keeps nothing. Shows the progress on a terminal;\n"
-	  "exit status 1 when it failed.\n"
+	  "Ctrl-C (or tern abort NAME) cancels it; exit status 1 when it failed or was cancelled.\n"
 	  "  --live              copy the memory while the guest runs (pre-copy); without it the\n"
 	  "                      VM is paused first and resumed there\n"
 	  "  --downtime MS       the pause allowed at the switchover, 1 to 3600000 (default 300)\n"
@@ -130,6 +130,11 @@ const struct cli_command cli_commands[] = {
 	  "                      paths: none may exist there yet); not with --post-copy\n"
 	  "  --undefine-source   remove the definition here once it runs there\n",
 	  "tern migrate web tls://host2.example.org:16514 --live" },
+	{ "abort", cmd_abort, true, "NAME", "stop the migration running on a VM",
+	  "As virsh domjobabort: the migration ends as cancelled, the VM runs on here and the\n"
+	  "destination keeps nothing. Ctrl-C in tern migrate does the same. Other jobs (save,\n"
+	  "snapshot, clone) cannot be stopped half-way.\n",
+	  "tern abort web" },
 	{ "stats", cmd_stats, true, "NAME", "a running VM's disk and NIC counters",
 	  "Bytes, requests and packets since the VM started, per disk and per NIC; --json\n"
 	  "adds the vCPU exits, vsock and rng counters.\n",

@@ -6,7 +6,10 @@
  * migration's owner asks tern-vmm (GET /migrate) and says what it learnt (job_set).
  */
 #include "daemon/ternd.h"
+#include "core/log.h"
+#include "core/util.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +83,34 @@ void job_end(struct ternd *t, struct vm_entry *e)
 	pthread_mutex_unlock(&t->lock);
 }
 
+int job_cancel(struct ternd *t, struct vm_entry *e, char *err, size_t n)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&t->lock);
+	if (!e->job.op[0])
+		r = fail_msg(err, n, -ENOENT, "no job runs on %s", e->def.name);
+	else if (strcmp(e->job.op, "migrate"))
+		r = fail_msg(err, n, -EBUSY, "%s's %s cannot be cancelled (only a migration can)",
+			     e->def.name, e->job.op);
+	else
+		e->job.cancel = true;
+	pthread_mutex_unlock(&t->lock);
+	if (!r)
+		log_info("%s: cancelling its %s", e->def.name, "migration");
+	return r;
+}
+
+bool job_cancelled(struct ternd *t, struct vm_entry *e)
+{
+	bool c;
+
+	pthread_mutex_lock(&t->lock);
+	c = e->job.cancel;
+	pthread_mutex_unlock(&t->lock);
+	return c;
+}
+
 struct json_object *job_get(struct ternd *t, struct vm_entry *e)
 {
 	struct json_object *o = json_object_new_object();
@@ -98,6 +129,7 @@ struct json_object *job_get(struct ternd *t, struct vm_entry *e)
 	writer = e->job.writer;
 	base = e->job.wbase;
 	snprintf(detail, sizeof(detail), "%s", e->job.detail);
+	bool cancelling = e->job.cancel;
 	if (e->job.migration)
 		mig = json_tokener_parse(e->job.migration);
 	json_object_object_add(o, "name", json_object_new_string(e->def.name));
@@ -114,5 +146,7 @@ struct json_object *job_get(struct ternd *t, struct vm_entry *e)
 		json_object_object_add(o, "detail", json_object_new_string(detail));
 	if (mig)
 		json_object_object_add(o, "migration", mig);
+	if (cancelling)
+		json_object_object_add(o, "cancelling", json_object_new_boolean(true));
 	return o;
 }

@@ -46,6 +46,7 @@ static int status_of(int r)
 		return 404;
 	case -EBUSY:
 	case -EEXIST:
+	case -ECANCELED:
 		return 409;
 	case -ENOTSUP:
 		return 501;
@@ -483,6 +484,22 @@ static bool is(const struct http_request *req, const char *m)
 	return !strcmp(req->method_name, m);
 }
 
+/* GET /vms/NAME/job: how far it is; DELETE: stop it (a migration; virsh domjobabort). */
+static void job_route(struct ternd *t, struct vm_entry *e, const struct http_request *req,
+		      struct http_response *resp)
+{
+	char err[300];
+	int r;
+
+	if (is(req, "GET"))
+		return reply(resp, 200, job_get(t, e));
+	if (!is(req, "DELETE"))
+		return fail(resp, 405, "GET or DELETE only");
+	if ((r = job_cancel(t, e, err, sizeof(err))))
+		return fail(resp, r == -ENOENT ? 409 : status_of(r), err);
+	reply(resp, 202, job_get(t, e));
+}
+
 /* POST /vms/NAME/migrate: the VM's summary (shut off, migrated) with the migration's numbers. */
 static void migrate_route(struct ternd *t, struct vm_entry *e, const struct http_request *req,
 			  struct http_response *resp)
@@ -677,7 +694,7 @@ void mgmt_handle(void *opaque, const struct http_request *req, struct http_respo
 	else if (snaps)
 		snapshots(t, e, snaps, req, resp);
 	else if (!strcmp(op, "job"))
-		is(req, "GET") ? reply(resp, 200, job_get(t, e)) : fail(resp, 405, "GET only");
+		job_route(t, e, req, resp);
 	else if (!strcmp(op, "stats"))
 		is(req, "GET") ? stats(t, e, resp) : fail(resp, 405, "GET only");
 	else if (!strcmp(op, "clone"))

@@ -317,10 +317,19 @@ static int follow(struct ternd *t, struct vm_entry *e, const struct mig *m,
 		  struct vmm_progress *last, char *err, size_t n)
 {
 	long long answered = ms_now();
+	bool told = false;
 
 	for (;;) {
 		struct vmm_progress p;
 		char *json = NULL;
+		char why[300];
+		/* tern abort: tern-vmm stops sending, the source runs on, the stream closes. */
+		if (!told && job_cancelled(t, e)) {
+			told = true;
+			if (ops_vmm_call(t, e, "PUT", "/migrate/cancel", "{}", API_TIMEOUT_MS, why,
+					 sizeof(why)))
+				log_warn("%s: cannot cancel the migration: %s", e->def.name, why);
+		}
 		int r = vmm_progress(t, e, &p, &json);
 		if (r == 200) {
 			answered = ms_now();
@@ -330,7 +339,10 @@ static int follow(struct ternd *t, struct vm_entry *e, const struct mig *m,
 				*last = p;
 				return 0;
 			}
-			if (!strcmp(p.status, "failed") || !strcmp(p.status, "cancelled"))
+			if (!strcmp(p.status, "cancelled"))
+				return fail_msg(err, n, -ECANCELED,
+						"the migration was cancelled (tern abort)");
+			if (!strcmp(p.status, "failed"))
 				return fail_msg(err, n, -EIO, "the migration %s: %s", p.status,
 						p.error[0] ? p.error : "(tern-vmm gave no reason)");
 		} else if (run_wait_off(t, e, 0)) {
@@ -545,6 +557,10 @@ int migrate_out(struct ternd *t, struct vm_entry *e, const char *body, struct js
 		 m.copy_storage ? ", copying its disks" : "", m.post_copy ? ", post-copy" : "");
 	if ((r = open_tunnel(t, e, &m, &stream, err, n)))
 		goto out;
+	if (job_cancelled(t, e)) {
+		r = fail_msg(err, n, -ECANCELED, "the migration was cancelled (tern abort)");
+		goto out;
+	}
 	/* tern-vmm sends to this socket; ternd relays into the tunnel. */
 	ternd_vm_dir(t, e, "migrate.sock", sock, sizeof(sock));
 	if ((lfd = r = listen_unix(sock, err, n)) < 0)

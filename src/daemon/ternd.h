@@ -44,6 +44,7 @@ struct vm_entry {
 		unsigned long long wbase; /* its wchar at the start */
 		char detail[160];	  /* where it is, in words ("round 3, 12 MiB left") */
 		char *migration;	  /* JSON: tern-vmm's GET /migrate, for a migration */
+		bool cancel;		  /* DELETE /vms/NAME/job asked it to stop */
 	} job;
 	struct vm_entry *next;
 };
@@ -119,6 +120,14 @@ void job_end(struct ternd *t, struct vm_entry *e);
 /* {"name", "operation" (null when none), "done_bytes", "total_bytes", "elapsed_s"}, and
  * "detail" and "migration" when the job set them. */
 struct json_object *job_get(struct ternd *t, struct vm_entry *e);
+/*
+ * DELETE /vms/NAME/job (virsh domjobabort): asks the running job to stop. Only a migration
+ * can (it then fails as cancelled, and the VM runs on here). 0, -ENOENT when no job runs,
+ * -EBUSY when the job cannot be cancelled; err says which.
+ */
+int job_cancel(struct ternd *t, struct vm_entry *e, char *err, size_t n);
+/* Whether the running job was asked to stop. */
+bool job_cancelled(struct ternd *t, struct vm_entry *e);
 
 /* stats.c: tern-vmm's counters of a running VM, by disk and NIC; NULL + err on failure. */
 struct json_object *stats_get(struct ternd *t, struct vm_entry *e, int *status, char *err,

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -229,5 +230,64 @@ def test_migrate_fails_when_the_destination_dies_half_way():
         assert ("victim", "migrating in", "migration") in events and \
             ("victim", "shut off", "failed") in events and \
             ("victim", "undefined", "removed") in events, events
+    finally:
+        p.close()
+
+
+def start_slow_migration(p, name):
+    """tern migrate at 1 MiB/s (the first round alone takes many seconds), once it runs."""
+    proc = subprocess.Popen([ternd.tool("tern"), "--state-dir", p.src.dir, "migrate", name, p.url,
+                             "--live", "--bandwidth", "1"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    end = time.time() + 120
+    while True:
+        job = p.src.ok("GET", "/vms/%s/job" % name)
+        if job["operation"] == "migrate" and job.get("migration", {}).get("status") == "active":
+            return proc
+        if proc.poll() is not None:
+            raise AssertionError("tern migrate ended: %r\n%s" % (proc.communicate(), p.logs()))
+        assert time.time() < end, "%r\n%s" % (job, p.logs())
+        time.sleep(0.2)
+
+
+def expect_cancelled(p, name, proc):
+    """The migration ended as cancelled: tern migrate says so (status 1), the VM counts on
+    at the source, the destination removed what it made."""
+    try:
+        out, err = proc.communicate(timeout=MIGRATE_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1 and "cancelled" in err, (proc.returncode, out, err)
+    assert p.src.state(name)[0] == "running", p.src.state(name)
+    n = len(passes(p.src, name))
+    assert wait_passes(p.src, name, n + 2), ternd.console_log(p.src, name)[-2000:]
+    assert p.src.ok("GET", "/vms/%s/job" % name)["operation"] is None
+    end = time.time() + 30
+    while p.dst.call("GET", "/vms/%s" % name)[0] != 404:
+        assert time.time() < end, p.dst.vm(name)
+        time.sleep(0.2)
+
+
+def test_migrate_cancelled_by_tern_abort_and_by_ctrl_c():
+    """tern abort NAME (virsh domjobabort) and Ctrl-C in tern migrate each cancel a running
+    migration: the VM runs on at the source, the destination keeps nothing; with no
+    migration running, tern abort says so."""
+    p = Pair("migcancel")
+    try:
+        p.start_vm("mover")
+        r = p.tern(p.src, "abort", "mover")
+        assert r.status == 1 and "no job runs on mover" in r.err, r
+        proc = start_slow_migration(p, "mover")
+        r = p.tern(p.src, "abort", "mover")
+        assert r.status == 0 and "Cancelling mover's migrate" in r.out, r
+        expect_cancelled(p, "mover", proc)
+        proc = start_slow_migration(p, "mover")
+        proc.send_signal(signal.SIGINT)
+        expect_cancelled(p, "mover", proc)
+        # And it still migrates afterwards.
+        r = p.tern(p.src, "migrate", "mover", p.url, "--live", "--downtime", DOWNTIME_MS)
+        assert r.status == 0 and "Migrated mover" in r.out, "%r\n%s" % (r, p.logs())
     finally:
         p.close()
