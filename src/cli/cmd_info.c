@@ -126,6 +126,17 @@ static void print_info(struct json_object *vm)
 				w = 0;
 			snprintf(buf, sizeof(buf), "%s, weight %.0f%s%s", cpu, w, mem, pids);
 			line("Limits:", buf);
+			/* io.max, one line per capped block device: "7:0 rbps=max ... riops=50" */
+			struct json_object *io;
+			if (json_object_object_get_ex(d, "io_max", &io) &&
+			    json_object_is_type(io, json_type_object)) {
+				json_object_object_foreach(io, dev, val)
+				{
+					snprintf(buf, sizeof(buf), "device %s: %s", dev,
+						 json_object_get_string(val));
+					line("Disk I/O:", buf);
+				}
+			}
 		}
 	}
 	if (def && cli_str(def, "kernel", NULL))

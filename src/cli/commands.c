@@ -140,14 +140,19 @@ const struct cli_command cli_commands[] = {
 	  "adds the vCPU exits, vsock and rng counters.\n",
 	  "tern stats web" },
 	{ "set", cmd_set, true,
-	  "NAME [--cpu-max PCT] [--cpu-weight N] [--memory-max MIB] [--pids-max N]",
+	  "NAME [--cpu-max PCT] [--cpu-weight N] [--memory-max MIB] [--pids-max N]\n"
+	  "            [--disk I [--read-iops N] [--write-iops N] [--read-mib N] [--write-mib N]]",
 	  "change a VM's cgroup limits, at once if it runs",
 	  "Changes the limits in the definition (in any state); a running VM's cgroup gets\n"
 	  "them at once, and when the kernel refuses one nothing changes. 0 is the default.\n"
 	  "  --cpu-max PCT      cpu.max: % of one CPU, 1 to 100 x vCPUs (0: no cap)\n"
 	  "  --cpu-weight N     cpu.weight: 1 to 10000 (0: 100)\n"
 	  "  --memory-max MIB   memory.max: at least memory + 64 (0: no cap)\n"
-	  "  --pids-max N       pids.max: 16 to 65536 (0: 512)\n",
+	  "  --pids-max N       pids.max: 16 to 65536 (0: 512)\n"
+	  "  --disk I           which disk (0, 1, ... in the definition's order) the next take:\n"
+	  "  --read-iops N      io.max riops on the block device under its image, 0 to 1000000\n"
+	  "  --write-iops N     wiops, likewise; --read-mib N, --write-mib N: MiB/s, 0 to 100000\n"
+	  "                     (0: no cap; disks on one device share it: the sum of their caps)\n",
 	  "tern set web --cpu-max 50 --memory-max 1536" },
 	{ "autostart", cmd_autostart, true, "NAME [--disable]",
 	  "start a VM whenever ternd starts (--disable: not)",

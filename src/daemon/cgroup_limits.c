@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #define CGROUP_ROOT "/sys/fs/cgroup"
@@ -61,7 +63,8 @@ static bool has_word(const char *list, const char *word)
 
 int cgroup_limits_enable(const char *sub, char *err, size_t n)
 {
-	static const char *const wanted[] = { "cpu", "memory", "pids" };
+	/* io only where the kernel has it: without it only the disks' caps are refused. */
+	static const char *const wanted[] = { "cpu", "memory", "pids", "io" };
 	char dir[4200], have[512];
 	size_t len = strlen(CGROUP_ROOT);
 	int r;
@@ -75,8 +78,12 @@ int cgroup_limits_enable(const char *sub, char *err, size_t n)
 		if ((r = read_file(dir, "cgroup.subtree_control", have, sizeof(have))))
 			return fail_msg(err, n, r, "cannot read %s/cgroup.subtree_control: %s", dir,
 					strerror(-r));
+		char avail[512] = "";
+		read_file(dir, "cgroup.controllers", avail, sizeof(avail));
 		for (size_t i = 0; i < sizeof(wanted) / sizeof(wanted[0]); i++) {
 			char plus[16];
+			if (!strcmp(wanted[i], "io") && !has_word(avail, "io"))
+				continue;
 			snprintf(plus, sizeof(plus), "+%s", wanted[i]);
 			if (!has_word(have, wanted[i]) &&
 			    (r = write_file(dir, "cgroup.subtree_control", plus, err, n)))
@@ -85,6 +92,119 @@ int cgroup_limits_enable(const char *sub, char *err, size_t n)
 		dir[at] = save;
 		if (!p || !p[1])
 			break;
+	}
+	return 0;
+}
+
+/*
+ * The whole block device under a disk's image: the file system's device (or the device
+ * itself, for a disk that is one), a partition taken to its disk, since io.max takes
+ * whole disks. 0, or -ENODEV when the file system has none (tmpfs, overlayfs, NFS ...).
+ */
+static int disk_device(const char *path, unsigned int *maj, unsigned int *min, char *err, size_t n)
+{
+	char sys[128], buf[64];
+	struct stat st;
+
+	if (stat(path, &st))
+		return fail_msg(err, n, -errno, "cannot stat '%s': %s", path, strerror(errno));
+	dev_t dev = S_ISBLK(st.st_mode) ? st.st_rdev : st.st_dev;
+	if (major(dev) == 0)
+		return fail_msg(err, n, -ENODEV,
+				"'%s' is on a file system with no block device of its own (tmpfs, "
+				"overlayfs, a network file system): io.max needs one",
+				path);
+	*maj = major(dev);
+	*min = minor(dev);
+	snprintf(sys, sizeof(sys), "/sys/dev/block/%u:%u/partition", *maj, *min);
+	if (access(sys, F_OK) == 0) {
+		snprintf(sys, sizeof(sys), "/sys/dev/block/%u:%u/..", *maj, *min);
+		if (read_file(sys, "dev", buf, sizeof(buf)) || sscanf(buf, "%u:%u", maj, min) != 2)
+			return fail_msg(err, n, -ENODEV, "cannot find the disk of partition %u:%u",
+					*maj, *min);
+	}
+	return 0;
+}
+
+/* One io.max value: the sum of the disks' caps on a device, "max" if one of them has none. */
+static void io_value(char *buf, size_t n, const char *key, uint64_t sum, bool uncapped,
+		     uint64_t unit)
+{
+	if (uncapped)
+		snprintf(buf, n, " %s=max", key);
+	else
+		snprintf(buf, n, " %s=%llu", key, (unsigned long long)(sum * unit));
+}
+
+/*
+ * io.max for every block device under the VM's disks. Disks on one device share its cap:
+ * the sum of theirs, or none when one of them has none there. A device whose disks have no
+ * cap gets "max" (a cap removed while it runs goes).
+ */
+static int apply_io(const char *dir, const struct vmdef *d, char *err, size_t n)
+{
+	unsigned int maj[VMDEF_MAX_DISKS], min[VMDEF_MAX_DISKS];
+	bool any = false, have_io;
+	char path[4200], why[512];
+	int r;
+
+	for (unsigned int i = 0; i < d->limits.ndisks; i++) {
+		const struct vmdef_disk_io *io = &d->limits.disks[i];
+		any |= io->read_iops || io->write_iops || io->read_mib_s || io->write_mib_s;
+	}
+	snprintf(path, sizeof(path), "%s/io.max", dir);
+	have_io = access(path, W_OK) == 0;
+	if (!have_io)
+		return any ? fail_msg(err, n, -ENODEV,
+				      "'limits.disks': this host's cgroups have no io controller, "
+				      "so no disk can be capped") :
+			     0;
+	for (unsigned int i = 0; i < d->ndisks; i++) {
+		if ((r = disk_device(d->disks[i].path, &maj[i], &min[i], why, sizeof(why)))) {
+			bool capped =
+				i < d->limits.ndisks &&
+				(d->limits.disks[i].read_iops || d->limits.disks[i].write_iops ||
+				 d->limits.disks[i].read_mib_s || d->limits.disks[i].write_mib_s);
+			if (capped)
+				return fail_msg(err, n, r, "'limits.disks[%u]': %s", i, why);
+			maj[i] = 0; /* not capped, and no device: nothing to write */
+		}
+	}
+	for (unsigned int i = 0; i < d->ndisks; i++) {
+		if (!maj[i])
+			continue;
+		uint64_t sum[4] = { 0 };
+		bool open[4] = { false };
+		bool first = true;
+		for (unsigned int j = 0; j < d->ndisks; j++) {
+			if (maj[j] != maj[i] || min[j] != min[i])
+				continue;
+			if (j < i) {
+				first = false; /* written with disk j already */
+				break;
+			}
+			static const struct vmdef_disk_io none;
+			const struct vmdef_disk_io *io =
+				j < d->limits.ndisks ? &d->limits.disks[j] : &none;
+			const unsigned int v[] = { io->read_mib_s, io->write_mib_s, io->read_iops,
+						   io->write_iops };
+			for (size_t k = 0; k < 4; k++) {
+				sum[k] += v[k];
+				open[k] |= !v[k];
+			}
+		}
+		if (!first)
+			continue;
+		char line[256], part[64];
+		snprintf(line, sizeof(line), "%u:%u", maj[i], min[i]);
+		static const char *const keys[] = { "rbps", "wbps", "riops", "wiops" };
+		for (size_t k = 0; k < 4; k++) {
+			io_value(part, sizeof(part), keys[k], sum[k], open[k],
+				 k < 2 ? 1ULL << 20 : 1);
+			snprintf(line + strlen(line), sizeof(line) - strlen(line), "%s", part);
+		}
+		if ((r = write_file(dir, "io.max", line, err, n)))
+			return r;
 	}
 	return 0;
 }
@@ -110,7 +230,9 @@ int cgroup_limits_apply(const char *dir, const struct vmdef *d, char *err, size_
 	if ((r = write_file(dir, "memory.max", v, err, n)))
 		return r;
 	snprintf(v, sizeof(v), "%u", vmdef_pids_max(d));
-	return write_file(dir, "pids.max", v, err, n);
+	if ((r = write_file(dir, "pids.max", v, err, n)))
+		return r;
+	return apply_io(dir, d, err, n);
 }
 
 /* A file holding a number or "max": the number, or -1 for max (or unreadable: -2). */
@@ -158,6 +280,20 @@ struct json_object *cgroup_limits_read(const char *dir)
 				break;
 		fclose(f);
 		json_object_object_add(o, "oom_kills", json_object_new_int64(k));
+	}
+	/* io.max: "MAJ:MIN rbps=... wbps=... riops=... wiops=..." per capped device. */
+	snprintf(path, sizeof(path), "%s/io.max", dir);
+	if ((f = fopen(path, "re"))) {
+		struct json_object *io = json_object_new_object();
+		while (fgets(line, sizeof(line), f)) {
+			char dev[32];
+			int at = 0;
+			line[strcspn(line, "\n")] = 0;
+			if (sscanf(line, "%31s %n", dev, &at) == 1 && at > 0)
+				json_object_object_add(io, dev, json_object_new_string(line + at));
+		}
+		fclose(f);
+		json_object_object_add(o, "io_max", io);
 	}
 	return o;
 }

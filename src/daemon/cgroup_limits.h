@@ -13,12 +13,15 @@
 struct json_object;
 
 /*
- * Turns on the cpu, memory and pids controllers for the children of /sys/fs/cgroup/SUB
+ * Turns on the cpu, memory, pids (and io, where the kernel has it) controllers for the children of /sys/fs/cgroup/SUB
  * (and of each cgroup above it, up from the root). 0, or -errno with err.
  */
 int cgroup_limits_enable(const char *sub, char *err, size_t n);
 
-/* Writes cpu.max, cpu.weight, memory.max and pids.max of the cgroup at dir. */
+/*
+ * Writes cpu.max, cpu.weight, memory.max and pids.max of the cgroup at dir, and io.max
+ * for the block devices under its disks (limits.disks; docs/ternd.md, "Limits").
+ */
 int cgroup_limits_apply(const char *dir, const struct vmdef *d, char *err, size_t n);
 
 /* What the kernel holds at dir: the limits and the current use; NULL if it cannot read. */

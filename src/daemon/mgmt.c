@@ -47,6 +47,7 @@ static int status_of(int r)
 	case -EBUSY:
 	case -EEXIST:
 	case -ECANCELED:
+	case -ENODEV: /* a limit this host cannot hold (io.max without a block device) */
 		return 409;
 	case -ENOTSUP:
 		return 501;

@@ -22,8 +22,10 @@ static const char *const top_keys[] = { "name",	       "uuid",	    "vcpus",	"mem
 					"nics",	       "vsock",	    "rng",	"autostart",
 					"on_poweroff", "on_reboot", "on_crash", "limits",
 					NULL };
-static const char *const limit_keys[] = { "cpu_max_percent", "cpu_weight", "memory_max_mib",
-					  "pids_max", NULL };
+static const char *const disk_io_keys[] = { "read_iops", "write_iops", "read_mib_s", "write_mib_s",
+					    NULL };
+static const char *const limit_keys[] = { "disks",	    "cpu_max_percent", "cpu_weight",
+					  "memory_max_mib", "pids_max",	       NULL };
 static const char *const disk_keys[] = { "path", "readonly", "id", "cache", "format", NULL };
 static const char *const nic_keys[] = { "type", "bridge", "mac", "hostfwd", NULL };
 static const char *const vsock_keys[] = { "cid", NULL };
@@ -426,6 +428,61 @@ static int limit_u64(struct json_object *l, const char *name, uint64_t min, uint
 	return 0;
 }
 
+/* limits.disks[i]: {"read_iops", "write_iops", "read_mib_s", "write_mib_s"}, 0 no cap. */
+static int disk_io_parse(struct json_object *a, const struct vmdef *d, struct vmdef_limits *l,
+			 char *err, size_t n)
+{
+	static const unsigned int max[] = { VMDEF_IOPS_MAX, VMDEF_IOPS_MAX, VMDEF_IO_MIB_S_MAX,
+					    VMDEF_IO_MIB_S_MAX };
+	char where[40];
+	int r;
+
+	if (!json_object_is_type(a, json_type_array))
+		return fail_msg(err, n, -EINVAL,
+				"'limits.disks' must be an array with one object per disk, in the "
+				"order of 'disks': {\"read_iops\", \"write_iops\", \"read_mib_s\", "
+				"\"write_mib_s\"}");
+	size_t len = json_object_array_length(a);
+	if (len > d->ndisks)
+		return fail_msg(err, n, -EINVAL,
+				"'limits.disks' has %zu entries; %s has %u disk%s (one entry per "
+				"disk, in order)",
+				len, d->name[0] ? d->name : "the VM", d->ndisks,
+				d->ndisks == 1 ? "" : "s");
+	for (size_t i = 0; i < len; i++) {
+		struct json_object *x = json_object_array_get_idx(a, i);
+		unsigned int *f[] = { &l->disks[i].read_iops, &l->disks[i].write_iops,
+				      &l->disks[i].read_mib_s, &l->disks[i].write_mib_s };
+		snprintf(where, sizeof(where), "limits.disks[%zu]", i);
+		if (!json_object_is_type(x, json_type_object))
+			return fail_msg(err, n, -EINVAL,
+					"'%s' must be an object {\"read_iops\", \"write_iops\", "
+					"\"read_mib_s\", \"write_mib_s\"}",
+					where);
+		if ((r = jin_only(x, disk_io_keys, where, err, n)) < 0)
+			return r;
+		for (size_t k = 0; k < 4; k++) {
+			struct json_object *v;
+			int64_t iv;
+			if (!json_object_object_get_ex(x, disk_io_keys[k], &v) ||
+			    json_object_is_type(v, json_type_null))
+				continue;
+			errno = 0;
+			iv = json_object_get_int64(v);
+			if (!json_object_is_type(v, json_type_int) || errno || iv < 0 ||
+			    iv > (int64_t)max[k])
+				return fail_msg(
+					err, n, -EINVAL,
+					"'%s.%s' must be 0 (no cap) or a whole number from 1 "
+					"to %u",
+					where, disk_io_keys[k], max[k]);
+			*f[k] = (unsigned int)iv;
+		}
+	}
+	l->ndisks = (unsigned int)len;
+	return 0;
+}
+
 int vmdef_limits_parse(struct json_object *o, const struct vmdef *d, struct vmdef_limits *l,
 		       char *err, size_t n)
 {
@@ -457,6 +514,10 @@ int vmdef_limits_parse(struct json_object *o, const struct vmdef *d, struct vmde
 	if ((r = limit_u64(lo, "pids_max", 16, 65536, &v, "the default, 512", err, n)))
 		return r;
 	l->pids_max = (unsigned int)v;
+	struct json_object *dio;
+	if (json_object_object_get_ex(lo, "disks", &dio) &&
+	    !json_object_is_type(dio, json_type_null))
+		return disk_io_parse(dio, d, l, err, n);
 	return 0;
 }
 
@@ -569,6 +630,20 @@ char *vmdef_to_json(const struct vmdef *d)
 	json_object_object_add(l, "memory_max_mib",
 			       json_object_new_int64((int64_t)d->limits.memory_max_mib));
 	json_object_object_add(l, "pids_max", json_object_new_int64(d->limits.pids_max));
+	if (d->limits.ndisks) {
+		struct json_object *a = json_object_new_array();
+		for (unsigned int i = 0; i < d->limits.ndisks; i++) {
+			const struct vmdef_disk_io *io = &d->limits.disks[i];
+			const unsigned int v[] = { io->read_iops, io->write_iops, io->read_mib_s,
+						   io->write_mib_s };
+			struct json_object *x = json_object_new_object();
+			for (size_t k = 0; k < 4; k++)
+				json_object_object_add(x, disk_io_keys[k],
+						       json_object_new_int64(v[k]));
+			json_object_array_add(a, x);
+		}
+		json_object_object_add(l, "disks", a);
+	}
 	json_object_object_add(o, "limits", l);
 	out = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
 							       JSON_C_TO_STRING_NOSLASHESCAPE));

@@ -43,11 +43,21 @@ struct vmdef_nic {
  * cgroup v2 limits of the VM's processes (tern-vmm and its monitor): 0 means the default,
  * written out as 0 so that a later change of vcpus or memory_mib moves it along.
  */
+/* io.max for one disk (the block device under its image); 0: no cap. */
+struct vmdef_disk_io {
+	unsigned int read_iops, write_iops;   /* 1..1000000 */
+	unsigned int read_mib_s, write_mib_s; /* 1..100000 */
+};
+#define VMDEF_IOPS_MAX 1000000
+#define VMDEF_IO_MIB_S_MAX 100000
+
 struct vmdef_limits {
 	unsigned int cpu_max_percent; /* cpu.max: % of one CPU, 1..100 * vcpus; 0: no cap */
 	unsigned int cpu_weight;      /* cpu.weight 1..10000; 0: 100 */
 	uint64_t memory_max_mib;      /* memory.max: >= memory_mib + 64; 0: no cap (below) */
 	unsigned int pids_max;	      /* pids.max 16..65536; 0: 512 */
+	unsigned int ndisks;	      /* "disks": entries for disks[0..ndisks-1] */
+	struct vmdef_disk_io disks[VMDEF_MAX_DISKS];
 };
 
 /*

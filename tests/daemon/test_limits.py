@@ -6,8 +6,10 @@ Bad limits are refused naming the field. seccomp: a VM whose vCPU makes a forbid
 ends, named, and the others run on."""
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
@@ -148,3 +150,120 @@ def test_a_refused_system_call_ends_only_that_vm_and_names_the_call():
     finally:
         evil.close()
         calm.close()
+
+
+class LoopDisk:
+    """An ext4 file system on a loop device (io.max needs a block device under the image),
+    holding a disk image of random data."""
+
+    def __init__(self, mib=48, image_mib=32):
+        self.dir = tempfile.mkdtemp(prefix="tern-io-")
+        self.backing = os.path.join(self.dir, "fs.img")
+        with open(self.backing, "wb") as f:
+            f.truncate(mib << 20)
+        self.dev = subprocess.run(["losetup", "-f", "--show", self.backing], capture_output=True,
+                                  text=True, check=True).stdout.strip()
+        self.mnt = os.path.join(self.dir, "mnt")
+        os.mkdir(self.mnt)
+        subprocess.run(["mkfs.ext4", "-q", self.dev], check=True)
+        subprocess.run(["mount", self.dev, self.mnt], check=True)
+        self.image = os.path.join(self.mnt, "disk.img")
+        with open(self.image, "wb") as f:
+            for _ in range(image_mib):
+                f.write(os.urandom(1 << 20))
+        st = os.stat(self.dev)
+        self.majmin = "%d:%d" % (os.major(st.st_rdev), os.minor(st.st_rdev))
+
+    def close(self):
+        subprocess.run(["umount", self.mnt])
+        subprocess.run(["losetup", "-d", self.dev])
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def reads_per_s(t, name, after, timeout=120):
+    """The next RANDREAD line's rate after the first `after` lines: (lines seen, reads/s)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        got = re.findall(r"RANDREAD reads (\d+) seconds ([0-9.]+)", ternd.console_log(t, name))
+        if len(got) > after:
+            n, s = got[after]
+            return after + 1, int(n) / float(s)
+        time.sleep(0.5)
+    raise AssertionError("no RANDREAD line: %s" % ternd.console_log(t, name)[-2000:])
+
+
+def io_max_line(cg, majmin):
+    lines = [l for l in read(os.path.join(cg, "io.max")).splitlines() if l.startswith(majmin + " ")]
+    return lines[0] if lines else None
+
+
+def test_io_max_caps_a_disk_and_changes_while_running():
+    """limits.disks: a Linux guest reads its disk (cache=none, on ext4 over a loop device) at
+    random, 4 KiB at a time with O_DIRECT; io.max riops=40 holds it near 40 reads/s, `tern
+    set --disk 0 --read-iops 400` lets it go faster at once, 0 takes the cap away. A disk on
+    a file system with no block device cannot be capped (the start says so), and bad
+    values are refused naming the field."""
+    import initramfs
+    helper_dir = tempfile.mkdtemp(prefix="tern-io-helper-")
+    helper = os.path.join(helper_dir, "randread")
+    subprocess.run(["gcc", "-static", "-O2", "-o", helper,
+                    os.path.join(ternlib.ROOT, "bench", "randread.c")], check=True)
+    initrd = initramfs.build(initramfs.PROLOGUE + "while true; do /randread /dev/vda 3; done\n",
+                             {"/randread": helper})
+    loop = LoopDisk()
+    t = ternd.Ternd("limits-io")
+    try:
+        kernel = os.path.join(ternlib.SHARED, "guest", "vmlinux-min")
+        t.define("reader", kernel, initrd=initrd, memory_mib=128,
+                 cmdline="console=ttyS0 panic=-1 rodata=off percpu_alloc=page quiet",
+                 disks=[{"path": loop.image, "cache": "none"}],
+                 limits={"disks": [{"read_iops": 40}]})
+        t.ok("POST", "/vms/reader/start")
+        info = t.vm("reader")
+        cg = cgroup_dir(t, info)
+        assert io_max_line(cg, loop.majmin) == "%s rbps=max wbps=max riops=40 wiops=max" % loop.majmin, \
+            read(os.path.join(cg, "io.max"))
+        assert info["cgroup"]["io_max"] == {loop.majmin: "rbps=max wbps=max riops=40 wiops=max"}, info
+        seen, capped = reads_per_s(t, "reader", 0)
+        seen, capped = reads_per_s(t, "reader", seen)  # a whole run under the cap
+        assert 0 < capped <= 40 * 1.5 + 5, "riops=40, and the guest read %.0f/s" % capped
+        r = tern(t, "set", "reader", "--disk", "0", "--read-iops", "400")
+        assert r.returncode == 0, r
+        assert io_max_line(cg, loop.majmin).endswith("riops=400 wiops=max"), read(os.path.join(cg, "io.max"))
+        seen, _ = reads_per_s(t, "reader", seen)  # the run under way when it changed
+        seen, raised = reads_per_s(t, "reader", seen)
+        assert raised > 3 * 40 and raised <= 400 * 1.5 + 5, "riops=400, and the guest read %.0f/s" % raised
+        print("4 KiB random reads/s: %.0f under riops=40, %.0f under riops=400" % (capped, raised))
+        shown = tern(t, "info", "reader").stdout
+        assert re.search(r"Disk I/O:\s+device %s: rbps=max wbps=max riops=400" % loop.majmin, shown), shown
+        r = tern(t, "set", "reader", "--disk", "0", "--read-iops", "0")
+        assert r.returncode == 0, r
+        assert io_max_line(cg, loop.majmin) is None, read(os.path.join(cg, "io.max"))
+        # Bad values: the field and its range named, nothing changed.
+        r = tern(t, "set", "reader", "--disk", "1", "--read-iops", "5")
+        assert r.returncode == 2 and "limits.disks" in r.stderr and "1 disk" in r.stderr, r
+        st, got = t.call("PATCH", "/vms/reader", {"limits": {"disks": [{"read_iops": -1}]}})
+        assert st == 400 and "limits.disks[0].read_iops" in got["error"], (st, got)
+        st, got = t.call("PATCH", "/vms/reader", {"limits": {"disks": [{"riops": 5}]}})
+        assert st == 400 and "riops" in got["error"], (st, got)
+        r = tern(t, "set", "reader", "--read-iops", "5")
+        assert r.returncode == 2 and "--disk I" in r.stderr, r
+        # A disk on tmpfs (no block device of its own) cannot be capped: the start says so.
+        tmp = os.path.join(helper_dir, "tmpfs.img")
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", helper_dir], check=True)
+        try:
+            with open(tmp, "wb") as f:
+                f.truncate(4 << 20)
+            t.define("nodev", ternlib.guest_path("counter"), memory_mib=32, disks=[{"path": tmp}],
+                     limits={"disks": [{"write_mib_s": 10}]})
+            st, got = t.call("POST", "/vms/nodev/start")
+            assert st == 409 and "limits.disks[0]" in got["error"] and "no block device" in got["error"], \
+                (st, got)
+            assert t.state("nodev")[0] == "shut off", t.state("nodev")
+        finally:
+            t.call("DELETE", "/vms/nodev")
+            subprocess.run(["umount", helper_dir])
+    finally:
+        t.close()
+        loop.close()
+        shutil.rmtree(helper_dir, ignore_errors=True)

@@ -199,3 +199,54 @@ TEST(vmdef_limits_defaults_ranges_and_refusals)
 		      "'limits.pids_max'"));
 	CHECK(refused("{\"name\": \"l\", " K ", \"limits\": {\"io_max\": 1}}", "io_max"));
 }
+
+TEST(vmdef_limits_disks_io)
+{
+	struct vmdef d;
+	char err[256];
+	const char *j =
+		"{\"name\": \"io\", " K ", \"disks\": [{\"path\": \"/a\"}, {\"path\": \"/b\"}], "
+		"\"limits\": {\"disks\": [{\"read_iops\": 40, \"write_mib_s\": 10}, {}]}}";
+
+	REQUIRE(!vmdef_parse(j, strlen(j), &d, false, err, sizeof(err)));
+	CHECK(d.limits.ndisks == 2);
+	CHECK(d.limits.disks[0].read_iops == 40 && d.limits.disks[0].write_mib_s == 10);
+	CHECK(!d.limits.disks[0].write_iops && !d.limits.disks[0].read_mib_s);
+	CHECK(!d.limits.disks[1].read_iops);
+	char *json = vmdef_to_json(&d);
+	CHECK(json && strstr(json, "\"read_iops\":40") && strstr(json, "\"write_mib_s\":10"));
+	/* Read back, the same. */
+	struct vmdef d2;
+	REQUIRE(json && !vmdef_parse(json, strlen(json), &d2, false, err, sizeof(err)));
+	CHECK(d2.limits.ndisks == 2 && d2.limits.disks[0].read_iops == 40);
+	vmdef_free(&d2);
+	free(json);
+	vmdef_free(&d);
+	/* None given: none written. */
+	j = "{\"name\": \"io\", " K ", \"disks\": [{\"path\": \"/a\"}]}";
+	REQUIRE(!vmdef_parse(j, strlen(j), &d, false, err, sizeof(err)));
+	json = vmdef_to_json(&d);
+	CHECK(json && !strstr(json, "read_iops"));
+	free(json);
+	vmdef_free(&d);
+	CHECK(refused("{\"name\": \"l\", " K ", \"disks\": [{\"path\": \"/a\"}], \"limits\": "
+		      "{\"disks\": [{}, {}]}}",
+		      "'limits.disks' has 2 entries; l has 1 disk"));
+	CHECK(refused("{\"name\": \"l\", " K ", \"limits\": {\"disks\": [{}]}}", "has 0 disks"));
+	CHECK(refused("{\"name\": \"l\", " K ", \"disks\": [{\"path\": \"/a\"}], \"limits\": "
+		      "{\"disks\": {}}}",
+		      "'limits.disks' must be an array"));
+	CHECK(refused("{\"name\": \"l\", " K ", \"disks\": [{\"path\": \"/a\"}], \"limits\": "
+		      "{\"disks\": [5]}}",
+		      "'limits.disks[0]' must be an object"));
+	CHECK(refused("{\"name\": \"l\", " K ", \"disks\": [{\"path\": \"/a\"}], \"limits\": "
+		      "{\"disks\": [{\"read_iops\": 1000001}]}}",
+		      "'limits.disks[0].read_iops' must be 0 (no cap) or a whole number from 1 to "
+		      "1000000"));
+	CHECK(refused("{\"name\": \"l\", " K ", \"disks\": [{\"path\": \"/a\"}], \"limits\": "
+		      "{\"disks\": [{\"read_mib_s\": -1}]}}",
+		      "'limits.disks[0].read_mib_s'"));
+	CHECK(refused("{\"name\": \"l\", " K ", \"disks\": [{\"path\": \"/a\"}], \"limits\": "
+		      "{\"disks\": [{\"riops\": 1}]}}",
+		      "riops"));
+}
