@@ -1,5 +1,5 @@
 /*
- * Guest-side random reader for bench/seccomp: 4 KiB reads at random 4 KiB-aligned offsets of
+ * Guest-side random reader for bench/isolation: 4 KiB reads at random 4 KiB-aligned offsets of
  * a block device, O_DIRECT (so each is one virtio-blk request), one at a time, for SECONDS.
  *   randread DEVICE SECONDS
  * Prints "RANDREAD reads N seconds S" (S on the guest clock); exit status 1 on an I/O error.

@@ -120,8 +120,6 @@ int jail_add_dir_of(struct jail_entries *s, const char *path, char *err, size_t 
 	return r;
 }
 
-static int add_mapped(struct jail_entries *s, char *err, size_t n);
-
 struct self_walk {
 	struct jail_entries *s;
 	char *err;
@@ -156,41 +154,28 @@ static const char *interpreter(void)
 }
 
 /*
- * What tern-vmm maps now (maps) and what --on-reboot restart needs to load it again inside
- * the jail: the interpreter, the libraries under the names the loader looks for, its cache.
+ * tern-vmm and what --on-reboot restart needs to load it again inside the jail: the
+ * interpreter, the libraries under the names the loader opened them by (its cache's, so
+ * one bind each, not the link and its target too), and the cache.
  */
 int jail_add_self(struct jail_entries *s, char *err, size_t n)
 {
 	struct self_walk w = { s, err, n, 0 };
 	const char *interp = interpreter();
+	char exe[PATH_MAX];
+	ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 
-	dl_iterate_phdr(add_object, &w);
+	if (len <= 0)
+		return fail_msg(err, n, -errno, "cannot read /proc/self/exe: %s", strerror(errno));
+	exe[len] = 0;
+	w.r = jail_add(s, exe, JAIL_EXEC, err, n);
+	if (!w.r)
+		dl_iterate_phdr(add_object, &w);
 	if (!w.r && interp)
 		w.r = jail_add(s, interp, JAIL_EXEC, err, n);
 	if (!w.r && access("/etc/ld.so.cache", R_OK) == 0)
 		w.r = jail_add(s, "/etc/ld.so.cache", JAIL_READ, err, n);
-	return w.r ? w.r : add_mapped(s, err, n);
-}
-
-static int add_mapped(struct jail_entries *s, char *err, size_t n)
-{
-	FILE *f = fopen("/proc/self/maps", "re");
-	char line[PATH_MAX + 128];
-	int r = 0;
-
-	if (!f)
-		return fail_msg(err, n, -errno, "cannot read /proc/self/maps: %s", strerror(errno));
-	while (!r && fgets(line, sizeof(line), f)) {
-		char *path = strchr(line, '/');
-		if (!path)
-			continue; /* anonymous, [heap], [vdso] ... */
-		path[strcspn(path, "\n")] = 0;
-		if (strstr(path, " (deleted)"))
-			continue;
-		r = jail_add(s, path, JAIL_EXEC, err, n);
-	}
-	fclose(f);
-	return r;
+	return w.r;
 }
 
 void jail_entries_free(struct jail_entries *s)
