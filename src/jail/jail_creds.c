@@ -1,5 +1,6 @@
 /* Dropping every privilege the jailed tern-vmm does not need (jail_creds.h). */
 #include "jail/jail_creds.h"
+#include "jail/sanitizer.h"
 #include "core/util.h"
 
 #include <errno.h>
@@ -12,14 +13,6 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-
-#if defined(__SANITIZE_ADDRESS__)
-#define TERN_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TERN_SANITIZER 1
-#endif
-#endif
 
 static int set_limit(int what, const char *name, uint64_t v, char *err, size_t n)
 {

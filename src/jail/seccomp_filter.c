@@ -2,6 +2,7 @@
 #include "jail/seccomp_filter.h"
 
 #include "core/util.h"
+#include "jail/sanitizer.h"
 #include "jail/seccomp_lists.h"
 
 #include <errno.h>
@@ -12,14 +13,6 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#if defined(__SANITIZE_ADDRESS__)
-#define TERN_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TERN_SANITIZER 1
-#endif
-#endif
 
 static int allow(scmp_filter_ctx ctx, const char *name, const struct seccomp_list *list)
 {

@@ -87,6 +87,42 @@ class Pair:
         shutil.rmtree(self.tls_dst, ignore_errors=True)
 
 
+def start_slow_migration(p, name):
+    """tern migrate at 1 MiB/s (the first round alone takes many seconds), once it runs."""
+    proc = subprocess.Popen([ternd.tool("tern"), "--state-dir", p.src.dir, "migrate", name, p.url,
+                             "--live", "--bandwidth", "1"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    end = time.time() + 120
+    while True:
+        job = p.src.ok("GET", "/vms/%s/job" % name)
+        if job["operation"] == "migrate" and job.get("migration", {}).get("status") == "active":
+            return proc
+        if proc.poll() is not None:
+            raise AssertionError("tern migrate ended: %r\n%s" % (proc.communicate(), p.logs()))
+        assert time.time() < end, "%r\n%s" % (job, p.logs())
+        time.sleep(0.2)
+
+
+def expect_source_runs_on(p, name, proc, word):
+    """The migration failed (tern migrate's status 1, its error naming word), the VM counts
+    on at the source, and the destination removed what it made for it."""
+    try:
+        out, err = proc.communicate(timeout=MIGRATE_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1 and word in err, (proc.returncode, out, err)
+    assert p.src.state(name)[0] == "running", p.src.state(name)
+    n = len(passes(p.src, name))
+    assert wait_passes(p.src, name, n + 2), ternd.console_log(p.src, name)[-2000:]
+    assert p.src.ok("GET", "/vms/%s/job" % name)["operation"] is None
+    end = time.time() + 30
+    while p.dst.call("GET", "/vms/%s" % name)[0] != 404:
+        assert time.time() < end, p.dst.vm(name)
+        time.sleep(0.2)
+
+
 def test_migrate_live_between_two_ternds_over_tls():
     p = Pair("mig")
     try:
@@ -210,21 +246,11 @@ def test_migrate_fails_when_the_destination_dies_half_way():
             there = p.dst.vm("victim")
             assert there["state"] == "migrating in" and there["pid"] > 0, there
             os.kill(there["pid"], 9)
-            out, err = proc.communicate(timeout=MIGRATE_TIMEOUT)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        assert proc.returncode == 1 and "migration failed" in err, (proc.returncode, out, err)
-        # The VM runs on at the source; the destination removed what it made for it.
-        assert p.src.state("victim")[0] == "running", p.src.state("victim")
-        n = len(passes(p.src, "victim"))
-        assert wait_passes(p.src, "victim", n + 2), ternd.console_log(p.src, "victim")[-2000:]
-        assert p.src.ok("GET", "/vms/victim/job")["operation"] is None
-        end = time.time() + 30
-        while p.dst.call("GET", "/vms/victim")[0] != 404:
-            assert time.time() < end, p.dst.vm("victim")
-            time.sleep(0.2)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        expect_source_runs_on(p, "victim", proc, "migration failed")
         events = [(e["name"], e["state"], e["reason"])
                   for e in p.dst.ok("GET", "/events?after=0")["events"]]
         assert ("victim", "migrating in", "migration") in events and \
@@ -232,42 +258,6 @@ def test_migrate_fails_when_the_destination_dies_half_way():
             ("victim", "undefined", "removed") in events, events
     finally:
         p.close()
-
-
-def start_slow_migration(p, name):
-    """tern migrate at 1 MiB/s (the first round alone takes many seconds), once it runs."""
-    proc = subprocess.Popen([ternd.tool("tern"), "--state-dir", p.src.dir, "migrate", name, p.url,
-                             "--live", "--bandwidth", "1"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    end = time.time() + 120
-    while True:
-        job = p.src.ok("GET", "/vms/%s/job" % name)
-        if job["operation"] == "migrate" and job.get("migration", {}).get("status") == "active":
-            return proc
-        if proc.poll() is not None:
-            raise AssertionError("tern migrate ended: %r\n%s" % (proc.communicate(), p.logs()))
-        assert time.time() < end, "%r\n%s" % (job, p.logs())
-        time.sleep(0.2)
-
-
-def expect_cancelled(p, name, proc):
-    """The migration ended as cancelled: tern migrate says so (status 1), the VM counts on
-    at the source, the destination removed what it made."""
-    try:
-        out, err = proc.communicate(timeout=MIGRATE_TIMEOUT)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 1 and "cancelled" in err, (proc.returncode, out, err)
-    assert p.src.state(name)[0] == "running", p.src.state(name)
-    n = len(passes(p.src, name))
-    assert wait_passes(p.src, name, n + 2), ternd.console_log(p.src, name)[-2000:]
-    assert p.src.ok("GET", "/vms/%s/job" % name)["operation"] is None
-    end = time.time() + 30
-    while p.dst.call("GET", "/vms/%s" % name)[0] != 404:
-        assert time.time() < end, p.dst.vm(name)
-        time.sleep(0.2)
 
 
 def test_migrate_cancelled_by_tern_abort_and_by_ctrl_c():
@@ -282,10 +272,10 @@ def test_migrate_cancelled_by_tern_abort_and_by_ctrl_c():
         proc = start_slow_migration(p, "mover")
         r = p.tern(p.src, "abort", "mover")
         assert r.status == 0 and "Cancelling mover's migrate" in r.out, r
-        expect_cancelled(p, "mover", proc)
+        expect_source_runs_on(p, "mover", proc, "cancelled")
         proc = start_slow_migration(p, "mover")
         proc.send_signal(signal.SIGINT)
-        expect_cancelled(p, "mover", proc)
+        expect_source_runs_on(p, "mover", proc, "cancelled")
         # And it still migrates afterwards.
         r = p.tern(p.src, "migrate", "mover", p.url, "--live", "--downtime", DOWNTIME_MS)
         assert r.status == 0 and "Migrated mover" in r.out, "%r\n%s" % (r, p.logs())
