@@ -287,8 +287,23 @@ static void enter_jail(struct vmm_config *c)
 	if (jail_inherited(&c->jail))
 		return;
 	c->jail.hostname = c->id ? c->id : "tern-vmm";
-	if (jail_paths_collect(c, &s, err, sizeof(err)) ||
-	    jail_enter(&c->jail, &s, err, sizeof(err)))
+	if (c->clone)
+		die_usage(
+			"--jail: --clone makes overlay files beside the snapshot's disks, which "
+			"the jail cannot hold before they exist; restore the clone without --jail");
+	/* A snapshot's disks, NICs and vsock socket are in its state file, not on the line. */
+	static struct snapshot_load l;
+	const struct vmm_config *what = c;
+	if (c->restore_state) {
+		struct restore_overrides none = { 0 };
+		if (snapshot_load_prepare(&l, c->restore_state, c->restore_mem, c, &none, err,
+					  sizeof(err)))
+			die_usage("--restore: %s", err);
+		what = &l.cfg;
+	}
+	int r = jail_paths_collect(what, &s, err, sizeof(err));
+	snapshot_load_free(&l);
+	if (r || jail_enter(&c->jail, &s, err, sizeof(err)))
 		die("--jail: %s", err);
 	log_info("jailed: uid %u, gid %u, %u paths", (unsigned int)c->jail.uid,
 		 (unsigned int)c->jail.gid, s.n);

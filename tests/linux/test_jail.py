@@ -1,0 +1,186 @@
+"""A Linux guest in tern-vmm's jail (--jail, docs/security.md) with every wall on: the small
+kernel (vmlinux-min) with an ext4 disk it writes, virtio-rng, user-mode networking with a
+host port forwarded to its httpd, and a vsock device (its socket made by the jailed
+process); paused, snapshotted into a --jail-bind
+directory, killed, and restored by a second jailed tern-vmm. The guest's /init:
+
+- mounts /dev/vda (-o sync) on /mnt and appends an increasing counter to /mnt/counter,
+  printing "tick N" about every 0.3 s;
+- reads 64 bytes from /dev/hwrng and prints "RNG N bytes";
+- brings eth0 up as 10.0.2.15 (slirp's network) and serves "JAILED-OK" with busybox httpd
+  on port 8080;
+- on "stop" from the console, unmounts the disk and powers off.
+
+Checked: every thread of the jailed tern-vmm as in tests/guest/test_jail.py; the ticks, the
+rng bytes and HTTP through the forwarded port; after the restore, the ticks go on from the
+snapshot's and HTTP answers again; after "stop", e2fsck of the image is clean and the
+counter holds 1..N with no gap."""
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+import api  # noqa: E402
+import initramfs  # noqa: E402
+import ternlib  # noqa: E402
+
+UID = 61010
+CMDLINE = "console=ttyS0 panic=-1 rodata=off percpu_alloc=page quiet"
+INIT = initramfs.PROLOGUE + r"""
+mount -o sync /dev/vda /mnt || echo "MOUNT FAILED"
+echo "RNG $(dd if=/dev/hwrng bs=64 count=1 2>/dev/null | wc -c) bytes"
+ifconfig lo up
+ifconfig eth0 10.0.2.15 netmask 255.255.255.0 up
+mkdir -p /www && echo JAILED-OK > /www/index.html
+httpd -p 8080 -h /www
+mkdir -p /tmp && mkfifo /tmp/never
+n=$(wc -l < /mnt/counter 2>/dev/null || echo 0)
+( while true; do
+    n=$((n + 1)); echo $n >> /mnt/counter; echo "tick $n"
+    read -t 0.3 x <> /tmp/never
+  done ) &
+loop=$!
+while read line; do
+  case "$line" in
+  stop) kill $loop; sleep 0.5; umount /mnt && echo "UNMOUNTED"; poweroff -f ;;
+  esac
+done
+"""
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def ticks(v):
+    return [int(x) for x in re.findall(r"^tick (\d+)$", v.out(), re.M)]
+
+
+def wait_ticks(v, above, timeout=120):
+    end = time.time() + timeout
+    while time.time() < end:
+        t = ticks(v)
+        if t and t[-1] > above:
+            return t[-1]
+        assert v.proc.poll() is None, "tern-vmm ended: %r" % v
+        time.sleep(0.2)
+    raise AssertionError("no tick above %d: %r" % (above, v))
+
+
+def http(port, timeout=60):
+    end, last = time.time() + timeout, None
+    while time.time() < end:
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/" % port, timeout=5) as r:
+                return r.read().decode().strip()
+        except OSError as e:
+            last = e
+            time.sleep(0.5)
+    raise AssertionError("no HTTP answer on port %d: %r" % (port, last))
+
+
+def jailed_pid(v):
+    end = time.time() + 30
+    while time.time() < end:
+        with open("/proc/%d/task/%d/children" % (v.pid, v.pid)) as f:
+            kids = f.read().split()
+        if kids:
+            return int(kids[0])
+        time.sleep(0.1)
+    raise AssertionError("no jailed process: %r" % v)
+
+
+def check_walls(pid):
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+            st = dict(l.rstrip("\n").split(":\t", 1) for l in f if ":\t" in l)
+        who = "thread %s (%s)" % (tid, st["Name"])
+        assert st["Uid"].split() == [str(UID)] * 4, "%s: Uid %r" % (who, st["Uid"])
+        assert int(st["CapEff"], 16) == 0 and int(st["CapBnd"], 16) == 0, "%s: %r" % (who, st)
+        assert st["NoNewPrivs"] == "1" and st["Seccomp"] == "2", "%s: %r" % (who, st)
+
+
+def test_a_linux_guest_runs_snapshots_and_restores_in_the_jail():
+    ternlib.need_kvm()
+    kernel = os.path.join(ternlib.SHARED, "guest", "vmlinux-min")
+    work = tempfile.mkdtemp(prefix="tern-jail-linux-")
+    os.chmod(work, 0o711)
+    run, snaps = os.path.join(work, "run"), os.path.join(work, "snaps")
+    for d in (run, snaps):
+        os.mkdir(d, 0o700)
+        os.chown(d, UID, UID)
+    image = os.path.join(work, "disk.img")
+    with open(image, "wb") as f:
+        f.truncate(32 << 20)
+    subprocess.run(["mkfs.ext4", "-q", "-F", image], check=True)
+    os.chown(image, UID, UID)
+    initrd = initramfs.build(INIT)
+    os.chmod(initrd, 0o644)
+    port = free_port()
+    jail = ["--jail", "uid=%d,gid=%d" % (UID, UID), "--jail-bind", snaps]
+    common = ["--api-sock", os.path.join(run, "api.sock")]
+    vsock = ["--vsock", "cid=7,uds=%s" % os.path.join(run, "vsock.sock")]  # restored with the VM
+    v = api.Vmm(jail + common + vsock + ["--kernel", kernel, "--initrd", initrd, "--memory", "128",
+                                 "--cmdline", CMDLINE, "--disk", "path=%s" % image, "--rng",
+                                 "--net", "user,hostfwd=tcp:127.0.0.1:%d-:8080" % port],
+                log_name="linux-jail.log", stdin=subprocess.PIPE)
+    r = None
+    try:
+        first = wait_ticks(v, 3)
+        assert v.wait_for("RNG 64 bytes", 10), "no entropy from virtio-rng: %r" % v
+        assert "MOUNT FAILED" not in v.out(), v
+        check_walls(jailed_pid(v))
+        assert http(port) == "JAILED-OK"
+        vs = os.stat(os.path.join(run, "vsock.sock"))  # the vsock device's socket, made in the jail
+        assert vs.st_uid == UID, "vsock.sock belongs to uid %d" % vs.st_uid
+        c = api.ApiClient(os.path.join(run, "api.sock"))
+        api.expect_204(c.patch("/vm", {"state": "Paused"}), "PATCH /vm Paused", v)
+        state, mem = os.path.join(snaps, "vm.state"), os.path.join(snaps, "vm.mem")
+        api.expect_204(c.put("/snapshot/create", {"snapshot_path": state, "mem_file_path": mem}),
+                       "PUT /snapshot/create into the --jail-bind directory", v)
+        time.sleep(1)  # the console lines printed before the pause, read
+        at = ticks(v)[-1]
+        api.expect_204(c.patch("/vm", {"state": "Resumed"}), "PATCH /vm Resumed", v)
+        wait_ticks(v, at + 2)
+        assert os.stat(state).st_uid == UID, "the snapshot was written by another user"
+        # The first VM goes (as a crash would); a second jailed tern-vmm restores it.
+        v.proc.send_signal(signal.SIGKILL)
+        v.wait(30)
+        for f in ("api.sock", "vsock.sock"):
+            if os.path.exists(os.path.join(run, f)):
+                os.unlink(os.path.join(run, f))
+        r = api.Vmm(jail + common + ["--restore", state, "--restore-mem", mem],
+                    log_name="linux-jail-restored.log", stdin=subprocess.PIPE)
+        got = wait_ticks(r, at)
+        # The next tick, or the one after if the pause split its line between the two VMs.
+        assert at < ticks(r)[0] <= at + 2, "the restored guest should go on from tick %d: %r" % (
+            at, ticks(r)[:5])
+        check_walls(jailed_pid(r))
+        assert http(port) == "JAILED-OK"
+        print("jailed Linux guest: ticks from %d, snapshot at %d, restored to %d; rng, HTTP over "
+              "user networking, snapshot and restore in the jail" % (first, at, got))
+        r.proc.stdin.write(b"stop\n")
+        r.proc.stdin.flush()
+        assert r.wait(60) == 0, "the restored guest did not power off: %r" % r
+        assert "UNMOUNTED" in r.out(), r
+    finally:
+        v.stop()
+        if r:
+            r.stop()
+    fsck = subprocess.run(["e2fsck", "-fn", image], capture_output=True, text=True)
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+    dump = subprocess.run(["debugfs", "-R", "cat /counter", image], capture_output=True, text=True)
+    nums = [int(x) for x in dump.stdout.split()]
+    assert nums == list(range(1, len(nums) + 1)) and len(nums) >= at, nums[-5:]
+    shutil.rmtree(work, ignore_errors=True)
