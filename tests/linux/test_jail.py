@@ -7,8 +7,8 @@ directory, killed, and restored by a second jailed tern-vmm. The guest's /init:
 - mounts /dev/vda (-o sync) on /mnt and appends an increasing counter to /mnt/counter,
   printing "tick N" about every 0.3 s;
 - reads 64 bytes from /dev/hwrng and prints "RNG N bytes";
-- brings eth0 up as 10.0.2.15 (slirp's network) and serves "JAILED-OK" with busybox httpd
-  on port 8080;
+- brings eth0 up as 10.0.2.15 (slirp's network; tern.ip= on the command line gives another)
+  and serves "JAILED-OK" with busybox httpd on port 8080;
 - on "stop" from the console, unmounts the disk and powers off.
 
 Checked: every thread of the jailed tern-vmm as in tests/guest/test_jail.py; the ticks, the
@@ -37,11 +37,12 @@ INIT = initramfs.PROLOGUE + r"""
 mount -o sync /dev/vda /mnt || echo "MOUNT FAILED"
 echo "RNG $(dd if=/dev/hwrng bs=64 count=1 2>/dev/null | wc -c) bytes"
 ifconfig lo up
-ifconfig eth0 10.0.2.15 netmask 255.255.255.0 up
+ip=$(sed -n 's/.*tern.ip=\([0-9.]*\).*/\1/p' /proc/cmdline)
+ifconfig eth0 ${ip:-10.0.2.15} netmask 255.255.255.0 up
 mkdir -p /www && echo JAILED-OK > /www/index.html
 httpd -p 8080 -h /www
 mkdir -p /tmp && mkfifo /tmp/never
-n=$(wc -l < /mnt/counter 2>/dev/null || echo 0)
+n=0; [ -f /mnt/counter ] && n=$(wc -l < /mnt/counter)
 ( while true; do
     n=$((n + 1)); echo $n >> /mnt/counter; echo "tick $n"
     read -t 0.3 x <> /tmp/never
@@ -183,4 +184,62 @@ def test_a_linux_guest_runs_snapshots_and_restores_in_the_jail():
     dump = subprocess.run(["debugfs", "-R", "cat /counter", image], capture_output=True, text=True)
     nums = [int(x) for x in dump.stdout.split()]
     assert nums == list(range(1, len(nums) + 1)) and len(nums) >= at, nums[-5:]
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def test_a_jailed_vm_in_a_network_namespace_on_its_own_tap():
+    """--jail netns=/run/netns/NS: the jailed tern-vmm joins a network namespace and opens a
+    TAP made there for its uid (`ip tuntap add ... user UID`), which it may attach to with no
+    capability at all; a host program in that namespace reaches the guest's httpd through
+    it. The jail's UTS namespace carries the VM's --id as its host name."""
+    ternlib.need_kvm()
+    kernel = os.path.join(ternlib.SHARED, "guest", "vmlinux-min")
+    work = tempfile.mkdtemp(prefix="tern-jail-tap-")
+    os.chown(work, UID, UID)
+    image = os.path.join(work, "disk.img")
+    with open(image, "wb") as f:
+        f.truncate(16 << 20)
+    subprocess.run(["mkfs.ext4", "-q", "-F", image], check=True)
+    os.chown(image, UID, UID)
+    initrd = initramfs.build(INIT)
+    os.chmod(initrd, 0o644)
+    ns = "tern-jail-%d" % os.getpid()
+    inns = lambda *a, **kw: subprocess.run(["ip", "netns", "exec", ns] + list(a), **kw)
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    v = None
+    try:
+        inns("ip", "link", "set", "lo", "up", check=True)
+        inns("ip", "tuntap", "add", "dev", "tapj", "mode", "tap", "user", str(UID), "vnet_hdr",
+             check=True)
+        inns("ip", "addr", "add", "192.168.90.1/24", "dev", "tapj", check=True)
+        inns("ip", "link", "set", "tapj", "up", check=True)
+        v = api.Vmm(["--jail", "uid=%d,gid=%d,netns=/run/netns/%s" % (UID, UID, ns), "--id", "web-jailed",
+                     "--api-sock", os.path.join(work, "api.sock"), "--kernel", kernel,
+                     "--initrd", initrd, "--memory", "128",
+                     "--cmdline", CMDLINE + " tern.ip=192.168.90.2", "--disk", "path=%s" % image,
+                     "--net", "tap=tapj"], log_name="linux-jail-tap.log", stdin=subprocess.PIPE)
+        wait_ticks(v, 2)
+        check_walls(jailed_pid(v))
+        joined = os.stat("/proc/%d/ns/net" % jailed_pid(v)).st_ino
+        assert joined == os.stat("/run/netns/" + ns).st_ino, "the jail is not in netns %s" % ns
+        got, end = None, time.time() + 60
+        while time.time() < end:
+            p = inns(sys.executable, "-c", "import urllib.request as u; print(u.urlopen("
+                     "'http://192.168.90.2:8080/', timeout=5).read().decode(), end='')",
+                     capture_output=True, text=True)
+            if p.returncode == 0:
+                got = p.stdout.strip()
+                break
+            time.sleep(0.5)
+        assert got == "JAILED-OK", "no HTTP answer through the jailed VM's TAP: %r" % v
+        uts = subprocess.run(["nsenter", "-t", str(jailed_pid(v)), "-u", "hostname"],
+                             capture_output=True, text=True)
+        assert uts.stdout.strip() == "web-jailed", uts
+        v.proc.stdin.write(b"stop\n")
+        v.proc.stdin.flush()
+        assert v.wait(60) == 0, "the guest did not power off: %r" % v
+    finally:
+        if v:
+            v.stop()
+        subprocess.run(["ip", "netns", "del", ns])
     shutil.rmtree(work, ignore_errors=True)
