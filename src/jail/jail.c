@@ -6,13 +6,17 @@
 #include "jail/jail.h"
 #include "jail/jail_creds.h"
 #include "jail/landlock.h"
+#include "jail/sanitizer.h"
+#include "jail/seccomp_lists.h"
 #include "core/log.h"
 #include "core/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <limits.h>
 #include <sched.h>
+#include <seccomp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -205,11 +209,42 @@ static int build(const struct jail_config *c, const struct jail_entries *s, int 
 }
 
 /*
+ * The supervisor's own allow-list (libseccomp), once the jailed process runs: waiting,
+ * forwarding signals and ending are all it does. A failure is logged, not fatal: it reads
+ * nothing from the guest.
+ */
+static void filter_supervisor(int action)
+{
+	static const char *const calls[] = {
+		"wait4",	   "rt_sigtimedwait", "kill",	    "getpid", "rt_sigaction",
+		"rt_sigprocmask",  "prlimit64",	      "exit_group", "exit",   "rt_sigreturn",
+		"restart_syscall", "write",
+	};
+	scmp_filter_ctx ctx = seccomp_init((uint32_t)action);
+	int r = ctx ? 0 : -ENOMEM;
+
+	for (size_t i = 0; !r && i < ARRAY_SIZE(calls); i++)
+		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, seccomp_syscall_resolve_name(calls[i]),
+				     0);
+#ifdef TERN_SANITIZER
+	for (const char *const *c = seccomp_sanitizer_calls(); !r && *c; c++) {
+		int nr = seccomp_syscall_resolve_name(*c);
+		r = nr == __NR_SCMP_ERROR ? 0 : seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
+	}
+#endif
+	if (!r)
+		r = seccomp_load(ctx);
+	if (r)
+		log_warn("jail: the supervisor runs without its seccomp filter: %s", strerror(-r));
+	seccomp_release(ctx);
+}
+
+/*
  * The supervisor: forwards the signals that would end tern-vmm (PID 1 of its namespace
  * ignores those it has no handler for, so they go as SIGKILL, which is what their default
  * action was) and ends as the jailed process did.
  */
-static noreturn void supervise(pid_t child)
+static noreturn void supervise(pid_t child, int filter)
 {
 	static const int fwd[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
 	sigset_t set;
@@ -222,6 +257,14 @@ static noreturn void supervise(pid_t child)
 	for (unsigned int i = 0; i < ARRAY_SIZE(fwd); i++)
 		sigaddset(&set, fwd[i]);
 	sigprocmask(SIG_BLOCK, &set, NULL);
+	/* Of root's powers it keeps CAP_KILL alone: the jailed process is another user's. */
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[2] = { { .effective = 1u << CAP_KILL,
+						 .permitted = 1u << CAP_KILL } };
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || syscall(SYS_capset, &h, d))
+		log_warn("jail: the supervisor keeps its capabilities: %s", strerror(errno));
+	if (filter)
+		filter_supervisor(filter);
 	for (;;) {
 		pid_t w = waitpid(child, &status, WNOHANG);
 		if (w == child || (w < 0 && errno != EINTR))
@@ -306,7 +349,7 @@ int jail_enter(const struct jail_config *c, const struct jail_entries *s, char *
 	ssize_t got = read(pipefd[0], msg, sizeof(msg) - 1);
 	close(pipefd[0]);
 	if (got == 1 && msg[0] == 0)
-		supervise(child);
+		supervise(child, c->supervisor_filter);
 	waitpid(child, NULL, 0);
 	msg[got > 0 ? got : 0] = 0;
 	return fail_msg(err, n, -EPERM, "%s", got > 0 ? msg : "the jailed process died");

@@ -32,6 +32,7 @@ struct jail_config {
 	uint64_t nofile, nproc; /* RLIMIT_NOFILE, RLIMIT_NPROC */
 	uint64_t fsize_mib;	/* RLIMIT_FSIZE in MiB; 0: no limit */
 	const char *hostname;	/* the UTS namespace's name (the VM's id) */
+	int supervisor_filter;	/* 0: none (--seccomp off); else libseccomp's action for the rest */
 	unsigned int nbinds;	/* --jail-bind: directories the VM may write, as given */
 	const char *binds[JAIL_MAX_BINDS];
 };

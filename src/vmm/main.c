@@ -16,6 +16,7 @@
 #include "vmm/vm.h"
 
 #include <errno.h>
+#include <seccomp.h>
 #include <sys/epoll.h>
 #include <sys/timerfd.h>
 #include <signal.h>
@@ -287,6 +288,9 @@ static void enter_jail(struct vmm_config *c)
 	if (jail_inherited(&c->jail))
 		return;
 	c->jail.hostname = c->id ? c->id : "tern-vmm";
+	c->jail.supervisor_filter = c->seccomp == SECCOMP_OFF ? 0 :
+				    c->seccomp == SECCOMP_LOG ? (int)SCMP_ACT_LOG :
+								(int)SCMP_ACT_KILL_PROCESS;
 	if (c->clone)
 		die_usage(
 			"--jail: --clone makes overlay files beside the snapshot's disks, which "

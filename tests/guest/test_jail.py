@@ -104,6 +104,11 @@ def test_a_jailed_vm_has_every_wall():
                 assert int(st[cap], 16) == 0, "%s: %s %s" % (who, cap, st[cap])
             assert st["NoNewPrivs"] == "1", "%s: NoNewPrivs %r" % (who, st["NoNewPrivs"])
             assert st["Seccomp"] == "2", "%s: Seccomp %r" % (who, st["Seccomp"])
+        # The supervisor outside (root's CAP_KILL alone, to signal it) is filtered too.
+        sup = status_of(v.pid)[v.pid]
+        assert sup["Seccomp"] == "2" and sup["NoNewPrivs"] == "1", "supervisor: %r" % sup
+        assert int(sup["CapEff"], 16) == 1 << 5 and int(sup["CapPrm"], 16) == 1 << 5, \
+            "the supervisor should keep CAP_KILL alone: %r" % sup
         mounts = mount_points(pid)
         assert mounts[0][0] == "/" and mounts[0][1] == "tmpfs" and "ro" in mounts[0][2].split(","), \
             mounts[0]
