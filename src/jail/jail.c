@@ -63,7 +63,7 @@ static bool beneath(const char *path, const char *dir)
 	return !strncmp(path, dir, n) && (path[n] == '/' || path[n] == 0);
 }
 
-/* Directories first, shorter paths first: a directory's binds go before what lies in it. */
+/* Shorter paths first: a directory's bind goes before what lies in it. */
 static int by_depth(const void *a, const void *b)
 {
 	const struct jail_entry *x = *(const struct jail_entry *const *)a;

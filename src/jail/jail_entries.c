@@ -79,13 +79,16 @@ int jail_add(struct jail_entries *s, const char *path, enum jail_kind kind, char
 	if (!p)
 		return fail_msg(err, n, -ENOMEM, "'%s': cannot make the path absolute: %s", path,
 				strerror(errno ? errno : ENOMEM));
-	if (kind == JAIL_DIR && !strcmp(p, "/")) {
+	/* The host's root, devices, processes and kernel are never a VM's to write in. */
+	static const char *const whole[] = { "/", "/dev", "/proc", "/sys" };
+	for (size_t i = 0; kind == JAIL_DIR && i < ARRAY_SIZE(whole); i++) {
+		if (strcmp(p, whole[i]))
+			continue;
 		free(p);
-		return fail_msg(
-			err, n, -EINVAL,
-			"'%s' is /: the VM would see the whole host (give it a directory of "
-			"its own)",
-			path);
+		return fail_msg(err, n, -EINVAL,
+				"'%s' would give the VM the host's whole %s (give it a "
+				"directory of its own)",
+				path, whole[i]);
 	}
 	for (unsigned int i = 0; i < s->n; i++) {
 		if (!strcmp(s->e[i].path, p)) {

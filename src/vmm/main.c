@@ -307,6 +307,8 @@ static void enter_jail(struct vmm_config *c)
 	}
 	int r = jail_paths_collect(what, &s, err, sizeof(err));
 	snapshot_load_free(&l);
+	if (r == -EINVAL)
+		die_usage("--jail: %s", err);
 	if (r || jail_enter(&c->jail, &s, err, sizeof(err)))
 		die("--jail: %s", err);
 	log_info("jailed: uid %u, gid %u, %u paths", (unsigned int)c->jail.uid,

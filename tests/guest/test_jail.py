@@ -228,6 +228,7 @@ def test_bad_jail_options_are_refused():
         (["--jail", "uid=1000,gid=1000,colour=blue"], "unknown key 'colour'"),
         (["--jail-bind", "/tmp"], "--jail-bind needs --jail"),
         (["--jail", "uid=1000,gid=1000", "--jail-bind", "/"], "whole host"),
+        (["--jail", "uid=1000,gid=1000", "--jail-bind", "/dev/"], "host's whole /dev"),
     ]
     for extra, word in cases:
         r = ternlib.run_vmm(extra + ["--kernel", kernel], timeout=10)

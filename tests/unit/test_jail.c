@@ -73,9 +73,13 @@ TEST(jail_entries_paths)
 	REQUIRE(jail_add_dir_of(&s, "/run/vm/api.sock", err, sizeof(err)) == 0);
 	CHECK(s.n == 3 && !strcmp(s.e[2].path, "/run/vm") && s.e[2].kind == JAIL_DIR);
 	CHECK(jail_add_dir_of(&s, "/api.sock", err, sizeof(err)) == -EINVAL &&
-	      strstr(err, "whole host"));
+	      strstr(err, "host's whole /"));
 	CHECK(jail_add(&s, "/x/..", JAIL_DIR, err, sizeof(err)) == -EINVAL);
-	CHECK(s.n == 3);
+	CHECK(jail_add(&s, "/dev/", JAIL_DIR, err, sizeof(err)) == -EINVAL && strstr(err, "/dev"));
+	CHECK(jail_add(&s, "/sys", JAIL_DIR, err, sizeof(err)) == -EINVAL);
+	CHECK(jail_add(&s, "/proc/.", JAIL_DIR, err, sizeof(err)) == -EINVAL);
+	CHECK(jail_add(&s, "/dev/null", JAIL_DEVICE, err, sizeof(err)) == 0); /* one device */
+	CHECK(s.n == 4);
 	jail_entries_free(&s);
 	CHECK(s.n == 0);
 }
