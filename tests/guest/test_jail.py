@@ -70,6 +70,15 @@ def status_of(pid):
     return out
 
 
+def alive(pid):
+    """Whether pid runs (a zombie, or a process gone, does not)."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            return "State:\tZ" not in f.read()
+    except FileNotFoundError:
+        return False
+
+
 def mount_points(pid):
     """[(mount point, filesystem type, options)] of pid's mount namespace."""
     out = []
@@ -137,7 +146,7 @@ def test_a_jailed_vm_has_every_wall():
     finally:
         st = v.stop()
     assert st == -signal.SIGTERM, "SIGTERM should end the jailed tern-vmm as before: %r: %r" % (st, v)
-    assert not os.path.exists("/proc/%d" % pid), "the jailed process outlived its supervisor"
+    assert not alive(pid), "the jailed process outlived its supervisor"
 
 
 def test_a_jailed_vm_cannot_reach_another():
@@ -185,16 +194,9 @@ def test_killing_the_supervisor_ends_the_jailed_vm():
         v.proc.kill()
         v.wait(10)
         end = time.time() + 10
-        while os.path.exists("/proc/%d/status" % pid) and time.time() < end:
-            with open("/proc/%d/status" % pid) as f:
-                if "State:\tZ" in f.read():
-                    break
+        while alive(pid) and time.time() < end:
             time.sleep(0.1)
-        alive = os.path.exists("/proc/%d/status" % pid)
-        if alive:
-            with open("/proc/%d/status" % pid) as f:
-                alive = "State:\tZ" not in f.read()
-        assert not alive, "the jailed tern-vmm %d outlived its supervisor" % pid
+        assert not alive(pid), "the jailed tern-vmm %d outlived its supervisor" % pid
     finally:
         v.stop()
 
