@@ -65,8 +65,8 @@ def status_of(pid):
         try:
             with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
                 out[int(tid)] = dict(l.rstrip("\n").split(":\t", 1) for l in f if ":\t" in l)
-        except FileNotFoundError:
-            pass
+        except (FileNotFoundError, ProcessLookupError):
+            pass  # a thread that ended meanwhile (or an image being replaced by a restart)
     return out
 
 
@@ -213,8 +213,13 @@ def test_a_jailed_vm_restarts_inside_its_jail():
         assert v.wait_for("tiny: resetting through the i8042", 90, count=3), \
             "the guest did not boot again in the jail: %r" % v
         pid = jailed_pid(v)
-        st = status_of(pid)
-        assert all(s["Uid"].split()[0] == str(UID_A) and s["Seccomp"] == "2" for s in st.values()), st
+        st = {}
+        for _ in range(50):  # a restart may be replacing the image just now
+            st = status_of(pid)
+            if st:
+                break
+            time.sleep(0.1)
+        assert st and all(s["Uid"].split()[0] == str(UID_A) and s["Seccomp"] == "2" for s in st.values()), st
         assert v.err().count("jailed: uid") == 1, "the restart built a second jail: %r" % v
     finally:
         v.stop()

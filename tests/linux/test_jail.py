@@ -104,8 +104,11 @@ def jailed_pid(v):
 
 def check_walls(pid):
     for tid in os.listdir("/proc/%d/task" % pid):
-        with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
-            st = dict(l.rstrip("\n").split(":\t", 1) for l in f if ":\t" in l)
+        try:
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                st = dict(l.rstrip("\n").split(":\t", 1) for l in f if ":\t" in l)
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # a thread that ended meanwhile
         who = "thread %s (%s)" % (tid, st["Name"])
         assert st["Uid"].split() == [str(UID)] * 4, "%s: Uid %r" % (who, st["Uid"])
         assert int(st["CapEff"], 16) == 0 and int(st["CapBnd"], 16) == 0, "%s: %r" % (who, st)
