@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ternd  # noqa: E402
 import ternlib  # noqa: E402
-from test_tls import certs, free_port, run, wait_listening  # noqa: E402
+from test_tls import certs, run, wait_listening  # noqa: E402
 
 VM = {"cmdline": "mib=16 static=4 gap=4", "memory_mib": 64}
 MIGRATE_TIMEOUT = 300  # seconds: the lab runs KVM under emulation
@@ -59,7 +59,7 @@ class Pair:
                 shutil.copy(os.path.join(c["server"], f), d)
             for f in ("clientcert.pem", "clientkey.pem"):
                 shutil.copy(os.path.join(c["client"], f), d)
-        self.src_port, self.port = free_port(), free_port()
+        self.src_port, self.port = ternlib.free_port(), ternlib.free_port()
         self.src_url, self.url = ("tls://127.0.0.1:%d" % p for p in (self.src_port, self.port))
         self.src = ternd.Ternd(tag + "src", extra=["--listen-tls", "127.0.0.1:%d" % self.src_port,
                                                    "--tls-dir", self.tls])

@@ -44,14 +44,6 @@ def certs():
     return _PKI
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 class Run:
     def __init__(self, argv, p):
         self.argv, self.status, self.out, self.err = argv, p.returncode, p.stdout, p.stderr
@@ -89,7 +81,7 @@ class TlsTernd:
 
     def __init__(self, tls_dir):
         self.dir = tempfile.mkdtemp(prefix="ternd-tls-")
-        self.port = free_port()
+        self.port = ternlib.free_port()
         self.url = "tls://127.0.0.1:%d" % self.port
         self.log_path = os.path.join(self.dir, "out.log")
         with open(self.log_path, "w") as log:
@@ -129,7 +121,7 @@ def wait_log(log, text, timeout=10):
 
 def test_vm_lifecycle_over_tls():
     c = certs()
-    port = free_port()
+    port = ternlib.free_port()
     t = ternd.Ternd("tls", extra=["--listen-tls", "127.0.0.1:%d" % port, "--tls-dir", c["server"]])
     try:
         wait_listening(t.proc, t.log)
@@ -247,7 +239,7 @@ def test_bad_tls_flags_exit_2_naming_them():
         # Missing, mismatched or foreign files: ternd names the file and does not start.
         bad = os.path.join(work, "bad")
         os.makedirs(bad)
-        listen = ["--listen-tls", "127.0.0.1:%d" % free_port(), "--tls-dir", bad]
+        listen = ["--listen-tls", "127.0.0.1:%d" % ternlib.free_port(), "--tls-dir", bad]
         refused(run("ternd", ternd_args + listen), 2, os.path.join(bad, "cacert.pem"),
                 "No such file")
         for f in ("cacert.pem", "servercert.pem"):
@@ -272,7 +264,7 @@ def test_bad_tls_flags_exit_2_naming_them():
                  ["--tls-dir", "cacert.pem", "No such file"])):
             refused(run("tern", args + ["list"], env=env), 2, *words)
         # Nothing listening there: not reachable (3).
-        refused(run("tern", ["--connect", "tls://127.0.0.1:%d" % free_port(), "--tls-dir",
+        refused(run("tern", ["--connect", "tls://127.0.0.1:%d" % ternlib.free_port(), "--tls-dir",
                              c["client"], "list"]), 3, "Connection refused", "--listen-tls")
     finally:
         shutil.rmtree(work, ignore_errors=True)

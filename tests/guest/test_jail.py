@@ -43,33 +43,6 @@ def jailed(uid, work, extra=(), env=None, log_name=None, jail_extra=""):
     return api.Vmm(args, env=env, log_name=log_name)
 
 
-def jailed_pid(v, timeout=30):
-    """The jailed tern-vmm: the child of the supervisor that was started."""
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            with open("/proc/%d/task/%d/children" % (v.pid, v.pid)) as f:
-                kids = f.read().split()
-            if kids:
-                return int(kids[0])
-        except FileNotFoundError:
-            pass
-        assert v.proc.poll() is None, "tern-vmm ended: %r" % v
-        time.sleep(0.1)
-    raise AssertionError("no jailed process under %d: %r" % (v.pid, v))
-
-
-def status_of(pid):
-    out = {}
-    for tid in os.listdir("/proc/%d/task" % pid):
-        try:
-            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
-                out[int(tid)] = dict(l.rstrip("\n").split(":\t", 1) for l in f if ":\t" in l)
-        except (FileNotFoundError, ProcessLookupError):
-            pass  # a thread that ended meanwhile (or an image being replaced by a restart)
-    return out
-
-
 def alive(pid):
     """Whether pid runs (a zombie, or a process gone, does not)."""
     try:
@@ -100,8 +73,8 @@ def test_a_jailed_vm_has_every_wall():
     v = jailed(UID_A, work, ["--cpus", "2", "--rng"], log_name="jail-walls.log")
     try:
         assert v.wait_for("count 3", 90), "the jailed guest never counted: %r" % v
-        pid = jailed_pid(v)
-        threads = status_of(pid)
+        pid = ternlib.jailed_pid(v)
+        threads = ternlib.thread_status(pid)
         names = sorted(st.get("Name") for st in threads.values())
         assert "vcpu0" in names and "vcpu1" in names, names
         for tid, st in threads.items():
@@ -114,7 +87,7 @@ def test_a_jailed_vm_has_every_wall():
             assert st["NoNewPrivs"] == "1", "%s: NoNewPrivs %r" % (who, st["NoNewPrivs"])
             assert st["Seccomp"] == "2", "%s: Seccomp %r" % (who, st["Seccomp"])
         # The supervisor outside (root's CAP_KILL alone, to signal it) is filtered too.
-        sup = status_of(v.pid)[v.pid]
+        sup = ternlib.thread_status(v.pid)[v.pid]
         assert sup["Seccomp"] == "2" and sup["NoNewPrivs"] == "1", "supervisor: %r" % sup
         assert int(sup["CapEff"], 16) == 1 << 5 and int(sup["CapPrm"], 16) == 1 << 5, \
             "the supervisor should keep CAP_KILL alone: %r" % sup
@@ -161,7 +134,7 @@ def test_a_jailed_vm_cannot_reach_another():
     a = None
     try:
         assert b.wait_for("count 2", 90), "VM B never counted: %r" % b
-        bpid = jailed_pid(b)
+        bpid = ternlib.jailed_pid(b)
         arg = "open=%s,connect=%s,ptrace=%d,kill=%d,open=%s" % (
             os.path.join(wb, "disk.img"), os.path.join(wb, "api.sock"), bpid, bpid, b_file)
         a = jailed(UID_A, wa, ["--seccomp", "log", "--jail-bind", shared],
@@ -190,7 +163,7 @@ def test_killing_the_supervisor_ends_the_jailed_vm():
     v = jailed(UID_A, work, log_name="jail-kill.log")
     try:
         assert v.wait_for("count 2", 90), "the jailed guest never counted: %r" % v
-        pid = jailed_pid(v)
+        pid = ternlib.jailed_pid(v)
         v.proc.kill()
         v.wait(10)
         end = time.time() + 10
@@ -212,10 +185,10 @@ def test_a_jailed_vm_restarts_inside_its_jail():
     try:
         assert v.wait_for("tiny: resetting through the i8042", 90, count=3), \
             "the guest did not boot again in the jail: %r" % v
-        pid = jailed_pid(v)
+        pid = ternlib.jailed_pid(v)
         st = {}
         for _ in range(50):  # a restart may be replacing the image just now
-            st = status_of(pid)
+            st = ternlib.thread_status(pid)
             if st:
                 break
             time.sleep(0.1)

@@ -138,17 +138,9 @@ def test_migrate_over_unix_keeps_every_byte():
         dst.stop()
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 def test_migrate_over_tcp_with_two_vcpus():
     work, src, c = start_source("tcp", extra=["--cpus", "2"])
-    port = free_port()
+    port = ternlib.free_port()
     dst, dsock = start_destination("tcp", work, "tcp:127.0.0.1:%d" % port)
     try:
         end = time.time() + 30

@@ -23,19 +23,6 @@ def counter(extra=(), env=None, log_name=None):
     return v
 
 
-def thread_status(pid):
-    """{tid: (name, {field: value})} for every thread of pid."""
-    out = {}
-    for tid in os.listdir("/proc/%d/task" % pid):
-        try:
-            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
-                fields = dict(l.rstrip("\n").split(":\t", 1) for l in f if ":\t" in l)
-        except FileNotFoundError:
-            continue
-        out[int(tid)] = (fields.get("Name", "?"), fields)
-    return out
-
-
 def test_every_thread_is_filtered():
     """A VM with two vCPUs, a disk on worker threads, rng and user networking: every
     thread of its tern-vmm shows Seccomp: 2 (filter) and NoNewPrivs: 1."""
@@ -47,11 +34,12 @@ def test_every_thread_is_filtered():
                 log_name="seccomp-threads.log")
     try:
         assert v.wait_for("count 3", 60), "the guest never counted: %r" % v
-        threads = thread_status(v.pid)
-        names = sorted(n for n, _ in threads.values())
+        threads = ternlib.thread_status(v.pid)
+        names = sorted(st.get("Name", "?") for st in threads.values())
         assert "vcpu0" in names and "vcpu1" in names, names
         assert "disk-io" in names, "no disk worker threads: %r" % names
-        for tid, (name, st) in threads.items():
+        for tid, st in threads.items():
+            name = st.get("Name", "?")
             assert st.get("Seccomp") == "2", "thread %d (%s): Seccomp %r" % (tid, name, st.get("Seccomp"))
             assert st.get("NoNewPrivs") == "1", "thread %d (%s): NoNewPrivs %r" % (
                 tid, name, st.get("NoNewPrivs"))
@@ -108,8 +96,8 @@ def test_log_mode_lets_the_call_through():
     try:
         assert v.wait_for("count 3", 60), "the guest never counted: %r" % v
         assert "vcpu-openat returned" in v.err() and "(ok)" in v.err(), v
-        st = thread_status(v.pid)
-        assert all(f.get("Seccomp") == "2" for _, f in st.values()), st
+        st = ternlib.thread_status(v.pid)
+        assert all(f.get("Seccomp") == "2" for f in st.values()), st
     finally:
         v.stop()
         v.save_log()
@@ -120,8 +108,8 @@ def test_off_says_it_is_unsafe_and_bad_modes_are_refused():
     try:
         assert v.wait_for("count 2", 60), "the guest never counted: %r" % v
         assert "unsafe" in v.err(), v
-        st = thread_status(v.pid)
-        assert all(f.get("Seccomp") == "0" for _, f in st.values()), st
+        st = ternlib.thread_status(v.pid)
+        assert all(f.get("Seccomp") == "0" for f in st.values()), st
     finally:
         v.stop()
     r = ternlib.run_vmm(["--seccomp", "strict", "--kernel", ternlib.guest_path("counter")])

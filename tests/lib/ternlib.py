@@ -3,7 +3,9 @@
 A test skips (raises Skip) only for a CPU feature or behaviour it needs and the CPU
 lacks; anything else missing is a failure: a test that cannot run tests nothing."""
 import os
+import socket
 import subprocess
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHARED = os.path.normpath(os.path.join(ROOT, "..", "shared"))
@@ -92,3 +94,42 @@ def cpu_is_qemu_tcg():
     """True on QEMU's emulated CPU (the lab's): it skips a few architectural checks
     that Intel's and AMD's manuals require of hardware (see tests/guest/tiny.py)."""
     return cpu_model().startswith("QEMU TCG CPU")
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def thread_status(pid):
+    """{tid: {field: value}} of /proc/PID/task/TID/status for every thread of pid; a thread
+    that ends meanwhile (or an image being replaced by an exec) is left out."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                out[int(tid)] = dict(l.rstrip("\n").split(":\t", 1) for l in f if ":\t" in l)
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return out
+
+
+def jailed_pid(vmm, timeout=30):
+    """The jailed tern-vmm of a `tern-vmm --jail` (tests/lib/api.py's Vmm): the child of the
+    supervisor that was started."""
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            with open("/proc/%d/task/%d/children" % (vmm.pid, vmm.pid)) as f:
+                kids = f.read().split()
+            if kids:
+                return int(kids[0])
+        except FileNotFoundError:
+            pass
+        assert vmm.proc.poll() is None, "tern-vmm ended: %r" % vmm
+        time.sleep(0.1)
+    raise AssertionError("no jailed process under %d: %r" % (vmm.pid, vmm))

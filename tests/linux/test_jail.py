@@ -19,7 +19,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -56,14 +55,6 @@ done
 """
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def ticks(v):
     return [int(x) for x in re.findall(r"^tick (\d+)$", v.out(), re.M)]
 
@@ -91,24 +82,21 @@ def http(port, timeout=60):
     raise AssertionError("no HTTP answer on port %d: %r" % (port, last))
 
 
-def jailed_pid(v):
-    end = time.time() + 30
-    while time.time() < end:
-        with open("/proc/%d/task/%d/children" % (v.pid, v.pid)) as f:
-            kids = f.read().split()
-        if kids:
-            return int(kids[0])
-        time.sleep(0.1)
-    raise AssertionError("no jailed process: %r" % v)
+def guest_files(work, mib):
+    """An ext4 image of mib MiB in work, the VM's user's, and the initramfs with INIT,
+    readable by it."""
+    image = os.path.join(work, "disk.img")
+    with open(image, "wb") as f:
+        f.truncate(mib << 20)
+    subprocess.run(["mkfs.ext4", "-q", "-F", image], check=True)
+    os.chown(image, UID, UID)
+    initrd = initramfs.build(INIT)
+    os.chmod(initrd, 0o644)
+    return image, initrd
 
 
 def check_walls(pid):
-    for tid in os.listdir("/proc/%d/task" % pid):
-        try:
-            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
-                st = dict(l.rstrip("\n").split(":\t", 1) for l in f if ":\t" in l)
-        except (FileNotFoundError, ProcessLookupError):
-            continue  # a thread that ended meanwhile
+    for tid, st in ternlib.thread_status(pid).items():
         who = "thread %s (%s)" % (tid, st["Name"])
         assert st["Uid"].split() == [str(UID)] * 4, "%s: Uid %r" % (who, st["Uid"])
         assert int(st["CapEff"], 16) == 0 and int(st["CapBnd"], 16) == 0, "%s: %r" % (who, st)
@@ -124,14 +112,8 @@ def test_a_linux_guest_runs_snapshots_and_restores_in_the_jail():
     for d in (run, snaps):
         os.mkdir(d, 0o700)
         os.chown(d, UID, UID)
-    image = os.path.join(work, "disk.img")
-    with open(image, "wb") as f:
-        f.truncate(32 << 20)
-    subprocess.run(["mkfs.ext4", "-q", "-F", image], check=True)
-    os.chown(image, UID, UID)
-    initrd = initramfs.build(INIT)
-    os.chmod(initrd, 0o644)
-    port = free_port()
+    image, initrd = guest_files(work, 32)
+    port = ternlib.free_port()
     jail = ["--jail", "uid=%d,gid=%d" % (UID, UID), "--jail-bind", snaps]
     common = ["--api-sock", os.path.join(run, "api.sock")]
     vsock = ["--vsock", "cid=7,uds=%s" % os.path.join(run, "vsock.sock")]  # restored with the VM
@@ -144,7 +126,7 @@ def test_a_linux_guest_runs_snapshots_and_restores_in_the_jail():
         first = wait_ticks(v, 3)
         assert v.wait_for("RNG 64 bytes", 10), "no entropy from virtio-rng: %r" % v
         assert "MOUNT FAILED" not in v.out(), v
-        check_walls(jailed_pid(v))
+        check_walls(ternlib.jailed_pid(v))
         assert http(port) == "JAILED-OK"
         vs = os.stat(os.path.join(run, "vsock.sock"))  # the vsock device's socket, made in the jail
         assert vs.st_uid == UID, "vsock.sock belongs to uid %d" % vs.st_uid
@@ -170,7 +152,7 @@ def test_a_linux_guest_runs_snapshots_and_restores_in_the_jail():
         # The next tick, or the one after if the pause split its line between the two VMs.
         assert at < ticks(r)[0] <= at + 2, "the restored guest should go on from tick %d: %r" % (
             at, ticks(r)[:5])
-        check_walls(jailed_pid(r))
+        check_walls(ternlib.jailed_pid(r))
         assert http(port) == "JAILED-OK"
         print("jailed Linux guest: ticks from %d, snapshot at %d, restored to %d; rng, HTTP over "
               "user networking, snapshot and restore in the jail" % (first, at, got))
@@ -199,13 +181,7 @@ def test_a_jailed_vm_in_a_network_namespace_on_its_own_tap():
     kernel = os.path.join(ternlib.SHARED, "guest", "vmlinux-min")
     work = tempfile.mkdtemp(prefix="tern-jail-tap-")
     os.chown(work, UID, UID)
-    image = os.path.join(work, "disk.img")
-    with open(image, "wb") as f:
-        f.truncate(16 << 20)
-    subprocess.run(["mkfs.ext4", "-q", "-F", image], check=True)
-    os.chown(image, UID, UID)
-    initrd = initramfs.build(INIT)
-    os.chmod(initrd, 0o644)
+    image, initrd = guest_files(work, 16)
     ns = "tern-jail-%d" % os.getpid()
     inns = lambda *a, **kw: subprocess.run(["ip", "netns", "exec", ns] + list(a), **kw)
     subprocess.run(["ip", "netns", "add", ns], check=True)
@@ -222,8 +198,8 @@ def test_a_jailed_vm_in_a_network_namespace_on_its_own_tap():
                      "--cmdline", CMDLINE + " tern.ip=192.168.90.2", "--disk", "path=%s" % image,
                      "--net", "tap=tapj"], log_name="linux-jail-tap.log", stdin=subprocess.PIPE)
         wait_ticks(v, 2)
-        check_walls(jailed_pid(v))
-        joined = os.stat("/proc/%d/ns/net" % jailed_pid(v)).st_ino
+        check_walls(ternlib.jailed_pid(v))
+        joined = os.stat("/proc/%d/ns/net" % ternlib.jailed_pid(v)).st_ino
         assert joined == os.stat("/run/netns/" + ns).st_ino, "the jail is not in netns %s" % ns
         got, end = None, time.time() + 60
         while time.time() < end:
@@ -235,7 +211,7 @@ def test_a_jailed_vm_in_a_network_namespace_on_its_own_tap():
                 break
             time.sleep(0.5)
         assert got == "JAILED-OK", "no HTTP answer through the jailed VM's TAP: %r" % v
-        uts = subprocess.run(["nsenter", "-t", str(jailed_pid(v)), "-u", "hostname"],
+        uts = subprocess.run(["nsenter", "-t", str(ternlib.jailed_pid(v)), "-u", "hostname"],
                              capture_output=True, text=True)
         assert uts.stdout.strip() == "web-jailed", uts
         v.proc.stdin.write(b"stop\n")
