@@ -187,14 +187,6 @@ def proc_start(pid):
     return int(stat[stat.rindex(")") + 2:].split()[19])
 
 
-def alive(pid):
-    try:
-        stat = read("/proc/%d/stat" % pid)
-    except FileNotFoundError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
-
-
 # --- with a fake PROGRAM ----------------------------------------------------------------
 
 
@@ -445,12 +437,12 @@ def test_survives_parent_death():
         wait_for(lambda: b"tick 2\n" in read(log, "rb"), "ticks in console.log")
         os.kill(pids[0], signal.SIGHUP)
         wait_for(lambda: b"tick 8\n" in read(log, "rb"), "ticks after its parent's death")
-        assert alive(pids[0]) and alive(pids[2])
+        assert ternlib.pid_alive(pids[0]) and ternlib.pid_alive(pids[2])
         r = Client(d, "ro")
         r.until(b"tick")
         os.kill(pids[2], signal.SIGTERM)
         r.to_eof()
-        wait_for(lambda: not alive(pids[0]), "the monitor to end")
+        wait_for(lambda: not ternlib.pid_alive(pids[0]), "the monitor to end")
         st = json.loads(read(os.path.join(d, "status")))
         assert (st["reason"], st["signal"]) == ("killed", 15), st
     finally:

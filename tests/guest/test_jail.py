@@ -43,15 +43,6 @@ def jailed(uid, work, extra=(), env=None, log_name=None, jail_extra=""):
     return api.Vmm(args, env=env, log_name=log_name)
 
 
-def alive(pid):
-    """Whether pid runs (a zombie, or a process gone, does not)."""
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            return "State:\tZ" not in f.read()
-    except FileNotFoundError:
-        return False
-
-
 def mount_points(pid):
     """[(mount point, filesystem type, options)] of pid's mount namespace."""
     out = []
@@ -119,7 +110,7 @@ def test_a_jailed_vm_has_every_wall():
     finally:
         st = v.stop()
     assert st == -signal.SIGTERM, "SIGTERM should end the jailed tern-vmm as before: %r: %r" % (st, v)
-    assert not alive(pid), "the jailed process outlived its supervisor"
+    assert not ternlib.pid_alive(pid), "the jailed process outlived its supervisor"
 
 
 def test_a_jailed_vm_cannot_reach_another():
@@ -167,9 +158,9 @@ def test_killing_the_supervisor_ends_the_jailed_vm():
         v.proc.kill()
         v.wait(10)
         end = time.time() + 10
-        while alive(pid) and time.time() < end:
+        while ternlib.pid_alive(pid) and time.time() < end:
             time.sleep(0.1)
-        assert not alive(pid), "the jailed tern-vmm %d outlived its supervisor" % pid
+        assert not ternlib.pid_alive(pid), "the jailed tern-vmm %d outlived its supervisor" % pid
     finally:
         v.stop()
 

@@ -105,6 +105,16 @@ def free_port():
     return port
 
 
+def pid_alive(pid):
+    """Whether pid runs: a zombie, or a process gone (even while /proc is read), does not."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            stat = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
 def thread_status(pid):
     """{tid: {field: value}} of /proc/PID/task/TID/status for every thread of pid; a thread
     that ends meanwhile (or an image being replaced by an exec) is left out."""
