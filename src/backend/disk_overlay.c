@@ -277,6 +277,23 @@ static int read_header(int fd, struct overlay_header *h, char *err, size_t n)
 	return 0;
 }
 
+int overlay_base_of(const char *path, char *base, size_t n)
+{
+	struct overlay_header h;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), r;
+
+	if (fd < 0)
+		return -errno;
+	r = read_header(fd, &h, NULL, 0);
+	close(fd);
+	if (r)
+		return r;
+	if (strlen(h.base_path) >= n)
+		return -ENAMETOOLONG;
+	strcpy(base, h.base_path);
+	return 0;
+}
+
 #define BASE_BUSY "its base '%s' is held for writing by another process (a VM using it as a disk?)"
 
 static int lock_base(int fd)

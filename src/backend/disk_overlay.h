@@ -44,6 +44,9 @@ int overlay_layout(struct overlay_header *h, char *err, size_t n);
 int overlay_header_parse(const uint8_t *buf, size_t len, struct overlay_header *h, char *err,
 			 size_t n);
 void overlay_header_build(const struct overlay_header *h, uint8_t buf[OVERLAY_HEADER_SIZE]);
+/* The base path the overlay file at path names (n: at least OVERLAY_BASE_PATH_MAX + 1).
+ * 0, or -errno (-EINVAL: not a sound overlay). */
+int overlay_base_of(const char *path, char *base, size_t n);
 
 /*
  * Makes a new overlay file at path (which must not exist) in front of base, as large as

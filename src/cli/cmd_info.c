@@ -103,6 +103,15 @@ static void print_info(struct json_object *vm)
 			 mon, v);
 		line("Seccomp:", buf);
 	}
+	if (json_object_object_get_ex(vm, "jail", &d) && json_object_is_type(d, json_type_object) &&
+	    get_num(d, "uid", &v) && get_num(d, "gid", &mon)) {
+		double sup = 0;
+		get_num(d, "supervisor_pid", &sup);
+		snprintf(buf, sizeof(buf), "uid %.0f, gid %.0f (supervisor pid %.0f)", v, mon, sup);
+		line("Jail:", buf);
+	} else if (json_object_object_get_ex(vm, "jail", &d) && get_num(vm, "pid", &v)) {
+		line("Jail:", "none (ternd runs without --vm-uids)");
+	}
 	if (json_object_object_get_ex(vm, "cgroup", &d) &&
 	    json_object_is_type(d, json_type_object)) {
 		double w, mx, cur, pm, pc;

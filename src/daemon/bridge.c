@@ -18,8 +18,9 @@ void bridge_tap_name(const struct vmdef *d, unsigned int nic, char out[IFNAMSIZ]
 	snprintf(out, IFNAMSIZ, "tn%.8s-%u", d->uuid, nic);
 }
 
-/* Makes the TAP persistent (on) or removes it (off). */
-static int tap_persist(const char *name, bool on)
+/* Makes the TAP persistent (on), usable by uid and its gid (not 0: a jailed tern-vmm has
+ * no CAP_NET_ADMIN to attach to it otherwise), or removes it (off). */
+static int tap_persist(const char *name, bool on, uid_t uid)
 {
 	struct ifreq ifr = { 0 };
 	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC), r = 0;
@@ -29,7 +30,11 @@ static int tap_persist(const char *name, bool on)
 	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name);
 	/* The flags tern-vmm opens it with: TUNSETIFF refuses an existing TAP made otherwise. */
 	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
-	if (ioctl(fd, TUNSETIFF, &ifr) < 0 || ioctl(fd, TUNSETPERSIST, on ? 1 : 0) < 0)
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0 ||
+	    (on && uid &&
+	     (ioctl(fd, TUNSETOWNER, (unsigned long)uid) < 0 ||
+	      ioctl(fd, TUNSETGROUP, (unsigned long)uid) < 0)) ||
+	    ioctl(fd, TUNSETPERSIST, on ? 1 : 0) < 0)
 		r = -errno;
 	close(fd);
 	return r;
@@ -62,7 +67,7 @@ out:
 	return r;
 }
 
-int bridge_taps_create(const struct vmdef *d, char *err, size_t errlen)
+int bridge_taps_create(const struct vmdef *d, uid_t uid, char *err, size_t errlen)
 {
 	char tap[IFNAMSIZ];
 	int r;
@@ -77,8 +82,8 @@ int bridge_taps_create(const struct vmdef *d, char *err, size_t errlen)
 			goto fail;
 		}
 		bridge_tap_name(d, i, tap);
-		tap_persist(tap, false); /* one left from a run that ended with ternd away */
-		if ((r = tap_persist(tap, true))) {
+		tap_persist(tap, false, 0); /* one left from a run that ended with ternd away */
+		if ((r = tap_persist(tap, true, uid))) {
 			fail_msg(err, errlen, r, "nics[%u]: cannot make TAP %s: %s%s", i, tap,
 				 strerror(-r), r == -EPERM ? " (ternd needs CAP_NET_ADMIN)" : "");
 			goto fail;
@@ -105,6 +110,6 @@ void bridge_taps_delete(const struct vmdef *d)
 		if (d->nics[i].type == VMDEF_NIC_BRIDGE) {
 			bridge_tap_name(d, i, tap);
 			if (if_nametoindex(tap))
-				tap_persist(tap, false);
+				tap_persist(tap, false, 0);
 		}
 }

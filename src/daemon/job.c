@@ -6,6 +6,7 @@
  * migration's owner asks tern-vmm (GET /migrate) and says what it learnt (job_set).
  */
 #include "daemon/ternd.h"
+#include "daemon/vm_jail.h"
 #include "core/log.h"
 #include "core/util.h"
 
@@ -47,8 +48,8 @@ void job_begin(struct ternd *t, struct vm_entry *e, const char *op, uint64_t tot
 	e->job.done = 0;
 	e->job.total = total;
 	e->job.started = now();
-	e->job.writer = writes ? e->vmm_pid : 0;
-	e->job.wbase = writes ? wchar(e->vmm_pid) : 0;
+	e->job.writer = writes ? vmjail_vmm_pid(e, e->vmm_pid) : 0;
+	e->job.wbase = writes ? wchar(e->job.writer) : 0;
 	pthread_mutex_unlock(&t->lock);
 }
 

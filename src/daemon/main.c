@@ -10,6 +10,7 @@
 #include "daemon/server.h"
 #include "daemon/cgroup_limits.h"
 #include "daemon/ternd.h"
+#include "daemon/vm_jail.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +18,7 @@
 #include <grp.h>
 #include <libgen.h>
 #include <limits.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,7 +34,7 @@
 static const char usage[] =
 	"usage: ternd [--foreground] [--state-dir DIR] [--group NAME] [--cgroup PATH|none]\n"
 	"             [--vmm PATH] [--monitor PATH] [--start-timeout SECONDS]\n"
-	"             [--listen-tls ADDR:PORT] [--tls-dir DIR]\n"
+	"             [--listen-tls ADDR:PORT] [--tls-dir DIR] [--vm-uids FIRST-LAST]\n"
 	"             [--log-level error|warn|info|debug]\n"
 	"\n"
 	"The tern host manager: keeps VM definitions in DIR (default " DEFAULT_STATE_DIR "),\n"
@@ -48,6 +50,10 @@ static const char usage[] =
 	"                      none: no cgroups\n"
 	"  --vmm, --monitor    the tern-vmm and tern-monitor to run (default: beside ternd, else\n"
 	"                      in ../bin from ternd's directory)\n"
+	"  --vm-uids FIRST-LAST  jail every VM's tern-vmm (tern-vmm --jail) under a uid of\n"
+	"                      its own from this range (1 to 4294967294, no user of the host's\n"
+	"                      in it), its gid the same number; its writable disks are given to\n"
+	"                      that uid while it runs and given back after (docs/security.md)\n"
 	"  --start-timeout S   how long a VM may take to answer on its API socket, 1 to 3600\n"
 	"                      (default 60)\n"
 	"  --listen-tls ADDR:PORT  also serve the API (read-write) over TLS on TCP: an IPv4\n"
@@ -68,7 +74,39 @@ struct opts {
 	struct hostport tls_addr;
 	unsigned int start_timeout_s;
 	enum log_level level;
+	uid_t uid_first;
+	unsigned int uid_count;
 };
+
+#define VM_UIDS_MAX 1000000 /* uids in --vm-uids: more VMs than a host runs */
+
+/* --vm-uids FIRST-LAST: a range no user of the host's is in (they would share files). */
+static void parse_vm_uids(const char *arg, struct opts *o)
+{
+	char first[24], last[24], extra;
+	uint64_t a, b;
+	struct passwd *pw;
+
+	if (sscanf(arg, "%23[0-9]-%23[0-9]%c", first, last, &extra) != 2 ||
+	    !parse_u64(first, 1, 4294967294ULL, &a) || !parse_u64(last, 1, 4294967294ULL, &b) ||
+	    b < a || b - a >= VM_UIDS_MAX)
+		die_usage("--vm-uids: '%s' is not FIRST-LAST, two uids from 1 to 4294967294 with "
+			  "FIRST <= LAST and at most %d of them",
+			  arg, VM_UIDS_MAX);
+	setpwent();
+	while ((pw = getpwent()))
+		if (pw->pw_uid >= a && pw->pw_uid <= b) {
+			char name[64];
+			snprintf(name, sizeof(name), "%s", pw->pw_name);
+			endpwent();
+			die_usage("--vm-uids: uid %u in %s is the host's user %s: VMs need uids "
+				  "of their own",
+				  (unsigned int)pw->pw_uid, arg, name);
+		}
+	endpwent();
+	o->uid_first = (uid_t)a;
+	o->uid_count = (unsigned int)(b - a + 1);
+}
 
 /* DIR/NAME where DIR holds ternd's executable; else DIR/../bin/NAME when that one is
  * executable (an installed ternd in sbin finds tern-vmm in bin). */
@@ -106,6 +144,7 @@ static void parse(int argc, char **argv, struct opts *o)
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "listen-tls", required_argument, NULL, 'L' },
 		{ "tls-dir", required_argument, NULL, 'T' },
+		{ "vm-uids", required_argument, NULL, 'U' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -157,6 +196,9 @@ static void parse(int argc, char **argv, struct opts *o)
 			if (!*optarg)
 				die_usage("--tls-dir: the path is empty");
 			o->tls_dir = optarg;
+			break;
+		case 'U':
+			parse_vm_uids(optarg, o);
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -364,6 +406,8 @@ int main(int argc, char **argv)
 	t.vmm_path = o.vmm ? strdup(o.vmm) : beside_self("tern-vmm");
 	t.monitor_path = o.monitor ? strdup(o.monitor) : beside_self("tern-monitor");
 	t.start_timeout_ms = (int)o.start_timeout_s * 1000;
+	t.uid_first = o.uid_first;
+	t.uid_count = o.uid_count;
 	pthread_mutex_init(&t.lock, NULL);
 	{
 		pthread_condattr_t ca;
@@ -378,6 +422,7 @@ int main(int argc, char **argv)
 		die("%s", err);
 	if (ternd_load(&t, err, sizeof(err)))
 		die("%s", err);
+	vmjail_release_stale(&t);
 	t.cgroup = setup_cgroup(o.cgroup);
 	t.limits_off = enable_limits(t.cgroup);
 	if ((t.watch_fd = epoll_create1(EPOLL_CLOEXEC)) < 0)

@@ -5,6 +5,7 @@
 #include "core/util.h"
 #include "daemon/cgroup_limits.h"
 #include "daemon/ternd.h"
+#include "daemon/vm_jail.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -48,6 +49,7 @@ static int status_of(int r)
 	case -EEXIST:
 	case -ECANCELED:
 	case -ENODEV: /* a limit this host cannot hold (io.max without a block device) */
+	case -EACCES: /* a file the VM's own uid cannot read (ternd --vm-uids) */
 		return 409;
 	case -ENOTSUP:
 		return 501;
@@ -175,15 +177,24 @@ static void info(struct ternd *t, struct vm_entry *e, struct http_response *resp
 
 	pthread_mutex_lock(&t->lock);
 	o = summary(e);
-	pid = e->vmm_pid;
+	pid = vmjail_vmm_pid(e, e->vmm_pid);
 	mon = e->mon_pid;
 	active = ternd_is_active(e);
+	struct json_object *jail = NULL;
+	if (active && e->jailed) {
+		/* The uid its tern-vmm runs as, and the jail's supervisor (tern-vmm --jail). */
+		jail = json_object_new_object();
+		json_object_object_add(jail, "uid", json_object_new_int64(e->jail_uid));
+		json_object_object_add(jail, "gid", json_object_new_int64(e->jail_uid));
+		json_object_object_add(jail, "supervisor_pid", json_object_new_int64(e->vmm_pid));
+	}
 	started = e->started_at;
 	if (e->detail)
 		detail = json_tokener_parse(e->detail);
 	pthread_mutex_unlock(&t->lock);
 	proc_usage(active ? pid : 0, &cpu, &rss);
 	json_object_object_add(o, "detail", detail);
+	json_object_object_add(o, "jail", jail);
 	json_object_object_add(o, "vcpus", json_object_new_int64(e->def.vcpus));
 	json_object_object_add(o, "memory_mib", json_object_new_int64((int64_t)e->def.memory_mib));
 	if (active) {
@@ -207,7 +218,7 @@ static void info(struct ternd *t, struct vm_entry *e, struct http_response *resp
 	}
 	json_object_object_add(
 		o, "api_socket",
-		json_object_new_string(ternd_vm_dir(t, e, "api.sock", path, sizeof(path))));
+		json_object_new_string(ternd_vmm_path(t, e, "api.sock", path, sizeof(path))));
 	json_object_object_add(
 		o, "console_socket",
 		json_object_new_string(ternd_vm_dir(t, e, "console.sock", path, sizeof(path))));

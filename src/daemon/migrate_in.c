@@ -164,8 +164,8 @@ static int listen_for_stream(struct ternd *t, struct vm_entry *e, char *err, siz
 	long long deadline;
 	int r;
 
-	ternd_vm_dir(t, e, "incoming.sock", sock, sizeof(sock));
-	ternd_vm_dir(t, e, "vsock.sock", vsock, sizeof(vsock));
+	ternd_vmm_path(t, e, "incoming.sock", sock, sizeof(sock));
+	ternd_vmm_path(t, e, "vsock.sock", vsock, sizeof(vsock));
 	char uri[4300];
 	snprintf(uri, sizeof(uri), "unix:%s", sock);
 	json_object_object_add(o, "source", json_object_new_string(uri));
@@ -207,7 +207,7 @@ static int check_paths(struct ternd *t, struct vm_entry *e, char *err, size_t n)
 	struct sockaddr_un a;
 	char sock[4200];
 
-	if (strlen(ternd_vm_dir(t, e, "incoming.sock", sock, sizeof(sock))) >= sizeof(a.sun_path))
+	if (strlen(ternd_vmm_path(t, e, "incoming.sock", sock, sizeof(sock))) >= sizeof(a.sun_path))
 		return fail_msg(err, n, -ENAMETOOLONG,
 				"%s is longer than a socket path may be (%zu bytes): ternd's state "
 				"directory is too deep for migrations",
@@ -268,6 +268,11 @@ int migrate_in_prepare(struct ternd *t, const char *name, const char *body,
 	int r;
 
 	*out = NULL;
+	if (t->uid_count)
+		return fail_msg(
+			err, n, -EBUSY,
+			"this ternd jails its VMs (--vm-uids): receiving a migration is not "
+			"supported yet (docs/ternd.md, \"Jailed VMs\")");
 	if ((r = parse_prepare(name, body, &d, &copy, err, n)))
 		return r;
 	if (!(e = ternd_get(t, name))) {
@@ -351,7 +356,7 @@ int migrate_in_stream(struct ternd *t, const char *name, const char *body, struc
 	pthread_mutex_unlock(&t->lock);
 	if (r)
 		goto out;
-	ternd_vm_dir(t, e, "incoming.sock", a.sun_path, sizeof(a.sun_path));
+	ternd_vmm_path(t, e, "incoming.sock", a.sun_path, sizeof(a.sun_path));
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
 	    connect(fd, (struct sockaddr *)&a, sizeof(a))) {
 		r = fail_msg(err, n, -EIO, "%s: its tern-vmm does not take the stream: %s",
@@ -394,8 +399,8 @@ static void *follow_thread(void *arg)
 	long long deadline = ms_now() + STREAM_WAIT_MS;
 	char api[4200], sock[4200];
 
-	ternd_vm_dir(t, e, "api.sock", api, sizeof(api));
-	ternd_vm_dir(t, e, "incoming.sock", sock, sizeof(sock));
+	ternd_vmm_path(t, e, "api.sock", api, sizeof(api));
+	ternd_vmm_path(t, e, "incoming.sock", sock, sizeof(sock));
 	for (;;) {
 		char *resp = NULL, why[512];
 		bool waiting;

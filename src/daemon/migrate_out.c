@@ -251,7 +251,7 @@ static int vmm_progress(struct ternd *t, struct vm_entry *e, struct vmm_progress
 {
 	char api[4200], why[256], *resp = NULL;
 	struct json_object *o, *x;
-	int r = vmm_request(ternd_vm_dir(t, e, "api.sock", api, sizeof(api)), "GET", "/migrate",
+	int r = vmm_request(ternd_vmm_path(t, e, "api.sock", api, sizeof(api)), "GET", "/migrate",
 			    NULL, 2000, &resp, why, sizeof(why));
 
 	*json = NULL;
@@ -428,7 +428,7 @@ static void recover(struct ternd *t, struct vm_entry *e, struct mig *m, bool use
 {
 	char api[4200], *resp = NULL, why[512], state[32] = "";
 	long long end = ms_now() + ARRIVE_MS;
-	int r = vmm_request(ternd_vm_dir(t, e, "api.sock", api, sizeof(api)), "GET", "/", NULL,
+	int r = vmm_request(ternd_vmm_path(t, e, "api.sock", api, sizeof(api)), "GET", "/", NULL,
 			    API_TIMEOUT_MS, &resp, why, sizeof(why));
 	bool paused = r == 200 && resp && strstr(resp, "\"Paused\"");
 
@@ -534,6 +534,11 @@ int migrate_out(struct ternd *t, struct vm_entry *e, const char *body, struct js
 	if ((r = parse(body, &m, err, n)) ||
 	    (r = ops_need_state(t, e, "running", "paused", "migrate", err, n)))
 		return r;
+	if (e->jailed)
+		return fail_msg(err, n, -EBUSY,
+				"%s runs jailed (ternd --vm-uids): migrating a jailed VM is not "
+				"supported yet (docs/ternd.md, \"Jailed VMs\")",
+				e->def.name);
 	for (unsigned int i = 0; m.copy_storage && i < e->def.ndisks; i++)
 		if (e->def.disks[i].overlay && !e->def.disks[i].readonly)
 			return fail_msg(
@@ -562,9 +567,14 @@ int migrate_out(struct ternd *t, struct vm_entry *e, const char *body, struct js
 		goto out;
 	}
 	/* tern-vmm sends to this socket; ternd relays into the tunnel. */
-	ternd_vm_dir(t, e, "migrate.sock", sock, sizeof(sock));
+	ternd_vmm_path(t, e, "migrate.sock", sock, sizeof(sock));
 	if ((lfd = r = listen_unix(sock, err, n)) < 0)
 		goto out;
+	/* A jailed tern-vmm connects as its own uid. */
+	if (e->jailed && lchown(sock, e->jail_uid, e->jail_uid)) {
+		r = fail_msg(err, n, -errno, "%s: %s", sock, strerror(errno));
+		goto out;
+	}
 	if (!m.live && !user_paused) {
 		if ((r = ops_vmm_call(t, e, "PATCH", "/vm", "{\"state\": \"Paused\"}",
 				      API_TIMEOUT_MS, err, n)))

@@ -1,5 +1,6 @@
 /* Lifecycle operations on one VM, each under that VM's op lock (ternd.h). */
 #include "daemon/ternd.h"
+#include "daemon/vm_jail.h"
 
 #include "api/json_in.h"
 #include "core/util.h"
@@ -34,8 +35,8 @@ int ops_vmm_call(struct ternd *t, struct vm_entry *e, const char *method, const 
 		 const char *body, int timeout_ms, char *err, size_t n)
 {
 	char sock[4200], why[512], *resp = NULL;
-	int r = vmm_request(ternd_vm_dir(t, e, "api.sock", sock, sizeof(sock)), method, path, body,
-			    timeout_ms, &resp, why, sizeof(why));
+	int r = vmm_request(ternd_vmm_path(t, e, "api.sock", sock, sizeof(sock)), method, path,
+			    body, timeout_ms, &resp, why, sizeof(why));
 
 	if (r == 204 || r == 200)
 		r = 0;
@@ -82,7 +83,7 @@ static int op_shutdown(struct ternd *t, struct vm_entry *e, const char *body, ch
 
 static int op_save(struct ternd *t, struct vm_entry *e, char *err, size_t n)
 {
-	char dir[4200], st[4300], mem[4300], body[9000];
+	char dir[4200], st[4300], mem[4300], vst[4300], vmem[4300], body[9000];
 	int r;
 
 	if ((r = ops_need_state(t, e, "running", "paused", "save", err, n)))
@@ -92,8 +93,11 @@ static int op_save(struct ternd *t, struct vm_entry *e, char *err, size_t n)
 		return fail_msg(err, n, -errno, "%s: %s", dir, strerror(errno));
 	snprintf(st, sizeof(st), "%s/vm.state", dir);
 	snprintf(mem, sizeof(mem), "%s/vm.mem", dir);
-	snprintf(body, sizeof(body), "{\"snapshot_path\": \"%s\", \"mem_file_path\": \"%s\"}", st,
-		 mem);
+	/* Written where tern-vmm may write (its jail), then moved into ternd's save/. */
+	ternd_vmm_path(t, e, "vm.state", vst, sizeof(vst));
+	ternd_vmm_path(t, e, "vm.mem", vmem, sizeof(vmem));
+	snprintf(body, sizeof(body), "{\"snapshot_path\": \"%s\", \"mem_file_path\": \"%s\"}", vst,
+		 vmem);
 	if (!strcmp(e->state, "running") &&
 	    (r = ops_vmm_call(t, e, "PATCH", "/vm", "{\"state\": \"Paused\"}", API_TIMEOUT_MS, err,
 			      n)))
@@ -101,8 +105,12 @@ static int op_save(struct ternd *t, struct vm_entry *e, char *err, size_t n)
 	ternd_set_state(t, e, "paused", "user", NULL);
 	job_begin(t, e, "save", 0, true);
 	r = ops_vmm_call(t, e, "PUT", "/snapshot/create", body, SAVE_TIMEOUT_MS, err, n);
+	if (!r && !(r = vmjail_take_file(t, e, "vm.mem", mem, err, n)))
+		r = vmjail_take_file(t, e, "vm.state", st, err, n);
 	job_end(t, e);
 	if (r) {
+		unlink(vst);
+		unlink(vmem);
 		unlink(st);
 		unlink(mem);
 		return r;

@@ -5,6 +5,7 @@
  */
 #include "daemon/cgroup_limits.h"
 #include "daemon/ternd.h"
+#include "daemon/vm_jail.h"
 
 #include "core/log.h"
 #include "core/util.h"
@@ -213,6 +214,7 @@ static void finalize(struct ternd *t, struct vm_entry *e)
 	pthread_mutex_unlock(&t->lock);
 	ended(t, e, &reason, &detail);
 	bridge_taps_delete(&e->def);
+	vmjail_release(t, e);
 	/* A tern-vmm started without the VM's options (restored, migrated in) exits on a
 	 * reboot rather than starting over itself: the definition says what comes next. */
 	restart = (!strcmp(reason, "shutdown") && e->def.on_poweroff == VMDEF_RESTART) ||
@@ -328,15 +330,17 @@ static void spawn_child(const char *cg, char **argv, int log_fd)
 static char **start_argv(struct ternd *t, struct vm_entry *e, const char *restore_state,
 			 const char *restore_mem, bool paused, bool incoming)
 {
-	char dir[4096], api[4200], status[4200], vsock[4200];
+	char dir[4096], api[4200], status[4200], vsock[4200], jail[64];
 	bool restore = restore_state;
 	char **vargs = NULL, **argv;
 	size_t nv = 0, i = 0;
 
 	ternd_vm_dir(t, e, NULL, dir, sizeof(dir));
-	snprintf(api, sizeof(api), "%s/api.sock", dir);
-	snprintf(status, sizeof(status), "%s/status.vmm", dir);
-	snprintf(vsock, sizeof(vsock), "%s/vsock.sock", dir);
+	ternd_vmm_path(t, e, "api.sock", api, sizeof(api));
+	ternd_vmm_path(t, e, "status.vmm", status, sizeof(status));
+	ternd_vmm_path(t, e, "vsock.sock", vsock, sizeof(vsock));
+	snprintf(jail, sizeof(jail), "uid=%u,gid=%u", (unsigned int)e->jail_uid,
+		 (unsigned int)e->jail_uid);
 	char taps[VMDEF_MAX_NICS][IFNAMSIZ], *tapv[VMDEF_MAX_NICS];
 	for (unsigned int k = 0; k < e->def.nnics; k++) {
 		bridge_tap_name(&e->def, k, taps[k]);
@@ -346,15 +350,21 @@ static char **start_argv(struct ternd *t, struct vm_entry *e, const char *restor
 		return NULL;
 	while (vargs && vargs[nv])
 		nv++;
-	if (!(argv = calloc(nv + 16, sizeof(*argv)))) {
+	if (!(argv = calloc(nv + 20, sizeof(*argv)))) {
 		vmdef_free_args(vargs);
 		return NULL;
 	}
 	argv[i++] = strdup(t->monitor_path);
 	argv[i++] = strdup("--dir");
 	argv[i++] = strdup(dir);
+	argv[i++] = strdup("--status-vmm");
+	argv[i++] = strdup(status);
 	argv[i++] = strdup("--");
 	argv[i++] = strdup(t->vmm_path);
+	if (e->jailed) {
+		argv[i++] = strdup("--jail");
+		argv[i++] = strdup(jail);
+	}
 	if (restore) {
 		argv[i++] = strdup("--restore");
 		argv[i++] = strdup(restore_state);
@@ -396,6 +406,7 @@ static int ended_early(struct ternd *t, struct vm_entry *e, char *err, size_t n,
 
 	ended(t, e, &reason, &detail);
 	bridge_taps_delete(&e->def);
+	vmjail_release(t, e);
 	if (detail && (o = json_tokener_parse(detail))) {
 		struct json_object *m;
 		if (json_object_object_get_ex(o, "message", &m))
@@ -440,13 +451,20 @@ static int launch(struct ternd *t, struct vm_entry *e, const char *restore_state
 	mkdir(path, 0700);
 	if (mkdir(dir, 0700) && errno != EEXIST)
 		return fail_msg(err, n, -errno, "%s: %s", dir, strerror(errno));
-	for (const char *f = "status\0status.vmm\0pid\0api.sock\0incoming.sock\0migrate.sock\0"; *f;
-	     f += strlen(f) + 1)
-		unlink(ternd_vm_dir(t, e, f, path, sizeof(path)));
-	if ((r = bridge_taps_create(&e->def, err, n)))
+	unlink(ternd_vm_dir(t, e, "status", path, sizeof(path)));
+	unlink(ternd_vm_dir(t, e, "pid", path, sizeof(path)));
+	if ((r = vmjail_prepare(t, e, restore_state, restore_mem, err, n)))
 		return r;
+	for (const char *f = "status.vmm\0api.sock\0incoming.sock\0migrate.sock\0"; *f;
+	     f += strlen(f) + 1)
+		unlink(ternd_vmm_path(t, e, f, path, sizeof(path)));
+	if ((r = bridge_taps_create(&e->def, e->jailed ? e->jail_uid : 0, err, n))) {
+		vmjail_release(t, e);
+		return r;
+	}
 	if (!(argv = start_argv(t, e, restore_state, restore_mem, paused, incoming))) {
 		bridge_taps_delete(&e->def);
+		vmjail_release(t, e);
 		return -ENOMEM;
 	}
 	if ((cg = ternd_vm_cgroup(t, e, cgbuf, sizeof(cgbuf))) && mkdir(cg, 0755) &&
@@ -459,6 +477,7 @@ static int launch(struct ternd *t, struct vm_entry *e, const char *restore_state
 	if (cg && !t->limits_off && (r = cgroup_limits_apply(cg, &e->def, err, n))) {
 		rmdir(cg);
 		bridge_taps_delete(&e->def);
+		vmjail_release(t, e);
 		vmdef_free_args(argv);
 		return r;
 	}
@@ -473,6 +492,7 @@ static int launch(struct ternd *t, struct vm_entry *e, const char *restore_state
 	if (child < 0) {
 		r = fail_msg(err, n, -errno, "fork: %s", strerror(errno));
 		bridge_taps_delete(&e->def);
+		vmjail_release(t, e);
 		return r;
 	}
 	waitpid(child, NULL, 0); /* the intermediate process; the monitor is init's now */
@@ -506,7 +526,7 @@ static int launch(struct ternd *t, struct vm_entry *e, const char *restore_state
 			close(vmm_fd);
 			return ended_early(t, e, err, n, "stopped while starting");
 		}
-		ternd_vm_dir(t, e, "api.sock", path, sizeof(path));
+		ternd_vmm_path(t, e, "api.sock", path, sizeof(path));
 		r = vmm_request(path, "GET", "/", NULL, 2000, &resp, why, sizeof(why));
 		bool up = r == 200 && resp &&
 			  (incoming || strstr(resp, "\"Running\"") || strstr(resp, "\"Paused\""));
@@ -522,6 +542,7 @@ static int launch(struct ternd *t, struct vm_entry *e, const char *restore_state
 				 "%s did not answer on its API socket within %d ms (%s): killed",
 				 e->def.name, t->start_timeout_ms, why);
 			bridge_taps_delete(&e->def);
+			vmjail_release(t, e);
 			ternd_set_state(t, e, "shut off", "failed", NULL);
 			return -ETIMEDOUT;
 		}
@@ -670,8 +691,8 @@ void run_reconcile(struct ternd *t)
 			ternd_put(t, e);
 			continue;
 		}
-		int r = vmm_request(ternd_vm_dir(t, e, "api.sock", path, sizeof(path)), "GET", "/",
-				    NULL, 5000, &resp, why, sizeof(why));
+		int r = vmm_request(ternd_vmm_path(t, e, "api.sock", path, sizeof(path)), "GET",
+				    "/", NULL, 5000, &resp, why, sizeof(why));
 		if (r == 200 && resp) {
 			bool paused = strstr(resp, "\"Paused\"");
 			if (paused != !strcmp(e->state, "paused"))

@@ -5,6 +5,7 @@
  * and, for a snapshot of a running or paused VM, the VM in that state.
  */
 #include "daemon/ternd.h"
+#include "daemon/vm_jail.h"
 
 #include "api/json_in.h"
 #include "backend/disk_copy.h"
@@ -98,6 +99,12 @@ static int copy_disks_back(const struct vmdef *d, const char *dir, struct job_ct
 		unlink(tmp);
 		if ((r = disk_copy_cb(from, tmp, job_progress, j, err, n)))
 			return r;
+		/* The disk comes back as it was, its owner and mode with it. */
+		struct stat st;
+		if (!stat(d->disks[i].path, &st) &&
+		    (chown(tmp, st.st_uid, st.st_gid) || chmod(tmp, st.st_mode & 07777)))
+			log_warn("%s: cannot keep its owner and mode: %s", d->disks[i].path,
+				 strerror(errno));
 		if (rename(tmp, d->disks[i].path)) {
 			r = fail_msg(err, n, -errno, "cannot replace %s: %s", d->disks[i].path,
 				     strerror(errno));
@@ -161,16 +168,24 @@ int snap_create(struct ternd *t, struct vm_entry *e, const char *body, char *nam
 	/* With memory the total is not known up front (zero pages are not written). */
 	job_begin(t, e, "snapshot", total, active);
 	if (active) {
-		snprintf(st, sizeof(st), "%s/vm.state", part);
-		snprintf(mem, sizeof(mem), "%s/vm.mem", part);
+		/* tern-vmm writes where it may (its jail); ternd moves the files into part. */
 		snprintf(req, sizeof(req), "{\"snapshot_path\": \"%s\", \"mem_file_path\": \"%s\"}",
-			 st, mem);
+			 ternd_vmm_path(t, e, "vm.state", st, sizeof(st)),
+			 ternd_vmm_path(t, e, "vm.mem", mem, sizeof(mem)));
 		/* Paused while the memory and the disks are copied: they match. */
 		if (!strcmp(state, "running") &&
 		    (r = ops_vmm_call(t, e, "PATCH", "/vm", "{\"state\": \"Paused\"}",
 				      API_TIMEOUT_MS, err, n)))
 			goto out;
 		r = ops_vmm_call(t, e, "PUT", "/snapshot/create", req, SAVE_TIMEOUT_MS, err, n);
+		snprintf(st, sizeof(st), "%s/vm.state", part);
+		snprintf(mem, sizeof(mem), "%s/vm.mem", part);
+		if (!r && !(r = vmjail_take_file(t, e, "vm.state", st, err, n)))
+			r = vmjail_take_file(t, e, "vm.mem", mem, err, n);
+		if (r) {
+			unlink(ternd_vmm_path(t, e, "vm.state", st, sizeof(st)));
+			unlink(ternd_vmm_path(t, e, "vm.mem", mem, sizeof(mem)));
+		}
 		if (!r)
 			r = copy_disks_out(&e->def, part, &j, err, n);
 		if (!strcmp(state, "running")) {

@@ -31,8 +31,8 @@ struct json_object *stats_get(struct ternd *t, struct vm_entry *e, int *status, 
 		*status = 409;
 		return NULL;
 	}
-	r = vmm_request(ternd_vm_dir(t, e, "api.sock", sock, sizeof(sock)), "GET", "/metrics", NULL,
-			API_TIMEOUT_MS, &resp, why, sizeof(why));
+	r = vmm_request(ternd_vmm_path(t, e, "api.sock", sock, sizeof(sock)), "GET", "/metrics",
+			NULL, API_TIMEOUT_MS, &resp, why, sizeof(why));
 	if (r != 200 || !resp || !(m = json_tokener_parse(resp))) {
 		*status = r == -ETIMEDOUT ? 504 : 500;
 		fail_msg(err, n, -EIO, "%s: tern-vmm's GET /metrics: %s", e->def.name,

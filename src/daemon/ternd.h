@@ -32,6 +32,8 @@ struct vm_entry {
 	int mon_pidfd, vmm_pidfd; /* -1 when not watched */
 	bool mon_gone, vmm_gone;
 	char end_reason[16]; /* set by destroy/shutdown/save before they stop it */
+	uid_t jail_uid;	     /* its uid under ternd --vm-uids (vm_jail.c), 0: none yet */
+	bool jailed;	     /* this run is jailed under jail_uid */
 	/* An incoming migration (migrate_in.c), under ternd.lock. */
 	bool mig_created;  /* defined for it: undefined again if it fails */
 	bool mig_streamed; /* the stream reached its tern-vmm */
@@ -60,6 +62,8 @@ struct ternd {
 	struct vm_entry *vms;
 	int watch_fd; /* epoll of the pidfds of running VMs */
 	int start_timeout_ms;
+	uid_t uid_first; /* --vm-uids: VMs run jailed under uids uid_first .. + uid_count - 1 */
+	unsigned int uid_count; /* 0: not jailed */
 };
 
 /* vm_table.c */
@@ -81,6 +85,13 @@ bool ternd_set_state_from(struct ternd *t, struct vm_entry *e, const char *from,
 /* The VM's directory under the state directory, into buf. */
 const char *ternd_vm_dir(const struct ternd *t, const struct vm_entry *e, const char *file,
 			 char *buf, size_t n);
+/*
+ * DIR/vmm/file: where tern-vmm makes its sockets, status and saved state. The directory
+ * belongs to the VM's own uid when ternd jails it (--vm-uids), so everything read from it
+ * is as hostile as the guest.
+ */
+const char *ternd_vmm_path(const struct ternd *t, const struct vm_entry *e, const char *file,
+			   char *buf, size_t n);
 /* The VM's cgroup directory (/sys/fs/cgroup/.../vm-UUID) into buf, or NULL with no cgroups. */
 char *ternd_vm_cgroup(const struct ternd *t, const struct vm_entry *e, char *buf, size_t n);
 /* running, paused, or migrating in: it has processes. */

@@ -1,5 +1,6 @@
 /* The VM table: entries loaded from the database, lookups with references, define/undefine. */
 #include "daemon/ternd.h"
+#include "daemon/vm_jail.h"
 
 #include "core/log.h"
 #include "core/util.h"
@@ -19,6 +20,13 @@ const char *ternd_vm_dir(const struct ternd *t, const struct vm_entry *e, const 
 {
 	snprintf(buf, n, "%s/vms/%s%s%s", t->state_dir, e->def.uuid, file ? "/" : "",
 		 file ? file : "");
+	return buf;
+}
+
+const char *ternd_vmm_path(const struct ternd *t, const struct vm_entry *e, const char *file,
+			   char *buf, size_t n)
+{
+	snprintf(buf, n, "%s/vms/%s/vmm/%s", t->state_dir, e->def.uuid, file);
 	return buf;
 }
 
@@ -81,6 +89,7 @@ int ternd_load(struct ternd *t, char *err, size_t n)
 		snprintf(e->reason, sizeof(e->reason), "%s", v[i].reason);
 		e->detail = v[i].detail ? strdup(v[i].detail) : NULL;
 		e->started_at = v[i].started_at;
+		vmjail_load(t, e);
 		e->next = t->vms;
 		t->vms = e;
 	}

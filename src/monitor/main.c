@@ -18,7 +18,8 @@
 #include <unistd.h>
 
 static const char usage[] =
-	"usage: tern-monitor --dir DIR [--log-size BYTES] [--log-keep N] -- PROGRAM [ARGS...]\n"
+	"usage: tern-monitor --dir DIR [--status-vmm PATH] [--log-size BYTES] [--log-keep N]\n"
+	"                    -- PROGRAM [ARGS...]\n"
 	"Runs PROGRAM (tern-vmm) and holds its console, so that the VM does not depend on\n"
 	"whoever started it. Start it in a session of its own (setsid): it ignores SIGHUP\n"
 	"and SIGPIPE, keeps running when its parent dies, and ends when PROGRAM does.\n"
@@ -31,9 +32,11 @@ static const char usage[] =
 	"                     status       how PROGRAM ended, JSON, written when it has:\n"
 	"                                  exit_status (128+S if signal S killed it), signal,\n"
 	"                                  reason, ended_at, message, console_tail (last 20\n"
-	"                                  lines); reason and message from DIR/status.vmm when\n"
-	"                                  PROGRAM wrote one (tern-vmm --status-file), else\n"
-	"                                  \"killed\" or \"error\"\n"
+	"                                  lines); reason and message from the status PROGRAM\n"
+	"                                  wrote (tern-vmm --status-file), else \"killed\" or\n"
+	"                                  \"error\"\n"
+	"  --status-vmm PATH  where PROGRAM writes its status (default DIR/status.vmm); read\n"
+	"                     as hostile: a regular file of at most 64 KiB, no symlink\n"
 	"  --log-size BYTES   rotate a log when it reaches BYTES, 4096..1073741824\n"
 	"                     (default 1048576): LOG becomes LOG.1, LOG.1 LOG.2 ...\n"
 	"  --log-keep N       rotated files kept per log, 1..100 (default 4)\n"
@@ -83,6 +86,7 @@ int main(int argc, char **argv)
 {
 	static const struct option options[] = {
 		{ "dir", required_argument, NULL, 'd' },
+		{ "status-vmm", required_argument, NULL, 'v' },
 		{ "log-size", required_argument, NULL, 's' },
 		{ "log-keep", required_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },
@@ -103,6 +107,11 @@ int main(int argc, char **argv)
 		switch (opt) {
 		case 'd':
 			o.dir = optarg;
+			break;
+		case 'v':
+			if (!*optarg)
+				bad_usage("--status-vmm: the path is empty");
+			o.status_vmm = optarg;
 			break;
 		case 's':
 			if (!parse_u64(optarg, ROTLOG_MIN_SIZE, ROTLOG_MAX_SIZE, &v))

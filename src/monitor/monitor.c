@@ -324,7 +324,7 @@ int monitor_run(const struct monitor_opts *o)
 	line_tail_init(&m->console_tail);
 	line_tail_init(&m->vmm_tail);
 	m->status_path = path_in(o->dir, "status");
-	m->status_vmm_path = path_in(o->dir, "status.vmm");
+	m->status_vmm_path = o->status_vmm ? strdup(o->status_vmm) : path_in(o->dir, "status.vmm");
 	m->pid_path = path_in(o->dir, "pid");
 	m->sock_path = path_in(o->dir, "console.sock");
 	if (!m->status_path || !m->status_vmm_path || !m->pid_path || !m->sock_path) {

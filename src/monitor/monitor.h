@@ -10,6 +10,7 @@
 
 struct monitor_opts {
 	const char *dir;
+	const char *status_vmm; /* NULL: DIR/status.vmm */
 	uint64_t log_size;
 	unsigned int log_keep;
 	char **argv; /* PROGRAM and its arguments, NULL-terminated */

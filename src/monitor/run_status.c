@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -136,11 +137,39 @@ char *run_status_format_vmm(const char *reason, int exit_status, const char *mes
 	return to_text(o);
 }
 
+/*
+ * PROGRAM may be a jailed tern-vmm that a hostile guest took over, writing in a directory
+ * it owns: a symlink (to a file only root may read), a FIFO (that would block the
+ * monitor) or a huge file is not its status.
+ */
+static int read_status_vmm(const char *path, uint8_t **buf, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	struct stat st;
+	ssize_t got;
+
+	if (fd < 0)
+		return errno == ELOOP ? -EINVAL : -errno;
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size > RUN_STATUS_VMM_MAX) {
+		close(fd);
+		return -EINVAL;
+	}
+	*buf = malloc((size_t)st.st_size + 1);
+	got = *buf ? read(fd, *buf, (size_t)st.st_size) : -1;
+	close(fd);
+	if (got < 0) {
+		free(*buf);
+		return -EIO;
+	}
+	*len = (size_t)got;
+	return 0;
+}
+
 int run_status_read_vmm(const char *path, struct run_status_vmm *out)
 {
-	uint8_t *buf;
-	size_t len;
-	int r = file_read_all(path, &buf, &len);
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int r = read_status_vmm(path, &buf, &len);
 
 	if (r)
 		return r;

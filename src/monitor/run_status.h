@@ -43,9 +43,11 @@ int run_status_write_file(const char *path, const char *text);
 
 /* status.vmm's text (malloc'ed; NULL when out of memory). */
 char *run_status_format_vmm(const char *reason, int exit_status, const char *message);
+#define RUN_STATUS_VMM_MAX 65536 /* bytes: a status.vmm is a few hundred */
 /*
  * Reads status.vmm. 0; -ENOENT when there is none; -EINVAL when it is not one (bad JSON,
- * a field missing or of the wrong type, an unknown reason); other -errno from reading.
+ * a field missing or of the wrong type, an unknown reason, a symlink, not a regular file,
+ * larger than RUN_STATUS_VMM_MAX); other -errno from reading.
  */
 int run_status_read_vmm(const char *path, struct run_status_vmm *out);
 

@@ -25,19 +25,11 @@ static int keep_fd(struct jail_entries *s, int fd, char *err, size_t n)
 /* An overlay's base is opened too (read-only): the path its header names. */
 static int add_overlay_base(struct jail_entries *s, const char *path, char *err, size_t n)
 {
-	uint8_t buf[OVERLAY_HEADER_SIZE];
-	struct overlay_header h;
-	char why[200];
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	char base[OVERLAY_BASE_PATH_MAX + 1];
 
-	if (fd < 0)
+	if (overlay_base_of(path, base, sizeof(base)))
 		return 0; /* the disk's own open reports it */
-	ssize_t got = pread(fd, buf, sizeof(buf), 0);
-	close(fd);
-	if (got != (ssize_t)sizeof(buf) ||
-	    overlay_header_parse(buf, sizeof(buf), &h, why, sizeof(why)))
-		return 0;
-	return jail_add(s, h.base_path, JAIL_READ, err, n);
+	return jail_add(s, base, JAIL_READ, err, n);
 }
 
 static int add_disks(const struct vmm_config *c, struct jail_entries *s, char *err, size_t n)

@@ -167,7 +167,8 @@ def test_snapshot_of_a_paused_vm_reverts_paused():
         # the pause can still be on their way to the console log (a CI run saw at = 10
         # and the revert go on at 13), and a line cut by the pause is no count.
         assert after and at + 1 <= after[0] < before[-1], \
-            "counting did not go on from %d (it had reached %d): %r" % (at, before[-1], after[:5])
+            "counting did not go on from %d (it had reached %d): %r; console log's end:\n%s" % (
+                at, before[-1], after[:5], ternd.console_log(t, "c")[-600:])
         evs = [(e["state"], e["reason"]) for e in t.ok("GET", "/events?after=0")["events"]]
         assert ("snapshot", "created") in evs and ("snapshot", "reverted") in evs, evs
         # Stats of a shut-off VM: 409; of a missing one: 404.

@@ -93,6 +93,44 @@ TEST(monitor_status_vmm_refused)
 	tmp_remove(&t);
 }
 
+/* A jailed tern-vmm writes status.vmm in a directory it owns: what else it could leave
+ * there (a symlink to a file only root reads, a FIFO, a huge file) is no status. */
+TEST(monitor_status_vmm_hostile_files)
+{
+	struct tmp t;
+	struct run_status_vmm v;
+	char target[200];
+
+	REQUIRE(tmp_make(&t, "status.vmm"));
+	char *text = run_status_format_vmm("poweroff", 0, "guest powered off");
+	REQUIRE(text);
+	snprintf(target, sizeof(target), "%s.real", t.path);
+	REQUIRE(run_status_write_file(target, text) == 0);
+	REQUIRE(run_status_read_vmm(target, &v) == 0);
+	REQUIRE(symlink(target, t.path) == 0);
+	CHECK(run_status_read_vmm(t.path, &v) == -EINVAL);
+	unlink(t.path);
+	REQUIRE(mkfifo(t.path, 0600) == 0);
+	CHECK(run_status_read_vmm(t.path, &v) == -EINVAL); /* and it did not block */
+	unlink(t.path);
+	/* Valid JSON, but past the bound: spaces after the object. */
+	size_t len = strlen(text), big = RUN_STATUS_VMM_MAX + 1;
+	char *huge = malloc(big + 1);
+	REQUIRE(huge);
+	memset(huge, ' ', big);
+	memcpy(huge, text, len);
+	huge[big] = 0;
+	REQUIRE(run_status_write_file(t.path, huge) == 0);
+	CHECK(run_status_read_vmm(t.path, &v) == -EINVAL);
+	huge[big - 1] = 0; /* at the bound: read */
+	REQUIRE(run_status_write_file(t.path, huge) == 0);
+	CHECK(run_status_read_vmm(t.path, &v) == 0);
+	free(huge);
+	free(text);
+	unlink(target);
+	tmp_remove(&t);
+}
+
 TEST(monitor_status_write_fails_cleanly)
 {
 	CHECK(run_status_write_file("/nonexistent-tern-dir/status", "{}") == -ENOENT);

@@ -1,0 +1,172 @@
+"""ternd --vm-uids: each VM's tern-vmm jailed under a uid of its own, its writable disks
+handed to that uid while it runs and given back after (also when ternd died meanwhile);
+VM A's process can neither see nor open VM B's disk or socket."""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ternd  # noqa: E402
+import ternlib  # noqa: E402
+from test_ternd import COUNTER, wait_counting  # noqa: E402
+
+FIRST = 4100000  # no user of the host's has uids this high
+UIDS = "%d-%d" % (FIRST, FIRST + 9)
+
+
+def disk(d, name):
+    p = os.path.join(d, name)
+    with open(p, "wb") as f:
+        f.truncate(4 << 20)
+    os.chmod(p, 0o640)
+    return p
+
+
+def owner(path):
+    st = os.stat(path)
+    return st.st_uid, st.st_gid, st.st_mode & 0o7777
+
+
+def as_uid(uid, code):
+    """Runs python code as uid (and gid uid, no other groups); its stdout."""
+    def drop():
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+    # The system's python: one under root's home is out of another uid's reach.
+    return subprocess.run(["/usr/bin/python3", "-c", code], preexec_fn=drop, capture_output=True,
+                          text=True, timeout=30).stdout.strip()
+
+
+def tern_info(t, name):
+    p = subprocess.run([ternd.tool("tern"), "--state-dir", t.dir, "info", name],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p
+    return p.stdout
+
+
+def test_each_vm_runs_jailed_under_its_own_uid():
+    d = tempfile.mkdtemp(prefix="tern-vmuids-")
+    os.chmod(d, 0o755)
+    t = ternd.Ternd("vmuids", extra=["--vm-uids", UIDS])
+    try:
+        disks = {n: disk(d, n + ".img") for n in ("a", "b")}
+        for n in ("a", "b"):
+            t.define(n, ternlib.guest_path("counter"), disks=[{"path": disks[n]}], **COUNTER)
+            t.ok("POST", "/vms/%s/start" % n)
+        for n in ("a", "b"):
+            assert wait_counting(t, n), "%s never counted:\n%s" % (n, t.log())
+        vm = {n: t.vm(n) for n in ("a", "b")}
+        uid = {n: vm[n]["jail"]["uid"] for n in ("a", "b")}
+        assert uid["a"] != uid["b"] and all(FIRST <= u < FIRST + 10 for u in uid.values()), uid
+        for n in ("a", "b"):
+            pid = vm[n]["pid"]
+            assert pid != vm[n]["jail"]["supervisor_pid"], vm[n]
+            # Every thread: the VM's uid, filtered, no capabilities, no new privileges.
+            threads = ternlib.thread_status(pid)
+            assert threads, pid
+            for tid, st in threads.items():
+                assert st["Uid"].split() == [str(uid[n])] * 4, (n, tid, st["Uid"])
+                assert st["Seccomp"] == "2" and st["NoNewPrivs"] == "1", (n, tid, st)
+                assert int(st["CapEff"], 16) == 0, (n, tid, st["CapEff"])
+            # Its disk is its uid's while it runs; the files it needs are in its jail, the
+            # other VM's are not.
+            assert owner(disks[n])[:2] == (uid[n], uid[n]), (n, owner(disks[n]))
+            other = "b" if n == "a" else "a"
+            root = "/proc/%d/root" % pid
+            assert os.path.exists(root + disks[n]), "%s's disk is not in its jail" % n
+            assert not os.path.exists(root + disks[other]), "%s sees %s's disk" % (n, other)
+            assert not os.path.exists(root + t.vm(other)["api_socket"]), (n, other)
+            assert "Jail:" in tern_info(t, n) and "uid %d" % uid[n] in tern_info(t, n)
+        # The uid wall beside the mount wall: as a's uid, b's disk and socket are refused.
+        code = ("import socket\n"
+                "for f in (lambda: open(%r, 'r+b'), lambda: socket.socket(socket.AF_UNIX)"
+                ".connect(%r)):\n"
+                "    try:\n"
+                "        f(); print('opened')\n"
+                "    except PermissionError:\n"
+                "        print('refused')\n") % (disks["b"], vm["b"]["api_socket"])
+        assert as_uid(uid["a"], code).split() == ["refused", "refused"]
+        # A managed save and a snapshot go through ternd's directories and come back.
+        t.ok("POST", "/vms/a/save")
+        assert owner(disks["a"]) == (0, 0, 0o640), owner(disks["a"])
+        t.ok("POST", "/vms/a/start")
+        assert t.state("a") == ("running", "restored"), t.state("a")
+        assert wait_counting(t, "a"), "a did not count on after its restore"
+        assert t.vm("a")["jail"]["uid"] == uid["a"], "a's uid changed between its runs"
+        t.ok("POST", "/vms/b/snapshots", {"name": "s1"})
+        assert wait_counting(t, "b")
+        got = t.ok("POST", "/vms/b/snapshots/s1/revert")
+        assert got["state"] == "running", got
+        assert wait_counting(t, "b"), "b did not count on after its revert"
+        for n in ("a", "b"):
+            t.ok("POST", "/vms/%s/destroy" % n)
+            assert owner(disks[n]) == (0, 0, 0o640), (n, owner(disks[n]))
+        # ternd killed while a runs, a killed meanwhile: the next ternd gives its disk back.
+        t.ok("POST", "/vms/a/start")
+        assert wait_counting(t, "a")
+        assert owner(disks["a"])[0] == uid["a"]
+        pids = open(os.path.join(t.dir, "vms", t.vm("a")["uuid"], "pid")).read().split()
+        t.kill9()
+        os.kill(int(pids[2]), signal.SIGKILL)  # the jail's supervisor: its VM goes with it
+        os.kill(int(pids[0]), signal.SIGKILL)
+        time.sleep(0.5)
+        assert owner(disks["a"])[0] == uid["a"]
+        t.start()
+        assert t.wait_state("a", "shut off"), t.state("a")
+        assert owner(disks["a"]) == (0, 0, 0o640), owner(disks["a"])
+    finally:
+        t.close()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_what_a_jailed_vm_cannot_have_is_refused():
+    """A kernel its uid cannot read, a disk another VM's uid holds: 409 naming the file,
+    nothing handed over. Bad --vm-uids: exit 2 naming the option."""
+    d = tempfile.mkdtemp(prefix="tern-vmuids-bad-")
+    os.chmod(d, 0o755)
+    t = ternd.Ternd("vmuids-bad", extra=["--vm-uids", UIDS])
+    try:
+        kernel = os.path.join(d, "counter.elf")
+        shutil.copy(ternlib.guest_path("counter"), kernel)
+        os.chmod(kernel, 0o600)
+        img = disk(d, "c.img")
+        t.define("c", kernel, disks=[{"path": img}], **COUNTER)
+        st, got = t.call("POST", "/vms/c/start")
+        assert st == 409 and kernel in got["error"] and "chmod o+r" in got["error"], (st, got)
+        assert owner(img) == (0, 0, 0o640), owner(img)
+        os.chmod(kernel, 0o644)
+        os.chown(img, FIRST + 9, FIRST + 9)  # as if another VM of this range held it
+        st, got = t.call("POST", "/vms/c/start")
+        assert st == 409 and img in got["error"] and "another VM" in got["error"], (st, got)
+        os.chown(img, 0, 0)
+        t.ok("POST", "/vms/c/start")
+        t.ok("POST", "/vms/c/destroy")
+        assert owner(img) == (0, 0, 0o640), owner(img)
+        # A clone's base is shared with its source, read by both uids, handed to neither.
+        t.ok("POST", "/vms/c/clone", {"name": "c2"})
+        overlays = t.vm("c2")["definition"]["disks"][0].get("format") == "overlay"
+        if overlays:  # no reflinks on this file system
+            st, got = t.call("POST", "/vms/c2/start")
+            assert st == 409 and "overlay base %s" % img in got["error"], (st, got)
+            os.chmod(img, 0o644)
+        t.ok("POST", "/vms/c2/start")
+        t.ok("POST", "/vms/c/start")
+        assert t.vm("c")["jail"]["uid"] != t.vm("c2")["jail"]["uid"]
+        if overlays:
+            assert owner(img) == (0, 0, 0o644), owner(img)
+        for n in ("c", "c2"):
+            t.ok("POST", "/vms/%s/destroy" % n)
+    finally:
+        t.close()
+        shutil.rmtree(d, ignore_errors=True)
+    for bad, says in (("5", "FIRST-LAST"), ("0-9", "FIRST-LAST"), ("9-5", "FIRST-LAST"),
+                      ("1-2000000", "at most"), ("65534-65534", "nobody")):
+        p = subprocess.run([ternd.tool("ternd"), "--foreground", "--state-dir", "/nonexistent",
+                            "--vm-uids", bad], capture_output=True, text=True, timeout=30)
+        assert p.returncode == 2 and "--vm-uids" in p.stderr and says in p.stderr, (bad, p)
