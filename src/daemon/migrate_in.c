@@ -7,6 +7,7 @@
  * nothing: its tern-vmm exits, and a definition made for it is removed.
  */
 #include "daemon/ternd.h"
+#include "daemon/vm_jail.h"
 
 #include "api/json_in.h"
 #include "core/log.h"
@@ -108,10 +109,40 @@ static int check_copy_storage(const struct vmdef *d, char *err, size_t n)
  * The definition in body, checked as a define checks one (its files must be here too, or
  * with copy_storage its writable disks must not be).
  */
-static int parse_prepare(const char *name, const char *body, struct vmdef *d, bool *copy, char *err,
-			 size_t n)
+/* What a jailed source says of its disks: its uid, and who owned them before (vm_jail.c). */
+struct mig_jail {
+	uid_t uid;
+	char *files; /* JSON array, or NULL */
+};
+
+/* "jail": {"uid": N, "files": [...]} from a jailed source (vm_jail.c's records). */
+static int parse_jail(struct json_object *o, struct mig_jail *j, char *err, size_t n)
 {
-	static const char *const keys[] = { "definition", "copy_storage", NULL };
+	static const char *const keys[] = { "uid", "files", NULL };
+	struct json_object *v, *files;
+	uint64_t uid = 0;
+	int r;
+
+	if (!json_object_object_get_ex(o, "jail", &v))
+		return 0;
+	if (!json_object_is_type(v, json_type_object))
+		return fail_msg(err, n, -EINVAL, "'jail' must be an object {\"uid\", \"files\"}");
+	if ((r = jin_only(v, keys, "jail", err, n)) ||
+	    (r = jin_u64(v, "uid", 1, 4294967294ULL, &uid, err, n)) < 0)
+		return r < 0 ? r : -EINVAL;
+	if (!json_object_object_get_ex(v, "files", &files) ||
+	    !json_object_is_type(files, json_type_array))
+		return fail_msg(err, n, -EINVAL, "'jail.files' must be an array");
+	j->uid = (uid_t)uid;
+	j->files = strdup(json_object_to_json_string_ext(
+		files, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	return j->files ? 0 : -ENOMEM;
+}
+
+static int parse_prepare(const char *name, const char *body, struct vmdef *d, bool *copy,
+			 struct mig_jail *jail, char *err, size_t n)
+{
+	static const char *const keys[] = { "definition", "copy_storage", "jail", NULL };
 	struct json_object *o = jin_parse_object(body, strlen(body), err, n), *def, *uuid;
 	char why[1024];
 	int r;
@@ -120,7 +151,8 @@ static int parse_prepare(const char *name, const char *body, struct vmdef *d, bo
 	if (!o)
 		return -EINVAL;
 	if ((r = jin_only(o, keys, "an incoming migration", err, n)) ||
-	    (r = jin_bool(o, "copy_storage", copy, err, n)) < 0)
+	    (r = jin_bool(o, "copy_storage", copy, err, n)) < 0 ||
+	    (r = parse_jail(o, jail, err, n)) < 0)
 		goto out;
 	r = 0;
 	if (!json_object_object_get_ex(o, "definition", &def) ||
@@ -216,8 +248,8 @@ static int check_paths(struct ternd *t, struct vm_entry *e, char *err, size_t n)
 }
 
 /* Under e's op lock: the VM, defined here (created) or found shut off, starts waiting. */
-static int make_ready(struct ternd *t, struct vm_entry *e, bool created, struct vmdef *d, char *err,
-		      size_t n)
+static int make_ready(struct ternd *t, struct vm_entry *e, bool created, struct vmdef *d,
+		      struct mig_jail *jail, char *err, size_t n)
 {
 	char save[4200];
 	struct stat st;
@@ -245,6 +277,10 @@ static int make_ready(struct ternd *t, struct vm_entry *e, bool created, struct 
 	pthread_mutex_lock(&t->lock);
 	e->mig_created = created;
 	e->mig_streamed = false;
+	e->mig_uid = jail->uid;
+	free(e->mig_owners);
+	e->mig_owners = jail->files;
+	jail->files = NULL;
 	pthread_mutex_unlock(&t->lock);
 	if ((r = run_start_incoming(t, e, err, n)))
 		return r;
@@ -264,27 +300,27 @@ int migrate_in_prepare(struct ternd *t, const char *name, const char *body,
 {
 	struct vmdef d;
 	struct vm_entry *e;
+	struct mig_jail jail = { 0 };
 	bool created = false, copy;
 	int r;
 
 	*out = NULL;
-	if (t->uid_count)
-		return fail_msg(
-			err, n, -EBUSY,
-			"this ternd jails its VMs (--vm-uids): receiving a migration is not "
-			"supported yet (docs/ternd.md, \"Jailed VMs\")");
-	if ((r = parse_prepare(name, body, &d, &copy, err, n)))
+	if ((r = parse_prepare(name, body, &d, &copy, &jail, err, n))) {
+		free(jail.files);
 		return r;
+	}
 	if (!(e = ternd_get(t, name))) {
 		char uuid[VMDEF_UUID_LEN + 1];
 		strcpy(uuid, d.uuid);
 		if ((r = ternd_define(t, &d, err, n))) {
 			vmdef_free(&d);
+			free(jail.files);
 			return r;
 		}
 		if (!(e = ternd_get(t, name)) || strcmp(e->def.uuid, uuid)) {
 			if (e)
 				ternd_put(t, e);
+			free(jail.files);
 			return fail_msg(err, n, -EBUSY, "%s was redefined here meanwhile", name);
 		}
 		created = true;
@@ -292,11 +328,13 @@ int migrate_in_prepare(struct ternd *t, const char *name, const char *body,
 		r = fail_msg(err, n, -EBUSY, "a different VM named %s (uuid %s) is defined here",
 			     name, e->def.uuid);
 		vmdef_free(&d);
+		free(jail.files);
 		ternd_put(t, e);
 		return r;
 	}
 	pthread_mutex_lock(&e->op);
-	r = make_ready(t, e, created, &d, err, n);
+	r = make_ready(t, e, created, &d, &jail, err, n);
+	free(jail.files); /* what make_ready did not take */
 	if (r && created && !e->removed && !ternd_is_active(e)) {
 		char why[512];
 		pthread_mutex_lock(&t->lock);
@@ -426,6 +464,7 @@ static void *follow_thread(void *arg)
 		free(resp);
 		if (paused || running) {
 			char *rep = arrival_report(api);
+			vmjail_arrived(t, e);
 			if (ternd_set_state_from(t, e, "migrating in",
 						 paused ? "paused" : "running", "migrated", rep)) {
 				pthread_mutex_lock(&t->lock);

@@ -8,6 +8,7 @@
  * on failure it runs on here, and the destination removes what it made.
  */
 #include "daemon/ternd.h"
+#include "daemon/vm_jail.h"
 
 #include "api/json_in.h"
 #include "core/log.h"
@@ -182,6 +183,16 @@ static int open_tunnel(struct ternd *t, struct vm_entry *e, struct mig *m, struc
 	json_object_object_add(o, "definition", def);
 	if (m->copy_storage)
 		json_object_object_add(o, "copy_storage", json_object_new_boolean(true));
+	/* Jailed here: the destination gives the disks back to their first owners in the end. */
+	uid_t uid = 0;
+	struct json_object *files = vmjail_records(t, e, &uid);
+	if (uid) {
+		struct json_object *j = json_object_new_object();
+		json_object_object_add(j, "uid", json_object_new_int64(uid));
+		json_object_object_add(j, "files", json_object_get(files));
+		json_object_object_add(o, "jail", j);
+	}
+	json_object_put(files);
 	r = peer_call(m, "POST", "/incoming",
 		      json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
 								JSON_C_TO_STRING_NOSLASHESCAPE),
@@ -534,11 +545,6 @@ int migrate_out(struct ternd *t, struct vm_entry *e, const char *body, struct js
 	if ((r = parse(body, &m, err, n)) ||
 	    (r = ops_need_state(t, e, "running", "paused", "migrate", err, n)))
 		return r;
-	if (e->jailed)
-		return fail_msg(err, n, -EBUSY,
-				"%s runs jailed (ternd --vm-uids): migrating a jailed VM is not "
-				"supported yet (docs/ternd.md, \"Jailed VMs\")",
-				e->def.name);
 	for (unsigned int i = 0; m.copy_storage && i < e->def.ndisks; i++)
 		if (e->def.disks[i].overlay && !e->def.disks[i].readonly)
 			return fail_msg(
@@ -596,6 +602,9 @@ int migrate_out(struct ternd *t, struct vm_entry *e, const char *body, struct js
 		 json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
 							   JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
+	pthread_mutex_lock(&t->lock);
+	e->mig_copied = m.copy_storage;
+	pthread_mutex_unlock(&t->lock);
 	if ((r = ops_vmm_call(t, e, "PUT", "/migrate", req, API_TIMEOUT_MS, err, n)))
 		goto out;
 	if ((vfd = accept_within(lfd, ACCEPT_MS)) < 0) {

@@ -7,6 +7,8 @@
 #include "daemon/ternd.h"
 #include "daemon/vm_jail.h"
 
+#include "backend/disk_overlay.h"
+
 #include "core/log.h"
 #include "core/util.h"
 #include "daemon/bridge.h"
@@ -214,7 +216,8 @@ static void finalize(struct ternd *t, struct vm_entry *e)
 	pthread_mutex_unlock(&t->lock);
 	ended(t, e, &reason, &detail);
 	bridge_taps_delete(&e->def);
-	vmjail_release(t, e);
+	vmjail_release(t, e, !strcmp(reason, "migrated") && !e->mig_copied);
+	e->mig_copied = false;
 	/* A tern-vmm started without the VM's options (restored, migrated in) exits on a
 	 * reboot rather than starting over itself: the definition says what comes next. */
 	restart = (!strcmp(reason, "shutdown") && e->def.on_poweroff == VMDEF_RESTART) ||
@@ -350,7 +353,7 @@ static char **start_argv(struct ternd *t, struct vm_entry *e, const char *restor
 		return NULL;
 	while (vargs && vargs[nv])
 		nv++;
-	if (!(argv = calloc(nv + 20, sizeof(*argv)))) {
+	if (!(argv = calloc(nv + 20 + 4 * VMDEF_MAX_DISKS, sizeof(*argv)))) {
 		vmdef_free_args(vargs);
 		return NULL;
 	}
@@ -364,6 +367,17 @@ static char **start_argv(struct ternd *t, struct vm_entry *e, const char *restor
 	if (e->jailed) {
 		argv[i++] = strdup("--jail");
 		argv[i++] = strdup(jail);
+	}
+	/* A destination learns its disks from the stream: its jail must hold them already. */
+	for (unsigned int k = 0; e->jailed && incoming && k < e->def.ndisks; k++) {
+		char base[OVERLAY_BASE_PATH_MAX + 1];
+		argv[i++] = strdup("--jail-bind");
+		argv[i++] = strdup(e->def.disks[k].path);
+		if (e->def.disks[k].overlay &&
+		    !overlay_base_of(e->def.disks[k].path, base, sizeof(base))) {
+			argv[i++] = strdup("--jail-bind");
+			argv[i++] = strdup(base);
+		}
 	}
 	if (restore) {
 		argv[i++] = strdup("--restore");
@@ -406,7 +420,7 @@ static int ended_early(struct ternd *t, struct vm_entry *e, char *err, size_t n,
 
 	ended(t, e, &reason, &detail);
 	bridge_taps_delete(&e->def);
-	vmjail_release(t, e);
+	vmjail_release(t, e, false);
 	if (detail && (o = json_tokener_parse(detail))) {
 		struct json_object *m;
 		if (json_object_object_get_ex(o, "message", &m))
@@ -453,18 +467,18 @@ static int launch(struct ternd *t, struct vm_entry *e, const char *restore_state
 		return fail_msg(err, n, -errno, "%s: %s", dir, strerror(errno));
 	unlink(ternd_vm_dir(t, e, "status", path, sizeof(path)));
 	unlink(ternd_vm_dir(t, e, "pid", path, sizeof(path)));
-	if ((r = vmjail_prepare(t, e, restore_state, restore_mem, err, n)))
+	if ((r = vmjail_prepare(t, e, restore_state, restore_mem, incoming, err, n)))
 		return r;
 	for (const char *f = "status.vmm\0api.sock\0incoming.sock\0migrate.sock\0"; *f;
 	     f += strlen(f) + 1)
 		unlink(ternd_vmm_path(t, e, f, path, sizeof(path)));
 	if ((r = bridge_taps_create(&e->def, e->jailed ? e->jail_uid : 0, err, n))) {
-		vmjail_release(t, e);
+		vmjail_release(t, e, false);
 		return r;
 	}
 	if (!(argv = start_argv(t, e, restore_state, restore_mem, paused, incoming))) {
 		bridge_taps_delete(&e->def);
-		vmjail_release(t, e);
+		vmjail_release(t, e, false);
 		return -ENOMEM;
 	}
 	if ((cg = ternd_vm_cgroup(t, e, cgbuf, sizeof(cgbuf))) && mkdir(cg, 0755) &&
@@ -477,7 +491,7 @@ static int launch(struct ternd *t, struct vm_entry *e, const char *restore_state
 	if (cg && !t->limits_off && (r = cgroup_limits_apply(cg, &e->def, err, n))) {
 		rmdir(cg);
 		bridge_taps_delete(&e->def);
-		vmjail_release(t, e);
+		vmjail_release(t, e, false);
 		vmdef_free_args(argv);
 		return r;
 	}
@@ -492,7 +506,7 @@ static int launch(struct ternd *t, struct vm_entry *e, const char *restore_state
 	if (child < 0) {
 		r = fail_msg(err, n, -errno, "fork: %s", strerror(errno));
 		bridge_taps_delete(&e->def);
-		vmjail_release(t, e);
+		vmjail_release(t, e, false);
 		return r;
 	}
 	waitpid(child, NULL, 0); /* the intermediate process; the monitor is init's now */
@@ -542,7 +556,7 @@ static int launch(struct ternd *t, struct vm_entry *e, const char *restore_state
 				 "%s did not answer on its API socket within %d ms (%s): killed",
 				 e->def.name, t->start_timeout_ms, why);
 			bridge_taps_delete(&e->def);
-			vmjail_release(t, e);
+			vmjail_release(t, e, false);
 			ternd_set_state(t, e, "shut off", "failed", NULL);
 			return -ETIMEDOUT;
 		}

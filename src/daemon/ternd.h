@@ -37,6 +37,9 @@ struct vm_entry {
 	/* An incoming migration (migrate_in.c), under ternd.lock. */
 	bool mig_created;  /* defined for it: undefined again if it fails */
 	bool mig_streamed; /* the stream reached its tern-vmm */
+	bool mig_copied;   /* migrating out with copy_storage: its disks here stay here */
+	uid_t mig_uid;	   /* the source's jail uid (0: not jailed there) */
+	char *mig_owners;  /* the source's disk records (vm_jail.c), JSON, or NULL */
 	/* The long operation running on it (job.c), under ternd.lock; op "" when none. */
 	struct {
 		char op[16];

@@ -178,7 +178,40 @@ static bool owners_has(struct json_object *files, const char *path)
 	return false;
 }
 
-static int give_disks(struct ternd *t, struct vm_entry *e, uid_t uid, char *err, size_t n)
+static struct json_object *record(const char *path, uid_t uid, gid_t gid, mode_t mode)
+{
+	struct json_object *f = json_object_new_object();
+	char text[8];
+
+	snprintf(text, sizeof(text), "%04o", (unsigned int)(mode & 07777));
+	json_object_object_add(f, "path", json_object_new_string(path));
+	json_object_object_add(f, "uid", json_object_new_int64(uid));
+	json_object_object_add(f, "gid", json_object_new_int64(gid));
+	json_object_object_add(f, "mode", json_object_new_string(text));
+	return f;
+}
+
+static int owners_write(const char *path, uid_t uid, struct json_object *files)
+{
+	struct json_object *o = json_object_new_object();
+	int r;
+
+	json_object_object_add(o, "uid", json_object_new_int64(uid));
+	json_object_object_add(o, "files", json_object_get(files));
+	r = write_file(path, json_object_to_json_string_ext(
+				     o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+	return r;
+}
+
+/*
+ * A migration's destination (incoming): a disk still held by the source's uid (mig_uid,
+ * shared storage) is no conflict, and a disk that is not here yet (copy_storage) is made,
+ * empty and the uid's, since the jailed tern-vmm cannot create it; recorded as "made", it
+ * is removed again if the VM never arrives.
+ */
+static int give_disks(struct ternd *t, struct vm_entry *e, uid_t uid, bool incoming, char *err,
+		      size_t n)
 {
 	char opath[4200];
 	uid_t was;
@@ -190,37 +223,37 @@ static int give_disks(struct ternd *t, struct vm_entry *e, uid_t uid, char *err,
 	/* First every record, then the chowns: a crash between them leaves nothing unrecorded. */
 	for (unsigned int i = 0; !r && i < e->def.ndisks; i++) {
 		const char *p = e->def.disks[i].path;
+		if (!e->def.disks[i].readonly && incoming && stat(p, &st) && errno == ENOENT) {
+			struct json_object *f = record(p, 0, 0, 0600);
+			json_object_object_add(f, "made", json_object_new_boolean(true));
+			json_object_array_add(files, f);
+			continue;
+		}
 		if (e->def.disks[i].readonly || stat(p, &st))
 			continue;
-		if (st.st_uid != uid && vmjail_in_range(t, st.st_uid))
+		if (st.st_uid != uid && vmjail_in_range(t, st.st_uid) &&
+		    !(incoming && st.st_uid == e->mig_uid))
 			r = fail_msg(err, n, -EBUSY,
 				     "disk %s belongs to uid %u, another VM's (ternd --vm-uids): "
 				     "a disk is written by one VM at a time",
 				     p, (unsigned int)st.st_uid);
-		else if (st.st_uid != uid && !owners_has(files, p)) {
-			struct json_object *f = json_object_new_object();
-			json_object_object_add(f, "path", json_object_new_string(p));
-			json_object_object_add(f, "uid", json_object_new_int64(st.st_uid));
-			json_object_object_add(f, "gid", json_object_new_int64(st.st_gid));
-			char mode[8];
-			snprintf(mode, sizeof(mode), "%04o", (unsigned int)(st.st_mode & 07777));
-			json_object_object_add(f, "mode", json_object_new_string(mode));
-			json_object_array_add(files, f);
-		}
+		else if (st.st_uid != uid && !owners_has(files, p))
+			json_object_array_add(files, record(p, st.st_uid, st.st_gid, st.st_mode));
 	}
-	if (!r) {
-		struct json_object *o = json_object_new_object();
-		json_object_object_add(o, "uid", json_object_new_int64(uid));
-		json_object_object_add(o, "files", json_object_get(files));
-		r = write_file(opath, json_object_to_json_string_ext(
-					      o, JSON_C_TO_STRING_PRETTY |
-							 JSON_C_TO_STRING_NOSLASHESCAPE));
-		json_object_put(o);
-		if (r)
-			fail_msg(err, n, r, "%s: %s", opath, strerror(-r));
-	}
+	if (!r && (r = owners_write(opath, uid, files)))
+		fail_msg(err, n, r, "%s: %s", opath, strerror(-r));
 	for (unsigned int i = 0; !r && i < e->def.ndisks; i++) {
 		const char *p = e->def.disks[i].path;
+		if (!e->def.disks[i].readonly && incoming && stat(p, &st) && errno == ENOENT) {
+			int fd =
+				open(p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+			if (fd < 0 || fchown(fd, uid, uid))
+				r = fail_msg(err, n, -errno, "'copy_storage': cannot make %s: %s",
+					     p, strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			continue;
+		}
 		if (e->def.disks[i].readonly || stat(p, &st))
 			continue;
 		if (chown(p, uid, uid) || chmod(p, (st.st_mode & 07777) | S_IRUSR | S_IWUSR))
@@ -232,13 +265,16 @@ static int give_disks(struct ternd *t, struct vm_entry *e, uid_t uid, char *err,
 }
 
 int vmjail_prepare(struct ternd *t, struct vm_entry *e, const char *restore_state,
-		   const char *restore_mem, char *err, size_t n)
+		   const char *restore_mem, bool incoming, char *err, size_t n)
 {
 	int r;
 
 	e->jailed = false;
 	if (!t->uid_count)
 		return make_vmm_dir(t, e, 0, err, n);
+	/* A VM new here that comes from a jailed source keeps its uid when it is free. */
+	if (incoming && !vmjail_in_range(t, e->jail_uid) && vmjail_in_range(t, e->mig_uid))
+		e->jail_uid = e->mig_uid;
 	if ((r = pick_uid(t, e, err, n)))
 		return r;
 	uid_t uid = e->jail_uid;
@@ -252,8 +288,9 @@ int vmjail_prepare(struct ternd *t, struct vm_entry *e, const char *restore_stat
 		    lchown(restore[i], uid, uid))
 			return fail_msg(err, n, -errno, "%s: %s", restore[i], strerror(errno));
 	}
-	if ((r = check_readable("kernel", e->def.kernel, uid, err, n)) ||
-	    (r = check_readable("initrd", e->def.initrd, uid, err, n)))
+	/* A destination's tern-vmm takes the machine from the stream, not from the kernel. */
+	if (!incoming && ((r = check_readable("kernel", e->def.kernel, uid, err, n)) ||
+			  (r = check_readable("initrd", e->def.initrd, uid, err, n))))
 		return r;
 	for (unsigned int i = 0; i < e->def.ndisks; i++) {
 		char base[OVERLAY_BASE_PATH_MAX + 1];
@@ -266,14 +303,14 @@ int vmjail_prepare(struct ternd *t, struct vm_entry *e, const char *restore_stat
 		    (r = check_readable("overlay base", base, uid, err, n)))
 			return r;
 	}
-	if ((r = give_disks(t, e, uid, err, n)))
-		vmjail_release(t, e);
+	if ((r = give_disks(t, e, uid, incoming, err, n)))
+		vmjail_release(t, e, false);
 	else
 		e->jailed = true;
 	return r;
 }
 
-void vmjail_release(struct ternd *t, struct vm_entry *e)
+void vmjail_release(struct ternd *t, struct vm_entry *e, bool moved)
 {
 	char opath[4200];
 	uid_t uid;
@@ -281,8 +318,9 @@ void vmjail_release(struct ternd *t, struct vm_entry *e)
 		owners_read(ternd_vm_dir(t, e, "owners", opath, sizeof(opath)), &uid);
 	bool all = true;
 
-	for (size_t i = 0; i < json_object_array_length(files); i++) {
-		struct json_object *f = json_object_array_get_idx(files, i), *p, *u, *g, *m;
+	/* Migrated: the disks are the destination's now, and the records went with the VM. */
+	for (size_t i = 0; !moved && i < json_object_array_length(files); i++) {
+		struct json_object *f = json_object_array_get_idx(files, i), *p, *u, *g, *m, *made;
 		struct stat st;
 		if (!json_object_object_get_ex(f, "path", &p) ||
 		    !json_object_object_get_ex(f, "uid", &u) ||
@@ -290,6 +328,13 @@ void vmjail_release(struct ternd *t, struct vm_entry *e)
 		    !json_object_object_get_ex(f, "mode", &m))
 			continue;
 		const char *path = json_object_get_string(p);
+		/* Made for a migration that never arrived: the partial copy goes. */
+		if (json_object_object_get_ex(f, "made", &made) && json_object_get_boolean(made)) {
+			if (!lstat(path, &st) && S_ISREG(st.st_mode) && st.st_uid == uid &&
+			    unlink(path) == 0)
+				log_info("%s: removed the partial copy %s", e->def.name, path);
+			continue;
+		}
 		/* Given to someone else meanwhile (by hand): theirs now. */
 		if (stat(path, &st) || st.st_uid != uid)
 			continue;
@@ -310,7 +355,73 @@ void vmjail_release_stale(struct ternd *t)
 {
 	for (struct vm_entry *e = t->vms; e; e = e->next)
 		if (!ternd_is_active(e))
-			vmjail_release(t, e);
+			vmjail_release(t, e, !strcmp(e->reason, "migrated"));
+}
+
+struct json_object *vmjail_records(struct ternd *t, struct vm_entry *e, uid_t *uid)
+{
+	char opath[4200];
+
+	return owners_read(ternd_vm_dir(t, e, "owners", opath, sizeof(opath)), uid);
+}
+
+static bool writable_disk(const struct vm_entry *e, const char *path)
+{
+	for (unsigned int i = 0; i < e->def.ndisks; i++)
+		if (!e->def.disks[i].readonly && !strcmp(e->def.disks[i].path, path))
+			return true;
+	return false;
+}
+
+void vmjail_arrived(struct ternd *t, struct vm_entry *e)
+{
+	char opath[4200];
+	uid_t uid;
+	struct json_object *mine =
+		owners_read(ternd_vm_dir(t, e, "owners", opath, sizeof(opath)), &uid);
+	struct json_object *src = e->mig_owners ? json_tokener_parse(e->mig_owners) : NULL;
+	struct json_object *files = json_object_new_array();
+	int r;
+
+	if (!json_object_is_type(src, json_type_array)) {
+		json_object_put(src);
+		src = json_object_new_array();
+	}
+	/* Who owned each disk before any run held it: the source's record (it held it first),
+	 * else this host's; nothing is "made" any more. The source names this VM's writable
+	 * disks only: a record of any other path is not taken. */
+	for (int pass = 0; pass < 2; pass++) {
+		struct json_object *from = pass ? mine : src;
+		for (size_t i = 0; i < json_object_array_length(from); i++) {
+			struct json_object *f = json_object_array_get_idx(from, i), *p, *u, *g, *m;
+			if (!json_object_object_get_ex(f, "path", &p) ||
+			    !json_object_object_get_ex(f, "uid", &u) ||
+			    !json_object_object_get_ex(f, "gid", &g) ||
+			    !json_object_object_get_ex(f, "mode", &m) ||
+			    !json_object_is_type(p, json_type_string) ||
+			    !json_object_is_type(u, json_type_int) ||
+			    !json_object_is_type(g, json_type_int) ||
+			    !json_object_is_type(m, json_type_string) ||
+			    !writable_disk(e, json_object_get_string(p)) ||
+			    owners_has(files, json_object_get_string(p)))
+				continue;
+			struct json_object *c = json_object_new_object();
+			json_object_object_foreach(f, key, val)
+			{
+				if (strcmp(key, "made"))
+					json_object_object_add(c, key, json_object_get(val));
+			}
+			json_object_array_add(files, c);
+		}
+	}
+	/* Unjailed here, the disks stay the source's uid's until this run ends. */
+	if (!e->jailed)
+		uid = e->mig_uid;
+	if (uid && json_object_array_length(files) && (r = owners_write(opath, uid, files)))
+		log_warn("%s: cannot record its disks' owners: %s", e->def.name, strerror(-r));
+	json_object_put(files);
+	json_object_put(mine);
+	json_object_put(src);
 }
 
 pid_t vmjail_vmm_pid(const struct vm_entry *e, pid_t pid)

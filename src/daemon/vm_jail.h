@@ -15,9 +15,16 @@ bool vmjail_in_range(const struct ternd *t, uid_t uid);
  * 0, or -errno with err (nothing left handed over).
  */
 int vmjail_prepare(struct ternd *t, struct vm_entry *e, const char *restore_state,
-		   const char *restore_mem, char *err, size_t n);
-/* Gives the VM's disks back to their owners (after its run; idempotent). */
-void vmjail_release(struct ternd *t, struct vm_entry *e);
+		   const char *restore_mem, bool incoming, char *err, size_t n);
+/* Gives the VM's disks back to their owners after its run (idempotent); moved: it runs on
+ * at a migration's destination, whose ternd gives them back in its turn. */
+void vmjail_release(struct ternd *t, struct vm_entry *e, bool moved);
+/* The records of the disks this run holds ({"path", "uid", "gid", "mode"}[]) and the uid
+ * they were given to (0: none): what a migration's source sends along. */
+struct json_object *vmjail_records(struct ternd *t, struct vm_entry *e, uid_t *uid);
+/* A migration arrived: the records become the source's (e->mig_owners), so that this
+ * host gives the disks back to who owned them before the first run. */
+void vmjail_arrived(struct ternd *t, struct vm_entry *e);
 /* At ternd's start: what shut-off VMs still hold (ternd died while they ran) goes back. */
 void vmjail_release_stale(struct ternd *t);
 /* The tern-vmm that runs the VM: pid itself, or for a jailed VM the child of pid (its

@@ -53,6 +53,7 @@ static void entry_free(struct vm_entry *e)
 	free(e->def_json);
 	free(e->detail);
 	free(e->job.migration);
+	free(e->mig_owners);
 	if (e->mon_pidfd >= 0)
 		close(e->mon_pidfd);
 	if (e->vmm_pidfd >= 0)

@@ -98,6 +98,17 @@ static int place(const struct jail_config *c, const struct jail_entry *e, char *
 					strerror(errno));
 		return 0;
 	}
+	if ((e->kind == JAIL_WRITE || e->kind == JAIL_READ) && S_ISBLK(st.st_mode)) {
+		/* A disk on a block device: a node of its own (binds are nodev), the uid's to
+		 * write, or root's and readable to read only. */
+		bool rw = e->kind == JAIL_WRITE;
+		if (mknod(dst, S_IFBLK | (rw ? 0600 : 0444), st.st_rdev) ||
+		    (rw && chown(dst, c->uid, c->gid)))
+			return fail_msg(err, n, -errno,
+					"cannot make the block device '%s' in the jail: %s",
+					e->path, strerror(errno));
+		return 0;
+	}
 	if (e->kind == JAIL_DIR && !S_ISDIR(st.st_mode))
 		return fail_msg(err, n, -ENOTDIR, "'%s' is not a directory", e->path);
 	if (S_ISDIR(st.st_mode) ? mkdir(dst, 0755) && errno != EEXIST :

@@ -76,8 +76,10 @@ static const char usage[] =
 	"                         new mount, PID, IPC and UTS namespaces whose root holds only\n"
 	"                         this VM's files, as that user and group with no capabilities,\n"
 	"                         rlimits and Landlock\n"
-	"  --jail-bind DIR        with --jail: a directory the VM may write in (snapshots, paths\n"
-	"                         given through the API); repeatable, up to 16\n"
+	"  --jail-bind PATH       with --jail: a directory the VM may write in (snapshots, paths\n"
+	"                         given through the API), or a file or block device it may\n"
+	"                         read and write (a disk given through the API or by a\n"
+	"                         migration); repeatable, up to 16\n"
 	"  --debug-exit           test only: a byte written to port 0x501 becomes the exit status\n"
 	"  -h, --help             this text\n"
 	"Console: Ctrl-a x quits, Ctrl-a a sends Ctrl-a.\n"
@@ -372,7 +374,7 @@ void config_parse(struct vmm_config *c, int argc, char **argv)
 		}
 		case OPT_JAIL_BIND:
 			if (c->jail.nbinds == JAIL_MAX_BINDS)
-				die_usage("--jail-bind: at most %d directories", JAIL_MAX_BINDS);
+				die_usage("--jail-bind: at most %d paths", JAIL_MAX_BINDS);
 			if (!strcmp(optarg, "/") || !*optarg)
 				die_usage(
 					"--jail-bind: '%s' would give the VM the whole host; name "

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int keep_fd(struct jail_entries *s, int fd, char *err, size_t n)
@@ -68,6 +69,13 @@ static int add_incoming(const char *uri, struct jail_entries *s, char *err, size
 
 	if (mig_uri_parse(uri, &u, why, sizeof(why)))
 		return 0; /* parsed before: cannot happen */
+	int r = 0;
+
+	/* Post-copy's userfaultfd, for a process without CAP_SYS_PTRACE (migrate_postcopy.c). */
+	if (access("/dev/userfaultfd", F_OK) == 0)
+		r = jail_add(s, "/dev/userfaultfd", JAIL_DEVICE, err, n);
+	if (r)
+		return r;
 	if (u.kind == MIG_FD)
 		return keep_fd(s, u.fd, err, n);
 	if (u.kind == MIG_UNIX)
@@ -90,14 +98,22 @@ int jail_paths_collect(const struct vmm_config *c, struct jail_entries *s, char 
 	for (unsigned int i = 0; !r && i < ARRAY_SIZE(dirs_of); i++)
 		if (dirs_of[i])
 			r = jail_add_dir_of(s, dirs_of[i], err, n);
-	for (unsigned int i = 0; !r && i < c->jail.nbinds; i++)
-		r = jail_add(s, c->jail.binds[i], JAIL_DIR, err, n);
+	/* A directory to write in, or a file (an image given through the API later). */
+	for (unsigned int i = 0; !r && i < c->jail.nbinds; i++) {
+		struct stat st;
+		bool file = !stat(c->jail.binds[i], &st) && !S_ISDIR(st.st_mode);
+		r = jail_add(s, c->jail.binds[i], file ? JAIL_WRITE : JAIL_DIR, err, n);
+	}
 	if (!r)
 		r = add_disks(c, s, err, n);
 	if (!r)
 		r = add_net(c, s, err, n);
 	if (!r && c->incoming)
 		r = add_incoming(c->incoming, s, err, n);
+	/* Configured through its API later, it may become a migration's destination too. */
+	if (!r && !c->incoming && !c->kernel && !c->restore_state &&
+	    access("/dev/userfaultfd", F_OK) == 0)
+		r = jail_add(s, "/dev/userfaultfd", JAIL_DEVICE, err, n);
 	if (!r)
 		r = jail_add(s, c->kvm_dev, JAIL_DEVICE, err, n);
 	if (!r)

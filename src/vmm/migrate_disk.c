@@ -166,6 +166,26 @@ void disk_copy_src_stop(struct disk_copy_src *s, struct vm *vm)
 
 /* ---- destination ---- */
 
+/*
+ * A jailed destination cannot create the image (its jail holds only files that exist):
+ * ternd makes it beforehand, empty and the jail's uid's, and binds it in. Such a file,
+ * and no other, is taken as if just created; root's files never are.
+ */
+static int open_made_for_us(const char *path)
+{
+	int fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+
+	if (fd < 0)
+		return -1;
+	if (!fstat(fd, &st) && S_ISREG(st.st_mode) && st.st_size == 0 && st.st_uid != 0 &&
+	    st.st_uid == geteuid())
+		return fd;
+	close(fd);
+	errno = EEXIST;
+	return -1;
+}
+
 int disk_copy_dst_prepare(struct disk_copy_dst *d, const struct vmstate_section *s,
 			  const struct vmm_config *cfg, char *err, size_t n)
 {
@@ -187,6 +207,8 @@ int disk_copy_dst_prepare(struct disk_copy_dst *d, const struct vmstate_section 
 			return fail_msg(err, n, -EINVAL, "the disk list names disk %u wrongly", i);
 		const char *path = cfg->disks[i].path;
 		int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0 && errno == EEXIST)
+			fd = open_made_for_us(path);
 		if (fd < 0) {
 			int e = errno;
 			disk_copy_dst_abort(d, cfg);

@@ -126,6 +126,27 @@ static void *fault_thread(void *arg)
 	return NULL;
 }
 
+/*
+ * A userfaultfd that also takes the faults KVM makes in the kernel: the system call needs
+ * CAP_SYS_PTRACE for those (unless vm.unprivileged_userfaultfd is 1); a jailed tern-vmm,
+ * which has no capability, gets one from /dev/userfaultfd (Linux 6.1), which its jail
+ * holds for it (the device node's permission is the privilege).
+ */
+static int uffd_open(void)
+{
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK), dev, e;
+
+	if (fd >= 0 || errno != EPERM)
+		return fd >= 0 ? fd : -errno;
+	e = errno;
+	if ((dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC)) < 0)
+		return -e;
+	fd = ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
+	e = errno;
+	close(dev);
+	return fd >= 0 ? fd : -e;
+}
+
 int postcopy_dst_begin(struct postcopy_dst *pc, const struct guest_mem *mem, const uint8_t *stale,
 		       int sock, struct vmstate_writer *w, pthread_mutex_t *wlock, char *err,
 		       size_t n)
@@ -156,9 +177,9 @@ int postcopy_dst_begin(struct postcopy_dst *pc, const struct guest_mem *mem, con
 					strerror(errno));
 		p = q;
 	}
-	pc->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	if (pc->uffd < 0)
-		return fail_msg(err, n, -errno, "post-copy needs userfaultfd: %s", strerror(errno));
+	if ((pc->uffd = uffd_open()) < 0)
+		return fail_msg(err, n, pc->uffd, "post-copy needs userfaultfd: %s",
+				strerror(-pc->uffd));
 	struct uffdio_api api = { .api = UFFD_API };
 	struct uffdio_register reg = {
 		.range = { (uint64_t)(uintptr_t)mem->host, mem->size },

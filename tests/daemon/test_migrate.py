@@ -50,7 +50,7 @@ class Pair:
     """Two ternds serving TLS on 127.0.0.1, each with a server and a client certificate in
     its --tls-dir (copies: a test swaps the source's client certificate)."""
 
-    def __init__(self, tag):
+    def __init__(self, tag, extra=(), dst_wrap=()):
         c = certs()
         self.src = self.dst = None
         self.tls, self.tls_dst = (tempfile.mkdtemp(prefix="tern-migtls-") for _ in range(2))
@@ -62,9 +62,10 @@ class Pair:
         self.src_port, self.port = ternlib.free_port(), ternlib.free_port()
         self.src_url, self.url = ("tls://127.0.0.1:%d" % p for p in (self.src_port, self.port))
         self.src = ternd.Ternd(tag + "src", extra=["--listen-tls", "127.0.0.1:%d" % self.src_port,
-                                                   "--tls-dir", self.tls])
+                                                   "--tls-dir", self.tls] + list(extra))
         self.dst = ternd.Ternd(tag + "dst", extra=["--listen-tls", "127.0.0.1:%d" % self.port,
-                                                   "--tls-dir", self.tls_dst])
+                                                   "--tls-dir", self.tls_dst] + list(extra),
+                               wrap=dst_wrap)
         wait_listening(self.src.proc, self.src.log)
         wait_listening(self.dst.proc, self.dst.log)
 

@@ -1,6 +1,7 @@
 """ternd --vm-uids: each VM's tern-vmm jailed under a uid of its own, its writable disks
 handed to that uid while it runs and given back after (also when ternd died meanwhile);
 VM A's process can neither see nor open VM B's disk or socket."""
+import json
 import os
 import shutil
 import signal
@@ -13,6 +14,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ternd  # noqa: E402
 import ternlib  # noqa: E402
+from test_migrate import DOWNTIME_MS, Pair, passes, wait_passes  # noqa: E402
 from test_ternd import COUNTER, wait_counting  # noqa: E402
 
 FIRST = 4100000  # no user of the host's has uids this high
@@ -170,3 +172,85 @@ def test_what_a_jailed_vm_cannot_have_is_refused():
         p = subprocess.run([ternd.tool("ternd"), "--foreground", "--state-dir", "/nonexistent",
                             "--vm-uids", bad], capture_output=True, text=True, timeout=30)
         assert p.returncode == 2 and "--vm-uids" in p.stderr and says in p.stderr, (bad, p)
+
+
+def owners_file(t, name):
+    with open(os.path.join(t.dir, "vms", t.vm(name)["uuid"], "owners")) as f:
+        return json.load(f)
+
+
+def test_jailed_vms_migrate_between_ternds():
+    """Both ternds jail their VMs: the VM arrives under the same uid, its disk (shared
+    storage: this host) stays that uid's, the destination records who owned it before the
+    source's run and gives it back when the VM ends there; post-copy into a jailed
+    destination (its userfaultfd from /dev/userfaultfd) too."""
+    p = Pair("jmig", extra=["--vm-uids", UIDS])
+    d = tempfile.mkdtemp(prefix="tern-vmuids-mig-")
+    os.chmod(d, 0o755)
+    try:
+        img = disk(d, "jm.img")
+        p.start_vm("jm", disks=[{"path": img}])
+        uid = p.src.vm("jm")["jail"]["uid"]
+        assert owner(img)[0] == uid, owner(img)
+        r = p.tern(p.src, "migrate", "jm", p.url, "--live", "--auto-converge", "--downtime",
+                   DOWNTIME_MS)
+        assert r.status == 0, "%r\n%s" % (r, p.logs())
+        assert p.src.state("jm") == ("shut off", "migrated") and \
+            p.dst.state("jm") == ("running", "migrated"), p.logs()
+        there = p.dst.vm("jm")
+        assert there["jail"]["uid"] == uid, there["jail"]
+        for st in ternlib.thread_status(there["pid"]).values():
+            assert st["Uid"].split() == [str(uid)] * 4 and st["Seccomp"] == "2", st
+        assert owner(img)[0] == uid, "the source gave the disk back under the destination"
+        rec = owners_file(p.dst, "jm")
+        assert rec["uid"] == uid and rec["files"] == [
+            {"path": img, "uid": 0, "gid": 0, "mode": "0640"}], rec
+        assert wait_passes(p.dst, "jm", len(passes(p.dst, "jm")) + 2), p.logs()
+        # Back, post-copy: the source (a jailed destination now) pulls pages on fault. A
+        # 1 ms downtime limit the lab never meets: post-copy takes over after 3 rounds.
+        r = p.tern(p.dst, "migrate", "jm", p.src_url, "--live", "--post-copy", "--downtime", "1")
+        assert r.status == 0, "%r\n%s" % (r, p.logs())
+        assert p.src.state("jm")[0] == "running", p.src.state("jm")
+        with open(os.path.join(p.src.dir, "vms", p.src.vm("jm")["uuid"], "vmm.log")) as f:
+            assert "post-copy: the VM runs here" in f.read(), "no post-copy happened"
+        assert p.src.vm("jm")["jail"]["uid"] == uid
+        assert wait_passes(p.src, "jm", len(passes(p.src, "jm")) + 2), p.logs()
+        assert "FAIL" not in ternd.console_log(p.src, "jm")
+        p.src.ok("POST", "/vms/jm/destroy")
+        assert owner(img) == (0, 0, 0o640), owner(img)
+    finally:
+        p.close()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_jailed_copy_storage_makes_the_disk_for_the_destination():
+    """--copy-storage into a jailed destination: the destination's ternd runs in a mount
+    namespace of its own with an empty tmpfs over the disk's directory (another host's
+    disk, at the same path); it makes the image, empty and the VM's uid's, for the jailed
+    tern-vmm to fill. Every byte arrives; the source's disk goes back to its owner at
+    once, the destination's to the owner the source recorded when the VM ends there."""
+    d = tempfile.mkdtemp(prefix="tern-vmuids-copy-")
+    os.chmod(d, 0o755)
+    p = Pair("jcopy", extra=["--vm-uids", UIDS],
+             dst_wrap=["unshare", "-m", "sh", "-c", 'mount -t tmpfs tmpfs "$0" && exec "$@"', d])
+    try:
+        img = disk(d, "jc.img")
+        with open(img, "r+b") as f:
+            f.write(os.urandom(1 << 20))
+        p.start_vm("jc", disks=[{"path": img}])
+        there_img = "/proc/%d/root%s" % (p.dst.proc.pid, img)
+        assert not os.path.exists(there_img), "the destination sees the source's disk"
+        r = p.tern(p.src, "migrate", "jc", p.url, "--live", "--copy-storage", "--downtime",
+                   DOWNTIME_MS)
+        assert r.status == 0, "%r\n%s" % (r, p.logs())
+        uid = p.dst.vm("jc")["jail"]["uid"]
+        assert owner(there_img)[0] == uid, owner(there_img)
+        assert owner(img) == (0, 0, 0o640), "the source kept its disk's handover"
+        assert wait_passes(p.dst, "jc", len(passes(p.dst, "jc")) + 2), p.logs()
+        p.dst.ok("POST", "/vms/jc/destroy")
+        with open(img, "rb") as a, open(there_img, "rb") as b:
+            assert a.read() == b.read(), "the copy differs"
+        assert owner(there_img) == (0, 0, 0o640), owner(there_img)
+    finally:
+        p.close()
+        shutil.rmtree(d, ignore_errors=True)

@@ -21,13 +21,14 @@ class Ternd:
     """ternd --foreground on a fresh state directory (or a given one), logging to
     tests/out/ternd-TAG.log; the VMs it leaves running are killed by close()."""
 
-    def __init__(self, tag, state_dir=None, cgroup=None, extra=(), env=None):
+    def __init__(self, tag, state_dir=None, cgroup=None, extra=(), env=None, wrap=()):
         ternlib.need_kvm()
         self.tag = tag
         self.env = dict(os.environ, **(env or {}))  # ternd's, so its VMs' too
         self.dir = state_dir or tempfile.mkdtemp(prefix="ternd-%s-" % tag)
         self.cgroup = cgroup or "/tern-test-%s-%d" % (tag, os.getpid())
         self.extra = list(extra)
+        self.wrap = list(wrap)  # a command ternd runs under (unshare ...), execing it
         self.proc = None
         self.log_path = os.path.join(ternlib.OUT, "ternd-%s.log" % tag)
         self.start()
@@ -38,7 +39,7 @@ class Ternd:
 
     def start(self, timeout=20):
         log = open(self.log_path, "a")
-        self.proc = subprocess.Popen([tool("ternd"), "--foreground", "--state-dir", self.dir,
+        self.proc = subprocess.Popen(self.wrap + [tool("ternd"), "--foreground", "--state-dir", self.dir,
                                       "--cgroup", self.cgroup, "--log-level", "debug"]
                                      + self.extra, stdout=log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env=self.env)
