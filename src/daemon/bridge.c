@@ -1,6 +1,7 @@
 /* Persistent TAPs on bridges for ternd's bridge NICs (TUNSETPERSIST, SIOCBRADDIF). */
 #include "daemon/bridge.h"
 
+#include "core/log.h"
 #include "core/util.h"
 
 #include <errno.h>
@@ -109,7 +110,15 @@ void bridge_taps_delete(const struct vmdef *d)
 	for (unsigned int i = 0; i < d->nnics; i++)
 		if (d->nics[i].type == VMDEF_NIC_BRIDGE) {
 			bridge_tap_name(d, i, tap);
-			if (if_nametoindex(tap))
-				tap_persist(tap, false, 0);
+			/* The ended tern-vmm's queue may still be let go of (an io_uring's files
+			 * are released after its process is reaped): busy for a moment. */
+			int r = 0;
+			for (int k = 0; k < 100 && if_nametoindex(tap); k++) {
+				if ((r = tap_persist(tap, false, 0)) != -EBUSY)
+					break;
+				usleep(20000);
+			}
+			if (r)
+				log_warn("cannot remove TAP %s: %s", tap, strerror(-r));
 		}
 }

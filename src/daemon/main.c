@@ -30,11 +30,14 @@
 
 #define DEFAULT_STATE_DIR "/var/lib/tern"
 #define DEFAULT_START_TIMEOUT_S 60
+/* 0x70000000 and the 64 Ki after it: above systemd's container range (0x80000 to
+ * 0x6FFFFFFF), below its foreign range (0x7FFE0000) and 2^31, which some tools mishandle. */
+#define DEFAULT_VM_UIDS "1879048192-1879113727"
 
 static const char usage[] =
 	"usage: ternd [--foreground] [--state-dir DIR] [--group NAME] [--cgroup PATH|none]\n"
 	"             [--vmm PATH] [--monitor PATH] [--start-timeout SECONDS]\n"
-	"             [--listen-tls ADDR:PORT] [--tls-dir DIR] [--vm-uids FIRST-LAST]\n"
+	"             [--listen-tls ADDR:PORT] [--tls-dir DIR] [--vm-uids FIRST-LAST|off]\n"
 	"             [--log-level error|warn|info|debug]\n"
 	"\n"
 	"The tern host manager: keeps VM definitions in DIR (default " DEFAULT_STATE_DIR "),\n"
@@ -50,10 +53,12 @@ static const char usage[] =
 	"                      none: no cgroups\n"
 	"  --vmm, --monitor    the tern-vmm and tern-monitor to run (default: beside ternd, else\n"
 	"                      in ../bin from ternd's directory)\n"
-	"  --vm-uids FIRST-LAST  jail every VM's tern-vmm (tern-vmm --jail) under a uid of\n"
-	"                      its own from this range (1 to 4294967294, no user of the host's\n"
-	"                      in it), its gid the same number; its writable disks are given to\n"
-	"                      that uid while it runs and given back after (docs/security.md)\n"
+	"  --vm-uids FIRST-LAST|off  jail every VM's tern-vmm (tern-vmm --jail) under a uid\n"
+	"                      of its own from this range (1 to 4294967294; no user, group or\n"
+	"                      /etc/subuid or /etc/subgid range of the host's in it), its gid\n"
+	"                      the same number; its writable disks are given to that uid while\n"
+	"                      it runs and given back after (docs/security.md). Default, as\n"
+	"                      root: " DEFAULT_VM_UIDS "; off: VMs run unjailed, as root\n"
 	"  --start-timeout S   how long a VM may take to answer on its API socket, 1 to 3600\n"
 	"                      (default 60)\n"
 	"  --listen-tls ADDR:PORT  also serve the API (read-write) over TLS on TCP: an IPv4\n"
@@ -76,34 +81,79 @@ struct opts {
 	enum log_level level;
 	uid_t uid_first;
 	unsigned int uid_count;
+	bool uids_given;
 };
 
 #define VM_UIDS_MAX 1000000 /* uids in --vm-uids: more VMs than a host runs */
 
-/* --vm-uids FIRST-LAST: a range no user of the host's is in (they would share files). */
-static void parse_vm_uids(const char *arg, struct opts *o)
+/* Whether [a, b] meets a range "NAME:START:COUNT" of /etc/subuid or /etc/subgid (user
+ * namespaces map those uids: a container's processes would own the VMs' files). */
+static bool sub_overlap(const char *file, uint64_t a, uint64_t b, char *who, size_t n)
+{
+	FILE *f = fopen(file, "re");
+	char line[512];
+	bool hit = false;
+
+	while (f && !hit && fgets(line, sizeof(line), f)) {
+		char name[256];
+		unsigned long long start, count;
+		if (sscanf(line, "%255[^:]:%llu:%llu", name, &start, &count) == 3 && count &&
+		    start <= b && start + count - 1 >= a) {
+			snprintf(who, n, "%s's range %llu-%llu in %s", name, start,
+				 start + count - 1, file);
+			hit = true;
+		}
+	}
+	if (f)
+		fclose(f);
+	return hit;
+}
+
+/* A range of uids (and gids) no user, group or user-namespace range of the host's is in. */
+static void check_vm_uids(const char *arg, uint64_t a, uint64_t b, const char *fix)
+{
+	struct passwd *pw;
+	struct group *gr;
+	char who[600] = "";
+
+	setpwent();
+	while (!who[0] && (pw = getpwent()))
+		if (pw->pw_uid >= a && pw->pw_uid <= b)
+			snprintf(who, sizeof(who), "the host's user %s (uid %u)", pw->pw_name,
+				 (unsigned int)pw->pw_uid);
+	endpwent();
+	setgrent();
+	while (!who[0] && (gr = getgrent()))
+		if (gr->gr_gid >= a && gr->gr_gid <= b)
+			snprintf(who, sizeof(who), "the host's group %s (gid %u)", gr->gr_name,
+				 (unsigned int)gr->gr_gid);
+	endgrent();
+	if (!who[0])
+		sub_overlap("/etc/subuid", a, b, who, sizeof(who));
+	if (!who[0])
+		sub_overlap("/etc/subgid", a, b, who, sizeof(who));
+	if (who[0])
+		die_usage("--vm-uids %s meets %s: VMs need uids of their own (%s)", arg, who, fix);
+}
+
+/* --vm-uids FIRST-LAST or off. */
+static void parse_vm_uids(const char *arg, struct opts *o, const char *fix)
 {
 	char first[24], last[24], extra;
 	uint64_t a, b;
-	struct passwd *pw;
 
+	o->uids_given = true;
+	if (!strcmp(arg, "off")) {
+		o->uid_count = 0;
+		return;
+	}
 	if (sscanf(arg, "%23[0-9]-%23[0-9]%c", first, last, &extra) != 2 ||
 	    !parse_u64(first, 1, 4294967294ULL, &a) || !parse_u64(last, 1, 4294967294ULL, &b) ||
 	    b < a || b - a >= VM_UIDS_MAX)
 		die_usage("--vm-uids: '%s' is not FIRST-LAST, two uids from 1 to 4294967294 with "
-			  "FIRST <= LAST and at most %d of them",
+			  "FIRST <= LAST and at most %d of them, nor off",
 			  arg, VM_UIDS_MAX);
-	setpwent();
-	while ((pw = getpwent()))
-		if (pw->pw_uid >= a && pw->pw_uid <= b) {
-			char name[64];
-			snprintf(name, sizeof(name), "%s", pw->pw_name);
-			endpwent();
-			die_usage("--vm-uids: uid %u in %s is the host's user %s: VMs need uids "
-				  "of their own",
-				  (unsigned int)pw->pw_uid, arg, name);
-		}
-	endpwent();
+	check_vm_uids(arg, a, b, fix);
 	o->uid_first = (uid_t)a;
 	o->uid_count = (unsigned int)(b - a + 1);
 }
@@ -198,7 +248,7 @@ static void parse(int argc, char **argv, struct opts *o)
 			o->tls_dir = optarg;
 			break;
 		case 'U':
-			parse_vm_uids(optarg, o);
+			parse_vm_uids(optarg, o, "name free ones, or off");
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -210,6 +260,15 @@ static void parse(int argc, char **argv, struct opts *o)
 	}
 	if (optind < argc)
 		die_usage("unexpected argument '%s' (ternd takes options only)", argv[optind]);
+	/* Jailing takes root (namespaces, chown): a ternd run by a user runs its VMs unjailed. */
+	if (o->uids_given && o->uid_count && geteuid() != 0)
+		die_usage("--vm-uids: jailing VMs needs root (ternd runs as uid %u); or --vm-uids "
+			  "off",
+			  (unsigned int)geteuid());
+	if (!o->uids_given && geteuid() == 0)
+		parse_vm_uids(DEFAULT_VM_UIDS, o,
+			      "the default range: give ternd --vm-uids FIRST-LAST of free ones, or "
+			      "--vm-uids off");
 	if (o->state_dir[0] != '/')
 		die_usage("--state-dir: '%s' must be an absolute path", o->state_dir);
 	if (o->cgroup && strcmp(o->cgroup, "none") && o->cgroup[0] != '/')
@@ -445,6 +504,11 @@ int main(int argc, char **argv)
 		die("%s", err);
 	log_info("serving %s/ternd.sock (state in %s, cgroup %s)", o.state_dir, o.state_dir,
 		 t.cgroup ? t.cgroup : "none");
+	if (t.uid_count)
+		log_info("VMs run jailed, each under a uid of %u-%u", (unsigned int)t.uid_first,
+			 (unsigned int)(t.uid_first + t.uid_count - 1));
+	else
+		log_info("VMs run unjailed (--vm-uids off, or ternd is not root)");
 	if (tls) {
 		if (server_start_tls(&rw, &o.tls_addr, tls, err, sizeof(err)))
 			die("--listen-tls: %s", err);

@@ -108,9 +108,21 @@ static int pump(struct relay_end *from, struct relay_end *to, char *buf, char *e
 	if (n < 0)
 		return fail_msg(err, errlen, (int)n, "reading from %s: %s", from->name,
 				why_of(from, (int)n));
-	if ((r = end_write(to, buf, (size_t)n)))
-		return fail_msg(err, errlen, r, "writing to %s: %s", to->name, why_of(to, r));
 	from->bytes_in += (uint64_t)n;
+	if (to->gone)
+		return 1;
+	/*
+	 * A socket end that went away (a tern-vmm that ended: EPIPE) may still have sent
+	 * bytes that are not through yet, its last ones: the tunnel goes on until it reads
+	 * that end's close, and what comes for it meanwhile is dropped (a post-copy
+	 * destination's last page requests, after the source sent every page).
+	 */
+	if ((r = end_write(to, buf, (size_t)n)) && !to->tls && (r == -EPIPE || r == -ECONNRESET)) {
+		to->gone = true;
+		return 1;
+	}
+	if (r)
+		return fail_msg(err, errlen, r, "writing to %s: %s", to->name, why_of(to, r));
 	return 1;
 }
 

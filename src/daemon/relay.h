@@ -9,6 +9,7 @@
 #define TERN_DAEMON_RELAY_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 struct tls_conn;
@@ -17,7 +18,8 @@ struct relay_end {
 	int fd;		      /* a socket, when tls is NULL */
 	struct tls_conn *tls; /* else this */
 	const char *name;     /* for messages: "tern-vmm", "ternd at tls://..." */
-	uint64_t bytes_in;    /* read from this end (and sent to the other) */
+	uint64_t bytes_in;    /* read from this end */
+	bool gone;	      /* a socket end that went away: what is still for it is dropped */
 };
 
 /*

@@ -286,9 +286,9 @@ static noreturn void supervise(pid_t child, int filter)
 			kill(child, SIGKILL);
 		}
 	}
-	if (WIFEXITED(status))
+	if (WIFEXITED(status) && WEXITSTATUS(status) != JAIL_EXIT_SIGSYS)
 		_exit(WEXITSTATUS(status));
-	int sig = WTERMSIG(status);
+	int sig = WIFEXITED(status) ? SIGSYS : WTERMSIG(status);
 	if (sig == SIGKILL && forwarded)
 		sig = forwarded;
 	struct rlimit none = { 0, 0 };

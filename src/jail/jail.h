@@ -23,6 +23,12 @@
 #define JAIL_DEFAULT_NOFILE 4096
 #define JAIL_DEFAULT_NPROC 1024
 #define JAIL_DIR_BASE "/run/tern/jail"
+/*
+ * The jailed tern-vmm is its PID namespace's init, which ignores the signals it raises at
+ * itself: stopped by its seccomp list, it exits with this status instead, and the
+ * supervisor ends by SIGSYS for it. (A --debug-exit guest could write 159 too: test only.)
+ */
+#define JAIL_EXIT_SIGSYS (128 + 31)
 
 struct jail_config {
 	bool on;

@@ -5,6 +5,7 @@
  * then lets SIGSYS's default action end the process.
  */
 #include "jail/seccomp.h"
+#include "jail/jail.h"
 
 #include "core/log.h"
 #include "core/util.h"
@@ -95,6 +96,8 @@ static void put_num(struct line *l, unsigned long long v, unsigned int base)
 		l->buf[l->len++] = tmp[--i];
 }
 
+static bool ns_init; /* this process is PID 1 of its PID namespace (a jail's) */
+
 static void on_sigsys(int sig, siginfo_t *si, void *ctx)
 {
 	const ucontext_t *uc = ctx;
@@ -143,6 +146,13 @@ static void on_sigsys(int sig, siginfo_t *si, void *ctx)
 	if (write(STDERR_FILENO, l.buf, l.len) < 0) {
 		/* Nothing else can be done: the process ends all the same. */
 	}
+	/*
+	 * A jailed tern-vmm is its PID namespace's init, which ignores a signal it has no
+	 * handler for, even its own: it exits with JAIL_EXIT_SIGSYS instead, which the jail's
+	 * supervisor turns back into death by SIGSYS.
+	 */
+	if (ns_init)
+		syscall(SYS_exit_group, JAIL_EXIT_SIGSYS);
 	/* SA_RESETHAND made SIGSYS's action the default again: it ends the process. */
 	syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), sig);
 }
@@ -156,6 +166,7 @@ int seccomp_init_process(enum seccomp_mode m, bool restart, char *err, size_t n)
 
 	mode = m;
 	may_restart = restart;
+	ns_init = getpid() == 1;
 	if (m == SECCOMP_OFF)
 		return 0;
 	sigemptyset(&sa.sa_mask);

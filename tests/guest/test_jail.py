@@ -11,6 +11,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import api  # noqa: E402
 import ternlib  # noqa: E402
 
@@ -163,6 +164,45 @@ def test_killing_the_supervisor_ends_the_jailed_vm():
         assert not ternlib.pid_alive(pid), "the jailed tern-vmm %d outlived its supervisor" % pid
     finally:
         v.stop()
+
+
+def test_a_call_outside_its_list_ends_the_jailed_vm_by_sigsys():
+    """The jailed tern-vmm is its PID namespace's init, which ignores the SIGSYS it raises
+    at itself: it exits instead, and the supervisor ends by SIGSYS, as an unjailed tern-vmm
+    would, its log naming the call and the thread."""
+    work = own_dir(UID_A, "sigsys")
+    v = jailed(UID_A, work, env={"TERN_TEST_FAULT": "vcpu-socket"}, log_name="jail-sigsys.log")
+    try:
+        st = v.wait(60)
+        assert st == -signal.SIGSYS, "the jailed VM did not end by SIGSYS (%r): %r" % (st, v)
+        assert "called socket (41)" in v.err() and "vcpu0 (vcpu list)" in v.err(), v
+    finally:
+        v.stop()
+
+
+def test_post_copy_into_a_jailed_destination():
+    """A jailed destination has no CAP_SYS_PTRACE, which userfaultfd(2) asks for to take
+    KVM's faults: it gets its userfaultfd from the /dev/userfaultfd its jail holds, and the
+    dirtier checks every word it pulled on arrival."""
+    import test_migrate as mig
+    work, src, c = mig.start_source("jailpc", cmdline="mib=32 static=8 gap=8")
+    jw = own_dir(UID_A, "pc")
+    path = os.path.join(jw, "incoming.sock")
+    dst, dsock = mig.start_destination("jailpc", jw, "unix:" + path,
+                                       extra=["--jail", "uid=%d,gid=%d" % (UID_A, UID_A)],
+                                       wait_path=path)
+    try:
+        mig.migrate(c, {"destination": "unix:" + path, "bandwidth_mib_s": 16, "post_copy": True,
+                        "max_rounds": 10}, "PUT /migrate post_copy", src)
+        mig.expect_arrived(src, dst, dsock, "post-copy")
+        assert "switching to post-copy" in src.err(), src
+        assert dst.wait_for("post-copy complete", 60, stream="err"), dst
+        threads = ternlib.thread_status(ternlib.jailed_pid(dst))
+        assert threads and all(t["Uid"].split()[0] == str(UID_A) for t in threads.values()), \
+            "the destination is not jailed: %r" % threads
+    finally:
+        src.stop()
+        dst.stop()
 
 
 def test_a_jailed_vm_restarts_inside_its_jail():

@@ -77,6 +77,7 @@ def main():
             time.sleep(0.5)
         # Each lab host is one emulated CPU (TLS at ~14 MB/s): the 16 MiB the guest keeps
         # dirtying need seconds at the switchover.
+        here_uid = json.loads(tern(*local, "info", "roamer", "--json").stdout)["jail"]["uid"]
         r = tern(*local, "migrate", "roamer", "tls://lab2:%d" % PORT, "--live", "--auto-converge",
                  "--downtime", "8000", "--json", timeout=600)
         m = json.loads(r.stdout)["migration"]
@@ -86,6 +87,8 @@ def main():
         before = open(log1).read()
         there = json.loads(tern(*remote, "info", "roamer", "--json").stdout)
         assert (there["state"], there["reason"]) == ("running", "migrated"), there
+        # Both ternds jail their VMs (the default): it arrived under its uid.
+        assert there["jail"] and there["jail"]["uid"] == here_uid, (there["jail"], here_uid)
         # It runs on lab2 now, and its guest goes on where it left off, every byte right.
         st, out = labhosts.run(2, ["cat", "/proc/%d/comm" % there["pid"]])
         assert st == 0 and out.strip() == "tern-vmm", (st, out)
@@ -127,6 +130,9 @@ def main():
         assert m["destination_state"] == "running" and m["source_undefined"], m
         st, out = labhosts.run(2, ["sha256sum", local_disk])
         assert st == 0 and out.split()[0] == want, (st, out, want)
+        there = json.loads(tern(*remote, "info", "carrier", "--json").stdout)
+        st, out = labhosts.run(2, ["stat", "-c", "%u", local_disk])
+        assert there["jail"] and out.strip() == str(there["jail"]["uid"]), (there["jail"], out)
         assert tern(*local, "info", "carrier", check=None).returncode == 1
         tern(*remote, "destroy", "carrier")
         tern(*remote, "undefine", "carrier", "--remove-storage")
