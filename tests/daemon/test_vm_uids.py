@@ -14,8 +14,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ternd  # noqa: E402
 import ternlib  # noqa: E402
-from test_migrate import DOWNTIME_MS, Pair, passes, wait_passes  # noqa: E402
 from test_ternd import COUNTER, wait_counting  # noqa: E402
+
+# daemon/test_migrate, not guest/'s of the same name.
+_mig = ternlib.sibling(__file__, "test_migrate")
+DOWNTIME_MS, Pair, passes, wait_passes = _mig.DOWNTIME_MS, _mig.Pair, _mig.passes, _mig.wait_passes
 
 FIRST = 4100000  # no user of the host's has uids this high
 UIDS = "%d-%d" % (FIRST, FIRST + 9)

@@ -11,7 +11,6 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import api  # noqa: E402
 import ternlib  # noqa: E402
 
@@ -184,7 +183,7 @@ def test_post_copy_into_a_jailed_destination():
     """A jailed destination has no CAP_SYS_PTRACE, which userfaultfd(2) asks for to take
     KVM's faults: it gets its userfaultfd from the /dev/userfaultfd its jail holds, and the
     dirtier checks every word it pulled on arrival."""
-    import test_migrate as mig
+    mig = ternlib.sibling(__file__, "test_migrate")
     work, src, c = mig.start_source("jailpc", cmdline="mib=32 static=8 gap=8")
     jw = own_dir(UID_A, "pc")
     path = os.path.join(jw, "incoming.sock")

@@ -2,7 +2,9 @@
 
 A test skips (raises Skip) only for a CPU feature or behaviour it needs and the CPU
 lacks; anything else missing is a failure: a test that cannot run tests nothing."""
+import importlib.util
 import os
+import sys
 import socket
 import subprocess
 import time
@@ -94,6 +96,20 @@ def cpu_is_qemu_tcg():
     """True on QEMU's emulated CPU (the lab's): it skips a few architectural checks
     that Intel's and AMD's manuals require of hardware (see tests/guest/tiny.py)."""
     return cpu_model().startswith("QEMU TCG CPU")
+
+
+def sibling(test_file, name):
+    """The test module name.py beside test_file (a caller's __file__), loaded under a name of
+    its own: tiers have modules of the same name (guest/ and daemon/ test_migrate), and a
+    plain import would get whichever one the run imported first."""
+    d = os.path.dirname(os.path.abspath(test_file))
+    key = "sibling_%s_%s" % (os.path.basename(d), name)
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(key, os.path.join(d, name + ".py"))
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[key] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules[key]
 
 
 def free_port():
