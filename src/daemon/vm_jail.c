@@ -16,6 +16,7 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "monitor/run_status.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -48,27 +49,6 @@ static uid_t read_uid_file(const char *path)
 	if (got <= 0 || sscanf(buf, "%llu", &v) != 1 || v == 0 || v >= 4294967295ULL)
 		return 0;
 	return (uid_t)v;
-}
-
-/* Replaces path with text: a temporary file renamed over it. */
-static int write_file(const char *path, const char *text)
-{
-	char tmp[4300];
-	int fd, r = 0;
-
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	r = fd_write_all(fd, text, strlen(text));
-	if (!r && fsync(fd))
-		r = -errno;
-	close(fd);
-	if (!r && rename(tmp, path))
-		r = -errno;
-	if (r)
-		unlink(tmp);
-	return r;
 }
 
 void vmjail_load(struct ternd *t, struct vm_entry *e)
@@ -112,7 +92,7 @@ static int pick_uid(struct ternd *t, struct vm_entry *e, char *err, size_t n)
 				(unsigned int)(t->uid_first + t->uid_count - 1));
 	if (got != want) {
 		snprintf(text, sizeof(text), "%u\n", (unsigned int)got);
-		int r = write_file(ternd_vm_dir(t, e, "uid", path, sizeof(path)), text);
+		int r = run_status_write_file(ternd_vm_dir(t, e, "uid", path, sizeof(path)), text);
 		if (r)
 			return fail_msg(err, n, r, "%s: %s", path, strerror(-r));
 	}
@@ -198,8 +178,9 @@ static int owners_write(const char *path, uid_t uid, struct json_object *files)
 
 	json_object_object_add(o, "uid", json_object_new_int64(uid));
 	json_object_object_add(o, "files", json_object_get(files));
-	r = write_file(path, json_object_to_json_string_ext(
-				     o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+	r = run_status_write_file(
+		path, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+								JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
 	return r;
 }
