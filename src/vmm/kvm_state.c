@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
 
 #define MAX_MSRS 512
 #define MAX_CPUID 256
@@ -285,20 +286,49 @@ int pit_state_restore(struct vm *vm, struct vmstate_cursor *c, char *err, size_t
 int clock_state_save(struct vm *vm, struct vmstate_writer *w, char *err, size_t n)
 {
 	struct kvm_clock_data clk = { 0 };
+	struct timespec now;
 
 	if (ioctl(vm->kvm.vm_fd, KVM_GET_CLOCK, &clk) < 0)
 		return fail_msg(err, n, -errno, "KVM_GET_CLOCK: %s", strerror(errno));
+	/*
+	 * KVM reads the host's real time with the clock in one go only on a TSC clocksource
+	 * (KVM_CLOCK_REALTIME); elsewhere the real time read right after it is as good to
+	 * within microseconds.
+	 */
+	if (!(clk.flags & KVM_CLOCK_REALTIME)) {
+		clock_gettime(CLOCK_REALTIME, &now);
+		clk.realtime = (uint64_t)now.tv_sec * 1000000000ULL + (uint64_t)now.tv_nsec;
+	}
 	vmstate_put_u64(w, clk.clock);
+	vmstate_put_u64(w, clk.realtime);
 	return 0;
 }
 
-int clock_state_restore(struct vm *vm, struct vmstate_cursor *c, char *err, size_t n)
+int clock_state_restore(struct vm *vm, struct vmstate_cursor *c, uint32_t version, bool catch_up,
+			char *err, size_t n)
 {
-	/* The guest's clock continues from the saved value: paused time is not seen. */
+	/* By default the guest's clock continues from the saved value: paused time is not seen. */
 	struct kvm_clock_data clk = { .clock = vmstate_get_u64(c) };
+	uint64_t saved_real = version >= 2 ? vmstate_get_u64(c) : 0;
+	struct timespec now;
 
 	if (vmstate_cursor_done(c))
 		return fail_msg(err, n, -EINVAL, "kvmclock: the section's size does not match");
+	if (catch_up && saved_real) {
+		clock_gettime(CLOCK_REALTIME, &now);
+		uint64_t real = (uint64_t)now.tv_sec * 1000000000ULL + (uint64_t)now.tv_nsec;
+		/*
+		 * Done here rather than with KVM_CLOCK_REALTIME so that a bad host clock (real
+		 * time behind the source's, or far ahead) cannot throw the guest's clock.
+		 */
+		if (real >= saved_real && real - saved_real <= CLOCK_CATCH_UP_MAX_NS)
+			clk.clock += real - saved_real;
+		else
+			log_warn("kvmclock: this host's real time is %+.3f s from the source's at "
+				 "its save; the guest's clock is not moved on (are the hosts' "
+				 "clocks in sync?)",
+				 ((double)real - (double)saved_real) / 1e9);
+	}
 	if (ioctl(vm->kvm.vm_fd, KVM_SET_CLOCK, &clk) < 0)
 		return fail_msg(err, n, -errno, "KVM_SET_CLOCK: %s", strerror(errno));
 	return 0;

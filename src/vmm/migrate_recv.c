@@ -335,7 +335,7 @@ int migrate_incoming(struct api *a, struct vm *vm, const char *uri,
 		vm->cfg.disks_unlocked = cfg.disks_unlocked = false;
 	}
 	uint64_t t1 = monotonic_ns();
-	if ((r = snapshot_restore_state(&file, vm, err, n)))
+	if ((r = snapshot_restore_state(&file, vm, true, err, n)))
 		goto fail;
 	uint64_t t2 = monotonic_ns();
 	reply(&in, VMSTATE_TAG_MIG_PREPARED);

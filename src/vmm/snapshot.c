@@ -511,13 +511,19 @@ static int restore_devices(const struct vmstate_file *l, struct vm *vm, char *er
 	return 0;
 }
 
-int snapshot_restore_state(const struct vmstate_file *f, struct vm *vm, char *err, size_t n)
+int snapshot_restore_state(const struct vmstate_file *f, struct vm *vm, bool catch_up_clock,
+			   char *err, size_t n)
 {
+	const struct vmstate_section *clock = vmstate_find(f, VMSTATE_TAG_CLOCK, 0);
+	/* Files from before the clock section had the real time still restore. */
+	uint32_t clock_version = clock && clock->version == CLOCK_STATE_VERSION_OLD ?
+					 CLOCK_STATE_VERSION_OLD :
+					 CLOCK_STATE_VERSION;
 	struct vmstate_cursor c;
 	int r;
 
-	if ((r = restore_section(f, VMSTATE_TAG_CLOCK, 0, CLOCK_STATE_VERSION, &c, err, n)) ||
-	    (r = clock_state_restore(vm, &c, err, n)) ||
+	if ((r = restore_section(f, VMSTATE_TAG_CLOCK, 0, clock_version, &c, err, n)) ||
+	    (r = clock_state_restore(vm, &c, clock_version, catch_up_clock, err, n)) ||
 	    (r = restore_section(f, VMSTATE_TAG_IRQCHIP, 0, IRQCHIP_STATE_VERSION, &c, err, n)) ||
 	    (r = irqchip_state_restore(vm, &c, err, n)) ||
 	    (r = restore_section(f, VMSTATE_TAG_PIT, 0, PIT_STATE_VERSION, &c, err, n)) ||
@@ -543,7 +549,7 @@ int snapshot_load_apply(struct snapshot_load *l, struct vm *vm, struct loop *loo
 
 	memcpy(rm.id, l->mem_id, 16);
 	vm_create(vm, &l->cfg, loop, NULL, &rm);
-	if ((r = snapshot_restore_state(&l->file, vm, err, n)))
+	if ((r = snapshot_restore_state(&l->file, vm, false, err, n)))
 		return r;
 	/* A diff snapshot of this VM builds on the memory file it came from. */
 	remember_base(vm, mem_path, l->mem_id);

@@ -80,7 +80,9 @@ int snapshot_apply_overrides(struct vmm_config *cfg, const struct restore_overri
  * Loads every saved state of f (clock, irqchip, PIT, vCPUs, devices) into vm, built from
  * the same machine. 0 or -errno + err.
  */
-int snapshot_restore_state(const struct vmstate_file *f, struct vm *vm, char *err, size_t errlen);
+/* catch_up_clock: a migration (clock_state_restore). */
+int snapshot_restore_state(const struct vmstate_file *f, struct vm *vm, bool catch_up_clock,
+			   char *err, size_t errlen);
 /* Restored devices pick up where they were once the vCPUs run again. */
 void snapshot_resume_devices(struct vm *vm);
 /* --describe-snapshot: the state file's sections and the machine it describes. */

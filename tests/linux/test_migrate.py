@@ -13,9 +13,9 @@ PUT /migrate.
 Checked: the source exits 0 (migrated); the TCP connection carries on with no byte lost
 or changed in either direction; no tick is lost and the guest's monotonic clock never
 goes back; the gap in the ticks (the downtime as the network saw it) is printed beside
-tern's own figure; the guest's real-time clock is behind the host's by no more than the
-downtime afterwards; then "stop" on the destination's console: the guest unmounts and
-powers off, e2fsck of the image is clean and the counter file holds exactly 1..N.
+tern's own figure; the guest's real-time clock keeps step with the host's (the destination
+moves it on by the downtime, so it is not left behind by it); then "stop" on the
+destination's console: the guest unmounts and powers off, e2fsck of the image is clean and the counter file holds exactly 1..N.
 Logs: tests/out/linux-migrate-*.log.
 """
 import json
@@ -266,7 +266,11 @@ def migrate_linux(copy_storage):
              % (len(ticks), lost, gap * 1000, at - t_mig, rep["downtime_ms"], drift * 1000))
         assert lost <= 2, "%d ticks lost" % lost
         assert t_mig - 1 <= at <= t_done + 1, "the longest gap was not during the migration"
-        assert abs(drift) < rep["downtime_ms"] / 1000 + 1.0, "the guest's clock drifted %.3f s" % drift
+        # The destination moves the guest's clock on by the downtime (clock_state_restore):
+        # before it did, the guest's real time fell behind by the whole downtime.
+        assert abs(drift) < 0.05 + rep["downtime_ms"] / 4000, \
+            "the guest's real-time clock moved %+.3f s against the host's (downtime %.1f ms)" \
+            % (drift, rep["downtime_ms"])
 
         dst.proc.stdin.write(b"stop\n")
         dst.proc.stdin.flush()
