@@ -88,7 +88,7 @@ BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 INSTALL ?= install
 MAN_PAGES := man/tern.1 man/tern-vmm.1 man/ternd.8 man/tern-monitor.8
-DOCS := docs/ternd.md docs/ternd-api.yaml docs/api.md docs/api.yaml docs/overlay.md docs/security.md
+DOCS := docs/ternd.md docs/ternd-api.yaml docs/api.md docs/api.yaml docs/overlay.md docs/disks.md docs/security.md
 # The unit and man pages name /usr/sbin, /usr/share/doc/tern and /lib/systemd/system.
 SUBST_PATHS := sed -e 's|/usr/sbin/ternd|$(SBINDIR)/ternd|g' -e 's|/usr/share/doc/tern|$(DOCDIR)|g' \
 	-e 's|/lib/systemd/system/ternd|$(SYSTEMDUNITDIR)/ternd|g'

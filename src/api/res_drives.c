@@ -1,7 +1,7 @@
 /* /drives/{drive_id}: virtio-blk disks (Firecracker's Drive). */
 #include "api/api.h"
 #include "api/json_in.h"
-#include "backend/disk_overlay.h"
+#include "backend/disk_chain.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -41,8 +41,8 @@ static int usable(const char *path, bool readonly, enum disk_format format, char
 	close(fd);
 	if (r < 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)))
 		return api_fail(err, n, "'path_on_host': '%s' is not a file or block device", path);
-	if (format == DISK_FORMAT_OVERLAY && overlay_check(path, why, sizeof(why)))
-		return api_fail(err, n, "'path_on_host': overlay '%s': %s", path, why);
+	if (disk_chain(path, format, NULL, 0, why, sizeof(why)) < 0)
+		return api_fail(err, n, "'path_on_host': '%s': %s", path, why);
 	return 0;
 }
 
@@ -68,8 +68,11 @@ static int put(struct api *a, const char *id, struct json_object *o, char *err, 
 {
 	static const char *const caches[] = { "Unsafe", "Writeback", NULL };
 	static const char *const engines[] = { "Sync", "Async", NULL };
-	static const char *const formats[] = { "Raw", "Overlay", NULL };
-	struct disk_config d = { .cache = DISK_CACHE_WRITEBACK, .engine = DISK_ENGINE_AUTO };
+	/* In enum disk_format's order. */
+	static const char *const formats[] = { "Raw", "Overlay", "Qcow2", "Auto", NULL };
+	struct disk_config d = { .cache = DISK_CACHE_WRITEBACK,
+				 .engine = DISK_ENGINE_AUTO,
+				 .format = DISK_FORMAT_AUTO };
 	const char *path, *partuuid = NULL;
 	unsigned int idx;
 	int r, at = find(a, id);
@@ -98,13 +101,14 @@ static int put(struct api *a, const char *id, struct json_object *o, char *err, 
 		d.engine = idx == 0 ? DISK_ENGINE_THREADS : DISK_ENGINE_IO_URING;
 	if ((r = jin_enum(o, "tern_format", formats, &idx, err, n)) < 0)
 		return r;
-	if (r && idx == 1) {
-		if (d.engine == DISK_ENGINE_IO_URING)
-			return api_fail(err, n,
-					"'io_engine' Async (io_uring) does not serve overlays; "
-					"'tern_format' Overlay needs Sync");
-		d.format = DISK_FORMAT_OVERLAY;
-	}
+	if (r)
+		d.format = (enum disk_format)idx;
+	if ((d.format == DISK_FORMAT_OVERLAY || d.format == DISK_FORMAT_QCOW2) &&
+	    d.engine == DISK_ENGINE_IO_URING)
+		return api_fail(err, n,
+				"'io_engine' Async (io_uring) serves raw images only; "
+				"'tern_format' %s needs Sync",
+				formats[d.format]);
 	for (unsigned int i = 0; i < a->cfg.ndisks; i++)
 		if (d.root && a->cfg.disks[i].root && (int)i != at)
 			return api_fail(err, n, "drive '%s' is already the root device",

@@ -113,8 +113,11 @@ static struct json_object *drives(const struct api *a)
 		if (d->engine != DISK_ENGINE_AUTO)
 			add_string(o, "io_engine",
 				   d->engine == DISK_ENGINE_THREADS ? "Sync" : "Async");
-		if (d->format == DISK_FORMAT_OVERLAY)
-			add_string(o, "tern_format", "Overlay");
+		if (d->format != DISK_FORMAT_AUTO)
+			add_string(o, "tern_format",
+				   d->format == DISK_FORMAT_OVERLAY ? "Overlay" :
+				   d->format == DISK_FORMAT_QCOW2   ? "Qcow2" :
+								      "Raw");
 		json_object_array_add(arr, o);
 	}
 	return arr;

@@ -1,6 +1,8 @@
 /* Opening, locking, sizing disk images, and the synchronous form of every request. */
 #include "backend/disk.h"
 #include "backend/disk_overlay.h"
+#include "backend/disk_probe.h"
+#include "backend/qcow2.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -31,12 +33,18 @@ int disk_open(struct disk *d, const struct disk_open_args *a, const char **why)
 	d->path = a->path;
 	d->readonly = a->readonly;
 	d->sync_writes = a->direct;
+	d->format = a->format;
 	if (a->format == DISK_FORMAT_OVERLAY && a->engine == DISK_ENGINE_IO_URING) {
 		*why = "is an overlay, which the threads engine serves (aio=io_uring is for raw "
 		       "images)";
 		return -EINVAL;
 	}
-	if (a->direct && a->format == DISK_FORMAT_OVERLAY) {
+	if (a->format == DISK_FORMAT_QCOW2 && a->engine == DISK_ENGINE_IO_URING) {
+		*why = "is a qcow2 image, which the threads engine serves (aio=io_uring is for "
+		       "raw images)";
+		return -EINVAL;
+	}
+	if (a->direct && (a->format == DISK_FORMAT_OVERLAY || a->format == DISK_FORMAT_QCOW2)) {
 		/*
 		 * An overlay copies whole clusters through its own buffers, which O_DIRECT's
 		 * alignment rules would not fit; O_DSYNC alone keeps cache=none's promise.
@@ -84,9 +92,34 @@ int disk_open(struct disk *d, const struct disk_open_args *a, const char **why)
 		*why = "cannot clear O_NONBLOCK";
 		goto fail;
 	}
-	if (a->no_lock && a->format != DISK_FORMAT_RAW) {
+	if (d->format == DISK_FORMAT_AUTO) {
+		if ((r = disk_probe_fd(d->fd, &d->format))) {
+			*why = "cannot read its first bytes (format=auto)";
+			goto fail;
+		}
+		d->probed_raw = d->format == DISK_FORMAT_RAW;
+		if (d->format == DISK_FORMAT_QCOW2 && a->engine == DISK_ENGINE_IO_URING) {
+			r = -EINVAL;
+			*why = "is a qcow2 image, which the threads engine serves (aio=io_uring is "
+			       "for raw images)";
+			goto fail;
+		}
+		/*
+		 * qcow2 copies clusters through its own buffers, which O_DIRECT's alignment
+		 * rules would not fit; O_DSYNC alone keeps cache=none's promise.
+		 */
+		if (d->format == DISK_FORMAT_QCOW2 && d->direct) {
+			if (fcntl(d->fd, F_SETFL, fcntl(d->fd, F_GETFL) & ~O_DIRECT) < 0) {
+				r = -errno;
+				*why = "cannot clear O_DIRECT";
+				goto fail;
+			}
+			d->direct = false;
+		}
+	}
+	if (a->no_lock && d->format != DISK_FORMAT_RAW) {
 		r = -EINVAL;
-		*why = "is an overlay, which opens locked";
+		*why = "is not a raw image (only those open unlocked)";
 		goto fail;
 	}
 	if (!a->no_lock && (r = lock_image(d->fd, a->readonly))) {
@@ -95,7 +128,7 @@ int disk_open(struct disk *d, const struct disk_open_args *a, const char **why)
 			       "cannot lock";
 		goto fail;
 	}
-	if (a->format == DISK_FORMAT_OVERLAY) {
+	if (d->format == DISK_FORMAT_OVERLAY) {
 		if (d->block_device) {
 			r = -EINVAL;
 			*why = "is a block device, not an overlay file";
@@ -103,6 +136,16 @@ int disk_open(struct disk *d, const struct disk_open_args *a, const char **why)
 		}
 		if ((r = overlay_attach(d, why)))
 			goto fail;
+	}
+	if (d->format == DISK_FORMAT_QCOW2) {
+		struct qcow2_open_args qa = { .fd = d->fd,
+					      .path = a->path,
+					      .readonly = a->readonly };
+		if ((r = qcow2_open(&d->qcow, &qa, d->why, sizeof(d->why)))) {
+			*why = d->why;
+			goto fail;
+		}
+		d->size = qcow2_size(d->qcow);
 	}
 	/*
 	 * Hole punching is what discard and write-zeroes need on files; probe it past
@@ -118,8 +161,8 @@ int disk_open(struct disk *d, const struct disk_open_args *a, const char **why)
 		if ((a->engine == DISK_ENGINE_IO_URING && e != &disk_engine_uring) ||
 		    (a->engine == DISK_ENGINE_THREADS && e != &disk_engine_threads))
 			continue;
-		/* An overlay's requests are several system calls each: workers run them. */
-		if (d->ovl && e != &disk_engine_threads)
+		/* An overlay's or qcow2's requests are several system calls each: workers run them. */
+		if ((d->ovl || d->qcow) && e != &disk_engine_threads)
 			continue;
 		if ((r = e->init(d, a->loop)) == 0) {
 			d->engine = e;
@@ -130,6 +173,9 @@ int disk_open(struct disk *d, const struct disk_open_args *a, const char **why)
 fail:
 	if (d->ovl)
 		overlay_detach(d);
+	if (d->qcow)
+		qcow2_close(d->qcow);
+	d->qcow = NULL;
 	close(d->fd);
 	d->fd = -1;
 	return r;
@@ -144,6 +190,11 @@ void disk_close(struct disk *d)
 			disk_flush_now(d);
 		overlay_detach(d);
 	}
+	if (d->qcow) {
+		/* qcow2_close writes back its tables and marks the image clean. */
+		qcow2_close(d->qcow);
+		d->qcow = NULL;
+	}
 	if (d->fd >= 0)
 		close(d->fd);
 	d->fd = -1;
@@ -151,7 +202,8 @@ void disk_close(struct disk *d)
 
 void disk_submit(struct disk *d, struct disk_req *r)
 {
-	d->engine->submit(d, r);
+	if (!disk_guard_submit(d, r))
+		d->engine->submit(d, r);
 }
 
 int disk_poll(struct disk *d, int timeout_ms)
@@ -203,10 +255,42 @@ int disk_iov_rw(int fd, const struct iovec *vec, int iovcnt, uint64_t off, uint6
 	return 0;
 }
 
+static int qcow2_do_sync(struct disk *d, const struct disk_req *r)
+{
+	int e;
+
+	switch (r->op) {
+	case DISK_READ:
+		return qcow2_read(d->qcow, r->iov, r->iovcnt, r->offset, r->len);
+	case DISK_FLUSH:
+		return qcow2_flush(d->qcow);
+	case DISK_WRITE:
+		e = qcow2_write(d->qcow, r->iov, r->iovcnt, r->offset, r->len);
+		break;
+	case DISK_DISCARD:
+		e = qcow2_discard(d->qcow, r->offset, r->len);
+		break;
+	case DISK_WRITE_ZEROES:
+		e = qcow2_write_zeroes(d->qcow, r->offset, r->len);
+		break;
+	default:
+		return r->result;
+	}
+	/*
+	 * cache=none promises a write is durable when it completes: a qcow2 write may have
+	 * changed tables that qcow2 otherwise keeps until the guest's next FLUSH.
+	 */
+	return e || !d->sync_writes ? e : qcow2_flush(d->qcow);
+}
+
 int disk_do_sync(struct disk *d, const struct disk_req *r)
 {
+	if (r->op == DISK_FAIL)
+		return r->result;
 	if (d->ovl)
 		return overlay_do_sync(d, r);
+	if (d->qcow)
+		return qcow2_do_sync(d, r);
 	switch (r->op) {
 	case DISK_READ:
 		return disk_iov_rw(d->fd, r->iov, r->iovcnt, r->offset, r->len, false);
@@ -226,6 +310,8 @@ int disk_do_sync(struct disk *d, const struct disk_req *r)
 				 (off_t)r->offset, (off_t)r->len) < 0 ?
 			       -errno :
 			       0;
+	case DISK_FAIL:
+		break;
 	}
 	return -EINVAL;
 }

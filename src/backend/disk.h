@@ -1,6 +1,6 @@
 /*
- * Disk images for virtio-blk: raw files and host block devices, and copy-on-write
- * overlays in front of a read-only base (disk_overlay.h). Opening takes an advisory
+ * Disk images for virtio-blk: raw files and host block devices, qcow2 images with their
+ * backing chains (qcow2.h), and tern's own copy-on-write overlays (disk_overlay.h). Opening takes an advisory
  * OFD lock so two VMs cannot write one image; I/O runs on an engine (io_uring, or a
  * small thread pool where io_uring is missing) and completes on the event loop thread.
  */
@@ -14,9 +14,18 @@
 
 #include "core/loop.h"
 
-enum disk_op { DISK_READ, DISK_WRITE, DISK_FLUSH, DISK_DISCARD, DISK_WRITE_ZEROES };
+/* DISK_FAIL: tern's own, a request refused before it ran; it completes with its result as set. */
+enum disk_op { DISK_READ, DISK_WRITE, DISK_FLUSH, DISK_DISCARD, DISK_WRITE_ZEROES, DISK_FAIL };
 enum disk_engine { DISK_ENGINE_AUTO, DISK_ENGINE_IO_URING, DISK_ENGINE_THREADS };
-enum disk_format { DISK_FORMAT_RAW, DISK_FORMAT_OVERLAY };
+/*
+ * AUTO (the default) takes a file that starts like a qcow2 image as one and anything else
+ * as raw; an image taken as raw that way may not be given a qcow2 header by its guest
+ * (disk_submit refuses the write), so no guest can make its disk reopen as a qcow2 image
+ * whose backing file it chose (QEMU's rule). An explicit RAW is never probed. Overlays are
+ * never probed either. The values are stored in state files: add, never renumber.
+ */
+enum disk_format { DISK_FORMAT_RAW, DISK_FORMAT_OVERLAY, DISK_FORMAT_QCOW2, DISK_FORMAT_AUTO };
+#define DISK_FORMAT_LAST DISK_FORMAT_AUTO
 
 struct disk_req {
 	enum disk_op op;
@@ -30,6 +39,7 @@ struct disk_req {
 
 struct disk_engine_ops;
 struct overlay;
+struct qcow2;
 
 struct disk {
 	int fd;
@@ -41,8 +51,11 @@ struct disk {
 	const struct disk_engine_ops *engine;
 	void *engine_state;
 	const char *path;
-	struct overlay *ovl; /* NULL for raw images */
-	char why[320];	     /* room for a reason disk_open words with names in it */
+	struct overlay *ovl;	 /* an overlay's, else NULL */
+	struct qcow2 *qcow;	 /* a qcow2 image's, else NULL */
+	enum disk_format format; /* as opened: AUTO resolved to RAW or QCOW2 */
+	bool probed_raw;	 /* AUTO found no header: the guest may not write one */
+	char why[320];		 /* room for a reason disk_open words with names in it */
 };
 
 struct disk_open_args {
@@ -58,6 +71,17 @@ struct disk_open_args {
 	 */
 	bool no_lock;
 };
+
+/* "raw", "overlay", "qcow2", "auto". */
+const char *disk_format_name(enum disk_format f);
+/* The inverse; -EINVAL for anything else. */
+int disk_format_parse(const char *s, enum disk_format *f);
+/*
+ * What AUTO makes of the image open at fd (its first bytes): QCOW2 or RAW. -errno when it
+ * cannot be read. disk_probe_path opens path read-only for it.
+ */
+int disk_probe_fd(int fd, enum disk_format *out);
+int disk_probe_path(const char *path, enum disk_format *out);
 
 /*
  * Would disk_open() find the image locked by another process (a running VM)? 1 yes, 0 no,

@@ -614,6 +614,8 @@ int overlay_do_sync(struct disk *d, const struct disk_req *r)
 		return do_write(d, r);
 	case DISK_FLUSH:
 		return flush(d);
+	case DISK_FAIL:
+		break; /* disk_do_sync answers it */
 	}
 	return -EINVAL;
 }

@@ -161,8 +161,12 @@ static void uring_submit(struct disk *d, struct disk_req *r)
 	struct uring *u = d->engine_state;
 
 	r->next = NULL;
-	if (d->block_device && (r->op == DISK_DISCARD || r->op == DISK_WRITE_ZEROES)) {
-		/* BLKDISCARD/BLKZEROOUT are ioctls, which io_uring 2.3 cannot queue. */
+	if (r->op == DISK_FAIL ||
+	    (d->block_device && (r->op == DISK_DISCARD || r->op == DISK_WRITE_ZEROES))) {
+		/*
+		 * A refused request completes as it is; BLKDISCARD/BLKZEROOUT are ioctls,
+		 * which io_uring 2.3 cannot queue.
+		 */
 		r->result = disk_do_sync(d, r);
 		r->next = u->sync_done;
 		u->sync_done = r;

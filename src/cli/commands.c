@@ -24,7 +24,7 @@ const struct cli_command cli_commands[] = {
 	{ "create", cmd_create, true,
 	  "NAME --kernel FILE [--initrd FILE] [--cmdline TEXT]\n"
 	  "            [--memory MIB] [--cpus N]\n"
-	  "            [--disk PATH[,readonly][,cache=none|writeback][,id=ID]]...\n"
+	  "            [--disk PATH[,readonly][,cache=none|writeback][,id=ID][,format=F]]...\n"
 	  "            [--nic user[,mac=MAC][,hostfwd=tcp::HOSTPORT-:GUESTPORT]...]...\n"
 	  "            [--nic bridge=NAME[,mac=MAC]]... [--vsock-cid N] [--rng] [--autostart]\n"
 	  "            [--on-poweroff|--on-reboot|--on-crash destroy|restart] [--no-start]",
@@ -35,7 +35,8 @@ const struct cli_command cli_commands[] = {
 	  "  --memory MIB         16 to 1048576 (default 256)\n"
 	  "  --cpus N             1 to 254 (default 1)\n"
 	  "  --disk SPEC          at most 16; PATH must not contain commas; id= is the serial\n"
-	  "                       the guest sees (1 to 20 characters)\n"
+	  "                       the guest sees (1 to 20 characters); format= auto (the\n"
+	  "                       default: qcow2 if the file is one, else raw), raw or qcow2\n"
 	  "  --nic SPEC           at most 8; user networking (hostfwd= up to 8 times), or a\n"
 	  "                       TAP on bridge NAME; MACs are generated unless given\n"
 	  "  --vsock-cid N        a vsock device with guest CID N (3 to 4294967294)\n"
@@ -101,9 +102,10 @@ const struct cli_command cli_commands[] = {
 	{ "clone", cmd_clone, true, "NAME NEW [--copy]", "a new VM from a shut-off one",
 	  "The clone gets a new uuid, new MACs and a new vsock CID, no host port forwards\n"
 	  "and autostart off, and its own writable disks beside the source's, named\n"
-	  "NEW-diskI.img or .ovl: a reflink where the file system has them; else an overlay\n"
-	  "in front of the source's image, and the source moves onto an overlay of its own\n"
-	  "(SOURCE-diskI.ovl), since both need that image unchanged from then on.\n"
+	  "NEW-diskI.img, .qcow2 or .ovl: a reflink where the file system has them; else a\n"
+	  "qcow2 overlay in front of the source's image, and the source moves onto a qcow2\n"
+	  "overlay of its own (SOURCE-diskI.qcow2), since both need that image unchanged\n"
+	  "from then on (tern img commit merges one back; tern img convert flattens one).\n"
 	  "  --copy   full copies of the disks instead (needed for a source with snapshots or\n"
 	  "           a managed save); shows the elapsed time on a terminal\n",
 	  "tern clone web web2 && tern start web2" },
@@ -174,6 +176,29 @@ const struct cli_command cli_commands[] = {
 	  "  --log   print the console log (older rotated logs first) instead, also of a\n"
 	  "          shut-off VM\n",
 	  "tern console web" },
+	{ "img", cmd_img, true, "info|create|commit|convert FILE ...",
+	  "look into, make, merge and flatten disk images on this host (as qemu-img)",
+	  "  info FILE          format, virtual size, allocation and the backing chain\n"
+	  "  create FILE [--size SIZE] [--backing BASE] [--cluster-size BYTES]\n"
+	  "                     [--lazy-refcounts]   a new qcow2 image (version 3); with\n"
+	  "                     --backing it reads BASE (raw or qcow2) where it has\n"
+	  "                     nothing of its own, and is as large as BASE unless --size\n"
+	  "  commit FILE        writes what the qcow2 image FILE holds itself into its\n"
+	  "                     backing file (no VM may be using either)\n"
+	  "  convert FILE OUT [--format raw|qcow2]  a new image OUT (never over a file) with\n"
+	  "                     what a guest on FILE sees (qcow2 with its chain, raw, or a\n"
+	  "                     tern overlay); raw by default, sparse\n"
+	  "SIZE: bytes, or with K, M, G or T (binary). These work on files directly, not\n"
+	  "through ternd; the img-* names (tern img-info ...) work too.\n",
+	  "tern img info web-disk0.qcow2" },
+	{ "img-info", cmd_img_info, true, "FILE", "= img info", "", "tern img-info a.qcow2" },
+	{ "img-create", cmd_img_create, true,
+	  "FILE [--size SIZE] [--backing BASE] [--cluster-size BYTES] [--lazy-refcounts]",
+	  "= img create", "", "tern img-create a.qcow2 --backing base.img" },
+	{ "img-commit", cmd_img_commit, true, "FILE", "= img commit", "",
+	  "tern img-commit a.qcow2" },
+	{ "img-convert", cmd_img_convert, true, "FILE OUT [--format raw|qcow2]", "= img convert",
+	  "", "tern img-convert a.qcow2 a.img" },
 	{ "help", NULL, false, "[COMMAND]", "this help, or a command's", "", "tern help create" },
 	{ 0 },
 };

@@ -15,7 +15,7 @@
 
 #define DISK_ID_MAX 20 /* a virtio-blk serial, as ternd takes it */
 #define BRIDGE_MAX 15  /* IFNAMSIZ - 1 */
-#define DISK_SPEC "PATH[,readonly][,cache=none|writeback][,id=ID]"
+#define DISK_SPEC "PATH[,readonly][,cache=none|writeback][,id=ID][,format=auto|raw|qcow2]"
 #define NIC_SPEC "user[,mac=MAC][,hostfwd=tcp::HOSTPORT-:GUESTPORT]... or bridge=NAME[,mac=MAC]"
 
 char *create_opts_abspath(const char *path)
@@ -85,7 +85,7 @@ int create_opts_disk(const char *spec, struct json_object **out, char *err, size
 	char *copy = strdup(spec), *items[8], *path;
 	const char *v;
 	size_t count;
-	bool ro = false, seen_cache = false, seen_id = false;
+	bool ro = false, seen_cache = false, seen_id = false, seen_format = false;
 	struct json_object *d;
 
 	*out = NULL;
@@ -117,6 +117,16 @@ int create_opts_disk(const char *spec, struct json_object **out, char *err, size
 			else
 				json_object_object_add(d, "cache", json_object_new_string(v));
 			seen_cache = true;
+		} else if ((v = value_of(it, "format"))) {
+			/* overlay is not offered: tern makes none any more (docs/overlay.md). */
+			if (seen_format ||
+			    (strcmp(v, "auto") && strcmp(v, "raw") && strcmp(v, "qcow2")))
+				r = fail_msg(err, n, -EINVAL,
+					     "--disk '%s': format= takes auto, raw or qcow2, once",
+					     spec);
+			else
+				json_object_object_add(d, "format", json_object_new_string(v));
+			seen_format = true;
 		} else if ((v = value_of(it, "id"))) {
 			if (seen_id || !*v || strlen(v) > DISK_ID_MAX)
 				r = fail_msg(err, n, -EINVAL,

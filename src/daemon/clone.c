@@ -2,17 +2,18 @@
  * tern clone (docs/ternd.md): a new VM from a shut-off one, with a new uuid, MACs and
  * vsock CID, and its own writable disks beside the source's:
  *  - "copy": true: a full copy of each (a reflink where the file system has them);
- *  - else a reflink where possible; else an overlay (docs/overlay.md) in front of the
- *    source's image, and the source moves onto an overlay of its own in front of the same
- *    image, which neither writes again (an overlay needs its base unchanged). A source
- *    disk that is an overlay already is copied (only what was written; the same base).
+ *  - else a reflink where possible; else a qcow2 overlay in front of the source's image,
+ *    and the source moves onto a qcow2 overlay of its own in front of the same image,
+ *    which neither writes again (an overlay needs its backing file unchanged). So
+ *    `qemu-img info --backing-chain` reads both. A source disk that is a qcow2 image or a
+ *    tern overlay already is copied (only what was written; the same backing file).
  * Read-only disks are shared. Nothing is left behind when a step fails.
  */
 #include "daemon/ternd.h"
 
 #include "api/json_in.h"
 #include "backend/disk_copy.h"
-#include "backend/disk_overlay.h"
+#include "backend/qcow2.h"
 #include "core/log.h"
 #include "core/util.h"
 
@@ -26,8 +27,8 @@
 
 struct made {
 	char clone_path[VMDEF_MAX_DISKS][4200]; /* "" when shared */
-	bool clone_overlay[VMDEF_MAX_DISKS];
-	char src_overlay[VMDEF_MAX_DISKS][4200]; /* the source's new overlay, or "" */
+	enum disk_format clone_format[VMDEF_MAX_DISKS];
+	char src_overlay[VMDEF_MAX_DISKS][4200]; /* the source's new qcow2 overlay, or "" */
 };
 
 static void undo(struct made *m)
@@ -50,6 +51,14 @@ static void beside(const char *image, const char *vm, unsigned int i, const char
 	snprintf(out, n, "%s/%s-disk%u.%s", dirname(copy), vm, i, ext);
 }
 
+/* A new qcow2 image at path in front of the raw image base. */
+static int make_overlay(const char *path, const char *base, char *err, size_t n)
+{
+	struct qcow2_create_args a = { .path = path, .backing = base, .backing_format = "raw" };
+
+	return qcow2_create(&a, err, n);
+}
+
 static int make_disks(const struct vmdef *src, const char *name, bool copy, struct made *m,
 		      struct job_ctx *j, char *err, size_t n)
 {
@@ -58,27 +67,35 @@ static int make_disks(const struct vmdef *src, const char *name, bool copy, stru
 	for (unsigned int i = 0; i < src->ndisks; i++) {
 		const struct vmdef_disk *k = &src->disks[i];
 		char *to = m->clone_path[i];
+		enum disk_format f = k->format;
 		if (k->readonly)
 			continue;
-		beside(k->path, name, i, k->overlay ? "ovl" : "img", to, 4200);
-		m->clone_overlay[i] = k->overlay;
-		if (!copy && !k->overlay && disk_reflink(k->path, to))
+		if (f == DISK_FORMAT_AUTO && (r = disk_probe_path(k->path, &f)))
+			return fail_msg(err, n, r, "disk %u: cannot read %s: %s", i, k->path,
+					strerror(-r));
+		beside(k->path, name, i,
+		       f == DISK_FORMAT_OVERLAY ? "ovl" :
+		       f == DISK_FORMAT_QCOW2	? "qcow2" :
+						  "img",
+		       to, 4200);
+		m->clone_format[i] = k->format;
+		if (!copy && f == DISK_FORMAT_RAW && disk_reflink(k->path, to))
 			continue; /* blocks shared until either side writes: no base to keep */
-		if (copy || k->overlay) {
+		if (copy || f != DISK_FORMAT_RAW) {
 			if ((r = disk_copy_cb(k->path, to, job_progress, j, err, n))) {
 				to[0] = 0;
 				return r;
 			}
 			continue;
 		}
-		beside(k->path, name, i, "ovl", to, 4200);
-		if ((r = overlay_create(to, k->path, err, n))) {
+		beside(k->path, name, i, "qcow2", to, 4200);
+		if ((r = make_overlay(to, k->path, err, n))) {
 			to[0] = 0;
 			return r;
 		}
-		m->clone_overlay[i] = true;
-		beside(k->path, src->name, i, "ovl", m->src_overlay[i], 4200);
-		if ((r = overlay_create(m->src_overlay[i], k->path, err, n))) {
+		m->clone_format[i] = DISK_FORMAT_QCOW2;
+		beside(k->path, src->name, i, "qcow2", m->src_overlay[i], 4200);
+		if ((r = make_overlay(m->src_overlay[i], k->path, err, n))) {
 			m->src_overlay[i][0] = 0;
 			return r;
 		}
@@ -135,7 +152,7 @@ static char *clone_json(struct ternd *t, const char *src_json, const char *name,
 			json_object_object_add(x, "path", json_object_new_string(m->clone_path[i]));
 			json_object_object_add(
 				x, "format",
-				json_object_new_string(m->clone_overlay[i] ? "overlay" : "raw"));
+				json_object_new_string(disk_format_name(m->clone_format[i])));
 		}
 	out = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
 							       JSON_C_TO_STRING_NOSLASHESCAPE));
@@ -181,7 +198,7 @@ static int move_source(struct ternd *t, struct vm_entry *src, const struct made 
 		if (m->src_overlay[i][0]) {
 			free(d.disks[i].path);
 			d.disks[i].path = strdup(m->src_overlay[i]);
-			d.disks[i].overlay = true;
+			d.disks[i].format = DISK_FORMAT_QCOW2;
 			moved = true;
 		}
 	if (!moved) {
@@ -193,7 +210,8 @@ static int move_source(struct ternd *t, struct vm_entry *src, const struct made 
 		vmdef_free(&d);
 		return fail_msg(err, n, -EIO, "cannot write the database");
 	}
-	log_info("clone: %s now runs on overlays in front of its former images", src->def.name);
+	log_info("clone: %s now runs on qcow2 overlays in front of its former images",
+		 src->def.name);
 	return 0;
 }
 
@@ -241,8 +259,11 @@ int clone_vm(struct ternd *t, struct vm_entry *src, const char *body, char *name
 	uint64_t total = 0;
 	for (unsigned int i = 0; i < src->def.ndisks; i++) {
 		const struct vmdef_disk *k = &src->def.disks[i];
-		/* What is copied: every writable disk with copy, else the overlays among them. */
-		if (!k->readonly && (copy || k->overlay))
+		/* What is copied: every writable disk with copy, else the qcow2 or overlays. */
+		enum disk_format f = k->format;
+		if (f == DISK_FORMAT_AUTO && disk_probe_path(k->path, &f))
+			f = DISK_FORMAT_RAW;
+		if (!k->readonly && (copy || f != DISK_FORMAT_RAW))
 			total += disk_copy_bytes(k->path);
 	}
 	job_begin(t, src, "clone", total, false);

@@ -84,10 +84,12 @@ static int check_copy_storage(const struct vmdef *d, char *err, size_t n)
 						i, k->path, strerror(errno));
 			continue;
 		}
-		if (k->overlay)
-			return fail_msg(
-				err, n, -EINVAL,
-				"'disks[%u]': an overlay; copy_storage copies raw images only", i);
+		if (k->format == DISK_FORMAT_OVERLAY || k->format == DISK_FORMAT_QCOW2)
+			return fail_msg(err, n, -EINVAL,
+					"'disks[%u]': a%s %s image; copy_storage copies raw images "
+					"only",
+					i, k->format == DISK_FORMAT_OVERLAY ? "n" : "",
+					disk_format_name(k->format));
 		if (!access(k->path, F_OK))
 			return fail_msg(
 				err, n, -EEXIST,

@@ -545,13 +545,17 @@ int migrate_out(struct ternd *t, struct vm_entry *e, const char *body, struct js
 	if ((r = parse(body, &m, err, n)) ||
 	    (r = ops_need_state(t, e, "running", "paused", "migrate", err, n)))
 		return r;
-	for (unsigned int i = 0; m.copy_storage && i < e->def.ndisks; i++)
-		if (e->def.disks[i].overlay && !e->def.disks[i].readonly)
-			return fail_msg(
-				err, n, -EINVAL,
-				"'copy_storage': disk %u of %s is an overlay; only raw images "
-				"are copied",
-				i, e->def.name);
+	for (unsigned int i = 0; m.copy_storage && i < e->def.ndisks; i++) {
+		enum disk_format f = e->def.disks[i].format;
+		if (f == DISK_FORMAT_AUTO && disk_probe_path(e->def.disks[i].path, &f))
+			f = DISK_FORMAT_RAW; /* unreadable: tern-vmm's own check words it */
+		if (f != DISK_FORMAT_RAW && !e->def.disks[i].readonly)
+			return fail_msg(err, n, -EINVAL,
+					"'copy_storage': disk %u of %s is a%s %s image; only raw "
+					"images are copied",
+					i, e->def.name, f == DISK_FORMAT_OVERLAY ? "n" : "",
+					disk_format_name(f));
+	}
 	user_paused = state_is(t, e, "paused");
 	snprintf(m.name, sizeof(m.name), "%s", e->def.name);
 	snprintf(m.uuid, sizeof(m.uuid), "%s", e->def.uuid);

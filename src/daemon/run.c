@@ -7,7 +7,8 @@
 #include "daemon/ternd.h"
 #include "daemon/vm_jail.h"
 
-#include "backend/disk_overlay.h"
+#include "backend/disk_chain.h"
+#include "backend/qcow2.h"
 
 #include "core/log.h"
 #include "core/util.h"
@@ -353,7 +354,8 @@ static char **start_argv(struct ternd *t, struct vm_entry *e, const char *restor
 		return NULL;
 	while (vargs && vargs[nv])
 		nv++;
-	if (!(argv = calloc(nv + 20 + 4 * VMDEF_MAX_DISKS, sizeof(*argv)))) {
+	if (!(argv = calloc(nv + 20 + 2 * VMDEF_MAX_DISKS * (QCOW2_CHAIN_MAX + 2),
+			    sizeof(*argv)))) {
 		vmdef_free_args(vargs);
 		return NULL;
 	}
@@ -370,14 +372,19 @@ static char **start_argv(struct ternd *t, struct vm_entry *e, const char *restor
 	}
 	/* A destination learns its disks from the stream: its jail must hold them already. */
 	for (unsigned int k = 0; e->jailed && incoming && k < e->def.ndisks; k++) {
-		char base[OVERLAY_BASE_PATH_MAX + 1];
+		char(*below)[DISK_CHAIN_PATH_MAX] = calloc(QCOW2_CHAIN_MAX, sizeof(*below));
+		char why[320];
 		argv[i++] = strdup("--jail-bind");
 		argv[i++] = strdup(e->def.disks[k].path);
-		if (e->def.disks[k].overlay &&
-		    !overlay_base_of(e->def.disks[k].path, base, sizeof(base))) {
+		int nb = below && e->def.disks[k].format != DISK_FORMAT_RAW ?
+				 disk_chain(e->def.disks[k].path, e->def.disks[k].format, below,
+					    QCOW2_CHAIN_MAX, why, sizeof(why)) :
+				 0;
+		for (int b = 0; b < nb && b < QCOW2_CHAIN_MAX; b++) {
 			argv[i++] = strdup("--jail-bind");
-			argv[i++] = strdup(base);
+			argv[i++] = strdup(below[b]);
 		}
+		free(below);
 	}
 	if (restore) {
 		argv[i++] = strdup("--restore");

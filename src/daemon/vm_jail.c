@@ -12,7 +12,8 @@
  */
 #include "daemon/vm_jail.h"
 
-#include "backend/disk_overlay.h"
+#include "backend/disk_chain.h"
+#include "backend/qcow2.h"
 
 #include "core/log.h"
 #include "core/util.h"
@@ -128,6 +129,28 @@ static int check_readable(const char *what, const char *path, uid_t uid, char *e
 			"%s %s cannot be read by the VM's uid %u (ternd --vm-uids): make it "
 			"readable by others (chmod o+r) or give it to that uid",
 			what, path, (unsigned int)uid);
+}
+
+/*
+ * The files below a disk (an overlay's base, a qcow2's backing chain) are shared with
+ * other VMs (a clone's source): read by this VM's uid, never handed over to it.
+ */
+static int check_chain_readable(const struct vmdef_disk *k, uid_t uid, char *err, size_t n)
+{
+	char(*below)[DISK_CHAIN_PATH_MAX] = NULL;
+	char why[320];
+	int r = 0;
+
+	if (k->format == DISK_FORMAT_RAW)
+		return 0;
+	if (!(below = calloc(QCOW2_CHAIN_MAX, sizeof(*below))))
+		return fail_msg(err, n, -ENOMEM, "out of memory");
+	/* A bad image is tern-vmm's own open's to report. */
+	int nb = disk_chain(k->path, k->format, below, QCOW2_CHAIN_MAX, why, sizeof(why));
+	for (int b = 0; !r && b < nb && b < QCOW2_CHAIN_MAX; b++)
+		r = check_readable("backing file", below[b], uid, err, n);
+	free(below);
+	return r;
 }
 
 /* The owners file's records, or an empty array. */
@@ -273,17 +296,11 @@ int vmjail_prepare(struct ternd *t, struct vm_entry *e, const char *restore_stat
 	if (!incoming && ((r = check_readable("kernel", e->def.kernel, uid, err, n)) ||
 			  (r = check_readable("initrd", e->def.initrd, uid, err, n))))
 		return r;
-	for (unsigned int i = 0; i < e->def.ndisks; i++) {
-		char base[OVERLAY_BASE_PATH_MAX + 1];
-		if (e->def.disks[i].readonly &&
-		    (r = check_readable("read-only disk", e->def.disks[i].path, uid, err, n)))
+	for (unsigned int i = 0; i < e->def.ndisks; i++)
+		if ((e->def.disks[i].readonly &&
+		     (r = check_readable("read-only disk", e->def.disks[i].path, uid, err, n))) ||
+		    (r = check_chain_readable(&e->def.disks[i], uid, err, n)))
 			return r;
-		/* A clone's base is shared with its source: read, never handed over. */
-		if (e->def.disks[i].overlay &&
-		    !overlay_base_of(e->def.disks[i].path, base, sizeof(base)) &&
-		    (r = check_readable("overlay base", base, uid, err, n)))
-			return r;
-	}
 	if ((r = give_disks(t, e, uid, incoming, err, n)))
 		vmjail_release(t, e, false);
 	else

@@ -2,7 +2,7 @@
 #include "daemon/vmdef.h"
 
 #include "api/json_in.h"
-#include "backend/disk_overlay.h"
+#include "backend/disk_chain.h"
 #include "core/util.h"
 
 #include <ctype.h>
@@ -31,7 +31,8 @@ static const char *const nic_keys[] = { "type", "bridge", "mac", "hostfwd", NULL
 static const char *const vsock_keys[] = { "cid", NULL };
 static const char *const nic_types[] = { "user", "bridge", NULL };
 static const char *const caches[] = { "writeback", "none", NULL };
-static const char *const formats[] = { "raw", "overlay", NULL };
+/* In enum disk_format's order. */
+static const char *const formats[] = { "raw", "overlay", "qcow2", "auto", NULL };
 static const char *const actions[] = { "destroy", "restart", NULL };
 
 bool vmdef_name_ok(const char *name)
@@ -174,7 +175,7 @@ static int parse_disk(struct json_object *o, unsigned int i, struct vmdef_disk *
 {
 	char where[32];
 	const char *id;
-	unsigned int cache = 0, format = 0;
+	unsigned int cache = 0, format = DISK_FORMAT_AUTO;
 	int r;
 
 	snprintf(where, sizeof(where), "disks[%u]", i);
@@ -201,15 +202,16 @@ static int parse_disk(struct json_object *o, unsigned int i, struct vmdef_disk *
 	dk->cache_none = cache == 1;
 	if ((r = jin_enum(o, "format", formats, &format, err, n)) < 0)
 		return r;
-	dk->overlay = format == 1;
+	dk->format = (enum disk_format)format;
 	if (check) {
 		char field[48], why[512];
 		snprintf(field, sizeof(field), "%spath", where);
 		if ((r = file_check(field, dk->path, dk->readonly ? R_OK : R_OK | W_OK, err, n)))
 			return r;
-		if (dk->overlay && overlay_check(dk->path, why, sizeof(why)))
-			return fail_msg(err, n, -EINVAL, "'%spath': not a usable overlay: %s",
-					where, why);
+		if (dk->format != DISK_FORMAT_RAW &&
+		    disk_chain(dk->path, dk->format, NULL, 0, why, sizeof(why)) < 0)
+			return fail_msg(err, n, -EINVAL, "'%spath': not a usable %s image: %s",
+					where, formats[dk->format], why);
 		return 0;
 	}
 	return dk->path[0] == '/' ?
@@ -593,7 +595,7 @@ char *vmdef_to_json(const struct vmdef *d)
 		json_object_object_add(k, "cache",
 				       json_object_new_string(caches[d->disks[i].cache_none]));
 		json_object_object_add(k, "format",
-				       json_object_new_string(formats[d->disks[i].overlay]));
+				       json_object_new_string(formats[d->disks[i].format]));
 		json_object_array_add(disks, k);
 	}
 	json_object_object_add(o, "disks", disks);
@@ -707,10 +709,12 @@ char **vmdef_vmm_args(const struct vmdef *d, const char *vsock_uds, char *const 
 	for (unsigned int i = 0; i < d->ndisks; i++) {
 		const struct vmdef_disk *k = &d->disks[i];
 		add(&a, "--disk");
-		add(&a, "path=%s%s%s%s%s%s", k->path, k->readonly ? ",readonly=on" : "",
-		    k->cache_none ? ",cache=none" : ",cache=writeback",
-		    k->overlay ? ",format=overlay,aio=threads" : "", k->id ? ",id=" : "",
-		    k->id ? k->id : "");
+		add(&a, "path=%s%s%s,format=%s%s%s%s", k->path, k->readonly ? ",readonly=on" : "",
+		    k->cache_none ? ",cache=none" : ",cache=writeback", formats[k->format],
+		    k->format == DISK_FORMAT_OVERLAY || k->format == DISK_FORMAT_QCOW2 ?
+			    ",aio=threads" :
+			    "",
+		    k->id ? ",id=" : "", k->id ? k->id : "");
 	}
 	for (unsigned int i = 0; i < d->nnics; i++) {
 		const struct vmdef_nic *c = &d->nics[i];

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backend/disk.h"
+
 #define VMDEF_NAME_MAX 63
 #define VMDEF_UUID_LEN 36
 #define VMDEF_MAX_DISKS 16
@@ -28,7 +30,8 @@ struct vmdef_disk {
 	char *id; /* NULL: tern-vmm's default serial */
 	bool readonly;
 	bool cache_none;
-	bool overlay; /* "format": "overlay": a tern overlay (docs/overlay.md), as clones get */
+	/* "format": auto (the default; qcow2 or raw), raw, qcow2 or overlay (docs/overlay.md) */
+	enum disk_format format;
 };
 
 struct vmdef_nic {

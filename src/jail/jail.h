@@ -17,8 +17,12 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define JAIL_MAX_BINDS 16
-#define JAIL_MAX_ENTRIES 96
+/*
+ * Room for every disk of a VM (VMM_MAX_DISKS) with a backing chain of the longest length
+ * (QCOW2_CHAIN_MAX) each, as a migration's jailed destination binds them all.
+ */
+#define JAIL_MAX_BINDS 160
+#define JAIL_MAX_ENTRIES 256
 #define JAIL_MAX_KEEP_FDS 16
 #define JAIL_DEFAULT_NOFILE 4096
 #define JAIL_DEFAULT_NPROC 1024

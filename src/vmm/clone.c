@@ -1,7 +1,7 @@
 /* New identities for clones restored from one snapshot (clone.h). */
 #include "vmm/clone.h"
 #include "backend/disk_copy.h"
-#include "backend/disk_overlay.h"
+#include "backend/qcow2.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "virtio/vsock.h"
@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 /* Is path held for writing by another process (the VM the snapshot was taken of)? */
-static int refuse_if_written(const struct disk_config *d, char *err, size_t n)
+static int refuse_if_written(const struct disk_config *d, bool is_raw, char *err, size_t n)
 {
 	int r = disk_lock_holder(d->path, true);
 
@@ -29,8 +29,7 @@ static int refuse_if_written(const struct disk_config *d, char *err, size_t n)
 				"snapshot was taken of?). Without reflinks a clone's disk %s it, "
 				"which needs it unchanged: stop that VM first",
 				d->path,
-				d->format == DISK_FORMAT_OVERLAY ? "is a copy of" :
-								   "is an overlay in front of");
+				is_raw ? "is a qcow2 overlay in front of" : "is a copy of");
 	return 0;
 }
 
@@ -43,22 +42,34 @@ static int clone_disk(struct disk_config *d, char *err, size_t n)
 	    (int)sizeof(path))
 		return fail_msg(err, n, -ENAMETOOLONG, "clone: disk path '%s' is too long",
 				d->path);
+	enum disk_format f = d->format;
+	if (f == DISK_FORMAT_AUTO && (r = disk_probe_path(d->path, &f)))
+		return fail_msg(err, n, r, "clone: cannot read disk '%s': %s", d->path,
+				strerror(-r));
 	if (disk_reflink(d->path, path)) {
 		log_info("clone: %s reflinked to %s", d->path, path);
-	} else if ((r = refuse_if_written(d, err, n))) {
+	} else if ((r = refuse_if_written(d, f == DISK_FORMAT_RAW, err, n))) {
 		return r;
-	} else if (d->format == DISK_FORMAT_OVERLAY) {
-		/* An overlay holds only what its VM wrote: the copy has that (holes stay). */
+	} else if (f != DISK_FORMAT_RAW) {
+		/*
+		 * A qcow2 image or an overlay holds only what its VM wrote: the copy has that
+		 * (holes stay), beside it, so a relative backing file name still resolves.
+		 */
 		if ((r = disk_copy(d->path, path, err, n)))
 			return r;
-		log_info("clone: overlay %s copied to %s (no reflink here)", d->path, path);
+		log_info("clone: %s %s copied to %s (no reflink here)", disk_format_name(f),
+			 d->path, path);
 	} else {
-		if ((r = overlay_create(path, d->path, err, n)))
+		struct qcow2_create_args qa = { .path = path,
+						.backing = d->path,
+						.backing_format = "raw" };
+		if ((r = qcow2_create(&qa, err, n)))
 			return r;
-		log_info("clone: %s is an overlay in front of %s (no reflink here)", path, d->path);
-		d->format = DISK_FORMAT_OVERLAY;
+		log_info("clone: %s is a qcow2 overlay in front of %s (no reflink here)", path,
+			 d->path);
+		d->format = DISK_FORMAT_QCOW2;
 		if (d->engine == DISK_ENGINE_IO_URING) {
-			log_info("clone: %s runs on the threads engine (overlays need it)", path);
+			log_info("clone: %s runs on the threads engine (qcow2 needs it)", path);
 			d->engine = DISK_ENGINE_THREADS;
 		}
 	}

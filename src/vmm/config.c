@@ -1,7 +1,7 @@
 /* Command-line parsing for tern-vmm. Every rejected value names the option and what it accepts. */
 #include "vmm/config.h"
 #include "vmm/migrate.h"
-#include "backend/disk_overlay.h"
+#include "backend/qcow2.h"
 #include "core/log.h"
 #include "core/util.h"
 
@@ -32,7 +32,9 @@ static const char usage[] =
 	"                         path=FILE[,readonly=on|off][,cache=writeback|none][,id=NAME]\n"
 	"                         [,aio=io_uring|threads] (default: io_uring where the kernel has "
 	"it)\n"
-	"                         [,format=raw|overlay] (overlay: a file --create-overlay made)\n"
+	"                         [,format=auto|raw|qcow2|overlay] (default auto: qcow2 if the\n"
+	"                         file starts like one, else raw, whose guest may then not\n"
+	"                         write a qcow2 header; overlay: tern's own, read by tern only)\n"
 	"  --rng                  virtio-rng entropy device\n"
 	"  --net SPEC             virtio-net NIC (repeatable, up to 8): tap=NAME | tap-fd=N | "
 	"user,\n"
@@ -58,8 +60,8 @@ static const char usage[] =
 	"  --incoming URI         be a live migration's destination: listen on tcp:HOST:PORT or\n"
 	"                         unix:PATH (or take the connected fd:N), receive the VM, run it\n"
 	"  --describe-snapshot F  print what the state file F holds, and exit\n"
-	"  --create-overlay OVERLAY,base=IMAGE  make a copy-on-write overlay file in front of\n"
-	"                         IMAGE (docs/overlay.md), and exit\n"
+	"  --create-overlay OVERLAY,base=IMAGE  make a qcow2 image in front of IMAGE (raw or\n"
+	"                         qcow2; qemu-img reads it too), and exit (tern img has more)\n"
 	"  --snapshot-to STATE,MEM[,full|diff]  with --api-sock: snapshot the tern-vmm serving\n"
 	"                         that socket (paused for the write, then resumed), and exit\n"
 	"  --status-file PATH     when the VM ends (power-off, reboot, crash, debug-exit, or a\n"
@@ -467,6 +469,7 @@ int config_parse_disk(const char *spec, struct disk_config *d, char *err, size_t
 	char *copy = strdup(spec), *save = NULL;
 
 	memset(d, 0, sizeof(*d));
+	d->format = DISK_FORMAT_AUTO;
 	if (!copy) {
 		snprintf(err, errlen, "out of memory");
 		return -EINVAL;
@@ -512,12 +515,9 @@ int config_parse_disk(const char *spec, struct disk_config *d, char *err, size_t
 				goto fail;
 			}
 		} else if (!strcmp(kv, "format")) {
-			if (!strcmp(v, "raw"))
-				d->format = DISK_FORMAT_RAW;
-			else if (!strcmp(v, "overlay"))
-				d->format = DISK_FORMAT_OVERLAY;
-			else {
-				snprintf(err, errlen, "format='%s' is not raw or overlay", v);
+			if (disk_format_parse(v, &d->format)) {
+				snprintf(err, errlen,
+					 "format='%s' is not auto, raw, qcow2 or overlay", v);
 				goto fail;
 			}
 		} else if (!strcmp(kv, "id")) {
@@ -540,8 +540,10 @@ int config_parse_disk(const char *spec, struct disk_config *d, char *err, size_t
 		snprintf(err, errlen, "path= is required");
 		return -EINVAL;
 	}
-	if (d->format == DISK_FORMAT_OVERLAY && d->engine == DISK_ENGINE_IO_URING) {
-		snprintf(err, errlen, "format=overlay runs on aio=threads, not aio=io_uring");
+	if ((d->format == DISK_FORMAT_OVERLAY || d->format == DISK_FORMAT_QCOW2) &&
+	    d->engine == DISK_ENGINE_IO_URING) {
+		snprintf(err, errlen, "format=%s runs on aio=threads, not aio=io_uring",
+			 disk_format_name(d->format));
 		free(d->path);
 		d->path = NULL;
 		return -EINVAL;
@@ -564,7 +566,18 @@ int config_create_overlay(const char *spec, char *err, size_t errlen)
 	char *path = strndup(spec, (size_t)(comma - spec));
 	if (!path)
 		return fail_msg(err, errlen, -ENOMEM, "out of memory");
-	int r = overlay_create(path, comma + 6, err, errlen);
+	/* A qcow2 image (what QEMU's tools read too) in front of a qcow2 or raw base. */
+	enum disk_format f;
+	int r = disk_probe_path(comma + 6, &f);
+	if (r) {
+		free(path);
+		return fail_msg(err, errlen, r, "--create-overlay: cannot read base '%s': %s",
+				comma + 6, strerror(-r));
+	}
+	struct qcow2_create_args a = { .path = path,
+				       .backing = comma + 6,
+				       .backing_format = f == DISK_FORMAT_QCOW2 ? "qcow2" : "raw" };
+	r = qcow2_create(&a, err, errlen);
 	free(path);
 	return r;
 }

@@ -4,13 +4,15 @@
  * it was handed, and tern-vmm itself with its libraries.
  */
 #include "vmm/jail_paths.h"
-#include "backend/disk_overlay.h"
+#include "backend/disk_chain.h"
+#include "backend/qcow2.h"
 #include "core/util.h"
 #include "vmm/migrate.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -23,14 +25,21 @@ static int keep_fd(struct jail_entries *s, int fd, char *err, size_t n)
 	return 0;
 }
 
-/* An overlay's base is opened too (read-only): the path its header names. */
-static int add_overlay_base(struct jail_entries *s, const char *path, char *err, size_t n)
+/* The files below a disk (an overlay's base, a qcow2's backing chain) are read too. */
+static int add_chain(struct jail_entries *s, const struct disk_config *d, char *err, size_t n)
 {
-	char base[OVERLAY_BASE_PATH_MAX + 1];
+	char(*files)[DISK_CHAIN_PATH_MAX] = calloc(QCOW2_CHAIN_MAX, sizeof(*files));
+	char why[320];
+	int r = 0;
 
-	if (overlay_base_of(path, base, sizeof(base)))
-		return 0; /* the disk's own open reports it */
-	return jail_add(s, base, JAIL_READ, err, n);
+	if (!files)
+		return fail_msg(err, n, -ENOMEM, "out of memory");
+	/* A bad image is the disk's own open's to report, with its reason. */
+	int k = disk_chain(d->path, d->format, files, QCOW2_CHAIN_MAX, why, sizeof(why));
+	for (int i = 0; !r && i < k && i < QCOW2_CHAIN_MAX; i++)
+		r = jail_add(s, files[i], JAIL_READ, err, n);
+	free(files);
+	return r;
 }
 
 static int add_disks(const struct vmm_config *c, struct jail_entries *s, char *err, size_t n)
@@ -40,8 +49,8 @@ static int add_disks(const struct vmm_config *c, struct jail_entries *s, char *e
 	for (unsigned int i = 0; !r && i < c->ndisks; i++) {
 		const struct disk_config *d = &c->disks[i];
 		r = jail_add(s, d->path, d->readonly ? JAIL_READ : JAIL_WRITE, err, n);
-		if (!r && d->format == DISK_FORMAT_OVERLAY)
-			r = add_overlay_base(s, d->path, err, n);
+		if (!r && d->format != DISK_FORMAT_RAW)
+			r = add_chain(s, d, err, n);
 	}
 	return r;
 }

@@ -108,8 +108,9 @@ int machine_state_restore(struct vmm_config *o, struct vmstate_cursor *cur, char
 		uint8_t cache = vmstate_get_u8(cur), eng = vmstate_get_u8(cur);
 		uint8_t fmt = vmstate_get_u8(cur);
 		if (cache > DISK_CACHE_NONE || eng > DISK_ENGINE_THREADS ||
-		    fmt > DISK_FORMAT_OVERLAY ||
-		    (fmt == DISK_FORMAT_OVERLAY && eng == DISK_ENGINE_IO_URING))
+		    fmt > DISK_FORMAT_LAST ||
+		    ((fmt == DISK_FORMAT_OVERLAY || fmt == DISK_FORMAT_QCOW2) &&
+		     eng == DISK_ENGINE_IO_URING))
 			return fail_msg(err, n, -EINVAL,
 					"machine: disk %u: cache %u, engine %u or format %u out of "
 					"range",
@@ -180,8 +181,8 @@ void machine_state_describe(const struct vmm_config *c, FILE *out)
 		(unsigned long long)c->mem_mib, c->transport == TRANSPORT_MMIO ? "mmio" : "pci",
 		c->rng ? ", virtio-rng" : "");
 	for (unsigned int i = 0; i < c->ndisks; i++)
-		fprintf(out, "  disk %u: %s%s%s%s%s\n", i, c->disks[i].path,
-			c->disks[i].format == DISK_FORMAT_OVERLAY ? " (overlay)" : "",
+		fprintf(out, "  disk %u: %s (%s)%s%s%s\n", i, c->disks[i].path,
+			disk_format_name(c->disks[i].format),
 			c->disks[i].readonly ? " (read-only)" : "",
 			c->disks[i].id[0] ? ", id " : "", c->disks[i].id);
 	for (unsigned int i = 0; i < c->nnets; i++) {

@@ -261,18 +261,20 @@ static void incoming(struct api *a, const char *uri, const struct restore_overri
 }
 
 /*
- * An overlay's bitmap says which of its clusters hold data; the guest's last writes stay
- * visible to the next user of the file only once it is written back, as a raw image's
- * writes are through the page cache. (A killed tern-vmm loses what was not flushed.)
+ * An overlay's bitmap and a qcow2 image's tables say where its data is; the guest's last
+ * writes stay visible to the next user of the file only once they are written back, as a
+ * raw image's writes are through the page cache. (A killed tern-vmm loses what was not
+ * flushed; qcow2 keeps the file consistent either way.)
  */
 static void flush_overlays(struct vm *m)
 {
 	for (unsigned int i = 0; i < VMM_MAX_DISKS; i++) {
 		struct virtio_blk *b = m->blk[i];
 		int r;
-		if (b && b->disk.ovl && !b->disk.readonly && (r = disk_flush_now(&b->disk)))
-			log_error("%s: cannot write back the overlay's bitmap: %s",
-				  b->dev.ops->name, strerror(-r));
+		if (b && (b->disk.ovl || b->disk.qcow) && !b->disk.readonly &&
+		    (r = disk_flush_now(&b->disk)))
+			log_error("%s: cannot write back the %s image's tables: %s",
+				  b->dev.ops->name, disk_format_name(b->disk.format), strerror(-r));
 	}
 }
 

@@ -23,12 +23,12 @@ int disk_copy_src_start(struct disk_copy_src *s, struct vm *vm, struct vmstate_w
 		struct virtio_blk *b = vm->blk[i];
 		if (b->disk.readonly)
 			continue; /* read-only images are the same at both ends, or not at all */
-		if (b->disk.ovl)
-			return fail_msg(
-				err, n, -EINVAL,
-				"'copy_storage': disk %u is an overlay; only raw images are "
-				"copied",
-				i);
+		if (b->disk.ovl || b->disk.qcow)
+			return fail_msg(err, n, -EINVAL,
+					"'copy_storage': disk %u is a%s %s image; only raw images "
+					"are copied",
+					i, b->disk.ovl ? "n" : "",
+					disk_format_name(b->disk.format));
 		uint64_t chunks = (b->disk.size + CHUNK - 1) / CHUNK;
 		uint8_t *log = atomic_load(&b->write_log);
 		if (!log && !(log = calloc((chunks + 7) / 8, 1)))

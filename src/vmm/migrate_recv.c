@@ -288,13 +288,18 @@ int migrate_incoming(struct api *a, struct vm *vm, const char *uri,
 	/*
 	 * The VM is built now, while the source still runs it, so that building is not part of
 	 * the downtime; its raw disks open unlocked and are opened again, locked, once the
-	 * source has flushed and unlocked them. An overlay's metadata is read as it opens, so
-	 * a VM with overlays is built at the switchover instead.
+	 * source has flushed and unlocked them. An overlay's or a qcow2 image's metadata is
+	 * read as it opens, so a VM with one is built at the switchover instead. (A raw image
+	 * taken as raw by format=auto stays raw: its guest cannot write a header into it.)
 	 */
 	struct vm_restore_mem rm = { .mem = &mem };
 	bool early = true;
-	for (unsigned int i = 0; i < cfg.ndisks; i++)
-		early &= cfg.disks[i].format == DISK_FORMAT_RAW;
+	for (unsigned int i = 0; i < cfg.ndisks; i++) {
+		enum disk_format f = cfg.disks[i].format;
+		if (f == DISK_FORMAT_AUTO && disk_probe_path(cfg.disks[i].path, &f))
+			f = DISK_FORMAT_AUTO;
+		early &= f == DISK_FORMAT_RAW;
+	}
 	if (early) {
 		cfg.disks_unlocked = true;
 		vm_create(vm, &cfg, a->loop, NULL, &rm);

@@ -9,7 +9,7 @@
 #include "vmm/snapshot.h"
 #include "core/log.h"
 #include "core/util.h"
-#include "backend/disk_overlay.h"
+#include "backend/disk_chain.h"
 #include "vmm/clone.h"
 #include "vmm/kvm_state.h"
 #include "vmm/machine_state.h"
@@ -438,8 +438,7 @@ int snapshot_load_prepare(struct snapshot_load *l, const char *state_path, const
 				"VM it was taken of? stop it, or restore with tern_clone / "
 				"--clone)",
 				d->path);
-		if (d->format == DISK_FORMAT_OVERLAY &&
-		    (r = overlay_check(d->path, why, sizeof(why))))
+		if ((r = disk_chain(d->path, d->format, NULL, 0, why, sizeof(why))) < 0)
 			return fail_msg(err, n, r, "disk '%s' of the snapshot: %s", d->path, why);
 	}
 	return 0;

@@ -563,6 +563,8 @@ def test_bash_completion():
                   'c tern migrate --a\n'
                   'c tern --state-dir %s migrate web ""\n'
                   'c tern --state-dir %s migrate ""\n'
+                  'c tern img ""\n'
+                  'c tern img create a.qcow2 --format ""\n'
                   % (COMPLETION, t.dir, t.dir, t.dir, t.dir, t.dir, t.dir))
         env = dict(os.environ, PATH=ternlib.BUILD + ":" + os.environ.get("PATH", ""))
         env.pop("TERN_SOCKET", None)
@@ -571,7 +573,8 @@ def test_bash_completion():
         assert p.returncode == 0, p.stderr
         assert p.stdout.splitlines() == ["start stats", "db web", "destroy restart", "--timeout",
                                          "create list revert delete", "db web", "--copy",
-                                         "--auto-converge", "tls://", "db web"], p.stdout
+                                         "--auto-converge", "tls://", "db web",
+                                         "info create commit convert", "raw qcow2"], p.stdout
 
 
 class FakeConsole:

@@ -29,7 +29,7 @@ import zlib
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
 import api  # noqa: E402
-import overlay  # noqa: E402
+import qcow2img  # noqa: E402
 import ternlib  # noqa: E402
 
 COUNT_RE = re.compile(r"^count (\d+)$")
@@ -792,7 +792,7 @@ def test_full_disk_during_snapshot():
 
 # ---- 5. clones ----
 
-# Clones on any file system get overlays, as on one without reflinks (this one's ext4).
+# Clones on any file system get qcow2 overlays, as on one without reflinks (this one's ext4).
 NO_REFLINK = {"TERN_CLONE_NO_REFLINK": "1"}
 
 
@@ -812,9 +812,10 @@ def wait_clone(v, sock, n, what):
 
 
 def test_clones_get_their_own_identity():
-    """Clones of one snapshot: distinct MAC, CID, socket and disk, each disk an overlay
+    """Clones of one snapshot: distinct MAC, CID, socket and disk, each disk a qcow2 overlay
     in front of the snapshot's image (refused while the original still writes it); a
-    snapshot of a clone restores with its overlay, and a clone of it copies the overlay."""
+    snapshot of a clone restores with its overlay, and a clone of it copies the overlay.
+    qemu-img reads every overlay and finds it clean."""
     work = workdir("clone")
     vmms = []
     try:
@@ -877,12 +878,13 @@ def test_clones_get_their_own_identity():
             assert len(set(vals)) == 3, "%s is not different in each VM (original, clones): %r" % (field, vals)
         for (v, conf), i in zip(confs, ids):
             assert i[3] == "%s.clone-%d" % (disk, v.pid), "clone %d's disk: %r" % (v.pid, i[3])
-            assert conf["drives"][0].get("tern_format") == "Overlay", conf["drives"]
-            o_ = overlay.Overlay(i[3])
-            assert o_.base == os.path.realpath(disk), "clone %d's overlay base: %r" % (v.pid, o_.base)
-            assert o_.read(0, 16) == b"tern clone disk\n", "clone %d's disk does not read as the image" % v.pid
-            assert o_.clusters_here() == [] and overlay.allocated(i[3]) <= 16384, \
-                "clone %d's overlay holds data nobody wrote: %d bytes" % (v.pid, overlay.allocated(i[3]))
+            assert conf["drives"][0].get("tern_format") == "Qcow2", conf["drives"]
+            base = qcow2img.backing(i[3])
+            assert base == os.path.realpath(disk), "clone %d's overlay base: %r" % (v.pid, base)
+            assert qcow2img.read(i[3], 0, 16) == b"tern clone disk\n", \
+                "clone %d's disk does not read as the image" % v.pid
+            assert qcow2img.here(i[3]) == [] and qcow2img.allocated(i[3]) <= 1 << 20, \
+                "clone %d's overlay holds data nobody wrote: %d bytes" % (v.pid, qcow2img.allocated(i[3]))
             assert os.path.exists(i[2]), "clone %d's vsock socket %s does not exist" % (v.pid, i[2])
             mac_bytes = int(i[0].split(":")[0], 16)
             assert mac_bytes & 2 and not mac_bytes & 1, "clone MAC %s is not locally administered unicast" % i[0]
@@ -904,7 +906,7 @@ def test_clones_get_their_own_identity():
         vmms.append(v2)
         _, conf2 = wait_clone(v2, sock2, n0, "the clone's snapshot restored")
         assert conf2["drives"][0]["path_on_host"] == ids[0][3], conf2["drives"]
-        assert conf2["drives"][0].get("tern_format") == "Overlay", conf2["drives"]
+        assert conf2["drives"][0].get("tern_format") == "Qcow2", conf2["drives"]
         v2.stop()
         # ... and a clone of it copies the overlay, which keeps the same base.
         sock3 = os.path.join(work, "clone-of-clone.sock")
@@ -913,7 +915,10 @@ def test_clones_get_their_own_identity():
         _, conf3 = wait_clone(v3, sock3, n0, "a clone of a clone")
         p3 = conf3["drives"][0]["path_on_host"]
         assert p3 == "%s.clone-%d" % (ids[0][3], v3.pid), p3
-        assert overlay.Overlay(p3).base == os.path.realpath(disk)
+        assert qcow2img.backing(p3) == os.path.realpath(disk)
+        # The first clone's overlay, its VM stopped twice now, checks clean.
+        rc, out = qcow2img.check(ids[0][3])
+        assert rc == 0, "qemu-img check %s: %s" % (ids[0][3], out)
         for v, _ in clones[1:] + [(v3, None)]:
             assert v.proc.poll() is None, "a clone exited: %r" % v
     finally:

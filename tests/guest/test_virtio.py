@@ -121,9 +121,73 @@ def test_blk_thread_pool_engine():
 
 
 def create_overlay(ovl, base):
-    r = subprocess.run([ternlib.vmm_path(), "--create-overlay", "%s,base=%s" % (ovl, base)],
+    """A tern overlay: tern makes qcow2 now, and still opens the overlays it made before."""
+    overlay.create(ovl, base)
+
+
+def create_qcow2(path, base):
+    r = subprocess.run([ternlib.vmm_path(), "--create-overlay", "%s,base=%s" % (path, base)],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
-    assert r.returncode == 0, "--create-overlay %s: %r" % (ovl, r)
+    assert r.returncode == 0, "--create-overlay %s: %r" % (path, r)
+
+
+def qemu_img(*args):
+    r = subprocess.run(["qemu-img"] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=60)
+    return r.returncode, r.stdout.decode() + r.stderr.decode()
+
+
+def run_io_on_qcow2(cache):
+    """mode=io with the disk a qcow2 overlay tern made in front of a patterned raw base, and
+    the read-only disk a qcow2 chain qemu-img made (qcow2 over qcow2 over raw), both opened
+    by format=auto: the guest's writes land in the overlay only; qemu-img reads them back,
+    every other sector through to the base, and `qemu-img check` finds nothing wrong."""
+    base_tag = 0x33
+    with tempfile.TemporaryDirectory(prefix="tern-virtio-qcow2-") as tmp:
+        base, ro_base = os.path.join(tmp, "base.img"), os.path.join(tmp, "ro-base.img")
+        top, ro_mid, ro_top = (os.path.join(tmp, n) for n in ("disk.qcow2", "ro-mid.qcow2",
+                                                              "ro.qcow2"))
+        make_image(base, DISK_SECTORS, base_tag)
+        make_image(ro_base, RO_SECTORS, RO_TAG)
+        create_qcow2(top, base)
+        # Relative backing names, resolved against the image's directory as QEMU does.
+        for args in (("-b", "ro-base.img", "-F", "raw", ro_mid),
+                     ("-b", "ro-mid.qcow2", "-F", "qcow2", ro_top)):
+            rc, out = qemu_img("create", "-q", "-f", "qcow2", *args)
+            assert rc == 0, out
+        before = open(base, "rb").read(), open(ro_base, "rb").read()
+        s = 5
+        cmdline = "mode=io sectors=%d sector=%d diskid=%s" % (DISK_SECTORS, s, DISK_ID)
+        if cache == "none":
+            cmdline += " flush=0"
+        r = tiny.run("virtio", cmdline=cmdline, extra=mmio(
+            "path=%s,cache=%s,id=%s" % (top, cache, DISK_ID),
+            "path=%s,readonly=on" % ro_top, "rng"))
+        tiny.check_ok("virtio", r)
+        assert (open(base, "rb").read(), open(ro_base, "rb").read()) == before, \
+            "a base image changed\n%r" % r
+        rc, out = qemu_img("check", top)
+        assert rc == 0, "qemu-img check %s: %s" % (top, out)
+        rc, out = qemu_img("info", "--output=json", "--backing-chain", top)
+        assert rc == 0 and '"backing-filename": "%s"' % base in out, out
+        flat = os.path.join(tmp, "flat.img")
+        rc, out = qemu_img("convert", "-O", "raw", top, flat)
+        assert rc == 0, out
+        want = {s: pattern(s, 0xa0), s + 1: pattern(s + 1, 0xb0), s + 2: pattern(s + 2, 0xb0)}
+        for t in range(DISK_SECTORS):
+            assert read_sector(flat, t) == want.get(t, pattern(t, base_tag)), \
+                "sector %d of the qcow2 overlay as qemu-img reads it\n%r" % (t, r)
+        rc, out = qemu_img("compare", ro_top, ro_base)
+        assert rc == 0, "the read-only chain was written: %s" % out
+        assert "needs reset" not in r.err, r
+
+
+def test_blk_on_qcow2_chains():
+    run_io_on_qcow2("writeback")
+
+
+def test_blk_on_qcow2_chains_cache_none():
+    run_io_on_qcow2("none")
 
 
 def run_io_on_overlays(cache):
@@ -185,8 +249,10 @@ def test_overlay_usage_errors():
         usage(["--create-overlay", ovl], "OVERLAY,base=IMAGE")
         usage(["--create-overlay", "%s,base=%s/none" % (ovl, tmp)], "none", "No such file")
         assert not os.path.exists(ovl)
-        create_overlay(ovl, base)
+        create_qcow2(ovl, base)
         usage(["--create-overlay", "%s,base=%s" % (ovl, base)], ovl, "File exists")
+        os.unlink(ovl)
+        create_overlay(ovl, base)
         # A raw image given as an overlay, an overlay given with io_uring.
         r = tiny.run("virtio", cmdline="mode=io", extra=mmio("path=%s,format=overlay" % base))
         assert r.status == 2 and "not a tern overlay" in r.err, r
@@ -199,6 +265,19 @@ def test_overlay_usage_errors():
             f.write(b"changed")
         r = tiny.run("virtio", cmdline="mode=io", extra=mmio("path=%s,format=overlay" % ovl))
         assert r.status == 2 and "changed after the overlay was made" in r.err, r
+        # qcow2: a raw image given as qcow2, a qcow2 image with io_uring, a missing backing
+        # file (named with the chain), a bad format name.
+        r = tiny.run("virtio", cmdline="mode=io", extra=mmio("path=%s,format=qcow2" % base))
+        assert r.status == 2 and base in r.err and "magic" in r.err, r
+        q = os.path.join(tmp, "disk.qcow2")
+        create_qcow2(q, base)
+        r = tiny.run("virtio", cmdline="mode=io", extra=mmio("path=%s,aio=io_uring" % q))
+        assert r.status == 2 and "qcow2 image, which the threads engine serves" in r.err, r
+        os.unlink(base)
+        r = tiny.run("virtio", cmdline="mode=io", extra=mmio("path=%s" % q))
+        assert r.status == 2 and q in r.err and base in r.err, r
+        r = tiny.run("virtio", cmdline="mode=io", extra=mmio("path=%s,format=vmdk" % q))
+        assert r.status == 2 and "auto, raw, qcow2 or overlay" in r.err, r
 
 
 def test_hostile_chains_need_reset_and_recover():

@@ -1,8 +1,9 @@
-"""Reads tern's copy-on-write overlay files (docs/overlay.md) from the tests.
+"""Reads and makes tern's copy-on-write overlay files (docs/overlay.md) from the tests.
 
 This is a second, independent reading of the documented format: the tests use it to
 check what a guest wrote through an overlay from the host side, and to flatten an
-overlay into a raw image for e2fsck.
+overlay into a raw image for e2fsck. tern makes qcow2 overlays now and only reads (and
+writes) the overlays that exist: create() makes one for the tests of that.
 """
 import os
 import struct
@@ -66,6 +67,27 @@ class Overlay:
                 if data.count(0) != len(data):
                     out.seek(off)
                     out.write(data)
+
+
+def create(path, base, cluster_bits=16):
+    """Makes an overlay at path (which must not exist) in front of base, as tern did."""
+    st = os.stat(base)
+    size = st.st_size & ~511
+    cluster = 1 << cluster_bits
+    clusters = (size + cluster - 1) // cluster
+    bitmap_bytes = ((clusters + 7) // 8 + 4095) & ~4095
+    data_offset = (4096 + bitmap_bytes + cluster - 1) & ~(cluster - 1)
+    bpath = os.path.abspath(base).encode()
+    h = bytearray(HEADER_SIZE)
+    h[:8] = MAGIC
+    struct.pack_into("<IIIIQQQQQQqII", h, 8, 1, HEADER_SIZE, cluster_bits, 0, size, 4096,
+                     bitmap_bytes, data_offset, st.st_size, st.st_ino,
+                     st.st_mtime_ns // 10**9, st.st_mtime_ns % 10**9, len(bpath))
+    h[88:88 + len(bpath)] = bpath
+    struct.pack_into("<I", h, HEADER_SIZE - 4, zlib.crc32(bytes(h[:HEADER_SIZE - 4])))
+    with open(path, "xb") as f:
+        f.write(h)
+        f.truncate(data_offset + size)
 
 
 def is_overlay(path):

@@ -23,7 +23,7 @@ BIN = ["usr/bin/tern", "usr/bin/tern-vmm", "usr/sbin/ternd", "usr/sbin/tern-moni
 MANS = ["usr/share/man/man1/tern.1", "usr/share/man/man1/tern-vmm.1",
         "usr/share/man/man8/ternd.8", "usr/share/man/man8/tern-monitor.8"]
 DOCS = ["usr/share/doc/tern/%s" % d for d in
-        ("ternd.md", "ternd-api.yaml", "api.md", "api.yaml", "overlay.md", "security.md")]
+        ("ternd.md", "ternd-api.yaml", "api.md", "api.yaml", "overlay.md", "disks.md", "security.md")]
 COMPLETION = "usr/share/bash-completion/completions/tern"
 _built = {}
 

@@ -67,6 +67,13 @@ TEST(config_disk_all_keys)
 	CHECK(!d.readonly);
 	free(d.path);
 
+	/* format=auto unless given. */
+	REQUIRE(parse("path=o", &d) == 0);
+	CHECK(d.format == DISK_FORMAT_AUTO);
+	free(d.path);
+	REQUIRE(parse("path=o,format=qcow2", &d) == 0);
+	CHECK(d.format == DISK_FORMAT_QCOW2);
+	free(d.path);
 	REQUIRE(parse("path=o,format=overlay", &d) == 0);
 	CHECK(d.format == DISK_FORMAT_OVERLAY && d.engine == DISK_ENGINE_AUTO);
 	free(d.path);
@@ -116,10 +123,11 @@ TEST(config_disk_bad_values_name_the_key)
 	CHECK(rejected("path=x,cache=bogus", "writeback"));
 	CHECK(rejected("path=x,aio=bogus", "threads"));
 	CHECK(rejected("path=x,readonly=bogus", "on or off"));
-	CHECK(rejected("path=x,format=qcow2", "raw or overlay"));
+	CHECK(rejected("path=x,format=vmdk", "auto, raw, qcow2 or overlay"));
 	CHECK(rejected("path=x,format=", "format"));
-	/* Overlays run on the thread pool. */
+	/* Overlays and qcow2 run on the thread pool. */
 	CHECK(rejected("path=x,format=overlay,aio=io_uring", "aio=threads"));
+	CHECK(rejected("path=x,format=qcow2,aio=io_uring", "format=qcow2 runs on aio=threads"));
 }
 
 TEST(config_disk_missing_path)

@@ -150,7 +150,7 @@ TEST(vmdef_vmm_options)
 	printf("  %s\n", line);
 	CHECK(!strcmp(line,
 		      "--kernel /k --initrd /i --cmdline quiet --cpus 2 --memory 64 --on-reboot "
-		      "exit --id a --disk path=/d,readonly=on,cache=none,id=root --net "
+		      "exit --id a --disk path=/d,readonly=on,cache=none,format=auto,id=root --net "
 		      "user,mac=02:00:00:00:00:01,hostfwd=tcp::2222-:22 --vsock "
 		      "cid=9,uds=/run/v.sock --rng "));
 	vmdef_free_args(a);

@@ -1,0 +1,45 @@
+/* What an image reads besides itself (disk_chain.h). */
+#include "backend/disk_chain.h"
+#include "backend/disk_overlay.h"
+#include "backend/qcow2.h"
+#include "core/util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int qcow2_chain(const char *path, char (*files)[DISK_CHAIN_PATH_MAX], int max, char *err,
+		       size_t n)
+{
+	struct qcow2_chain_entry *c = calloc(QCOW2_CHAIN_MAX + 1, sizeof(*c));
+
+	if (!c)
+		return fail_msg(err, n, -ENOMEM, "out of memory");
+	int k = qcow2_describe(path, c, QCOW2_CHAIN_MAX + 1, err, n);
+	for (int i = 1; i < k && i - 1 < max; i++)
+		snprintf(files[i - 1], DISK_CHAIN_PATH_MAX, "%s", c[i].path);
+	free(c);
+	return k < 0 ? k : k - 1;
+}
+
+int disk_chain(const char *path, enum disk_format format, char (*files)[DISK_CHAIN_PATH_MAX],
+	       int max, char *err, size_t n)
+{
+	int r;
+
+	if (format == DISK_FORMAT_AUTO && (r = disk_probe_path(path, &format)))
+		return fail_msg(err, n, r, "cannot read its first bytes: %s", strerror(-r));
+	if (format == DISK_FORMAT_QCOW2)
+		return qcow2_chain(path, files, max, err, n);
+	if (format != DISK_FORMAT_OVERLAY)
+		return 0;
+	if ((r = overlay_check(path, err, n)))
+		return r;
+	char base[OVERLAY_BASE_PATH_MAX + 1];
+	if ((r = overlay_base_of(path, base, sizeof(base))))
+		return fail_msg(err, n, r, "not a sound overlay");
+	if (max > 0)
+		snprintf(files[0], DISK_CHAIN_PATH_MAX, "%s", base);
+	return 1;
+}

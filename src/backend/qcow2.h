@@ -1,0 +1,111 @@
+/*
+ * qcow2 images, QEMU's disk format (versions 2 and 3; the specification is QEMU's
+ * docs/interop/qcow2.txt): what cloud images, virt-install, libvirt snapshots and
+ * virt-clone make. An image maps the guest's disk through a two-level table (L1, L2) to
+ * clusters of the file; clusters it does not map come from its backing file (a qcow2 or
+ * a raw image, opened read-only) or read as zeros.
+ *
+ * Every field read from a file is hostile: offsets and sizes are overflow-checked,
+ * tables bounded, loops in backing chains refused; a refusal names the field.
+ *
+ * Thread safety: a struct qcow2 serves requests from several threads at once (the disk
+ * thread pool's workers); it locks what it must.
+ */
+#ifndef TERN_BACKEND_QCOW2_H
+#define TERN_BACKEND_QCOW2_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#define QCOW2_MAGIC "QFI\xfb"
+#define QCOW2_CLUSTER_BITS_MIN 9  /* 512 B */
+#define QCOW2_CLUSTER_BITS_MAX 21 /* 2 MiB */
+#define QCOW2_CLUSTER_BITS_DEFAULT 16
+#define QCOW2_CHAIN_MAX 16		  /* backing files below one image */
+#define QCOW2_L2_CACHE_DEFAULT (1u << 20) /* bytes of L2 tables kept in memory */
+
+struct qcow2;
+
+/* Does buf (the first bytes of an image, len of them) start like a qcow2 image? */
+bool qcow2_probe(const uint8_t *buf, size_t len);
+
+struct qcow2_open_args {
+	int fd;		  /* the image, opened (and locked) by the caller; not closed by qcow2 */
+	const char *path; /* for resolving a relative backing file name, and for messages */
+	bool readonly;
+	size_t l2_cache_bytes; /* 0: QCOW2_L2_CACHE_DEFAULT */
+	/*
+	 * Open this file alone, without its backing chain: what it does not map reads as
+	 * zeros. For tern img commit, which reads only what qcow2_block_status says the file
+	 * holds and writes it into the backing file it has opened for writing itself.
+	 */
+	bool no_backing;
+};
+
+/*
+ * Reads and checks the header, its extensions and tables, opens the backing chain
+ * (read-only, each file with a shared OFD lock), and, when the image was left dirty
+ * (lazy_refcounts after a crash) and is opened for writing, repairs its refcounts.
+ * 0 and *out, or -errno and the reason in err (naming the field or the chain).
+ */
+int qcow2_open(struct qcow2 **out, const struct qcow2_open_args *a, char *err, size_t n);
+/* Writes back what is cached (as qcow2_flush), marks the image clean, frees *q. */
+void qcow2_close(struct qcow2 *q);
+/* The disk the guest sees, bytes. */
+uint64_t qcow2_size(const struct qcow2 *q);
+
+/*
+ * Requests, on any thread. off and len are bytes (the virtio-blk device passes sector
+ * multiples); len is the iov total for reads and writes. 0 or -errno.
+ */
+int qcow2_read(struct qcow2 *q, const struct iovec *iov, int iovcnt, uint64_t off, uint64_t len);
+int qcow2_write(struct qcow2 *q, const struct iovec *iov, int iovcnt, uint64_t off, uint64_t len);
+/*
+ * Both leave the range reading as zeros and free the clusters it covers wholly (a v3
+ * zero flag where a backing file would show through; a version 2 image with a backing
+ * file has no zero flag, so there zeros are written). Partial clusters are zeroed.
+ */
+int qcow2_discard(struct qcow2 *q, uint64_t off, uint64_t len);
+int qcow2_write_zeroes(struct qcow2 *q, uint64_t off, uint64_t len);
+/* Makes every completed write durable (data, then metadata in a crash-safe order). */
+int qcow2_flush(struct qcow2 *q);
+/*
+ * Where the guest's bytes from off come from: sets *run to how many of the len bytes from
+ * off share the answer (at least 1 byte... up to a cluster boundary or more). Returns 1
+ * when this file holds them (data, or zeros it records), 0 when they come from below (the
+ * backing file, or zeros without one), or -errno.
+ */
+int qcow2_block_status(struct qcow2 *q, uint64_t off, uint64_t len, uint64_t *run);
+
+struct qcow2_create_args {
+	const char *path;	    /* must not exist; nothing is left behind on failure */
+	uint64_t size;		    /* 0 with a backing file: the backing file's size */
+	const char *backing;	    /* NULL for none; stored as given (relative to path's dir) */
+	const char *backing_format; /* "qcow2" or "raw"; NULL: probed */
+	unsigned cluster_bits;	    /* 0: QCOW2_CLUSTER_BITS_DEFAULT */
+	bool lazy_refcounts;
+};
+/* Makes a new, empty version 3 image (as `qemu-img create -f qcow2` would). 0 or -errno. */
+int qcow2_create(const struct qcow2_create_args *a, char *err, size_t n);
+
+/* One file of a chain, top first. */
+struct qcow2_chain_entry {
+	char path[4096]; /* as opened (a relative name resolved) */
+	char format[8];	 /* "qcow2" or "raw" */
+	uint64_t size;	 /* virtual size */
+	uint64_t
+		allocated; /* bytes of guest data this file maps itself (qcow2), or its size (raw) */
+	unsigned cluster_bits, version; /* qcow2 only */
+	bool dirty, lazy_refcounts;	/* qcow2 only */
+	char compression[8];		/* "zlib" or "zstd" (qcow2 only) */
+};
+/*
+ * Describes the image at path and its backing chain without writing to it (a dirty image
+ * is reported as dirty, not repaired). Fills up to max entries; returns how many the
+ * chain has, or -errno with err.
+ */
+int qcow2_describe(const char *path, struct qcow2_chain_entry *chain, int max, char *err, size_t n);
+
+#endif

@@ -1,0 +1,325 @@
+/*
+ * tern img convert (an image, any format, to a new raw or qcow2 file holding what its
+ * guest sees) and commit (a qcow2 overlay's own clusters written into its backing file),
+ * and img_describe. Both copy through tern's own disk code, so they read exactly what a VM
+ * on the image would.
+ */
+#include "cli/cli.h"
+#include "cli/img.h"
+
+#include "backend/disk.h"
+#include "backend/disk_overlay.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CHUNK (1u << 20)   /* bytes copied at a time */
+#define SPARSE (64u << 10) /* convert leaves out zeros in pieces of this size */
+
+static bool is_overlay(const char *path)
+{
+	char magic[sizeof(OVERLAY_MAGIC) - 1];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	bool yes = fd >= 0 && pread(fd, magic, sizeof(magic), 0) == (ssize_t)sizeof(magic) &&
+		   !memcmp(magic, OVERLAY_MAGIC, sizeof(magic));
+
+	if (fd >= 0)
+		close(fd);
+	return yes;
+}
+
+static int raw_entry(const char *path, struct qcow2_chain_entry *e, const char *format, char *err,
+		     size_t n)
+{
+	struct stat st;
+
+	if (stat(path, &st))
+		return fail_msg(err, n, -errno, "%s", strerror(errno));
+	snprintf(e->path, sizeof(e->path), "%s", path);
+	snprintf(e->format, sizeof(e->format), "%s", format);
+	e->size = (uint64_t)st.st_size;
+	e->allocated = (uint64_t)st.st_blocks * 512;
+	return 0;
+}
+
+int img_describe(const char *path, struct qcow2_chain_entry *chain, int max, char *err, size_t n)
+{
+	enum disk_format f;
+	int r;
+
+	if (max < 2)
+		return fail_msg(err, n, -EINVAL, "no room");
+	if (is_overlay(path)) {
+		struct overlay_header h;
+		uint8_t buf[OVERLAY_HEADER_SIZE];
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return fail_msg(err, n, -errno, "%s", strerror(errno));
+		ssize_t k = pread(fd, buf, sizeof(buf), 0);
+		close(fd);
+		if (k != (ssize_t)sizeof(buf) || overlay_header_parse(buf, sizeof(buf), &h, err, n))
+			return k != (ssize_t)sizeof(buf) ? fail_msg(err, n, -EINVAL, "truncated") :
+							   -EINVAL;
+		if ((r = raw_entry(path, &chain[0], "overlay", err, n)))
+			return r;
+		chain[0].size = h.size;
+		if ((r = raw_entry(h.base_path, &chain[1], "raw", err, n)))
+			return fail_msg(err, n, r, "its base %s: %s", h.base_path, strerror(-r));
+		return 2;
+	}
+	if ((r = disk_probe_path(path, &f)))
+		return fail_msg(err, n, r, "%s", strerror(-r));
+	if (f == DISK_FORMAT_QCOW2)
+		return qcow2_describe(path, chain, max, err, n);
+	return (r = raw_entry(path, &chain[0], "raw", err, n)) ? r : 1;
+}
+
+/* An image opened through tern's disk code, for synchronous copying. */
+static int open_disk(struct disk *d, const char *path, bool readonly, char *err, size_t n)
+{
+	static struct loop *loop;
+	const char *why = "";
+
+	if (!loop && !(loop = loop_create()))
+		return fail_msg(err, n, -ENOMEM, "out of memory");
+	struct disk_open_args a = { .path = path,
+				    .readonly = readonly,
+				    .engine = DISK_ENGINE_THREADS,
+				    .format = is_overlay(path) ? DISK_FORMAT_OVERLAY :
+								 DISK_FORMAT_AUTO,
+				    .loop = loop };
+	int r = disk_open(d, &a, &why);
+	if (r)
+		return fail_msg(err, n, r, "%s %s: %s", path, why, strerror(-r));
+	return 0;
+}
+
+static int rw(struct disk *d, enum disk_op op, void *buf, uint64_t off, uint64_t len)
+{
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+	struct disk_req q = { .op = op, .offset = off, .len = len, .iov = &iov, .iovcnt = 1 };
+
+	return disk_do_sync(d, &q);
+}
+
+static bool all_zero(const uint8_t *p, size_t len)
+{
+	return len == 0 || (p[0] == 0 && !memcmp(p, p + 1, len - 1));
+}
+
+/* Progress on a terminal: a percentage on one line, rewritten. */
+static void progress(const char *what, uint64_t done, uint64_t total)
+{
+	if (isatty(2) && total)
+		fprintf(stderr, "\r%s: %3u%%", what, (unsigned int)(done * 100 / total));
+}
+
+int cmd_img_convert(struct cli *c, int argc, char **argv)
+{
+	const char *format = "raw";
+	const struct cli_opt opts[] = { { .name = "format", .kind = CLI_OPT_STR, .out = &format } };
+	const char *pos[2];
+	struct disk src, dst;
+	char err[768];
+	int r;
+
+	if (cli_args(c, argc, argv, opts, 1, pos, 2))
+		return CLI_OK;
+	if (c->remote)
+		die_usage("img convert works on this host's files, not through --connect");
+	if (strcmp(format, "raw") && strcmp(format, "qcow2"))
+		die_usage("img convert: --format '%s' must be raw or qcow2", format);
+	if ((r = open_disk(&src, pos[0], true, err, sizeof(err)))) {
+		cli_error("img convert: %s", err);
+		return CLI_FAILED;
+	}
+	/* A new file only: never over one (nothing on disk is lost). */
+	if (!strcmp(format, "raw")) {
+		int fd = open(pos[1], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		r = fd < 0 ? -errno : ftruncate(fd, (off_t)src.size) ? -errno : 0;
+		if (fd >= 0)
+			close(fd);
+		if (r)
+			snprintf(err, sizeof(err), "%s: %s", pos[1], strerror(-r));
+	} else {
+		struct qcow2_create_args a = { .path = pos[1], .size = src.size };
+		char why[512];
+		if ((r = qcow2_create(&a, why, sizeof(why))))
+			snprintf(err, sizeof(err), "%s: %s", pos[1], why);
+	}
+	if (r) {
+		disk_close(&src);
+		cli_error("img convert: %s", err);
+		return r == -EEXIST ? CLI_USAGE : CLI_FAILED;
+	}
+	uint8_t *buf = malloc(CHUNK);
+	if (!buf || (r = open_disk(&dst, pos[1], false, err, sizeof(err)))) {
+		if (!buf)
+			snprintf(err, sizeof(err), "out of memory");
+		goto fail;
+	}
+	for (uint64_t off = 0; off < src.size && !r; off += CHUNK) {
+		uint64_t len = src.size - off < CHUNK ? src.size - off : CHUNK;
+		if ((r = rw(&src, DISK_READ, buf, off, len)))
+			snprintf(err, sizeof(err), "reading %s at %llu: %s", pos[0],
+				 (unsigned long long)off, strerror(-r));
+		/* Zeros are left out, 64 KiB at a time: the copy stays sparse. */
+		for (uint64_t k = 0; !r && k < len; k += SPARSE) {
+			uint64_t m = len - k < SPARSE ? len - k : SPARSE;
+			if (!all_zero(buf + k, m) &&
+			    (r = rw(&dst, DISK_WRITE, buf + k, off + k, m)))
+				snprintf(err, sizeof(err), "writing %s at %llu: %s", pos[1],
+					 (unsigned long long)(off + k), strerror(-r));
+		}
+		progress("converting", off + len, src.size);
+	}
+	if (!r && (r = disk_flush_now(&dst)))
+		snprintf(err, sizeof(err), "flushing %s: %s", pos[1], strerror(-r));
+	if (isatty(2))
+		fprintf(stderr, "\n");
+	disk_close(&dst);
+	if (r)
+		goto fail;
+	free(buf);
+	disk_close(&src);
+	if (c->json) {
+		struct json_object *o = json_object_new_object();
+		json_object_object_add(o, "path", json_object_new_string(pos[1]));
+		json_object_object_add(o, "format", json_object_new_string(format));
+		cli_print_json(o);
+		json_object_put(o);
+	} else {
+		printf("Converted %s to %s (%s)\n", pos[0], pos[1], format);
+	}
+	return CLI_OK;
+fail:
+	free(buf);
+	disk_close(&src);
+	unlink(pos[1]); /* made above: a half-written copy is worse than none */
+	cli_error("img convert: %s", err);
+	return CLI_FAILED;
+}
+
+/* The top image alone (qcow2_open_args.no_backing), read-locked so nothing writes it meanwhile. */
+static int open_top(const char *path, int *fd, struct qcow2 **q, char *err, size_t n)
+{
+	struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET };
+	char why[512];
+
+	if ((*fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return fail_msg(err, n, -errno, "%s: %s", path, strerror(errno));
+	if (fcntl(*fd, F_OFD_SETLK, &fl) < 0) {
+		close(*fd);
+		*fd = -1;
+		return fail_msg(err, n, -EBUSY, "%s is in use by a running VM", path);
+	}
+	struct qcow2_open_args a = {
+		.fd = *fd, .path = path, .readonly = true, .no_backing = true
+	};
+	int r = qcow2_open(q, &a, why, sizeof(why));
+	if (r) {
+		close(*fd);
+		*fd = -1;
+		return fail_msg(err, n, r, "%s: %s", path, why);
+	}
+	return 0;
+}
+
+int cmd_img_commit(struct cli *c, int argc, char **argv)
+{
+	struct qcow2_chain_entry *chain = calloc(2, sizeof(*chain));
+	const char *pos[1];
+	struct qcow2 *top = NULL;
+	struct disk base;
+	uint8_t *buf = malloc(CHUNK);
+	uint64_t done = 0;
+	char err[768];
+	int fd = -1, r;
+
+	if (!chain || !buf)
+		die("out of memory");
+	if (cli_args(c, argc, argv, NULL, 0, pos, 1))
+		return CLI_OK;
+	if (c->remote)
+		die_usage("img commit works on this host's files, not through --connect");
+	int k = img_describe(pos[0], chain, 2, err, sizeof(err));
+	if (k < 0 || strcmp(chain[0].format, "qcow2") || k < 2) {
+		if (k >= 0)
+			snprintf(err, sizeof(err), "is %s, not a qcow2 image with a backing file",
+				 k < 2 ? "an image without a backing file" : chain[0].format);
+		cli_error("img commit: %s: %s", pos[0], err);
+		return k == -ENOENT ? CLI_FAILED : CLI_USAGE;
+	}
+	if ((r = open_disk(&base, chain[1].path, false, err, sizeof(err)))) {
+		cli_error("img commit: the backing file %s (stop the VMs using it first)", err);
+		return CLI_FAILED;
+	}
+	if ((r = open_top(pos[0], &fd, &top, err, sizeof(err))))
+		goto out;
+	uint64_t size = qcow2_size(top);
+	if (size > base.size) {
+		r = fail_msg(err, sizeof(err), -EINVAL,
+			     "%s (%llu bytes) is larger than its backing file %s (%llu bytes)",
+			     pos[0], (unsigned long long)size, chain[1].path,
+			     (unsigned long long)base.size);
+		goto out;
+	}
+	for (uint64_t off = 0, run; off < size && !r; off += run) {
+		if ((r = qcow2_block_status(top, off, size - off, &run)) < 0) {
+			fail_msg(err, sizeof(err), r, "reading %s's map at %llu: %s", pos[0],
+				 (unsigned long long)off, strerror(-r));
+			break;
+		}
+		if (run > CHUNK)
+			run = CHUNK;
+		if (r == 1) {
+			struct iovec iov = { buf, run };
+			if ((r = qcow2_read(top, &iov, 1, off, run)))
+				fail_msg(err, sizeof(err), r, "reading %s at %llu: %s", pos[0],
+					 (unsigned long long)off, strerror(-r));
+			else if ((r = rw(&base, DISK_WRITE, buf, off, run)))
+				fail_msg(err, sizeof(err), r, "writing %s at %llu: %s",
+					 chain[1].path, (unsigned long long)off, strerror(-r));
+			done += run;
+		} else {
+			r = 0;
+		}
+		progress("committing", off + run, size);
+	}
+	if (!r && (r = disk_flush_now(&base)))
+		fail_msg(err, sizeof(err), r, "flushing %s: %s", chain[1].path, strerror(-r));
+	if (isatty(2))
+		fprintf(stderr, "\n");
+out:
+	if (top)
+		qcow2_close(top);
+	if (fd >= 0)
+		close(fd);
+	disk_close(&base);
+	free(buf);
+	if (r) {
+		cli_error("img commit: %s", err);
+		free(chain);
+		return CLI_FAILED;
+	}
+	if (c->json) {
+		struct json_object *o = json_object_new_object();
+		json_object_object_add(o, "base", json_object_new_string(chain[1].path));
+		json_object_object_add(o, "bytes", json_object_new_int64((int64_t)done));
+		cli_print_json(o);
+		json_object_put(o);
+	} else {
+		printf("Committed %llu bytes of %s into %s (%s still reads the same)\n",
+		       (unsigned long long)done, pos[0], chain[1].path, pos[0]);
+	}
+	free(chain);
+	return CLI_OK;
+}
