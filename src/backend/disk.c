@@ -140,7 +140,8 @@ int disk_open(struct disk *d, const struct disk_open_args *a, const char **why)
 	if (d->format == DISK_FORMAT_QCOW2) {
 		struct qcow2_open_args qa = { .fd = d->fd,
 					      .path = a->path,
-					      .readonly = a->readonly };
+					      .readonly = a->readonly,
+					      .l2_cache_bytes = a->l2_cache_bytes };
 		if ((r = qcow2_open(&d->qcow, &qa, d->why, sizeof(d->why)))) {
 			*why = d->why;
 			goto fail;

@@ -65,6 +65,7 @@ struct disk_open_args {
 	enum disk_engine engine;
 	enum disk_format format;
 	struct loop *loop;
+	size_t l2_cache_bytes; /* qcow2: 0 for QCOW2_L2_CACHE_DEFAULT */
 	/*
 	 * Raw images only: open without the lock (a migration's destination builds its VM
 	 * while the source still runs on the image); disk_reopen_locked() takes it later.

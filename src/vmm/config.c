@@ -35,6 +35,8 @@ static const char usage[] =
 	"                         [,format=auto|raw|qcow2|overlay] (default auto: qcow2 if the\n"
 	"                         file starts like one, else raw, whose guest may then not\n"
 	"                         write a qcow2 header; overlay: tern's own, read by tern only)\n"
+	"                         [,l2-cache-size=BYTES] (qcow2: L2 tables kept in memory,\n"
+	"                         default 1M, K or M suffix; 1M maps 8 GiB of 64 KiB clusters)\n"
 	"  --rng                  virtio-rng entropy device\n"
 	"  --net SPEC             virtio-net NIC (repeatable, up to 8): tap=NAME | tap-fd=N | "
 	"user,\n"
@@ -479,7 +481,7 @@ int config_parse_disk(const char *spec, struct disk_config *d, char *err, size_t
 		if (!v) {
 			snprintf(err, errlen,
 				 "'%s' is not key=value (keys: path, readonly, cache, id, aio, "
-				 "format)",
+				 "format, l2-cache-size)",
 				 kv);
 			goto fail;
 		}
@@ -520,6 +522,23 @@ int config_parse_disk(const char *spec, struct disk_config *d, char *err, size_t
 					 "format='%s' is not auto, raw, qcow2 or overlay", v);
 				goto fail;
 			}
+		} else if (!strcmp(kv, "l2-cache-size")) {
+			char *end;
+			errno = 0;
+			unsigned long long b = strtoull(v, &end, 10);
+			int shift = *end == 'K' ? 10 : *end == 'M' ? 20 : 0;
+			end += shift ? 1 : 0;
+			/* From one 512-byte table to 4 GiB: QEMU's option, bounded. */
+			if (errno || end == v || *end || *v == '-' || b > (4ULL << 30) >> shift ||
+			    (b << shift) < 512) {
+				snprintf(
+					err, errlen,
+					"l2-cache-size='%s' is not 512 to 4294967296 bytes (K or M "
+					"suffix allowed)",
+					v);
+				goto fail;
+			}
+			d->l2_cache = b << shift;
 		} else if (!strcmp(kv, "id")) {
 			size_t n = strlen(v);
 			if (n == 0 || n > DISK_ID_MAX) {
@@ -530,7 +549,8 @@ int config_parse_disk(const char *spec, struct disk_config *d, char *err, size_t
 			memcpy(d->id, v, n + 1);
 		} else {
 			snprintf(err, errlen,
-				 "unknown key '%s' (keys: path, readonly, cache, id, aio, format)",
+				 "unknown key '%s' (keys: path, readonly, cache, id, aio, format, "
+				 "l2-cache-size)",
 				 kv);
 			goto fail;
 		}

@@ -25,7 +25,8 @@ struct disk_config {
 	bool readonly;
 	enum disk_cache cache;
 	enum disk_engine engine;
-	enum disk_format format; /* raw, or an overlay in front of a base (disk_overlay.h) */
+	enum disk_format format; /* auto (the default), raw, qcow2, or a tern overlay */
+	uint64_t l2_cache;	 /* qcow2: bytes of L2 tables kept in memory; 0: the default */
 	char id[DISK_ID_MAX + 1];
 	/* API only (Firecracker's is_root_device, partuuid): what goes on the command line */
 	bool root;

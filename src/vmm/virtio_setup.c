@@ -58,6 +58,7 @@ static void add_disk(struct vm *vm, unsigned int i)
 		.direct = c->cache == DISK_CACHE_NONE,
 		.engine = c->engine,
 		.format = c->format,
+		.l2_cache_bytes = c->l2_cache,
 		.loop = vm->loop,
 		.no_lock = vm->cfg.disks_unlocked,
 	};
@@ -68,8 +69,8 @@ static void add_disk(struct vm *vm, unsigned int i)
 		die_usage("--disk: '%s' is smaller than one 512-byte sector", c->path);
 	snprintf(name, 48, "virtio-blk%u%s%s", i, c->id[0] ? ":" : "", c->id);
 	virtio_blk_init(b, &vm->mem, name, c->cache == DISK_CACHE_WRITEBACK, c->id);
-	log_debug("%s: %s%s, %llu bytes, %s%s, engine %s", name, c->path,
-		  b->disk.ovl ? " (overlay)" : "", (unsigned long long)b->disk.size,
+	log_debug("%s: %s (%s), %llu bytes, %s%s, engine %s", name, c->path,
+		  disk_format_name(b->disk.format), (unsigned long long)b->disk.size,
 		  b->disk.readonly ? "read-only" : "read-write", b->disk.direct ? ", O_DIRECT" : "",
 		  disk_engine_name(&b->disk));
 	vm->blk[i] = b;

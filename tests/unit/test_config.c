@@ -72,7 +72,13 @@ TEST(config_disk_all_keys)
 	CHECK(d.format == DISK_FORMAT_AUTO);
 	free(d.path);
 	REQUIRE(parse("path=o,format=qcow2", &d) == 0);
-	CHECK(d.format == DISK_FORMAT_QCOW2);
+	CHECK(d.format == DISK_FORMAT_QCOW2 && d.l2_cache == 0);
+	free(d.path);
+	REQUIRE(parse("path=o,l2-cache-size=4M", &d) == 0);
+	CHECK(d.l2_cache == 4u << 20);
+	free(d.path);
+	REQUIRE(parse("path=o,l2-cache-size=65536", &d) == 0);
+	CHECK(d.l2_cache == 65536);
 	free(d.path);
 	REQUIRE(parse("path=o,format=overlay", &d) == 0);
 	CHECK(d.format == DISK_FORMAT_OVERLAY && d.engine == DISK_ENGINE_AUTO);
@@ -125,6 +131,11 @@ TEST(config_disk_bad_values_name_the_key)
 	CHECK(rejected("path=x,readonly=bogus", "on or off"));
 	CHECK(rejected("path=x,format=vmdk", "auto, raw, qcow2 or overlay"));
 	CHECK(rejected("path=x,format=", "format"));
+	CHECK(rejected("path=x,l2-cache-size=8G", "l2-cache-size='8G' is not 512 to 4294967296"));
+	CHECK(rejected("path=x,l2-cache-size=5000M", "l2-cache-size"));
+	CHECK(rejected("path=x,l2-cache-size=100", "l2-cache-size"));
+	CHECK(rejected("path=x,l2-cache-size=-1", "l2-cache-size"));
+	CHECK(rejected("path=x,l2-cache-size=", "l2-cache-size"));
 	/* Overlays and qcow2 run on the thread pool. */
 	CHECK(rejected("path=x,format=overlay,aio=io_uring", "aio=threads"));
 	CHECK(rejected("path=x,format=qcow2,aio=io_uring", "format=qcow2 runs on aio=threads"));
