@@ -41,7 +41,7 @@ void q2_rc_entry_set(const struct qcow2 *q, uint8_t *blk, uint64_t i, uint64_t v
 	blk[bit / 8] = (uint8_t)((blk[bit / 8] & ~mask) | ((v << (bit % 8)) & mask));
 }
 
-static int rb_write(struct qcow2 *q, struct q2_rb *e)
+static int rb_write(struct qcow2 *q, struct q2_cached *e)
 {
 	int r = q2_pwrite(q->fd, e->blk, q->cs, e->off);
 
@@ -53,61 +53,22 @@ static int rb_write(struct qcow2 *q, struct q2_rb *e)
 	return 0;
 }
 
-static int rb_get(struct qcow2 *q, uint64_t off, bool fresh, struct q2_rb **out)
+static int rb_get(struct qcow2 *q, uint64_t off, bool fresh, struct q2_cached **out)
 {
-	struct q2_rb *victim = NULL;
-
 	if ((off & (q->cs - 1)) || off == 0 || off >= Q2_OFF_MAX ||
 	    (!fresh && off + q->cs > q->end))
 		return q2_eio(q,
 			      "refcount table entry: block offset %llu is unaligned or past the "
 			      "end of the file",
 			      (unsigned long long)off);
-	for (unsigned i = 0; i < q->nrb; i++) {
-		struct q2_rb *e = &q->rbc[i];
-		if (e->off == off) {
-			e->lru = ++q->tick;
-			*out = e;
-			return 0;
-		}
-		if (e->off == 0) {
-			if (!victim || victim->off)
-				victim = e;
-		} else if (!victim || (victim->off && e->lru < victim->lru)) {
-			victim = e;
-		}
-	}
 	/* Refcount blocks may go to disk at any time: increments only ever leak. */
-	if (victim->off && victim->dirty) {
-		int r = rb_write(q, victim);
-		if (r)
-			return r;
-	}
-	victim->off = 0;
-	if (!victim->blk) {
-		victim->blk = malloc(q->cs);
-		if (!victim->blk)
-			return -ENOMEM;
-	}
-	if (fresh) {
-		memset(victim->blk, 0, q->cs);
-		victim->dirty = true;
-	} else {
-		int r = q2_pread(q->fd, victim->blk, q->cs, off);
-		if (r)
-			return r;
-		victim->dirty = false;
-	}
-	victim->off = off;
-	victim->lru = ++q->tick;
-	*out = victim;
-	return 0;
+	return q2_cache_get(q, q->rbc, q->nrb, off, fresh, rb_write, out);
 }
 
 int q2_rc_get(struct qcow2 *q, uint64_t c, uint64_t *rc)
 {
 	uint64_t i = c / q->epb;
-	struct q2_rb *b;
+	struct q2_cached *b;
 
 	*rc = 0;
 	if (i >= q->rt_entries || q->rt[i] == 0)
@@ -121,7 +82,7 @@ int q2_rc_get(struct qcow2 *q, uint64_t c, uint64_t *rc)
 int q2_rc_set(struct qcow2 *q, uint64_t c, uint64_t v)
 {
 	uint64_t i = c / q->epb;
-	struct q2_rb *b;
+	struct q2_cached *b;
 
 	if (i >= q->rt_entries || q->rt[i] == 0)
 		return q2_eio(q, "cluster %llu has no refcount block", (unsigned long long)c);
@@ -156,7 +117,7 @@ static int find_free(struct qcow2 *q, uint64_t *out, int *state)
 
 	for (;;) {
 		uint64_t i = c / q->epb;
-		struct q2_rb *b;
+		struct q2_cached *b;
 		if (i >= q->rt_entries) {
 			*state = FREE_NO_TABLE;
 			break;
@@ -188,7 +149,7 @@ static int find_free(struct qcow2 *q, uint64_t *out, int *state)
 static int new_refblock(struct qcow2 *q, uint64_t i)
 {
 	uint64_t b = i * q->epb;
-	struct q2_rb *e;
+	struct q2_cached *e;
 
 	if (is_metadata(q, b))
 		return q2_eio(q,

@@ -56,16 +56,13 @@
 #define Q2_COMP_ZLIB 0
 #define Q2_COMP_ZSTD 1
 
-struct q2_l2 {
-	uint64_t off;  /* host offset of the table; 0: free slot */
-	uint64_t *tab; /* the entries as on disk (big-endian) */
-	uint64_t lru;
-	bool dirty;
-};
-
-struct q2_rb {
-	uint64_t off;
-	uint8_t *blk;
+/* One cluster of metadata in a cache: an L2 table (tab) or a refcount block (blk). */
+struct q2_cached {
+	uint64_t off; /* host offset of the cluster; 0: free slot */
+	union {
+		uint64_t *tab; /* L2: the entries as on disk (big-endian) */
+		uint8_t *blk;  /* refcount block */
+	};
 	uint64_t lru;
 	bool dirty;
 };
@@ -125,9 +122,9 @@ struct qcow2 {
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	struct q2_l2 *l2c;
+	struct q2_cached *l2c;
 	unsigned nl2;
-	struct q2_rb *rbc;
+	struct q2_cached *rbc;
 	unsigned nrb;
 	uint64_t tick;
 	uint64_t free_hint;
@@ -184,7 +181,14 @@ int q2_lookup(struct qcow2 *q, uint64_t gc, struct q2_map *m);
 int q2_decode(const struct qcow2 *q, uint64_t e, struct q2_map *m);
 /* The L2 table for gc ready to be changed (allocated, or copied if shared). */
 int q2_l2_prepare(struct qcow2 *q, uint64_t gc, uint64_t **tab);
-int q2_l2_write(struct qcow2 *q, struct q2_l2 *e);
+int q2_l2_write(struct qcow2 *q, struct q2_cached *e);
+/*
+ * The cached cluster at off from cache c (n slots): found, or loaded into the least
+ * recently used slot (zeroed instead when fresh), whose dirty contents evict() writes
+ * back first. 0 and *out, or -errno.
+ */
+int q2_cache_get(struct qcow2 *q, struct q2_cached *c, unsigned n, uint64_t off, bool fresh,
+		 int (*evict)(struct qcow2 *q, struct q2_cached *e), struct q2_cached **out);
 /* Sets gc's L2 entry to v (old: what it was), preparing the table first. */
 int q2_l2_set(struct qcow2 *q, uint64_t gc, uint64_t v, uint64_t *old);
 int q2_caches_init(struct qcow2 *q, size_t l2_bytes);

@@ -33,7 +33,7 @@ void q2_caches_free(struct qcow2 *q)
 	q->rbc = NULL;
 }
 
-int q2_l2_write(struct qcow2 *q, struct q2_l2 *e)
+int q2_l2_write(struct qcow2 *q, struct q2_cached *e)
 {
 	int r = q2_pwrite(q->fd, e->tab, q->cs, e->off);
 
@@ -46,7 +46,7 @@ int q2_l2_write(struct qcow2 *q, struct q2_l2 *e)
 }
 
 /* A dirty table leaving the cache: refcounts and data it depends on go first. */
-static int l2_evict(struct qcow2 *q, struct q2_l2 *e)
+static int l2_evict(struct qcow2 *q, struct q2_cached *e)
 {
 	int r;
 
@@ -63,20 +63,16 @@ static int l2_evict(struct qcow2 *q, struct q2_l2 *e)
 	return r;
 }
 
-int q2_l2_get(struct qcow2 *q, uint64_t off, bool fresh, uint64_t **tab)
+int q2_cache_get(struct qcow2 *q, struct q2_cached *c, unsigned n, uint64_t off, bool fresh,
+		 int (*evict)(struct qcow2 *q, struct q2_cached *e), struct q2_cached **out)
 {
-	struct q2_l2 *victim = NULL;
+	struct q2_cached *victim = NULL;
 
-	if ((off & (q->cs - 1)) || off == 0 || off >= Q2_OFF_MAX || off + q->cs > q->end)
-		return q2_eio(
-			q,
-			"L1 entry: L2 table offset %llu is unaligned or past the end of the file",
-			(unsigned long long)off);
-	for (unsigned i = 0; i < q->nl2; i++) {
-		struct q2_l2 *e = &q->l2c[i];
+	for (unsigned i = 0; i < n; i++) {
+		struct q2_cached *e = &c[i];
 		if (e->off == off) {
 			e->lru = ++q->tick;
-			*tab = e->tab;
+			*out = e;
 			return 0;
 		}
 		if (e->off == 0) {
@@ -87,29 +83,44 @@ int q2_l2_get(struct qcow2 *q, uint64_t off, bool fresh, uint64_t **tab)
 		}
 	}
 	if (victim->off && victim->dirty) {
-		int r = l2_evict(q, victim);
+		int r = evict(q, victim);
 		if (r)
 			return r;
 	}
 	victim->off = 0;
-	if (!victim->tab) {
-		victim->tab = malloc(q->cs);
-		if (!victim->tab)
+	if (!victim->blk) {
+		victim->blk = malloc(q->cs);
+		if (!victim->blk)
 			return -ENOMEM;
 	}
 	if (fresh) {
-		memset(victim->tab, 0, q->cs);
+		memset(victim->blk, 0, q->cs);
 		victim->dirty = true;
 	} else {
-		int r = q2_pread(q->fd, victim->tab, q->cs, off);
+		int r = q2_pread(q->fd, victim->blk, q->cs, off);
 		if (r)
 			return r;
 		victim->dirty = false;
 	}
 	victim->off = off;
 	victim->lru = ++q->tick;
-	*tab = victim->tab;
+	*out = victim;
 	return 0;
+}
+
+int q2_l2_get(struct qcow2 *q, uint64_t off, bool fresh, uint64_t **tab)
+{
+	struct q2_cached *e;
+
+	if ((off & (q->cs - 1)) || off == 0 || off >= Q2_OFF_MAX || off + q->cs > q->end)
+		return q2_eio(
+			q,
+			"L1 entry: L2 table offset %llu is unaligned or past the end of the file",
+			(unsigned long long)off);
+	int r = q2_cache_get(q, q->l2c, q->nl2, off, fresh, l2_evict, &e);
+	if (!r)
+		*tab = e->tab;
+	return r;
 }
 
 /* Marks the cached table at off dirty (it must be in the cache: the caller just used it). */

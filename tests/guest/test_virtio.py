@@ -137,6 +137,21 @@ def qemu_img(*args):
     return r.returncode, r.stdout.decode() + r.stderr.decode()
 
 
+def run_io_keeping_bases(cache, base, ro_base, disk, ro_disk):
+    """mode=io on disk (written at sectors s..s+2) and ro_disk, both in front of the base
+    images, which must not change. Returns s and the run."""
+    before = open(base, "rb").read(), open(ro_base, "rb").read()
+    s = 5
+    cmdline = "mode=io sectors=%d sector=%d diskid=%s" % (DISK_SECTORS, s, DISK_ID)
+    if cache == "none":
+        cmdline += " flush=0"
+    r = tiny.run("virtio", cmdline=cmdline, extra=mmio(disk, ro_disk, "rng"))
+    tiny.check_ok("virtio", r)
+    assert (open(base, "rb").read(), open(ro_base, "rb").read()) == before, \
+        "a base image changed\n%r" % r
+    return s, r
+
+
 def run_io_on_qcow2(cache):
     """mode=io with the disk a qcow2 overlay tern made in front of a patterned raw base, and
     the read-only disk a qcow2 chain qemu-img made (qcow2 over qcow2 over raw), both opened
@@ -155,17 +170,9 @@ def run_io_on_qcow2(cache):
                      ("-b", "ro-mid.qcow2", "-F", "qcow2", ro_top)):
             rc, out = qemu_img("create", "-q", "-f", "qcow2", *args)
             assert rc == 0, out
-        before = open(base, "rb").read(), open(ro_base, "rb").read()
-        s = 5
-        cmdline = "mode=io sectors=%d sector=%d diskid=%s" % (DISK_SECTORS, s, DISK_ID)
-        if cache == "none":
-            cmdline += " flush=0"
-        r = tiny.run("virtio", cmdline=cmdline, extra=mmio(
-            "path=%s,cache=%s,id=%s" % (top, cache, DISK_ID),
-            "path=%s,readonly=on" % ro_top, "rng"))
-        tiny.check_ok("virtio", r)
-        assert (open(base, "rb").read(), open(ro_base, "rb").read()) == before, \
-            "a base image changed\n%r" % r
+        s, r = run_io_keeping_bases(cache, base, ro_base,
+                                    "path=%s,cache=%s,id=%s" % (top, cache, DISK_ID),
+                                    "path=%s,readonly=on" % ro_top)
         rc, out = qemu_img("check", top)
         assert rc == 0, "qemu-img check %s: %s" % (top, out)
         rc, out = qemu_img("info", "--output=json", "--backing-chain", top)
@@ -201,17 +208,9 @@ def run_io_on_overlays(cache):
         make_image(ro_base, RO_SECTORS, RO_TAG)
         create_overlay(ovl, base)
         create_overlay(ro_ovl, ro_base)
-        before = open(base, "rb").read(), open(ro_base, "rb").read()
-        s = 5
-        cmdline = "mode=io sectors=%d sector=%d diskid=%s" % (DISK_SECTORS, s, DISK_ID)
-        if cache == "none":
-            cmdline += " flush=0"
-        r = tiny.run("virtio", cmdline=cmdline, extra=mmio(
-            "path=%s,format=overlay,cache=%s,id=%s" % (ovl, cache, DISK_ID),
-            "path=%s,format=overlay,readonly=on" % ro_ovl, "rng"))
-        tiny.check_ok("virtio", r)
-        assert (open(base, "rb").read(), open(ro_base, "rb").read()) == before, \
-            "a base image changed\n%r" % r
+        s, r = run_io_keeping_bases(
+            cache, base, ro_base, "path=%s,format=overlay,cache=%s,id=%s" % (ovl, cache, DISK_ID),
+            "path=%s,format=overlay,readonly=on" % ro_ovl)
         o = overlay.Overlay(ovl)
         assert o.base == os.path.realpath(base) and o.size == DISK_SECTORS * SECTOR, vars(o)
         # 64 sectors are one (short) cluster: the first write copied it up.
