@@ -6,11 +6,14 @@
  * In the VM's directory (root's, 0700):
  *   uid     the VM's uid (its gid is the same number), kept while the VM is defined
  *   owners  {"uid": N, "files": [{"path", "uid", "gid", "mode": "0640"}]}: who owned each
- *           writable disk before it was handed over; written before the first chown, so
- *           that a ternd that dies meanwhile gives them back when it starts again
+ *           writable disk before it was handed over; and {"path", "acl_uid": N} for each
+ *           backing file given an ACL entry user:N:r for the run (vm_acl.c); written
+ *           before the first chown or ACL entry, so that a ternd that dies meanwhile gives
+ *           them back (takes them off) when it starts again
  *   vmm/    the VM's own (its uid's, 0700): sockets, status, saved state on their way
  */
 #include "daemon/vm_jail.h"
+#include "daemon/vm_acl.h"
 
 #include "backend/disk_chain.h"
 #include "backend/qcow2.h"
@@ -116,6 +119,16 @@ static int make_vmm_dir(struct ternd *t, struct vm_entry *e, uid_t uid, char *er
 	return 0;
 }
 
+/* What a refusal of a file the VM only reads says; why, when given, after it. */
+static int unreadable(const char *what, const char *path, uid_t uid, const char *why, char *err,
+		      size_t n)
+{
+	return fail_msg(err, n, -EACCES,
+			"%s %s cannot be read by the VM's uid %u (ternd --vm-uids): make it "
+			"readable by others (chmod o+r) or give it to that uid%s%s",
+			what, path, (unsigned int)uid, why ? ": " : "", why ? why : "");
+}
+
 /* Files tern-vmm only reads must be readable by the VM's uid as they are. */
 static int check_readable(const char *what, const char *path, uid_t uid, char *err, size_t n)
 {
@@ -125,30 +138,109 @@ static int check_readable(const char *what, const char *path, uid_t uid, char *e
 		return 0; /* tern-vmm's own open reports it */
 	if (uid_may(&st, uid, 4))
 		return 0;
-	return fail_msg(err, n, -EACCES,
-			"%s %s cannot be read by the VM's uid %u (ternd --vm-uids): make it "
-			"readable by others (chmod o+r) or give it to that uid",
-			what, path, (unsigned int)uid);
+	return unreadable(what, path, uid, NULL, err, n);
+}
+
+/* The files below disk k, top first (*below: calloc'd, the caller frees it): how many. */
+static int chain_of(const struct vmdef_disk *k, char (**below)[DISK_CHAIN_PATH_MAX])
+{
+	char why[320];
+
+	*below = NULL;
+	if (k->format == DISK_FORMAT_RAW)
+		return 0;
+	if (!(*below = calloc(QCOW2_CHAIN_MAX, sizeof(**below))))
+		return -ENOMEM;
+	/* A bad image is tern-vmm's own open's to report. */
+	int nb = disk_chain(k->path, k->format, *below, QCOW2_CHAIN_MAX, why, sizeof(why));
+	return nb < QCOW2_CHAIN_MAX ? nb : QCOW2_CHAIN_MAX;
+}
+
+/* Whether a and b, both there, are in the same directory (symlinks resolved). */
+static bool same_dir(const char *a, const char *b)
+{
+	char *ra = realpath(a, NULL), *rb = realpath(b, NULL);
+	char *sa = ra ? strrchr(ra, '/') : NULL, *sb = rb ? strrchr(rb, '/') : NULL;
+	bool same = sa && sb && sa - ra == sb - rb && !strncmp(ra, rb, (size_t)(sa - ra));
+
+	free(ra);
+	free(rb);
+	return same;
+}
+
+/*
+ * Whether ternd may give the VM's uid read access by ACL to the backing file path (st)
+ * below its disk top. The top is the VM's own while it runs, so the name of the file below
+ * it is the VM's to write: ternd gives read access only to a regular file in the top's own
+ * directory (where a clone's base is) that no VM of the range holds and that is no other
+ * VM's disk. 0 when it may; 1 when it is a writable disk of this VM (handed over anyway);
+ * else -EACCES with why.
+ */
+static int may_share(struct ternd *t, struct vm_entry *e, const char *top, const char *path,
+		     const struct stat *st, const char **why)
+{
+	int r = 0;
+
+	*why = "ternd gives read access (an ACL entry) only to a regular file in the disk's "
+	       "own directory that is no other VM's disk";
+	if (!S_ISREG(st->st_mode) || vmjail_in_range(t, st->st_uid) || !same_dir(top, path))
+		return -EACCES;
+	pthread_mutex_lock(&t->lock);
+	for (struct vm_entry *o = t->vms; !r && o; o = o->next)
+		for (unsigned int i = 0; !r && i < o->def.ndisks; i++) {
+			struct stat ds;
+			if (!o->def.disks[i].path || stat(o->def.disks[i].path, &ds) ||
+			    ds.st_dev != st->st_dev || ds.st_ino != st->st_ino)
+				continue;
+			r = o == e && !o->def.disks[i].readonly ? 1 : o == e ? 0 : -EACCES;
+		}
+	pthread_mutex_unlock(&t->lock);
+	return r;
+}
+
+static bool strings_have(struct json_object *a, const char *s)
+{
+	for (size_t i = 0; i < json_object_array_length(a); i++)
+		if (!strcmp(json_object_get_string(json_object_array_get_idx(a, i)), s))
+			return true;
+	return false;
 }
 
 /*
  * The files below a disk (an overlay's base, a qcow2's backing chain) are shared with
- * other VMs (a clone's source): read by this VM's uid, never handed over to it.
+ * other VMs (a clone's source): never handed over to this VM's uid, but read by it. One it
+ * cannot read as it is gets an ACL entry user:UID:r for the run (vm_acl.c): its path goes
+ * into grants, given by give_disks once recorded. A file system without ACLs, or a file
+ * that may_share() rules out: refused as before.
  */
-static int check_chain_readable(const struct vmdef_disk *k, uid_t uid, char *err, size_t n)
+static int chain_grants(struct ternd *t, struct vm_entry *e, const struct vmdef_disk *k, uid_t uid,
+			struct json_object *grants, char *err, size_t n)
 {
-	char(*below)[DISK_CHAIN_PATH_MAX] = NULL;
-	char why[320];
-	int r = 0;
+	char(*below)[DISK_CHAIN_PATH_MAX];
+	int nb = chain_of(k, &below), r = 0;
 
-	if (k->format == DISK_FORMAT_RAW)
-		return 0;
-	if (!(below = calloc(QCOW2_CHAIN_MAX, sizeof(*below))))
+	if (nb == -ENOMEM)
 		return fail_msg(err, n, -ENOMEM, "out of memory");
-	/* A bad image is tern-vmm's own open's to report. */
-	int nb = disk_chain(k->path, k->format, below, QCOW2_CHAIN_MAX, why, sizeof(why));
-	for (int b = 0; !r && b < nb && b < QCOW2_CHAIN_MAX; b++)
-		r = check_readable("backing file", below[b], uid, err, n);
+	for (int b = 0; !r && b < nb; b++) {
+		const char *p = below[b], *why = NULL;
+		struct stat st;
+		if (stat(p, &st) || uid_may(&st, uid, 4))
+			continue; /* missing: tern-vmm's own open reports it */
+		int has = vmacl_lookup(p, uid);
+		if (has >= 0 && (has & 4))
+			continue; /* an entry ternd did not make now (a migration's source's) */
+		if (has >= 0)
+			r = unreadable("backing file", p, uid, "an ACL entry denies it", err, n);
+		else if (has != -ENOENT)
+			r = unreadable("backing file", p, uid,
+				       has == -EOPNOTSUPP ? NULL : "its ACL cannot be read", err,
+				       n);
+		else if ((r = may_share(t, e, k->path, p, &st, &why)) < 0)
+			r = unreadable("backing file", p, uid, why, err, n);
+		else if (r == 0 && !strings_have(grants, p))
+			json_object_array_add(grants, json_object_new_string(p));
+		r = r < 0 ? r : 0;
+	}
 	free(below);
 	return r;
 }
@@ -170,15 +262,36 @@ static struct json_object *owners_read(const char *path, uid_t *uid)
 	return a;
 }
 
-static bool owners_has(struct json_object *files, const char *path)
+/* A record's acl_uid: 0 unless a uid (1 to 2^32 - 2). */
+static uid_t acl_uid_of(struct json_object *u)
+{
+	int64_t v = json_object_is_type(u, json_type_int) ? json_object_get_int64(u) : 0;
+
+	return v > 0 && v < 4294967295LL ? (uid_t)v : 0;
+}
+
+/* Whether files has a record of path: a disk's (acl_uid 0), or uid acl_uid's ACL entry. */
+static bool owners_has(struct json_object *files, const char *path, uid_t acl_uid)
 {
 	for (size_t i = 0; i < json_object_array_length(files); i++) {
-		struct json_object *p;
-		if (json_object_object_get_ex(json_object_array_get_idx(files, i), "path", &p) &&
-		    !strcmp(json_object_get_string(p), path))
+		struct json_object *f = json_object_array_get_idx(files, i), *p, *a;
+		bool acl = json_object_object_get_ex(f, "acl_uid", &a);
+		if (json_object_object_get_ex(f, "path", &p) &&
+		    !strcmp(json_object_get_string(p), path) && acl == (acl_uid != 0) &&
+		    (!acl || acl_uid_of(a) == acl_uid))
 			return true;
 	}
 	return false;
+}
+
+/* An ACL entry's record: {"path", "acl_uid"}. */
+static struct json_object *acl_record(const char *path, uid_t uid)
+{
+	struct json_object *f = json_object_new_object();
+
+	json_object_object_add(f, "path", json_object_new_string(path));
+	json_object_object_add(f, "acl_uid", json_object_new_int64(uid));
+	return f;
 }
 
 static struct json_object *record(const char *path, uid_t uid, gid_t gid, mode_t mode)
@@ -214,8 +327,8 @@ static int owners_write(const char *path, uid_t uid, struct json_object *files)
  * empty and the uid's, since the jailed tern-vmm cannot create it; recorded as "made", it
  * is removed again if the VM never arrives.
  */
-static int give_disks(struct ternd *t, struct vm_entry *e, uid_t uid, bool incoming, char *err,
-		      size_t n)
+static int give_disks(struct ternd *t, struct vm_entry *e, uid_t uid, bool incoming,
+		      struct json_object *grants, char *err, size_t n)
 {
 	char opath[4200];
 	uid_t was;
@@ -241,8 +354,13 @@ static int give_disks(struct ternd *t, struct vm_entry *e, uid_t uid, bool incom
 				     "disk %s belongs to uid %u, another VM's (ternd --vm-uids): "
 				     "a disk is written by one VM at a time",
 				     p, (unsigned int)st.st_uid);
-		else if (st.st_uid != uid && !owners_has(files, p))
+		else if (st.st_uid != uid && !owners_has(files, p, 0))
 			json_object_array_add(files, record(p, st.st_uid, st.st_gid, st.st_mode));
+	}
+	for (size_t i = 0; !r && i < json_object_array_length(grants); i++) {
+		const char *p = json_object_get_string(json_object_array_get_idx(grants, i));
+		if (!owners_has(files, p, uid))
+			json_object_array_add(files, acl_record(p, uid));
 	}
 	if (!r && (r = owners_write(opath, uid, files)))
 		fail_msg(err, n, r, "%s: %s", opath, strerror(-r));
@@ -263,6 +381,13 @@ static int give_disks(struct ternd *t, struct vm_entry *e, uid_t uid, bool incom
 		if (chown(p, uid, uid) || chmod(p, (st.st_mode & 07777) | S_IRUSR | S_IWUSR))
 			r = fail_msg(err, n, -errno, "cannot give disk %s to the VM's uid %u: %s",
 				     p, (unsigned int)uid, strerror(errno));
+	}
+	for (size_t i = 0; !r && i < json_object_array_length(grants); i++) {
+		const char *p = json_object_get_string(json_object_array_get_idx(grants, i));
+		char why[320];
+		if ((r = vmacl_grant_read(p, uid, why, sizeof(why))))
+			r = unreadable("backing file", p, uid, r == -EOPNOTSUPP ? NULL : why, err,
+				       n);
 	}
 	json_object_put(files);
 	return r;
@@ -296,15 +421,16 @@ int vmjail_prepare(struct ternd *t, struct vm_entry *e, const char *restore_stat
 	if (!incoming && ((r = check_readable("kernel", e->def.kernel, uid, err, n)) ||
 			  (r = check_readable("initrd", e->def.initrd, uid, err, n))))
 		return r;
-	for (unsigned int i = 0; i < e->def.ndisks; i++)
-		if ((e->def.disks[i].readonly &&
-		     (r = check_readable("read-only disk", e->def.disks[i].path, uid, err, n))) ||
-		    (r = check_chain_readable(&e->def.disks[i], uid, err, n)))
-			return r;
-	if ((r = give_disks(t, e, uid, incoming, err, n)))
+	struct json_object *grants = json_object_new_array();
+	for (unsigned int i = 0; !r && i < e->def.ndisks; i++)
+		if (!e->def.disks[i].readonly ||
+		    !(r = check_readable("read-only disk", e->def.disks[i].path, uid, err, n)))
+			r = chain_grants(t, e, &e->def.disks[i], uid, grants, err, n);
+	if (!r && (r = give_disks(t, e, uid, incoming, grants, err, n)))
 		vmjail_release(t, e, false);
-	else
+	else if (!r)
 		e->jailed = true;
+	json_object_put(grants);
 	return r;
 }
 
@@ -320,6 +446,20 @@ void vmjail_release(struct ternd *t, struct vm_entry *e, bool moved)
 	for (size_t i = 0; !moved && i < json_object_array_length(files); i++) {
 		struct json_object *f = json_object_array_get_idx(files, i), *p, *u, *g, *m, *made;
 		struct stat st;
+		/* An ACL entry on a file it read: that uid's entry goes, anyone else's stays. */
+		if (json_object_object_get_ex(f, "acl_uid", &u)) {
+			uid_t au = acl_uid_of(u);
+			int r = json_object_object_get_ex(f, "path", &p) && au ?
+					vmacl_revoke(json_object_get_string(p), au) :
+					0;
+			if (r && r != -EOPNOTSUPP) {
+				log_warn("%s: cannot take uid %u's ACL entry off %s: %s",
+					 e->def.name, (unsigned int)au, json_object_get_string(p),
+					 strerror(-r));
+				all = false;
+			}
+			continue;
+		}
 		if (!json_object_object_get_ex(f, "path", &p) ||
 		    !json_object_object_get_ex(f, "uid", &u) ||
 		    !json_object_object_get_ex(f, "gid", &g) ||
@@ -371,6 +511,43 @@ static bool writable_disk(const struct vm_entry *e, const char *path)
 	return false;
 }
 
+/* Whether path is below one of e's disks. */
+static bool below_disk(const struct vm_entry *e, const char *path)
+{
+	bool found = false;
+
+	for (unsigned int i = 0; !found && i < e->def.ndisks; i++) {
+		char(*below)[DISK_CHAIN_PATH_MAX];
+		int nb = chain_of(&e->def.disks[i], &below);
+		for (int b = 0; !found && b < nb; b++)
+			found = !strcmp(below[b], path);
+		free(below);
+	}
+	return found;
+}
+
+/*
+ * An ACL entry's record f into files: this host's own as it is; a migration's source's
+ * (shared storage: the VM runs on here, and the source leaves its entry for this host to
+ * take off) only for the source's uid and a file below one of the VM's disks.
+ */
+static void acl_taken(const struct vm_entry *e, struct json_object *files, struct json_object *f,
+		      bool from_source)
+{
+	struct json_object *p, *u;
+
+	if (!json_object_object_get_ex(f, "path", &p) ||
+	    !json_object_object_get_ex(f, "acl_uid", &u) ||
+	    !json_object_is_type(p, json_type_string))
+		return;
+	const char *path = json_object_get_string(p);
+	uid_t uid = acl_uid_of(u);
+	if (!uid || (from_source && (uid != e->mig_uid || !below_disk(e, path))) ||
+	    owners_has(files, path, uid))
+		return;
+	json_object_array_add(files, acl_record(path, uid));
+}
+
 void vmjail_arrived(struct ternd *t, struct vm_entry *e)
 {
 	char opath[4200];
@@ -392,6 +569,10 @@ void vmjail_arrived(struct ternd *t, struct vm_entry *e)
 		struct json_object *from = pass ? mine : src;
 		for (size_t i = 0; i < json_object_array_length(from); i++) {
 			struct json_object *f = json_object_array_get_idx(from, i), *p, *u, *g, *m;
+			if (json_object_object_get_ex(f, "acl_uid", &u)) {
+				acl_taken(e, files, f, !pass);
+				continue;
+			}
 			if (!json_object_object_get_ex(f, "path", &p) ||
 			    !json_object_object_get_ex(f, "uid", &u) ||
 			    !json_object_object_get_ex(f, "gid", &g) ||
@@ -401,7 +582,7 @@ void vmjail_arrived(struct ternd *t, struct vm_entry *e)
 			    !json_object_is_type(g, json_type_int) ||
 			    !json_object_is_type(m, json_type_string) ||
 			    !writable_disk(e, json_object_get_string(p)) ||
-			    owners_has(files, json_object_get_string(p)))
+			    owners_has(files, json_object_get_string(p), 0))
 				continue;
 			struct json_object *c = json_object_new_object();
 			json_object_object_foreach(f, key, val)
