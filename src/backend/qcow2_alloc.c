@@ -43,6 +43,7 @@ void q2_rc_entry_set(const struct qcow2 *q, uint8_t *blk, uint64_t i, uint64_t v
 
 static int rb_write(struct qcow2 *q, struct q2_cached *e)
 {
+	q2_wrote(q);
 	int r = q2_pwrite(q->fd, e->blk, q->cs, e->off);
 
 	if (r) {
@@ -179,9 +180,13 @@ static int write_dirty_rbs(struct qcow2 *q)
 
 static int sync_fd(struct qcow2 *q)
 {
+	if (q->dsync)
+		return 0;
+	atomic_store(&q->unsynced, false);
 	if (fdatasync(q->fd) == 0)
 		return 0;
 	q->werr = -errno;
+	atomic_store(&q->unsynced, true);
 	return q->werr;
 }
 
@@ -225,12 +230,14 @@ static int grow_table(struct qcow2 *q, uint64_t c)
 		memset(buf, 0, cs);
 		for (uint64_t m = p + j * epb; m < p + (j + 1) * epb && m < p + k + n; m++)
 			q2_rc_entry_set(q, buf, m - (p + j * epb), 1);
+		q2_wrote(q);
 		r = q2_pwrite(q->fd, buf, cs, (p + j) * cs);
 	}
 	if (r)
 		goto out;
 	for (uint64_t j = 0; j < nent; j++)
 		q2_put64(buf + j * 8, nrt[j]);
+	q2_wrote(q);
 	r = q2_pwrite(q->fd, buf, n * cs, (p + k) * cs);
 	if (!r)
 		r = sync_fd(q);
@@ -239,6 +246,7 @@ static int grow_table(struct qcow2 *q, uint64_t c)
 	uint8_t hb[12];
 	q2_put64(hb, (p + k) * cs);
 	q2_put32(hb + 8, (uint32_t)n);
+	q2_wrote(q);
 	r = q2_pwrite(q->fd, hb, sizeof(hb), 48);
 	if (!r)
 		r = sync_fd(q);
@@ -368,6 +376,7 @@ int q2_rc_writeback(struct qcow2 *q)
 		return -ENOMEM;
 	for (uint64_t j = 0; j < q->rt_entries; j++)
 		q2_put64(buf + j * 8, q->rt[j]);
+	q2_wrote(q);
 	r = q2_pwrite(q->fd, buf, bytes, q->h.rt_off);
 	free(buf);
 	if (r)
@@ -400,6 +409,7 @@ static int write_l1(struct qcow2 *q)
 		return -ENOMEM;
 	for (uint64_t j = 0; j < q->h.l1_size; j++)
 		q2_put64(buf + j * 8, q->l1[j]);
+	q2_wrote(q);
 	int r = q2_pwrite(q->fd, buf, bytes, q->h.l1_off);
 	free(buf);
 	if (r)
@@ -432,7 +442,7 @@ int q2_writeback(struct qcow2 *q, bool full)
 		}
 	}
 	if (!r && full) {
-		r = sync_fd(q);
+		r = atomic_load(&q->unsynced) ? sync_fd(q) : 0;
 		if (!r && q->npending)
 			r = apply_frees(q);
 	}

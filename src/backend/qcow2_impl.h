@@ -22,6 +22,7 @@
 #include <endian.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "backend/qcow2.h"
@@ -107,6 +108,14 @@ struct qcow2 {
 	unsigned rc_bits; /* bits per refcount */
 	uint64_t epb;	  /* refcount entries per block */
 	bool lazy, dirty_on_disk;
+	/*
+	 * dsync: the file is open O_DSYNC (cache=none): every write is durable when it returns,
+	 * in the order made, so no fdatasync is needed, for order or for a flush. unsynced:
+	 * something was written since the last fdatasync (a flush with nothing to write and
+	 * nothing unsynced costs no system call).
+	 */
+	bool dsync;
+	atomic_bool unsynced;
 
 	uint64_t *l1; /* host order */
 	bool l1_dirty;
@@ -162,6 +171,13 @@ static inline void q2_put32(void *p, uint32_t v)
 {
 	v = htobe32(v);
 	memcpy(p, &v, 4);
+}
+
+/* Notes a write to q's file that no fdatasync has covered yet. */
+static inline void q2_wrote(struct qcow2 *q)
+{
+	if (!q->dsync)
+		atomic_store_explicit(&q->unsynced, true, memory_order_relaxed);
 }
 
 /* Whole-buffer positioned I/O; a read past the end of the file is zero-filled. */

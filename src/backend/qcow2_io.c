@@ -387,6 +387,7 @@ static int write_alloc(struct qcow2 *q, uint64_t gc, const struct q2_map *old,
 		struct iovec stack[16], *v = cnt <= 16 ? stack : malloc(sizeof(*v) * (size_t)cnt);
 		if (v) {
 			memcpy(v, sub, sizeof(*v) * (size_t)cnt);
+			q2_wrote(q);
 			r = rw_full(q->fd, v, cnt, host, true);
 			if (v != stack)
 				free(v);
@@ -398,6 +399,7 @@ static int write_alloc(struct qcow2 *q, uint64_t gc, const struct q2_map *old,
 		r = buf ? read_old_cluster(q, old, gc, buf) : -ENOMEM;
 		if (!r) {
 			iov_to_buf(sub, cnt, buf + in);
+			q2_wrote(q);
 			r = q2_pwrite(q->fd, buf, q->cs, host);
 		}
 		free(buf);
@@ -455,6 +457,7 @@ int qcow2_write(struct qcow2 *q, const struct iovec *iov, int iovcnt, uint64_t o
 			if (n > left)
 				n = left;
 			int cnt = iov_slice(iov, iovcnt, pos, n, sub);
+			q2_wrote(q);
 			r = rw_full(q->fd, sub, cnt, m.host + in, true);
 			pos += n;
 			continue;

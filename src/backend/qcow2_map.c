@@ -35,6 +35,7 @@ void q2_caches_free(struct qcow2 *q)
 
 int q2_l2_write(struct qcow2 *q, struct q2_cached *e)
 {
+	q2_wrote(q);
 	int r = q2_pwrite(q->fd, e->tab, q->cs, e->off);
 
 	if (r) {

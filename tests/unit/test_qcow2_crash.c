@@ -164,7 +164,16 @@ static void crash_loop(bool lazy, int rounds, uint64_t seed0)
 		REQUIRE(pid >= 0);
 		if (pid == 0)
 			child(cs, t.path, seed);
-		struct timespec ts = { 0, (long)(25 + seed % 80) * 1000000L };
+		/*
+		 * Most rounds wait for the child's first flushes (however slow a loaded machine
+		 * makes its start), then kill it a random moment later; every fourth kills it
+		 * early, whatever it got to.
+		 */
+		struct timespec ms = { 0, 1000000L };
+		int want = round % 4 == 3 ? 0 : 1 + (int)(seed % 3);
+		for (int waited = 0; cs->flushes < want && waited < 20000; waited++)
+			nanosleep(&ms, NULL);
+		struct timespec ts = { 0, (long)(seed % 40) * 1000000L };
 		nanosleep(&ts, NULL);
 		kill(pid, SIGKILL);
 		int st;
