@@ -279,7 +279,8 @@ static int qcow2_do_sync(struct disk *d, const struct disk_req *r)
 	}
 	/*
 	 * cache=none promises a write is durable when it completes: a qcow2 write may have
-	 * changed tables that qcow2 otherwise keeps until the guest's next FLUSH.
+	 * changed tables that qcow2 otherwise keeps until the guest's next FLUSH. (On the
+	 * O_DSYNC file that is a write-back of those tables only, no fdatasync.)
 	 */
 	return e || !d->sync_writes ? e : qcow2_flush(d->qcow);
 }
