@@ -160,8 +160,8 @@ def test_create_no_start():
         d = json.loads(t.tern("dumpconfig", "web", check=0).out)
         assert d["memory_mib"] == 1024 and d["vcpus"] == 2 and d["rng"] is True, d
         assert d["disks"] == [
-            {"path": disk, "readonly": True, "id": "root", "cache": "writeback", "format": "raw"},
-            {"path": disk, "readonly": False, "cache": "none", "format": "raw"}], d["disks"]
+            {"path": disk, "readonly": True, "id": "root", "cache": "writeback", "format": "auto"},
+            {"path": disk, "readonly": False, "cache": "none", "format": "auto"}], d["disks"]
         assert d["nics"] == [{"type": "user", "mac": "52:54:00:00:00:01",
                               "hostfwd": ["tcp::2222-:22"]}], d["nics"]
         assert d["vsock"] == {"cid": 7} and d["on_crash"] == "restart", d

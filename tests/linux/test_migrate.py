@@ -12,10 +12,12 @@ PUT /migrate.
 
 Checked: the source exits 0 (migrated); the TCP connection carries on with no byte lost
 or changed in either direction; no tick is lost and the guest's monotonic clock never
-goes back; the gap in the ticks (the downtime as the network saw it) is printed beside
-tern's own figure; the guest's real-time clock keeps step with the host's (the destination
-moves it on by the downtime, so it is not left behind by it); then "stop" on the
-destination's console: the guest unmounts and powers off, e2fsck of the image is clean and the counter file holds exactly 1..N.
+goes back; the longest gap in the ticks during the migration (the downtime as the
+network saw it) is printed beside tern's own figure, which must not be longer; the
+guest's real-time clock keeps step with the host's (the destination moves it on by the
+downtime, so it is not left behind by it); then "stop" on the destination's console:
+the guest unmounts and powers off, e2fsck of the image is clean and the counter file
+holds exactly 1..N.
 Logs: tests/out/linux-migrate-*.log.
 """
 import json
@@ -257,15 +259,24 @@ def migrate_linux(copy_storage):
         monos = [t[2] for t in sorted(ticks, key=lambda t: t[1])]
         assert all(b > a for a, b in zip(monos, monos[1:])), "the guest's monotonic clock went back"
         gaps = sorted(((b[0] - a[0], a[0]) for a, b in zip(ticks, ticks[1:])), reverse=True)
-        gap, at = gaps[0]
+        # The switchover's gap is the longest within the migration; one outside it (the lab's
+        # emulated guest stalls now and then on a loaded host) is reported, not judged.
+        during = [g for g in gaps if t_mig - 1 <= g[1] <= t_done + 1]
+        assert during, "no ticks during the migration"
+        gap, at = during[0]
+        outside = [g for g in gaps if not t_mig - 1 <= g[1] <= t_done + 1]
         before = [t[3] / 1e9 - t[0] for t in ticks if t[0] < t_mig]
         after = [t[3] / 1e9 - t[0] for t in ticks if t[0] > t_done + 1]
         drift = sorted(after)[len(after) // 2] - sorted(before)[len(before) // 2]
-        note("ticks: %d received, %d lost; the longest gap %.0f ms (%.1fs into the migration; "
-             "tern says downtime %.1f ms); guest real-time clock moved %+.0f ms against the host's"
-             % (len(ticks), lost, gap * 1000, at - t_mig, rep["downtime_ms"], drift * 1000))
+        note("ticks: %d received, %d lost; the longest gap during the migration %.0f ms (%.1fs "
+             "into it; tern says downtime %.1f ms), outside it %.0f ms; guest real-time clock "
+             "moved %+.0f ms against the host's"
+             % (len(ticks), lost, gap * 1000, at - t_mig, rep["downtime_ms"],
+                outside[0][0] * 1000 if outside else 0, drift * 1000))
         assert lost <= 2, "%d ticks lost" % lost
-        assert t_mig - 1 <= at <= t_done + 1, "the longest gap was not during the migration"
+        # The guest cannot tick while paused: tern's downtime is no longer than the gap seen.
+        assert gap * 1000 >= rep["downtime_ms"] - 10, \
+            "tern says downtime %.1f ms, the network saw %.0f ms" % (rep["downtime_ms"], gap * 1000)
         # The destination moves the guest's clock on by the downtime (clock_state_restore):
         # before it did, the guest's real time fell behind by the whole downtime.
         assert abs(drift) < 0.05 + rep["downtime_ms"] / 4000, \
