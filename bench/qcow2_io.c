@@ -359,12 +359,11 @@ static int run_create(const char *ovl, const char *base, const char *fmt)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = { { "engine", no_argument, NULL, 'e' },
-					      { "qd", required_argument, NULL, 'q' },
-					      { "rand", required_argument, NULL, 'r' },
-					      { "cache", required_argument, NULL, 'c' },
-					      { "help", no_argument, NULL, 'h' },
-					      { 0 } };
+	static const struct option opts[] = {
+		{ "engine", no_argument, NULL, 'e' },	  { "qd", required_argument, NULL, 'q' },
+		{ "rand", required_argument, NULL, 'r' }, { "cache", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },	  { 0 }
+	};
 	struct run rr = { .pattern = 0xa5, .qd = 1 };
 	bool qd_given = false;
 	int c;

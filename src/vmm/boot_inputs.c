@@ -1,6 +1,8 @@
 /* Reading and checking the kernel and initrd (see boot_inputs.h). */
 #include "vmm/boot_inputs.h"
+#include "arch/x86/boot_host.h"
 #include "arch/x86/bootparams.h"
+#include "core/log.h"
 #include "core/util.h"
 #include "kvm/guest_mem.h"
 
@@ -60,6 +62,50 @@ static int choose_entry(const struct vmm_config *c, const struct boot_input_name
 	return 0;
 }
 
+/*
+ * Where the kernel may end: below the initrd, which goes at the top of what the header
+ * allows (boot_place_initrd), or below the end of low RAM without one.
+ */
+static uint64_t kernel_limit(const struct guest_mem *layout, const struct boot_image *img,
+			     size_t initrd_len)
+{
+	uint64_t max = layout->low_size;
+
+	if (!initrd_len)
+		return max;
+	if (img->initrd_addr_max && (uint64_t)img->initrd_addr_max + 1 < max)
+		max = (uint64_t)img->initrd_addr_max + 1;
+	return initrd_len < max ? align_down(max - initrd_len, 4096) : 0;
+}
+
+/* A bzImage decompressed in the host replaces in->kernel and in->img (boot_host.h). */
+static int host_decompress(const struct vmm_config *cfg, const struct boot_input_names *nm,
+			   const struct guest_mem *layout, struct boot_inputs *in, char *err,
+			   size_t n)
+{
+	const char *why = "";
+	uint8_t *direct;
+	size_t direct_len;
+	/* Under --jail only the jail's files exist: no cache there. */
+	struct boot_host_opts o = { .cmdline = cfg->cmdline,
+				    .limit = kernel_limit(layout, &in->img, in->initrd_len),
+				    .cache = !cfg->jail.on };
+	int r = boot_host_decompress(in->kernel, in->kernel_len, &in->img, &o, &direct, &direct_len,
+				     &why);
+
+	if (r == -ENOENT) {
+		log_debug("%s: '%s' boots with its own decompressor: %s", nm->kernel, cfg->kernel,
+			  why);
+		return 0;
+	}
+	if (r)
+		return fail_msg(err, n, -EINVAL, "%s: '%s': %s", nm->kernel, cfg->kernel, why);
+	free(in->kernel);
+	in->kernel = direct;
+	in->kernel_len = direct_len;
+	return 0;
+}
+
 int boot_inputs_load(const struct vmm_config *cfg, const struct boot_input_names *nm,
 		     struct boot_inputs *in, char *err, size_t n)
 {
@@ -68,8 +114,11 @@ int boot_inputs_load(const struct vmm_config *cfg, const struct boot_input_names
 	int r;
 
 	memset(in, 0, sizeof(*in));
+	uint64_t t = monotonic_ns();
 	if ((r = read_input(nm->kernel, cfg->kernel, &in->kernel, &in->kernel_len, err, n)))
 		return r;
+	log_debug("%s: read %zu bytes in %.1f ms", nm->kernel, in->kernel_len,
+		  (double)(monotonic_ns() - t) / 1e6);
 	if (boot_image_parse(in->kernel, in->kernel_len, &in->img, &why)) {
 		r = fail_msg(err, n, -EINVAL, "%s: '%s': %s", nm->kernel, cfg->kernel, why);
 		goto out;
@@ -77,6 +126,13 @@ int boot_inputs_load(const struct vmm_config *cfg, const struct boot_input_names
 	if ((r = choose_entry(cfg, nm, in, err, n)))
 		goto out;
 	guest_mem_layout(&layout, cfg->mem_mib * MIB);
+	/* The initrd's size first: a randomized kernel must stay clear of where it goes. */
+	if (cfg->initrd &&
+	    (r = read_input(nm->initrd, cfg->initrd, &in->initrd, &in->initrd_len, err, n)))
+		goto out;
+	if (!cfg->no_host_decompress && in->entry == BOOT_ENTRY_LINUX64 &&
+	    (r = host_decompress(cfg, nm, &layout, in, err, n)))
+		goto out;
 	if (in->img.end > layout.low_size) {
 		r = fail_msg(err, n, -EINVAL,
 			     "%s: the kernel needs %llu MiB of RAM below 3 GiB; %llu MiB given",
@@ -86,8 +142,6 @@ int boot_inputs_load(const struct vmm_config *cfg, const struct boot_input_names
 	}
 	if (!cfg->initrd)
 		return 0;
-	if ((r = read_input(nm->initrd, cfg->initrd, &in->initrd, &in->initrd_len, err, n)))
-		goto out;
 	if (boot_place_initrd(&layout, &in->img, in->initrd_len, &in->initrd_gpa)) {
 		r = fail_msg(err, n, -EINVAL,
 			     "%s: '%s' (%zu bytes) does not fit in guest RAM above the kernel (%s "

@@ -25,6 +25,8 @@ static const char usage[] =
 	"host)\n"
 	"  --boot-entry KIND      auto|linux64|pvh: how to enter an ELF kernel (auto: PVH if it "
 	"has the note)\n"
+	"  --no-host-decompress   boot a bzImage through its own decompressor in the guest\n"
+	"                         (default: decompressed by tern, cached, with KASLR kept)\n"
 	"  --on-reboot ACTION     exit|restart when the guest reboots (default exit)\n"
 	"  --kvm-device PATH      KVM device (default /dev/kvm)\n"
 	"  --log-level LEVEL      error|warn|info|debug (default info)\n"
@@ -126,6 +128,7 @@ enum {
 	OPT_SECCOMP,
 	OPT_JAIL,
 	OPT_JAIL_BIND,
+	OPT_NO_HOST_DECOMPRESS,
 };
 
 static const struct option options[] = {
@@ -163,6 +166,7 @@ static const struct option options[] = {
 	{ "seccomp", required_argument, NULL, OPT_SECCOMP },
 	{ "jail", required_argument, NULL, OPT_JAIL },
 	{ "jail-bind", required_argument, NULL, OPT_JAIL_BIND },
+	{ "no-host-decompress", no_argument, NULL, OPT_NO_HOST_DECOMPRESS },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -274,6 +278,9 @@ void config_parse(struct vmm_config *c, int argc, char **argv)
 			break;
 		case OPT_DEBUG_EXIT:
 			c->debug_exit = true;
+			break;
+		case OPT_NO_HOST_DECOMPRESS:
+			c->no_host_decompress = true;
 			break;
 		case OPT_DISK: {
 			char err[160];

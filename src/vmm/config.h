@@ -50,6 +50,7 @@ struct vmm_config {
 	bool template_set;
 	enum cpu_template cpu_template;
 	enum entry_choice entry;
+	bool no_host_decompress; /* --no-host-decompress: the bzImage decompresses itself */
 	enum on_reboot on_reboot;
 	bool debug_exit;
 	enum seccomp_mode seccomp; /* --seccomp: kill (0, the default), log, off */

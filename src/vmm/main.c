@@ -192,21 +192,25 @@ static int boot(struct api *a, char *err, size_t errlen)
 
 	struct boot_inputs in;
 
+	/* First: the kernel's placement reads it ("nokaslr"). */
+	c.cmdline = compose_root(&c, a->boot_args);
 	if (boot_inputs_load(&c,
 			     a->started_by_api || c.config_file ? &boot_names_api : &boot_names_cli,
-			     &in, err, errlen))
+			     &in, err, errlen)) {
+		free((char *)c.cmdline);
 		return -EINVAL;
+	}
 	/* A disk another VM holds would only fail once the machine is half built. */
 	for (unsigned int i = 0; i < c.ndisks; i++) {
 		if (disk_lock_holder(c.disks[i].path, c.disks[i].readonly) == 1) {
 			boot_inputs_free(&in);
+			free((char *)c.cmdline);
 			return fail_msg(err, errlen, -EINVAL,
 					"drive '%s': '%s' is in use by another process (another "
 					"tern-vmm?)",
 					c.disks[i].id, c.disks[i].path);
 		}
 	}
-	c.cmdline = compose_root(&c, a->boot_args);
 	vm_create(&vm, &c, a->loop, &in, NULL);
 	console_init(&con, STDIN_FILENO);
 	vm_start(&vm);

@@ -164,10 +164,13 @@ static void load_guest(struct vm *vm, const uint8_t *kernel, const struct boot_i
 				.initrd_size = initrd_len };
 	int r;
 
+	uint64_t t = monotonic_ns();
 	if (boot_image_load(img, kernel, &vm->mem))
 		die_usage("--kernel: '%s' loads outside guest RAM", vm->cfg.kernel);
 	if (initrd_len && guest_mem_write(&vm->mem, initrd_gpa, initrd, initrd_len))
 		die("cannot copy the initrd into guest RAM");
+	log_debug("kernel and initrd copied into guest RAM in %.1f ms",
+		  (double)(monotonic_ns() - t) / 1e6);
 
 	struct acpi_config acpi = {
 		.ncpus = vm->ncpus,

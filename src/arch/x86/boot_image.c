@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
 
 int boot_image_parse(const uint8_t *file, size_t len, struct boot_image *img, const char **why)
 {
@@ -23,6 +24,15 @@ int boot_image_load(const struct boot_image *img, const uint8_t *file, const str
 
 		if (!dst)
 			return -EFAULT;
+		/*
+		 * One call to fault the pages in rather than one fault per page: a host-decompressed
+		 * kernel is tens of MiB, and a fault costs far more in a nested or emulated host.
+		 * Best effort (kernels before 5.14 say EINVAL).
+		 */
+		uintptr_t a = ((uintptr_t)dst + 4095) & ~(uintptr_t)4095;
+		uintptr_t e = ((uintptr_t)dst + s->mem_size) & ~(uintptr_t)4095;
+		if (e > a)
+			madvise((void *)a, e - a, MADV_POPULATE_WRITE);
 		memcpy(dst, file + s->file_off, s->file_size);
 		memset(dst + s->file_size, 0, s->mem_size - s->file_size);
 	}
