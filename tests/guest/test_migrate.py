@@ -279,7 +279,8 @@ class Proxy:
                     a.sendall(d)
             except OSError:
                 pass
-        threading.Thread(target=back, daemon=True).start()
+        back_thread = threading.Thread(target=back, daemon=True)
+        back_thread.start()
         try:
             while True:
                 d = bytearray(a.recv(65536))
@@ -293,6 +294,14 @@ class Proxy:
                 self.forwarded += len(d)
         except OSError:
             pass
+        if self.cut_at is None:
+            # The destination hung up (a refusal) or the source did: what the destination
+            # said last must still reach the source before its side closes.
+            try:
+                b.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+            back_thread.join(10)
         for s in (a, b):
             try:
                 s.shutdown(socket.SHUT_RDWR)
