@@ -207,6 +207,17 @@ void disk_submit(struct disk *d, struct disk_req *r)
 		d->engine->submit(d, r);
 }
 
+void disk_plug(struct disk *d)
+{
+	d->plugged++;
+}
+
+void disk_unplug(struct disk *d)
+{
+	if (d->plugged && !--d->plugged && d->engine && d->engine->unplug)
+		d->engine->unplug(d);
+}
+
 int disk_poll(struct disk *d, int timeout_ms)
 {
 	return d->engine->poll(d, timeout_ms);

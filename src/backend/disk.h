@@ -56,6 +56,12 @@ struct disk {
 	enum disk_format format; /* as opened: AUTO resolved to RAW or QCOW2 */
 	bool probed_raw;	 /* AUTO found no header: the guest may not write one */
 	char why[320];		 /* room for a reason disk_open words with names in it */
+	unsigned int plugged;	 /* disk_plug depth: submissions wait for disk_unplug */
+	/*
+	 * Runs on the completing thread after the engine ran a batch of complete()s (one or
+	 * more), so the owner can act once per batch (one interrupt, one look at the ring).
+	 */
+	void (*batch_done)(struct disk *d);
 };
 
 struct disk_open_args {
@@ -107,6 +113,13 @@ void disk_close(struct disk *d);
 int disk_flush_now(struct disk *d);
 /* Starts r; r->complete runs later on the loop thread (never inside disk_submit). */
 void disk_submit(struct disk *d, struct disk_req *r);
+/*
+ * Between disk_plug and disk_unplug (nested), requests submitted are held and go to the
+ * kernel together at the outermost unplug: one io_uring_enter, one worker wake-up, for
+ * every request of a kick or of a batch of completions.
+ */
+void disk_plug(struct disk *d);
+void disk_unplug(struct disk *d);
 const char *disk_engine_name(const struct disk *d);
 /*
  * Waits up to timeout_ms (0: just looks) for finished requests and runs their complete()
@@ -124,6 +137,7 @@ struct disk_engine_ops {
 	void (*submit)(struct disk *d, struct disk_req *r);
 	int (*poll)(struct disk *d, int timeout_ms);
 	void (*fini)(struct disk *d);
+	void (*unplug)(struct disk *d); /* hands the held requests over */
 };
 extern const struct disk_engine_ops disk_engine_uring, disk_engine_threads;
 

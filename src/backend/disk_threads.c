@@ -21,6 +21,7 @@ struct pool {
 	pthread_cond_t cond;
 	struct disk_req *todo, **todo_tail;
 	struct disk_req *done;
+	unsigned int held; /* queued while the disk was plugged, no worker woken yet */
 	int done_fd;
 	bool stop;
 	pthread_t thread[WORKERS];
@@ -47,8 +48,12 @@ static void *worker(void *arg)
 		pthread_mutex_lock(&p->lock);
 		r->next = p->done;
 		p->done = r;
+		/*
+		 * Only the first of a batch wakes the loop: reap() takes the whole list after
+		 * reading the eventfd, so a request added to a non-empty list is seen with it.
+		 */
 		uint64_t one = 1;
-		if (write(p->done_fd, &one, sizeof(one)) < 0) {
+		if (!r->next && write(p->done_fd, &one, sizeof(one)) < 0) {
 			/* The counter cannot overflow in practice; the loop still drains done. */
 		}
 	}
@@ -68,12 +73,17 @@ static int reap(struct pool *p)
 	struct disk_req *list = p->done;
 	p->done = NULL;
 	pthread_mutex_unlock(&p->lock);
+	/* What the completions start (the driver's next requests) wakes the workers once. */
+	disk_plug(p->disk);
 	while (list) {
 		struct disk_req *r = list;
 		list = r->next;
 		r->complete(r);
 		done++;
 	}
+	if (done && p->disk->batch_done)
+		p->disk->batch_done(p->disk);
+	disk_unplug(p->disk);
 	return done;
 }
 
@@ -139,7 +149,23 @@ static void threads_submit(struct disk *d, struct disk_req *r)
 	r->next = NULL;
 	*p->todo_tail = r;
 	p->todo_tail = &r->next;
-	pthread_cond_signal(&p->cond);
+	if (d->plugged)
+		p->held++;
+	else
+		pthread_cond_signal(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+}
+
+static void threads_unplug(struct disk *d)
+{
+	struct pool *p = d->engine_state;
+
+	pthread_mutex_lock(&p->lock);
+	if (p->held > 1)
+		pthread_cond_broadcast(&p->cond);
+	else if (p->held)
+		pthread_cond_signal(&p->cond);
+	p->held = 0;
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -164,4 +190,5 @@ const struct disk_engine_ops disk_engine_threads = {
 	.submit = threads_submit,
 	.poll = threads_poll,
 	.fini = threads_fini,
+	.unplug = threads_unplug,
 };

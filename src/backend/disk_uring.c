@@ -22,6 +22,7 @@ struct uring {
 	struct loop *loop;
 	int efd;
 	unsigned int inflight;
+	bool unsubmitted; /* prepared entries that wait for disk_unplug */
 	/* Requests that found the submission queue full wait here. */
 	struct disk_req *backlog, **backlog_tail;
 	/* Requests completed synchronously, reported from the loop like the others. */
@@ -34,12 +35,22 @@ static bool prep(struct uring *u, struct disk *d, struct disk_req *r)
 
 	if (!sqe)
 		return false;
+	/* One buffer (most 4 KiB requests): the plain op, which skips importing an iovec. */
 	switch (r->op) {
 	case DISK_READ:
-		io_uring_prep_readv(sqe, d->fd, r->iov, (unsigned int)r->iovcnt, r->offset);
+		if (r->iovcnt == 1)
+			io_uring_prep_read(sqe, d->fd, r->iov[0].iov_base,
+					   (unsigned int)r->iov[0].iov_len, r->offset);
+		else
+			io_uring_prep_readv(sqe, d->fd, r->iov, (unsigned int)r->iovcnt, r->offset);
 		break;
 	case DISK_WRITE:
-		io_uring_prep_writev(sqe, d->fd, r->iov, (unsigned int)r->iovcnt, r->offset);
+		if (r->iovcnt == 1)
+			io_uring_prep_write(sqe, d->fd, r->iov[0].iov_base,
+					    (unsigned int)r->iov[0].iov_len, r->offset);
+		else
+			io_uring_prep_writev(sqe, d->fd, r->iov, (unsigned int)r->iovcnt,
+					     r->offset);
 		break;
 	case DISK_FLUSH:
 		io_uring_prep_fsync(sqe, d->fd, IORING_FSYNC_DATASYNC);
@@ -63,18 +74,23 @@ static void kick(struct uring *u)
 	}
 }
 
+/* Hands what was prepared to the kernel, unless the disk is plugged. */
+static void submit_prepared(struct uring *u, struct disk *d)
+{
+	if (!u->unsubmitted || d->plugged)
+		return;
+	u->unsubmitted = false;
+	io_uring_submit(&u->ring);
+}
+
 static void drain_backlog(struct uring *u, struct disk *d)
 {
-	bool added = false;
-
 	while (u->backlog && prep(u, d, u->backlog)) {
 		u->backlog = u->backlog->next;
-		added = true;
+		u->unsubmitted = true;
 	}
 	if (!u->backlog)
 		u->backlog_tail = &u->backlog;
-	if (added)
-		io_uring_submit(&u->ring);
 }
 
 /* Runs every finished request's completion; returns how many. */
@@ -87,6 +103,8 @@ static int reap(struct disk *d)
 
 	if (read(u->efd, &n, sizeof(n)) < 0 && errno != EAGAIN)
 		return 0;
+	/* What the completions start (the driver's next requests) goes in one submission. */
+	disk_plug(d);
 	while (u->sync_done) {
 		struct disk_req *r = u->sync_done;
 		u->sync_done = r->next;
@@ -110,6 +128,9 @@ static int reap(struct disk *d)
 		done++;
 	}
 	drain_backlog(u, d);
+	if (done && d->batch_done)
+		d->batch_done(d);
+	disk_unplug(d);
 	return done;
 }
 
@@ -173,12 +194,27 @@ static void uring_submit(struct disk *d, struct disk_req *r)
 		kick(u);
 		return;
 	}
-	if (u->backlog || !prep(u, d, r)) {
-		*u->backlog_tail = r;
-		u->backlog_tail = &r->next;
-		return;
+	if (!u->backlog) {
+		bool ok = prep(u, d, r);
+		if (!ok && u->unsubmitted) {
+			/* The submission queue is full of held entries: they go now, r after. */
+			u->unsubmitted = false;
+			io_uring_submit(&u->ring);
+			ok = prep(u, d, r);
+		}
+		if (ok) {
+			u->unsubmitted = true;
+			submit_prepared(u, d);
+			return;
+		}
 	}
-	io_uring_submit(&u->ring);
+	*u->backlog_tail = r;
+	u->backlog_tail = &r->next;
+}
+
+static void uring_unplug(struct disk *d)
+{
+	submit_prepared(d->engine_state, d);
 }
 
 static void uring_fini(struct disk *d)
@@ -197,4 +233,5 @@ const struct disk_engine_ops disk_engine_uring = {
 	.submit = uring_submit,
 	.poll = uring_poll,
 	.fini = uring_fini,
+	.unplug = uring_unplug,
 };

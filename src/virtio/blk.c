@@ -9,6 +9,7 @@
 #include "vmstate/vmstate.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 #include <time.h>
 
@@ -31,17 +32,31 @@ static void slots_reset(struct virtio_blk *b)
 	}
 }
 
-/* Writes the status and returns the chain. Lock held. */
+/*
+ * Writes the status and returns the chain; the interrupt waits for signal_pending(), once
+ * for every chain a kick or a batch of completions returned. Lock held.
+ */
 static void finish(struct virtio_blk *b, struct blk_inflight *f, uint8_t status, uint32_t written)
 {
 	if (f->generation == b->generation) {
 		*f->req.status = status;
 		if (status != VIRTIO_BLK_S_OK)
 			b->stats.errors++;
-		virtio_dev_complete(&b->dev, 0, f->head, written + 1);
+		if (virtio_dev_push(&b->dev, 0, f->head, written + 1))
+			b->unsignalled = true;
 	}
 	f->next_free = b->free;
 	b->free = f;
+}
+
+/* Interrupts the driver for what finish() returned, if it asked to be told. Lock held. */
+static void signal_pending(struct virtio_blk *b)
+{
+	if (!b->unsignalled)
+		return;
+	b->unsignalled = false;
+	if (virtio_dev_live(&b->dev))
+		virtio_dev_signal_used(&b->dev, 0);
 }
 
 static void complete(struct disk_req *r)
@@ -68,8 +83,18 @@ static void complete(struct disk_req *r)
 	finish(b, f, r->result ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK, written);
 	if (b->dev.resetting && !b->inflight)
 		virtio_dev_reset_done(&b->dev);
-	/* A full slot table may have left chains on the ring: pick them up now. */
+	pthread_mutex_unlock(&b->dev.lock);
+}
+
+/* After the engine's batch of complete()s: one interrupt and one look at the ring. */
+static void batch_done(struct disk *d)
+{
+	struct virtio_blk *b = (struct virtio_blk *)((char *)d - offsetof(struct virtio_blk, disk));
+
+	pthread_mutex_lock(&b->dev.lock);
+	/* Freed slots: chains a full slot table left on the ring can start now. */
 	virtio_dev_notify(&b->dev, 0);
+	signal_pending(b);
 	pthread_mutex_unlock(&b->dev.lock);
 }
 
@@ -149,6 +174,8 @@ static void blk_notify(struct virtio_dev *d, unsigned int qi)
 	struct virtq *q = &d->q[qi];
 	int r = 0;
 
+	/* Every request of this kick goes to the engine in one submission. */
+	disk_plug(&b->disk);
 	while (b->free && (r = virtq_pop(q, d->mem, &b->chain)) == 1) {
 		struct blk_inflight *f = b->free;
 		int status = blk_parse(&b->chain, b->disk.size, &f->req);
@@ -161,14 +188,18 @@ static void blk_notify(struct virtio_dev *d, unsigned int qi)
 		f->generation = b->generation;
 		start(b, f, status);
 	}
+	disk_unplug(&b->disk);
 	if (r < 0) {
 		b->stats.invalid_reqs++;
+		signal_pending(b);
 		virtio_dev_needs_reset(d, "malformed request chain");
 		return;
 	}
 	/* Out of chains (not of slots): re-arm the kick, and go on if one raced with it. */
 	if (b->free && virtq_rearm(q, d->mem))
 		blk_notify(d, qi);
+	else
+		signal_pending(b);
 }
 
 static void put32(uint8_t *cfg, unsigned int off, uint32_t v)
@@ -206,6 +237,7 @@ static bool blk_reset(struct virtio_dev *d)
 	 * completes when the last of them has (complete()).
 	 */
 	b->generation++;
+	b->unsignalled = false;
 	return b->inflight == 0;
 }
 
@@ -245,6 +277,8 @@ void virtio_blk_init(struct virtio_blk *b, const struct guest_mem *mem, const ch
 	if (id)
 		memcpy(b->id, id, strnlen(id, sizeof(b->id)));
 	slots_reset(b);
+	b->unsignalled = false;
+	b->disk.batch_done = batch_done;
 	virtio_dev_init(&b->dev, &b->ops, b, mem);
 }
 

@@ -49,6 +49,7 @@ struct virtio_blk {
 	struct blk_inflight slot[VIRTIO_BLK_QUEUE_SIZE];
 	struct blk_inflight *free;
 	unsigned int inflight; /* requests the disk engine owns */
+	bool unsignalled;      /* chains returned that no interrupt told of yet */
 	struct virtq_chain chain;
 	struct virtio_blk_stats stats;
 	/*

@@ -135,16 +135,25 @@ void virtio_dev_needs_reset(struct virtio_dev *d, const char *why)
 	virtio_dev_config_changed(d);
 }
 
+bool virtio_dev_push(struct virtio_dev *d, unsigned int q, uint16_t head, uint32_t len)
+{
+	if (virtq_push(&d->q[q], d->mem, head, len)) {
+		virtio_dev_needs_reset(d, "used ring write failed");
+		return false;
+	}
+	return true;
+}
+
+void virtio_dev_signal_used(struct virtio_dev *d, unsigned int q)
+{
+	if (virtq_should_signal(&d->q[q], d->mem) && d->signal_queue)
+		d->signal_queue(d, q);
+}
+
 void virtio_dev_complete(struct virtio_dev *d, unsigned int q, uint16_t head, uint32_t len)
 {
-	struct virtq *vq = &d->q[q];
-
-	if (virtq_push(vq, d->mem, head, len)) {
-		virtio_dev_needs_reset(d, "used ring write failed");
-		return;
-	}
-	if (virtq_should_signal(vq, d->mem) && d->signal_queue)
-		d->signal_queue(d, q);
+	if (virtio_dev_push(d, q, head, len))
+		virtio_dev_signal_used(d, q);
 }
 
 /* ---- snapshot state ---- */

@@ -91,6 +91,14 @@ void virtio_dev_config_changed(struct virtio_dev *d);
 void virtio_dev_needs_reset(struct virtio_dev *d, const char *why);
 /* Returns a chain to the driver and interrupts it if it asked to be. Lock held. */
 void virtio_dev_complete(struct virtio_dev *d, unsigned int q, uint16_t head, uint32_t len);
+/*
+ * The two halves of virtio_dev_complete, for a device that returns several chains and
+ * interrupts once: virtio_dev_push puts the chain on the used ring (false, and the device
+ * needs a reset, when it cannot); virtio_dev_signal_used interrupts if the driver asked
+ * to be told of what was pushed since the last look. Lock held.
+ */
+bool virtio_dev_push(struct virtio_dev *d, unsigned int q, uint16_t head, uint32_t len);
+void virtio_dev_signal_used(struct virtio_dev *d, unsigned int q);
 bool virtio_dev_live(const struct virtio_dev *d);
 /* What the status register reads: never 0 while a reset is still draining. */
 uint8_t virtio_dev_status(const struct virtio_dev *d);
