@@ -43,3 +43,21 @@ int disk_chain(const char *path, enum disk_format format, char (*files)[DISK_CHA
 		snprintf(files[0], DISK_CHAIN_PATH_MAX, "%s", base);
 	return 1;
 }
+
+int disk_chain_list(const char *path, enum disk_format format, char (**files)[DISK_CHAIN_PATH_MAX])
+{
+	char why[320];
+
+	*files = NULL;
+	if (format == DISK_FORMAT_RAW)
+		return 0;
+	if (!(*files = calloc(QCOW2_CHAIN_MAX, sizeof(**files))))
+		return -ENOMEM;
+	int k = disk_chain(path, format, *files, QCOW2_CHAIN_MAX, why, sizeof(why));
+	if (k <= 0) {
+		free(*files);
+		*files = NULL;
+		return 0;
+	}
+	return k < QCOW2_CHAIN_MAX ? k : QCOW2_CHAIN_MAX;
+}

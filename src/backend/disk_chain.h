@@ -20,5 +20,12 @@
  */
 int disk_chain(const char *path, enum disk_format format, char (*files)[DISK_CHAIN_PATH_MAX],
 	       int max, char *err, size_t n);
+/*
+ * The files below the image at path, top first, for whoever binds or grants them (a
+ * jail, ternd's ACLs): how many, with *files a new array the caller frees (NULL when there
+ * are none); 0 for a raw image, and for one that does not open (its own open reports
+ * why); -ENOMEM.
+ */
+int disk_chain_list(const char *path, enum disk_format format, char (**files)[DISK_CHAIN_PATH_MAX]);
 
 #endif

@@ -372,15 +372,11 @@ static char **start_argv(struct ternd *t, struct vm_entry *e, const char *restor
 	}
 	/* A destination learns its disks from the stream: its jail must hold them already. */
 	for (unsigned int k = 0; e->jailed && incoming && k < e->def.ndisks; k++) {
-		char(*below)[DISK_CHAIN_PATH_MAX] = calloc(QCOW2_CHAIN_MAX, sizeof(*below));
-		char why[320];
+		char(*below)[DISK_CHAIN_PATH_MAX];
 		argv[i++] = strdup("--jail-bind");
 		argv[i++] = strdup(e->def.disks[k].path);
-		int nb = below && e->def.disks[k].format != DISK_FORMAT_RAW ?
-				 disk_chain(e->def.disks[k].path, e->def.disks[k].format, below,
-					    QCOW2_CHAIN_MAX, why, sizeof(why)) :
-				 0;
-		for (int b = 0; b < nb && b < QCOW2_CHAIN_MAX; b++) {
+		int nb = disk_chain_list(e->def.disks[k].path, e->def.disks[k].format, &below);
+		for (int b = 0; b < nb; b++) {
 			argv[i++] = strdup("--jail-bind");
 			argv[i++] = strdup(below[b]);
 		}

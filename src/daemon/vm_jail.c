@@ -142,20 +142,6 @@ static int check_readable(const char *what, const char *path, uid_t uid, char *e
 }
 
 /* The files below disk k, top first (*below: calloc'd, the caller frees it): how many. */
-static int chain_of(const struct vmdef_disk *k, char (**below)[DISK_CHAIN_PATH_MAX])
-{
-	char why[320];
-
-	*below = NULL;
-	if (k->format == DISK_FORMAT_RAW)
-		return 0;
-	if (!(*below = calloc(QCOW2_CHAIN_MAX, sizeof(**below))))
-		return -ENOMEM;
-	/* A bad image is tern-vmm's own open's to report. */
-	int nb = disk_chain(k->path, k->format, *below, QCOW2_CHAIN_MAX, why, sizeof(why));
-	return nb < QCOW2_CHAIN_MAX ? nb : QCOW2_CHAIN_MAX;
-}
-
 /* Whether a and b, both there, are in the same directory (symlinks resolved). */
 static bool same_dir(const char *a, const char *b)
 {
@@ -217,7 +203,7 @@ static int chain_grants(struct ternd *t, struct vm_entry *e, const struct vmdef_
 			struct json_object *grants, char *err, size_t n)
 {
 	char(*below)[DISK_CHAIN_PATH_MAX];
-	int nb = chain_of(k, &below), r = 0;
+	int nb = disk_chain_list(k->path, k->format, &below), r = 0;
 
 	if (nb == -ENOMEM)
 		return fail_msg(err, n, -ENOMEM, "out of memory");
@@ -518,7 +504,7 @@ static bool below_disk(const struct vm_entry *e, const char *path)
 
 	for (unsigned int i = 0; !found && i < e->def.ndisks; i++) {
 		char(*below)[DISK_CHAIN_PATH_MAX];
-		int nb = chain_of(&e->def.disks[i], &below);
+		int nb = disk_chain_list(e->def.disks[i].path, e->def.disks[i].format, &below);
 		for (int b = 0; !found && b < nb; b++)
 			found = !strcmp(below[b], path);
 		free(below);

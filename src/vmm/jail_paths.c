@@ -28,15 +28,12 @@ static int keep_fd(struct jail_entries *s, int fd, char *err, size_t n)
 /* The files below a disk (an overlay's base, a qcow2's backing chain) are read too. */
 static int add_chain(struct jail_entries *s, const struct disk_config *d, char *err, size_t n)
 {
-	char(*files)[DISK_CHAIN_PATH_MAX] = calloc(QCOW2_CHAIN_MAX, sizeof(*files));
-	char why[320];
-	int r = 0;
+	char(*files)[DISK_CHAIN_PATH_MAX];
+	int r = 0, k = disk_chain_list(d->path, d->format, &files);
 
-	if (!files)
-		return fail_msg(err, n, -ENOMEM, "out of memory");
-	/* A bad image is the disk's own open's to report, with its reason. */
-	int k = disk_chain(d->path, d->format, files, QCOW2_CHAIN_MAX, why, sizeof(why));
-	for (int i = 0; !r && i < k && i < QCOW2_CHAIN_MAX; i++)
+	if (k < 0)
+		return fail_msg(err, n, k, "out of memory");
+	for (int i = 0; !r && i < k; i++)
 		r = jail_add(s, files[i], JAIL_READ, err, n);
 	free(files);
 	return r;
