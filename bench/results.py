@@ -15,11 +15,11 @@ def record(bench, row, tern, peer, peer_name, unit, better, goal=None, note=None
     way, as the benchmarks print it. goal: the ratio the project aims for (issue 16), read
     in the same direction (at least it for "higher", at most it for "lower"), or None.
     A figure a peer could not give (QEMU skipped) is recorded with peer None."""
+    if better not in ("higher", "lower"):
+        raise ValueError("better must be 'higher' or 'lower', not %r" % (better,))
     path = os.environ.get("TERN_BENCH_RESULTS")
     if not path:
         return
-    if better not in ("higher", "lower"):
-        raise ValueError("better must be 'higher' or 'lower', not %r" % (better,))
     ratio = tern / peer if tern is not None and peer else None
     rec = {"bench": bench, "row": row, "tern": tern, "peer": peer, "peer_name": peer_name,
            "unit": unit, "better": better, "ratio": ratio, "goal": goal}
