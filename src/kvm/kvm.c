@@ -197,6 +197,32 @@ int kvm_ioeventfd_remove(const struct kvm *k, int efd, uint64_t addr, uint32_t l
 	return ioeventfd(k, efd, addr, len, pio, KVM_IOEVENTFD_FLAG_DEASSIGN);
 }
 
+static int ioeventfd_datamatch(const struct kvm *k, int efd, uint64_t addr, uint32_t len,
+			       uint64_t data, uint32_t extra)
+{
+	struct kvm_ioeventfd io = {
+		.datamatch = data,
+		.addr = addr,
+		.len = len,
+		.fd = efd,
+		.flags = KVM_IOEVENTFD_FLAG_DATAMATCH | extra,
+	};
+
+	return ioctl(k->vm_fd, KVM_IOEVENTFD, &io) < 0 ? -errno : 0;
+}
+
+int kvm_ioeventfd_datamatch(const struct kvm *k, int efd, uint64_t addr, uint32_t len,
+			    uint64_t data)
+{
+	return ioeventfd_datamatch(k, efd, addr, len, data, 0);
+}
+
+int kvm_ioeventfd_remove_datamatch(const struct kvm *k, int efd, uint64_t addr, uint32_t len,
+				   uint64_t data)
+{
+	return ioeventfd_datamatch(k, efd, addr, len, data, KVM_IOEVENTFD_FLAG_DEASSIGN);
+}
+
 int kvm_signal_msi(const struct kvm *k, uint64_t addr, uint32_t data)
 {
 	struct kvm_msi m = { .address_lo = (uint32_t)addr,

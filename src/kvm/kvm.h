@@ -39,6 +39,11 @@ int kvm_irqfd_remove(const struct kvm *k, int efd, uint32_t gsi);
  */
 int kvm_ioeventfd(const struct kvm *k, int efd, uint64_t addr, uint32_t len, int pio);
 int kvm_ioeventfd_remove(const struct kvm *k, int efd, uint64_t addr, uint32_t len, int pio);
+/* An MMIO ioeventfd that fires only for writes of exactly data (a virtio-mmio queue's index). */
+int kvm_ioeventfd_datamatch(const struct kvm *k, int efd, uint64_t addr, uint32_t len,
+			    uint64_t data);
+int kvm_ioeventfd_remove_datamatch(const struct kvm *k, int efd, uint64_t addr, uint32_t len,
+				   uint64_t data);
 /* Raises one MSI (address/data as the guest programmed them). */
 int kvm_signal_msi(const struct kvm *k, uint64_t addr, uint32_t data);
 /* Replaces the whole GSI routing table (KVM_SET_GSI_ROUTING). */

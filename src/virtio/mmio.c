@@ -11,6 +11,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MMIO_MAGIC 0x74726976 /* "virt" */
 #define MMIO_VERSION 2
@@ -31,7 +32,7 @@ enum {
 	REG_QUEUE_NUM_MAX = 0x034,
 	REG_QUEUE_NUM = 0x038,
 	REG_QUEUE_READY = 0x044,
-	REG_QUEUE_NOTIFY = 0x050,
+	REG_QUEUE_NOTIFY = VIRTIO_MMIO_QUEUE_NOTIFY,
 	REG_INTERRUPT_STATUS = 0x060,
 	REG_INTERRUPT_ACK = 0x064,
 	REG_STATUS = 0x070,
@@ -232,6 +233,8 @@ int virtio_mmio_attach(struct virtio_mmio *t, struct virtio_dev *d, struct bus *
 		       void *irq_ctx)
 {
 	memset(t, 0, sizeof(*t));
+	for (unsigned int q = 0; q < VIRTIO_MAX_QUEUES; q++)
+		t->kick[q] = (struct virtio_mmio_kick){ t, q, -1 };
 	t->dev = d;
 	t->base = base;
 	t->gsi = gsi;
@@ -241,6 +244,19 @@ int virtio_mmio_attach(struct virtio_mmio *t, struct virtio_dev *d, struct bus *
 	d->signal_queue = signal_queue;
 	d->signal_config = signal_config;
 	return bus_register(mmio, base, MMIO_SIZE, virtio_mmio_io, t, d->ops->name);
+}
+
+void virtio_mmio_kick_ready(void *opaque, uint32_t events)
+{
+	struct virtio_mmio_kick *k = opaque;
+	struct virtio_dev *d = k->t->dev;
+	uint64_t n;
+
+	if (read(k->fd, &n, sizeof(n)) != sizeof(n))
+		return;
+	pthread_mutex_lock(&d->lock);
+	virtio_dev_notify(d, k->q);
+	pthread_mutex_unlock(&d->lock);
 }
 
 void virtio_mmio_dsdt(struct aml *a, const struct virtio_mmio *t, unsigned int index)

@@ -15,8 +15,20 @@ struct aml;
 struct vmstate_cursor;
 struct vmstate_writer;
 
+#define VIRTIO_MMIO_QUEUE_NOTIFY 0x050 /* the register a driver writes a queue's index to */
+
+struct virtio_mmio;
+
+/* A queue's kick on an eventfd a KVM ioeventfd signals (virtio_mmio_kick_ready reads it). */
+struct virtio_mmio_kick {
+	struct virtio_mmio *t;
+	unsigned int q;
+	int fd; /* -1: this queue's kicks exit to the vCPU thread */
+};
+
 struct virtio_mmio {
 	struct virtio_dev *dev;
+	struct virtio_mmio_kick kick[VIRTIO_MAX_QUEUES];
 	uint64_t base;
 	uint32_t gsi;
 	uint32_t device_features_sel, driver_features_sel, queue_sel;
@@ -33,6 +45,11 @@ struct virtio_mmio {
 int virtio_mmio_attach(struct virtio_mmio *t, struct virtio_dev *d, struct bus *mmio, uint64_t base,
 		       uint32_t gsi, void (*set_irq)(void *ctx, unsigned int gsi, int level),
 		       void *irq_ctx);
+/*
+ * The event loop's handler for a kick's eventfd: the same notify a QueueNotify write
+ * makes, without the exit to the vCPU thread (the caller registered the ioeventfd).
+ */
+void virtio_mmio_kick_ready(void *opaque, uint32_t events);
 /* The MMIO window handler (exposed for unit tests and fuzzing). */
 void virtio_mmio_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
 /* Writes Device(VRTn) with _HID "LNRO0005", its window and interrupt into the DSDT. */

@@ -11,6 +11,9 @@
 #include "vmm/vm.h"
 
 #include <errno.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +23,33 @@ static void set_irq_line(void *ctx, unsigned int gsi, int level)
 	struct vm *vm = ctx;
 
 	vm->machine.set_irq(vm, gsi, level);
+}
+
+/*
+ * Each queue's QueueNotify write (its index, 4 bytes) signals an eventfd in KVM instead of
+ * exiting to the vCPU thread, which then goes on running the guest while the event loop
+ * serves the queue, as on virtio-pci. Where KVM refuses, kicks exit as before.
+ */
+static void mmio_kicks(struct vm *vm, struct virtio_mmio *t)
+{
+	for (unsigned int q = 0; q < t->dev->ops->num_queues && q < VIRTIO_MAX_QUEUES; q++) {
+		struct virtio_mmio_kick *k = &t->kick[q];
+		int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), r = fd < 0 ? -errno : 0;
+		if (!r)
+			r = kvm_ioeventfd_datamatch(&vm->kvm, fd,
+						    t->base + VIRTIO_MMIO_QUEUE_NOTIFY, 4, q);
+		if (!r && (r = loop_add(vm->loop, fd, EPOLLIN, virtio_mmio_kick_ready, k)))
+			kvm_ioeventfd_remove_datamatch(&vm->kvm, fd,
+						       t->base + VIRTIO_MMIO_QUEUE_NOTIFY, 4, q);
+		if (r) {
+			log_debug("%s: queue %u kicks exit to the vCPU (no ioeventfd: %s)",
+				  t->dev->ops->name, q, strerror(-r));
+			if (fd >= 0)
+				close(fd);
+			continue;
+		}
+		k->fd = fd;
+	}
 }
 
 static void attach(struct vm *vm, struct virtio_dev *d)
@@ -41,6 +71,7 @@ static void attach(struct vm *vm, struct virtio_dev *d)
 				   IRQ_VIRTIO_MMIO_BASE + i, set_irq_line, vm);
 	if (r)
 		die("cannot place %s on virtio-mmio: %s", d->ops->name, strerror(-r));
+	mmio_kicks(vm, &vm->mmio_dev[i]);
 }
 
 static void add_disk(struct vm *vm, unsigned int i)
