@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 void virtio_dev_init(struct virtio_dev *d, const struct virtio_dev_ops *ops, void *priv,
 		     const struct guest_mem *mem)
@@ -116,6 +117,17 @@ void virtio_dev_notify(struct virtio_dev *d, unsigned int q)
 	if (q >= d->ops->num_queues || !virtio_dev_live(d) || !d->q[q].ready)
 		return;
 	d->ops->notify(d, q);
+}
+
+void virtio_dev_kick_fd(struct virtio_dev *d, int fd, unsigned int q)
+{
+	uint64_t n;
+
+	if (read(fd, &n, sizeof(n)) != sizeof(n))
+		return;
+	pthread_mutex_lock(&d->lock);
+	virtio_dev_notify(d, q);
+	pthread_mutex_unlock(&d->lock);
 }
 
 void virtio_dev_config_changed(struct virtio_dev *d)

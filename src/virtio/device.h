@@ -83,6 +83,11 @@ bool virtio_dev_enable_queue(struct virtio_dev *d, unsigned int q);
 /* The driver kicked queue q: forwards to ops->notify unless the device is broken or not live. */
 void virtio_dev_notify(struct virtio_dev *d, unsigned int q);
 /*
+ * A kick that came on an eventfd (a KVM ioeventfd, either transport): consumes it and
+ * notifies queue q, taking the device lock. Runs on the event loop.
+ */
+void virtio_dev_kick_fd(struct virtio_dev *d, int fd, unsigned int q);
+/*
  * The device changed its configuration space (or status): a new config generation and a
  * configuration-change interrupt on whichever transport carries the device. Lock held.
  */

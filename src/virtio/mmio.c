@@ -11,7 +11,6 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #define MMIO_MAGIC 0x74726976 /* "virt" */
 #define MMIO_VERSION 2
@@ -249,14 +248,8 @@ int virtio_mmio_attach(struct virtio_mmio *t, struct virtio_dev *d, struct bus *
 void virtio_mmio_kick_ready(void *opaque, uint32_t events)
 {
 	struct virtio_mmio_kick *k = opaque;
-	struct virtio_dev *d = k->t->dev;
-	uint64_t n;
 
-	if (read(k->fd, &n, sizeof(n)) != sizeof(n))
-		return;
-	pthread_mutex_lock(&d->lock);
-	virtio_dev_notify(d, k->q);
-	pthread_mutex_unlock(&d->lock);
+	virtio_dev_kick_fd(k->t->dev, k->fd, k->q);
 }
 
 void virtio_mmio_dsdt(struct aml *a, const struct virtio_mmio *t, unsigned int index)

@@ -485,14 +485,8 @@ static void bar_access(struct pci_dev *pd, unsigned int bar, uint64_t off, uint8
 static void kick_ready(void *opaque, uint32_t events)
 {
 	struct virtio_pci_kick *k = opaque;
-	struct virtio_dev *d = k->t->dev;
-	uint64_t n;
 
-	if (read(k->fd, &n, sizeof(n)) != sizeof(n))
-		return;
-	pthread_mutex_lock(&d->lock);
-	virtio_dev_notify(d, k->q);
-	pthread_mutex_unlock(&d->lock);
+	virtio_dev_kick_fd(k->t->dev, k->fd, k->q);
 }
 
 static void kicks_unregister(struct virtio_pci *t)
