@@ -42,7 +42,17 @@ int blk_parse(const struct virtq_chain *c, uint64_t capacity, struct blk_parsed 
 	uint8_t hdr[16];
 	const struct iovec *rd = c->iov, *wr = c->iov + c->nread;
 
-	memset(p, 0, sizeof(*p));
+	/*
+	 * Every field but the segments, of which only the first ndata are ever read:
+	 * clearing all 126 of them cost a 2 KiB memset per request.
+	 */
+	p->type = 0;
+	p->sector = 0;
+	p->ndata = 0;
+	p->data_len = 0;
+	p->status = NULL;
+	p->range_sector = 0;
+	p->range_sectors = 0;
 	if (c->read_len < sizeof(hdr) || c->write_len < 1 ||
 	    virtq_iov_read(rd, c->nread, 0, hdr, sizeof(hdr)) != sizeof(hdr))
 		return -EBADMSG;
