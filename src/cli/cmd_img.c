@@ -59,7 +59,7 @@ bool img_parse_size(const char *s, uint64_t *out)
 	return true;
 }
 
-static void refuse_remote(const struct cli *c, const char *what)
+void img_refuse_remote(const struct cli *c, const char *what)
 {
 	if (c->remote)
 		die_usage("%s works on this host's files, not through --connect", what);
@@ -129,7 +129,7 @@ int cmd_img_info(struct cli *c, int argc, char **argv)
 		die("out of memory");
 	if (cli_args(c, argc, argv, NULL, 0, pos, 1))
 		return CLI_OK;
-	refuse_remote(c, "img info");
+	img_refuse_remote(c, "img info");
 	int k = img_describe(pos[0], chain, QCOW2_CHAIN_MAX + 1, err, sizeof(err));
 	if (k < 0) {
 		cli_error("%s: %s", pos[0], err);
@@ -167,7 +167,7 @@ int cmd_img_create(struct cli *c, int argc, char **argv)
 
 	if (cli_args(c, argc, argv, opts, 4, pos, 1))
 		return CLI_OK;
-	refuse_remote(c, "img create");
+	img_refuse_remote(c, "img create");
 	if (size_s && (!img_parse_size(size_s, &size) || !size || size % 512))
 		die_usage("img create: --size '%s' must be a non-zero multiple of 512 bytes (K, M, "
 			  "G, T suffixes: 10G)",

@@ -15,5 +15,8 @@ bool img_parse_size(const char *s, uint64_t *out);
  * a tool is the user's, so probing it is safe). Returns the count or -errno with err.
  */
 int img_describe(const char *path, struct qcow2_chain_entry *chain, int max, char *err, size_t n);
+struct cli;
+/* tern img works on this host's files: with --connect, exits 2 saying so for `what`. */
+void img_refuse_remote(const struct cli *c, const char *what);
 
 #endif

@@ -133,8 +133,7 @@ int cmd_img_convert(struct cli *c, int argc, char **argv)
 
 	if (cli_args(c, argc, argv, opts, 1, pos, 2))
 		return CLI_OK;
-	if (c->remote)
-		die_usage("img convert works on this host's files, not through --connect");
+	img_refuse_remote(c, "img convert");
 	if (strcmp(format, "raw") && strcmp(format, "qcow2"))
 		die_usage("img convert: --format '%s' must be raw or qcow2", format);
 	if ((r = open_disk(&src, pos[0], true, err, sizeof(err)))) {
@@ -248,8 +247,7 @@ int cmd_img_commit(struct cli *c, int argc, char **argv)
 		die("out of memory");
 	if (cli_args(c, argc, argv, NULL, 0, pos, 1))
 		return CLI_OK;
-	if (c->remote)
-		die_usage("img commit works on this host's files, not through --connect");
+	img_refuse_remote(c, "img commit");
 	int k = img_describe(pos[0], chain, 2, err, sizeof(err));
 	if (k < 0 || strcmp(chain[0].format, "qcow2") || k < 2) {
 		if (k >= 0)
