@@ -21,6 +21,33 @@ static int lock_image(int fd, bool readonly)
 	return fcntl(fd, F_OFD_SETLK, &fl) < 0 ? -errno : 0;
 }
 
+/*
+ * What an image of a format other than raw (as given, or as probed) asks of the open: the
+ * threads engine, which serves qcow2 and overlays, and no O_DIRECT, whose alignment rules
+ * their own cluster buffers would not fit (O_DSYNC alone keeps cache=none's promise).
+ */
+static int fit_format(struct disk *d, const struct disk_open_args *a, const char **why)
+{
+	if (d->format == DISK_FORMAT_RAW)
+		return 0;
+	if (a->engine == DISK_ENGINE_IO_URING) {
+		*why = d->format == DISK_FORMAT_OVERLAY ?
+			       "is an overlay, which the threads engine serves (aio=io_uring is "
+			       "for raw images)" :
+			       "is a qcow2 image, which the threads engine serves (aio=io_uring is "
+			       "for raw images)";
+		return -EINVAL;
+	}
+	if (d->direct) {
+		if (fcntl(d->fd, F_SETFL, fcntl(d->fd, F_GETFL) & ~O_DIRECT) < 0) {
+			*why = "cannot clear O_DIRECT";
+			return -errno;
+		}
+		d->direct = false;
+	}
+	return 0;
+}
+
 int disk_open(struct disk *d, const struct disk_open_args *a, const char **why)
 {
 	struct stat st;
@@ -34,23 +61,7 @@ int disk_open(struct disk *d, const struct disk_open_args *a, const char **why)
 	d->readonly = a->readonly;
 	d->sync_writes = a->direct;
 	d->format = a->format;
-	if (a->format == DISK_FORMAT_OVERLAY && a->engine == DISK_ENGINE_IO_URING) {
-		*why = "is an overlay, which the threads engine serves (aio=io_uring is for raw "
-		       "images)";
-		return -EINVAL;
-	}
-	if (a->format == DISK_FORMAT_QCOW2 && a->engine == DISK_ENGINE_IO_URING) {
-		*why = "is a qcow2 image, which the threads engine serves (aio=io_uring is for "
-		       "raw images)";
-		return -EINVAL;
-	}
-	if (a->direct && (a->format == DISK_FORMAT_OVERLAY || a->format == DISK_FORMAT_QCOW2)) {
-		/*
-		 * An overlay copies whole clusters through its own buffers, which O_DIRECT's
-		 * alignment rules would not fit; O_DSYNC alone keeps cache=none's promise.
-		 */
-		d->fd = open(a->path, flags | O_DSYNC);
-	} else if (a->direct) {
+	if (a->direct) {
 		d->fd = open(a->path, flags | O_DIRECT | O_DSYNC);
 		/* Some file systems (tmpfs) refuse O_DIRECT: fall back to synchronous writes. */
 		if (d->fd < 0 && errno == EINVAL)
@@ -98,25 +109,9 @@ int disk_open(struct disk *d, const struct disk_open_args *a, const char **why)
 			goto fail;
 		}
 		d->probed_raw = d->format == DISK_FORMAT_RAW;
-		if (d->format == DISK_FORMAT_QCOW2 && a->engine == DISK_ENGINE_IO_URING) {
-			r = -EINVAL;
-			*why = "is a qcow2 image, which the threads engine serves (aio=io_uring is "
-			       "for raw images)";
-			goto fail;
-		}
-		/*
-		 * qcow2 copies clusters through its own buffers, which O_DIRECT's alignment
-		 * rules would not fit; O_DSYNC alone keeps cache=none's promise.
-		 */
-		if (d->format == DISK_FORMAT_QCOW2 && d->direct) {
-			if (fcntl(d->fd, F_SETFL, fcntl(d->fd, F_GETFL) & ~O_DIRECT) < 0) {
-				r = -errno;
-				*why = "cannot clear O_DIRECT";
-				goto fail;
-			}
-			d->direct = false;
-		}
 	}
+	if ((r = fit_format(d, a, why)))
+		goto fail;
 	if (a->no_lock && d->format != DISK_FORMAT_RAW) {
 		r = -EINVAL;
 		*why = "is not a raw image (only those open unlocked)";
