@@ -89,6 +89,8 @@ int disk_format_parse(const char *s, enum disk_format *f);
  */
 int disk_probe_fd(int fd, enum disk_format *out);
 int disk_probe_path(const char *path, enum disk_format *out);
+/* f itself, or for AUTO what disk_probe_path() finds at path: 0, or -errno with *out = f. */
+int disk_format_resolve(const char *path, enum disk_format f, enum disk_format *out);
 
 /*
  * Would disk_open() find the image locked by another process (a running VM)? 1 yes, 0 no,

@@ -28,7 +28,7 @@ int disk_chain(const char *path, enum disk_format format, char (*files)[DISK_CHA
 {
 	int r;
 
-	if (format == DISK_FORMAT_AUTO && (r = disk_probe_path(path, &format)))
+	if ((r = disk_format_resolve(path, format, &format)))
 		return fail_msg(err, n, r, "cannot read its first bytes: %s", strerror(-r));
 	if (format == DISK_FORMAT_QCOW2)
 		return qcow2_chain(path, files, max, err, n);

@@ -57,6 +57,17 @@ int disk_probe_fd(int fd, enum disk_format *out)
 	return r;
 }
 
+int disk_format_resolve(const char *path, enum disk_format f, enum disk_format *out)
+{
+	*out = f;
+	if (f != DISK_FORMAT_AUTO)
+		return 0;
+	int r = disk_probe_path(path, out);
+	if (r)
+		*out = f;
+	return r;
+}
+
 int disk_probe_path(const char *path, enum disk_format *out)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);

@@ -59,20 +59,18 @@ static int make_overlay(const char *path, const char *base, char *err, size_t n)
 	return qcow2_create(&a, err, n);
 }
 
-static int make_disks(const struct vmdef *src, const char *name, bool copy, struct made *m,
-		      struct job_ctx *j, char *err, size_t n)
+/* fmt: each disk's format, AUTO resolved (clone_vm() did it once for the byte count too). */
+static int make_disks(const struct vmdef *src, const enum disk_format *fmt, const char *name,
+		      bool copy, struct made *m, struct job_ctx *j, char *err, size_t n)
 {
 	int r;
 
 	for (unsigned int i = 0; i < src->ndisks; i++) {
 		const struct vmdef_disk *k = &src->disks[i];
 		char *to = m->clone_path[i];
-		enum disk_format f = k->format;
+		enum disk_format f = fmt[i];
 		if (k->readonly)
 			continue;
-		if (f == DISK_FORMAT_AUTO && (r = disk_probe_path(k->path, &f)))
-			return fail_msg(err, n, r, "disk %u: cannot read %s: %s", i, k->path,
-					strerror(-r));
 		beside(k->path, name, i,
 		       f == DISK_FORMAT_OVERLAY ? "ovl" :
 		       f == DISK_FORMAT_QCOW2	? "qcow2" :
@@ -257,17 +255,22 @@ int clone_vm(struct ternd *t, struct vm_entry *src, const char *body, char *name
 	}
 	struct job_ctx j = { t, src };
 	uint64_t total = 0;
+	enum disk_format fmt[VMDEF_MAX_DISKS] = { DISK_FORMAT_RAW };
 	for (unsigned int i = 0; i < src->def.ndisks; i++) {
 		const struct vmdef_disk *k = &src->def.disks[i];
+		if (k->readonly)
+			continue;
+		if ((r = disk_format_resolve(k->path, k->format, &fmt[i]))) {
+			r = fail_msg(err, n, r, "disk %u: cannot read %s: %s", i, k->path,
+				     strerror(-r));
+			goto out;
+		}
 		/* What is copied: every writable disk with copy, else the qcow2 or overlays. */
-		enum disk_format f = k->format;
-		if (f == DISK_FORMAT_AUTO && disk_probe_path(k->path, &f))
-			f = DISK_FORMAT_RAW;
-		if (!k->readonly && (copy || f != DISK_FORMAT_RAW))
+		if (copy || fmt[i] != DISK_FORMAT_RAW)
 			total += disk_copy_bytes(k->path);
 	}
 	job_begin(t, src, "clone", total, false);
-	r = make_disks(&src->def, name, copy, m, &j, err, n);
+	r = make_disks(&src->def, fmt, name, copy, m, &j, err, n);
 	job_end(t, src);
 	if (r)
 		goto out;

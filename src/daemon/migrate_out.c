@@ -546,8 +546,8 @@ int migrate_out(struct ternd *t, struct vm_entry *e, const char *body, struct js
 	    (r = ops_need_state(t, e, "running", "paused", "migrate", err, n)))
 		return r;
 	for (unsigned int i = 0; m.copy_storage && i < e->def.ndisks; i++) {
-		enum disk_format f = e->def.disks[i].format;
-		if (f == DISK_FORMAT_AUTO && disk_probe_path(e->def.disks[i].path, &f))
+		enum disk_format f;
+		if (disk_format_resolve(e->def.disks[i].path, e->def.disks[i].format, &f))
 			f = DISK_FORMAT_RAW; /* unreadable: tern-vmm's own check words it */
 		if (f != DISK_FORMAT_RAW && !e->def.disks[i].readonly)
 			return fail_msg(err, n, -EINVAL,

@@ -42,8 +42,8 @@ static int clone_disk(struct disk_config *d, char *err, size_t n)
 	    (int)sizeof(path))
 		return fail_msg(err, n, -ENAMETOOLONG, "clone: disk path '%s' is too long",
 				d->path);
-	enum disk_format f = d->format;
-	if (f == DISK_FORMAT_AUTO && (r = disk_probe_path(d->path, &f)))
+	enum disk_format f;
+	if ((r = disk_format_resolve(d->path, d->format, &f)))
 		return fail_msg(err, n, r, "clone: cannot read disk '%s': %s", d->path,
 				strerror(-r));
 	if (disk_reflink(d->path, path)) {

@@ -295,9 +295,8 @@ int migrate_incoming(struct api *a, struct vm *vm, const char *uri,
 	struct vm_restore_mem rm = { .mem = &mem };
 	bool early = true;
 	for (unsigned int i = 0; i < cfg.ndisks; i++) {
-		enum disk_format f = cfg.disks[i].format;
-		if (f == DISK_FORMAT_AUTO && disk_probe_path(cfg.disks[i].path, &f))
-			f = DISK_FORMAT_AUTO;
+		enum disk_format f; /* stays AUTO if unreadable: then not early */
+		(void)disk_format_resolve(cfg.disks[i].path, cfg.disks[i].format, &f);
 		early &= f == DISK_FORMAT_RAW;
 	}
 	if (early) {
