@@ -1,7 +1,9 @@
 /*
  * virtio-mmio transport (virtio 1.x, register layout version 2). Each device owns a
  * 4 KiB MMIO window and one level-triggered IOAPIC pin; the guest finds it through
- * the ACPI DSDT (LNRO0005) or `virtio_mmio.device=` on its command line.
+ * the ACPI DSDT (LNRO0005) or `virtio_mmio.device=` on its command line. A queue's kick
+ * (its index written to QueueNotify) arrives on a KVM ioeventfd where the VMM set one up
+ * (src/vmm/virtio_setup.c), else as an exit that virtio_mmio_io() serves.
  */
 #ifndef TERN_VIRTIO_MMIO_H
 #define TERN_VIRTIO_MMIO_H
