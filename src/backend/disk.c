@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -204,12 +205,12 @@ void disk_submit(struct disk *d, struct disk_req *r)
 
 void disk_plug(struct disk *d)
 {
-	d->plugged++;
+	atomic_fetch_add(&d->plugged, 1);
 }
 
 void disk_unplug(struct disk *d)
 {
-	if (d->plugged && !--d->plugged && d->engine && d->engine->unplug)
+	if (atomic_fetch_sub(&d->plugged, 1) == 1 && d->engine && d->engine->unplug)
 		d->engine->unplug(d);
 }
 

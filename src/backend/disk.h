@@ -56,7 +56,11 @@ struct disk {
 	enum disk_format format; /* as opened: AUTO resolved to RAW or QCOW2 */
 	bool probed_raw;	 /* AUTO found no header: the guest may not write one */
 	char why[320];		 /* room for a reason disk_open words with names in it */
-	unsigned int plugged;	 /* disk_plug depth: submissions wait for disk_unplug */
+	/*
+	 * disk_plug depth: submissions wait for disk_unplug. Atomic: the loop thread's reap
+	 * and a vCPU thread's kick may both plug; the last unplug hands everything over.
+	 */
+	_Atomic unsigned int plugged;
 	/*
 	 * Runs on the completing thread after the engine ran a batch of complete()s (one or
 	 * more), so the owner can act once per batch (one interrupt, one look at the ring).

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -149,7 +150,7 @@ static void threads_submit(struct disk *d, struct disk_req *r)
 	r->next = NULL;
 	*p->todo_tail = r;
 	p->todo_tail = &r->next;
-	if (d->plugged)
+	if (atomic_load(&d->plugged))
 		p->held++;
 	else
 		pthread_cond_signal(&p->cond);

@@ -10,6 +10,8 @@
 #include <liburing.h>
 #include <linux/falloc.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -18,10 +20,16 @@
 #define RING_DEPTH 256
 
 struct uring {
-	struct io_uring ring;
+	struct io_uring ring; /* its completion side: the loop thread's (or disk_poll's) */
 	struct loop *loop;
 	int efd;
-	unsigned int inflight;
+	/*
+	 * The submission side. A kick that exits instead of going through an ioeventfd
+	 * starts requests on a vCPU thread (under the device's lock) while the loop thread
+	 * reaps and submits what completions start (without it): this lock keeps the
+	 * submission queue, the backlog and the synchronous completions whole.
+	 */
+	pthread_mutex_t lock;
 	bool unsubmitted; /* prepared entries that wait for disk_unplug */
 	/* Requests that found the submission queue full wait here. */
 	struct disk_req *backlog, **backlog_tail;
@@ -61,7 +69,6 @@ static bool prep(struct uring *u, struct disk *d, struct disk_req *r)
 		break;
 	}
 	io_uring_sqe_set_data(sqe, r);
-	u->inflight++;
 	return true;
 }
 
@@ -74,15 +81,16 @@ static void kick(struct uring *u)
 	}
 }
 
-/* Hands what was prepared to the kernel, unless the disk is plugged. */
+/* Hands what was prepared to the kernel, unless the disk is plugged. Lock held. */
 static void submit_prepared(struct uring *u, struct disk *d)
 {
-	if (!u->unsubmitted || d->plugged)
+	if (!u->unsubmitted || atomic_load(&d->plugged))
 		return;
 	u->unsubmitted = false;
 	io_uring_submit(&u->ring);
 }
 
+/* Lock held. */
 static void drain_backlog(struct uring *u, struct disk *d)
 {
 	while (u->backlog && prep(u, d, u->backlog)) {
@@ -102,9 +110,13 @@ static int reap(struct disk *d)
 
 	/* What the completions start (the driver's next requests) goes in one submission. */
 	disk_plug(d);
-	while (u->sync_done) {
-		struct disk_req *r = u->sync_done;
-		u->sync_done = r->next;
+	pthread_mutex_lock(&u->lock);
+	struct disk_req *sync = u->sync_done;
+	u->sync_done = NULL;
+	pthread_mutex_unlock(&u->lock);
+	while (sync) {
+		struct disk_req *r = sync;
+		sync = r->next;
 		r->complete(r);
 		done++;
 	}
@@ -112,7 +124,6 @@ static int reap(struct disk *d)
 		struct disk_req *r = io_uring_cqe_get_data(cqe);
 		int res = cqe->res;
 		io_uring_cqe_seen(&u->ring, cqe);
-		u->inflight--;
 		if (res >= 0 && (r->op == DISK_READ || r->op == DISK_WRITE) &&
 		    (uint64_t)res < r->len) {
 			/* Short transfer (rare): redo it synchronously; same data, same offset. */
@@ -124,7 +135,9 @@ static int reap(struct disk *d)
 		r->complete(r);
 		done++;
 	}
+	pthread_mutex_lock(&u->lock);
 	drain_backlog(u, d);
+	pthread_mutex_unlock(&u->lock);
 	if (done && d->batch_done)
 		d->batch_done(d);
 	disk_unplug(d);
@@ -151,7 +164,10 @@ static int uring_poll(struct disk *d, int timeout_ms)
 	/* Level-triggered here: what the loop left in the counter is cleared first. */
 	if (read(u->efd, &n, sizeof(n)) < 0 && errno != EAGAIN)
 		return -errno;
-	if (io_uring_cq_ready(&u->ring) || u->sync_done)
+	pthread_mutex_lock(&u->lock);
+	bool sync = u->sync_done;
+	pthread_mutex_unlock(&u->lock);
+	if (io_uring_cq_ready(&u->ring) || sync)
 		return reap(d);
 	int k = poll(&pfd, 1, timeout_ms);
 	if (k < 0)
@@ -173,6 +189,7 @@ static int uring_init(struct disk *d, struct loop *loop)
 		return r;
 	}
 	u->loop = loop;
+	pthread_mutex_init(&u->lock, NULL);
 	u->backlog_tail = &u->backlog;
 	u->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (u->efd < 0 || io_uring_register_eventfd(&u->ring, u->efd) < 0 ||
@@ -192,6 +209,7 @@ static void uring_submit(struct disk *d, struct disk_req *r)
 	struct uring *u = d->engine_state;
 
 	r->next = NULL;
+	pthread_mutex_lock(&u->lock);
 	if (r->op == DISK_FAIL ||
 	    (d->block_device && (r->op == DISK_DISCARD || r->op == DISK_WRITE_ZEROES))) {
 		/*
@@ -201,6 +219,7 @@ static void uring_submit(struct disk *d, struct disk_req *r)
 		r->result = disk_do_sync(d, r);
 		r->next = u->sync_done;
 		u->sync_done = r;
+		pthread_mutex_unlock(&u->lock);
 		kick(u);
 		return;
 	}
@@ -215,16 +234,22 @@ static void uring_submit(struct disk *d, struct disk_req *r)
 		if (ok) {
 			u->unsubmitted = true;
 			submit_prepared(u, d);
+			pthread_mutex_unlock(&u->lock);
 			return;
 		}
 	}
 	*u->backlog_tail = r;
 	u->backlog_tail = &r->next;
+	pthread_mutex_unlock(&u->lock);
 }
 
 static void uring_unplug(struct disk *d)
 {
-	submit_prepared(d->engine_state, d);
+	struct uring *u = d->engine_state;
+
+	pthread_mutex_lock(&u->lock);
+	submit_prepared(u, d);
+	pthread_mutex_unlock(&u->lock);
 }
 
 static void uring_fini(struct disk *d)
@@ -234,6 +259,7 @@ static void uring_fini(struct disk *d)
 	loop_del(u->loop, u->efd);
 	io_uring_queue_exit(&u->ring);
 	close(u->efd);
+	pthread_mutex_destroy(&u->lock);
 	free(u);
 }
 
