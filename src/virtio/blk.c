@@ -33,8 +33,8 @@ static void slots_reset(struct virtio_blk *b)
 }
 
 /*
- * Writes the status and returns the chain; the interrupt waits for signal_pending(), once
- * for every chain a kick or a batch of completions returned. Lock held.
+ * Writes the status and puts the chain on the used ring; signal_pending() hands over, and
+ * interrupts for, every chain a kick or a batch of completions returned. Lock held.
  */
 static void finish(struct virtio_blk *b, struct blk_inflight *f, uint8_t status, uint32_t written)
 {
@@ -49,7 +49,10 @@ static void finish(struct virtio_blk *b, struct blk_inflight *f, uint8_t status,
 	b->free = f;
 }
 
-/* Interrupts the driver for what finish() returned, if it asked to be told. Lock held. */
+/*
+ * Hands the driver what finish() returned and interrupts it if it asked to be told, in one
+ * hold of the lock. Lock held.
+ */
 static void signal_pending(struct virtio_blk *b)
 {
 	if (!b->unsignalled)
@@ -57,6 +60,8 @@ static void signal_pending(struct virtio_blk *b)
 	b->unsignalled = false;
 	if (virtio_dev_live(&b->dev))
 		virtio_dev_signal_used(&b->dev, 0);
+	else
+		virtq_publish_used(&b->dev.q[0], b->dev.mem);
 }
 
 static void complete(struct disk_req *r)

@@ -149,7 +149,7 @@ void virtio_dev_needs_reset(struct virtio_dev *d, const char *why)
 
 bool virtio_dev_push(struct virtio_dev *d, unsigned int q, uint16_t head, uint32_t len)
 {
-	if (virtq_push(&d->q[q], d->mem, head, len)) {
+	if (virtq_push_unpublished(&d->q[q], d->mem, head, len)) {
 		virtio_dev_needs_reset(d, "used ring write failed");
 		return false;
 	}
@@ -158,6 +158,10 @@ bool virtio_dev_push(struct virtio_dev *d, unsigned int q, uint16_t head, uint32
 
 void virtio_dev_signal_used(struct virtio_dev *d, unsigned int q)
 {
+	if (virtq_publish_used(&d->q[q], d->mem)) {
+		virtio_dev_needs_reset(d, "used ring write failed");
+		return;
+	}
 	if (virtq_should_signal(&d->q[q], d->mem) && d->signal_queue)
 		d->signal_queue(d, q);
 }

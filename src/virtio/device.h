@@ -98,9 +98,11 @@ void virtio_dev_needs_reset(struct virtio_dev *d, const char *why);
 void virtio_dev_complete(struct virtio_dev *d, unsigned int q, uint16_t head, uint32_t len);
 /*
  * The two halves of virtio_dev_complete, for a device that returns several chains and
- * interrupts once: virtio_dev_push puts the chain on the used ring (false, and the device
- * needs a reset, when it cannot); virtio_dev_signal_used interrupts if the driver asked
- * to be told of what was pushed since the last look. Lock held.
+ * interrupts once: virtio_dev_push puts the chain on the used ring without moving used->idx
+ * (false, and the device needs a reset, when it cannot); virtio_dev_signal_used then hands
+ * every chain pushed over at once and interrupts if the driver asked to be told. Both in
+ * one hold of the lock, so a driver that sees the index move finds the interrupt status
+ * set when it reads it (it takes the lock too). Lock held.
  */
 bool virtio_dev_push(struct virtio_dev *d, unsigned int q, uint16_t head, uint32_t len);
 void virtio_dev_signal_used(struct virtio_dev *d, unsigned int q);

@@ -247,7 +247,7 @@ bool virtq_rearm(struct virtq *q, const struct guest_mem *m)
 	return virtq_pending(q, m);
 }
 
-int virtq_push(struct virtq *q, const struct guest_mem *m, uint16_t head, uint32_t len)
+int virtq_push_unpublished(struct virtq *q, const struct guest_mem *m, uint16_t head, uint32_t len)
 {
 	struct rings r;
 	uint8_t *elem;
@@ -258,10 +258,26 @@ int virtq_push(struct virtq *q, const struct guest_mem *m, uint16_t head, uint32
 	store32(elem, head);
 	store32(elem + 4, len);
 	q->used_idx++;
-	/* The element must be visible before the index that hands it to the driver. */
+	return 0;
+}
+
+int virtq_publish_used(struct virtq *q, const struct guest_mem *m)
+{
+	struct rings r;
+
+	if (!q->ready || layout(q, m, &r))
+		return -EINVAL;
+	/* The elements must be visible before the index that hands them to the driver. */
 	__atomic_thread_fence(__ATOMIC_RELEASE);
 	store16(r.used + 2, q->used_idx);
 	return 0;
+}
+
+int virtq_push(struct virtq *q, const struct guest_mem *m, uint16_t head, uint32_t len)
+{
+	int r = virtq_push_unpublished(q, m, head, len);
+
+	return r ? r : virtq_publish_used(q, m);
 }
 
 int virtq_push_batch(struct virtq *q, const struct guest_mem *m, const uint16_t *heads,

@@ -57,6 +57,13 @@ int virtq_pop(struct virtq *q, const struct guest_mem *m, struct virtq_chain *c)
 /* Returns a used chain with the number of bytes written into it. 0, or -EINVAL (bad head). */
 int virtq_push(struct virtq *q, const struct guest_mem *m, uint16_t head, uint32_t len);
 /*
+ * virtq_push without moving used->idx: the driver sees nothing until virtq_publish_used(),
+ * which hands over every entry pushed so far at once (a device that returns a batch and
+ * interrupts for it in one critical section).
+ */
+int virtq_push_unpublished(struct virtq *q, const struct guest_mem *m, uint16_t head, uint32_t len);
+int virtq_publish_used(struct virtq *q, const struct guest_mem *m);
+/*
  * Returns n used chains at once: their entries are written first and the used index moves
  * once, so the driver sees all of them or none (one frame spread over several mergeable
  * receive buffers). 0, or -EINVAL (bad head, n > size: nothing is written).

@@ -66,6 +66,19 @@ def start_destination(tag, work, uri, extra=(), wait_path=None):
     return vmm, dsock
 
 
+def wait_listening(port, vmm, timeout=30):
+    """Whether a socket listens on TCP port (/proc/net/tcp, state 0A) within timeout."""
+    end = time.time() + timeout
+    while time.time() < end and vmm.proc.poll() is None:
+        with open("/proc/net/tcp") as f:
+            for line in f.readlines()[1:]:
+                local, state = line.split()[1], line.split()[3]
+                if int(local.split(":")[1], 16) == port and state == "0A":
+                    return True
+        time.sleep(0.05)
+    return False
+
+
 def migrate(c, body, what, vmm):
     api.expect_204(c.put("/migrate", body), what, vmm)
 
@@ -154,7 +167,9 @@ def test_migrate_over_tcp_with_two_vcpus():
         assert dst.wait(30) not in (None, 0), "the destination took a probe for a source: %r" % dst
         dst.stop()
         dst, dsock = start_destination("tcp", work, "tcp:127.0.0.1:%d" % port)
-        time.sleep(1)
+        # Listening, seen without connecting (a connection would be its one source): under
+        # the sanitizers a destination can take more than a second to get there.
+        assert wait_listening(port, dst), "the destination never listened on %d: %r" % (port, dst)
         # TCP over the lab's loopback is slower than the guest dirties: auto-converge.
         migrate(c, {"destination": "tcp:127.0.0.1:%d" % port, "auto_converge": True},
                 "PUT /migrate tcp", src)
