@@ -59,6 +59,7 @@ struct api {
 	/* PUT /migrate/incoming: where the VM arrives from, and its overrides */
 	char *incoming;
 	struct restore_overrides incoming_ov;
+	bool arriving; /* a migration is arriving: only GET and PUT /migrate/cancel are served */
 };
 
 /* Sets up a from cfg (the command line's VM options, if any) without serving. */

@@ -63,6 +63,8 @@ int res_migrate_cancel(struct api *a, struct json_object *o, char *err, size_t n
 
 	if ((r = jin_only(o, keys, "/migrate/cancel", err, n)))
 		return r;
+	if (a->arriving)
+		return migrate_incoming_cancel(err, n) ? -EINVAL : 0;
 	return migrate_cancel(err, n) ? -EINVAL : 0;
 }
 

@@ -160,6 +160,14 @@ static enum outcome route(struct api *a, const struct http_request *req, struct 
 		resp->status = 400;
 		return DONE;
 	}
+	if (a->arriving && res != MIGRATE_CANCEL) {
+		json_object_put(o);
+		snprintf(err, ERR_MAX,
+			 "a migration is arriving in this tern-vmm: its machine comes from the "
+			 "source (GET /migrate shows how far it is; PUT /migrate/cancel ends it)");
+		resp->status = 400;
+		return DONE;
+	}
 	switch (res) {
 	case MACHINE:
 		r = res_machine_config(a, o, patch, err, ERR_MAX);

@@ -459,7 +459,7 @@ static void *follow_thread(void *arg)
 			pthread_mutex_unlock(&e->op);
 			break;
 		}
-		/* Its API answers once the VM runs here (tern-vmm serves it after the arrival). */
+		/* GET / says Running or Paused once the VM runs here ("Not started" while it arrives). */
 		int r = vmm_request(api, "GET", "/", NULL, 1000, &resp, why, sizeof(why));
 		bool paused = r == 200 && resp && strstr(resp, "\"Paused\"");
 		bool running = r == 200 && resp && strstr(resp, "\"Running\"");

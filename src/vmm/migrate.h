@@ -33,8 +33,12 @@ struct mig_uri {
 
 /* 0, or -EINVAL with err naming the URI's fault and the accepted forms. */
 int mig_uri_parse(const char *uri, struct mig_uri *u, char *err, size_t errlen);
-/* Destination: listens and accepts one connection (fd: is already one). fd or -errno + err. */
-int mig_uri_accept(const struct mig_uri *u, char *err, size_t errlen);
+/* Destination: listens (fd: is already the stream, returned as it is). fd or -errno + err. */
+int mig_uri_listen(const struct mig_uri *u, char *err, size_t errlen);
+/* Destination: the one stream from lfd (fd: lfd itself). fd or -errno + err. */
+int mig_uri_accept(const struct mig_uri *u, int lfd, char *err, size_t errlen);
+/* Destination: closes lfd and removes a unix socket's path (nothing for fd:). */
+void mig_uri_unlisten(const struct mig_uri *u, int lfd);
 /* Source: connects. fd or -errno + err. */
 int mig_uri_connect(const struct mig_uri *u, char *err, size_t errlen);
 
@@ -91,5 +95,11 @@ void migrate_progress_set_incoming(const struct migrate_progress *p);
  */
 int migrate_incoming(struct api *a, struct vm *vm, const char *uri,
 		     const struct restore_overrides *o, char *err, size_t errlen);
+/*
+ * Destination (PUT /migrate/cancel while the VM arrives): ends the migration here, as a
+ * failure the source is told of; the source runs on. -EBUSY + err once the stream is in
+ * and the VM is being started here.
+ */
+int migrate_incoming_cancel(char *err, size_t errlen);
 
 #endif

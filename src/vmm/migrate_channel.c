@@ -126,28 +126,38 @@ static int unix_socket(const struct mig_uri *u, bool listening, char *err, size_
 	return fd;
 }
 
-int mig_uri_accept(const struct mig_uri *u, char *err, size_t n)
+int mig_uri_listen(const struct mig_uri *u, char *err, size_t n)
 {
-	int lfd, fd;
-
 	if (u->kind == MIG_FD)
 		return u->fd;
-	lfd = u->kind == MIG_TCP ? tcp_socket(u, true, err, n) : unix_socket(u, true, err, n);
-	if (lfd < 0)
+	return u->kind == MIG_TCP ? tcp_socket(u, true, err, n) : unix_socket(u, true, err, n);
+}
+
+int mig_uri_accept(const struct mig_uri *u, int lfd, char *err, size_t n)
+{
+	int fd;
+
+	if (u->kind == MIG_FD)
 		return lfd;
 	while ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) < 0 && errno == EINTR)
 		;
 	if (fd < 0)
-		fd = fail_msg(err, n, -errno, "accept: %s", strerror(errno));
-	close(lfd);
-	/* One stream per listen: nobody else may connect to a VM that is arriving. */
-	if (u->kind == MIG_UNIX)
-		unlink(u->path);
-	if (fd >= 0 && u->kind == MIG_TCP) {
+		return fail_msg(err, n, -errno, "accept: %s", strerror(errno));
+	if (u->kind == MIG_TCP) {
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	}
 	return fd;
+}
+
+void mig_uri_unlisten(const struct mig_uri *u, int lfd)
+{
+	if (u->kind == MIG_FD || lfd < 0)
+		return;
+	close(lfd);
+	/* One stream per listen: nobody else may connect to a VM that is arriving. */
+	if (u->kind == MIG_UNIX)
+		unlink(u->path);
 }
 
 int mig_uri_connect(const struct mig_uri *u, char *err, size_t n)

@@ -21,6 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -42,6 +44,40 @@ struct incoming {
 	size_t cap;
 	struct vmstate_section s;
 };
+
+/*
+ * PUT /migrate/cancel here: the socket the stream phase blocks on (the listening one, then
+ * the stream), shut for reading to wake it; -1 once it is too late to cancel.
+ */
+static pthread_mutex_t cancel_lock = PTHREAD_MUTEX_INITIALIZER;
+static int cancel_fd = -1;
+static bool cancelled;
+
+/* From now on a cancel shuts fd (-1: cancelling is over). false if one came already. */
+static bool cancel_point(int fd)
+{
+	pthread_mutex_lock(&cancel_lock);
+	bool go = !cancelled;
+	cancel_fd = go ? fd : -1;
+	pthread_mutex_unlock(&cancel_lock);
+	return go;
+}
+
+int migrate_incoming_cancel(char *err, size_t n)
+{
+	pthread_mutex_lock(&cancel_lock);
+	int fd = cancel_fd;
+	if (fd >= 0) {
+		cancelled = true;
+		shutdown(fd, SHUT_RD);
+	}
+	pthread_mutex_unlock(&cancel_lock);
+	if (fd < 0)
+		return fail_msg(err, n, -EBUSY,
+				"the VM has arrived and is being started here; it can no longer "
+				"be cancelled");
+	return 0;
+}
 
 static int next(struct incoming *in, uint64_t max, char *err, size_t n)
 {
@@ -233,6 +269,104 @@ static int receive(struct incoming *in, struct guest_mem *mem, uint8_t **state, 
 	}
 }
 
+/*
+ * The stream's blocking parts run on a thread of their own while this one serves the API
+ * on the paused loop (GET /migrate, PUT /migrate/cancel): a paused loop runs only service
+ * fds, so devices built early see no event before their state is loaded.
+ */
+struct arrival {
+	struct incoming *in;
+	const struct mig_uri *u;
+	int lfd;
+	const struct vmm_config *base;
+	const struct restore_overrides *o;
+	struct vmm_config *cfg;
+	struct guest_mem *mem;
+	uint8_t **state;
+	size_t *state_len;
+	bool *running;
+	char *err;
+	size_t n;
+};
+
+/* The connection, then what the source's machine is and whether this host can run it. */
+static int arrival_connect(struct arrival *ar)
+{
+	int fd = mig_uri_accept(ar->u, ar->lfd, ar->err, ar->n);
+
+	/* Before lfd closes: a cancel must never shut a number reused meanwhile. */
+	if (fd >= 0 && !cancel_point(fd)) {
+		close(fd);
+		fd = -ECANCELED;
+	}
+	mig_uri_unlisten(ar->u, ar->lfd);
+	if (fd < 0)
+		return fd;
+	ar->in->fd = fd;
+	return accept_machine(ar->in, ar->base, ar->o, ar->cfg, ar->err, ar->n);
+}
+
+static int arrival_receive(struct arrival *ar)
+{
+	return receive(ar->in, ar->mem, ar->state, ar->state_len, ar->running, ar->err, ar->n);
+}
+
+struct beside {
+	int (*fn)(struct arrival *);
+	struct arrival *ar;
+	int r;
+	int efd;
+};
+
+static void *beside_thread(void *opaque)
+{
+	struct beside *b = opaque;
+	uint64_t one = 1;
+
+	b->r = b->fn(b->ar);
+	if (write(b->efd, &one, sizeof(one)) < 0)
+		log_error("migration: cannot wake the API loop: %s", strerror(errno));
+	return NULL;
+}
+
+static void on_beside_done(void *opaque, uint32_t events)
+{
+	(void)events;
+	*(bool *)opaque = true;
+}
+
+/* fn(ar) on a thread while this one serves the API; what fn returned. */
+static int beside_api(struct loop *l, int (*fn)(struct arrival *), struct arrival *ar)
+{
+	struct beside b = { fn, ar, 0, eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) };
+	bool done = false;
+	pthread_t t;
+
+	if (b.efd < 0 || loop_add_service(l, b.efd, EPOLLIN, on_beside_done, &done) < 0) {
+		if (b.efd >= 0)
+			close(b.efd);
+		log_warn("migration: the API is not served while the VM arrives (no eventfd)");
+		return fn(ar);
+	}
+	if (pthread_create(&t, NULL, beside_thread, &b)) {
+		loop_del(l, b.efd);
+		close(b.efd);
+		log_warn("migration: the API is not served while the VM arrives (no thread)");
+		return fn(ar);
+	}
+	while (!done) {
+		int r = loop_run_once(l, -1);
+		if (r < 0) {
+			log_error("event loop: %s; the API waits for the arrival", strerror(-r));
+			break;
+		}
+	}
+	pthread_join(t, NULL);
+	loop_del(l, b.efd);
+	close(b.efd);
+	return b.r;
+}
+
 static void read_report(struct incoming *in)
 {
 	struct migrate_progress p;
@@ -272,13 +406,29 @@ int migrate_incoming(struct api *a, struct vm *vm, const char *uri,
 	struct migrate_progress p = { .state = MIGRATE_INCOMING, .incoming = true };
 	int r;
 
+	struct arrival ar = { .in = &in,
+			      .u = &u,
+			      .base = &a->cfg,
+			      .o = o,
+			      .cfg = &cfg,
+			      .mem = &mem,
+			      .state = &state,
+			      .state_len = &state_len,
+			      .running = &running,
+			      .err = err,
+			      .n = n };
+
 	migrate_progress_set_incoming(&p);
 	if ((r = mig_uri_parse(uri, &u, err, n)))
 		return r;
+	if ((ar.lfd = mig_uri_listen(&u, err, n)) < 0)
+		return ar.lfd;
+	cancel_point(ar.lfd);
 	log_info("waiting for the migration stream on %s", uri);
-	if ((in.fd = mig_uri_accept(&u, err, n)) < 0)
-		return in.fd;
-	if ((r = accept_machine(&in, &a->cfg, o, &cfg, err, n)))
+	/* Until the VM runs here: the API serves, and nothing else of the loop's. */
+	a->arriving = true;
+	loop_set_paused(a->loop, true);
+	if ((r = beside_api(a->loop, arrival_connect, &ar)))
 		goto fail;
 	if ((r = guest_mem_create(&mem, cfg.mem_mib << 20))) {
 		fail_msg(err, n, r, "cannot allocate %llu MiB of guest memory: %s",
@@ -304,8 +454,12 @@ int migrate_incoming(struct api *a, struct vm *vm, const char *uri,
 		vm_create(vm, &cfg, a->loop, NULL, &rm);
 	}
 	reply(&in, VMSTATE_TAG_MIG_READY);
-	if ((r = receive(&in, &mem, &state, &state_len, &running, err, n)))
+	if ((r = beside_api(a->loop, arrival_receive, &ar)))
 		goto fail;
+	if (!cancel_point(-1)) {
+		r = -ECANCELED;
+		goto fail;
+	}
 	uint64_t t0 = monotonic_ns();
 	if (in.stale) {
 		/* From here every page placed goes through the userfaultfd (post-copy). */
@@ -348,7 +502,9 @@ int migrate_incoming(struct api *a, struct vm *vm, const char *uri,
 		fail_msg(err, n, r, "the source is gone: %s", strerror(-r));
 		goto fail;
 	}
+	a->arriving = false;
 	if (running) {
+		loop_set_paused(a->loop, false);
 		vm_start(vm);
 		snapshot_resume_devices(vm);
 	} else {
@@ -375,6 +531,9 @@ int migrate_incoming(struct api *a, struct vm *vm, const char *uri,
 	close(in.fd);
 	return 0;
 fail:
+	cancel_point(-1);
+	if (cancelled)
+		fail_msg(err, n, -ECANCELED, "cancelled at the destination (PUT /migrate/cancel)");
 	if (!prepared) {
 		pthread_mutex_lock(&in.wlock);
 		if (!in.replied) {

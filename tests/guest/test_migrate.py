@@ -236,6 +236,46 @@ def test_migrate_destination_killed_midway():
         dst.stop()
 
 
+def test_migrate_destination_api_while_arriving():
+    """The destination's API answers while the VM arrives: GET /migrate shows the RAM
+    coming in, requests that would build another machine are refused, and PUT
+    /migrate/cancel there ends the migration with the source's guest running on."""
+    work, src, c = start_source("arriving")
+    path = os.path.join(work, "incoming.sock")
+    dst, dsock = start_destination("arriving", work, "unix:" + path, wait_path=path)
+    try:
+        d = api.ApiClient(dsock)
+        st = status(d)
+        assert st["status"] == "incoming" and st["role"] == "destination", st
+        assert st["bytes_sent"] == 0, st
+        assert api.vm_state(d) == "Not started"
+        migrate(c, {"destination": "unix:" + path, "bandwidth_mib_s": 2}, "PUT /migrate", src)
+        end, seen = time.time() + 60, []
+        while time.time() < end and len(set(seen)) < 3:
+            st = status(d)
+            assert st["status"] == "incoming" and st["role"] == "destination", st
+            if st["bytes_sent"]:
+                seen.append(st["bytes_sent"])
+            time.sleep(0.2)
+        assert len(set(seen)) >= 3 and seen == sorted(seen), \
+            "the destination's GET /migrate did not follow the RAM coming in: %r" % seen
+        assert st["ram_bytes"] == 128 << 20, st
+        for path_, body in (("/machine-config", {"vcpu_count": 1, "mem_size_mib": 64}),
+                            ("/actions", {"action_type": "InstanceStart"}),
+                            ("/migrate/incoming", {"source": "unix:/x"})):
+            api.expect_400(d.put(path_, body), "PUT %s while arriving" % path_, "arriving")
+        assert api.vm_state(d) == "Not started"
+        api.expect_204(d.put("/migrate/cancel", {}), "PUT /migrate/cancel at the destination", dst)
+        assert dst.wait(30) == 1, "the destination did not end with status 1: %r" % dst
+        assert "cancelled at the destination" in dst.err(), dst
+        assert not os.path.exists(path)
+        expect_source_runs_on(src, c, "cancelled at the destination", ("failed",),
+                              ("cancelled at the destination",))
+    finally:
+        src.stop()
+        dst.stop()
+
+
 def test_migrate_refused_by_the_destination():
     """Another CPU template, too little memory: refused before any RAM goes."""
     work, src, c = start_source("tmpl")
