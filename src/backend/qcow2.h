@@ -42,6 +42,8 @@ struct qcow2_open_args {
 	 * holds and writes it into the backing file it has opened for writing itself.
 	 */
 	bool no_backing;
+	/* Freed clusters' space goes back to the file system (a hole is punched). */
+	bool punch_freed;
 };
 
 /*
@@ -69,6 +71,18 @@ int qcow2_write(struct qcow2 *q, const struct iovec *iov, int iovcnt, uint64_t o
  */
 int qcow2_discard(struct qcow2 *q, uint64_t off, uint64_t len);
 int qcow2_write_zeroes(struct qcow2 *q, uint64_t off, uint64_t len);
+/*
+ * Makes the clusters [off, off+len) covers wholly unallocated again, so that the backing
+ * file shows through, and frees them. For tern img commit, once the backing file holds
+ * the same bytes: the image then reads as before.
+ */
+int qcow2_unmap(struct qcow2 *q, uint64_t off, uint64_t len);
+/*
+ * Grows the disk to size bytes (a multiple of 512), with a larger L1 table when needed;
+ * the new part reads as zeros (or from a larger backing file, as QEMU's does). Shrinking
+ * is refused (-ENOTSUP). 0, or -errno with err naming the fault.
+ */
+int qcow2_resize(struct qcow2 *q, uint64_t size, char *err, size_t n);
 /* Makes every completed write durable (data, then metadata in a crash-safe order). */
 int qcow2_flush(struct qcow2 *q);
 /*

@@ -6,10 +6,13 @@
  * rules are in qcow2_impl.h). Callers hold q->lock.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "backend/qcow2_impl.h"
+#include "core/log.h"
 
 uint64_t q2_rc_entry(const struct qcow2 *q, const uint8_t *blk, uint64_t i)
 {
@@ -178,7 +181,7 @@ static int write_dirty_rbs(struct qcow2 *q)
 	return 0;
 }
 
-static int sync_fd(struct qcow2 *q)
+int q2_sync(struct qcow2 *q)
 {
 	if (q->dsync)
 		return 0;
@@ -188,6 +191,21 @@ static int sync_fd(struct qcow2 *q)
 	q->werr = -errno;
 	atomic_store(&q->unsynced, true);
 	return q->werr;
+}
+
+int q2_release(struct qcow2 *q, uint64_t off, uint64_t n)
+{
+	int r = 0;
+
+	for (uint64_t j = 0; j < n && off && !r; j++) {
+		uint64_t rc, c = off / q->cs + j;
+		r = q2_rc_get(q, c, &rc);
+		if (!r && rc)
+			r = q2_rc_set(q, c, rc - 1);
+		if (c < q->free_hint)
+			q->free_hint = c;
+	}
+	return r;
 }
 
 /*
@@ -240,7 +258,7 @@ static int grow_table(struct qcow2 *q, uint64_t c)
 	q2_wrote(q);
 	r = q2_pwrite(q->fd, buf, n * cs, (p + k) * cs);
 	if (!r)
-		r = sync_fd(q);
+		r = q2_sync(q);
 	if (r)
 		goto out;
 	uint8_t hb[12];
@@ -249,7 +267,7 @@ static int grow_table(struct qcow2 *q, uint64_t c)
 	q2_wrote(q);
 	r = q2_pwrite(q->fd, hb, sizeof(hb), 48);
 	if (!r)
-		r = sync_fd(q);
+		r = q2_sync(q);
 	if (r)
 		goto out;
 
@@ -264,14 +282,7 @@ static int grow_table(struct qcow2 *q, uint64_t c)
 	if ((p + k + n) * cs > q->end)
 		q->end = (p + k + n) * cs;
 	/* Nothing on disk points at the old table any more. */
-	for (uint64_t j = 0; j < old_n && !r; j++) {
-		uint64_t rc, oc = old_off / cs + j;
-		r = q2_rc_get(q, oc, &rc);
-		if (!r && rc)
-			r = q2_rc_set(q, oc, rc - 1);
-		if (oc < q->free_hint)
-			q->free_hint = oc;
-	}
+	r = q2_release(q, old_off, old_n);
 out:
 	if (r)
 		q->werr = q->werr ? q->werr : r;
@@ -355,6 +366,13 @@ static int apply_frees(struct qcow2 *q)
 		r = q2_rc_set(q, c, rc - 1);
 		if (!r && rc == 1 && c < q->free_hint)
 			q->free_hint = c;
+		/* Nothing refers to it any more (the tables are on disk): its bytes may go. */
+		if (!r && rc == 1 && q->punch_freed &&
+		    fallocate(q->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(c * q->cs),
+			      (off_t)q->cs) < 0 &&
+		    errno != EOPNOTSUPP)
+			log_debug("%s: cannot punch out freed cluster %llu: %s", q->path,
+				  (unsigned long long)c, strerror(errno));
 	}
 	q->npending = 0;
 	return r;
@@ -367,7 +385,7 @@ int q2_rc_writeback(struct qcow2 *q)
 	if (r || !q->rt_dirty)
 		return r;
 	/* New blocks are on disk before the table entries that point at them. */
-	r = sync_fd(q);
+	r = q2_sync(q);
 	if (r)
 		return r;
 	uint64_t bytes = (uint64_t)q->h.rt_clusters * q->cs;
@@ -431,18 +449,18 @@ int q2_writeback(struct qcow2 *q, bool full)
 	if (any_l2 || q->l1_dirty) {
 		r = q->lazy ? q2_mark_dirty(q) : q2_rc_writeback(q);
 		if (!r)
-			r = sync_fd(q); /* data and refcounts before the tables that use them */
+			r = q2_sync(q); /* data and refcounts before the tables that use them */
 		for (unsigned i = 0; i < q->nl2 && !r; i++)
 			if (q->l2c[i].off && q->l2c[i].dirty)
 				r = q2_l2_write(q, &q->l2c[i]);
 		if (!r && q->l1_dirty) {
-			r = sync_fd(q); /* new L2 tables before the L1 entries naming them */
+			r = q2_sync(q); /* new L2 tables before the L1 entries naming them */
 			if (!r)
 				r = write_l1(q);
 		}
 	}
 	if (!r && full) {
-		r = atomic_load(&q->unsynced) ? sync_fd(q) : 0;
+		r = atomic_load(&q->unsynced) ? q2_sync(q) : 0;
 		if (!r && q->npending)
 			r = apply_frees(q);
 	}

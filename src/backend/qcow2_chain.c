@@ -218,6 +218,7 @@ int q2_open(struct qcow2 **out, const struct qcow2_open_args *a, struct q2_chain
 	q->fd = a->fd;
 	q->bfd = -1;
 	q->readonly = a->readonly;
+	q->punch_freed = a->punch_freed;
 	int fl = fcntl(a->fd, F_GETFL);
 	q->dsync = fl >= 0 && (fl & O_DSYNC) == O_DSYNC;
 	snprintf(q->path, sizeof(q->path), "%s", a->path ? a->path : "(qcow2)");

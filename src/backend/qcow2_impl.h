@@ -2,7 +2,8 @@
  * The insides of the qcow2 library (qcow2.h), shared by its files: qcow2_header.c (the
  * header and its extensions), qcow2_map.c (L1/L2 lookup, the L2 cache), qcow2_alloc.c
  * (refcounts, cluster allocation, metadata write-back), qcow2_io.c (requests),
- * qcow2_chain.c (backing files, describe), qcow2_create.c and qcow2_repair.c.
+ * qcow2_chain.c (backing files, describe), qcow2_create.c, qcow2_repair.c and
+ * qcow2_resize.c.
  *
  * Locking: q->lock guards every field below that changes after open (the caches, the L1
  * and refcount tables, the allocator, the in-flight list). Data transfers run without it.
@@ -108,6 +109,7 @@ struct qcow2 {
 	unsigned rc_bits; /* bits per refcount */
 	uint64_t epb;	  /* refcount entries per block */
 	bool lazy, dirty_on_disk;
+	bool punch_freed; /* qcow2_open_args.punch_freed */
 	/*
 	 * dsync: the file is open O_DSYNC (cache=none): every write is durable when it returns,
 	 * in the order made, so no fdatasync is needed, for order or for a flush. unsynced:
@@ -220,6 +222,13 @@ int q2_free_later(struct qcow2 *q, const struct q2_map *m);
 int q2_rc_writeback(struct qcow2 *q);
 int q2_writeback(struct qcow2 *q, bool full);
 int q2_mark_dirty(struct qcow2 *q);
+/* fdatasync (nothing under O_DSYNC); a failure is kept in q->werr. 0 or -errno. */
+int q2_sync(struct qcow2 *q);
+/*
+ * Drops a reference from each of the n clusters at off (0: none), a table that nothing on
+ * disk names any more, making them reusable at once.
+ */
+int q2_release(struct qcow2 *q, uint64_t off, uint64_t n);
 
 /* qcow2_io.c */
 int q2_decompress(const struct qcow2 *q, const uint8_t *in, size_t inlen, uint8_t *out);

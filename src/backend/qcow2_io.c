@@ -501,7 +501,11 @@ static bool reads_zero(const struct qcow2 *q, const struct q2_map *m, uint64_t g
 	return gc * q->cs >= bsize;
 }
 
-static int zero_range(struct qcow2 *q, uint64_t off, uint64_t len)
+/*
+ * Zeroes [off, off+len), or (unmap) hands its whole clusters back to the backing file:
+ * their entries become unallocated and partial clusters are left as they are.
+ */
+static int zero_range(struct qcow2 *q, uint64_t off, uint64_t len, bool unmap)
 {
 	uint64_t pos = 0;
 	int r = check_range(q, off, len);
@@ -520,19 +524,19 @@ static int zero_range(struct qcow2 *q, uint64_t off, uint64_t len)
 		r = q->werr;
 		if (!r)
 			r = lookup_settled(q, gc, &m);
-		if (r || reads_zero(q, &m, gc)) {
+		if (r || (unmap ? m.kind == Q2_UNALLOC || !whole : reads_zero(q, &m, gc))) {
 			pthread_mutex_unlock(&q->lock);
 			pos += n;
 			continue;
 		}
-		if (!whole || (q->h.version < 3 && has_backing)) {
+		if (!unmap && (!whole || (q->h.version < 3 && has_backing))) {
 			/* No zero flag to use: real zeros, through the write path. */
 			pthread_mutex_unlock(&q->lock);
 			r = write_zero_bytes(q, cur, n);
 			pos += n;
 			continue;
 		}
-		uint64_t prev, v = has_backing ? Q2_OFLAG_ZERO : 0;
+		uint64_t prev, v = has_backing && !unmap ? Q2_OFLAG_ZERO : 0;
 		r = q2_l2_set(q, gc, v, &prev);
 		if (!r) {
 			struct q2_map pm;
@@ -549,12 +553,17 @@ static int zero_range(struct qcow2 *q, uint64_t off, uint64_t len)
 
 int qcow2_discard(struct qcow2 *q, uint64_t off, uint64_t len)
 {
-	return zero_range(q, off, len);
+	return zero_range(q, off, len, false);
 }
 
 int qcow2_write_zeroes(struct qcow2 *q, uint64_t off, uint64_t len)
 {
-	return zero_range(q, off, len);
+	return zero_range(q, off, len, false);
+}
+
+int qcow2_unmap(struct qcow2 *q, uint64_t off, uint64_t len)
+{
+	return zero_range(q, off, len, true);
 }
 
 int qcow2_flush(struct qcow2 *q)

@@ -1,7 +1,8 @@
 /*
- * `tern img info|create|commit|convert`: disk images on this host, as qemu-img does for
- * QEMU's users (clones and snapshots leave qcow2 overlays that people need to look into,
- * merge and flatten). These work on files directly, not through ternd.
+ * `tern img info|create|commit|convert|resize`: disk images on this host, as qemu-img does
+ * for QEMU's users (clones and snapshots leave qcow2 overlays that people need to look
+ * into, merge and flatten). These work on files directly, not through ternd. commit and
+ * convert are in img_copy.c, resize in img_resize.c.
  */
 #include "cli/cli.h"
 #include "cli/img.h"
@@ -224,10 +225,11 @@ int cmd_img(struct cli *c, int argc, char **argv)
 	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")))
 		return help_print("img");
 	if (argc < 2)
-		die_usage("img: which? info, create, commit or convert (tern help img)");
+		die_usage("img: which? info, create, commit, convert or resize (tern help img)");
 	snprintf(name, sizeof(name), "img-%.16s", argv[1]);
 	if (!(k = cli_command_find(name)) || strchr(argv[1], '-'))
-		die_usage("img: unknown subcommand '%s': info, create, commit or convert", argv[1]);
+		die_usage("img: unknown subcommand '%s': info, create, commit, convert or resize",
+			  argv[1]);
 	argv[1] = (char *)k->name;
 	return k->fn(c, argc - 1, argv + 1);
 }

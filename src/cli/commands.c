@@ -176,18 +176,22 @@ const struct cli_command cli_commands[] = {
 	  "  --log   print the console log (older rotated logs first) instead, also of a\n"
 	  "          shut-off VM\n",
 	  "tern console web" },
-	{ "img", cmd_img, true, "info|create|commit|convert FILE ...",
+	{ "img", cmd_img, true, "info|create|commit|convert|resize FILE ...",
 	  "look into, make, merge and flatten disk images on this host (as qemu-img)",
 	  "  info FILE          format, virtual size, allocation and the backing chain\n"
 	  "  create FILE [--size SIZE] [--backing BASE] [--cluster-size BYTES]\n"
 	  "                     [--lazy-refcounts]   a new qcow2 image (version 3); with\n"
 	  "                     --backing it reads BASE (raw or qcow2) where it has\n"
 	  "                     nothing of its own, and is as large as BASE unless --size\n"
-	  "  commit FILE        writes what the qcow2 image FILE holds itself into its\n"
-	  "                     backing file (no VM may be using either)\n"
+	  "  commit FILE [--keep]  writes what the qcow2 image FILE holds itself into\n"
+	  "                     its backing file (no VM may be using either), then empties\n"
+	  "                     FILE so that it reads through to it (--keep: leave it)\n"
 	  "  convert FILE OUT [--format raw|qcow2]  a new image OUT (never over a file) with\n"
 	  "                     what a guest on FILE sees (qcow2 with its chain, raw, or a\n"
 	  "                     tern overlay); raw by default, sparse\n"
+	  "  resize FILE [+]SIZE [--shrink]  a raw or qcow2 image's new virtual size (or\n"
+	  "                     +SIZE more); no VM may be using it. qcow2 images only grow;\n"
+	  "                     a raw one shrinks with --shrink (what lies past the end goes)\n"
 	  "SIZE: bytes, or with K, M, G or T (binary). These work on files directly, not\n"
 	  "through ternd; the img-* names (tern img-info ...) work too.\n",
 	  "tern img info web-disk0.qcow2" },
@@ -195,10 +199,12 @@ const struct cli_command cli_commands[] = {
 	{ "img-create", cmd_img_create, true,
 	  "FILE [--size SIZE] [--backing BASE] [--cluster-size BYTES] [--lazy-refcounts]",
 	  "= img create", "", "tern img-create a.qcow2 --backing base.img" },
-	{ "img-commit", cmd_img_commit, true, "FILE", "= img commit", "",
+	{ "img-commit", cmd_img_commit, true, "FILE [--keep]", "= img commit", "",
 	  "tern img-commit a.qcow2" },
 	{ "img-convert", cmd_img_convert, true, "FILE OUT [--format raw|qcow2]", "= img convert",
 	  "", "tern img-convert a.qcow2 a.img" },
+	{ "img-resize", cmd_img_resize, true, "FILE [+]SIZE [--shrink]", "= img resize", "",
+	  "tern img-resize a.qcow2 +10G" },
 	{ "help", NULL, false, "[COMMAND]", "this help, or a command's", "", "tern help create" },
 	{ 0 },
 };

@@ -232,6 +232,35 @@ static int open_top(const char *path, int *fd, struct qcow2 **q, char *err, size
 	return 0;
 }
 
+/*
+ * After a commit: FILE's clusters hand back to its backing file, which now holds the same
+ * bytes, and their space goes back to the file system (qemu-img commit does the same).
+ */
+static int empty_top(const char *path, uint64_t size, char *err, size_t n)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	struct qcow2 *q;
+	char why[512];
+	int fd = open(path, O_RDWR | O_CLOEXEC), r;
+
+	if (fd < 0)
+		return fail_msg(err, n, -errno, "reopening %s: %s", path, strerror(errno));
+	if (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
+		close(fd);
+		return fail_msg(err, n, -EBUSY, "%s was taken by another process meanwhile", path);
+	}
+	struct qcow2_open_args a = { .fd = fd, .path = path, .punch_freed = true };
+	if ((r = qcow2_open(&q, &a, why, sizeof(why)))) {
+		close(fd);
+		return fail_msg(err, n, r, "reopening %s: %s", path, why);
+	}
+	if ((r = qcow2_unmap(q, 0, size)) || (r = qcow2_flush(q)))
+		fail_msg(err, n, r, "emptying %s: %s", path, strerror(-r));
+	qcow2_close(q);
+	close(fd);
+	return r;
+}
+
 int cmd_img_commit(struct cli *c, int argc, char **argv)
 {
 	struct qcow2_chain_entry *chain = calloc(2, sizeof(*chain));
@@ -239,13 +268,15 @@ int cmd_img_commit(struct cli *c, int argc, char **argv)
 	struct qcow2 *top = NULL;
 	struct disk base;
 	uint8_t *buf = malloc(CHUNK);
-	uint64_t done = 0;
+	uint64_t done = 0, size = 0;
 	char err[768];
 	int fd = -1, r;
+	bool keep = false;
+	const struct cli_opt opts[] = { { .name = "keep", .kind = CLI_OPT_FLAG, .out = &keep } };
 
 	if (!chain || !buf)
 		die("out of memory");
-	if (cli_args(c, argc, argv, NULL, 0, pos, 1))
+	if (cli_args(c, argc, argv, opts, 1, pos, 1))
 		return CLI_OK;
 	img_refuse_remote(c, "img commit");
 	int k = img_describe(pos[0], chain, 2, err, sizeof(err));
@@ -262,7 +293,7 @@ int cmd_img_commit(struct cli *c, int argc, char **argv)
 	}
 	if ((r = open_top(pos[0], &fd, &top, err, sizeof(err))))
 		goto out;
-	uint64_t size = qcow2_size(top);
+	size = qcow2_size(top);
 	if (size > base.size) {
 		r = fail_msg(err, sizeof(err), -EINVAL,
 			     "%s (%llu bytes) is larger than its backing file %s (%llu bytes)",
@@ -303,8 +334,12 @@ out:
 		close(fd);
 	disk_close(&base);
 	free(buf);
-	if (r) {
+	/* The base holds everything now: a failure from here on loses nothing. */
+	if (!r && !keep && (r = empty_top(pos[0], size, err, sizeof(err))))
+		cli_error("img commit: %s is in %s, but %s", pos[0], chain[1].path, err);
+	else if (r)
 		cli_error("img commit: %s", err);
+	if (r) {
 		free(chain);
 		return CLI_FAILED;
 	}
@@ -312,11 +347,14 @@ out:
 		struct json_object *o = json_object_new_object();
 		json_object_object_add(o, "base", json_object_new_string(chain[1].path));
 		json_object_object_add(o, "bytes", json_object_new_int64((int64_t)done));
+		json_object_object_add(o, "emptied", json_object_new_boolean(!keep));
 		cli_print_json(o);
 		json_object_put(o);
 	} else {
-		printf("Committed %llu bytes of %s into %s (%s still reads the same)\n",
-		       (unsigned long long)done, pos[0], chain[1].path, pos[0]);
+		printf("Committed %llu bytes of %s into %s; %s %s\n", (unsigned long long)done,
+		       pos[0], chain[1].path, pos[0],
+		       keep ? "keeps its own copy (--keep)" :
+			      "is empty again and reads through to it");
 	}
 	free(chain);
 	return CLI_OK;

@@ -80,11 +80,28 @@ def test_commit_writes_the_overlay_into_its_base():
             rc, out, err = tern("img", "commit", top)
             assert rc == 1 and "locked" in err, (rc, out, err)
         assert open(want, "rb").read() != open(base, "rb").read()
+        held_before = qcow2img.allocated(top)
         rc, out, err = tern("img", "commit", top, "--json")
-        assert rc == 0 and json.loads(out)["base"] == base, (out, err)
+        j = json.loads(out) if rc == 0 else {}
+        assert rc == 0 and j["base"] == base and j["emptied"] is True, (out, err)
         assert open(want, "rb").read() == open(base, "rb").read(), "the base after commit"
         assert qcow2img.read(top, 0, 4 * MIB) == open(want, "rb").read(), "the overlay after"
-        assert qcow2img.check(top)[0] == 0
+        assert qcow2img.check(top)[0] == 0, qcow2img.check(top)
+        # Emptied, as qemu-img commit leaves it: every range reads through to the base
+        # (data and zero clusters alike), and the data clusters' space went back.
+        m = json.loads(qcow2img.qemu_img("map", "--output=json", "--image-opts",
+                                         qcow2img.unlocked(top))[1])
+        assert [e for e in m if e["depth"] == 0] == [], m
+        assert qcow2img.allocated(top) <= held_before - 128 * 1024, \
+            (held_before, qcow2img.allocated(top))
+        # --keep leaves the overlay's own clusters where they are.
+        qemu_io(top, "write -P 0xef 2097152 65536")
+        rc, out, err = tern("img", "commit", top, "--keep")
+        assert rc == 0 and "keeps its own copy" in out, (rc, out, err)
+        assert qcow2img.here(top) == [(2097152, 65536)], qcow2img.here(top)
+        with open(base, "rb") as f:
+            f.seek(2097152)
+            assert f.read(65536) == b"\xef" * 65536
         # Not a qcow2 overlay: refused, named.
         rc, out, err = tern("img", "commit", base)
         assert rc == 2 and "backing file" in err, (rc, err)
@@ -124,10 +141,69 @@ def test_convert_reads_every_format():
         assert open(os.path.join(d, "flat.img"), "rb").read() == open(base, "rb").read()
 
 
+def test_resize_grows_qcow2_and_raw():
+    """qcow2 grows in place (room in the L1 table's cluster) and with a new, larger L1
+    table; qemu-img checks both clean and reads the old data and writes past the old end.
+    A raw image grows, and shrinks only with --shrink. Refusals change nothing."""
+    with tempfile.TemporaryDirectory(prefix="tern-img-") as d:
+        for cluster, new_size, moves in (("65536", 4 << 30, False), ("4096", 8 << 30, True)):
+            a = os.path.join(d, "grow-%s.qcow2" % cluster)
+            assert tern("img", "create", a, "--size", "1M", "--cluster-size", cluster)[0] == 0
+            qemu_io(a, "write -P 0x5a 0 64k", "write -P 0x6b 983040 65536")
+            with open(a, "rb") as f:
+                hdr = f.read(48)
+            rc, out, err = tern("img", "resize", a, "+%d" % (new_size - MIB), "--json")
+            assert rc == 0, (rc, out, err)
+            j = json.loads(out)
+            assert (j["old_size"], j["new_size"]) == (MIB, new_size), j
+            assert qcow2img.check(a)[0] == 0, qcow2img.check(a)
+            assert qcow2img.info(a)["virtual-size"] == new_size
+            with open(a, "rb") as f:
+                moved = f.read(48)[40:48] != hdr[40:48]  # l1_table_offset
+            assert moved == moves, (cluster, hdr.hex())
+            qemu_io(a, "read -P 0x5a 0 64k", "read -P 0x6b 983040 65536",
+                    "read -P 0 1048576 1M", "write -P 0x7c %d 65536" % (new_size - 65536),
+                    "read -P 0x7c %d 65536" % (new_size - 65536))
+            assert qcow2img.check(a)[0] == 0, qcow2img.check(a)
+            # Shrinking a qcow2 image is refused, and the image is as it was.
+            rc, out, err = tern("img", "resize", a, "1M")
+            assert rc == 2 and "only grows" in err, (rc, err)
+            assert qcow2img.info(a)["virtual-size"] == new_size
+        # A table longer than one refcount block's range: refused, named, nothing changed.
+        small = os.path.join(d, "small.qcow2")
+        assert tern("img", "create", small, "--size", "1M", "--cluster-size", "512")[0] == 0
+        rc, out, err = tern("img", "resize", small, "64G")
+        assert rc == 2 and "L1 table" in err and "64 KiB" in err, (rc, err)
+        assert qcow2img.info(small)["virtual-size"] == MIB and qcow2img.check(small)[0] == 0
+        # In use (a VM's lock): refused.
+        with open(a, "rb") as held:
+            fcntl.lockf(held, fcntl.LOCK_SH)
+            rc, out, err = tern("img", "resize", a, "+1G")
+            assert rc == 1 and "in use" in err, (rc, err)
+        # Raw: grows; shrinks only when told.
+        r = os.path.join(d, "disk.img")
+        patterned(r, 4 * MIB)
+        rc, out, err = tern("img", "resize", r, "8M")
+        assert rc == 0 and os.path.getsize(r) == 8 * MIB, (rc, out, err)
+        rc, out, err = tern("img", "resize", r, "2M")
+        assert rc == 2 and "--shrink" in err and os.path.getsize(r) == 8 * MIB, (rc, err)
+        rc, out, err = tern("img", "resize", r, "2M", "--shrink")
+        assert rc == 0 and os.path.getsize(r) == 2 * MIB, (rc, err)
+        with open(r, "rb") as f:
+            assert f.read(4096) == bytes([1]) * 4096
+        for size, says in (("1000", "multiple of 512"), ("+0x10", "SIZE"), ("0", "non-zero")):
+            rc, out, err = tern("img", "resize", r, size)
+            assert rc == 2 and says in err, (size, rc, err)
+        ovl = os.path.join(d, "top.ovl")
+        overlay.create(ovl, r)
+        rc, out, err = tern("img", "resize", ovl, "+1M")
+        assert rc == 2 and "only raw and qcow2" in err, (rc, err)
+
+
 def test_bad_usage_names_the_option():
     with tempfile.TemporaryDirectory(prefix="tern-img-") as d:
         a = os.path.join(d, "a.qcow2")
-        for args, says in ((("img",), "which?"), (("img", "resize", a), "unknown subcommand"),
+        for args, says in ((("img",), "which?"), (("img", "rebase", a), "unknown subcommand"),
                            (("img", "create", a), "--size"),
                            (("img", "create", a, "--size", "10X"), "--size"),
                            (("img", "create", a, "--size", "1000"), "multiple of 512"),
