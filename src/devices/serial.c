@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 enum { RBR_THR = 0, IER = 1, IIR_FCR = 2, LCR = 3, MCR = 4, LSR = 5, MSR = 6, SCR = 7 };
@@ -35,6 +36,7 @@ void serial_init(struct serial *s, const struct machine *m, unsigned int irq, in
 	s->machine = m;
 	s->irq = irq;
 	s->out_fd = out_fd;
+	s->flush_timer = -1;
 	s->dll = 0x0c; /* 9600 baud, as after a BIOS */
 	s->mcr = 0x08; /* OUT2 */
 }
@@ -78,17 +80,53 @@ static uint8_t rx_pop(struct serial *s)
 	return c;
 }
 
+/* Called with s->lock held. A reader that is gone or full loses the bytes, as before. */
+static void write_out(struct serial *s)
+{
+	size_t done = 0;
+
+	while (done < s->out_len) {
+		ssize_t r = write(s->out_fd, s->out + done, s->out_len - done);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		done += (size_t)r;
+	}
+	s->out_len = 0;
+}
+
 static void transmit(struct serial *s, uint8_t c)
 {
 	if (s->mcr & MCR_LOOP) {
 		rx_push(s, c);
 	} else if (s->out_fd >= 0) {
-		ssize_t r;
-		do
-			r = write(s->out_fd, &c, 1);
-		while (r < 0 && errno == EINTR);
+		s->out[s->out_len++] = c;
+		if (s->flush_timer < 0 || c == '\n' || s->out_len == sizeof(s->out)) {
+			write_out(s);
+		} else if (s->out_len == 1) {
+			struct itimerspec its = { .it_value = { 0, (long)SERIAL_FLUSH_NS } };
+			/* Unarmed, the byte would wait for the next newline: write it now. */
+			if (timerfd_settime(s->flush_timer, 0, &its, NULL) < 0)
+				write_out(s);
+		}
 	}
 	s->thre_pending = true;
+}
+
+void serial_set_flush_timer(struct serial *s, int timerfd)
+{
+	pthread_mutex_lock(&s->lock);
+	s->flush_timer = timerfd;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void serial_flush(struct serial *s)
+{
+	pthread_mutex_lock(&s->lock);
+	if (s->out_len)
+		write_out(s);
+	pthread_mutex_unlock(&s->lock);
 }
 
 static uint8_t msr(const struct serial *s)

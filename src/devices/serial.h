@@ -13,7 +13,9 @@ struct vmstate_cursor;
 struct vmstate_writer;
 
 #define SERIAL_RX_FIFO 1024
-#define SERIAL_STATE_VERSION 1 /* section version of VMSTATE_TAG_SERIAL */
+#define SERIAL_OUT_BUF 4096
+#define SERIAL_FLUSH_NS 2000000ULL /* the longest guest output waits unwritten */
+#define SERIAL_STATE_VERSION 1	   /* section version of VMSTATE_TAG_SERIAL */
 
 struct serial {
 	pthread_mutex_t lock;
@@ -25,9 +27,21 @@ struct serial {
 	int irq_level;
 	uint8_t rx[SERIAL_RX_FIFO];
 	size_t rx_head, rx_len;
+	/*
+	 * Guest output not yet written to out_fd: a write() per line (or per
+	 * SERIAL_FLUSH_NS) instead of per byte. flush_timer: a timerfd the owner's loop
+	 * answers with serial_flush(); -1 writes every byte at once.
+	 */
+	uint8_t out[SERIAL_OUT_BUF];
+	size_t out_len;
+	int flush_timer;
 };
 
 void serial_init(struct serial *s, const struct machine *m, unsigned int irq, int out_fd);
+/* From now on output is held until a newline, a full buffer or timerfd fires (one-shot). */
+void serial_set_flush_timer(struct serial *s, int timerfd);
+/* Writes out what the guest sent and is still held (the timer fired, or the VM stops). */
+void serial_flush(struct serial *s);
 /* Port handler for the 8 registers at the UART's base. */
 void serial_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
 /* Queues host input for the guest; returns how many bytes fit in the FIFO. */

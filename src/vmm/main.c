@@ -408,6 +408,7 @@ int main(int argc, char **argv)
 				  n->stats.rx_dropped, n->stats.rx_stalls, n->stats.tx_frames,
 				  n->stats.tx_bytes, n->stats.tx_dropped, n->stats.tx_errors);
 	}
+	serial_flush(&vm.serial); /* the guest's last words before the VMM's */
 	log_info("%s", stop_names[vm.stop_why]);
 	/* After a migration the disks are the destination's: nothing more is written here. */
 	if (vm.stop_why != MACHINE_MIGRATED)

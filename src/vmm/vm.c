@@ -112,10 +112,25 @@ static void add_pio(struct vm *vm, uint64_t base, uint64_t len, bus_handler_fn f
 		die("cannot register %s at port 0x%llx", name, (unsigned long long)base);
 }
 
+static void on_serial_flush(void *opaque, uint32_t events)
+{
+	struct serial *s = opaque;
+	uint64_t n;
+
+	(void)events;
+	if (read(s->flush_timer, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_debug("serial: flush timer: %s", strerror(errno));
+	serial_flush(s);
+}
+
 static void setup_devices(struct vm *vm)
 {
 	vm->machine = (struct machine){ machine_irq, machine_stop_request, vm };
 	serial_init(&vm->serial, &vm->machine, IRQ_SERIAL_COM1, STDOUT_FILENO);
+	/* A service: what the guest wrote before a pause still shows. Without it, a write per byte. */
+	int t = loop_add_timer(vm->loop, 0, 0, on_serial_flush, &vm->serial, true);
+	if (t >= 0)
+		serial_set_flush_timer(&vm->serial, t);
 	i8042_init(&vm->i8042, &vm->machine);
 	rtc_init(&vm->rtc);
 	ged_init(&vm->ged, &vm->machine, IRQ_GED, PORT_GED);

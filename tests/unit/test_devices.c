@@ -5,7 +5,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <string.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "core/util.h"
@@ -200,6 +202,55 @@ TEST(serial_transmit_to_fd)
 	CHECK(sin8(&s, LSR) == 0x60); /* still empty, nothing echoed back */
 	close(fds[0]);
 	close(fds[1]);
+}
+
+TEST(serial_holds_output_until_a_newline_or_its_timer)
+{
+	struct fake f;
+	struct machine m;
+	struct serial s;
+	struct itimerspec its;
+	struct pollfd pfd;
+	static char buf[SERIAL_OUT_BUF + 16];
+	int fds[2], t = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+
+	REQUIRE(t >= 0 && pipe2(fds, O_NONBLOCK) == 0);
+	fake_init(&f, &m);
+	serial_init(&s, &m, COM_IRQ, fds[1]);
+	serial_set_flush_timer(&s, t);
+	sout8(&s, THR, 'a');
+	sout8(&s, THR, 'b');
+	CHECK(read(fds[0], buf, sizeof(buf)) < 0 && errno == EAGAIN);
+	CHECK(sin8(&s, LSR) == 0x60); /* to the guest, sent at once all the same */
+	/* The first held byte armed the one-shot timer the VMM's loop answers. */
+	CHECK(timerfd_gettime(t, &its) == 0 && (its.it_value.tv_sec || its.it_value.tv_nsec));
+	CHECK(its.it_interval.tv_sec == 0 && its.it_interval.tv_nsec == 0);
+	sout8(&s, THR, '\n');
+	CHECK(read(fds[0], buf, sizeof(buf)) == 3 && memcmp(buf, "ab\n", 3) == 0);
+	/* A prompt with no newline: out when the timer fires and the owner flushes. */
+	sout8(&s, THR, '$');
+	pfd = (struct pollfd){ .fd = t, .events = POLLIN };
+	CHECK(poll(&pfd, 1, 1000) == 1);
+	CHECK(read(fds[0], buf, sizeof(buf)) < 0);
+	serial_flush(&s);
+	CHECK(read(fds[0], buf, sizeof(buf)) == 1 && buf[0] == '$');
+	serial_flush(&s); /* nothing held: nothing written */
+	CHECK(read(fds[0], buf, sizeof(buf)) < 0);
+	/* A line longer than the buffer goes out a buffer at a time, in order. */
+	for (unsigned int i = 0; i < SERIAL_OUT_BUF + 5; i++)
+		sout8(&s, THR, (uint8_t)('A' + i % 26));
+	CHECK(read(fds[0], buf, sizeof(buf)) == SERIAL_OUT_BUF);
+	CHECK(buf[0] == 'A' && buf[SERIAL_OUT_BUF - 1] == 'A' + (SERIAL_OUT_BUF - 1) % 26);
+	serial_flush(&s);
+	CHECK(read(fds[0], buf, sizeof(buf)) == 5 && buf[0] == 'A' + SERIAL_OUT_BUF % 26);
+	/* Loopback bytes never reach the host. */
+	sout8(&s, MCR, 0x10);
+	sout8(&s, THR, 'L');
+	serial_flush(&s);
+	CHECK(read(fds[0], buf, sizeof(buf)) < 0 && sin8(&s, THR) == 'L');
+	close(fds[0]);
+	close(fds[1]);
+	close(t);
 }
 
 TEST(serial_loopback)
