@@ -283,24 +283,18 @@ int virtq_push(struct virtq *q, const struct guest_mem *m, uint16_t head, uint32
 int virtq_push_batch(struct virtq *q, const struct guest_mem *m, const uint16_t *heads,
 		     const uint32_t *lens, unsigned int n)
 {
-	struct rings r;
+	int r;
 
-	if (!q->ready || layout(q, m, &r) || n > q->size)
+	if (n > q->size)
 		return -EINVAL;
 	for (unsigned int i = 0; i < n; i++)
 		if (heads[i] >= q->size)
 			return -EINVAL;
-	for (unsigned int i = 0; i < n; i++) {
-		uint8_t *elem = r.used + USED_RING +
-				USED_ELEM * ((uint16_t)(q->used_idx + i) & (q->size - 1));
-		store32(elem, heads[i]);
-		store32(elem + 4, lens[i]);
-	}
-	q->used_idx = (uint16_t)(q->used_idx + n);
-	/* Every element must be visible before the index that hands them to the driver. */
-	__atomic_thread_fence(__ATOMIC_RELEASE);
-	store16(r.used + 2, q->used_idx);
-	return 0;
+	/* With the heads checked, only the ring's layout can fail: at the first, or never. */
+	for (unsigned int i = 0; i < n; i++)
+		if ((r = virtq_push_unpublished(q, m, heads[i], lens[i])))
+			return r;
+	return virtq_publish_used(q, m);
 }
 
 void virtq_unpop(struct virtq *q, uint16_t n)
