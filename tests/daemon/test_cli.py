@@ -574,7 +574,7 @@ def test_bash_completion():
         assert p.stdout.splitlines() == ["start stats", "db web", "destroy restart", "--timeout",
                                          "create list revert delete", "db web", "--copy",
                                          "--auto-converge", "tls://", "db web",
-                                         "info create commit convert", "raw qcow2"], p.stdout
+                                         "info create commit convert resize", "raw qcow2"], p.stdout
 
 
 class FakeConsole:

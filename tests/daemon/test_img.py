@@ -1,4 +1,4 @@
-"""tern img info|create|commit|convert (docs/disks.md), checked against qemu-img and qemu-io,
+"""tern img info|create|commit|convert|resize (docs/disks.md), checked against qemu-img and qemu-io,
 QEMU's own reader and writer of qcow2: what tern makes, qemu-img reads and checks clean;
 what qemu-io writes, tern commits and converts byte for byte. No VM runs here.
 """
