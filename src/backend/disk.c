@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int lock_image(int fd, bool readonly)
+int disk_lock_fd(int fd, bool readonly)
 {
 	struct flock fl = { .l_type = readonly ? F_RDLCK : F_WRLCK, .l_whence = SEEK_SET };
 
@@ -118,7 +118,7 @@ int disk_open(struct disk *d, const struct disk_open_args *a, const char **why)
 		*why = "is not a raw image (only those open unlocked)";
 		goto fail;
 	}
-	if (!a->no_lock && (r = lock_image(d->fd, a->readonly))) {
+	if (!a->no_lock && (r = disk_lock_fd(d->fd, a->readonly))) {
 		*why = (r == -EAGAIN || r == -EACCES) ?
 			       "is locked by another process (another tern-vmm?)" :
 			       "cannot lock";
@@ -339,7 +339,7 @@ int disk_reopen_locked(struct disk *d, const char **why)
 		*why = "cannot open it again";
 		return -errno;
 	}
-	if ((r = lock_image(fd, d->readonly))) {
+	if ((r = disk_lock_fd(fd, d->readonly))) {
 		*why = (r == -EAGAIN || r == -EACCES) ?
 			       "is locked by another process (the source still holds it?)" :
 			       "cannot lock";

@@ -97,6 +97,11 @@ int disk_probe_path(const char *path, enum disk_format *out);
 int disk_format_resolve(const char *path, enum disk_format f, enum disk_format *out);
 
 /*
+ * The lock disk_open() takes on an image's open file: an OFD lock, shared for readonly,
+ * else exclusive, so two VMs cannot write one image. 0, or -errno (EAGAIN: another holds it).
+ */
+int disk_lock_fd(int fd, bool readonly);
+/*
  * Would disk_open() find the image locked by another process (a running VM)? 1 yes, 0 no,
  * -errno when it cannot be opened. For refusing a start or restore before anything is built.
  */

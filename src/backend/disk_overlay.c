@@ -296,14 +296,6 @@ int overlay_base_of(const char *path, char *base, size_t n)
 
 #define BASE_BUSY "its base '%s' is held for writing by another process (a VM using it as a disk?)"
 
-static int lock_base(int fd)
-{
-	struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET };
-
-	/* Shared with other overlays of the same base; excludes a VM writing it. */
-	return fcntl(fd, F_OFD_SETLK, &fl) < 0 ? -errno : 0;
-}
-
 int overlay_check(const char *path, char *err, size_t n)
 {
 	struct overlay_header h;
@@ -354,7 +346,8 @@ int overlay_attach(struct disk *d, const char **why)
 			     strerror(errno));
 		goto fail;
 	}
-	if ((r = lock_base(o->base_fd))) {
+	/* Shared with other overlays of the same base; excludes a VM writing it. */
+	if ((r = disk_lock_fd(o->base_fd, true))) {
 		r = fail_msg(msg, n, r, BASE_BUSY, o->h.base_path);
 		goto fail;
 	}

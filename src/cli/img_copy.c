@@ -207,53 +207,18 @@ fail:
 	return CLI_FAILED;
 }
 
-/* The top image alone (qcow2_open_args.no_backing), read-locked so nothing writes it meanwhile. */
-static int open_top(const char *path, int *fd, struct qcow2 **q, char *err, size_t n)
-{
-	struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET };
-	char why[512];
-
-	if ((*fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return fail_msg(err, n, -errno, "%s: %s", path, strerror(errno));
-	if (fcntl(*fd, F_OFD_SETLK, &fl) < 0) {
-		close(*fd);
-		*fd = -1;
-		return fail_msg(err, n, -EBUSY, "%s is in use by a running VM", path);
-	}
-	struct qcow2_open_args a = {
-		.fd = *fd, .path = path, .readonly = true, .no_backing = true
-	};
-	int r = qcow2_open(q, &a, why, sizeof(why));
-	if (r) {
-		close(*fd);
-		*fd = -1;
-		return fail_msg(err, n, r, "%s: %s", path, why);
-	}
-	return 0;
-}
-
 /*
  * After a commit: FILE's clusters hand back to its backing file, which now holds the same
  * bytes, and their space goes back to the file system (qemu-img commit does the same).
  */
 static int empty_top(const char *path, uint64_t size, char *err, size_t n)
 {
-	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	struct qcow2_open_args a = { .punch_freed = true };
 	struct qcow2 *q;
-	char why[512];
-	int fd = open(path, O_RDWR | O_CLOEXEC), r;
+	int fd, r;
 
-	if (fd < 0)
-		return fail_msg(err, n, -errno, "reopening %s: %s", path, strerror(errno));
-	if (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
-		close(fd);
-		return fail_msg(err, n, -EBUSY, "%s was taken by another process meanwhile", path);
-	}
-	struct qcow2_open_args a = { .fd = fd, .path = path, .punch_freed = true };
-	if ((r = qcow2_open(&q, &a, why, sizeof(why)))) {
-		close(fd);
-		return fail_msg(err, n, r, "reopening %s: %s", path, why);
-	}
+	if ((r = img_open_qcow2(path, &a, &fd, &q, err, n)))
+		return r;
 	if ((r = qcow2_unmap(q, 0, size)) || (r = qcow2_flush(q)))
 		fail_msg(err, n, r, "emptying %s: %s", path, strerror(-r));
 	qcow2_close(q);
@@ -291,7 +256,9 @@ int cmd_img_commit(struct cli *c, int argc, char **argv)
 		cli_error("img commit: the backing file %s (stop the VMs using it first)", err);
 		return CLI_FAILED;
 	}
-	if ((r = open_top(pos[0], &fd, &top, err, sizeof(err))))
+	/* The top image alone, read-locked so that nothing writes it meanwhile. */
+	struct qcow2_open_args ta = { .readonly = true, .no_backing = true };
+	if ((r = img_open_qcow2(pos[0], &ta, &fd, &top, err, sizeof(err))))
 		goto out;
 	size = qcow2_size(top);
 	if (size > base.size) {

@@ -12,57 +12,43 @@
 #include "core/util.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* The image opened for writing, with the lock every tern-vmm takes on a disk it writes. */
-static int open_locked(const char *path, int *fd, char *err, size_t n)
-{
-	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
-
-	if ((*fd = open(path, O_RDWR | O_CLOEXEC)) < 0)
-		return fail_msg(err, n, -errno, "%s: %s", path, strerror(errno));
-	if (fcntl(*fd, F_OFD_SETLK, &fl) < 0) {
-		close(*fd);
-		*fd = -1;
-		return fail_msg(err, n, -EBUSY,
-				"%s is in use by a running VM (stop it first: a guest's disk does "
-				"not change size under it)",
-				path);
-	}
-	return 0;
-}
-
-static int resize_raw(const char *path, int fd, uint64_t size, char *err, size_t n)
+static int resize_raw(const char *path, uint64_t size, char *err, size_t n)
 {
 	struct stat st;
+	int fd = img_open_locked(path, true, err, n), r = 0;
 
+	if (fd < 0)
+		return fd;
 	if (fstat(fd, &st))
-		return fail_msg(err, n, -errno, "%s: %s", path, strerror(errno));
-	if (!S_ISREG(st.st_mode))
-		return fail_msg(err, n, -EINVAL,
-				"%s is not a regular file: a device's size is its own", path);
-	if (ftruncate(fd, (off_t)size) || fsync(fd))
-		return fail_msg(err, n, -errno, "%s: %s", path, strerror(errno));
-	return 0;
+		r = fail_msg(err, n, -errno, "%s: %s", path, strerror(errno));
+	else if (!S_ISREG(st.st_mode))
+		r = fail_msg(err, n, -EINVAL,
+			     "%s is not a regular file: a device's size is its own", path);
+	else if (ftruncate(fd, (off_t)size) || fsync(fd))
+		r = fail_msg(err, n, -errno, "%s: %s", path, strerror(errno));
+	close(fd);
+	return r;
 }
 
-static int resize_qcow2(const char *path, int fd, uint64_t size, char *err, size_t n)
+static int resize_qcow2(const char *path, uint64_t size, char *err, size_t n)
 {
-	struct qcow2_open_args a = { .fd = fd, .path = path };
+	struct qcow2_open_args a = { 0 };
 	struct qcow2 *q;
 	char why[512];
-	int r = qcow2_open(&q, &a, why, sizeof(why));
+	int fd, r;
 
-	if (r)
-		return fail_msg(err, n, r, "%s", why);
+	if ((r = img_open_qcow2(path, &a, &fd, &q, err, n)))
+		return r;
 	if ((r = qcow2_resize(q, size, why, sizeof(why))))
 		fail_msg(err, n, r, "%s", why);
 	qcow2_close(q);
+	close(fd);
 	return r;
 }
 
@@ -76,7 +62,7 @@ int cmd_img_resize(struct cli *c, int argc, char **argv)
 	struct qcow2_chain_entry *chain = calloc(QCOW2_CHAIN_MAX + 1, sizeof(*chain));
 	uint64_t size = 0, grow = 0;
 	char err[768];
-	int fd = -1, r;
+	int r;
 
 	if (!chain)
 		die("out of memory");
@@ -116,15 +102,11 @@ int cmd_img_resize(struct cli *c, int argc, char **argv)
 			  "to drop what lies past the new end",
 			  pos[0], (unsigned long long)size, (unsigned long long)old);
 	}
-	if ((r = open_locked(pos[0], &fd, err, sizeof(err))) ||
-	    (r = qcow2 ? resize_qcow2(pos[0], fd, size, err, sizeof(err)) :
-			 resize_raw(pos[0], fd, size, err, sizeof(err)))) {
-		if (fd >= 0)
-			close(fd);
+	if ((r = qcow2 ? resize_qcow2(pos[0], size, err, sizeof(err)) :
+			 resize_raw(pos[0], size, err, sizeof(err)))) {
 		cli_error("img resize: %s", err);
 		return r == -EINVAL || r == -ENOTSUP ? CLI_USAGE : CLI_FAILED;
 	}
-	close(fd);
 	if (c->json) {
 		struct json_object *o = json_object_new_object();
 		json_object_object_add(o, "path", json_object_new_string(pos[0]));
