@@ -3,8 +3,13 @@
  * ring; completions wake the event loop through an eventfd registered with the ring.
  * Discard and write-zeroes are a hole punch (IORING_OP_FALLOCATE) on files; on
  * block devices they are ioctls, which io_uring cannot queue, so they run inline.
+ *
+ * The ring takes those operations and nothing else (IORING_REGISTER_RESTRICTIONS):
+ * io_uring's work runs in the kernel, out of seccomp's reach, and its worker threads
+ * (iou-wrk-*) carry whatever filter their creator had when the first one was made.
  */
 #include "backend/disk.h"
+#include "core/util.h"
 
 #include <errno.h>
 #include <liburing.h>
@@ -15,6 +20,7 @@
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define RING_DEPTH 256
@@ -177,25 +183,60 @@ static int uring_poll(struct disk *d, int timeout_ms)
 	return k ? reap(d) : 0;
 }
 
+/* Debian's liburing 2.3 declares io_uring_register_restrictions() but does not export it. */
+static int ring_register(struct io_uring *ring, unsigned int op, void *arg, unsigned int n)
+{
+	return syscall(__NR_io_uring_register, ring->ring_fd, op, arg, n) < 0 ? -errno : 0;
+}
+
+/*
+ * The ring, created disabled, accepts the operations prep() makes and no register
+ * call once enabled (its eventfd is registered before). A kernel without restrictions
+ * (before 5.10) refuses IORING_SETUP_R_DISABLED, and the disk falls back to threads.
+ */
+static int ring_open_restricted(struct io_uring *ring, int efd)
+{
+	static const unsigned char ops[] = {
+		IORING_OP_READ,	  IORING_OP_READV, IORING_OP_WRITE,
+		IORING_OP_WRITEV, IORING_OP_FSYNC, IORING_OP_FALLOCATE
+	};
+	struct io_uring_restriction res[ARRAY_SIZE(ops)] = { 0 };
+
+	for (size_t i = 0; i < ARRAY_SIZE(ops); i++) {
+		res[i].opcode = IORING_RESTRICTION_SQE_OP;
+		res[i].sqe_op = ops[i];
+	}
+	int r = io_uring_queue_init(RING_DEPTH, ring, IORING_SETUP_R_DISABLED);
+	if (r < 0)
+		return r;
+	if ((r = io_uring_register_eventfd(ring, efd)) < 0 ||
+	    (r = ring_register(ring, IORING_REGISTER_RESTRICTIONS, res, ARRAY_SIZE(res))) < 0 ||
+	    (r = ring_register(ring, IORING_REGISTER_ENABLE_RINGS, NULL, 0)) < 0) {
+		io_uring_queue_exit(ring);
+		return r;
+	}
+	return 0;
+}
+
 static int uring_init(struct disk *d, struct loop *loop)
 {
 	struct uring *u = calloc(1, sizeof(*u));
 
 	if (!u)
 		return -ENOMEM;
-	int r = io_uring_queue_init(RING_DEPTH, &u->ring, 0);
+	u->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	int r = u->efd < 0 ? -errno : ring_open_restricted(&u->ring, u->efd);
 	if (r < 0) {
+		if (u->efd >= 0)
+			close(u->efd);
 		free(u);
 		return r;
 	}
 	u->loop = loop;
 	pthread_mutex_init(&u->lock, NULL);
 	u->backlog_tail = &u->backlog;
-	u->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (u->efd < 0 || io_uring_register_eventfd(&u->ring, u->efd) < 0 ||
-	    loop_add(loop, u->efd, EPOLLIN | EPOLLET, on_ready, d) < 0) {
-		if (u->efd >= 0)
-			close(u->efd);
+	if (loop_add(loop, u->efd, EPOLLIN | EPOLLET, on_ready, d) < 0) {
+		close(u->efd);
 		io_uring_queue_exit(&u->ring);
 		free(u);
 		return -ENOSYS;

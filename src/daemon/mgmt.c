@@ -96,14 +96,35 @@ static void proc_usage(pid_t pid, double *cpu_s, long long *rss_kib)
 	}
 }
 
+/* PF_IO_WORKER (include/linux/sched.h) in a thread's /proc stat flags. */
+#define TASK_IO_WORKER 0x10
+
+/* Whether /proc/PID/task/TID is one of io_uring's kernel workers (iou-wrk-*). */
+static bool task_is_io_worker(pid_t pid, const char *tid)
+{
+	char path[96], buf[512];
+	unsigned long flags = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%.20s/stat", pid, tid);
+	if (!(f = fopen(path, "re")))
+		return false;
+	char *p = fgets(buf, sizeof(buf), f) ? strrchr(buf, ')') : NULL;
+	fclose(f);
+	return p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %lu", &flags) == 1 &&
+	       (flags & TASK_IO_WORKER);
+}
+
 /*
  * What the kernel says of the VM's threads: how many there are and how many run under a
- * seccomp filter (/proc/PID/task/TID/status, "Seccomp: 2"). Seen, not assumed.
+ * seccomp filter (/proc/PID/task/TID/status, "Seccomp: 2"). Seen, not assumed. io_uring's
+ * workers are counted apart: they run no user code for a filter to see, and the ring's
+ * own list of operations is what holds them (backend/disk_uring.c).
  */
 static struct json_object *proc_seccomp(pid_t pid)
 {
 	char path[96], buf[256];
-	int threads = 0, filtered = 0;
+	int threads = 0, filtered = 0, io_workers = 0;
 	struct dirent *d;
 	DIR *dir;
 
@@ -114,6 +135,10 @@ static struct json_object *proc_seccomp(pid_t pid)
 		FILE *f;
 		if (d->d_name[0] == '.')
 			continue;
+		if (task_is_io_worker(pid, d->d_name)) {
+			io_workers++;
+			continue;
+		}
 		snprintf(path, sizeof(path), "/proc/%d/task/%.20s/status", pid, d->d_name);
 		if (!(f = fopen(path, "re")))
 			continue;
@@ -129,6 +154,7 @@ static struct json_object *proc_seccomp(pid_t pid)
 	struct json_object *o = json_object_new_object();
 	json_object_object_add(o, "threads", json_object_new_int(threads));
 	json_object_object_add(o, "filtered_threads", json_object_new_int(filtered));
+	json_object_object_add(o, "io_uring_workers", json_object_new_int(io_workers));
 	return o;
 }
 

@@ -76,7 +76,7 @@ def test_a_jailed_vm_has_every_wall():
             for cap in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
                 assert int(st[cap], 16) == 0, "%s: %s %s" % (who, cap, st[cap])
             assert st["NoNewPrivs"] == "1", "%s: NoNewPrivs %r" % (who, st["NoNewPrivs"])
-            assert st["Seccomp"] == "2", "%s: Seccomp %r" % (who, st["Seccomp"])
+            assert ternlib.filtered(st), "%s: Seccomp %r" % (who, st["Seccomp"])
         # The supervisor outside (root's CAP_KILL alone, to signal it) is filtered too.
         sup = ternlib.thread_status(v.pid)[v.pid]
         assert sup["Seccomp"] == "2" and sup["NoNewPrivs"] == "1", "supervisor: %r" % sup
@@ -222,7 +222,7 @@ def test_a_jailed_vm_restarts_inside_its_jail():
             if st:
                 break
             time.sleep(0.1)
-        assert st and all(s["Uid"].split()[0] == str(UID_A) and s["Seccomp"] == "2" for s in st.values()), st
+        assert st and all(s["Uid"].split()[0] == str(UID_A) and ternlib.filtered(s) for s in st.values()), st
         assert v.err().count("jailed: uid") == 1, "the restart built a second jail: %r" % v
     finally:
         v.stop()

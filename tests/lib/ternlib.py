@@ -131,17 +131,33 @@ def pid_alive(pid):
     return stat[stat.rindex(")") + 2] != "Z"
 
 
+PF_IO_WORKER = 0x10  # include/linux/sched.h: a kernel thread io_uring made for a process
+
+
 def thread_status(pid):
-    """{tid: {field: value}} of /proc/PID/task/TID/status for every thread of pid; a thread
-    that ends meanwhile (or an image being replaced by an exec) is left out."""
+    """{tid: {field: value}} of /proc/PID/task/TID/status for every thread of pid, with
+    "IoWorker" true for io_uring's kernel workers (iou-wrk-*); a thread that ends meanwhile
+    (or an image being replaced by an exec) is left out."""
     out = {}
     for tid in os.listdir("/proc/%d/task" % pid):
         try:
             with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
-                out[int(tid)] = dict(l.rstrip("\n").split(":\t", 1) for l in f if ":\t" in l)
+                st = dict(l.rstrip("\n").split(":\t", 1) for l in f if ":\t" in l)
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                flags = int(f.read().rsplit(")", 1)[1].split()[6])
         except (FileNotFoundError, ProcessLookupError):
-            pass
+            continue
+        st["IoWorker"] = bool(flags & PF_IO_WORKER)
+        out[int(tid)] = st
     return out
+
+
+def filtered(st):
+    """Whether a thread of thread_status() is inside tern's seccomp filter. io_uring's
+    workers run no user code (seccomp would never see a call from them) and carry the
+    filter their creator had when the first was made, none if that was before tern-vmm
+    entered its own; what limits them is the ring's list of operations (disk_uring.c)."""
+    return st["Seccomp"] == "2" or st["IoWorker"]
 
 
 def jailed_pid(vmm, timeout=30):

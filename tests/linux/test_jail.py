@@ -100,7 +100,7 @@ def check_walls(pid):
         who = "thread %s (%s)" % (tid, st["Name"])
         assert st["Uid"].split() == [str(UID)] * 4, "%s: Uid %r" % (who, st["Uid"])
         assert int(st["CapEff"], 16) == 0 and int(st["CapBnd"], 16) == 0, "%s: %r" % (who, st)
-        assert st["NoNewPrivs"] == "1" and st["Seccomp"] == "2", "%s: %r" % (who, st)
+        assert st["NoNewPrivs"] == "1" and ternlib.filtered(st), "%s: %r" % (who, st)
 
 
 def test_a_linux_guest_runs_snapshots_and_restores_in_the_jail():

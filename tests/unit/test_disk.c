@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <liburing.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -409,6 +410,49 @@ static void engine_suite(enum disk_engine e, const char *name)
 TEST(disk_engine_io_uring)
 {
 	engine_suite(DISK_ENGINE_IO_URING, "io_uring");
+}
+
+/*
+ * The ring runs the operations the engine makes and refuses any other (an open, a
+ * no-op): seccomp cannot see io_uring's work, the ring's restrictions can. The ring is
+ * the first member of the engine's state (disk_uring.c).
+ */
+TEST(disk_io_uring_ring_refuses_other_operations)
+{
+	char path[256];
+	struct disk d;
+	const char *why;
+
+	REQUIRE(make_image(path, sizeof(path), 4096) == 0);
+	if (open_disk(&d, path, false, false, DISK_ENGINE_IO_URING, &why)) {
+		printf("  note: io_uring unavailable; skipped\n");
+		unlink(path);
+		return;
+	}
+	struct io_uring *ring = d.engine_state;
+	/* One at a time: the kernel stops a submission at the first entry it refuses. */
+	for (int i = 0; i < 2; i++) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+		struct io_uring_cqe *cqe;
+		REQUIRE(sqe);
+		if (i == 0)
+			io_uring_prep_openat(sqe, AT_FDCWD, path, O_RDWR, 0);
+		else
+			io_uring_prep_nop(sqe);
+		CHECK(io_uring_submit(ring) == 1);
+		REQUIRE(io_uring_wait_cqe(ring, &cqe) == 0);
+		CHECK(cqe->res == -EACCES);
+		io_uring_cqe_seen(ring, cqe);
+	}
+	/* Nor can the ring be changed: a probe of registered operations is a register call. */
+	struct io_uring_probe *probe = io_uring_get_probe_ring(ring);
+	CHECK(probe == NULL);
+	free(probe);
+	uint8_t buf[512];
+	struct iovec iov = { buf, sizeof(buf) };
+	CHECK(run1(&d, DISK_READ, 0, 512, &iov, 1) == 0);
+	disk_close(&d);
+	unlink(path);
 }
 
 TEST(disk_engine_threads)
