@@ -534,7 +534,7 @@ fail:
 	cancel_point(-1);
 	if (cancelled)
 		fail_msg(err, n, -ECANCELED, "cancelled at the destination (PUT /migrate/cancel)");
-	if (!prepared) {
+	if (!prepared && in.fd >= 0) { /* no stream: no source to tell */
 		pthread_mutex_lock(&in.wlock);
 		if (!in.replied) {
 			vmstate_writer_init(&in.w, in.fd);
@@ -553,7 +553,9 @@ fail:
 	free(state);
 	free(in.buf);
 	free(in.w.buf);
-	shutdown(in.fd, SHUT_RDWR);
-	close(in.fd);
+	if (in.fd >= 0) {
+		shutdown(in.fd, SHUT_RDWR);
+		close(in.fd);
+	}
 	return r ? r : -EIO;
 }
