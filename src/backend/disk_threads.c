@@ -1,6 +1,11 @@
 /*
- * Thread-pool disk engine, for hosts without io_uring: workers run requests with
- * plain system calls; finished requests go back to the event loop through an eventfd.
+ * Thread-pool disk engine, for hosts without io_uring and for overlay and qcow2 images:
+ * workers run requests with plain system calls; finished requests go back to the event
+ * loop through an eventfd. The pool starts with MIN_WORKERS and grows to MAX_WORKERS as
+ * the guest keeps more requests in flight (as QEMU's does): each worker is one request in
+ * flight, so a fixed four made a queue depth of 32 a depth of four. A submission that
+ * finds more requests queued than workers free asks the event loop's thread (grow_fd)
+ * to start more: a vCPU thread's or a worker's seccomp list has no clone.
  */
 #include "backend/disk.h"
 #include "jail/seccomp.h"
@@ -13,7 +18,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#define WORKERS 4
+#define MIN_WORKERS 4
+#define MAX_WORKERS 32
 
 struct pool {
 	struct disk *disk;
@@ -22,28 +28,81 @@ struct pool {
 	pthread_cond_t cond;
 	struct disk_req *todo, **todo_tail;
 	struct disk_req *done;
-	unsigned int held; /* queued while the disk was plugged, no worker woken yet */
+	unsigned int held;     /* queued while the disk was plugged, no worker woken yet */
+	unsigned int queued;   /* requests in todo */
+	unsigned int idle;     /* workers waiting for a request */
+	unsigned int starting; /* workers started that have not yet looked for one */
 	int done_fd;
+	int grow_fd;	 /* a submission asks the loop for more workers */
+	bool grow_asked; /* and has not been answered yet */
 	bool stop;
-	pthread_t thread[WORKERS];
+	unsigned int nthreads; /* thread[0..nthreads) started; only grows until fini */
+	pthread_t thread[MAX_WORKERS];
 };
 
-static void *worker(void *arg)
+static void *worker_run(void *arg);
+
+static void *worker_enter(void *arg)
+{
+	seccomp_enter_or_die(SECCOMP_IO);
+	return worker_run(arg);
+}
+
+/* Starts one worker; with the lock held. */
+static int start_worker(struct pool *p)
+{
+	int r = pthread_create(&p->thread[p->nthreads], NULL, worker_enter, p);
+
+	if (r)
+		return -r;
+	p->nthreads++;
+	return 0;
+}
+
+/* With the lock held: more requests queued than workers to take them, and room for more. */
+static bool short_of_workers(const struct pool *p)
+{
+	return p->queued > p->idle + p->starting && p->nthreads < MAX_WORKERS && !p->stop;
+}
+
+/*
+ * On the loop's thread: one more worker for each queued request no idle worker will take,
+ * up to MAX_WORKERS. If one cannot start (RLIMIT_NPROC, memory) the pool stays as it is.
+ */
+static void on_grow(void *opaque, uint32_t events)
+{
+	struct pool *p = opaque;
+	uint64_t n;
+
+	if (read(p->grow_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		return;
+	pthread_mutex_lock(&p->lock);
+	p->grow_asked = false;
+	while (short_of_workers(p) && !start_worker(p))
+		p->starting++;
+	pthread_mutex_unlock(&p->lock);
+}
+
+static void *worker_run(void *arg)
 {
 	struct pool *p = arg;
 
 	pthread_setname_np(pthread_self(), "disk-io");
-	seccomp_enter_or_die(SECCOMP_IO);
 	pthread_mutex_lock(&p->lock);
+	p->starting--;
 	for (;;) {
-		while (!p->todo && !p->stop)
+		while (!p->todo && !p->stop) {
+			p->idle++;
 			pthread_cond_wait(&p->cond, &p->lock);
+			p->idle--;
+		}
 		if (p->stop)
 			break;
 		struct disk_req *r = p->todo;
 		p->todo = r->next;
 		if (!p->todo)
 			p->todo_tail = &p->todo;
+		p->queued--;
 		pthread_mutex_unlock(&p->lock);
 		r->result = disk_do_sync(p->disk, r);
 		pthread_mutex_lock(&p->lock);
@@ -105,6 +164,26 @@ static int threads_poll(struct disk *d, int timeout_ms)
 	return n ? reap(p) : 0;
 }
 
+/* Stops the workers (joining every one started) and frees what threads_init made. */
+static void pool_free(struct pool *p)
+{
+	/* Once stop is set no worker starts (short_of_workers): nthreads is final. */
+	pthread_mutex_lock(&p->lock);
+	p->stop = true;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	for (unsigned int i = 0; i < p->nthreads; i++)
+		pthread_join(p->thread[i], NULL);
+	for (int i = 0; i < 2; i++) {
+		int fd = i ? p->grow_fd : p->done_fd;
+		if (fd >= 0) {
+			loop_del(p->loop, fd);
+			close(fd);
+		}
+	}
+	free(p);
+}
+
 static int threads_init(struct disk *d, struct loop *loop)
 {
 	struct pool *p = calloc(1, sizeof(*p));
@@ -117,26 +196,26 @@ static int threads_init(struct disk *d, struct loop *loop)
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->cond, NULL);
 	p->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (p->done_fd < 0 || loop_add(loop, p->done_fd, EPOLLIN, on_done, p) < 0) {
-		if (p->done_fd >= 0)
-			close(p->done_fd);
-		free(p);
-		return -EIO;
+	p->grow_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	int r = p->done_fd < 0 || p->grow_fd < 0 ? -EIO : 0;
+	if (!r && loop_add(loop, p->done_fd, EPOLLIN, on_done, p) < 0) {
+		close(p->done_fd);
+		p->done_fd = -1;
+		r = -EIO;
 	}
-	for (int i = 0; i < WORKERS; i++) {
-		if (pthread_create(&p->thread[i], NULL, worker, p)) {
-			/* Stop the workers already running and undo everything. */
-			pthread_mutex_lock(&p->lock);
-			p->stop = true;
-			pthread_cond_broadcast(&p->cond);
-			pthread_mutex_unlock(&p->lock);
-			for (int j = 0; j < i; j++)
-				pthread_join(p->thread[j], NULL);
-			loop_del(loop, p->done_fd);
-			close(p->done_fd);
-			free(p);
-			return -EAGAIN;
-		}
+	if (!r && loop_add(loop, p->grow_fd, EPOLLIN, on_grow, p) < 0) {
+		close(p->grow_fd);
+		p->grow_fd = -1;
+		r = -EIO;
+	}
+	pthread_mutex_lock(&p->lock);
+	for (int i = 0; !r && i < MIN_WORKERS; i++)
+		if (!(r = start_worker(p)))
+			p->starting++;
+	pthread_mutex_unlock(&p->lock);
+	if (r) {
+		pool_free(p); /* closes what was opened and stops the workers already running */
+		return r;
 	}
 	d->engine_state = p;
 	return 0;
@@ -145,15 +224,19 @@ static int threads_init(struct disk *d, struct loop *loop)
 static void threads_submit(struct disk *d, struct disk_req *r)
 {
 	struct pool *p = d->engine_state;
+	uint64_t one = 1;
 
 	pthread_mutex_lock(&p->lock);
 	r->next = NULL;
 	*p->todo_tail = r;
 	p->todo_tail = &r->next;
+	p->queued++;
 	if (atomic_load(&d->plugged))
 		p->held++;
 	else
 		pthread_cond_signal(&p->cond);
+	if (!p->grow_asked && short_of_workers(p) && write(p->grow_fd, &one, sizeof(one)) > 0)
+		p->grow_asked = true;
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -172,17 +255,7 @@ static void threads_unplug(struct disk *d)
 
 static void threads_fini(struct disk *d)
 {
-	struct pool *p = d->engine_state;
-
-	pthread_mutex_lock(&p->lock);
-	p->stop = true;
-	pthread_cond_broadcast(&p->cond);
-	pthread_mutex_unlock(&p->lock);
-	for (int i = 0; i < WORKERS; i++)
-		pthread_join(p->thread[i], NULL);
-	loop_del(p->loop, p->done_fd);
-	close(p->done_fd);
-	free(p);
+	pool_free(d->engine_state);
 }
 
 const struct disk_engine_ops disk_engine_threads = {

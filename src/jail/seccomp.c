@@ -266,9 +266,14 @@ int seccomp_enter(enum seccomp_thread kind, char *err, size_t n)
 		return fail_msg(err, n, c->r, "%s", c->err);
 	prctl(PR_GET_NAME, comm, 0, 0, 0);
 	snprintf(thread_label, sizeof(thread_label), "%s (%s list)", comm, name);
-	/* An unprivileged filter needs no_new_privs, which tern wants anyway. */
+	/*
+	 * An unprivileged filter needs no_new_privs, which tern wants anyway. prctl rather
+	 * than seccomp(2): a thread started by one already filtered (a disk worker the loop
+	 * adds) stacks its own narrower list, and prctl is on every list (a filter can only
+	 * take calls away).
+	 */
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
-	    syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &c->prog) < 0)
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &c->prog, 0, 0) < 0)
 		return fail_msg(err, n, -errno, "cannot install the %s thread's seccomp filter: %s",
 				name, strerror(errno));
 	log_debug("seccomp: %s filter on for %s (%s)", name, comm, seccomp_mode_name(mode));

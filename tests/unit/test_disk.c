@@ -3,6 +3,7 @@
  * OFD locking, O_DIRECT fallback, and reads, writes, flushes and hole punches driven
  * through the event loop, including more requests in flight than io_uring's ring holds.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <liburing.h>
@@ -499,6 +500,78 @@ TEST(disk_plug_holds_requests_until_unplug)
 {
 	plug_holds(DISK_ENGINE_THREADS);
 	plug_holds(DISK_ENGINE_IO_URING);
+}
+
+/* How many threads of this process are named name. */
+static int threads_named(const char *name)
+{
+	char path[64], comm[32];
+	int n = 0;
+	DIR *dir = opendir("/proc/self/task");
+	struct dirent *e;
+
+	if (!dir)
+		return -1;
+	while ((e = readdir(dir))) {
+		snprintf(path, sizeof(path), "/proc/self/task/%.20s/comm", e->d_name);
+		FILE *f = e->d_name[0] == '.' ? NULL : fopen(path, "re");
+		if (!f)
+			continue;
+		if (fgets(comm, sizeof(comm), f) && !strncmp(comm, name, strlen(name)) &&
+		    comm[strlen(name)] == '\n')
+			n++;
+		fclose(f);
+	}
+	closedir(dir);
+	return n;
+}
+
+/* threads_named(name) once it is want (a new thread names itself), or after a second. */
+static int threads_named_soon(const char *name, int want)
+{
+	int n = threads_named(name);
+
+	for (int i = 0; i < 100 && n != want; i++) {
+		loop_run_once(the_loop(), 10);
+		n = threads_named(name);
+	}
+	return n;
+}
+
+/*
+ * The thread pool starts with 4 workers and grows to 32 when more requests wait than
+ * workers are free: 40 submitted at once (held by a plug, so none is taken meanwhile) make
+ * the loop start 28 more; all complete; closing the disk ends them all.
+ */
+TEST(disk_threads_pool_grows_with_the_requests_in_flight)
+{
+	enum { N = 40 };
+	char path[256];
+	struct disk d;
+	const char *why;
+	static uint8_t buf[N][512];
+	struct iovec iov[N];
+	struct tracked t[N];
+	int before = threads_named("disk-io");
+
+	REQUIRE(make_image(path, sizeof(path), 1 << 20) == 0);
+	REQUIRE(open_disk(&d, path, false, false, DISK_ENGINE_THREADS, &why) == 0);
+	CHECK(threads_named_soon("disk-io", before + 4) == before + 4);
+	completions = 0;
+	disk_plug(&d);
+	for (int i = 0; i < N; i++) {
+		iov[i] = (struct iovec){ buf[i], sizeof(buf[i]) };
+		prep(&t[i], DISK_READ, 512ULL * (unsigned int)i, 512, &iov[i], 1);
+		disk_submit(&d, &t[i].r);
+	}
+	CHECK(threads_named_soon("disk-io", before + 32) == before + 32);
+	disk_unplug(&d);
+	CHECK(drive(N));
+	for (int i = 0; i < N; i++)
+		CHECK(t[i].done == 1 && t[i].r.result == 0);
+	disk_close(&d);
+	CHECK(threads_named("disk-io") == before);
+	unlink(path);
 }
 
 TEST(disk_engine_auto_prefers_io_uring)
