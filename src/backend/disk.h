@@ -37,6 +37,13 @@ struct disk_req {
 	struct disk_req *next; /* engine-private list link */
 };
 
+/*
+ * The thread pool adds a worker when one spent at least this long on a request while
+ * others waited: the device, not the CPU, was the wait (disk_threads.c). A variable so
+ * that tests can make every request count.
+ */
+extern uint64_t disk_threads_slow_ns;
+
 struct disk_engine_ops;
 struct overlay;
 struct qcow2;

@@ -1,7 +1,8 @@
 """The thread-pool disk engine (aio=threads) under a guest's own load. The small kernel
 reads 64 MiB of its disk with O_DIRECT, 16 MiB a read, which its block layer splits into
 many requests in flight at once. tern-vmm's pool starts with four workers and grows, up to
-32, while requests wait; the workers added once the VM runs are started by the main
+32, while requests wait on a slow disk (in the lab every request takes longer than the
+pool's 50 us threshold); the workers added once the VM runs are started by the main
 thread, already under its seccomp list, and each puts itself under the disk workers'
 narrower one (src/backend/disk_threads.c).
 

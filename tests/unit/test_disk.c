@@ -539,11 +539,13 @@ static int threads_named_soon(const char *name, int want)
 }
 
 /*
- * The thread pool starts with 4 workers and grows to 32 when more requests wait than
- * workers are free: 40 submitted at once (held by a plug, so none is taken meanwhile) make
- * the loop start 28 more; all complete; closing the disk ends them all.
+ * The thread pool starts with 4 workers and grows, up to 32, while requests wait and
+ * workers spend long on them. Here every request counts as long (disk_threads_slow_ns 0):
+ * 40 submitted under a plug make the workers that take them ask the loop for more; all
+ * complete; closing the disk ends every worker. Requests that never wait (one at a time)
+ * leave it at 4.
  */
-TEST(disk_threads_pool_grows_with_the_requests_in_flight)
+TEST(disk_threads_pool_grows_while_requests_wait)
 {
 	enum { N = 40 };
 	char path[256];
@@ -557,6 +559,14 @@ TEST(disk_threads_pool_grows_with_the_requests_in_flight)
 	REQUIRE(make_image(path, sizeof(path), 1 << 20) == 0);
 	REQUIRE(open_disk(&d, path, false, false, DISK_ENGINE_THREADS, &why) == 0);
 	CHECK(threads_named_soon("disk-io", before + 4) == before + 4);
+	/* One at a time: no request waits, no worker is added. */
+	for (int i = 0; i < 8; i++) {
+		iov[0] = (struct iovec){ buf[0], sizeof(buf[0]) };
+		CHECK(run1(&d, DISK_READ, 0, 512, &iov[0], 1) == 0);
+	}
+	CHECK(threads_named("disk-io") == before + 4);
+	uint64_t slow = disk_threads_slow_ns;
+	disk_threads_slow_ns = 0;
 	completions = 0;
 	disk_plug(&d);
 	for (int i = 0; i < N; i++) {
@@ -564,11 +574,13 @@ TEST(disk_threads_pool_grows_with_the_requests_in_flight)
 		prep(&t[i], DISK_READ, 512ULL * (unsigned int)i, 512, &iov[i], 1);
 		disk_submit(&d, &t[i].r);
 	}
-	CHECK(threads_named_soon("disk-io", before + 32) == before + 32);
 	disk_unplug(&d);
 	CHECK(drive(N));
+	disk_threads_slow_ns = slow;
 	for (int i = 0; i < N; i++)
 		CHECK(t[i].done == 1 && t[i].r.result == 0);
+	int grown = threads_named_soon("disk-io", before + 5) - before;
+	CHECK(grown > 4 && grown <= 32);
 	disk_close(&d);
 	CHECK(threads_named("disk-io") == before);
 	unlink(path);
