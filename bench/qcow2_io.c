@@ -18,9 +18,12 @@
  *	timed in this process.
  *
  * OPTIONS:
- *   --engine	through the threads engine, as tern-vmm's virtio-blk does it: disk_submit(),
- *		and loop_run_once() until complete() ran (a worker thread does the I/O; its
- *		eventfd wakes the loop). Without it, disk_do_sync() on this thread (QD 1 only).
+ *   --engine	through a disk engine, as tern-vmm's virtio-blk does it: disk_submit(), and
+ *		loop_run_once() until complete() ran (the ring or a worker thread does the
+ *		I/O; an eventfd wakes the loop). Without it, disk_do_sync() on this thread
+ *		(QD 1 only).
+ *   --aio io_uring|threads  the engine (--engine): io_uring with its thread pool for
+ *		what qcow2 cannot place (tern-vmm's default), or the thread pool alone.
  *   --qd N	keep N requests in flight (--engine; default 1): each completion submits
  *		the next offset, so the disk sees N at a time as long as requests remain.
  *   --rand SEED offsets from a seeded PRNG (xorshift64*, BS-aligned, uniform over the
@@ -28,7 +31,7 @@
  *   --cache none opens with cache=none (disk_open_args.direct: for qcow2, O_DSYNC and a
  *		qcow2_flush after every write); default cache=writeback (the page cache).
  *
- * The image is opened with format=qcow2 and the threads engine. Output: one
+ * The image is opened with format=qcow2 (and the engine --aio names). Output: one
  * "result key=value..." line; times are CLOCK_MONOTONIC around the request loop only
  * (open, flush and close are timed apart).
  */
@@ -58,10 +61,11 @@ static double now(void)
 static int usage(void)
 {
 	fprintf(stderr,
-		"usage: qcow2_io [--engine] [--qd N] [--rand SEED] [--cache none|writeback]\n"
-		"                write IMG COUNT BS STEP [OFFSET [PATTERN]]\n"
-		"       qcow2_io [--engine] [--qd N] [--rand SEED] [--cache none|writeback]\n"
-		"                read IMG COUNT BS STEP [OFFSET]\n"
+		"usage: qcow2_io [--engine [--aio io_uring|threads]] [--qd N] [--rand SEED]\n"
+		"                [--cache none|writeback] write IMG COUNT BS STEP [OFFSET "
+		"[PATTERN]]\n"
+		"       qcow2_io [--engine [--aio io_uring|threads]] [--qd N] [--rand SEED]\n"
+		"                [--cache none|writeback] read IMG COUNT BS STEP [OFFSET]\n"
 		"       qcow2_io [--rand SEED] verify IMG COUNT BS STEP [OFFSET [PATTERN]]\n"
 		"       qcow2_io create OVL BASE [raw|qcow2]\n");
 	return 2;
@@ -133,6 +137,7 @@ static void on_complete(struct disk_req *r)
 struct run {
 	const char *cmd, *path;
 	bool write, engine, rand, direct;
+	enum disk_engine aio;
 	uint64_t count, bs, step, offset, pattern, seed, qd;
 };
 
@@ -141,7 +146,7 @@ static int open_disk(struct disk *d, const struct run *rr, bool readonly, struct
 	struct disk_open_args a = { .path = rr->path,
 				    .readonly = readonly,
 				    .direct = rr->direct,
-				    .engine = DISK_ENGINE_THREADS,
+				    .engine = rr->aio,
 				    .format = DISK_FORMAT_QCOW2,
 				    .loop = loop };
 	const char *why = "";
@@ -277,16 +282,17 @@ static int run_io(const struct run *rr)
 		}
 	}
 	t0 = now();
+	const char *ename = rr->engine ? disk_engine_name(&d) : "sync";
 	disk_close(&d);
 	double t_close = now() - t0;
 	free(bufs);
 	free(slots);
 	printf("result mode=%s path=%s engine=%s qd=%llu max_inflight=%llu offsets=%s count=%llu "
 	       "bs=%llu bytes=%llu secs=%.6f flush_secs=%.6f open_secs=%.6f close_secs=%.6f\n",
-	       rr->cmd, rr->path, rr->engine ? "threads" : "sync", (unsigned long long)qd,
-	       (unsigned long long)max_inflight, rr->rand ? "rand" : "step",
-	       (unsigned long long)completed, (unsigned long long)rr->bs,
-	       (unsigned long long)(completed * rr->bs), secs, t_flush, t_open, t_close);
+	       rr->cmd, rr->path, ename, (unsigned long long)qd, (unsigned long long)max_inflight,
+	       rr->rand ? "rand" : "step", (unsigned long long)completed,
+	       (unsigned long long)rr->bs, (unsigned long long)(completed * rr->bs), secs, t_flush,
+	       t_open, t_close);
 	return 0;
 }
 
@@ -359,12 +365,15 @@ static int run_create(const char *ovl, const char *base, const char *fmt)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "engine", no_argument, NULL, 'e' },	  { "qd", required_argument, NULL, 'q' },
-		{ "rand", required_argument, NULL, 'r' }, { "cache", required_argument, NULL, 'c' },
-		{ "help", no_argument, NULL, 'h' },	  { 0 }
-	};
-	struct run rr = { .pattern = 0xa5, .qd = 1 };
+	static const struct option opts[] = { { "engine", no_argument, NULL, 'e' },
+					      { "qd", required_argument, NULL, 'q' },
+					      { "rand", required_argument, NULL, 'r' },
+					      { "cache", required_argument, NULL, 'c' },
+					      { "aio", required_argument, NULL, 'a' },
+					      { "help", no_argument, NULL, 'h' },
+					      { 0 } };
+	struct run rr = { .pattern = 0xa5, .qd = 1, .aio = DISK_ENGINE_THREADS };
+	bool aio_given = false;
 	bool qd_given = false;
 	int c;
 
@@ -373,6 +382,13 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 'e':
 			rr.engine = true;
+			break;
+		case 'a':
+			if (strcmp(optarg, "io_uring") && strcmp(optarg, "threads"))
+				return usage();
+			rr.aio = strcmp(optarg, "threads") ? DISK_ENGINE_IO_URING :
+							     DISK_ENGINE_THREADS;
+			aio_given = true;
 			break;
 		case 'q':
 			if (num(optarg, &rr.qd) || !rr.qd || rr.qd > QD_MAX) {
@@ -414,6 +430,10 @@ int main(int argc, char **argv)
 		return usage();
 	if (verify && (rr.engine || qd_given || rr.direct))
 		return usage();
+	if (aio_given && !rr.engine) {
+		fprintf(stderr, "qcow2_io: --aio needs --engine\n");
+		return 2;
+	}
 	if (qd_given && rr.qd > 1 && !rr.engine) {
 		fprintf(stderr, "qcow2_io: --qd above 1 needs --engine\n");
 		return 2;

@@ -24,19 +24,16 @@ int disk_lock_fd(int fd, bool readonly)
 
 /*
  * What an image of a format other than raw (as given, or as probed) asks of the open: the
- * threads engine, which serves qcow2 and overlays, and no O_DIRECT, whose alignment rules
- * their own cluster buffers would not fit (O_DSYNC alone keeps cache=none's promise).
+ * threads engine for an overlay, and no O_DIRECT, whose alignment rules qcow2's and the
+ * overlay's own cluster buffers would not fit (O_DSYNC alone keeps cache=none's promise).
  */
 static int fit_format(struct disk *d, const struct disk_open_args *a, const char **why)
 {
 	if (d->format == DISK_FORMAT_RAW)
 		return 0;
-	if (a->engine == DISK_ENGINE_IO_URING) {
-		*why = d->format == DISK_FORMAT_OVERLAY ?
-			       "is an overlay, which the threads engine serves (aio=io_uring is "
-			       "for raw images)" :
-			       "is a qcow2 image, which the threads engine serves (aio=io_uring is "
-			       "for raw images)";
+	if (a->engine == DISK_ENGINE_IO_URING && d->format == DISK_FORMAT_OVERLAY) {
+		*why = "is an overlay, which the threads engine serves (aio=io_uring is for raw "
+		       "and qcow2 images)";
 		return -EINVAL;
 	}
 	if (d->direct) {
@@ -152,14 +149,16 @@ int disk_open(struct disk *d, const struct disk_open_args *a, const char **why)
 	d->can_punch = !a->readonly && (d->block_device ||
 					fallocate(d->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 						  past_end, 4096) == 0);
-	const struct disk_engine_ops *engines[2] = { &disk_engine_uring, &disk_engine_threads };
+	const struct disk_engine_ops *engines[2] = { d->qcow ? &disk_engine_uring_qcow2 :
+							       &disk_engine_uring,
+						     &disk_engine_threads };
 	for (int i = 0; i < 2; i++) {
 		const struct disk_engine_ops *e = engines[i];
-		if ((a->engine == DISK_ENGINE_IO_URING && e != &disk_engine_uring) ||
+		if ((a->engine == DISK_ENGINE_IO_URING && e == &disk_engine_threads) ||
 		    (a->engine == DISK_ENGINE_THREADS && e != &disk_engine_threads))
 			continue;
-		/* An overlay's or qcow2's requests are several system calls each: workers run them. */
-		if ((d->ovl || d->qcow) && e != &disk_engine_threads)
+		/* An overlay's requests are several system calls each: workers run them. */
+		if (d->ovl && e != &disk_engine_threads)
 			continue;
 		if ((r = e->init(d, a->loop)) == 0) {
 			d->engine = e;

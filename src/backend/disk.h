@@ -2,7 +2,8 @@
  * Disk images for virtio-blk: raw files and host block devices, qcow2 images with their
  * backing chains (qcow2.h), and tern's own copy-on-write overlays (disk_overlay.h). Opening takes an advisory
  * OFD lock so two VMs cannot write one image; I/O runs on an engine (io_uring, or a
- * small thread pool where io_uring is missing) and completes on the event loop thread.
+ * thread pool where io_uring is missing, and for overlays) and completes on the event
+ * loop thread.
  */
 #ifndef TERN_BACKEND_DISK_H
 #define TERN_BACKEND_DISK_H
@@ -35,6 +36,9 @@ struct disk_req {
 	int result; /* 0 or -errno, set before complete() runs */
 	void (*complete)(struct disk_req *r);
 	struct disk_req *next; /* engine-private list link */
+	/* Engine-private: the file and offset the transfer goes to (a qcow2 image's cluster). */
+	int io_fd;
+	uint64_t io_off;
 };
 
 /*
@@ -73,6 +77,13 @@ struct disk {
 	 * more), so the owner can act once per batch (one interrupt, one look at the ring).
 	 */
 	void (*batch_done)(struct disk *d);
+	/*
+	 * Set on a disk an engine made to serve another's requests (io_uring's thread pool
+	 * for what a qcow2 image cannot place): plugs and batch ends are the owner's.
+	 */
+	struct disk *owner;
+	/* qcow2 requests the ring ran (or zeros answered) without qcow2's code: stats, tests. */
+	_Atomic unsigned long long placed;
 };
 
 struct disk_open_args {
@@ -158,6 +169,12 @@ struct disk_engine_ops {
 	void (*unplug)(struct disk *d); /* hands the held requests over */
 };
 extern const struct disk_engine_ops disk_engine_uring, disk_engine_threads;
+/*
+ * io_uring for a qcow2 image: reads and writes that qcow2_place() finds a place for (its
+ * own allocated clusters, a raw file below, zeros) go to the ring; the rest (allocating
+ * writes, compressed clusters, an L2 table to read, discards, flushes) to a thread pool.
+ */
+extern const struct disk_engine_ops disk_engine_uring_qcow2;
 
 /* Runs one request synchronously (thread-pool workers, and io_uring's fallback for hole punching). */
 int disk_do_sync(struct disk *d, const struct disk_req *r);

@@ -164,17 +164,19 @@ static int reap(struct pool *p)
 	struct disk_req *list = p->done;
 	p->done = NULL;
 	pthread_mutex_unlock(&p->lock);
+	struct disk *o = p->disk->owner ? p->disk->owner : p->disk;
+
 	/* What the completions start (the driver's next requests) wakes the workers once. */
-	disk_plug(p->disk);
+	disk_plug(o);
 	while (list) {
 		struct disk_req *r = list;
 		list = r->next;
 		r->complete(r);
 		done++;
 	}
-	if (done && p->disk->batch_done)
-		p->disk->batch_done(p->disk);
-	disk_unplug(p->disk);
+	if (done && o->batch_done)
+		o->batch_done(o);
+	disk_unplug(o);
 	return done;
 }
 

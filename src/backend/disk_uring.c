@@ -4,11 +4,16 @@
  * Discard and write-zeroes are a hole punch (IORING_OP_FALLOCATE) on files; on
  * block devices they are ioctls, which io_uring cannot queue, so they run inline.
  *
+ * A qcow2 image (disk_engine_uring_qcow2) sends the ring what qcow2_place() finds one
+ * place for, the cluster of its own or the raw file below where the bytes are, and
+ * everything else to a thread pool of its own, which runs qcow2's code.
+ *
  * The ring takes those operations and nothing else (IORING_REGISTER_RESTRICTIONS):
  * io_uring's work runs in the kernel, out of seccomp's reach, and its worker threads
  * (iou-wrk-*) carry whatever filter their creator had when the first one was made.
  */
 #include "backend/disk.h"
+#include "backend/qcow2.h"
 #include "core/util.h"
 
 #include <errno.h>
@@ -18,6 +23,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
@@ -41,6 +47,12 @@ struct uring {
 	struct disk_req *backlog, **backlog_tail;
 	/* Requests completed synchronously, reported from the loop like the others. */
 	struct disk_req *sync_done;
+	/*
+	 * A qcow2 image's requests that the ring cannot take run on this disk's thread pool
+	 * (its owner is the image's disk); slow_plugged: it holds them for the owner's unplug.
+	 */
+	bool has_slow, slow_plugged;
+	struct disk slow;
 };
 
 static bool prep(struct uring *u, struct disk *d, struct disk_req *r)
@@ -53,18 +65,19 @@ static bool prep(struct uring *u, struct disk *d, struct disk_req *r)
 	switch (r->op) {
 	case DISK_READ:
 		if (r->iovcnt == 1)
-			io_uring_prep_read(sqe, d->fd, r->iov[0].iov_base,
-					   (unsigned int)r->iov[0].iov_len, r->offset);
+			io_uring_prep_read(sqe, r->io_fd, r->iov[0].iov_base,
+					   (unsigned int)r->iov[0].iov_len, r->io_off);
 		else
-			io_uring_prep_readv(sqe, d->fd, r->iov, (unsigned int)r->iovcnt, r->offset);
+			io_uring_prep_readv(sqe, r->io_fd, r->iov, (unsigned int)r->iovcnt,
+					    r->io_off);
 		break;
 	case DISK_WRITE:
 		if (r->iovcnt == 1)
-			io_uring_prep_write(sqe, d->fd, r->iov[0].iov_base,
-					    (unsigned int)r->iov[0].iov_len, r->offset);
+			io_uring_prep_write(sqe, r->io_fd, r->iov[0].iov_base,
+					    (unsigned int)r->iov[0].iov_len, r->io_off);
 		else
-			io_uring_prep_writev(sqe, d->fd, r->iov, (unsigned int)r->iovcnt,
-					     r->offset);
+			io_uring_prep_writev(sqe, r->io_fd, r->iov, (unsigned int)r->iovcnt,
+					     r->io_off);
 		break;
 	case DISK_FLUSH:
 		io_uring_prep_fsync(sqe, d->fd, IORING_FSYNC_DATASYNC);
@@ -132,11 +145,16 @@ static int reap(struct disk *d)
 		io_uring_cqe_seen(&u->ring, cqe);
 		if (res >= 0 && (r->op == DISK_READ || r->op == DISK_WRITE) &&
 		    (uint64_t)res < r->len) {
-			/* Short transfer (rare): redo it synchronously; same data, same offset. */
+			/*
+			 * Short transfer (rare; a qcow2 image's raw base shorter than it says):
+			 * redo it synchronously, same data, same offset, through qcow2's code.
+			 */
 			res = disk_do_sync(d, r);
 		} else if (res > 0) {
 			res = 0;
 		}
+		if (d->qcow && r->op == DISK_WRITE)
+			qcow2_placed_write_done(d->qcow);
 		r->result = res;
 		r->complete(r);
 		done++;
@@ -161,7 +179,7 @@ static void on_ready(void *opaque, uint32_t events)
 }
 
 /* The ring signals efd for every completion (and kick() for inline ones): wait on it. */
-static int uring_poll(struct disk *d, int timeout_ms)
+static int ring_poll(struct disk *d, int timeout_ms)
 {
 	struct uring *u = d->engine_state;
 	struct pollfd pfd = { .fd = u->efd, .events = POLLIN };
@@ -218,6 +236,39 @@ static int ring_open_restricted(struct io_uring *ring, int efd)
 	return 0;
 }
 
+/* A qcow2 image's: the ring and the thread pool in turn, a millisecond at most each time. */
+static int uring_poll(struct disk *d, int timeout_ms)
+{
+	struct uring *u = d->engine_state;
+
+	if (!u->has_slow)
+		return ring_poll(d, timeout_ms);
+	for (int waited = 0;; waited++) {
+		int a = disk_engine_threads.poll(&u->slow, 0);
+		if (a < 0)
+			return a;
+		int b = ring_poll(d, a || waited >= timeout_ms ? 0 : 1);
+		if (b < 0)
+			return b;
+		if (a + b || waited >= timeout_ms)
+			return a + b;
+	}
+}
+
+/* The thread pool for what a qcow2 image's ring cannot take: a disk of the same image. */
+static int slow_init(struct uring *u, struct disk *d, struct loop *loop)
+{
+	memcpy(&u->slow, d, sizeof(*d));
+	atomic_init(&u->slow.plugged, 0);
+	u->slow.engine = &disk_engine_threads;
+	u->slow.engine_state = NULL;
+	u->slow.batch_done = NULL;
+	u->slow.owner = d;
+	int r = disk_engine_threads.init(&u->slow, loop);
+	u->has_slow = r == 0;
+	return r;
+}
+
 static int uring_init(struct disk *d, struct loop *loop)
 {
 	struct uring *u = calloc(1, sizeof(*u));
@@ -235,9 +286,19 @@ static int uring_init(struct disk *d, struct loop *loop)
 	u->loop = loop;
 	pthread_mutex_init(&u->lock, NULL);
 	u->backlog_tail = &u->backlog;
-	if (loop_add(loop, u->efd, EPOLLIN | EPOLLET, on_ready, d) < 0) {
+	if (d->qcow && (r = slow_init(u, d, loop)) < 0) {
 		close(u->efd);
 		io_uring_queue_exit(&u->ring);
+		pthread_mutex_destroy(&u->lock);
+		free(u);
+		return r;
+	}
+	if (loop_add(loop, u->efd, EPOLLIN | EPOLLET, on_ready, d) < 0) {
+		if (u->has_slow)
+			disk_engine_threads.fini(&u->slow);
+		close(u->efd);
+		io_uring_queue_exit(&u->ring);
+		pthread_mutex_destroy(&u->lock);
 		free(u);
 		return -ENOSYS;
 	}
@@ -245,11 +306,22 @@ static int uring_init(struct disk *d, struct loop *loop)
 	return 0;
 }
 
+static void to_ring(struct uring *u, struct disk *d, struct disk_req *r);
+
+/* Lock held: r completes with its result from the loop, as if the kernel had run it. */
+static void complete_inline(struct uring *u, struct disk_req *r)
+{
+	r->next = u->sync_done;
+	u->sync_done = r;
+}
+
 static void uring_submit(struct disk *d, struct disk_req *r)
 {
 	struct uring *u = d->engine_state;
 
 	r->next = NULL;
+	r->io_fd = d->fd;
+	r->io_off = r->offset;
 	pthread_mutex_lock(&u->lock);
 	if (r->op == DISK_FAIL ||
 	    (d->block_device && (r->op == DISK_DISCARD || r->op == DISK_WRITE_ZEROES))) {
@@ -258,12 +330,60 @@ static void uring_submit(struct disk *d, struct disk_req *r)
 		 * which io_uring 2.3 cannot queue.
 		 */
 		r->result = disk_do_sync(d, r);
-		r->next = u->sync_done;
-		u->sync_done = r;
+		complete_inline(u, r);
 		pthread_mutex_unlock(&u->lock);
 		kick(u);
 		return;
 	}
+	to_ring(u, d, r);
+	pthread_mutex_unlock(&u->lock);
+}
+
+/*
+ * A qcow2 image's request: to the ring where qcow2_place() finds the bytes in one place,
+ * else to the thread pool. cache=none writes always go to the pool: there a write is
+ * durable when it completes, tables included, which qcow2_do_sync() sees to.
+ */
+static void qcow2_submit(struct disk *d, struct disk_req *r)
+{
+	struct uring *u = d->engine_state;
+	struct qcow2_place p;
+	int e = -EAGAIN;
+
+	r->next = NULL;
+	if (r->op == DISK_READ || (r->op == DISK_WRITE && !d->sync_writes))
+		e = qcow2_place(d->qcow, r->op == DISK_WRITE, r->offset, r->len, &p);
+	if (e == 0)
+		atomic_fetch_add(&d->placed, 1);
+	pthread_mutex_lock(&u->lock);
+	if (e == -EAGAIN) {
+		if (atomic_load(&d->plugged) && !u->slow_plugged) {
+			u->slow_plugged = true;
+			disk_plug(&u->slow);
+		}
+		pthread_mutex_unlock(&u->lock);
+		disk_engine_threads.submit(&u->slow, r);
+		return;
+	}
+	if (e == 0 && p.kind == QCOW2_PLACE_FILE) {
+		r->io_fd = p.fd;
+		r->io_off = p.off;
+		to_ring(u, d, r);
+		pthread_mutex_unlock(&u->lock);
+		return;
+	}
+	if (e == 0)
+		for (int i = 0; i < r->iovcnt; i++)
+			memset(r->iov[i].iov_base, 0, r->iov[i].iov_len);
+	r->result = e;
+	complete_inline(u, r);
+	pthread_mutex_unlock(&u->lock);
+	kick(u);
+}
+
+/* Lock held: prepares r (io_fd and io_off set), or queues it when the ring is full. */
+static void to_ring(struct uring *u, struct disk *d, struct disk_req *r)
+{
 	if (!u->backlog) {
 		bool ok = prep(u, d, r);
 		if (!ok && u->unsubmitted) {
@@ -275,13 +395,11 @@ static void uring_submit(struct disk *d, struct disk_req *r)
 		if (ok) {
 			u->unsubmitted = true;
 			submit_prepared(u, d);
-			pthread_mutex_unlock(&u->lock);
 			return;
 		}
 	}
 	*u->backlog_tail = r;
 	u->backlog_tail = &r->next;
-	pthread_mutex_unlock(&u->lock);
 }
 
 static void uring_unplug(struct disk *d)
@@ -290,12 +408,19 @@ static void uring_unplug(struct disk *d)
 
 	pthread_mutex_lock(&u->lock);
 	submit_prepared(u, d);
+	bool slow = u->slow_plugged;
+	u->slow_plugged = false;
 	pthread_mutex_unlock(&u->lock);
+	if (slow)
+		disk_unplug(&u->slow);
 }
 
 static void uring_fini(struct disk *d)
 {
 	struct uring *u = d->engine_state;
+
+	if (u->has_slow)
+		disk_engine_threads.fini(&u->slow);
 
 	loop_del(u->loop, u->efd);
 	io_uring_queue_exit(&u->ring);
@@ -308,6 +433,15 @@ const struct disk_engine_ops disk_engine_uring = {
 	.name = "io_uring",
 	.init = uring_init,
 	.submit = uring_submit,
+	.poll = uring_poll,
+	.fini = uring_fini,
+	.unplug = uring_unplug,
+};
+
+const struct disk_engine_ops disk_engine_uring_qcow2 = {
+	.name = "io_uring+threads",
+	.init = uring_init,
+	.submit = qcow2_submit,
 	.poll = uring_poll,
 	.fini = uring_fini,
 	.unplug = uring_unplug,

@@ -83,6 +83,25 @@ int qcow2_unmap(struct qcow2 *q, uint64_t off, uint64_t len);
  * is refused (-ENOTSUP). 0, or -errno with err naming the fault.
  */
 int qcow2_resize(struct qcow2 *q, uint64_t size, char *err, size_t n);
+/*
+ * Where a read or write of [off, off+len) can go without qcow2's help, for an engine that
+ * moves the data itself (io_uring): QCOW2_PLACE_FILE, len bytes of the open file fd from
+ * offset off (one run of this image's own clusters, or of a raw file below it); or
+ * QCOW2_PLACE_ZERO, a read that is all zeros. A write is placed only on clusters this
+ * image owns alone (no allocation, no copy), and qcow2_placed_write_done() is told when it
+ * completed. Never does I/O nor waits: -EAGAIN when the request needs qcow2_read/qcow2_write (several places, an
+ * L2 table not in memory, a cluster being allocated, a compressed one, a qcow2 below that
+ * is not in memory either); other -errno for a request that fails.
+ */
+enum qcow2_place_kind { QCOW2_PLACE_FILE, QCOW2_PLACE_ZERO };
+struct qcow2_place {
+	enum qcow2_place_kind kind;
+	int fd;
+	uint64_t off;
+};
+int qcow2_place(struct qcow2 *q, bool write, uint64_t off, uint64_t len, struct qcow2_place *p);
+/* A write placed by qcow2_place() completed: the next flush must sync the file. */
+void qcow2_placed_write_done(struct qcow2 *q);
 /* Makes every completed write durable (data, then metadata in a crash-safe order). */
 int qcow2_flush(struct qcow2 *q);
 /*

@@ -196,6 +196,8 @@ int q2_write_features(struct qcow2 *q); /* the three feature words, then fdatasy
 /* qcow2_map.c */
 int q2_l2_get(struct qcow2 *q, uint64_t off, bool fresh, uint64_t **tab);
 int q2_lookup(struct qcow2 *q, uint64_t gc, struct q2_map *m);
+/* q2_lookup without I/O: -EAGAIN when gc's L2 table is not in the cache. */
+int q2_lookup_cached(struct qcow2 *q, uint64_t gc, struct q2_map *m);
 int q2_decode(const struct qcow2 *q, uint64_t e, struct q2_map *m);
 /* The L2 table for gc ready to be changed (allocated, or copied if shared). */
 int q2_l2_prepare(struct qcow2 *q, uint64_t gc, uint64_t **tab);

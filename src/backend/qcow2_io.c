@@ -323,6 +323,64 @@ int qcow2_read(struct qcow2 *q, const struct iovec *iov, int iovcnt, uint64_t of
 	return r;
 }
 
+int qcow2_place(struct qcow2 *q, bool write, uint64_t off, uint64_t len, struct qcow2_place *p)
+{
+	uint64_t gc = off >> q->h.cluster_bits, in = off & (q->cs - 1);
+	struct q2_map m, n;
+	int r = len ? check_range(q, off, len) : -EINVAL;
+
+	if (r)
+		return r;
+	if (write && q->readonly)
+		return -EROFS;
+	uint64_t last = (off + len - 1) >> q->h.cluster_bits;
+	pthread_mutex_lock(&q->lock);
+	r = write ? q->werr : 0;
+	if (!r)
+		r = in_flight(q, gc) ? -EAGAIN : q2_lookup_cached(q, gc, &m);
+	if (!r && (m.kind == Q2_COMP || (write && (m.kind != Q2_DATA || !m.copied))))
+		r = -EAGAIN;
+	/* The rest of the range must continue the first cluster's answer. */
+	for (uint64_t k = 1; !r && k <= last - gc; k++) {
+		r = in_flight(q, gc + k) ? -EAGAIN : q2_lookup_cached(q, gc + k, &n);
+		if (!r && (n.kind != m.kind || (write && !n.copied) ||
+			   (m.kind == Q2_DATA && n.host != m.host + k * q->cs)))
+			r = -EAGAIN;
+	}
+	pthread_mutex_unlock(&q->lock);
+	if (r)
+		return r;
+	switch (m.kind) {
+	case Q2_DATA:
+		*p = (struct qcow2_place){ QCOW2_PLACE_FILE, q->fd, m.host + in };
+		return 0;
+	case Q2_ZERO:
+		*p = (struct qcow2_place){ QCOW2_PLACE_ZERO, -1, 0 };
+		return 0;
+	case Q2_UNALLOC:
+		break;
+	case Q2_COMP:
+		return -EAGAIN;
+	}
+	/* Below this image: the backing file, and zeros past its end (or without one). */
+	uint64_t bsize = q->bq ? q->bq->h.size : q->bsize;
+	if ((!q->bq && q->bfd < 0) || off >= bsize) {
+		*p = (struct qcow2_place){ QCOW2_PLACE_ZERO, -1, 0 };
+		return 0;
+	}
+	if (len > bsize - off)
+		return -EAGAIN; /* partly past its end: part file, part zeros */
+	if (q->bq)
+		return qcow2_place(q->bq, false, off, len, p);
+	*p = (struct qcow2_place){ QCOW2_PLACE_FILE, q->bfd, off };
+	return 0;
+}
+
+void qcow2_placed_write_done(struct qcow2 *q)
+{
+	q2_wrote(q);
+}
+
 /* What cluster gc reads as now (its old mapping m), whole, into buf: the base of a CoW. */
 static int read_old_cluster(struct qcow2 *q, const struct q2_map *m, uint64_t gc, uint8_t *buf)
 {
@@ -387,7 +445,6 @@ static int write_alloc(struct qcow2 *q, uint64_t gc, const struct q2_map *old,
 		struct iovec stack[16], *v = cnt <= 16 ? stack : malloc(sizeof(*v) * (size_t)cnt);
 		if (v) {
 			memcpy(v, sub, sizeof(*v) * (size_t)cnt);
-			q2_wrote(q);
 			r = rw_full(q->fd, v, cnt, host, true);
 			if (v != stack)
 				free(v);
@@ -399,11 +456,15 @@ static int write_alloc(struct qcow2 *q, uint64_t gc, const struct q2_map *old,
 		r = buf ? read_old_cluster(q, old, gc, buf) : -ENOMEM;
 		if (!r) {
 			iov_to_buf(sub, cnt, buf + in);
-			q2_wrote(q);
 			r = q2_pwrite(q->fd, buf, q->cs, host);
 		}
 		free(buf);
 	}
+	/*
+	 * After the write, not before: a flush that ran in between would have cleared the
+	 * mark with the data not yet there, and the next one would skip its fdatasync.
+	 */
+	q2_wrote(q);
 
 	pthread_mutex_lock(&q->lock);
 	if (!r)
@@ -457,8 +518,8 @@ int qcow2_write(struct qcow2 *q, const struct iovec *iov, int iovcnt, uint64_t o
 			if (n > left)
 				n = left;
 			int cnt = iov_slice(iov, iovcnt, pos, n, sub);
-			q2_wrote(q);
 			r = rw_full(q->fd, sub, cnt, m.host + in, true);
+			q2_wrote(q); /* after the data (see write_alloc) */
 			pos += n;
 			continue;
 		}

@@ -201,6 +201,29 @@ int q2_lookup(struct qcow2 *q, uint64_t gc, struct q2_map *m)
 	return q2_decode(q, q2_be64(&tab[gc & ((1ull << q->l2_bits) - 1)]), m);
 }
 
+int q2_lookup_cached(struct qcow2 *q, uint64_t gc, struct q2_map *m)
+{
+	uint64_t e = 0;
+	int r = l1_entry(q, gc, &e);
+
+	if (r)
+		return r;
+	uint64_t off = e & Q2_OFFSET_MASK;
+	if (off == 0) {
+		memset(m, 0, sizeof(*m));
+		m->kind = Q2_UNALLOC;
+		return 0;
+	}
+	for (unsigned i = 0; i < q->nl2; i++) {
+		struct q2_cached *c = &q->l2c[i];
+		if (c->off == off) {
+			c->lru = ++q->tick;
+			return q2_decode(q, q2_be64(&c->tab[gc & ((1ull << q->l2_bits) - 1)]), m);
+		}
+	}
+	return -EAGAIN;
+}
+
 int q2_l2_prepare(struct qcow2 *q, uint64_t gc, uint64_t **tab)
 {
 	uint64_t e = 0, noff = 0, *old, *copy = NULL;

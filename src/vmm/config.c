@@ -567,8 +567,7 @@ int config_parse_disk(const char *spec, struct disk_config *d, char *err, size_t
 		snprintf(err, errlen, "path= is required");
 		return -EINVAL;
 	}
-	if ((d->format == DISK_FORMAT_OVERLAY || d->format == DISK_FORMAT_QCOW2) &&
-	    d->engine == DISK_ENGINE_IO_URING) {
+	if (d->format == DISK_FORMAT_OVERLAY && d->engine == DISK_ENGINE_IO_URING) {
 		snprintf(err, errlen, "format=%s runs on aio=threads, not aio=io_uring",
 			 disk_format_name(d->format));
 		free(d->path);

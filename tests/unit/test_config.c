@@ -136,9 +136,13 @@ TEST(config_disk_bad_values_name_the_key)
 	CHECK(rejected("path=x,l2-cache-size=100", "l2-cache-size"));
 	CHECK(rejected("path=x,l2-cache-size=-1", "l2-cache-size"));
 	CHECK(rejected("path=x,l2-cache-size=", "l2-cache-size"));
-	/* Overlays and qcow2 run on the thread pool. */
+	/* Overlays run on the thread pool. */
 	CHECK(rejected("path=x,format=overlay,aio=io_uring", "aio=threads"));
-	CHECK(rejected("path=x,format=qcow2,aio=io_uring", "format=qcow2 runs on aio=threads"));
+	/* qcow2 takes either engine (io_uring with a thread pool for what it cannot place). */
+	struct disk_config q;
+	REQUIRE(parse("path=x,format=qcow2,aio=io_uring", &q) == 0);
+	CHECK(q.format == DISK_FORMAT_QCOW2 && q.engine == DISK_ENGINE_IO_URING);
+	free(q.path);
 }
 
 TEST(config_disk_missing_path)
