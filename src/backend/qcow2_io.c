@@ -485,6 +485,133 @@ static int write_alloc(struct qcow2 *q, uint64_t gc, const struct q2_map *old,
 	return r;
 }
 
+/* Most guest clusters one allocating write takes in one run (a 1 MiB write of 4 KiB clusters). */
+#define Q2_RUN_MAX 256
+
+/*
+ * Guest clusters gc.. that a write of left bytes from offset in inside gc covers and that
+ * all need new host clusters (none in flight, all under one L2 table): how many, up to
+ * max, their mappings in old[]. The lock is held; gc's own mapping is old[0].
+ */
+static int alloc_run_len(struct qcow2 *q, uint64_t gc, uint64_t in, uint64_t left,
+			 struct q2_map *old, unsigned max)
+{
+	uint64_t span = (in + left + q->cs - 1) / q->cs;
+	unsigned k = 1;
+
+	for (; k < max && k < span; k++) {
+		if ((gc + k) >> q->l2_bits != gc >> q->l2_bits || in_flight(q, gc + k))
+			break;
+		if (q2_lookup(q, gc + k, &old[k]))
+			break;
+		if (old[k].kind == Q2_DATA && old[k].copied)
+			break;
+	}
+	return (int)k;
+}
+
+/*
+ * A write over k >= 2 guest clusters that all need new host clusters: k contiguous ones
+ * are allocated (fewer if the file does not give them in a row), written with one
+ * pwritev (the old content around the new bytes at both ends), then published, as
+ * QEMU does: so a sequential write lays the image out in order, and reading it back is one
+ * transfer per request rather than one per cluster. Called and returns with the lock
+ * held; *done is set to the bytes of the request it wrote.
+ */
+static int write_alloc_run(struct qcow2 *q, uint64_t gc, const struct q2_map *old, unsigned k,
+			   const struct iovec *iov, int iovcnt, uint64_t pos, uint64_t in,
+			   uint64_t left, uint64_t *done)
+{
+	struct q2_inflight *f = calloc(k, sizeof(*f));
+	uint64_t host = 0, h, *tab, prev;
+	unsigned got = 0;
+	int r = f ? q->werr : -ENOMEM;
+
+	if (!r)
+		r = q2_l2_prepare(q, gc, &tab); /* the table first: no allocation after the data */
+	while (!r && got < k) {
+		r = q2_alloc(q, &h);
+		if (r)
+			break;
+		if (got && h != host + got * q->cs) {
+			/* Not next to the others: it goes back, and the run is shorter. */
+			q2_rc_set(q, h / q->cs, 0);
+			if (h / q->cs < q->free_hint)
+				q->free_hint = h / q->cs;
+			break;
+		}
+		if (!got)
+			host = h;
+		got++;
+	}
+	if (r && got)
+		goto give_back;
+	if (r) {
+		free(f);
+		return r;
+	}
+	for (unsigned i = 0; i < got; i++) {
+		f[i] = (struct q2_inflight){ .gc = gc + i, .next = q->inflight };
+		q->inflight = &f[i];
+	}
+	pthread_mutex_unlock(&q->lock);
+
+	/* The bytes of the run: [in, in + n) of its got clusters come from the guest. */
+	uint64_t n = got * q->cs - in < left ? got * q->cs - in : left;
+	uint64_t tail = got * q->cs - in - n;
+	uint8_t *head_buf = in ? malloc(q->cs) : NULL, *tail_buf = tail ? malloc(q->cs) : NULL;
+	struct iovec *v = malloc(sizeof(*v) * ((size_t)iovcnt + 2));
+	r = (in && !head_buf) || (tail && !tail_buf) || !v ? -ENOMEM : 0;
+	if (!r && in)
+		r = read_old_cluster(q, &old[0], gc, head_buf);
+	if (!r && tail)
+		r = read_old_cluster(q, &old[got - 1], gc + got - 1, tail_buf);
+	if (!r) {
+		int cnt = 0;
+		if (in)
+			v[cnt++] = (struct iovec){ head_buf, in };
+		cnt += iov_slice(iov, iovcnt, pos, n, v + cnt);
+		if (tail)
+			v[cnt++] = (struct iovec){ tail_buf + q->cs - tail, tail };
+		r = rw_full(q->fd, v, cnt, host, true);
+		q2_wrote(q); /* after the data (see write_alloc) */
+	}
+	free(head_buf);
+	free(tail_buf);
+	free(v);
+	pthread_mutex_lock(&q->lock);
+	unsigned set = 0;
+	while (!r && set < got) {
+		r = q2_l2_set(q, gc + set, (host + set * q->cs) | Q2_OFLAG_COPIED, &prev);
+		if (r)
+			break;
+		set++;
+		struct q2_map pm;
+		if (q2_decode(q, prev, &pm) == 0)
+			r = q2_free_later(q, &pm);
+	}
+	/* Clusters no entry points at (a failed write, a failed table change) go back now. */
+	for (unsigned i = set; i < got; i++)
+		q2_rc_set(q, host / q->cs + i, 0);
+	if (set < got && host / q->cs + set < q->free_hint)
+		q->free_hint = host / q->cs + set;
+	if (!r)
+		r = maybe_writeback(q);
+	for (unsigned i = 0; i < got; i++)
+		inflight_remove(q, &f[i]);
+	free(f);
+	if (!r)
+		*done = n;
+	return r;
+give_back:
+	for (unsigned i = 0; i < got; i++)
+		q2_rc_set(q, host / q->cs + i, 0);
+	if (host / q->cs < q->free_hint)
+		q->free_hint = host / q->cs;
+	free(f);
+	return r;
+}
+
 int qcow2_write(struct qcow2 *q, const struct iovec *iov, int iovcnt, uint64_t off, uint64_t len)
 {
 	struct iovec stack[16], *sub;
@@ -525,8 +652,17 @@ int qcow2_write(struct qcow2 *q, const struct iovec *iov, int iovcnt, uint64_t o
 		}
 		n = q->cs - in < left ? q->cs - in : left;
 		if (!r) {
-			int cnt = iov_slice(iov, iovcnt, pos, n, sub);
-			r = write_alloc(q, gc, &m, sub, cnt, in, n);
+			struct q2_map old[Q2_RUN_MAX];
+			unsigned k = 1;
+			old[0] = m;
+			if (in + left > q->cs)
+				k = alloc_run_len(q, gc, in, left, old, Q2_RUN_MAX);
+			if (k >= 2) {
+				r = write_alloc_run(q, gc, old, k, iov, iovcnt, pos, in, left, &n);
+			} else {
+				int cnt = iov_slice(iov, iovcnt, pos, n, sub);
+				r = write_alloc(q, gc, &m, sub, cnt, in, n);
+			}
 		}
 		pthread_mutex_unlock(&q->lock);
 		pos += n;
