@@ -7,6 +7,7 @@
  * the queue is full they are dropped, as libslirp allows (its TCP resends them).
  */
 #include "backend/slirp.h"
+#include "backend/slirp_ack.h"
 #include "core/log.h"
 #include "virtio/net_hdr.h"
 
@@ -118,10 +119,30 @@ static void schedule(struct slirp_be *s)
 
 /* ---- callbacks from slirp (mu held: they run inside slirp calls) ---- */
 
+/*
+ * slirp acknowledges every segment the guest sends; a newer pure ACK of the same
+ * connection, acknowledging more, makes an older one still waiting for the guest
+ * redundant: it takes its place (slirp_ack.c), so the guest handles about one ACK per
+ * batch of segments, not one per 1.5 KiB.
+ */
+static bool replaces_last_ack(struct slirp_be *s, const uint8_t *f, size_t len)
+{
+	if (!s->count)
+		return false;
+	struct frame *last = &s->ring[(s->head + s->count - 1) % RING_FRAMES];
+	if (len != last->len || !slirp_ack_supersedes(f, len, last->data, last->len))
+		return false;
+	memcpy(last->data, f, len);
+	return true;
+}
+
 static ssize_t cb_send_packet(const void *buf, size_t len, void *opaque)
 {
 	struct slirp_be *s = opaque;
 	uint64_t one = 1;
+
+	if (replaces_last_ack(s, buf, len))
+		return (ssize_t)len;
 
 	if (s->count == RING_FRAMES || s->bytes + len > RING_BYTES || len > NET_MAX_FRAME) {
 		s->dropped++;

@@ -22,7 +22,7 @@ void virtio_dev_init(struct virtio_dev *d, const struct virtio_dev_ops *ops, voi
 
 uint64_t virtio_dev_features(const struct virtio_dev *d)
 {
-	return d->ops->features | (1ULL << VIRTIO_F_VERSION_1);
+	return (d->ops->features & ~d->features_withdrawn) | (1ULL << VIRTIO_F_VERSION_1);
 }
 
 bool virtio_dev_has(const struct virtio_dev *d, unsigned int feature_bit)
@@ -249,6 +249,11 @@ int virtio_dev_load_state(const struct virtio_dev *d, uint8_t transport, struct 
 	 * The driver read the offered features once, at probe: a device that now offers
 	 * others (another image, backend or host) is not the one it negotiated with.
 	 */
+	uint64_t missing = offered & ~saved_offered;
+	if (!(saved_offered & ~offered) && !(missing & ~d->ops->features_optional)) {
+		s->withdrawn = missing;
+		offered = saved_offered;
+	}
 	if (saved_offered != offered)
 		return virtio_state_refuse(d, err, errlen,
 					   "features: the snapshot's device offered 0x%llx, this "
@@ -292,6 +297,7 @@ void virtio_dev_commit_state(struct virtio_dev *d, const struct virtio_dev_state
 	d->status = s->status;
 	d->resetting = false;
 	d->driver_features = s->driver_features;
+	d->features_withdrawn |= s->withdrawn;
 	d->config_generation = s->config_generation;
 	for (unsigned int i = 0; i < VIRTIO_MAX_QUEUES; i++)
 		d->q[i] = i < d->ops->num_queues ? s->q[i] : (struct virtq){ 0 };

@@ -26,6 +26,11 @@ struct virtio_dev_ops {
 	const char *name;
 	uint32_t device_id;
 	uint64_t features; /* offered to the driver; VERSION_1 is added by the core */
+	/*
+	 * Offered bits a snapshot from a tern that did not offer them yet may lack: its
+	 * restore then withdraws them (the driver negotiated without), instead of refusing.
+	 */
+	uint64_t features_optional;
 	unsigned int num_queues;
 	uint16_t queue_max; /* largest queue size offered (power of two, <= VIRTQ_MAX_SIZE) */
 	uint32_t config_size;
@@ -64,6 +69,7 @@ struct virtio_dev {
 	uint8_t status;
 	bool resetting; /* a reset waits for in-flight requests */
 	uint64_t driver_features;
+	uint64_t features_withdrawn; /* ops->features a restored snapshot did not offer */
 	uint32_t config_generation;
 	struct virtq q[VIRTIO_MAX_QUEUES];
 	/* Transport hooks: raise the interrupt for queue q / for a config change. */
@@ -133,6 +139,7 @@ void virtio_dev_reset_done(struct virtio_dev *d);
 struct virtio_dev_state {
 	uint8_t status;
 	uint64_t driver_features;
+	uint64_t withdrawn; /* optional features the snapshot's device did not offer */
 	uint32_t config_generation;
 	struct virtq q[VIRTIO_MAX_QUEUES];
 };
@@ -145,7 +152,8 @@ int virtio_dev_save_state(struct virtio_dev *d, uint8_t transport, struct vmstat
 /*
  * Parses a core part into s and checks it against d as the guest's writes are checked:
  * the same transport, device type and offered features (a snapshot of a device configured
- * or backed otherwise is refused), driver features among those offered, a sane status
+ * or backed otherwise is refused; one that lacks only ops->features_optional is taken,
+ * and commit withdraws those), driver features among those offered, a sane status
  * (defined bits only; DRIVER_OK only with FEATURES_OK, that only with VERSION_1), the
  * queue count, and each ready queue's size and rings. Changes nothing in d. Lock held.
  * 0, or -EINVAL with err naming the device and the field.

@@ -7,6 +7,7 @@
  */
 #include "virtio/net.h"
 #include "core/log.h"
+#include "virtio/net_gso.h"
 #include "virtio/virtio.h"
 #include "vmstate/vmstate.h"
 
@@ -20,6 +21,14 @@
 #define RX_BUDGET 256
 #define TX_BUDGET 256
 #define CTRL_BUDGET 64
+
+/*
+ * What the device does itself for a backend without virtio-net headers (user-mode
+ * networking): the transmit checksum and TCP segmentation (net_gso.h). QEMU offers none to
+ * such a backend, so its guest checksums and segments every frame on its own CPU.
+ */
+#define SOFT_OFFLOADS \
+	(NET_F(VIRTIO_NET_F_CSUM) | NET_F(VIRTIO_NET_F_HOST_TSO4) | NET_F(VIRTIO_NET_F_HOST_TSO6))
 
 /* A control command's header: class and command, one byte each (5.1.6.5). */
 #define CTRL_HDR_LEN 2
@@ -216,6 +225,30 @@ static void on_backend(void *opaque, uint32_t events)
 
 /* ---- transmit ---- */
 
+static int soft_emit(void *opaque, const uint8_t *frame, size_t len)
+{
+	struct virtio_net *n = opaque;
+	struct iovec v = { (void *)frame, len };
+
+	return net_backend_send(n->be, &v, 1);
+}
+
+/*
+ * A frame with offloads for a backend without virtio-net headers: the device does what
+ * it offered (SOFT_OFFLOADS), on a copy of the frame, and sends the frames that makes.
+ */
+static int soft_offload(struct virtio_net *n, const struct net_hdr *h, unsigned int nf, size_t len)
+{
+	size_t at = 0;
+
+	for (unsigned int i = 0; i < nf; i++) {
+		memcpy(n->tx_lin + at, n->tx_iov[1 + i].iov_base, n->tx_iov[1 + i].iov_len);
+		at += n->tx_iov[1 + i].iov_len;
+	}
+	int r = net_gso_segment(h, n->tx_lin, len, n->tx_seg, sizeof(n->tx_seg), soft_emit, n);
+	return r < 0 ? r : 0;
+}
+
 /* Sends one popped chain, or drops it. false: the chain is malformed (device reset). */
 static bool tx_one(struct virtio_net *n)
 {
@@ -244,8 +277,9 @@ static bool tx_one(struct virtio_net *n)
 		net_hdr_encode(&h, n->tx_hdr);
 		n->tx_iov[0] = (struct iovec){ n->tx_hdr, NET_HDR_LEN };
 		r = net_backend_send(n->be, n->tx_iov, nf + 1);
+	} else if ((h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) || h.gso_type) {
+		r = soft_offload(n, &h, nf, (size_t)len);
 	} else {
-		/* Nothing was offered that would need a header here (check_tx saw to that). */
 		r = net_backend_send(n->be, n->tx_iov + 1, nf);
 	}
 	if (r < 0) {
@@ -477,7 +511,8 @@ int virtio_net_init(struct virtio_net *n, const struct guest_mem *mem, const cha
 	uint64_t f = NET_F(VIRTIO_RING_F_INDIRECT_DESC) | NET_F(VIRTIO_RING_F_EVENT_IDX) |
 		     NET_F(VIRTIO_NET_F_MAC) | NET_F(VIRTIO_NET_F_STATUS) |
 		     NET_F(VIRTIO_NET_F_MRG_RXBUF) | NET_F(VIRTIO_NET_F_CTRL_VQ) |
-		     NET_F(VIRTIO_NET_F_GUEST_ANNOUNCE) | (be->features & NET_OFFLOADS);
+		     NET_F(VIRTIO_NET_F_GUEST_ANNOUNCE) |
+		     (be->vnet_hdr ? be->features & NET_OFFLOADS : SOFT_OFFLOADS);
 	int r;
 
 	if (mtu)
@@ -486,6 +521,8 @@ int virtio_net_init(struct virtio_net *n, const struct guest_mem *mem, const cha
 		.name = name,
 		.device_id = VIRTIO_ID_NET,
 		.features = f,
+		/* Snapshots from before the software offloads restore without them. */
+		.features_optional = be->vnet_hdr ? 0 : SOFT_OFFLOADS,
 		.num_queues = 3,
 		.queue_max = VIRTIO_NET_QUEUE_SIZE,
 		.config_size = VIRTIO_NET_CONFIG_SIZE,

@@ -65,6 +65,8 @@ struct virtio_net {
 	struct virtio_net_stats stats;
 	/* One spare byte past the largest frame tells an oversized read apart. */
 	uint8_t rx_buf[NET_HDR_LEN + NET_MAX_FRAME + 1];
+	/* Software offloads (SOFT_OFFLOADS): the frame in one piece, and one segment. */
+	uint8_t tx_lin[NET_MAX_FRAME], tx_seg[NET_MAX_FRAME];
 };
 
 /*

@@ -134,11 +134,13 @@ def tap_peers():
     result("tap-host-to-guest", hashlib.md5(payload).hexdigest() in line, line.strip())
 
 
-def tap_server():
-    # guest -> host: the guest sends the HTTP blob to 192.168.77.1:9002
+def blob_server(name, addr):
+    """guest -> host: the guest sends the HTTP blob to addr (TAP), or to 10.0.2.2, which
+    slirp maps to this namespace's loopback (user-mode networking, through the device's
+    software TSO and checksums)."""
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("192.168.77.1", 9002))
+    s.bind(addr)
     s.listen(1)
     s.settimeout(600)
     try:
@@ -151,9 +153,9 @@ def tap_server():
                 if not d:
                     break
                 got.extend(d)
-        result("tap-guest-to-host", bytes(got) == BLOB, "%d of %d bytes" % (len(got), len(BLOB)))
+        result(name, bytes(got) == BLOB, "%d of %d bytes" % (len(got), len(BLOB)))
     except OSError as e:
-        result("tap-guest-to-host", False, str(e))
+        result(name, False, str(e))
 
 
 def hostfwd_client():
@@ -183,7 +185,10 @@ def main():
     httpd = http.server.HTTPServer(("127.0.0.1", HTTP_PORT), Blob)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     threading.Thread(target=echo_unix_server, args=(uds + "_5000",), daemon=True).start()
-    threading.Thread(target=tap_server, daemon=True).start()
+    threading.Thread(target=blob_server, args=("tap-guest-to-host", ("192.168.77.1", 9002)),
+                     daemon=True).start()
+    threading.Thread(target=blob_server, args=("user-guest-to-host", ("127.0.0.1", 9003)),
+                     daemon=True).start()
     cmd = [VMM, "--kernel", KERNEL, "--initrd", INITRD, "--memory", "256", "--cpus", "2",
            "--cmdline", CMDLINE,
            "--net", "user,mac=52:54:00:12:34:01,hostfwd=tcp::%d-:8022" % FWD_HOST_PORT,

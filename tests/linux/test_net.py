@@ -39,6 +39,7 @@ ip link set $U up
 udhcpc -i $U -s /udhcpc.sh -q -n -t 10 >/dev/null 2>&1
 echo "DHCP-IP $(ip -4 -o addr show dev $U | awk '{print $4}')"
 wget -q -O /tmp/blob http://10.0.2.2:18080/blob && echo "HTTP-SUM $(md5sum < /tmp/blob)"
+nc 10.0.2.2 9003 < /tmp/blob
 (echo reply-from-guest | nc -l -p 8022 > /tmp/fwd.in; echo "FWD-IN $(cat /tmp/fwd.in)") &
 echo FWD-LISTEN
 ip addr add 192.168.77.2/24 dev $T
@@ -86,6 +87,6 @@ def test_user_tap_vsock_one_boot():
         f.write(out)
     failed = [l for l in out.splitlines() if l.startswith("NETCHECK ") and " FAIL" in l]
     checks = [l for l in out.splitlines() if l.startswith("NETCHECK ")]
-    assert p.returncode == 0 and not failed and len(checks) >= 8, \
+    assert p.returncode == 0 and not failed and len(checks) >= 9, \
         "network checks failed:\n%s\n--- log tail\n%s" % ("\n".join(failed), out[-4000:])
     shutil.rmtree(work, ignore_errors=True)

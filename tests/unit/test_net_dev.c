@@ -432,12 +432,15 @@ TEST(net_dev_config_and_features)
 	CHECK(v->fake->offloads == d->driver_features); /* set at DRIVER_OK */
 	drv_free(v);
 
-	/* A backend without headers gets no offloads; an MTU is offered when set. */
+	/*
+	 * A backend without headers gets the transmit offloads the device does itself
+	 * (checksum, TSO), none it would have to receive; an MTU is offered when set.
+	 */
 	v = drv_new(false, 9000, ~0ULL);
 	REQUIRE(v);
 	d = &v->n->dev;
 	f = virtio_dev_features(d);
-	CHECK((f & ALL_OFFLOADS) == 0 && (f & F(MTU)));
+	CHECK((f & ALL_OFFLOADS) == (F(CSUM) | F(HOST_TSO4) | F(HOST_TSO6)) && (f & F(MTU)));
 	d->ops->config_read(d, 10, cfg, 2);
 	CHECK(cfg[0] == (9000 & 0xff) && cfg[1] == 9000 >> 8);
 	drv_free(v);
@@ -516,10 +519,35 @@ TEST(net_dev_tx_no_vnet_backend)
 	tx_send(v, zero_hdr, 60, 7);
 	CHECK(v->fake->nsent == 1 && v->fake->last_len == 60); /* no header for this backend */
 	CHECK(v->fake->last_sent[0] == 7);
-	/* CSUM was not offered, so a partial checksum is a bad header. */
+	/*
+	 * A partial checksum is completed by the device: the sum over [34, 60) plus what the
+	 * field held before (the pseudo-header's sum, to a driver) then holds.
+	 */
 	uint8_t h[NET_HDR_LEN] = { VIRTIO_NET_HDR_F_NEEDS_CSUM, 0, 0, 0, 0, 0, 34, 0, 6, 0 };
 	tx_send(v, h, 60, 8);
-	CHECK(v->fake->nsent == 1 && v->n->stats.tx_dropped == 1);
+	CHECK(v->fake->nsent == 2 && v->fake->last_len == 60 && v->n->stats.tx_dropped == 0);
+	uint32_t s = (uint32_t)((uint8_t)(8 + 40 * 3) << 8 | (uint8_t)(8 + 41 * 3));
+	for (int i = 34; i < 60; i += 2)
+		s += (uint32_t)(v->fake->last_sent[i] << 8 | v->fake->last_sent[i + 1]);
+	while (s >> 16)
+		s = (s & 0xffff) + (s >> 16);
+	CHECK(s == 0xffff);
+	/* A TSO frame (Ethernet, IPv4, TCP, 3000 bytes at MSS 1000) leaves as three frames. */
+	static uint8_t t[14 + 40 + 3000];
+	memset(t, 0, sizeof(t));
+	t[12] = 0x08;
+	t[14] = 0x45;
+	t[23] = 6;
+	t[14 + 20 + 12] = 5 << 4;
+	uint8_t th[NET_HDR_LEN] = {
+		VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4, 54, 0, 0xe8, 3, 34, 0, 16, 0
+	};
+	tx_send_bytes(v, th, t, sizeof(t));
+	CHECK(v->fake->nsent == 5 && v->fake->last_len == 54 + 1000);
+	/* A TSO header over a frame that is not TCP is dropped as a whole. */
+	t[23] = 17;
+	tx_send_bytes(v, th, t, sizeof(t));
+	CHECK(v->fake->nsent == 5 && v->n->stats.tx_errors == 1);
 	drv_free(v);
 }
 
@@ -1024,7 +1052,8 @@ TEST(net_dev_over_user_backend)
 	REQUIRE(slirp_backend_open(&be, &o, test_loop, err, sizeof(err)) == 0);
 	struct drv *v = drv_new_be(be, false, 0, ~0ULL);
 	REQUIRE(v);
-	CHECK((virtio_dev_features(&v->n->dev) & ALL_OFFLOADS) == 0);
+	CHECK((virtio_dev_features(&v->n->dev) & ALL_OFFLOADS) ==
+	      (F(CSUM) | F(HOST_TSO4) | F(HOST_TSO6)));
 	uint64_t b = rx_post(v, 1526);
 	kick(v, VIRTIO_NET_RXQ);
 	/* The driver asks for the gateway; slirp answers into the receive buffer. */

@@ -86,6 +86,33 @@ static const struct virtio_dev_ops tdev_ops_fewer = {
 	.notify = tdev_notify,
 };
 
+/*
+ * The same device offering one feature more: refused, unless that feature is optional
+ * (a newer tern's, which a snapshot from before it lacks): then it is withdrawn.
+ */
+static const struct virtio_dev_ops tdev_ops_more = {
+	.name = "vtest",
+	.device_id = VIRTIO_ID_RNG,
+	.features = T_FEATURES | (1ULL << 7),
+	.num_queues = NQ,
+	.queue_max = QMAX,
+	.config_size = 8,
+	.config_read = tdev_config_read,
+	.notify = tdev_notify,
+};
+
+static const struct virtio_dev_ops tdev_ops_more_optional = {
+	.name = "vtest",
+	.device_id = VIRTIO_ID_RNG,
+	.features = T_FEATURES | (1ULL << 7),
+	.features_optional = 1ULL << 7,
+	.num_queues = NQ,
+	.queue_max = QMAX,
+	.config_size = 8,
+	.config_read = tdev_config_read,
+	.notify = tdev_notify,
+};
+
 static const struct virtio_dev_ops tdev_ops_other = {
 	.name = "vtest",
 	.device_id = VIRTIO_ID_CONSOLE,
@@ -614,6 +641,18 @@ TEST(virtio_state_pci_refusals)
 	refused(fewer, &c, "features: the snapshot's device offered");
 	devstate_cursor(&sa, &c);
 	refused(other, &c, "of type 4");
+	struct pfx *more = pfx_new(&g.mem, &tdev_ops_more, 0);
+	struct pfx *more_opt = pfx_new(&g.mem, &tdev_ops_more_optional, 0);
+	REQUIRE(more && more_opt);
+	devstate_cursor(&sa, &c);
+	refused(more, &c, "features: the snapshot's device offered");
+	char merr[256] = "";
+	devstate_cursor(&sa, &c);
+	CHECK(virtio_pci_restore(more_opt->t, &c, merr, sizeof(merr)) == 0);
+	CHECK(virtio_dev_features(&more_opt->td.dev) == virtio_dev_features(&a->td.dev));
+	CHECK(more_opt->td.dev.driver_features == a->td.dev.driver_features);
+	pfx_free(more);
+	pfx_free(more_opt);
 
 	/* After all that, the untouched section still restores. */
 	char err[256] = "";
