@@ -53,6 +53,30 @@ def seed(features=0, mergeable=False, pop_end=0, tx=(), tx_bytes=b"", rx=(), max
 
 
 TCP_GSO = hdr(NEEDS_CSUM, GSO_TCPV4, 54, 1448, 34, 16)
+
+
+def tcp_frame(v6=False, vlan=False, payload=4000):
+    """A TSO frame a driver would send: Ethernet (802.1Q tag optional), IPv4 or IPv6, TCP
+    with ACK|PSH|FIN, payload bytes: what net_gso_segment cuts into segments."""
+    eth = b"\x52\x54\x00\x00\x00\x01\x52\x54\x00\x00\x00\x02"
+    if vlan:
+        eth += b"\x81\x00\x00\x05"
+    tcp = struct.pack(">HHIIBBHHH", 40000, 80, 0xfffff000, 1, 5 << 4, 0x19, 65535, 0, 0)
+    if v6:
+        ip = struct.pack(">IHBB", 6 << 28, 20 + payload, 6, 64) + bytes(range(1, 33))
+        eth += b"\x86\xdd"
+    else:
+        ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 40 + payload, 0x1234, 0x4000, 64, 6, 0,
+                         b"\x0a\x00\x02\x0f", b"\x0a\x00\x02\x02")
+        eth += b"\x08\x00"
+    return eth + ip + tcp + bytes((i * 131) & 0xFF for i in range(payload))
+
+
+def tso_seed(v6=False, vlan=False, payload=4000, mss=1448):
+    f = tcp_frame(v6, vlan, payload)
+    l4 = 14 + (4 if vlan else 0) + (40 if v6 else 20)
+    h = hdr(NEEDS_CSUM, GSO_TCPV6 if v6 else GSO_TCPV4, l4 + 20, mss, l4, 16)
+    return seed(ALL, tx=[12, len(f)], tx_bytes=h + f)
 SEEDS = {
     # Transmit.
     "seed-tx-one-segment": seed(tx=[12 + 60], tx_bytes=hdr() + eth_frame(60)),
@@ -63,6 +87,10 @@ SEEDS = {
     "seed-tx-csum-past-end": seed(ALL, tx=[12, 40], tx_bytes=hdr(NEEDS_CSUM, 0, 0, 0, 34, 6)),
     "seed-tx-tso4": seed(ALL, tx=[12, 9000], tx_bytes=TCP_GSO + eth_frame(9000)),
     "seed-tx-tso6-ecn": seed(ALL, tx=[12, 9000], tx_bytes=hdr(NEEDS_CSUM, GSO_TCPV6 | GSO_ECN, 74, 1428, 54, 16)),
+    # Well-formed TSO frames, through net_gso_segment's whole loop.
+    "seed-tx-tso4-segments": tso_seed(),
+    "seed-tx-tso6-segments": tso_seed(v6=True, payload=3000, mss=1000),
+    "seed-tx-tso4-vlan-one-segment": tso_seed(vlan=True, payload=500),
     "seed-tx-tso-no-mss": seed(ALL, tx=[12, 9000], tx_bytes=hdr(NEEDS_CSUM, GSO_TCPV4, 54, 0, 34, 16)),
     "seed-tx-ufo": seed(ALL, tx=[12, 9000], tx_bytes=hdr(NEEDS_CSUM, GSO_UDP, 42, 1400, 34, 6)),
     "seed-tx-max-frame": seed(tx=[12] + [0x3FFF] * 4 + [MAX_FRAME - 4 * 0x3FFF]),
