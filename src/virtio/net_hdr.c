@@ -117,20 +117,29 @@ int net_hdr_check_tx(struct net_hdr *h, uint64_t features, size_t frame_len)
 	return 0;
 }
 
-int net_csum_complete(uint8_t *frame, size_t len, uint16_t start, uint16_t offset)
+uint64_t net_csum_add(uint64_t sum, const uint8_t *p, size_t n)
 {
-	uint64_t sum = 0;
 	size_t i;
 
-	if (!csum_field_ok(start, offset, len))
-		return -EINVAL;
-	for (i = start; i + 1 < len; i += 2)
-		sum += (uint32_t)frame[i] << 8 | frame[i + 1];
-	if (i < len)
-		sum += (uint32_t)frame[i] << 8;
+	for (i = 0; i + 1 < n; i += 2)
+		sum += (uint32_t)p[i] << 8 | p[i + 1];
+	if (i < n)
+		sum += (uint32_t)p[i] << 8;
+	return sum;
+}
+
+uint16_t net_csum_fold(uint64_t sum)
+{
 	while (sum >> 16)
 		sum = (sum & 0xffff) + (sum >> 16);
-	uint16_t c = (uint16_t)~sum;
+	return (uint16_t)~sum;
+}
+
+int net_csum_complete(uint8_t *frame, size_t len, uint16_t start, uint16_t offset)
+{
+	if (!csum_field_ok(start, offset, len))
+		return -EINVAL;
+	uint16_t c = net_csum_fold(net_csum_add(0, frame + start, len - start));
 	/* 0 would mean "no checksum" to UDP; 0xffff is the same value for everyone else. */
 	if (c == 0)
 		c = 0xffff;

@@ -101,6 +101,13 @@ int net_hdr_fix_rx(struct net_hdr *h, uint8_t *frame, size_t len, uint64_t featu
  * -EINVAL when the field is outside the frame.
  */
 int net_csum_complete(uint8_t *frame, size_t len, uint16_t start, uint16_t offset);
+/*
+ * The Internet checksum in two steps: net_csum_add adds p[0..n) as big-endian 16-bit
+ * words (an odd last byte padded with zero) to a running sum, net_csum_fold folds it to
+ * 16 bits and complements it.
+ */
+uint64_t net_csum_add(uint64_t sum, const uint8_t *p, size_t n);
+uint16_t net_csum_fold(uint64_t sum);
 
 /* Takes the next receive chain: 1, 0 when none is posted, <0 when the ring is malformed. */
 typedef int (*net_rx_pop_fn)(void *opaque, struct virtq_chain *c);
