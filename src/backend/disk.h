@@ -84,6 +84,8 @@ struct disk {
 	struct disk *owner;
 	/* qcow2 requests the ring ran (or zeros answered) without qcow2's code: stats, tests. */
 	_Atomic unsigned long long placed;
+	/* Reads the thread pool's submitter answered from the page cache (disk_threads.c). */
+	_Atomic unsigned long long nowait_reads;
 };
 
 struct disk_open_args {

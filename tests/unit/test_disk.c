@@ -9,6 +9,7 @@
 #include <liburing.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -542,7 +543,7 @@ static int threads_named_soon(const char *name, int want)
  * The thread pool starts with 4 workers and grows, up to 32, while requests wait and
  * workers spend long on them. Here every request counts as long (disk_threads_slow_ns 0):
  * 40 submitted under a plug make the workers that take them ask the loop for more; all
- * complete; closing the disk ends every worker. Requests that never wait (one at a time)
+ * complete; closing the disk ends every worker (writes: reads of cached data need none). Requests that never wait (one at a time)
  * leave it at 4.
  */
 TEST(disk_threads_pool_grows_while_requests_wait)
@@ -570,8 +571,9 @@ TEST(disk_threads_pool_grows_while_requests_wait)
 	completions = 0;
 	disk_plug(&d);
 	for (int i = 0; i < N; i++) {
+		/* Writes: a cached read would be answered without a worker. */
 		iov[i] = (struct iovec){ buf[i], sizeof(buf[i]) };
-		prep(&t[i], DISK_READ, 512ULL * (unsigned int)i, 512, &iov[i], 1);
+		prep(&t[i], DISK_WRITE, 512ULL * (unsigned int)i, 512, &iov[i], 1);
 		disk_submit(&d, &t[i].r);
 	}
 	disk_unplug(&d);
@@ -583,6 +585,96 @@ TEST(disk_threads_pool_grows_while_requests_wait)
 	CHECK(grown > 4 && grown <= 32);
 	disk_close(&d);
 	CHECK(threads_named("disk-io") == before);
+	unlink(path);
+}
+
+/* Are all pages of [off, off+len) of fd in the page cache? -1 when it cannot tell. */
+static int cached(int fd, off_t off, size_t len)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	size_t n = (len + (size_t)pg - 1) / (size_t)pg;
+	unsigned char vec[64];
+	void *m = n <= sizeof(vec) ? mmap(NULL, len, PROT_READ, MAP_SHARED, fd, off) : MAP_FAILED;
+
+	if (m == MAP_FAILED)
+		return -1;
+	int r = mincore(m, len, vec);
+	munmap(m, len);
+	if (r < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (!(vec[i] & 1))
+			return 0;
+	return 1;
+}
+
+/*
+ * The thread pool answers a small read of cached data on the submitting thread
+ * (RWF_NOWAIT) and sends the rest to its workers: a read larger than 64 KiB, a read of
+ * data not in the page cache (and, after such a miss, the next read too), a cache=none
+ * disk's reads. Every one returns the file's bytes and completes on the loop.
+ */
+TEST(disk_threads_reads_cached_data_without_a_worker)
+{
+	enum { SIZE = 1 << 20, BIG = 128 << 10 };
+	char path[256];
+	struct disk d;
+	const char *why;
+	static uint8_t want[SIZE], got[BIG];
+	struct iovec iov[2];
+
+	for (size_t i = 0; i < SIZE; i++)
+		want[i] = (uint8_t)(i * 7 + i / 4096);
+	REQUIRE(make_image(path, sizeof(path), SIZE) == 0);
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	REQUIRE(fd >= 0);
+	REQUIRE(pwrite(fd, want, SIZE, 0) == SIZE);
+	REQUIRE(fsync(fd) == 0);
+	REQUIRE(open_disk(&d, path, false, false, DISK_ENGINE_THREADS, &why) == 0);
+	unsigned long long n0 = d.nowait_reads;
+
+	/* Cached (just written), 4 KiB in two iovecs: on the submitting thread. */
+	iov[0] = (struct iovec){ got, 1000 };
+	iov[1] = (struct iovec){ got + 1000, 4096 - 1000 };
+	CHECK(run1(&d, DISK_READ, 8192, 4096, iov, 2) == 0);
+	CHECK(!memcmp(got, want + 8192, 4096));
+	CHECK(d.nowait_reads == n0 + 1);
+	/* 128 KiB: a worker's. */
+	iov[0] = (struct iovec){ got, BIG };
+	CHECK(run1(&d, DISK_READ, 3 * BIG, BIG, iov, 1) == 0);
+	CHECK(!memcmp(got, want + 3 * BIG, BIG));
+	CHECK(d.nowait_reads == n0 + 1);
+
+	/* Dropped from the page cache (where the file system lets it go): a miss. */
+	REQUIRE(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0);
+	if (cached(fd, 65536, 4096) == 0) {
+		iov[0] = (struct iovec){ got, 4096 };
+		CHECK(run1(&d, DISK_READ, 65536, 4096, iov, 1) == 0);
+		CHECK(!memcmp(got, want + 65536, 4096));
+		CHECK(d.nowait_reads == n0 + 1);
+		/* The miss makes the next read skip the try; the one after tries again. */
+		CHECK(run1(&d, DISK_READ, 65536, 4096, iov, 1) == 0);
+		CHECK(d.nowait_reads == n0 + 1);
+		CHECK(run1(&d, DISK_READ, 65536, 4096, iov, 1) == 0);
+		CHECK(!memcmp(got, want + 65536, 4096));
+		CHECK(d.nowait_reads == n0 + 2);
+	} else {
+		printf("    (the page cache kept the file: no miss tried here)\n");
+	}
+	disk_close(&d);
+
+	/* cache=none: O_DIRECT reads always go to the disk, through a worker. */
+	if (open_disk(&d, path, false, true, DISK_ENGINE_THREADS, &why) == 0) {
+		uint8_t *al = aligned_alloc(4096, 4096);
+		REQUIRE(al);
+		iov[0] = (struct iovec){ al, 4096 };
+		CHECK(run1(&d, DISK_READ, 4096, 4096, iov, 1) == 0);
+		CHECK(!memcmp(al, want + 4096, 4096));
+		CHECK(d.nowait_reads == 0);
+		free(al);
+		disk_close(&d);
+	}
+	close(fd);
 	unlink(path);
 }
 
