@@ -254,7 +254,7 @@ static int grow_table(struct qcow2 *q, uint64_t c)
 	if (r)
 		goto out;
 	for (uint64_t j = 0; j < nent; j++)
-		q2_put64(buf + j * 8, nrt[j]);
+		be_put64(buf + j * 8, nrt[j]);
 	q2_wrote(q);
 	r = q2_pwrite(q->fd, buf, n * cs, (p + k) * cs);
 	if (!r)
@@ -262,8 +262,8 @@ static int grow_table(struct qcow2 *q, uint64_t c)
 	if (r)
 		goto out;
 	uint8_t hb[12];
-	q2_put64(hb, (p + k) * cs);
-	q2_put32(hb + 8, (uint32_t)n);
+	be_put64(hb, (p + k) * cs);
+	be_put32(hb + 8, (uint32_t)n);
 	q2_wrote(q);
 	r = q2_pwrite(q->fd, hb, sizeof(hb), 48);
 	if (!r)
@@ -393,7 +393,7 @@ int q2_rc_writeback(struct qcow2 *q)
 	if (!buf)
 		return -ENOMEM;
 	for (uint64_t j = 0; j < q->rt_entries; j++)
-		q2_put64(buf + j * 8, q->rt[j]);
+		be_put64(buf + j * 8, q->rt[j]);
 	q2_wrote(q);
 	r = q2_pwrite(q->fd, buf, bytes, q->h.rt_off);
 	free(buf);
@@ -426,7 +426,7 @@ static int write_l1(struct qcow2 *q)
 	if (!buf)
 		return -ENOMEM;
 	for (uint64_t j = 0; j < q->h.l1_size; j++)
-		q2_put64(buf + j * 8, q->l1[j]);
+		be_put64(buf + j * 8, q->l1[j]);
 	q2_wrote(q);
 	int r = q2_pwrite(q->fd, buf, bytes, q->h.l1_off);
 	free(buf);

@@ -155,14 +155,14 @@ static int load_tables(struct qcow2 *q, char *err, size_t n)
 		goto out;
 	}
 	for (uint64_t i = 0; i < q->h.l1_size; i++)
-		q->l1[i] = q2_be64(buf + i * 8);
+		q->l1[i] = be_get64(buf + i * 8);
 	r = q2_pread(q->fd, buf, rt_bytes, q->h.rt_off);
 	if (r) {
 		q2_err(err, n, "%s: reading the refcount table: %s", q->path, strerror(-r));
 		goto out;
 	}
 	for (uint64_t i = 0; i < q->rt_entries; i++) {
-		uint64_t e = q2_be64(buf + i * 8);
+		uint64_t e = be_get64(buf + i * 8);
 		q->rt[i] = e;
 		if (!e)
 			continue;
@@ -355,7 +355,7 @@ static uint64_t allocated_bytes(struct qcow2 *q)
 			struct q2_map m;
 			if (gc * q->cs >= q->h.size)
 				break;
-			if (q2_decode(q, q2_be64(&tab[j]), &m) == 0 &&
+			if (q2_decode(q, be64toh(tab[j]), &m) == 0 &&
 			    (m.kind == Q2_DATA || m.kind == Q2_COMP)) {
 				uint64_t left = q->h.size - gc * q->cs;
 				total += left < q->cs ? left : q->cs;

@@ -54,7 +54,7 @@ static int probe_backing(const char *path, const char *given, char *fmt, size_t 
 		/* Only the size is needed here; qcow2_open checks the rest. */
 		r = q2_header_parse(buf, len, fsize, &h, perr, sizeof(perr));
 		if (r && len >= 32 && is_qcow2) {
-			h.size = q2_be64(buf + 24);
+			h.size = be_get64(buf + 24);
 			r = 0;
 		}
 		if (r) {
@@ -118,7 +118,7 @@ static int write_layout(int fd, const struct q2_header *tmpl, uint64_t size, uns
 	/* The L1 table stays a hole: zeros, nothing mapped. */
 	memset(buf, 0, nt * cs);
 	for (uint64_t j = 0; j < k; j++)
-		q2_put64(buf + j * 8, (1 + l1c + nt + j) * cs);
+		be_put64(buf + j * 8, (1 + l1c + nt + j) * cs);
 	if (!r)
 		r = q2_pwrite(fd, buf, nt * cs, h.rt_off);
 	for (uint64_t j = 0; !r && j < k; j++) {

@@ -100,7 +100,7 @@ static int parse_extensions(const uint8_t *buf, size_t start, size_t limit, stru
 	size_t off = start;
 
 	while (off + 8 <= limit) {
-		uint32_t type = q2_be32(buf + off), len = q2_be32(buf + off + 4);
+		uint32_t type = be_get32(buf + off), len = be_get32(buf + off + 4);
 		off += 8;
 		if (type == Q2_EXT_END)
 			return 0;
@@ -150,22 +150,22 @@ int q2_header_parse(const uint8_t *buf, size_t len, uint64_t file_size, struct q
 		q2_err(err, n, "not a qcow2 image (bad magic)");
 		return -EINVAL;
 	}
-	h->version = q2_be32(buf + 4);
+	h->version = be_get32(buf + 4);
 	if (h->version != 2 && h->version != 3) {
 		q2_err(err, n, "version %u is not supported (only 2 and 3)", h->version);
 		return -EINVAL;
 	}
-	h->backing_off = q2_be64(buf + 8);
-	h->backing_len = q2_be32(buf + 16);
-	h->cluster_bits = q2_be32(buf + 20);
-	h->size = q2_be64(buf + 24);
-	uint32_t crypt = q2_be32(buf + 32);
-	h->l1_size = q2_be32(buf + 36);
-	h->l1_off = q2_be64(buf + 40);
-	h->rt_off = q2_be64(buf + 48);
-	h->rt_clusters = q2_be32(buf + 56);
-	h->nb_snapshots = q2_be32(buf + 60);
-	h->snapshots_off = q2_be64(buf + 64);
+	h->backing_off = be_get64(buf + 8);
+	h->backing_len = be_get32(buf + 16);
+	h->cluster_bits = be_get32(buf + 20);
+	h->size = be_get64(buf + 24);
+	uint32_t crypt = be_get32(buf + 32);
+	h->l1_size = be_get32(buf + 36);
+	h->l1_off = be_get64(buf + 40);
+	h->rt_off = be_get64(buf + 48);
+	h->rt_clusters = be_get32(buf + 56);
+	h->nb_snapshots = be_get32(buf + 60);
+	h->snapshots_off = be_get64(buf + 64);
 	h->refcount_order = 4;
 	h->header_len = Q2_HDR_V2_LEN;
 
@@ -182,11 +182,11 @@ int q2_header_parse(const uint8_t *buf, size_t len, uint64_t file_size, struct q
 			q2_err(err, n, "file too short for a version 3 header (%zu bytes)", len);
 			return -EINVAL;
 		}
-		h->incompat = q2_be64(buf + 72);
-		h->compat = q2_be64(buf + 80);
-		h->autoclear = q2_be64(buf + 88);
-		h->refcount_order = q2_be32(buf + 96);
-		h->header_len = q2_be32(buf + 100);
+		h->incompat = be_get64(buf + 72);
+		h->compat = be_get64(buf + 80);
+		h->autoclear = be_get64(buf + 88);
+		h->refcount_order = be_get32(buf + 96);
+		h->header_len = be_get32(buf + 100);
 		if (h->header_len < Q2_HDR_V3_LEN || h->header_len > cs) {
 			q2_err(err, n, "header_length %u is out of range (104..cluster size)",
 			       h->header_len);
@@ -352,8 +352,8 @@ static const struct {
 
 static size_t put_ext(uint8_t *buf, size_t off, uint32_t type, const void *data, uint32_t len)
 {
-	q2_put32(buf + off, type);
-	q2_put32(buf + off + 4, len);
+	be_put32(buf + off, type);
+	be_put32(buf + off + 4, len);
 	memcpy(buf + off + 8, data, len);
 	return off + 8 + ((len + 7u) & ~7u);
 }
@@ -370,18 +370,18 @@ size_t q2_header_build(const struct q2_header *h, uint8_t *buf, size_t cs)
 		return 0;
 	memset(buf, 0, cs);
 	memcpy(buf, QCOW2_MAGIC, 4);
-	q2_put32(buf + 4, h->version);
-	q2_put32(buf + 20, h->cluster_bits);
-	q2_put64(buf + 24, h->size);
-	q2_put32(buf + 36, h->l1_size);
-	q2_put64(buf + 40, h->l1_off);
-	q2_put64(buf + 48, h->rt_off);
-	q2_put32(buf + 56, h->rt_clusters);
-	q2_put64(buf + 72, h->incompat);
-	q2_put64(buf + 80, h->compat);
-	q2_put64(buf + 88, h->autoclear);
-	q2_put32(buf + 96, h->refcount_order);
-	q2_put32(buf + 100, 112);
+	be_put32(buf + 4, h->version);
+	be_put32(buf + 20, h->cluster_bits);
+	be_put64(buf + 24, h->size);
+	be_put32(buf + 36, h->l1_size);
+	be_put64(buf + 40, h->l1_off);
+	be_put64(buf + 48, h->rt_off);
+	be_put32(buf + 56, h->rt_clusters);
+	be_put64(buf + 72, h->incompat);
+	be_put64(buf + 80, h->compat);
+	be_put64(buf + 88, h->autoclear);
+	be_put32(buf + 96, h->refcount_order);
+	be_put32(buf + 100, 112);
 	buf[104] = h->compression;
 
 	size_t off = 112;
@@ -400,8 +400,8 @@ size_t q2_header_build(const struct q2_header *h, uint8_t *buf, size_t cs)
 	}
 	off += 8; /* the end marker: zeros */
 	if (blen) {
-		q2_put64(buf + 8, off);
-		q2_put32(buf + 16, (uint32_t)blen);
+		be_put64(buf + 8, off);
+		be_put32(buf + 16, (uint32_t)blen);
 		memcpy(buf + off, h->backing, blen);
 		off += blen;
 	}
@@ -414,9 +414,9 @@ int q2_write_features(struct qcow2 *q)
 
 	if (q->h.version < 3)
 		return 0;
-	q2_put64(b, q->h.incompat);
-	q2_put64(b + 8, q->h.compat);
-	q2_put64(b + 16, q->h.autoclear);
+	be_put64(b, q->h.incompat);
+	be_put64(b + 8, q->h.compat);
+	be_put64(b + 16, q->h.autoclear);
 	int r = q2_pwrite(q->fd, b, sizeof(b), 72);
 	if (!r && fdatasync(q->fd))
 		r = -errno;

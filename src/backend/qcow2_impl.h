@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "backend/qcow2.h"
+#include "core/be.h"
 
 #define Q2_HDR_V2_LEN 72
 #define Q2_HDR_V3_LEN 104
@@ -149,31 +150,6 @@ struct qcow2 {
 void q2_err(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Request-time errors: logged (there is no err buffer on the request path). -EIO. */
 int q2_eio(const struct qcow2 *q, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static inline uint64_t q2_be64(const void *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-	return be64toh(v);
-}
-static inline uint32_t q2_be32(const void *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4);
-	return be32toh(v);
-}
-static inline void q2_put64(void *p, uint64_t v)
-{
-	v = htobe64(v);
-	memcpy(p, &v, 8);
-}
-static inline void q2_put32(void *p, uint32_t v)
-{
-	v = htobe32(v);
-	memcpy(p, &v, 4);
-}
 
 /* Notes a write to q's file that no fdatasync has covered yet. */
 static inline void q2_wrote(struct qcow2 *q)

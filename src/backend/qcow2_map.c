@@ -198,7 +198,7 @@ int q2_lookup(struct qcow2 *q, uint64_t gc, struct q2_map *m)
 	r = q2_l2_get(q, e & Q2_OFFSET_MASK, false, &tab);
 	if (r)
 		return r;
-	return q2_decode(q, q2_be64(&tab[gc & ((1ull << q->l2_bits) - 1)]), m);
+	return q2_decode(q, be64toh(tab[gc & ((1ull << q->l2_bits) - 1)]), m);
 }
 
 int q2_lookup_cached(struct qcow2 *q, uint64_t gc, struct q2_map *m)
@@ -218,7 +218,7 @@ int q2_lookup_cached(struct qcow2 *q, uint64_t gc, struct q2_map *m)
 		struct q2_cached *c = &q->l2c[i];
 		if (c->off == off) {
 			c->lru = ++q->tick;
-			return q2_decode(q, q2_be64(&c->tab[gc & ((1ull << q->l2_bits) - 1)]), m);
+			return q2_decode(q, be64toh(c->tab[gc & ((1ull << q->l2_bits) - 1)]), m);
 		}
 	}
 	return -EAGAIN;
@@ -275,8 +275,8 @@ int q2_l2_set(struct qcow2 *q, uint64_t gc, uint64_t v, uint64_t *old)
 		return r;
 	uint64_t *p = &tab[gc & ((1ull << q->l2_bits) - 1)];
 	if (old)
-		*old = q2_be64(p);
-	q2_put64(p, v);
+		*old = be64toh(*p);
+	*p = htobe64(v);
 	l2_dirty(q, tab);
 	return 0;
 }

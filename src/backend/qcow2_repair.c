@@ -64,7 +64,7 @@ static int walk_tables(struct qcow2 *q, struct counts *c, char *err, size_t n)
 			r = q2_pread(q->fd, tab, q->cs, l2);
 		for (uint64_t j = 0; !r && j < per; j++) {
 			struct q2_map m;
-			if (q2_decode(q, q2_be64(&tab[j]), &m)) {
+			if (q2_decode(q, be64toh(tab[j]), &m)) {
 				q2_err(err, n, "%s: repair: L2 entry %llu of table %llu is invalid",
 				       q->path, (unsigned long long)j, (unsigned long long)l2);
 				r = -EINVAL;
@@ -144,15 +144,15 @@ int q2_repair(struct qcow2 *q, char *err, size_t n)
 	}
 	if (!r) {
 		for (uint64_t j = 0; j < nt * cs / 8; j++)
-			q2_put64(buf + j * 8, rt[j]);
+			be_put64(buf + j * 8, rt[j]);
 		r = q2_pwrite(q->fd, buf, nt * cs, (p + k) * cs);
 	}
 	if (!r && fdatasync(q->fd))
 		r = -errno;
 	if (!r) {
 		uint8_t hb[12];
-		q2_put64(hb, (p + k) * cs);
-		q2_put32(hb + 8, (uint32_t)nt);
+		be_put64(hb, (p + k) * cs);
+		be_put32(hb + 8, (uint32_t)nt);
 		r = q2_pwrite(q->fd, hb, sizeof(hb), 48);
 		if (!r && fdatasync(q->fd))
 			r = -errno;

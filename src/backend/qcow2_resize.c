@@ -76,9 +76,9 @@ static int write_geometry(struct qcow2 *q, uint64_t size, uint32_t l1_size, uint
 
 	if (r)
 		return r;
-	q2_put64(b, size);
-	q2_put32(b + 12, l1_size);
-	q2_put64(b + 16, l1_off);
+	be_put64(b, size);
+	be_put32(b + 12, l1_size);
+	be_put64(b + 16, l1_off);
 	q2_wrote(q);
 	if ((r = q2_pwrite(q->fd, b, sizeof(b), 24)) || (r = q2_sync(q))) {
 		q->werr = q->werr ? q->werr : r;
@@ -122,7 +122,7 @@ static int grow_l1(struct qcow2 *q, uint64_t need, uint64_t size)
 		return -ENOMEM;
 	if (!(r = alloc_run(q, k, &first)) && !(r = q2_rc_writeback(q))) {
 		for (uint64_t j = 0; j < need; j++)
-			q2_put64(buf + j * 8, l1[j]);
+			be_put64(buf + j * 8, l1[j]);
 		q2_wrote(q);
 		if ((r = q2_pwrite(q->fd, buf, k * cs, first * cs)))
 			q->werr = q->werr ? q->werr : r;

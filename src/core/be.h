@@ -1,5 +1,5 @@
 /*
- * Big-endian (network order) fields in byte buffers (IP and TCP headers): unaligned-safe
+ * Big-endian (network order) fields in byte buffers (IP and TCP headers, qcow2's tables): unaligned-safe
  * through memcpy, and correct on any host byte order. The counterpart of le.h.
  */
 #ifndef TERN_CORE_BE_H
@@ -25,6 +25,14 @@ static inline uint32_t be_get32(const uint8_t *p)
 	return be32toh(v);
 }
 
+static inline uint64_t be_get64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return be64toh(v);
+}
+
 static inline void be_put16(uint8_t *p, uint16_t v)
 {
 	v = htobe16(v);
@@ -35,6 +43,12 @@ static inline void be_put32(uint8_t *p, uint32_t v)
 {
 	v = htobe32(v);
 	memcpy(p, &v, 4);
+}
+
+static inline void be_put64(uint8_t *p, uint64_t v)
+{
+	v = htobe64(v);
+	memcpy(p, &v, 8);
 }
 
 #endif

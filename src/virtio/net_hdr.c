@@ -3,45 +3,32 @@
  * that virtq_pop() produced (or a fuzzer built), shared by src/virtio/net.c.
  */
 #include "virtio/net_hdr.h"
+#include "core/le.h"
 
 #include <endian.h>
 #include <errno.h>
 #include <string.h>
 
-static uint16_t get_le16(const uint8_t *p)
-{
-	uint16_t v;
-
-	memcpy(&v, p, 2);
-	return le16toh(v);
-}
-
-static void put_le16(uint8_t *p, uint16_t v)
-{
-	v = htole16(v);
-	memcpy(p, &v, 2);
-}
-
 void net_hdr_decode(const uint8_t raw[NET_HDR_LEN], struct net_hdr *h)
 {
 	h->flags = raw[0];
 	h->gso_type = raw[1];
-	h->hdr_len = get_le16(raw + 2);
-	h->gso_size = get_le16(raw + 4);
-	h->csum_start = get_le16(raw + 6);
-	h->csum_offset = get_le16(raw + 8);
-	h->num_buffers = get_le16(raw + 10);
+	h->hdr_len = le_get16(raw + 2);
+	h->gso_size = le_get16(raw + 4);
+	h->csum_start = le_get16(raw + 6);
+	h->csum_offset = le_get16(raw + 8);
+	h->num_buffers = le_get16(raw + 10);
 }
 
 void net_hdr_encode(const struct net_hdr *h, uint8_t raw[NET_HDR_LEN])
 {
 	raw[0] = h->flags;
 	raw[1] = h->gso_type;
-	put_le16(raw + 2, h->hdr_len);
-	put_le16(raw + 4, h->gso_size);
-	put_le16(raw + 6, h->csum_start);
-	put_le16(raw + 8, h->csum_offset);
-	put_le16(raw + 10, h->num_buffers);
+	le_put16(raw + 2, h->hdr_len);
+	le_put16(raw + 4, h->gso_size);
+	le_put16(raw + 6, h->csum_start);
+	le_put16(raw + 8, h->csum_offset);
+	le_put16(raw + 10, h->num_buffers);
 }
 
 long net_tx_split(const struct iovec *iov, unsigned int n, uint8_t hdr[NET_HDR_LEN],
@@ -246,7 +233,7 @@ int net_rx_fill(net_rx_pop_fn pop, void *opaque, struct virtq_chain *first,
 		off += chunk;
 	}
 	/* num_buffers is 1 without mergeable buffers (VERSION_1), else the chains used. */
-	put_le16(nb, (uint16_t)out->n);
+	le_put16(nb, (uint16_t)out->n);
 	virtq_iov_write(first->iov + first->nread, first->nwrite, 10, nb, 2);
 	return NET_RX_DONE;
 }
