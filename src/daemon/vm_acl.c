@@ -7,6 +7,7 @@
  */
 #include "daemon/vm_acl.h"
 
+#include "core/le.h"
 #include "core/util.h"
 
 #include <errno.h>
@@ -75,17 +76,6 @@ static int file_open(const char *path, struct file *f)
 	return r;
 }
 
-static uint32_t le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
 /* Checks the xattr as the kernel would and more: version 2, whole entries, each known tag
  * in order, the one-of-a-kind ones once, named ids strictly increasing, a mask when there
  * are named entries. */
@@ -96,15 +86,15 @@ static int acl_parse(const uint8_t *b, size_t len, struct acl *a)
 	bool named = false;
 
 	if (len < ACL_HDR + 3 * ACL_ENT || len > ACL_MAX_BYTES || (len - ACL_HDR) % ACL_ENT ||
-	    le32(b) != ACL_VERSION)
+	    le_get32(b) != ACL_VERSION)
 		return -EINVAL;
 	a->n = (len - ACL_HDR) / ACL_ENT;
 	for (size_t i = 0; i < a->n; i++) {
 		const uint8_t *p = b + ACL_HDR + i * ACL_ENT;
 		struct ace *x = &a->e[i];
-		x->tag = (uint16_t)(p[0] | p[1] << 8);
-		x->perm = (uint16_t)(p[2] | p[3] << 8);
-		x->id = le32(p + 4);
+		x->tag = le_get16(p);
+		x->perm = le_get16(p + 2);
+		x->id = le_get32(p + 4);
 		if (x->perm & ~7u || x->tag < last_tag)
 			return -EINVAL;
 		switch (x->tag) {
@@ -181,14 +171,12 @@ static int acl_write(const char *path, const struct file *f, const struct acl *a
 		return fail_msg(err, n, -E2BIG, "%s: its ACL would have too many entries", path);
 	if (!(buf = malloc(len)))
 		return fail_msg(err, n, -ENOMEM, "out of memory");
-	put32(buf, ACL_VERSION);
+	le_put32(buf, ACL_VERSION);
 	for (size_t i = 0; i < a->n; i++) {
 		uint8_t *p = buf + ACL_HDR + i * ACL_ENT;
-		p[0] = (uint8_t)a->e[i].tag;
-		p[1] = (uint8_t)(a->e[i].tag >> 8);
-		p[2] = (uint8_t)a->e[i].perm;
-		p[3] = (uint8_t)(a->e[i].perm >> 8);
-		put32(p + 4, a->e[i].id);
+		le_put16(p, a->e[i].tag);
+		le_put16(p + 2, a->e[i].perm);
+		le_put32(p + 4, a->e[i].id);
 	}
 	if (setxattr(f->at, ACL_XATTR, buf, len, 0))
 		r = fail_msg(err, n, -errno, "%s: %s", path, strerror(errno));

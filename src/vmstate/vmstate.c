@@ -5,6 +5,7 @@
  * depend on the host's byte order or struct layout.
  */
 #include "vmstate/vmstate.h"
+#include "core/le.h"
 #include "core/util.h"
 
 #include <errno.h>
@@ -22,39 +23,6 @@
 
 _Static_assert(sizeof(VMSTATE_MAGIC) - 1 == MAGIC_LEN, "the magic is 8 bytes");
 _Static_assert(VMSTATE_MAX_SECTION <= SIZE_MAX / 2, "a section's buffer can double");
-
-static void put_le16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	put_le16(p, (uint16_t)v);
-	put_le16(p + 2, (uint16_t)(v >> 16));
-}
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-	put_le32(p, (uint32_t)v);
-	put_le32(p + 4, (uint32_t)(v >> 32));
-}
-
-static uint16_t le16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t le32(const uint8_t *p)
-{
-	return le16(p) | (uint32_t)le16(p + 2) << 16;
-}
-
-static uint64_t le64(const uint8_t *p)
-{
-	return le32(p) | (uint64_t)le32(p + 4) << 32;
-}
 
 uint32_t vmstate_crc32(uint32_t crc, const void *data, size_t len)
 {
@@ -214,13 +182,13 @@ static void write_section(struct vmstate_writer *w, uint32_t tag, uint32_t insta
 {
 	uint8_t hdr[VMSTATE_SECTION_HEADER_SIZE], tail[VMSTATE_SECTION_CRC_SIZE];
 
-	put_le32(hdr, tag);
-	put_le32(hdr + 4, instance);
-	put_le32(hdr + 8, version);
-	put_le32(hdr + 12, 0);
-	put_le64(hdr + 16, len);
+	le_put32(hdr, tag);
+	le_put32(hdr + 4, instance);
+	le_put32(hdr + 8, version);
+	le_put32(hdr + 12, 0);
+	le_put64(hdr + 16, len);
 	uint32_t crc = vmstate_crc32(0, hdr, sizeof(hdr));
-	put_le32(tail, vmstate_crc32(crc, payload, len));
+	le_put32(tail, vmstate_crc32(crc, payload, len));
 
 	struct iovec iov[3] = {
 		{ hdr, sizeof(hdr) },
@@ -236,10 +204,10 @@ int vmstate_writer_init(struct vmstate_writer *w, int fd)
 
 	*w = (struct vmstate_writer){ .fd = fd };
 	memcpy(hdr, VMSTATE_MAGIC, MAGIC_LEN);
-	put_le32(hdr + 8, VMSTATE_VERSION);
-	put_le32(hdr + 12, VMSTATE_ARCH_X86_64);
-	put_le64(hdr + 16, 0);
-	put_le32(hdr + 24, vmstate_crc32(0, hdr, 24));
+	le_put32(hdr + 8, VMSTATE_VERSION);
+	le_put32(hdr + 12, VMSTATE_ARCH_X86_64);
+	le_put64(hdr + 16, 0);
+	le_put32(hdr + 24, vmstate_crc32(0, hdr, 24));
 
 	struct iovec iov = { hdr, sizeof(hdr) };
 	write_all(w, &iov, 1);
@@ -304,7 +272,7 @@ void vmstate_put_u16(struct vmstate_writer *w, uint16_t v)
 {
 	uint8_t b[2];
 
-	put_le16(b, v);
+	le_put16(b, v);
 	vmstate_put(w, b, sizeof(b));
 }
 
@@ -312,7 +280,7 @@ void vmstate_put_u32(struct vmstate_writer *w, uint32_t v)
 {
 	uint8_t b[4];
 
-	put_le32(b, v);
+	le_put32(b, v);
 	vmstate_put(w, b, sizeof(b));
 }
 
@@ -320,7 +288,7 @@ void vmstate_put_u64(struct vmstate_writer *w, uint64_t v)
 {
 	uint8_t b[8];
 
-	put_le64(b, v);
+	le_put64(b, v);
 	vmstate_put(w, b, sizeof(b));
 }
 
@@ -386,19 +354,19 @@ static int parse_header(struct vmstate_file *f, const uint8_t *buf, size_t len, 
 	 * The version comes before the CRC: another version may lay out the rest of its header
 	 * differently, and "format version 2" is what its user needs to hear, not "bad CRC".
 	 */
-	f->version = le32(buf + 8);
+	f->version = le_get32(buf + 8);
 	if (f->version != VMSTATE_VERSION)
 		return fail_msg(err, errlen, -EINVAL,
 				"format version %u; this tern-vmm reads version %d", f->version,
 				VMSTATE_VERSION);
-	if (le32(buf + 24) != vmstate_crc32(0, buf, 24))
+	if (le_get32(buf + 24) != vmstate_crc32(0, buf, 24))
 		return fail_msg(err, errlen, -EINVAL, "header CRC mismatch: the file is corrupted");
-	f->arch = le32(buf + 12);
+	f->arch = le_get32(buf + 12);
 	if (f->arch != VMSTATE_ARCH_X86_64)
 		return fail_msg(err, errlen, -EINVAL,
 				"architecture %u; this tern-vmm restores x86-64 (%d)", f->arch,
 				VMSTATE_ARCH_X86_64);
-	uint64_t flags = le64(buf + 16);
+	uint64_t flags = le_get64(buf + 16);
 	if (flags)
 		return fail_msg(err, errlen, -EINVAL,
 				"header flags 0x%llx: this tern-vmm knows none",
@@ -496,15 +464,15 @@ static int parse_sections(struct vmstate_file *f, const uint8_t *buf, size_t len
 				"truncated: section %u needs a %d-byte header, %zu bytes left", i,
 				VMSTATE_SECTION_HEADER_SIZE, left);
 		const uint8_t *h = buf + off;
-		uint32_t tag = le32(h), instance = le32(h + 4), version = le32(h + 8);
-		uint64_t plen = le64(h + 16);
+		uint32_t tag = le_get32(h), instance = le_get32(h + 4), version = le_get32(h + 8);
+		uint64_t plen = le_get64(h + 16);
 		label(name, sizeof(name), tag, instance);
 		left -= VMSTATE_SECTION_HEADER_SIZE;
 
-		if (le32(h + 12) != 0)
+		if (le_get32(h + 12) != 0)
 			return fail_msg(err, errlen, -EINVAL,
 					"section %u (%s): reserved field is 0x%x, not 0", i, name,
-					le32(h + 12));
+					le_get32(h + 12));
 		if (plen > VMSTATE_MAX_SECTION)
 			return fail_msg(
 				err, errlen, -EINVAL,
@@ -518,7 +486,7 @@ static int parse_sections(struct vmstate_file *f, const uint8_t *buf, size_t len
 					left);
 		const uint8_t *payload = h + VMSTATE_SECTION_HEADER_SIZE;
 		uint32_t crc = vmstate_crc32(0, h, VMSTATE_SECTION_HEADER_SIZE + (size_t)plen);
-		if (le32(payload + plen) != crc)
+		if (le_get32(payload + plen) != crc)
 			return fail_msg(err, errlen, -EINVAL, "CRC mismatch in section %u (%s)", i,
 					name);
 		off += VMSTATE_SECTION_HEADER_SIZE + (size_t)plen + VMSTATE_SECTION_CRC_SIZE;
@@ -621,7 +589,7 @@ uint16_t vmstate_get_u16(struct vmstate_cursor *c)
 	uint8_t b[2];
 
 	vmstate_get(c, b, sizeof(b));
-	return le16(b);
+	return le_get16(b);
 }
 
 uint32_t vmstate_get_u32(struct vmstate_cursor *c)
@@ -629,7 +597,7 @@ uint32_t vmstate_get_u32(struct vmstate_cursor *c)
 	uint8_t b[4];
 
 	vmstate_get(c, b, sizeof(b));
-	return le32(b);
+	return le_get32(b);
 }
 
 uint64_t vmstate_get_u64(struct vmstate_cursor *c)
@@ -637,7 +605,7 @@ uint64_t vmstate_get_u64(struct vmstate_cursor *c)
 	uint8_t b[8];
 
 	vmstate_get(c, b, sizeof(b));
-	return le64(b);
+	return le_get64(b);
 }
 
 bool vmstate_get_bool(struct vmstate_cursor *c)
@@ -722,14 +690,14 @@ int vmstate_read_section(int fd, struct vmstate_section *s, uint8_t **buf, size_
 
 	if (r)
 		return stream_error(r, "section header", err, errlen);
-	s->tag = le32(h);
-	s->instance = le32(h + 4);
-	s->version = le32(h + 8);
-	s->len = le64(h + 16);
+	s->tag = le_get32(h);
+	s->instance = le_get32(h + 4);
+	s->version = le_get32(h + 8);
+	s->len = le_get64(h + 16);
 	label(name, sizeof(name), s->tag, s->instance);
-	if (le32(h + 12) != 0)
+	if (le_get32(h + 12) != 0)
 		return fail_msg(err, errlen, -EINVAL, "%s: reserved field is 0x%x, not 0", name,
-				le32(h + 12));
+				le_get32(h + 12));
 	if (max_payload > VMSTATE_MAX_SECTION)
 		max_payload = VMSTATE_MAX_SECTION;
 	if (s->len > max_payload)
@@ -748,7 +716,7 @@ int vmstate_read_section(int fd, struct vmstate_section *s, uint8_t **buf, size_
 	    (r = read_full(fd, tail, sizeof(tail), timeout_ms)))
 		return stream_error(r, name, err, errlen);
 	uint32_t crc = vmstate_crc32(vmstate_crc32(0, h, sizeof(h)), *buf, (size_t)s->len);
-	if (le32(tail) != crc)
+	if (le_get32(tail) != crc)
 		return fail_msg(err, errlen, -EINVAL, "CRC mismatch in %s: the stream is corrupted",
 				name);
 	s->payload = *buf;
