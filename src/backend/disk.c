@@ -58,6 +58,7 @@ int disk_open(struct disk *d, const struct disk_open_args *a, const char **why)
 	d->path = a->path;
 	d->readonly = a->readonly;
 	d->sync_writes = a->direct;
+	d->unlocked = a->no_lock;
 	d->format = a->format;
 	if (a->direct) {
 		d->fd = open(a->path, flags | O_DIRECT | O_DSYNC);

@@ -66,6 +66,7 @@ struct disk {
 	struct qcow2 *qcow;	 /* a qcow2 image's, else NULL */
 	enum disk_format format; /* as opened: AUTO resolved to RAW or QCOW2 */
 	bool probed_raw;	 /* AUTO found no header: the guest may not write one */
+	bool unlocked;		 /* opened with no_lock: disk_reopen_locked() will replace fd */
 	char why[320];		 /* room for a reason disk_open words with names in it */
 	/*
 	 * disk_plug depth: submissions wait for disk_unplug. Atomic: the loop thread's reap

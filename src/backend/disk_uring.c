@@ -42,6 +42,12 @@ struct uring {
 	 * submission queue, the backlog and the synchronous completions whole.
 	 */
 	pthread_mutex_t lock;
+	/*
+	 * The image's file is registered with the ring (slot 0): requests on it skip the
+	 * kernel's per-request file lookup and reference count. Not for a disk opened
+	 * unlocked, whose file disk_reopen_locked() replaces under the same number later.
+	 */
+	bool fixed;
 	bool unsubmitted; /* prepared entries that wait for disk_unplug */
 	/* Requests that found the submission queue full wait here. */
 	struct disk_req *backlog, **backlog_tail;
@@ -86,6 +92,11 @@ static bool prep(struct uring *u, struct disk *d, struct disk_req *r)
 		io_uring_prep_fallocate(sqe, d->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 					r->offset, r->len);
 		break;
+	}
+	/* Reads and writes, the many: a flush or a discard is not worth a second path. */
+	if (u->fixed && sqe->fd == d->fd && (r->op == DISK_READ || r->op == DISK_WRITE)) {
+		sqe->fd = 0;
+		sqe->flags |= IOSQE_FIXED_FILE;
 	}
 	io_uring_sqe_set_data(sqe, r);
 	return true;
@@ -208,32 +219,43 @@ static int ring_register(struct io_uring *ring, unsigned int op, void *arg, unsi
 }
 
 /*
- * The ring, created disabled, accepts the operations prep() makes and no register
- * call once enabled (its eventfd is registered before). A kernel without restrictions
- * (before 5.10) refuses IORING_SETUP_R_DISABLED, and the disk falls back to threads.
+ * The ring, created disabled, accepts the operations prep() makes, with no SQE flag but
+ * IOSQE_FIXED_FILE, and no register call once enabled but the unregistering of files
+ * (its eventfd, and the image's file unless fd is -1, are registered before). *fixed says whether the file was. A kernel
+ * without restrictions (before 5.10) refuses IORING_SETUP_R_DISABLED, and the disk falls
+ * back to threads.
  */
-static int ring_open_restricted(struct io_uring *ring, int efd)
+static int ring_open_restricted(struct io_uring *ring, int efd, int fd, bool *fixed)
 {
 	static const unsigned char ops[] = {
 		IORING_OP_READ,	  IORING_OP_READV, IORING_OP_WRITE,
 		IORING_OP_WRITEV, IORING_OP_FSYNC, IORING_OP_FALLOCATE
 	};
-	struct io_uring_restriction res[ARRAY_SIZE(ops)] = { 0 };
+	struct io_uring_restriction res[ARRAY_SIZE(ops) + 2] = { 0 };
 
 	for (size_t i = 0; i < ARRAY_SIZE(ops); i++) {
 		res[i].opcode = IORING_RESTRICTION_SQE_OP;
 		res[i].sqe_op = ops[i];
 	}
+	res[ARRAY_SIZE(ops)].opcode = IORING_RESTRICTION_SQE_FLAGS_ALLOWED;
+	res[ARRAY_SIZE(ops)].sqe_flags = IOSQE_FIXED_FILE;
+	/* uring_fini() lets go of the file at once: its lock must not outlive disk_close(). */
+	res[ARRAY_SIZE(ops) + 1].opcode = IORING_RESTRICTION_REGISTER_OP;
+	res[ARRAY_SIZE(ops) + 1].register_op = IORING_UNREGISTER_FILES;
 	int r = io_uring_queue_init(RING_DEPTH, ring, IORING_SETUP_R_DISABLED);
 	if (r < 0)
 		return r;
-	if ((r = io_uring_register_eventfd(ring, efd)) < 0 ||
-	    (r = ring_register(ring, IORING_REGISTER_RESTRICTIONS, res, ARRAY_SIZE(res))) < 0 ||
-	    (r = ring_register(ring, IORING_REGISTER_ENABLE_RINGS, NULL, 0)) < 0) {
-		io_uring_queue_exit(ring);
-		return r;
-	}
+	if ((r = io_uring_register_eventfd(ring, efd)) < 0)
+		goto fail;
+	/* Best effort: without it every request names the file by its number. */
+	*fixed = fd >= 0 && io_uring_register_files(ring, &fd, 1) == 0;
+	if ((r = ring_register(ring, IORING_REGISTER_RESTRICTIONS, res, ARRAY_SIZE(res))) < 0 ||
+	    (r = ring_register(ring, IORING_REGISTER_ENABLE_RINGS, NULL, 0)) < 0)
+		goto fail;
 	return 0;
+fail:
+	io_uring_queue_exit(ring);
+	return r;
 }
 
 /* A qcow2 image's: the ring and the thread pool in turn, a millisecond at most each time. */
@@ -276,7 +298,9 @@ static int uring_init(struct disk *d, struct loop *loop)
 	if (!u)
 		return -ENOMEM;
 	u->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	int r = u->efd < 0 ? -errno : ring_open_restricted(&u->ring, u->efd);
+	int r = u->efd < 0 ?
+			-errno :
+			ring_open_restricted(&u->ring, u->efd, d->unlocked ? -1 : d->fd, &u->fixed);
 	if (r < 0) {
 		if (u->efd >= 0)
 			close(u->efd);
@@ -423,6 +447,12 @@ static void uring_fini(struct disk *d)
 		disk_engine_threads.fini(&u->slow);
 
 	loop_del(u->loop, u->efd);
+	/*
+	 * The ring's own teardown runs later in the kernel, and the registered file with it:
+	 * until then the image would stay open, and locked against the next open of it.
+	 */
+	if (u->fixed)
+		io_uring_unregister_files(&u->ring);
 	io_uring_queue_exit(&u->ring);
 	close(u->efd);
 	pthread_mutex_destroy(&u->lock);
