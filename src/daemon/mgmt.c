@@ -68,10 +68,31 @@ static double now(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/*
+ * The fields of a /proc .../stat file after the command name (which may hold spaces and
+ * parentheses: the last ')' ends it), starting with the state letter, into buf. NULL when
+ * the file cannot be read.
+ */
+static const char *proc_stat_fields(const char *path, char *buf, size_t n)
+{
+	FILE *f = fopen(path, "re");
+	char *p = NULL;
+
+	if (!f)
+		return NULL;
+	if (fgets(buf, (int)n, f) && (p = strrchr(buf, ')')) && p[1] == ' ')
+		p += 2;
+	else
+		p = NULL;
+	fclose(f);
+	return p;
+}
+
 /* utime + stime (seconds) and VmRSS (KiB) of a process; zeros when it is gone. */
 static void proc_usage(pid_t pid, double *cpu_s, long long *rss_kib)
 {
-	char path[64], buf[4096], *p;
+	char path[64], buf[4096];
+	const char *p;
 	unsigned long long ut = 0, st = 0;
 	FILE *f;
 
@@ -80,13 +101,9 @@ static void proc_usage(pid_t pid, double *cpu_s, long long *rss_kib)
 	if (pid <= 0)
 		return;
 	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	if ((f = fopen(path, "re"))) {
-		if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) &&
-		    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-			   &st) == 2)
-			*cpu_s = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-		fclose(f);
-	}
+	if ((p = proc_stat_fields(path, buf, sizeof(buf))) &&
+	    sscanf(p, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) == 2)
+		*cpu_s = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 	snprintf(path, sizeof(path), "/proc/%d/status", pid);
 	if ((f = fopen(path, "re"))) {
 		while (fgets(buf, sizeof(buf), f))
@@ -104,15 +121,11 @@ static bool task_is_io_worker(pid_t pid, const char *tid)
 {
 	char path[96], buf[512];
 	unsigned long flags = 0;
-	FILE *f;
+	const char *p;
 
 	snprintf(path, sizeof(path), "/proc/%d/task/%.20s/stat", pid, tid);
-	if (!(f = fopen(path, "re")))
-		return false;
-	char *p = fgets(buf, sizeof(buf), f) ? strrchr(buf, ')') : NULL;
-	fclose(f);
-	return p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %lu", &flags) == 1 &&
-	       (flags & TASK_IO_WORKER);
+	return (p = proc_stat_fields(path, buf, sizeof(buf))) &&
+	       sscanf(p, "%*c %*d %*d %*d %*d %*d %lu", &flags) == 1 && (flags & TASK_IO_WORKER);
 }
 
 /*
