@@ -2,6 +2,7 @@
 #include "api/api.h"
 #include "api/json_in.h"
 #include "backend/disk_chain.h"
+#include "vmm/disk_resize.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -132,6 +133,15 @@ static int put(struct api *a, const char *id, struct json_object *o, char *err, 
 	return 0;
 }
 
+/* Do a and b name the same file (the same inode, however they are spelt)? */
+static bool same_file(const char *a, const char *b)
+{
+	struct stat sa, sb;
+
+	return !strcmp(a, b) ||
+	       (!stat(a, &sa) && !stat(b, &sb) && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino);
+}
+
 static int patch(struct api *a, const char *id, struct json_object *o, char *err, size_t n)
 {
 	const char *path;
@@ -145,11 +155,21 @@ static int patch(struct api *a, const char *id, struct json_object *o, char *err
 		return api_fail(err, n, "no drive '%s' (PUT /drives/%s first)", id, id);
 	if ((r = jin_string(o, "path_on_host", PATH_LEN_MAX, &path, err, n)) <= 0)
 		return r;
-	if (a->started)
-		return api_fail(err, n,
-				"changing 'path_on_host' of a running VM's drive is not "
-				"implemented in tern");
 	struct disk_config *d = &a->cfg.disks[at];
+	if (a->started) {
+		/*
+		 * The same file: it may have grown (Firecracker's way to resize a running VM's
+		 * drive). Another file under a running guest is not something tern does.
+		 */
+		if (!a->vm || !same_file(path, d->path))
+			return api_fail(
+				err, n,
+				"'path_on_host': swapping a running VM's drive for another "
+				"image is not implemented in tern; PATCH its own path ('%s') "
+				"after growing the file to give the guest its new size",
+				d->path);
+		return vm_disk_rescan(a->vm, (unsigned int)at, err, n);
+	}
 	if ((r = usable(path, d->readonly, d->format, err, n)))
 		return r;
 	char *p = strdup(path);

@@ -289,6 +289,18 @@ void virtio_blk_init(struct virtio_blk *b, const struct guest_mem *mem, const ch
 
 /* ---- snapshot state ---- */
 
+void virtio_blk_set_size(struct virtio_blk *b, uint64_t size)
+{
+	pthread_mutex_lock(&b->dev.lock);
+	b->disk.size = size;
+	/* A driver not yet running reads the capacity when it starts. */
+	if (virtio_dev_live(&b->dev))
+		virtio_dev_config_changed(&b->dev);
+	else
+		b->dev.config_generation++;
+	pthread_mutex_unlock(&b->dev.lock);
+}
+
 bool virtio_blk_quiesced(struct virtio_blk *b)
 {
 	bool idle;

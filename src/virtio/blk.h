@@ -81,6 +81,12 @@ void virtio_blk_init(struct virtio_blk *b, const struct guest_mem *mem, const ch
 /* Nothing is in the disk engine and no reset waits for it: the device can be saved. */
 bool virtio_blk_quiesced(struct virtio_blk *b);
 /*
+ * The disk is now size bytes (a multiple of 512): the capacity the device reports changes
+ * at once and a running driver is told (a configuration change interrupt), as after QEMU's
+ * block_resize. Requests are checked against the new size from the next one on.
+ */
+void virtio_blk_set_size(struct virtio_blk *b, uint64_t size);
+/*
  * With the VM paused (vCPUs stopped, so no new request arrives), waits up to timeout_ms
  * until no request is in flight, reaping the disk engine's completions itself
  * (disk_poll(): call this on the loop thread, or while the loop is paused). Completions

@@ -244,7 +244,11 @@ def run_checks(t, c, vmm, implemented):
         if "network-interfaces" in key and not t.netns:
             continue
         t.expect_400(c, key, AFTER_START, label="%s after boot" % key)
-    t.expect_400(c, "PATCH /drives/{drive_id}", "not implemented", label="PATCH drive after boot")
+    # After boot a drive keeps its image (before boot it became disk2): another one is refused,
+    # its own path is a 204 (the size read again, here unchanged: nothing for the guest).
+    t.expect_400(c, "PATCH /drives/{drive_id}", "not implemented",
+                 body={"drive_id": "rootfs", "path_on_host": t.disk}, label="PATCH drive after boot")
+    t.expect_ok(c, "PATCH /drives/{drive_id}", body={"drive_id": "rootfs", "path_on_host": t.disk2})
     if t.netns:
         # Rate limiters are what an interface PATCH changes; with none given, Firecracker's
         # PATCH is a no-op (assumption: tern may answer 204 or 400 to that, so send one).

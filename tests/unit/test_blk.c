@@ -15,6 +15,8 @@
 #include "core/loop.h"
 #include "virtio/blk.h"
 #include "virtio/virtio.h"
+#include "vmm/disk_resize.h"
+#include "vmm/vm.h"
 #include "unit.h"
 
 #define MEM_SIZE (16u << 20)
@@ -418,6 +420,72 @@ TEST(blk_bad_requests_complete_with_status)
 	fill(v, DATA_GPA, 512, 1);
 	CHECK(request(v, VIRTIO_BLK_T_OUT, 0, &far, 1, NULL) == VIRTIO_BLK_S_OK);
 	CHECK(file_is(v, 0, 512, 1));
+	drv_free(v);
+}
+
+static uint64_t capacity(struct drv *v)
+{
+	uint64_t sectors;
+
+	lock(v);
+	v->b->ops.config_read(&v->b->dev, 0, &sectors, 8);
+	unlock(v);
+	return sectors;
+}
+
+/*
+ * A raw image grown on the host while the VM runs (PATCH /drives with the same path):
+ * vm_disk_rescan() gives the device the new capacity, tells the driver once (a
+ * configuration change, a new generation), and the new sectors take I/O. The same size
+ * again tells it nothing; a smaller file, a migration copying the disk, a disk that is
+ * not there: refused, the size as it was.
+ */
+TEST(blk_takes_the_new_size_of_a_grown_image)
+{
+	struct blk_opts o = { .writeback = true };
+	struct drv *v;
+	char err[256];
+
+	REQUIRE((v = drv_new(&o, IMAGE_SIZE)));
+	struct vm *vm = calloc(1, sizeof(*vm));
+	REQUIRE(vm);
+	vm->blk[0] = v->b;
+	uint64_t last = IMAGE_SIZE / 512;
+	struct seg s = { DATA_GPA, 512, false };
+	fill(v, DATA_GPA, 512, 5);
+	CHECK(request(v, VIRTIO_BLK_T_OUT, last, &s, 1, NULL) == VIRTIO_BLK_S_IOERR);
+	CHECK(capacity(v) == last);
+
+	REQUIRE(ftruncate(v->fd, 2 * IMAGE_SIZE + 100) == 0);
+	unsigned int signals = v->config_signals;
+	uint32_t gen = v->b->dev.config_generation;
+	CHECK(vm_disk_rescan(vm, 0, err, sizeof(err)) == 0);
+	CHECK(capacity(v) == 2 * last);
+	CHECK(v->config_signals == signals + 1);
+	CHECK(v->b->dev.config_generation == gen + 1);
+	CHECK(request(v, VIRTIO_BLK_T_OUT, last, &s, 1, NULL) == VIRTIO_BLK_S_OK);
+	CHECK(file_is(v, IMAGE_SIZE, 512, 5));
+	CHECK(request(v, VIRTIO_BLK_T_OUT, 2 * last, &s, 1, NULL) == VIRTIO_BLK_S_IOERR);
+
+	/* Unchanged: nothing to tell. */
+	CHECK(vm_disk_rescan(vm, 0, err, sizeof(err)) == 0);
+	CHECK(v->config_signals == signals + 1);
+	/* Smaller: refused. */
+	REQUIRE(ftruncate(v->fd, IMAGE_SIZE) == 0);
+	CHECK(vm_disk_rescan(vm, 0, err, sizeof(err)) == -EINVAL);
+	CHECK(strstr(err, "cannot shrink") != NULL);
+	CHECK(capacity(v) == 2 * last);
+	REQUIRE(ftruncate(v->fd, 2 * IMAGE_SIZE) == 0);
+	/* A migration copying the disk: refused. */
+	uint8_t log[8] = { 0 };
+	REQUIRE(ftruncate(v->fd, 3 * IMAGE_SIZE) == 0);
+	atomic_store(&v->b->write_log, log);
+	CHECK(vm_disk_rescan(vm, 0, err, sizeof(err)) == -EINVAL);
+	CHECK(strstr(err, "migration") != NULL);
+	atomic_store(&v->b->write_log, NULL);
+	CHECK(capacity(v) == 2 * last);
+	CHECK(vm_disk_rescan(vm, 1, err, sizeof(err)) == -EINVAL);
+	free(vm);
 	drv_free(v);
 }
 
