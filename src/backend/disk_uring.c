@@ -221,9 +221,9 @@ static int ring_register(struct io_uring *ring, unsigned int op, void *arg, unsi
 /*
  * The ring, created disabled, accepts the operations prep() makes, with no SQE flag but
  * IOSQE_FIXED_FILE, and no register call once enabled but the unregistering of files
- * (its eventfd, and the image's file unless fd is -1, are registered before). *fixed says whether the file was. A kernel
- * without restrictions (before 5.10) refuses IORING_SETUP_R_DISABLED, and the disk falls
- * back to threads.
+ * (its eventfd, and the image's file unless fd is -1, are registered before; *fixed says
+ * whether the file was). A kernel without restrictions (before 5.10) refuses
+ * IORING_SETUP_R_DISABLED, and the disk falls back to threads.
  */
 static int ring_open_restricted(struct io_uring *ring, int efd, int fd, bool *fixed)
 {

@@ -287,8 +287,6 @@ void virtio_blk_init(struct virtio_blk *b, const struct guest_mem *mem, const ch
 	virtio_dev_init(&b->dev, &b->ops, b, mem);
 }
 
-/* ---- snapshot state ---- */
-
 void virtio_blk_set_size(struct virtio_blk *b, uint64_t size)
 {
 	pthread_mutex_lock(&b->dev.lock);
@@ -300,6 +298,8 @@ void virtio_blk_set_size(struct virtio_blk *b, uint64_t size)
 		b->dev.config_generation++;
 	pthread_mutex_unlock(&b->dev.lock);
 }
+
+/* ---- snapshot state ---- */
 
 bool virtio_blk_quiesced(struct virtio_blk *b)
 {

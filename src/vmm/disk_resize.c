@@ -4,6 +4,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "virtio/blk.h"
+#include "vmm/migrate.h"
 #include "vmm/vm.h"
 
 #include <errno.h>
@@ -40,10 +41,14 @@ int vm_disk_rescan(struct vm *vm, unsigned int i, char *err, size_t n)
 				"'%s' is a %s image: its size is in its header, which `tern img "
 				"resize` changes while no VM uses it",
 				d->path, disk_format_name(d->format));
-	if (atomic_load(&b->write_log))
+	/*
+	 * A migration measured the disk when it started (and a storage copy logs writes in a
+	 * bitmap of that size): the size stays until it is over. Both are set and cleared on
+	 * this thread's side of PUT /migrate, so no resize slips in between.
+	 */
+	if (migrate_under_way() || atomic_load(&b->write_log))
 		return fail_msg(err, n, -EINVAL,
-				"a migration is copying '%s' to its destination: resize it "
-				"before or after",
+				"a migration is under way: resize '%s' before or after it",
 				d->path);
 	if ((r = image_size(d, &size)))
 		return fail_msg(err, n, -EINVAL, "cannot read the size of '%s': %s", d->path,

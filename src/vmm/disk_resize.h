@@ -11,8 +11,8 @@ struct vm;
  * with truncate, fallocate or lvextend) and, if it grew, gives the guest the new capacity
  * (Firecracker's PATCH /drives with the same path_on_host, QEMU's block_resize of an image
  * grown outside). A smaller image, a qcow2 image or an overlay (their size is in their
- * header, which only `tern img resize` changes while no VM uses them), a disk whose
- * storage a migration is copying: refused, nothing changed. 0 or -EINVAL with err.
+ * header, which only `tern img resize` changes while no VM uses them), a migration under
+ * way: refused, nothing changed. 0 or -EINVAL with err.
  */
 int vm_disk_rescan(struct vm *vm, unsigned int i, char *err, size_t n);
 

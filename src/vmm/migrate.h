@@ -79,6 +79,11 @@ struct migrate_progress {
 
 const char *migrate_state_name(enum migrate_state s);
 
+/*
+ * Is an outgoing migration under way (from PUT /migrate until it completed, failed or was
+ * cancelled)? What the VM must keep still meanwhile (a disk's size) asks this.
+ */
+bool migrate_under_way(void);
 /* Source: checks p and starts migrating vm. 0, or -EINVAL/-EBUSY + err (a 400). */
 int migrate_start(struct vm *vm, const struct migrate_params *p, char *err, size_t errlen);
 /* Source: stops a migration in progress; the VM runs on. -EINVAL + err when none is. */

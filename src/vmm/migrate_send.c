@@ -911,6 +911,14 @@ int migrate_start(struct vm *vm, const struct migrate_params *p, char *err, size
 	return 0;
 }
 
+bool migrate_under_way(void)
+{
+	pthread_mutex_lock(&prog_lock);
+	bool busy = active != NULL;
+	pthread_mutex_unlock(&prog_lock);
+	return busy;
+}
+
 int migrate_cancel(char *err, size_t n)
 {
 	pthread_mutex_lock(&prog_lock);

@@ -481,7 +481,7 @@ TEST(blk_takes_the_new_size_of_a_grown_image)
 	REQUIRE(ftruncate(v->fd, 3 * IMAGE_SIZE) == 0);
 	atomic_store(&v->b->write_log, log);
 	CHECK(vm_disk_rescan(vm, 0, err, sizeof(err)) == -EINVAL);
-	CHECK(strstr(err, "migration") != NULL);
+	CHECK(strstr(err, "migration is under way") != NULL);
 	atomic_store(&v->b->write_log, NULL);
 	CHECK(capacity(v) == 2 * last);
 	CHECK(vm_disk_rescan(vm, 1, err, sizeof(err)) == -EINVAL);
