@@ -18,7 +18,8 @@ static const char *const put_keys[] = {
 	"cache_type", "rate_limiter", "io_engine",	"socket",   "tern_format",
 	NULL
 };
-static const char *const patch_keys[] = { "drive_id", "path_on_host", "rate_limiter", NULL };
+static const char *const patch_keys[] = { "drive_id", "path_on_host", "rate_limiter", "tern_size",
+					  NULL };
 
 static int find(const struct api *a, const char *id)
 {
@@ -153,23 +154,37 @@ static int patch(struct api *a, const char *id, struct json_object *o, char *err
 		return r;
 	if (at < 0)
 		return api_fail(err, n, "no drive '%s' (PUT /drives/%s first)", id, id);
-	if ((r = jin_string(o, "path_on_host", PATH_LEN_MAX, &path, err, n)) <= 0)
-		return r;
+	uint64_t size = 0;
+	int has_path, has_size;
+	if ((has_path = jin_string(o, "path_on_host", PATH_LEN_MAX, &path, err, n)) < 0)
+		return has_path;
+	if ((has_size = jin_u64(o, "tern_size", 512, VM_DISK_SIZE_MAX, &size, err, n)) < 0)
+		return has_size;
 	struct disk_config *d = &a->cfg.disks[at];
 	if (a->started) {
 		/*
-		 * The same file: it may have grown (Firecracker's way to resize a running VM's
-		 * drive). Another file under a running guest is not something tern does.
+		 * The drive's own file, which may have grown (Firecracker's way to resize a
+		 * running VM's drive), or tern_size (tern grows it). Another file under a
+		 * running guest is not something tern does.
 		 */
-		if (!a->vm || !same_file(path, d->path))
+		if (!a->vm || (has_path && !same_file(path, d->path)))
 			return api_fail(
 				err, n,
 				"'path_on_host': swapping a running VM's drive for another "
 				"image is not implemented in tern; PATCH its own path ('%s') "
-				"after growing the file to give the guest its new size",
+				"after growing the file, or give 'tern_size', to give the guest "
+				"a larger disk",
 				d->path);
-		return vm_disk_rescan(a->vm, (unsigned int)at, err, n);
+		if (!has_path && !has_size)
+			return 0; /* nothing to change, as Firecracker */
+		return vm_disk_grow(a->vm, (unsigned int)at, size, err, n);
 	}
+	if (has_size)
+		return api_fail(err, n,
+				"'tern_size' grows a running VM's drive; before boot, grow the "
+				"image itself (truncate, tern img resize)");
+	if (!has_path)
+		return 0;
 	if ((r = usable(path, d->readonly, d->format, err, n)))
 		return r;
 	char *p = strdup(path);

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "backend/disk.h"
@@ -435,10 +436,10 @@ static uint64_t capacity(struct drv *v)
 
 /*
  * A raw image grown on the host while the VM runs (PATCH /drives with the same path):
- * vm_disk_rescan() gives the device the new capacity, tells the driver once (a
+ * vm_disk_grow() gives the device the new capacity, tells the driver once (a
  * configuration change, a new generation), and the new sectors take I/O. The same size
  * again tells it nothing; a smaller file, a migration copying the disk, a disk that is
- * not there: refused, the size as it was.
+ * not there: refused, the size as it was. Given a size (tern_size), tern grows the file.
  */
 TEST(blk_takes_the_new_size_of_a_grown_image)
 {
@@ -459,7 +460,7 @@ TEST(blk_takes_the_new_size_of_a_grown_image)
 	REQUIRE(ftruncate(v->fd, 2 * IMAGE_SIZE + 100) == 0);
 	unsigned int signals = v->config_signals;
 	uint32_t gen = v->b->dev.config_generation;
-	CHECK(vm_disk_rescan(vm, 0, err, sizeof(err)) == 0);
+	CHECK(vm_disk_grow(vm, 0, 0, err, sizeof(err)) == 0);
 	CHECK(capacity(v) == 2 * last);
 	CHECK(v->config_signals == signals + 1);
 	CHECK(v->b->dev.config_generation == gen + 1);
@@ -468,11 +469,11 @@ TEST(blk_takes_the_new_size_of_a_grown_image)
 	CHECK(request(v, VIRTIO_BLK_T_OUT, 2 * last, &s, 1, NULL) == VIRTIO_BLK_S_IOERR);
 
 	/* Unchanged: nothing to tell. */
-	CHECK(vm_disk_rescan(vm, 0, err, sizeof(err)) == 0);
+	CHECK(vm_disk_grow(vm, 0, 0, err, sizeof(err)) == 0);
 	CHECK(v->config_signals == signals + 1);
 	/* Smaller: refused. */
 	REQUIRE(ftruncate(v->fd, IMAGE_SIZE) == 0);
-	CHECK(vm_disk_rescan(vm, 0, err, sizeof(err)) == -EINVAL);
+	CHECK(vm_disk_grow(vm, 0, 0, err, sizeof(err)) == -EINVAL);
 	CHECK(strstr(err, "cannot shrink") != NULL);
 	CHECK(capacity(v) == 2 * last);
 	REQUIRE(ftruncate(v->fd, 2 * IMAGE_SIZE) == 0);
@@ -480,11 +481,24 @@ TEST(blk_takes_the_new_size_of_a_grown_image)
 	uint8_t log[8] = { 0 };
 	REQUIRE(ftruncate(v->fd, 3 * IMAGE_SIZE) == 0);
 	atomic_store(&v->b->write_log, log);
-	CHECK(vm_disk_rescan(vm, 0, err, sizeof(err)) == -EINVAL);
+	CHECK(vm_disk_grow(vm, 0, 0, err, sizeof(err)) == -EINVAL);
 	CHECK(strstr(err, "migration is under way") != NULL);
 	atomic_store(&v->b->write_log, NULL);
 	CHECK(capacity(v) == 2 * last);
-	CHECK(vm_disk_rescan(vm, 1, err, sizeof(err)) == -EINVAL);
+	CHECK(vm_disk_grow(vm, 1, 0, err, sizeof(err)) == -EINVAL);
+
+	/* tern_size: tern grows the file itself (sparse), in whole sectors, never shrinking. */
+	CHECK(vm_disk_grow(vm, 0, 4 * IMAGE_SIZE + 100, err, sizeof(err)) == -EINVAL);
+	CHECK(strstr(err, "multiple of 512") != NULL);
+	CHECK(vm_disk_grow(vm, 0, IMAGE_SIZE, err, sizeof(err)) == -EINVAL);
+	CHECK(strstr(err, "cannot shrink") != NULL);
+	CHECK(vm_disk_grow(vm, 0, 4 * IMAGE_SIZE, err, sizeof(err)) == 0);
+	struct stat st;
+	CHECK(fstat(v->fd, &st) == 0 && st.st_size == 4 * IMAGE_SIZE);
+	CHECK(capacity(v) == 4 * last);
+	CHECK(v->config_signals == signals + 2);
+	CHECK(request(v, VIRTIO_BLK_T_OUT, 4 * last - 1, &s, 1, NULL) == VIRTIO_BLK_S_OK);
+	CHECK(file_is(v, 4 * IMAGE_SIZE - 512, 512, 5));
 	free(vm);
 	drv_free(v);
 }
