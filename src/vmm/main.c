@@ -349,6 +349,11 @@ int main(int argc, char **argv)
 	if (cfg.jail.on)
 		enter_jail(&cfg);
 	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * A write or ftruncate past RLIMIT_FSIZE (--jail fsize_mib) fails with EFBIG instead:
+	 * the guest's disk gets an I/O error, a resize a 400, and the VMM lives on.
+	 */
+	signal(SIGXFSZ, SIG_IGN);
 	if (seccomp_init_process(cfg.seccomp, cfg.on_reboot == ON_REBOOT_RESTART, err, sizeof(err)))
 		die("--seccomp: %s", err);
 	if (cfg.seccomp == SECCOMP_OFF)

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -584,3 +585,38 @@ def test_instance_start_with_a_drive_another_vm_holds():
             if v:
                 v.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def test_growing_a_disk_past_the_file_size_limit_is_an_error_not_a_death():
+    """tern-vmm under RLIMIT_FSIZE (`ulimit -f`, prlimit) asked to grow its disk past it: the
+    kernel answers EFBIG and sends SIGXFSZ, which tern-vmm ignores, so the PATCH is a 400
+    naming the file size and the guest counts on; within the limit the disk grows."""
+    ternlib.need_kvm()
+    w = workdir("fsize")
+    disk = os.path.join(w, "disk.img")
+    with open(disk, "wb") as f:
+        f.truncate(8 << 20)
+    sock = os.path.join(w, "api.sock")
+    # ulimit -f counts 1024-byte blocks; 20 MiB also leaves room for 16 MiB of guest RAM.
+    script = 'ulimit -f %d && exec "$@"' % (20 << 10)
+    # A shell sets the limit and execs tern-vmm (api.Vmm starts tern-vmm itself).
+    p = subprocess.Popen(["bash", "-c", script, "tern-vmm", ternlib.vmm_path(), "--memory", "16",
+                          "--kernel", COUNTER, "--cmdline", "every=3000", "--api-sock", sock,
+                          "--disk", "path=%s,format=raw,id=d0" % disk],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        assert api.wait_for_socket(sock, 10, p), "no API socket: %r" % p.stderr
+        c = api.ApiClient(sock)
+        api.expect_400(c.patch("/drives/d0", {"drive_id": "d0", "tern_size": 32 << 20}),
+                       "growing past RLIMIT_FSIZE", "File too large")
+        assert p.poll() is None, "tern-vmm died (status %r)" % p.returncode
+        assert api.vm_state(c) == "Running"
+        api.expect_204(c.patch("/drives/d0", {"drive_id": "d0", "tern_size": 12 << 20}),
+                       "growing within the limit")
+        assert os.path.getsize(disk) == 12 << 20
+        assert p.poll() is None, "tern-vmm died (status %r)" % p.returncode
+    finally:
+        if p.poll() is None:
+            p.terminate()
+        p.wait(10)
+        shutil.rmtree(w, ignore_errors=True)

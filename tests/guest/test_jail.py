@@ -113,6 +113,33 @@ def test_a_jailed_vm_has_every_wall():
     assert not ternlib.pid_alive(pid), "the jailed process outlived its supervisor"
 
 
+def test_a_jailed_disk_grows_within_its_file_size_limit():
+    """Under --jail fsize_mib=20 (which bounds guest RAM too: a memfd's size counts), growing
+    the disk (PATCH /drives tern_size) past 20 MiB is a 400 naming the file size and the guest
+    counts on; within the limit it grows. (Outside a jail SIGXFSZ would end tern-vmm but for
+    its SIG_IGN: tests/guest/test_api.py; inside, the jailed process is its PID namespace's
+    init, which the kernel's SIGXFSZ does not reach.)"""
+    ternlib.need_kvm()
+    work = own_dir(UID_A, "fsize")
+    disk = own_disk(os.path.join(work, "disk.img"), UID_A)
+    v = api.Vmm(["--jail", "uid=%d,gid=%d,fsize_mib=20" % (UID_A, UID_A), "--memory", "16", "--kernel",
+                 ternlib.guest_path("counter"), "--cmdline", "every=3000", "--api-sock",
+                 os.path.join(work, "api.sock"), "--disk", "path=%s,format=raw,id=d0" % disk],
+                log_name="jail-fsize.log")
+    try:
+        assert v.wait_for("count 2", 90), "the jailed guest never counted: %r" % v
+        c = api.ApiClient(os.path.join(work, "api.sock"))
+        api.expect_400(c.patch("/drives/d0", {"drive_id": "d0", "tern_size": 32 << 20}),
+                       "growing past RLIMIT_FSIZE", "File too large")
+        n = len(v.out().splitlines())
+        assert v.wait_for("count %d" % (n + 2), 60), "the guest stopped: %r" % v
+        api.expect_204(c.patch("/drives/d0", {"drive_id": "d0", "tern_size": 12 << 20}),
+                       "growing within the limit", v)
+        assert os.path.getsize(disk) == 12 << 20
+    finally:
+        v.stop()
+
+
 def test_a_jailed_vm_cannot_reach_another():
     """VM A's vCPU thread opens VM B's disk, connects to B's API socket, ptraces and signals
     B's process: none of them exists in A's jail. A file of B's in a directory A was given
