@@ -17,6 +17,7 @@
 #include "api/router.h"
 #include "core/log.h"
 #include "devices/i8042.h"
+#include "vmm/disk_resize.h"
 #include "vmm/snapshot.h"
 #include "vmm/vm.h"
 #include "fuzz.h"
@@ -67,6 +68,11 @@ int vm_snapshot_create(struct vm *vm, const char *state_path, const char *mem_pa
 		       char *err, size_t errlen)
 {
 	__builtin_trap(); /* unreachable: nothing is started */
+}
+
+int vm_disk_grow(struct vm *vm, unsigned int i, uint64_t size, char *err, size_t n)
+{
+	__builtin_trap(); /* unreachable: only a started VM's drive grows */
 }
 
 /*
