@@ -6,7 +6,7 @@
  * depth of four on a disk that takes 50 us a read. A worker that spent
  * disk_threads_slow_ns or more on a request while others wait wakes a parked worker, or
  * asks the event loop's thread (grow_fd) to start one: a vCPU thread's or a worker's
- * seccomp list has no clone. A worker whose request was quick parks itself while more
+ * seccomp list has no clone. One such worker is on its way at a time. A worker whose request was quick parks itself while more
  * than MIN_WORKERS are active: what the page cache answers in microseconds is the CPUs'
  * work, and 32 threads would only queue on the pool's lock (0.09 of the host's io_uring
  * for cached random reads, against 0.24 with four).
@@ -48,14 +48,18 @@ struct pool {
 	pthread_cond_t cond;
 	struct disk_req *todo, **todo_tail;
 	struct disk_req *done;
-	unsigned int held;     /* queued while the disk was plugged, no worker woken yet */
-	unsigned int starting; /* workers started that have not yet looked for one */
-	unsigned int parked;   /* workers waiting on unpark, not on requests */
-	unsigned int unparks;  /* parked workers told to come back, not yet back */
+	unsigned int held;    /* queued while the disk was plugged, no worker woken yet */
+	unsigned int parked;  /* workers waiting on unpark, not on requests */
+	unsigned int unparks; /* parked workers told to come back, not yet back */
 	pthread_cond_t unpark;
 	int done_fd;
-	int grow_fd;	 /* a worker asks the loop for one more worker */
-	bool grow_asked; /* and has not been answered yet */
+	int grow_fd; /* a worker asks the loop for one more worker */
+	/*
+	 * One was asked for and has not started yet: set with the ask, cleared when that
+	 * worker first runs or when the loop could not start it. The first MIN_WORKERS
+	 * are not asked for and do not count.
+	 */
+	bool coming;
 	bool stop;
 	/*
 	 * The page-cache try: nowait_off once the file refused RWF_NOWAIT; after misses,
@@ -67,18 +71,25 @@ struct pool {
 	pthread_t thread[MAX_WORKERS];
 };
 
-static void *worker_run(void *arg);
+static void *worker_run(struct pool *p, bool asked_for);
 
 static void *worker_enter(void *arg)
 {
 	seccomp_enter_or_die(SECCOMP_IO);
-	return worker_run(arg);
+	return worker_run(arg, false);
 }
 
-/* Starts one worker; with the lock held. */
-static int start_worker(struct pool *p)
+static void *grown_enter(void *arg)
 {
-	int r = pthread_create(&p->thread[p->nthreads], NULL, worker_enter, p);
+	seccomp_enter_or_die(SECCOMP_IO);
+	return worker_run(arg, true);
+}
+
+/* Starts one worker (one a worker asked for: asked_for); with the lock held. */
+static int start_worker(struct pool *p, bool asked_for)
+{
+	int r = pthread_create(&p->thread[p->nthreads], NULL,
+			       asked_for ? grown_enter : worker_enter, p);
 
 	if (r)
 		return -r;
@@ -95,17 +106,16 @@ static void on_grow(void *opaque, uint32_t events)
 	if (read(p->grow_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
 		return;
 	pthread_mutex_lock(&p->lock);
-	p->grow_asked = false;
 	/* If one cannot start (RLIMIT_NPROC, memory) the pool stays as it is. */
-	if (p->nthreads < MAX_WORKERS && !p->stop && !start_worker(p))
-		p->starting++;
+	if (p->nthreads >= MAX_WORKERS || p->stop || start_worker(p, true))
+		p->coming = false;
 	pthread_mutex_unlock(&p->lock);
 }
 
 /*
  * With the lock held, by a worker that spent took_ns on a request. A slow one while more
  * wait: one more active worker, a parked one if there is one, else a new one from the
- * loop (asked once until that one runs). A quick one: this worker parks if more than
+ * loop (one at a time: not while the last one asked for has yet to run). A quick one: this worker parks if more than
  * MIN_WORKERS are active, until a slow request brings it back or the pool stops.
  */
 static void adapt(struct pool *p, uint64_t took_ns)
@@ -118,9 +128,9 @@ static void adapt(struct pool *p, uint64_t took_ns)
 		if (p->parked > p->unparks) {
 			p->unparks++;
 			pthread_cond_signal(&p->unpark);
-		} else if (!p->grow_asked && !p->starting && p->nthreads < MAX_WORKERS &&
+		} else if (!p->coming && p->nthreads < MAX_WORKERS &&
 			   write(p->grow_fd, &one, sizeof(one)) > 0) {
-			p->grow_asked = true;
+			p->coming = true;
 		}
 		return;
 	}
@@ -134,13 +144,12 @@ static void adapt(struct pool *p, uint64_t took_ns)
 	p->parked--;
 }
 
-static void *worker_run(void *arg)
+static void *worker_run(struct pool *p, bool asked_for)
 {
-	struct pool *p = arg;
-
 	pthread_setname_np(pthread_self(), "disk-io");
 	pthread_mutex_lock(&p->lock);
-	p->starting--;
+	if (asked_for)
+		p->coming = false;
 	for (;;) {
 		while (!p->todo && !p->stop)
 			pthread_cond_wait(&p->cond, &p->lock);
@@ -264,8 +273,7 @@ static int threads_init(struct disk *d, struct loop *loop)
 	}
 	pthread_mutex_lock(&p->lock);
 	for (int i = 0; !r && i < MIN_WORKERS; i++)
-		if (!(r = start_worker(p)))
-			p->starting++;
+		r = start_worker(p, false);
 	pthread_mutex_unlock(&p->lock);
 	if (r) {
 		pool_free(p); /* closes what was opened and stops the workers already running */
