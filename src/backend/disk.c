@@ -46,9 +46,24 @@ static int fit_format(struct disk *d, const struct disk_open_args *a, const char
 	return 0;
 }
 
-int disk_open(struct disk *d, const struct disk_open_args *a, const char **why)
+int disk_fd_size(int fd, bool *block_device, uint64_t *size)
 {
 	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	*block_device = S_ISBLK(st.st_mode);
+	if (*block_device)
+		return ioctl(fd, BLKGETSIZE64, size) < 0 ? -errno : 0;
+	if (!S_ISREG(st.st_mode))
+		return -EINVAL;
+	*size = (uint64_t)st.st_size;
+	return 0;
+}
+
+int disk_open(struct disk *d, const struct disk_open_args *a, const char **why)
+{
+	uint64_t file_size;
 	/* O_NONBLOCK: opening a FIFO for reading would wait for a writer; cleared below. */
 	int flags = (a->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK;
 	int r;
@@ -74,28 +89,13 @@ int disk_open(struct disk *d, const struct disk_open_args *a, const char **why)
 		*why = "cannot open";
 		return -errno;
 	}
-	if (fstat(d->fd, &st) < 0) {
-		r = -errno;
-		*why = "cannot stat";
+	if ((r = disk_fd_size(d->fd, &d->block_device, &file_size))) {
+		*why = r == -EINVAL    ? "not a regular file or block device" :
+		       d->block_device ? "cannot read the block device size" :
+					 "cannot stat";
 		goto fail;
 	}
-	if (S_ISBLK(st.st_mode)) {
-		uint64_t size;
-		if (ioctl(d->fd, BLKGETSIZE64, &size) < 0) {
-			r = -errno;
-			*why = "cannot read the block device size";
-			goto fail;
-		}
-		d->size = size;
-		d->block_device = true;
-	} else if (S_ISREG(st.st_mode)) {
-		d->size = (uint64_t)st.st_size;
-	} else {
-		r = -EINVAL;
-		*why = "not a regular file or block device";
-		goto fail;
-	}
-	d->size &= ~511ULL;
+	d->size = file_size & ~511ULL;
 	/* Blocking I/O from here on: O_NONBLOCK was only for the open. */
 	if (fcntl(d->fd, F_SETFL, fcntl(d->fd, F_GETFL) & ~O_NONBLOCK) < 0) {
 		r = -errno;
@@ -146,7 +146,7 @@ int disk_open(struct disk *d, const struct disk_open_args *a, const char **why)
 	 * Hole punching is what discard and write-zeroes need on files; probe it past
 	 * the end of the file, where a punch changes nothing.
 	 */
-	off_t past_end = (st.st_size + 8191) & ~(off_t)4095;
+	off_t past_end = (off_t)((file_size + 8191) & ~(uint64_t)4095);
 	d->can_punch = !a->readonly && (d->block_device ||
 					fallocate(d->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 						  past_end, 4096) == 0);

@@ -128,6 +128,12 @@ int disk_lock_fd(int fd, bool readonly);
  */
 int disk_lock_holder(const char *path, bool readonly);
 /*
+ * The size in bytes of the file or block device open at fd (not rounded), and which it is:
+ * what disk_open() measures, and a running VM's disk measured again. 0, -EINVAL for
+ * anything else, or -errno.
+ */
+int disk_fd_size(int fd, bool *block_device, uint64_t *size);
+/*
  * Opens, locks and sizes the image. On failure returns -errno and a reason in why (which
  * may point into d, so read it before d is reused).
  */

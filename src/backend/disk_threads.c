@@ -6,8 +6,8 @@
  * depth of four on a disk that takes 50 us a read. A worker that spent
  * disk_threads_slow_ns or more on a request while others wait wakes a parked worker, or
  * asks the event loop's thread (grow_fd) to start one: a vCPU thread's or a worker's
- * seccomp list has no clone. One such worker is on its way at a time. A worker whose request was quick parks itself while more
- * than MIN_WORKERS are active: what the page cache answers in microseconds is the CPUs'
+ * seccomp list has no clone. One such worker is on its way at a time. A worker whose
+ * request was quick parks itself while more than MIN_WORKERS are active: what the page cache answers in microseconds is the CPUs'
  * work, and 32 threads would only queue on the pool's lock (0.09 of the host's io_uring
  * for cached random reads, against 0.24 with four).
  *
@@ -115,8 +115,9 @@ static void on_grow(void *opaque, uint32_t events)
 /*
  * With the lock held, by a worker that spent took_ns on a request. A slow one while more
  * wait: one more active worker, a parked one if there is one, else a new one from the
- * loop (one at a time: not while the last one asked for has yet to run). A quick one: this worker parks if more than
- * MIN_WORKERS are active, until a slow request brings it back or the pool stops.
+ * loop (one at a time: not while the last one asked for has yet to run). A quick one:
+ * this worker parks if more than MIN_WORKERS are active, until a slow request brings it
+ * back or the pool stops.
  */
 static void adapt(struct pool *p, uint64_t took_ns)
 {
@@ -144,6 +145,22 @@ static void adapt(struct pool *p, uint64_t took_ns)
 	p->parked--;
 }
 
+/* A finished request goes on the done list for the loop's reap(); with the lock held. */
+static void hand_back(struct pool *p, struct disk_req *r)
+{
+	uint64_t one = 1;
+
+	r->next = p->done;
+	p->done = r;
+	/*
+	 * Only the first of a batch wakes the loop: reap() takes the whole list after reading
+	 * the eventfd, so a request added to a non-empty list is seen with it.
+	 */
+	if (!r->next && write(p->done_fd, &one, sizeof(one)) < 0) {
+		/* The counter cannot overflow in practice; the loop still drains done. */
+	}
+}
+
 static void *worker_run(struct pool *p, bool asked_for)
 {
 	pthread_setname_np(pthread_self(), "disk-io");
@@ -164,16 +181,7 @@ static void *worker_run(struct pool *p, bool asked_for)
 		r->result = disk_do_sync(p->disk, r);
 		uint64_t took = monotonic_ns() - t0;
 		pthread_mutex_lock(&p->lock);
-		r->next = p->done;
-		p->done = r;
-		/*
-		 * Only the first of a batch wakes the loop: reap() takes the whole list after
-		 * reading the eventfd, so a request added to a non-empty list is seen with it.
-		 */
-		uint64_t one = 1;
-		if (!r->next && write(p->done_fd, &one, sizeof(one)) < 0) {
-			/* The counter cannot overflow in practice; the loop still drains done. */
-		}
+		hand_back(p, r);
 		adapt(p, took);
 	}
 	pthread_mutex_unlock(&p->lock);
@@ -331,14 +339,8 @@ static void threads_submit(struct disk *d, struct disk_req *r)
 	struct pool *p = d->engine_state;
 
 	if (nowait_wanted(p, d, r) && read_nowait(p, d, r)) {
-		uint64_t one = 1;
 		pthread_mutex_lock(&p->lock);
-		r->next = p->done;
-		p->done = r;
-		/* As a worker's: only the first of the list wakes the loop. */
-		if (!r->next && write(p->done_fd, &one, sizeof(one)) < 0) {
-			/* The counter cannot overflow in practice; the loop still drains done. */
-		}
+		hand_back(p, r);
 		pthread_mutex_unlock(&p->lock);
 		return;
 	}

@@ -9,24 +9,16 @@
 #include "vmm/vm.h"
 
 #include <errno.h>
-#include <linux/fs.h>
 #include <stdatomic.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 /* The size of the open raw image in bytes, as disk_open() measures it. 0 or -errno. */
 static int image_size(const struct disk *d, uint64_t *size)
 {
-	struct stat st;
+	bool block;
 
-	if (d->block_device)
-		return ioctl(d->fd, BLKGETSIZE64, size) < 0 ? -errno : 0;
-	if (fstat(d->fd, &st) < 0)
-		return -errno;
-	*size = (uint64_t)st.st_size;
-	return 0;
+	return disk_fd_size(d->fd, &block, size);
 }
 
 /* Makes the image size bytes (size > d->size); 0 or -EINVAL with err. */

@@ -862,10 +862,7 @@ int migrate_start(struct vm *vm, const struct migrate_params *p, char *err, size
 
 	if ((r = mig_uri_parse(p->uri, &u, err, n)))
 		return r;
-	pthread_mutex_lock(&prog_lock);
-	bool busy = active != NULL;
-	pthread_mutex_unlock(&prog_lock);
-	if (busy)
+	if (migrate_under_way())
 		return fail_msg(err, n, -EBUSY,
 				"a migration is already under way (GET /migrate; PUT "
 				"/migrate/cancel)");
