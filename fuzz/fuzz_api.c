@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "devices/i8042.h"
 #include "vmm/disk_resize.h"
+#include "vmm/disk_swap.h"
 #include "vmm/snapshot.h"
 #include "vmm/vm.h"
 #include "fuzz.h"
@@ -73,6 +74,12 @@ int vm_snapshot_create(struct vm *vm, const char *state_path, const char *mem_pa
 int vm_disk_grow(struct vm *vm, unsigned int i, uint64_t size, char *err, size_t n)
 {
 	__builtin_trap(); /* unreachable: only a started VM's drive grows */
+}
+
+int vm_disk_swap(struct vm *vm, unsigned int i, const char *path, enum disk_format format,
+		 char *err, size_t n)
+{
+	__builtin_trap(); /* unreachable: only a started VM's drive moves */
 }
 
 /*

@@ -3,6 +3,8 @@
 #include "api/json_in.h"
 #include "backend/disk_chain.h"
 #include "vmm/disk_resize.h"
+#include "vmm/disk_swap.h"
+#include "vmm/vm.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,22 +20,34 @@ static const char *const put_keys[] = {
 	"cache_type", "rate_limiter", "io_engine",	"socket",   "tern_format",
 	NULL
 };
-static const char *const patch_keys[] = { "drive_id", "path_on_host", "rate_limiter", "tern_size",
-					  NULL };
+static const char *const patch_keys[] = { "drive_id",  "path_on_host", "rate_limiter",
+					  "tern_size", "tern_format",  NULL };
+/* In enum disk_format's order. */
+static const char *const formats[] = { "Raw", "Overlay", "Qcow2", "Auto", NULL };
 
+/*
+ * The drive with that id; a drive given on the command line without one answers to
+ * diskN, its place (the name a migration's disk_paths use for it).
+ */
 static int find(const struct api *a, const char *id)
 {
+	char place[16];
+
 	for (unsigned int i = 0; i < a->cfg.ndisks; i++)
 		if (!strcmp(a->cfg.disks[i].id, id))
 			return (int)i;
+	for (unsigned int i = 0; i < a->cfg.ndisks; i++) {
+		snprintf(place, sizeof(place), "disk%u", i);
+		if (!a->cfg.disks[i].id[0] && !strcmp(id, place))
+			return (int)i;
+	}
 	return -1;
 }
 
-/* Checked now, so that a wrong path is a 400 here rather than a failed InstanceStart. */
-static int usable(const char *path, bool readonly, enum disk_format format, char *err, size_t n)
+/* Can the drive open path as it would (for writing unless read-only)? 0, or a 400. */
+static int openable(const char *path, bool readonly, char *err, size_t n)
 {
 	struct stat st;
-	char why[256];
 	int fd = open(path, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 
 	if (fd < 0)
@@ -43,6 +57,17 @@ static int usable(const char *path, bool readonly, enum disk_format format, char
 	close(fd);
 	if (r < 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)))
 		return api_fail(err, n, "'path_on_host': '%s' is not a file or block device", path);
+	return 0;
+}
+
+/* Checked now, so that a wrong path is a 400 here rather than a failed InstanceStart. */
+static int usable(const char *path, bool readonly, enum disk_format format, char *err, size_t n)
+{
+	char why[256];
+	int r;
+
+	if ((r = openable(path, readonly, err, n)))
+		return r;
 	if (disk_chain(path, format, NULL, 0, why, sizeof(why)) < 0)
 		return api_fail(err, n, "'path_on_host': '%s': %s", path, why);
 	return 0;
@@ -70,8 +95,6 @@ static int put(struct api *a, const char *id, struct json_object *o, char *err, 
 {
 	static const char *const caches[] = { "Unsafe", "Writeback", NULL };
 	static const char *const engines[] = { "Sync", "Async", NULL };
-	/* In enum disk_format's order. */
-	static const char *const formats[] = { "Raw", "Overlay", "Qcow2", "Auto", NULL };
 	struct disk_config d = { .cache = DISK_CACHE_WRITEBACK,
 				 .engine = DISK_ENGINE_AUTO,
 				 .format = DISK_FORMAT_AUTO };
@@ -160,21 +183,41 @@ static int patch(struct api *a, const char *id, struct json_object *o, char *err
 		return has_path;
 	if ((has_size = jin_u64(o, "tern_size", 512, VM_DISK_SIZE_MAX, &size, err, n)) < 0)
 		return has_size;
+	unsigned int fi;
+	int has_format = jin_enum(o, "tern_format", formats, &fi, err, n);
+	if (has_format < 0)
+		return has_format;
 	struct disk_config *d = &a->cfg.disks[at];
 	if (a->started) {
+		if (!a->vm)
+			return api_fail(err, n, "the VM is not running: its drives do not change");
 		/*
 		 * The drive's own file, which may have grown (Firecracker's way to resize a
-		 * running VM's drive), or tern_size (tern grows it). Another file under a
-		 * running guest is not something tern does.
+		 * running VM's drive), or tern_size (tern grows it); another file is a swap.
 		 */
-		if (!a->vm || (has_path && !same_file(path, d->path)))
-			return api_fail(
-				err, n,
-				"'path_on_host': swapping a running VM's drive for another "
-				"image is not implemented in tern; PATCH its own path ('%s') "
-				"after growing the file, or give 'tern_size', to give the guest "
-				"a larger disk",
-				d->path);
+		if (has_path && (has_format || !same_file(path, d->path))) {
+			if (has_size)
+				return api_fail(err, n,
+						"'tern_size' grows the drive's own image: swap "
+						"to '%s' first, then grow it",
+						path);
+			enum disk_format f = has_format ? (enum disk_format)fi : d->format;
+			/*
+			 * A file that is not there is refused before the guest is paused; its
+			 * chain is read by the swap (it may hold the drive's image, which this
+			 * process's lock keeps from a check's second open).
+			 */
+			if ((r = openable(path, d->readonly, err, n)))
+				return r;
+			r = vm_disk_swap(a->vm, (unsigned int)at, path, f, err, n);
+			/* The VM's configuration took the new path and format. */
+			*d = a->vm->cfg.disks[at];
+			return r;
+		}
+		if (has_format)
+			return api_fail(err, n,
+					"'tern_format' goes with the 'path_on_host' of the image "
+					"the drive moves to");
 		if (!has_path && !has_size)
 			return 0; /* nothing to change, as Firecracker */
 		return vm_disk_grow(a->vm, (unsigned int)at, size, err, n);

@@ -164,6 +164,11 @@ static void start(struct virtio_blk *b, struct blk_inflight *f, int status)
 		r->len = (uint64_t)p->range_sectors * VIRTIO_BLK_SECTOR;
 		break;
 	}
+	/* A drive whose image could not be opened again after a swap (disk_swap.c). */
+	if (b->disk.fd < 0) {
+		status = VIRTIO_BLK_S_IOERR;
+		goto done;
+	}
 	b->inflight++;
 	disk_submit(&b->disk, r);
 	return;
@@ -283,8 +288,13 @@ void virtio_blk_init(struct virtio_blk *b, const struct guest_mem *mem, const ch
 		memcpy(b->id, id, strnlen(id, sizeof(b->id)));
 	slots_reset(b);
 	b->unsignalled = false;
-	b->disk.batch_done = batch_done;
+	virtio_blk_disk_opened(b);
 	virtio_dev_init(&b->dev, &b->ops, b, mem);
+}
+
+void virtio_blk_disk_opened(struct virtio_blk *b)
+{
+	b->disk.batch_done = batch_done;
 }
 
 void virtio_blk_set_size(struct virtio_blk *b, uint64_t size)

@@ -81,6 +81,11 @@ void virtio_blk_init(struct virtio_blk *b, const struct guest_mem *mem, const ch
 /* Nothing is in the disk engine and no reset waits for it: the device can be saved. */
 bool virtio_blk_quiesced(struct virtio_blk *b);
 /*
+ * b->disk was opened anew (disk_open() over the old one: a drive swapped, disk_swap.c):
+ * its completions come back to this device again.
+ */
+void virtio_blk_disk_opened(struct virtio_blk *b);
+/*
  * The disk is now size bytes (a multiple of 512): the capacity the device reports changes
  * at once and a running driver is told (a configuration change interrupt), as after QEMU's
  * block_resize. Requests are checked against the new size from the next one on.

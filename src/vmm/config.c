@@ -288,7 +288,7 @@ void config_parse(struct vmm_config *c, int argc, char **argv)
 				die_usage("--disk: at most %d disks", VMM_MAX_DISKS);
 			if (config_parse_disk(optarg, &c->disks[c->ndisks], err, sizeof(err)))
 				die_usage("--disk: %s", err);
-			c->ndisks++;
+			c->disks[c->ndisks++].arg = optarg;
 			break;
 		}
 		case OPT_RNG:

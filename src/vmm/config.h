@@ -30,6 +30,10 @@ struct disk_config {
 	char id[DISK_ID_MAX + 1];
 	/* API only (Firecracker's is_root_device, partuuid): what goes on the command line */
 	bool root;
+	/* The --disk value this drive came from (inside argv), NULL for the API's drives. */
+	const char *arg;
+	/* Moved onto another image while it ran (disk_swap.c): path and format differ from arg. */
+	bool swapped;
 	char partuuid[DISK_PARTUUID_MAX + 1];
 };
 

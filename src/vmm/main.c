@@ -11,6 +11,7 @@
 #include "vmm/console.h"
 #include "vmm/jail_paths.h"
 #include "vmm/migrate.h"
+#include "vmm/restart_args.h"
 #include "vmm/snapshot.h"
 #include "vmm/snapshot_client.h"
 #include "vmm/vm.h"
@@ -421,8 +422,11 @@ int main(int argc, char **argv)
 	if (vm.stop_why == MACHINE_RESET && cfg.on_reboot == ON_REBOOT_RESTART) {
 		/* A fresh process is the cleanest reset: every device and vCPU starts over. */
 		console_restore();
+		char **again = restart_args(argc, argv, &vm.cfg, err, sizeof(err));
+		if (!again)
+			fail("cannot restart: %s", err);
 		seccomp_before_restart();
-		execv("/proc/self/exe", argv);
+		execv("/proc/self/exe", again);
 		fail("cannot restart: %s", strerror(errno));
 	}
 	fflush(stdout);

@@ -244,10 +244,14 @@ def run_checks(t, c, vmm, implemented):
         if "network-interfaces" in key and not t.netns:
             continue
         t.expect_400(c, key, AFTER_START, label="%s after boot" % key)
-    # After boot a drive keeps its image (before boot it became disk2): another one is refused,
-    # its own path is a 204 (the size read again, here unchanged: nothing for the guest).
-    t.expect_400(c, "PATCH /drives/{drive_id}", "not implemented",
-                 body={"drive_id": "rootfs", "path_on_host": t.disk}, label="PATCH drive after boot")
+    # After boot (before boot the drive became disk2): another image moves the drive onto it
+    # (Firecracker's swap) and back, one that cannot be opened is refused, and its own path is a
+    # 204 (the size read again, here unchanged: nothing for the guest).
+    t.expect_ok(c, "PATCH /drives/{drive_id}", body={"drive_id": "rootfs", "path_on_host": t.disk})
+    t.expect_400(c, "PATCH /drives/{drive_id}", "cannot open",
+                 body={"drive_id": "rootfs", "path_on_host": t.disk + ".missing"},
+                 label="PATCH drive after boot onto a missing image")
+    t.expect_ok(c, "PATCH /drives/{drive_id}", body={"drive_id": "rootfs", "path_on_host": t.disk2})
     t.expect_ok(c, "PATCH /drives/{drive_id}", body={"drive_id": "rootfs", "path_on_host": t.disk2})
     if t.netns:
         # Rate limiters are what an interface PATCH changes; with none given, Firecracker's

@@ -7,7 +7,7 @@ disk (given on the command line, with the API socket beside it).
   block_resize): the guest sees it, writes a pattern into the new part and reads it back;
   after power-off `qemu-img check` is clean, `qemu-img info` gives the new size and the
   pattern is where the guest put it.
-- Another path, a file that shrank, a size not in sectors, a smaller tern_size: refused with
+- Another path with a size (a swap, test_disk_swap.py, then a resize), a file that shrank, a size not in sectors, a smaller tern_size: refused with
   a 400, the guest's disks as they were. One boot.
 """
 import hashlib
@@ -70,8 +70,9 @@ def test_debian_sees_its_disks_grow():
         assert "SIZES0=%d,%d" % (OLD // 512, OLD // 512) in vmm.out(), vmm.out()
 
         # Refused, nothing changed.
-        api.expect_400(c.patch("/drives/data", {"drive_id": "data", "path_on_host": other}),
-                       "another path", "not implemented", "own path")
+        api.expect_400(c.patch("/drives/data", {"drive_id": "data", "path_on_host": other,
+                                                "tern_size": NEW}),
+                       "another path with a size", "tern_size", "swap")
         with open(raw, "r+b") as f:
             f.truncate(OLD - MIB)
         api.expect_400(c.patch("/drives/data", {"drive_id": "data", "path_on_host": raw}),

@@ -12,11 +12,13 @@
 #include <unistd.h>
 
 #include "backend/disk.h"
+#include "backend/qcow2.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "virtio/blk.h"
 #include "virtio/virtio.h"
 #include "vmm/disk_resize.h"
+#include "vmm/disk_swap.h"
 #include "vmm/vm.h"
 #include "unit.h"
 
@@ -499,6 +501,102 @@ TEST(blk_takes_the_new_size_of_a_grown_image)
 	CHECK(v->config_signals == signals + 2);
 	CHECK(request(v, VIRTIO_BLK_T_OUT, 4 * last - 1, &s, 1, NULL) == VIRTIO_BLK_S_OK);
 	CHECK(file_is(v, 4 * IMAGE_SIZE - 512, 512, 5));
+	free(vm);
+	drv_free(v);
+}
+
+static bool mem_is(struct drv *v, uint64_t gpa, size_t n, uint8_t seed)
+{
+	const uint8_t *p = gp(v, gpa, n);
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != (uint8_t)(seed + i * 13))
+			return false;
+	return true;
+}
+
+/*
+ * A running VM's drive moved onto a qcow2 overlay of its raw image (PATCH /drives with
+ * another path, as a snapshot does it): reads after the swap see the image's data through
+ * the overlay, writes land in the overlay and leave the image as it was. A path that
+ * cannot be opened is refused and the drive stays where it was, still serving; so is a
+ * swap while a migration copies the disk. A larger image gives the guest a larger disk.
+ */
+TEST(blk_moves_onto_an_overlay_of_its_image)
+{
+	struct blk_opts o = { .writeback = true };
+	struct drv *v;
+	char err[600], ovl[300], big[300];
+
+	REQUIRE((v = drv_new(&o, IMAGE_SIZE)));
+	struct vm *vm = calloc(1, sizeof(*vm));
+	REQUIRE(vm);
+	vm->blk[0] = v->b;
+	vm->loop = test_loop;
+	vm->cfg.ndisks = 1;
+	vm->cfg.disks[0] = (struct disk_config){ .path = strdup(v->path),
+						 .cache = DISK_CACHE_WRITEBACK,
+						 .engine = DISK_ENGINE_THREADS,
+						 .format = DISK_FORMAT_RAW };
+	atomic_store(&vm->pause.want, true); /* paused: the swap neither pauses nor resumes */
+	char *paths[3] = { vm->cfg.disks[0].path }; /* the swap keeps the old strings */
+	struct seg s = { DATA_GPA, 512, false }, in = { DATA_GPA + 0x10000, 512, true };
+	fill(v, DATA_GPA, 512, 7);
+	CHECK(request(v, VIRTIO_BLK_T_OUT, 0, &s, 1, NULL) == VIRTIO_BLK_S_OK);
+
+	snprintf(ovl, sizeof(ovl), "%s.qcow2", v->path);
+	struct qcow2_create_args ca = { .path = ovl, .backing = v->path, .backing_format = "raw" };
+	REQUIRE(qcow2_create(&ca, err, sizeof(err)) == 0);
+	unsigned int signals = v->config_signals;
+	CHECK(vm_disk_swap(vm, 0, ovl, DISK_FORMAT_QCOW2, err, sizeof(err)) == 0);
+	paths[1] = vm->cfg.disks[0].path;
+	CHECK(!strcmp(vm->cfg.disks[0].path, ovl) && vm->cfg.disks[0].swapped);
+	CHECK(vm->cfg.disks[0].format == DISK_FORMAT_QCOW2 && v->b->disk.qcow);
+	CHECK(v->config_signals == signals); /* the same size: nothing to tell */
+	CHECK(request(v, VIRTIO_BLK_T_IN, 0, &in, 1, NULL) == VIRTIO_BLK_S_OK);
+	CHECK(mem_is(v, DATA_GPA + 0x10000, 512, 7));
+	fill(v, DATA_GPA, 512, 9);
+	CHECK(request(v, VIRTIO_BLK_T_OUT, 1, &s, 1, NULL) == VIRTIO_BLK_S_OK);
+	fill(v, DATA_GPA, 512, 11);
+	CHECK(request(v, VIRTIO_BLK_T_OUT, 0, &s, 1, NULL) == VIRTIO_BLK_S_OK);
+	CHECK(request(v, VIRTIO_BLK_T_FLUSH, 0, NULL, 0, NULL) == VIRTIO_BLK_S_OK);
+	CHECK(file_is(v, 0, 512, 7) && file_zero(v, 512, 512)); /* the image is untouched */
+	CHECK(request(v, VIRTIO_BLK_T_IN, 1, &in, 1, NULL) == VIRTIO_BLK_S_OK);
+	CHECK(mem_is(v, DATA_GPA + 0x10000, 512, 9));
+
+	/* Not there: refused, and the drive goes on with the overlay. */
+	CHECK(vm_disk_swap(vm, 0, "/nonexistent/x.img", DISK_FORMAT_AUTO, err, sizeof(err)) ==
+	      -EINVAL);
+	CHECK(strstr(err, "/nonexistent/x.img") && strstr(err, "the guest stays on"));
+	CHECK(!strcmp(vm->cfg.disks[0].path, ovl) && v->b->disk.qcow);
+	CHECK(virtio_dev_live(&v->b->dev));
+	CHECK(request(v, VIRTIO_BLK_T_IN, 0, &in, 1, NULL) == VIRTIO_BLK_S_OK);
+	CHECK(mem_is(v, DATA_GPA + 0x10000, 512, 11));
+	/* A migration copying the disk: refused before anything changes. */
+	uint8_t log[8] = { 0 };
+	atomic_store(&v->b->write_log, log);
+	CHECK(vm_disk_swap(vm, 0, v->path, DISK_FORMAT_RAW, err, sizeof(err)) == -EINVAL);
+	CHECK(strstr(err, "migration is under way") != NULL);
+	atomic_store(&v->b->write_log, NULL);
+	CHECK(vm_disk_swap(vm, 1, v->path, DISK_FORMAT_RAW, err, sizeof(err)) == -EINVAL);
+
+	/* A larger raw image: the guest is told its new size. */
+	snprintf(big, sizeof(big), "%s.big", v->path);
+	int fd = open(big, O_RDWR | O_CREAT | O_EXCL, 0600);
+	REQUIRE(fd >= 0);
+	REQUIRE(ftruncate(fd, 2 * IMAGE_SIZE) == 0);
+	close(fd);
+	CHECK(vm_disk_swap(vm, 0, big, DISK_FORMAT_AUTO, err, sizeof(err)) == 0);
+	paths[2] = vm->cfg.disks[0].path;
+	CHECK(capacity(v) == 2 * IMAGE_SIZE / 512);
+	CHECK(v->config_signals == signals + 1);
+	CHECK(!v->b->disk.qcow && v->b->disk.format == DISK_FORMAT_RAW);
+	CHECK(request(v, VIRTIO_BLK_T_OUT, 2 * IMAGE_SIZE / 512 - 1, &s, 1, NULL) ==
+	      VIRTIO_BLK_S_OK);
+	unlink(ovl);
+	unlink(big);
+	for (int i = 0; i < 3; i++)
+		if (i == 0 || paths[i] != paths[i - 1])
+			free(paths[i]);
 	free(vm);
 	drv_free(v);
 }

@@ -1,12 +1,13 @@
 /*
  * Tests for --disk parsing (config_parse_disk): every documented key and value, and a
- * message naming the key for each rejected one.
+ * message naming the key for each rejected one; the --disk values of a restart.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "vmm/config.h"
+#include "vmm/restart_args.h"
 #include "unit.h"
 
 static char err[256];
@@ -174,4 +175,42 @@ TEST(config_disk_error_message_truncates_safely)
 	CHECK(config_parse_disk("path=x,cache=bogus", &d, small, sizeof(small)) == -EINVAL);
 	CHECK(memchr(small, 0, sizeof(small)) != NULL);
 	CHECK(d.path == NULL);
+}
+
+/*
+ * A restart (--on-reboot restart) after drives moved onto other images: their --disk
+ * values, in either spelling, get the new path and format and keep every other key; the
+ * other words are argv's own. A moved drive with no --disk (the API's) cannot restart.
+ */
+TEST(config_restart_takes_the_drives_new_images)
+{
+	char a0[] = "tern-vmm", a1[] = "--disk", a2[] = "path=/a.img,format=raw,id=x,cache=none",
+	     a3[] = "--disk=path=/b.img,readonly=on", a4[] = "--disk", a5[] = "path=/c.img";
+	char *argv[] = { a0, a1, a2, a3, a4, a5, NULL };
+	struct vmm_config *c = calloc(1, sizeof(*c));
+	char e[200];
+
+	REQUIRE(c);
+	c->ndisks = 3;
+	c->disks[0] = (struct disk_config){
+		.path = "/snap/a.qcow2", .format = DISK_FORMAT_QCOW2, .arg = a2, .swapped = true
+	};
+	c->disks[1] = (struct disk_config){
+		.path = "/snap/b.qcow2", .format = DISK_FORMAT_AUTO, .arg = a3 + 7, .swapped = true
+	};
+	c->disks[2] = (struct disk_config){ .path = "/c.img", .arg = a5 };
+	char **v = restart_args(6, argv, c, e, sizeof(e));
+	REQUIRE(v);
+	CHECK(!strcmp(v[2], "path=/snap/a.qcow2,format=qcow2,id=x,cache=none"));
+	CHECK(!strcmp(v[3], "--disk=path=/snap/b.qcow2,format=auto,readonly=on"));
+	CHECK(v[0] == a0 && v[1] == a1 && v[4] == a4 && v[5] == a5 && !v[6]);
+	free(v[2]);
+	free(v[3]);
+	free(v);
+
+	c->disks[2].arg = NULL;
+	c->disks[2].swapped = true;
+	CHECK(!restart_args(6, argv, c, e, sizeof(e)));
+	CHECK(strstr(e, "disk 2") && strstr(e, "not given by --disk"));
+	free(c);
 }
