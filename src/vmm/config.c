@@ -58,6 +58,9 @@ static const char usage[] =
 	"  --restore STATE        restore a snapshot: its state file (with --restore-mem)\n"
 	"  --restore-mem MEM      the snapshot's memory file (mapped copy-on-write)\n"
 	"  --restore-paused       leave the restored VM paused (resume with PATCH /vm)\n"
+	"  --restore-disk id=ID,path=PATH[,format=raw|qcow2|overlay|auto]\n"
+	"                         restore drive ID (diskN for one without an id) on PATH, of\n"
+	"                         the snapshot's size: a qcow2 overlay of its image (repeatable)\n"
 	"  --clone                restore with a new identity: MACs, vsock CID and socket,\n"
 	"                         copy-on-write copies of writable disks\n"
 	"  --track-dirty-pages    log written pages, so diff snapshots can be made\n"
@@ -118,6 +121,7 @@ enum {
 	OPT_RESTORE,
 	OPT_RESTORE_MEM,
 	OPT_RESTORE_PAUSED,
+	OPT_RESTORE_DISK,
 	OPT_CLONE,
 	OPT_TRACK_DIRTY,
 	OPT_DESCRIBE,
@@ -156,6 +160,7 @@ static const struct option options[] = {
 	{ "restore", required_argument, NULL, OPT_RESTORE },
 	{ "restore-mem", required_argument, NULL, OPT_RESTORE_MEM },
 	{ "restore-paused", no_argument, NULL, OPT_RESTORE_PAUSED },
+	{ "restore-disk", required_argument, NULL, OPT_RESTORE_DISK },
 	{ "clone", no_argument, NULL, OPT_CLONE },
 	{ "track-dirty-pages", no_argument, NULL, OPT_TRACK_DIRTY },
 	{ "describe-snapshot", required_argument, NULL, OPT_DESCRIBE },
@@ -349,6 +354,21 @@ void config_parse(struct vmm_config *c, int argc, char **argv)
 		case OPT_RESTORE_PAUSED:
 			c->restore_paused = true;
 			break;
+		case OPT_RESTORE_DISK: {
+			char err[160];
+			if (c->nrestore_disks == VMM_MAX_DISKS)
+				die_usage("--restore-disk: at most %d", VMM_MAX_DISKS);
+			if (config_parse_restore_disk(optarg, &c->restore_disks[c->nrestore_disks],
+						      err, sizeof(err)))
+				die_usage("--restore-disk: %s", err);
+			for (unsigned int i = 0; i < c->nrestore_disks; i++)
+				if (!strcmp(c->restore_disks[i].drive_id,
+					    c->restore_disks[c->nrestore_disks].drive_id))
+					die_usage("--restore-disk: drive '%s' is given twice",
+						  c->restore_disks[i].drive_id);
+			c->nrestore_disks++;
+			break;
+		}
 		case OPT_CLONE:
 			c->clone = true;
 			break;
@@ -440,8 +460,8 @@ void config_parse(struct vmm_config *c, int argc, char **argv)
 	if (!c->restore_state != !c->restore_mem)
 		die_usage("--restore and --restore-mem go together (the state file and the memory "
 			  "file of one snapshot)");
-	if ((c->restore_paused || c->clone) && !c->restore_state)
-		die_usage("--restore-paused and --clone need --restore");
+	if ((c->restore_paused || c->clone || c->nrestore_disks) && !c->restore_state)
+		die_usage("--restore-paused, --restore-disk and --clone need --restore");
 	if (c->restore_state && (c->vm_flags || c->config_file))
 		die_usage("--restore: the machine comes from the snapshot; VM options and "
 			  "--config-file do not go with it");
@@ -605,5 +625,62 @@ int config_create_overlay(const char *spec, char *err, size_t errlen)
 				       .backing_format = f == DISK_FORMAT_QCOW2 ? "qcow2" : "raw" };
 	r = qcow2_create(&a, err, errlen);
 	free(path);
+	return r;
+}
+
+int config_parse_restore_disk(const char *spec, struct restore_disk *d, char *err, size_t errlen)
+{
+	char *copy = strdup(spec), *save = NULL;
+	int r = 0;
+
+	memset(d, 0, sizeof(*d));
+	d->format = DISK_FORMAT_AUTO;
+	if (!copy) {
+		snprintf(err, errlen, "out of memory");
+		return -EINVAL;
+	}
+	for (char *kv = strtok_r(copy, ",", &save); kv && !r; kv = strtok_r(NULL, ",", &save)) {
+		char *v = strchr(kv, '=');
+		if (!v) {
+			snprintf(err, errlen, "'%s' is not key=value (keys: id, path, format)", kv);
+			r = -EINVAL;
+			break;
+		}
+		*v++ = 0;
+		if (!strcmp(kv, "id")) {
+			if (!*v || strlen(v) > DISK_ID_MAX) {
+				snprintf(err, errlen, "id= must be 1 to %d characters",
+					 DISK_ID_MAX);
+				r = -EINVAL;
+			} else {
+				snprintf(d->drive_id, sizeof(d->drive_id), "%s", v);
+			}
+		} else if (!strcmp(kv, "path")) {
+			free(d->path);
+			if (!*v || !(d->path = strdup(v))) {
+				snprintf(err, errlen, "path= needs a file or block device");
+				r = -EINVAL;
+			}
+		} else if (!strcmp(kv, "format")) {
+			if (disk_format_parse(v, &d->format)) {
+				snprintf(err, errlen,
+					 "format=%.32s: not one of raw, qcow2, overlay, auto", v);
+				r = -EINVAL;
+			}
+			d->has_format = true;
+		} else {
+			snprintf(err, errlen, "unknown key '%.32s' (keys: id, path, format)", kv);
+			r = -EINVAL;
+		}
+	}
+	free(copy);
+	if (!r && (!d->drive_id[0] || !d->path)) {
+		snprintf(err, errlen, "id= and path= are both needed");
+		r = -EINVAL;
+	}
+	if (r) {
+		free(d->path);
+		d->path = NULL;
+	}
 	return r;
 }

@@ -79,7 +79,15 @@ struct vmm_config {
 	/* Restore (--restore): a snapshot's state and memory files */
 	const char *restore_state, *restore_mem;
 	bool restore_paused; /* --restore-paused: do not resume after loading */
-	bool clone;	     /* --clone: a new identity for the restored VM */
+	/* --restore-disk: a drive of the snapshot restored on another image */
+	unsigned int nrestore_disks;
+	struct restore_disk {
+		char drive_id[DISK_ID_MAX + 8]; /* its id, or diskN for one without */
+		char *path;
+		enum disk_format format; /* AUTO when not given: the snapshot's format */
+		bool has_format;
+	} restore_disks[VMM_MAX_DISKS];
+	bool clone; /* --clone: a new identity for the restored VM */
 	const char *describe_snapshot;
 	const char *snapshot_to;    /* --snapshot-to: a client of a running tern-vmm */
 	const char *create_overlay; /* --create-overlay OVERLAY,base=IMAGE */
@@ -94,6 +102,8 @@ struct vmm_config {
  * returns -EINVAL with a message naming the field and what it accepts in err.
  */
 int config_parse_disk(const char *spec, struct disk_config *d, char *err, size_t errlen);
+/* --restore-disk id=ID,path=PATH[,format=F]. 0, or -EINVAL with a message naming the key. */
+int config_parse_restore_disk(const char *spec, struct restore_disk *d, char *err, size_t errlen);
 /* --create-overlay "OVERLAY,base=IMAGE": makes the overlay; 0, or -errno and err. */
 int config_create_overlay(const char *spec, char *err, size_t errlen);
 

@@ -186,6 +186,22 @@ static char *compose_root(struct vmm_config *c, const char *boot_args)
 	return s;
 }
 
+/* What the command line asks a restore to change: identity, dirty logging, drives' images. */
+static void restore_overrides_of(const struct vmm_config *c, struct restore_overrides *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->clone = c->clone;
+	o->track_dirty = c->track_dirty;
+	o->ndisks = c->nrestore_disks;
+	for (unsigned int i = 0; i < c->nrestore_disks; i++) {
+		snprintf(o->disks[i].drive_id, sizeof(o->disks[i].drive_id), "%s",
+			 c->restore_disks[i].drive_id);
+		o->disks[i].path = c->restore_disks[i].path;
+		o->disks[i].format = c->restore_disks[i].format;
+		o->disks[i].has_format = c->restore_disks[i].has_format;
+	}
+}
+
 /* Builds and starts the VM from the API's configuration (InstanceStart or at once). */
 static int boot(struct api *a, char *err, size_t errlen)
 {
@@ -306,8 +322,10 @@ static void enter_jail(struct vmm_config *c)
 	static struct snapshot_load l;
 	const struct vmm_config *what = c;
 	if (c->restore_state) {
-		struct restore_overrides none = { 0 };
-		if (snapshot_load_prepare(&l, c->restore_state, c->restore_mem, c, &none, err,
+		static struct restore_overrides o; /* large: not on the stack */
+		restore_overrides_of(c, &o);
+		o.clone = false; /* refused above */
+		if (snapshot_load_prepare(&l, c->restore_state, c->restore_mem, c, &o, err,
 					  sizeof(err)))
 			die_usage("--restore: %s", err);
 		what = &l.cfg;
@@ -378,7 +396,8 @@ int main(int argc, char **argv)
 		struct restore_overrides o = { 0 };
 		incoming(&api, cfg.incoming, &o);
 	} else if (cfg.restore_state) {
-		struct restore_overrides o = { .clone = cfg.clone, .track_dirty = cfg.track_dirty };
+		static struct restore_overrides o;
+		restore_overrides_of(&cfg, &o);
 		if (restore(&api, cfg.restore_state, cfg.restore_mem, &o, !cfg.restore_paused, err,
 			    sizeof(err)))
 			die_usage("--restore: %s", err);

@@ -159,22 +159,6 @@ static int accept_machine(struct incoming *in, const struct vmm_config *base,
 		return fail_msg(err, n, -EINVAL, "the hello's RAM size does not match the machine");
 	if ((r = snapshot_apply_overrides(cfg, o, err, n)))
 		return r;
-	for (unsigned int k = 0; k < o->ndisks; k++) {
-		unsigned int i;
-		char name[16];
-		for (i = 0; i < cfg->ndisks; i++) {
-			snprintf(name, sizeof(name), "disk%u", i);
-			if (!strcmp(cfg->disks[i].id[0] ? cfg->disks[i].id : name,
-				    o->disks[k].drive_id))
-				break;
-		}
-		if (i == cfg->ndisks)
-			return fail_msg(err, n, -EINVAL, "'disk_paths': the VM has no drive '%s'",
-					o->disks[k].drive_id);
-		cfg->disks[i].path = strdup(o->disks[k].path);
-		if (!cfg->disks[i].path)
-			return fail_msg(err, n, -ENOMEM, "out of memory");
-	}
 	cfg->track_dirty = base->track_dirty;
 	cfg->clone = false;
 	if (h.flags & MIG_HELLO_COPY_STORAGE) {

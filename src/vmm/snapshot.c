@@ -369,6 +369,26 @@ int snapshot_apply_overrides(struct vmm_config *cfg, const struct restore_overri
 			return fail_msg(err, n, -EINVAL, "'vsock_override': %s", why);
 		snprintf(cfg->vsock.path, sizeof(cfg->vsock.path), "%s", o->vsock_uds);
 	}
+	for (unsigned int k = 0; k < o->ndisks; k++) {
+		unsigned int i;
+		char name[16];
+		for (i = 0; i < cfg->ndisks; i++) {
+			snprintf(name, sizeof(name), "disk%u", i);
+			if (!strcmp(cfg->disks[i].id[0] ? cfg->disks[i].id : name,
+				    o->disks[k].drive_id))
+				break;
+		}
+		if (i == cfg->ndisks)
+			return fail_msg(err, n, -EINVAL, "the snapshot has no drive '%s'",
+					o->disks[k].drive_id);
+		char *p = strdup(o->disks[k].path);
+		if (!p)
+			return fail_msg(err, n, -ENOMEM, "out of memory");
+		free(cfg->disks[i].path); /* the state file's, machine_state_restore()'s copy */
+		cfg->disks[i].path = p;
+		if (o->disks[k].has_format)
+			cfg->disks[i].format = o->disks[k].format;
+	}
 	return 0;
 }
 

@@ -46,11 +46,16 @@ struct restore_overrides {
 		char host_dev_name[IFNAMSIZ];
 	} nets[VMM_MAX_NETS];
 	const char *vsock_uds; /* NULL: as saved */
-	/* A migration's destination: disks at other paths (drive_id, or diskN for no id) */
+	/*
+	 * Disks at other paths (drive_id, or diskN for no id): a migration's destination
+	 * (disk_paths), a restore's --restore-disk (which may give the format too).
+	 */
 	unsigned int ndisks;
 	struct {
 		char drive_id[DISK_ID_MAX + 8];
 		const char *path;
+		enum disk_format format;
+		bool has_format;
 	} disks[VMM_MAX_DISKS];
 	bool clone; /* new MACs, vsock CID and socket path, disk overlays, VM generation */
 	bool track_dirty;
@@ -73,7 +78,7 @@ struct snapshot_load {
 int snapshot_load_prepare(struct snapshot_load *l, const char *state_path, const char *mem_path,
 			  const struct vmm_config *base, const struct restore_overrides *o,
 			  char *err, size_t errlen);
-/* Applies a restore's network and vsock overrides to cfg. 0 or -EINVAL + err. */
+/* Applies a restore's network, vsock and disk overrides to cfg. 0 or -EINVAL + err. */
 int snapshot_apply_overrides(struct vmm_config *cfg, const struct restore_overrides *o, char *err,
 			     size_t errlen);
 /*

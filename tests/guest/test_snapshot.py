@@ -311,6 +311,71 @@ def test_restore_continues_counting():
         shutil.rmtree(work, ignore_errors=True)
 
 
+def test_restore_on_an_overlay_of_the_disk():
+    """--restore-disk: a snapshot restored with its drive on a qcow2 overlay of the image it
+    was taken on (how ternd reverts to a snapshot without writing the image it froze):
+    the guest counts on, GET /vm/config names the overlay, the image is neither written nor
+    locked for writing, and the overlay checks clean. Refused with exit status 2: a drive
+    the snapshot does not have, a missing id= or path=, an overlay of another size, and
+    --restore-disk without --restore."""
+    work = workdir("rdisk")
+    vmms = []
+    try:
+        disk = os.path.join(work, "disk.img")
+        with open(disk, "wb") as f:
+            f.write(b"tern restore-disk\n")
+            f.truncate(1 << 20)
+        orig, c = start_counter(work, "rdisk-orig", extra=(
+            ("/drives/data", {"drive_id": "data", "path_on_host": disk, "is_root_device": False,
+                              "is_read_only": False}),))
+        vmms.append(orig)
+        st, mem = os.path.join(work, "vm.state"), os.path.join(work, "vm.mem")
+        n = pause(c, orig)
+        snapshot(c, st, mem, "snapshot with a disk", orig)
+        kill9(orig)
+        before = open(disk, "rb").read()
+
+        ovl, small = os.path.join(work, "top.qcow2"), os.path.join(work, "small.qcow2")
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", disk, "-F", "raw", ovl],
+                       check=True)
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", disk, "-F", "raw", small,
+                        str(512 << 10)], check=True)
+        base = ["--restore", st, "--restore-mem", mem]
+        for extra, what, words in (
+                (["--restore-disk", "id=nope,path=%s,format=qcow2" % ovl], "a drive it lacks",
+                 ("no drive 'nope'",)),
+                (["--restore-disk", "path=%s" % ovl], "no id=", ("id=",)),
+                (["--restore-disk", "id=data"], "no path=", ("path=",)),
+                (["--restore-disk", "id=data,path=%s,format=qcow3" % ovl], "a bad format",
+                 ("format=qcow3",)),
+                (["--restore-disk", "id=data,path=%s,format=qcow2" % small], "another size",
+                 ("capacity", "524288"))):
+            r = ternlib.run_vmm(base + extra, timeout=30)
+            assert r.status == 2 and all(w in r.err for w in words), "%s: %r" % (what, r)
+        r = ternlib.run_vmm(["--restore-disk", "id=data,path=%s" % ovl, "--api-sock",
+                             os.path.join(work, "x.sock")], timeout=30)
+        expect_usage_error(r, "--restore-disk alone", "--restore")
+
+        d = tempfile.mkdtemp(prefix="api-", dir=work)
+        sock = os.path.join(d, "api.sock")
+        v = restore_cli(st, mem, "rdisk", ["--restore-disk", "id=data,path=%s,format=qcow2" % ovl,
+                                           "--api-sock", sock])
+        vmms.append(v)
+        expect_continues(v, n, "--restore-disk")
+        assert api.wait_for_socket(sock, 10, v.proc), "no API socket: %r" % v
+        status, conf = api.ApiClient(sock).get("/vm/config")
+        assert status == 200 and conf["drives"][0]["path_on_host"] == ovl, conf
+        # The image is only read: another process may open it read-only (a shared lock).
+        assert subprocess.run(["qemu-img", "info", "-U", disk], capture_output=True).returncode == 0
+        v.stop()
+        assert open(disk, "rb").read() == before, "the restore wrote the snapshot's image"
+        chk = subprocess.run(["qemu-img", "check", ovl], capture_output=True, text=True)
+        assert chk.returncode == 0, chk.stdout + chk.stderr
+    finally:
+        stop_all(vmms)
+        shutil.rmtree(work, ignore_errors=True)
+
+
 # ---- 2. diff snapshots ----
 
 def test_diff_on_full():

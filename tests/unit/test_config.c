@@ -214,3 +214,32 @@ TEST(config_restart_takes_the_drives_new_images)
 	CHECK(strstr(e, "disk 2") && strstr(e, "not given by --disk"));
 	free(c);
 }
+
+/* --restore-disk id=ID,path=PATH[,format=F]: both keys needed, each bad one named. */
+TEST(config_restore_disk_keys)
+{
+	struct restore_disk d;
+	char e[160];
+
+	REQUIRE(config_parse_restore_disk("id=data,path=/o.qcow2,format=qcow2", &d, e, sizeof(e)) ==
+		0);
+	CHECK(!strcmp(d.drive_id, "data") && !strcmp(d.path, "/o.qcow2"));
+	CHECK(d.has_format && d.format == DISK_FORMAT_QCOW2);
+	free(d.path);
+	REQUIRE(config_parse_restore_disk("path=/x,id=disk1", &d, e, sizeof(e)) == 0);
+	CHECK(!d.has_format && d.format == DISK_FORMAT_AUTO && !strcmp(d.drive_id, "disk1"));
+	free(d.path);
+	const char *bad[][2] = { { "path=/x", "id= and path=" },
+				 { "id=a", "id= and path=" },
+				 { "id=a,path=/x,format=vmdk", "format=vmdk" },
+				 { "id=abcdefghijklmnopqrstu,path=/x", "id=" },
+				 { "id=a,path=/x,cache=none", "unknown key 'cache'" },
+				 { "id=a,path", "'path' is not key=value" },
+				 { "id=a,path=", "path=" } };
+	for (unsigned int i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		e[0] = 0;
+		CHECK(config_parse_restore_disk(bad[i][0], &d, e, sizeof(e)) == -EINVAL);
+		CHECK(strstr(e, bad[i][1]) != NULL);
+		CHECK(d.path == NULL);
+	}
+}
