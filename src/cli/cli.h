@@ -114,7 +114,7 @@ cli_cmd_fn cmd_list, cmd_info, cmd_dumpconfig, cmd_define, cmd_create, cmd_edit,
 	cmd_autostart, cmd_events, cmd_console, cmd_snapshot, cmd_snapshot_create,
 	cmd_snapshot_list, cmd_snapshot_revert, cmd_snapshot_delete, cmd_clone, cmd_stats,
 	cmd_restore, cmd_migrate, cmd_abort, cmd_set, cmd_img, cmd_img_info, cmd_img_create,
-	cmd_img_commit, cmd_img_convert, cmd_img_resize;
+	cmd_img_commit, cmd_img_convert, cmd_img_resize, cmd_blockresize;
 
 struct cli_command {
 	const char *name;

@@ -156,6 +156,15 @@ const struct cli_command cli_commands[] = {
 	  "  --write-iops N     wiops, likewise; --read-mib N, --write-mib N: MiB/s, 0 to 100000\n"
 	  "                     (0: no cap; disks on one device share it: the sum of their caps)\n",
 	  "tern set web --cpu-max 50 --memory-max 1536" },
+	{ "blockresize", cmd_blockresize, true, "NAME DISK SIZE",
+	  "grow a running VM's disk; the guest sees it at once",
+	  "DISK is the disk's index (0, 1, ... in the definition's order) or its id; SIZE is\n"
+	  "the new size in bytes, or with K, M, G or T (binary: 10G), a multiple of 512 and\n"
+	  "not smaller than now (a disk in use does not shrink). tern-vmm grows the raw file\n"
+	  "or qcow2 image and tells the guest (a configuration change); a file system on it\n"
+	  "still needs its own resize2fs. A paused VM works too; a shut-off VM's image grows\n"
+	  "with `tern img resize`. A block device grows with its own tools (lvextend).\n",
+	  "tern blockresize web 0 20G" },
 	{ "autostart", cmd_autostart, true, "NAME [--disable]",
 	  "start a VM whenever ternd starts (--disable: not)",
 	  "Changes the definition, which ternd allows only while the VM is shut off.\n",

@@ -145,6 +145,8 @@ int ops_do(struct ternd *t, struct vm_entry *e, const char *op, const char *body
 		return op_shutdown(t, e, body, err, n);
 	if (!strcmp(op, "save"))
 		return op_save(t, e, err, n);
+	if (!strcmp(op, "blockresize"))
+		return op_blockresize(t, e, body, err, n);
 	if (!strcmp(op, "reboot")) {
 		if ((r = ops_need_state(t, e, "running", NULL, "reboot", err, n)))
 			return r;

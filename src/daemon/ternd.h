@@ -195,6 +195,9 @@ int ops_need_state(struct ternd *t, struct vm_entry *e, const char *a, const cha
 int ops_vmm_call(struct ternd *t, struct vm_entry *e, const char *method, const char *path,
 		 const char *body, int timeout_ms, char *err, size_t n);
 
+/* blockresize.c: body {"disk": I or "ID", "size": BYTES}; under the entry's op lock. */
+int op_blockresize(struct ternd *t, struct vm_entry *e, const char *body, char *err, size_t n);
+
 /* ops.c: one operation each, under the entry's op lock; 0 or -errno with err. */
 int ops_do(struct ternd *t, struct vm_entry *e, const char *op, const char *body, char *err,
 	   size_t n);

@@ -104,6 +104,8 @@ def test_the_document_matches_the_server():
         call(doc, t, "PATCH", "/vms/doc1", {"limits": {"pids_max": 1}})  # 400
         call(doc, t, "PUT", "/vms/doc1", dict(d, cmdline="console=ttyS0 every=300000"))
         call(doc, t, "POST", "/vms/doc1/suspend")  # 409
+        call(doc, t, "POST", "/vms/doc1/blockresize", {"disk": 0, "size": 1 << 20})  # 400/409
+        call(doc, t, "POST", "/vms/doc1/blockresize", {"disk": 0})  # 400
         st, _ = call(doc, t, "POST", "/vms/doc1/start")
         assert st == 200
         call(doc, t, "GET", "/vms/doc1")

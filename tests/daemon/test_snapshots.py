@@ -140,8 +140,41 @@ def test_linux_snapshot_revert_clone_and_stats():
         got = run(t, "web2", "dd if=/dev/vda bs=512 count=1 iflag=direct 2>/dev/null | head -c 8; echo", "R3")
         assert "clone-ab" in got, got
         assert disk_head(disk) == b"disk-one", "the shared image was written"
+        # tern blockresize: the running guest's disk (0, no id: tern-vmm's disk0) grows.
+        last = t.ok("GET", "/events?after=-1")["last"]
+        out = tern(t, "blockresize", "web", "0", "24M").stdout.decode()
+        assert "Disk 0 of web is now 25165824 bytes" in out, out
+        size = ""
+        for i in range(20):
+            size = run(t, "web", "cat /sys/block/vda/size", "SZ%d" % i)
+            if "49152" in size:
+                break
+            time.sleep(0.5)
+        assert "49152" in size, "the guest never saw its disk grow: %r" % size
+        wdisk = t.vm("web")["definition"]["disks"][0]
+        if wdisk["format"] == "qcow2":
+            assert qcow2img.info(wdisk["path"])["virtual-size"] == 24 << 20
+        else:
+            assert os.path.getsize(wdisk["path"]) == 24 << 20
+        ev = [x for x in t.ok("GET", "/events?after=%d" % last)["events"]
+              if x["name"] == "web" and x["state"] == "disk"]
+        assert ev and ev[-1]["reason"] == "resized" and ev[-1]["detail"]["size"] == 24 << 20, ev
+        for args, words in ((("web", "0", "8M"), ("cannot shrink",)),
+                            (("web", "3", "32M"), ("'disk': 3 is not 0 to 0",)),
+                            (("web", "nope", "32M"), ("no disk with id 'nope'",))):
+            p = tern(t, "blockresize", *args, check=False)
+            assert p.returncode == 2 and all(w.encode() in p.stderr for w in words), \
+                (args, p.returncode, p.stderr)
+        p = tern(t, "blockresize", "web", "0", "10000", check=False)
+        assert p.returncode == 2 and b"512-byte sectors" in p.stderr, p.stderr
+        for body, want in (({"disk": 0}, "'size' is required"), ({"size": 1 << 25}, "'disk'"),
+                           ({"disk": 0, "size": 1 << 25, "x": 1}, "x")):
+            s, b = t.call("POST", "/vms/web/blockresize", body)
+            assert s == 400 and want in b["error"], (body, s, b)
         for n in ("web", "web2"):
             t.ok("POST", "/vms/%s/destroy" % n)
+        s, b = t.call("POST", "/vms/web/blockresize", {"disk": 0, "size": 32 << 20})
+        assert s == 409 and "tern img resize" in b["error"], (s, b)
     finally:
         t.close()
         shutil.rmtree(d, ignore_errors=True)
