@@ -4,6 +4,7 @@ the test-only fault hook (TERN_TEST_FAULT=jail-escape) a vCPU thread of VM A rea
 VM B's disk, socket and process and is refused by the jail itself (its seccomp list set to
 log, so that only the jail stands in the way)."""
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -138,6 +139,47 @@ def test_a_jailed_disk_grows_within_its_file_size_limit():
         assert os.path.getsize(disk) == 12 << 20
     finally:
         v.stop()
+
+
+def test_a_jailed_drive_moves_onto_an_overlay_in_its_bind_directory():
+    """Under --jail, with every filter on, PATCH /drives moves the running guest's drive onto a
+    qcow2 overlay of its image that was made in a --jail-bind directory after the jail was
+    built (the way a snapshot stops writing an image): the new file opens inside the jail, its
+    backing file (the drive's own image, bound already) under it, and the guest counts on. An
+    overlay outside the jail is a 400 (the jail has no such file), the drive as it was."""
+    ternlib.need_kvm()
+    work = own_dir(UID_A, "swap")
+    later = own_dir(UID_A, "swap-later")
+    disk = own_disk(os.path.join(work, "disk.img"), UID_A)
+    v = api.Vmm(["--jail", "uid=%d,gid=%d" % (UID_A, UID_A), "--jail-bind", later, "--memory",
+                 "16", "--kernel", ternlib.guest_path("counter"), "--cmdline", "every=3000",
+                 "--api-sock", os.path.join(work, "api.sock"), "--disk", "path=%s,format=raw" % disk],
+                log_name="jail-swap.log")
+    outside = os.path.join(tempfile.mkdtemp(prefix="tern-jail-out-"), "top.qcow2")
+    try:
+        assert v.wait_for("count 2", 90), "the jailed guest never counted: %r" % v
+        top = os.path.join(later, "top.qcow2")
+        for p in (top, outside):
+            subprocess.run(["qemu-img", "create", "-q", "-u", "-f", "qcow2", "-b", disk, "-F", "raw",
+                            p, str(8 << 20)], check=True)
+            os.chown(p, UID_A, UID_A)
+        c = api.ApiClient(os.path.join(work, "api.sock"))
+        api.expect_400(c.patch("/drives/disk0", {"drive_id": "disk0", "path_on_host": outside,
+                                                 "tern_format": "Qcow2"}),
+                       "an overlay outside the jail", "cannot open", "No such file")
+        api.expect_204(c.patch("/drives/disk0", {"drive_id": "disk0", "path_on_host": top,
+                                                 "tern_format": "Qcow2"}),
+                       "PATCH onto the overlay in the bind directory", v)
+        st, cfg = c.get("/vm/config")
+        assert st == 200 and cfg["drives"][0]["path_on_host"] == top, cfg
+        n = len(v.out().splitlines())
+        assert v.wait_for("count %d" % (n + 2), 60), "the guest stopped: %r" % v
+        assert "disk 0: '%s' -> '%s' (qcow2" % (disk, top) in v.err(), v.err()
+    finally:
+        v.stop()
+        shutil.rmtree(os.path.dirname(outside), ignore_errors=True)
+    chk = subprocess.run(["qemu-img", "check", top], capture_output=True, text=True)
+    assert chk.returncode == 0, chk.stdout + chk.stderr
 
 
 def test_a_jailed_vm_cannot_reach_another():
