@@ -182,11 +182,19 @@ void virtio_setup(struct vm *vm)
 		add_vsock(vm);
 }
 
+bool virtio_setup_uses_pci(const struct vmm_config *c)
+{
+	return c->transport == TRANSPORT_PCI &&
+	       (c->ndisks || c->nnets || c->rng || c->vsock.enabled);
+}
+
 void virtio_setup_dsdt(struct aml *a, void *opaque)
 {
 	struct vm *vm = opaque;
 
-	pci_dsdt(a, &vm->pci);
+	/* The bus still answers on 0xcf8/0xcfc (a snapshot of a VM that scanned it restores). */
+	if (virtio_setup_uses_pci(&vm->cfg))
+		pci_dsdt(a, &vm->pci);
 	vmgenid_dsdt(a, &vm->vmgenid);
 	ged_dsdt(a, &vm->ged);
 	/* Announced on the command line instead: a second announcement would clash (EBUSY). */

@@ -33,6 +33,7 @@ if dd if=/dev/zero of=$DATA bs=512 count=1 conv=fsync 2>/dev/null; then echo "RO
 echo "SUM-AFTER $(md5sum < $DATA)"
 mount -t ext4 $EXT4 /mnt && echo "%s" > /mnt/hello.txt && sync && umount /mnt && echo "EXT4 written"
 echo "RNG $(head -c 16 /dev/hwrng | od -An -tx1 | tr -d ' \n')"
+echo "PCIROOTS $(ls /sys/bus/acpi/devices/ | grep -c PNP0A03)"
 echo "%s cpus=$(grep -c ^processor /proc/cpuinfo)"
 poweroff -f
 """ % (EXT4_TEXT, initramfs.MARKER)

@@ -22,6 +22,9 @@ def debian_devices(transport):
     with open(os.path.join(ternlib.OUT, "linux-virtio-%s.log" % transport), "w") as f:
         f.write(r.out + "\n--- stderr\n" + r.err)
     guestcheck.check_devices(r, data, md5, ext4)
+    # A PCI host bridge in the DSDT only when a device sits behind it (virtio_setup_uses_pci).
+    roots = guestcheck.line(r, "PCIROOTS")
+    assert roots == ("1" if transport == "pci" else "0"), "PCI roots %r: %r" % (roots, r)
 
 
 def test_debian_virtio_pci():
