@@ -43,7 +43,8 @@ static int swap_paused(struct vm *vm, unsigned int i, char *path, enum disk_form
 	if ((r = virtio_blk_drain(b, SWAP_DRAIN_MS)))
 		return fail_msg(err, n, -EINVAL, "'%s' did not finish its requests: %s", c->path,
 				strerror(-r));
-	if (!b->disk.readonly && (r = disk_flush_now(&b->disk)))
+	/* A drive left with no image by an earlier swap has nothing to flush: it may recover. */
+	if (!b->disk.readonly && b->disk.fd >= 0 && (r = disk_flush_now(&b->disk)))
 		return fail_msg(err, n, -EINVAL, "cannot flush '%s' (the guest stays on it): %s",
 				c->path, strerror(-r));
 	uint64_t old_size = b->disk.size;

@@ -379,7 +379,7 @@ int snapshot_apply_overrides(struct vmm_config *cfg, const struct restore_overri
 				break;
 		}
 		if (i == cfg->ndisks)
-			return fail_msg(err, n, -EINVAL, "the snapshot has no drive '%s'",
+			return fail_msg(err, n, -EINVAL, "the VM has no drive '%s'",
 					o->disks[k].drive_id);
 		char *p = strdup(o->disks[k].path);
 		if (!p)
