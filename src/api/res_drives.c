@@ -68,8 +68,26 @@ static int usable(const char *path, bool readonly, enum disk_format format, char
 
 	if ((r = openable(path, readonly, err, n)))
 		return r;
+	/* Said to be qcow2 (not probed): a file without the header would fail at start. */
+	enum disk_format found;
+	if (format == DISK_FORMAT_QCOW2 && !disk_probe_path(path, &found) &&
+	    found != DISK_FORMAT_QCOW2)
+		return api_fail(err, n, "'path_on_host': '%s' is not a qcow2 image ('tern_format')",
+				path);
 	if (disk_chain(path, format, NULL, 0, why, sizeof(why)) < 0)
 		return api_fail(err, n, "'path_on_host': '%s': %s", path, why);
+	return 0;
+}
+
+/* The drive's io_engine can serve format: 0, or a 400. */
+static int engine_fits(enum disk_engine engine, enum disk_format format, char *err, size_t n)
+{
+	if ((format == DISK_FORMAT_OVERLAY || format == DISK_FORMAT_QCOW2) &&
+	    engine == DISK_ENGINE_IO_URING)
+		return api_fail(err, n,
+				"'io_engine' Async (io_uring) serves raw images only; "
+				"'tern_format' %s needs Sync",
+				formats[format]);
 	return 0;
 }
 
@@ -128,12 +146,8 @@ static int put(struct api *a, const char *id, struct json_object *o, char *err, 
 		return r;
 	if (r)
 		d.format = (enum disk_format)idx;
-	if ((d.format == DISK_FORMAT_OVERLAY || d.format == DISK_FORMAT_QCOW2) &&
-	    d.engine == DISK_ENGINE_IO_URING)
-		return api_fail(err, n,
-				"'io_engine' Async (io_uring) serves raw images only; "
-				"'tern_format' %s needs Sync",
-				formats[d.format]);
+	if ((r = engine_fits(d.engine, d.format, err, n)))
+		return r;
 	for (unsigned int i = 0; i < a->cfg.ndisks; i++)
 		if (d.root && a->cfg.disks[i].root && (int)i != at)
 			return api_fail(err, n, "drive '%s' is already the root device",
@@ -226,10 +240,17 @@ static int patch(struct api *a, const char *id, struct json_object *o, char *err
 		return api_fail(err, n,
 				"'tern_size' grows a running VM's drive; before boot, grow the "
 				"image itself (truncate, tern img resize)");
+	/* Before boot tern_format changes how the drive's image (new or not) is opened. */
+	enum disk_format f = has_format ? (enum disk_format)fi : d->format;
+	if ((r = engine_fits(d->engine, f, err, n)))
+		return r;
+	if (!has_path && !has_format)
+		return 0;
+	if ((r = usable(has_path ? path : d->path, d->readonly, f, err, n)))
+		return r;
+	d->format = f;
 	if (!has_path)
 		return 0;
-	if ((r = usable(path, d->readonly, d->format, err, n)))
-		return r;
 	char *p = strdup(path);
 	if (!p)
 		return api_fail(err, n, "out of memory");

@@ -310,6 +310,19 @@ def test_bad_field_values_leave_the_configuration_alone():
         api.expect_400(c.put("/boot-source", {"kernel_image_path": COUNTER, "bogus": 1}), "unknown field", "bogus")
         api.expect_400(c.put("/drives/rootfs", {"drive_id": "rootfs", "path_on_host": "/nonexistent/d",
                                             "is_root_device": False}), "missing drive file")
+        # Before boot PATCH's tern_format says how the drive's image is opened: checked now.
+        raw = os.path.join(work, "d.img")
+        with open(raw, "wb") as f:
+            f.truncate(1 << 20)
+        api.expect_204(c.put("/drives/d0", {"drive_id": "d0", "path_on_host": raw, "is_root_device": False}),
+                       "PUT /drives", vmm)
+        api.expect_400(c.patch("/drives/d0", {"drive_id": "d0", "tern_format": "Qcow2"}),
+                       "a raw file as qcow2", "d.img")
+        api.expect_400(c.patch("/drives/d0", {"drive_id": "d0", "tern_format": "Vmdk"}), "tern_format Vmdk",
+                       "tern_format")
+        api.expect_204(c.patch("/drives/d0", {"drive_id": "d0", "tern_format": "Raw"}), "tern_format Raw", vmm)
+        status, conf = c.get("/vm/config")
+        assert status == 200 and conf["drives"][0].get("tern_format") == "Raw", conf
         api.expect_400(c.put("/vsock", {"guest_cid": 2, "uds_path": os.path.join(work, "v")}), "guest_cid 2",
                    "guest_cid")
         api.expect_400(c.put("/logger", {"level": "Loud"}), "logger level", "level")
