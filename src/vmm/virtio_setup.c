@@ -74,20 +74,6 @@ static void attach(struct vm *vm, struct virtio_dev *d)
 	mmio_kicks(vm, &vm->mmio_dev[i]);
 }
 
-struct disk_open_args virtio_setup_disk_args(const struct vm *vm, const struct disk_config *c)
-{
-	return (struct disk_open_args){
-		.path = c->path,
-		.readonly = c->readonly,
-		.direct = c->cache == DISK_CACHE_NONE,
-		.engine = c->engine,
-		.format = c->format,
-		.l2_cache_bytes = c->l2_cache,
-		.loop = vm->loop,
-		.no_lock = vm->cfg.disks_unlocked,
-	};
-}
-
 static void add_disk(struct vm *vm, unsigned int i)
 {
 	const struct disk_config *c = &vm->cfg.disks[i];
@@ -97,7 +83,16 @@ static void add_disk(struct vm *vm, unsigned int i)
 
 	if (!b || !name)
 		die("out of memory");
-	struct disk_open_args a = virtio_setup_disk_args(vm, c);
+	struct disk_open_args a = {
+		.path = c->path,
+		.readonly = c->readonly,
+		.direct = c->cache == DISK_CACHE_NONE,
+		.engine = c->engine,
+		.format = c->format,
+		.l2_cache_bytes = c->l2_cache,
+		.loop = vm->loop,
+		.no_lock = vm->cfg.disks_unlocked,
+	};
 	int r = disk_open(&b->disk, &a, &why);
 	if (r)
 		die_usage("--disk: '%s' %s: %s", c->path, why, strerror(-r));
