@@ -25,25 +25,6 @@ static const char *const patch_keys[] = { "drive_id",  "path_on_host", "rate_lim
 /* In enum disk_format's order. */
 static const char *const formats[] = { "Raw", "Overlay", "Qcow2", "Auto", NULL };
 
-/*
- * The drive with that id; a drive given on the command line without one answers to
- * diskN, its place (the name a migration's disk_paths use for it).
- */
-static int find(const struct api *a, const char *id)
-{
-	char place[16];
-
-	for (unsigned int i = 0; i < a->cfg.ndisks; i++)
-		if (!strcmp(a->cfg.disks[i].id, id))
-			return (int)i;
-	for (unsigned int i = 0; i < a->cfg.ndisks; i++) {
-		snprintf(place, sizeof(place), "disk%u", i);
-		if (!a->cfg.disks[i].id[0] && !strcmp(id, place))
-			return (int)i;
-	}
-	return -1;
-}
-
 /* Can the drive open path as it would (for writing unless read-only)? 0, or a 400. */
 static int openable(const char *path, bool readonly, char *err, size_t n)
 {
@@ -118,7 +99,7 @@ static int put(struct api *a, const char *id, struct json_object *o, char *err, 
 				 .format = DISK_FORMAT_AUTO };
 	const char *path, *partuuid = NULL;
 	unsigned int idx;
-	int r, at = find(a, id);
+	int r, at = config_drive_index(&a->cfg, id);
 
 	if ((r = api_not_implemented(o, "socket", "a drive (vhost-user-blk)", err, n)) ||
 	    (r = api_not_implemented(o, "rate_limiter", "a drive", err, n)))
@@ -183,7 +164,7 @@ static bool same_file(const char *a, const char *b)
 static int patch(struct api *a, const char *id, struct json_object *o, char *err, size_t n)
 {
 	const char *path;
-	int r, at = find(a, id);
+	int r, at = config_drive_index(&a->cfg, id);
 
 	if ((r = jin_only(o, patch_keys, "PATCH /drives", err, n)))
 		return r;

@@ -108,10 +108,6 @@ int op_blockresize(struct ternd *t, struct vm_entry *e, const char *body, char *
 	struct json_object *d = json_object_new_object();
 	json_object_object_add(d, "disk", json_object_new_int(i));
 	json_object_object_add(d, "size", json_object_new_int64((int64_t)size));
-	pthread_mutex_lock(&t->lock);
-	store_event_add(t->store, e->def.name, "disk", "resized", json_object_to_json_string(d));
-	pthread_cond_broadcast(&t->changed);
-	pthread_mutex_unlock(&t->lock);
-	json_object_put(d);
+	ternd_event(t, e, "disk", "resized", d);
 	return 0;
 }

@@ -57,11 +57,7 @@ static void event(struct ternd *t, struct vm_entry *e, const char *what, const c
 	struct json_object *d = json_object_new_object();
 
 	json_object_object_add(d, "snapshot", json_object_new_string(snap));
-	pthread_mutex_lock(&t->lock);
-	store_event_add(t->store, e->def.name, "snapshot", what, json_object_to_json_string(d));
-	pthread_cond_broadcast(&t->changed);
-	pthread_mutex_unlock(&t->lock);
-	json_object_put(d);
+	ternd_event(t, e, "snapshot", what, d);
 }
 
 /* Copies each writable disk of d into dir as disk-I (reflink, else sparse). */

@@ -81,6 +81,10 @@ int ternd_undefine(struct ternd *t, struct vm_entry *e, bool remove_storage, cha
 /* Records a new state and wakes waiters; takes ternd.lock (call without it). */
 void ternd_set_state(struct ternd *t, struct vm_entry *e, const char *state, const char *reason,
 		     const char *detail);
+/* An event about e that is not a state change (a snapshot taken, a disk grown): logged and
+ * the waiters woken. Takes detail (JSON, may be NULL). */
+void ternd_event(struct ternd *t, struct vm_entry *e, const char *state, const char *reason,
+		 struct json_object *detail);
 /* As ternd_set_state, only while the VM is in state from (checked under the lock): false
  * when it is not (another thread recorded a change first). */
 bool ternd_set_state_from(struct ternd *t, struct vm_entry *e, const char *from, const char *state,

@@ -222,6 +222,17 @@ int ternd_undefine(struct ternd *t, struct vm_entry *e, bool remove_storage, cha
 	return 0;
 }
 
+void ternd_event(struct ternd *t, struct vm_entry *e, const char *state, const char *reason,
+		 struct json_object *detail)
+{
+	pthread_mutex_lock(&t->lock);
+	store_event_add(t->store, e->def.name, state, reason,
+			detail ? json_object_to_json_string(detail) : NULL);
+	pthread_cond_broadcast(&t->changed);
+	pthread_mutex_unlock(&t->lock);
+	json_object_put(detail);
+}
+
 /* Under ternd.lock. */
 static void set_state(struct ternd *t, struct vm_entry *e, const char *state, const char *reason,
 		      const char *detail)

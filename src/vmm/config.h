@@ -37,6 +37,17 @@ struct disk_config {
 	char partuuid[DISK_PARTUUID_MAX + 1];
 };
 
+/*
+ * A drive of a saved machine put on another image: --restore-disk, and a migration's
+ * disk_paths (struct restore_overrides).
+ */
+struct restore_disk {
+	char drive_id[DISK_ID_MAX + 8]; /* its id, or diskN for one without */
+	char *path;
+	enum disk_format format; /* has_format: else the saved format stays */
+	bool has_format;
+};
+
 enum entry_choice { ENTRY_AUTO, ENTRY_LINUX64, ENTRY_PVH };
 enum on_reboot { ON_REBOOT_EXIT, ON_REBOOT_RESTART };
 
@@ -81,12 +92,7 @@ struct vmm_config {
 	bool restore_paused; /* --restore-paused: do not resume after loading */
 	/* --restore-disk: a drive of the snapshot restored on another image */
 	unsigned int nrestore_disks;
-	struct restore_disk {
-		char drive_id[DISK_ID_MAX + 8]; /* its id, or diskN for one without */
-		char *path;
-		enum disk_format format; /* AUTO when not given: the snapshot's format */
-		bool has_format;
-	} restore_disks[VMM_MAX_DISKS];
+	struct restore_disk restore_disks[VMM_MAX_DISKS];
 	bool clone; /* --clone: a new identity for the restored VM */
 	const char *describe_snapshot;
 	const char *snapshot_to;    /* --snapshot-to: a client of a running tern-vmm */
@@ -102,6 +108,12 @@ struct vmm_config {
  * returns -EINVAL with a message naming the field and what it accepts in err.
  */
 int config_parse_disk(const char *spec, struct disk_config *d, char *err, size_t errlen);
+/*
+ * The index of the drive named id: the drive with that id, else (a drive given without
+ * one) diskN, N its place; the names the API, a migration's disk_paths and --restore-disk
+ * use. -1 when there is none.
+ */
+int config_drive_index(const struct vmm_config *c, const char *id);
 /* --restore-disk id=ID,path=PATH[,format=F]. 0, or -EINVAL with a message naming the key. */
 int config_parse_restore_disk(const char *spec, struct restore_disk *d, char *err, size_t errlen);
 /* --create-overlay "OVERLAY,base=IMAGE": makes the overlay; 0, or -errno and err. */

@@ -4,6 +4,7 @@
 #include "core/util.h"
 #include "virtio/blk.h"
 #include "vmm/migrate.h"
+#include "vmm/virtio_setup.h"
 #include "vmm/vm.h"
 
 #include <errno.h>
@@ -15,28 +16,21 @@
 /* As long as a snapshot waits for a disk's requests (snapshot.c). */
 #define SWAP_DRAIN_MS 10000
 
-static struct disk_open_args open_args(const struct vm *vm, const struct disk_config *c,
-				       const char *path, enum disk_format format)
-{
-	return (struct disk_open_args){
-		.path = path,
-		.readonly = c->readonly,
-		.direct = c->cache == DISK_CACHE_NONE,
-		.engine = c->engine,
-		.format = format,
-		.l2_cache_bytes = c->l2_cache,
-		.loop = vm->loop,
-	};
-}
-
 /* With the VM paused: the old image drained, flushed and closed, the new one opened. */
 static int swap_paused(struct vm *vm, unsigned int i, char *path, enum disk_format format,
 		       char *err, size_t n)
 {
 	struct virtio_blk *b = vm->blk[i];
 	struct disk_config *c = &vm->cfg.disks[i];
-	struct disk_open_args now = open_args(vm, c, path, format),
-			      before = open_args(vm, c, c->path, c->format);
+	struct disk_open_args before = virtio_setup_disk_args(vm, c), now;
+	/*
+	 * Locked: a drive still unlocked is refused above, and a migrated-in VM's
+	 * disks_unlocked may outlive its switch-over.
+	 */
+	before.no_lock = false;
+	now = before;
+	now.path = path;
+	now.format = format;
 	const char *why = "";
 	int r;
 

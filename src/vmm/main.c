@@ -193,13 +193,7 @@ static void restore_overrides_of(const struct vmm_config *c, struct restore_over
 	o->clone = c->clone;
 	o->track_dirty = c->track_dirty;
 	o->ndisks = c->nrestore_disks;
-	for (unsigned int i = 0; i < c->nrestore_disks; i++) {
-		snprintf(o->disks[i].drive_id, sizeof(o->disks[i].drive_id), "%s",
-			 c->restore_disks[i].drive_id);
-		o->disks[i].path = c->restore_disks[i].path;
-		o->disks[i].format = c->restore_disks[i].format;
-		o->disks[i].has_format = c->restore_disks[i].has_format;
-	}
+	memcpy(o->disks, c->restore_disks, sizeof(o->disks)); /* the paths stay the config's */
 }
 
 /* Builds and starts the VM from the API's configuration (InstanceStart or at once). */

@@ -370,15 +370,8 @@ int snapshot_apply_overrides(struct vmm_config *cfg, const struct restore_overri
 		snprintf(cfg->vsock.path, sizeof(cfg->vsock.path), "%s", o->vsock_uds);
 	}
 	for (unsigned int k = 0; k < o->ndisks; k++) {
-		unsigned int i;
-		char name[16];
-		for (i = 0; i < cfg->ndisks; i++) {
-			snprintf(name, sizeof(name), "disk%u", i);
-			if (!strcmp(cfg->disks[i].id[0] ? cfg->disks[i].id : name,
-				    o->disks[k].drive_id))
-				break;
-		}
-		if (i == cfg->ndisks)
+		int i = config_drive_index(cfg, o->disks[k].drive_id);
+		if (i < 0)
 			return fail_msg(err, n, -EINVAL, "the VM has no drive '%s'",
 					o->disks[k].drive_id);
 		char *p = strdup(o->disks[k].path);

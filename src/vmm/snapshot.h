@@ -51,12 +51,7 @@ struct restore_overrides {
 	 * (disk_paths), a restore's --restore-disk (which may give the format too).
 	 */
 	unsigned int ndisks;
-	struct {
-		char drive_id[DISK_ID_MAX + 8];
-		const char *path;
-		enum disk_format format;
-		bool has_format;
-	} disks[VMM_MAX_DISKS];
+	struct restore_disk disks[VMM_MAX_DISKS];
 	bool clone; /* new MACs, vsock CID and socket path, disk overlays, VM generation */
 	bool track_dirty;
 };

@@ -74,16 +74,9 @@ static void attach(struct vm *vm, struct virtio_dev *d)
 	mmio_kicks(vm, &vm->mmio_dev[i]);
 }
 
-static void add_disk(struct vm *vm, unsigned int i)
+struct disk_open_args virtio_setup_disk_args(const struct vm *vm, const struct disk_config *c)
 {
-	const struct disk_config *c = &vm->cfg.disks[i];
-	struct virtio_blk *b = calloc(1, sizeof(*b));
-	const char *why = "";
-	char *name = malloc(48);
-
-	if (!b || !name)
-		die("out of memory");
-	struct disk_open_args a = {
+	return (struct disk_open_args){
 		.path = c->path,
 		.readonly = c->readonly,
 		.direct = c->cache == DISK_CACHE_NONE,
@@ -93,6 +86,18 @@ static void add_disk(struct vm *vm, unsigned int i)
 		.loop = vm->loop,
 		.no_lock = vm->cfg.disks_unlocked,
 	};
+}
+
+static void add_disk(struct vm *vm, unsigned int i)
+{
+	const struct disk_config *c = &vm->cfg.disks[i];
+	struct virtio_blk *b = calloc(1, sizeof(*b));
+	const char *why = "";
+	char *name = malloc(48);
+
+	if (!b || !name)
+		die("out of memory");
+	struct disk_open_args a = virtio_setup_disk_args(vm, c);
 	int r = disk_open(&b->disk, &a, &why);
 	if (r)
 		die_usage("--disk: '%s' %s: %s", c->path, why, strerror(-r));

@@ -5,10 +5,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "backend/disk.h"
+
 struct vm;
 struct vmm_config;
+struct disk_config;
 struct aml;
 
+/* How drive c opens its image (at boot, and again when it moves: disk_swap.c). */
+struct disk_open_args virtio_setup_disk_args(const struct vm *vm, const struct disk_config *c);
 /* Creates every configured virtio device; bad user input exits with status 2. */
 void virtio_setup(struct vm *vm);
 /*
