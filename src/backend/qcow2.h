@@ -79,10 +79,18 @@ int qcow2_write_zeroes(struct qcow2 *q, uint64_t off, uint64_t len);
 int qcow2_unmap(struct qcow2 *q, uint64_t off, uint64_t len);
 /*
  * Grows the disk to size bytes (a multiple of 512), with a larger L1 table when needed;
- * the new part reads as zeros (or from a larger backing file, as QEMU's does). Shrinking
- * is refused (-ENOTSUP). 0, or -errno with err naming the fault.
+ * the new part reads as zeros, also where a backing file is longer (zeroed there, as QEMU
+ * 5.1 on does). Shrinking is refused (-ENOTSUP): qcow2_shrink() does it. 0, or -errno with
+ * err naming the fault.
  */
 int qcow2_resize(struct qcow2 *q, uint64_t size, char *err, size_t n);
+/*
+ * A smaller virtual size (tern img resize --shrink, as qemu-img resize --shrink): what
+ * lies past it is gone, its clusters and L2 tables freed; the bytes of the last cluster
+ * past the new end are zeroed first. An image with internal snapshots is refused
+ * (-ENOTSUP). 0, or -errno with err naming the fault.
+ */
+int qcow2_shrink(struct qcow2 *q, uint64_t size, char *err, size_t n);
 /*
  * Where a read or write of [off, off+len) can go without qcow2's help, for an engine that
  * moves the data itself (io_uring): QCOW2_PLACE_FILE, len bytes of the open file fd from

@@ -4,8 +4,12 @@
  * names it, in one write of the fields that change (size, L1 size and L1 offset: all in
  * the header's first 512 bytes), and the old table's clusters are freed only after that.
  * A crash leaves the old image or the grown one, at worst with the new table's clusters
- * leaked. Shrinking is refused: the data past the new end would go. So is a table longer
- * than the allocator can hand out in one run (below).
+ * leaked. A table longer than the allocator can hand out in one run is refused (below).
+ * Where a backing file is longer than the image was, the new part is zeroed, as QEMU
+ * (5.1 on) does: otherwise the backing file's old data would show there.
+ *
+ * Shrinking (tern img resize --shrink, qcow2_shrink) drops the clusters past the new
+ * end: zeroes the tail of the last cluster, unmaps the rest and frees their L2 tables.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -178,12 +182,101 @@ int qcow2_resize(struct qcow2 *q, uint64_t size, char *err, size_t n)
 		return -ENOTSUP;
 	}
 	pthread_mutex_lock(&q->lock);
+	uint64_t old = q->h.size;
 	r = q2_writeback(q, true);
 	if (!r && need > q->h.l1_size)
 		r = grow_l1(q, need, size);
 	else if (!r && size != q->h.size)
 		r = write_geometry(q, size, q->h.l1_size, q->h.l1_off);
 	pthread_mutex_unlock(&q->lock);
+	uint64_t bsize = q->bq ? q->bq->h.size : q->bfd >= 0 ? q->bsize : 0;
+	if (!r && bsize > old) {
+		uint64_t end = bsize < size ? bsize : size;
+		if (!(r = qcow2_write_zeroes(q, old, end - old)))
+			r = qcow2_flush(q);
+	}
+	if (r)
+		q2_err(err, n, "%s: %s", q->path, strerror(-r));
+	return r;
+}
+
+/* Lock held, the image written back: the L1 entries past keep, and their L2 tables, go. */
+static int drop_l2_tables(struct qcow2 *q, uint64_t keep)
+{
+	uint64_t cnt = 0;
+	int r = 0;
+
+	for (uint64_t i = keep; i < q->h.l1_size; i++)
+		cnt += (q->l1[i] & Q2_OFFSET_MASK) != 0;
+	if (!cnt)
+		return 0;
+	uint64_t *gone = calloc(cnt, sizeof(*gone)), k = 0;
+	if (!gone)
+		return -ENOMEM;
+	for (uint64_t i = keep; i < q->h.l1_size; i++) {
+		uint64_t off = q->l1[i] & Q2_OFFSET_MASK;
+		if (!off)
+			continue;
+		gone[k++] = off;
+		q->l1[i] = 0;
+		/* Clean after the writeback: forgotten, so no later eviction writes them. */
+		for (unsigned j = 0; j < q->nl2; j++)
+			if (q->l2c[j].off == off)
+				q->l2c[j].off = 0;
+	}
+	q->l1_dirty = true;
+	r = q2_writeback(q, false); /* the L1 table without them, synced first */
+	if (!r)
+		r = q2_sync(q);
+	/* Nothing names them now; a crash before this leaks them, nothing worse. */
+	for (uint64_t j = 0; j < k && !r; j++)
+		r = q2_release(q, gone[j], 1);
+	if (!r)
+		r = q2_rc_writeback(q);
+	if (!r)
+		r = q2_sync(q);
+	free(gone);
+	return r;
+}
+
+int qcow2_shrink(struct qcow2 *q, uint64_t size, char *err, size_t n)
+{
+	uint64_t per_entry = q->cs << q->l2_bits, old = q->h.size;
+	int r;
+
+	if (q->readonly) {
+		q2_err(err, n, "%s: opened read-only", q->path);
+		return -EROFS;
+	}
+	if (size % 512 || size == 0 || size > old) {
+		q2_err(err, n, "%s: the new size must be a multiple of 512 bytes from 512 to %llu",
+		       q->path, (unsigned long long)old);
+		return -EINVAL;
+	}
+	if (q->h.nb_snapshots) {
+		/* Their tables map the old size too, and share clusters: QEMU refuses as well. */
+		q2_err(err, n, "%s has %u internal snapshots: it does not shrink", q->path,
+		       q->h.nb_snapshots);
+		return -ENOTSUP;
+	}
+	if (size == old)
+		return 0;
+	/* Bytes past the end in the last cluster read as zeros if the image grows again. */
+	uint64_t cut = (size + q->cs - 1) & ~(q->cs - 1);
+	if (cut > old)
+		cut = old;
+	r = cut > size ? qcow2_write_zeroes(q, size, cut - size) : 0;
+	if (!r && cut < old)
+		r = qcow2_unmap(q, cut, old - cut);
+	if (!r)
+		r = qcow2_flush(q);
+	if (!r) {
+		pthread_mutex_lock(&q->lock);
+		r = write_geometry(q, size, q->h.l1_size, q->h.l1_off);
+		if (!r)
+			r = drop_l2_tables(q, size / per_entry + (size % per_entry != 0));
+		pthread_mutex_unlock(&q->lock);
+	}
 	if (r)
 		q2_err(err, n, "%s: %s", q->path, strerror(-r));
 	return r;

@@ -199,8 +199,8 @@ const struct cli_command cli_commands[] = {
 	  "                     what a guest on FILE sees (qcow2 with its chain, raw, or a\n"
 	  "                     tern overlay); raw by default, sparse\n"
 	  "  resize FILE [+]SIZE [--shrink]  a raw or qcow2 image's new virtual size (or\n"
-	  "                     +SIZE more); no VM may be using it. qcow2 images only grow;\n"
-	  "                     a raw one shrinks with --shrink (what lies past the end goes)\n"
+	  "                     +SIZE more); no VM may be using it. Smaller only with\n"
+	  "                     --shrink (what lies past the end goes)\n"
 	  "SIZE: bytes, or with K, M, G or T (binary). These work on files directly, not\n"
 	  "through ternd; the img-* names (tern img-info ...) work too.\n",
 	  "tern img info web-disk0.qcow2" },

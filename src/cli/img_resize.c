@@ -1,8 +1,8 @@
 /*
  * tern img resize FILE [+]SIZE [--shrink]: a raw or qcow2 image's virtual size, as
  * qemu-img resize. Only images no VM is using (each tern-vmm holds a lock on its disks);
- * the guest sees the new size at its next boot. A qcow2 image only grows; a raw one
- * shrinks with --shrink, since what lies past the new end is lost.
+ * the guest sees the new size at its next boot. An image shrinks only with --shrink,
+ * since what lies past the new end is lost.
  */
 #include "cli/cli.h"
 #include "cli/img.h"
@@ -45,7 +45,9 @@ static int resize_qcow2(const char *path, uint64_t size, char *err, size_t n)
 
 	if ((r = img_open_qcow2(path, &a, &fd, &q, err, n)))
 		return r;
-	if ((r = qcow2_resize(q, size, why, sizeof(why))))
+	r = size < qcow2_size(q) ? qcow2_shrink(q, size, why, sizeof(why)) :
+				   qcow2_resize(q, size, why, sizeof(why));
+	if (r)
 		fail_msg(err, n, r, "%s", why);
 	qcow2_close(q);
 	close(fd);
@@ -93,15 +95,10 @@ int cmd_img_resize(struct cli *c, int argc, char **argv)
 		die_usage("img resize: +SIZE '%s' is too large", pos[1]);
 	if (relative)
 		size = old + grow;
-	if (size < old && (qcow2 || !shrink)) {
-		if (qcow2)
-			die_usage("img resize: %s: a qcow2 image only grows (%llu bytes now); "
-				  "tern img convert copies what a guest sees into a new image",
-				  pos[0], (unsigned long long)old);
+	if (size < old && !shrink)
 		die_usage("img resize: %s: %llu bytes is smaller than its %llu: give --shrink "
 			  "to drop what lies past the new end",
 			  pos[0], (unsigned long long)size, (unsigned long long)old);
-	}
 	if ((r = qcow2 ? resize_qcow2(pos[0], size, err, sizeof(err)) :
 			 resize_raw(pos[0], size, err, sizeof(err)))) {
 		cli_error("img resize: %s", err);

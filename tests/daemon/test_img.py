@@ -141,10 +141,10 @@ def test_convert_reads_every_format():
         assert open(os.path.join(d, "flat.img"), "rb").read() == open(base, "rb").read()
 
 
-def test_resize_grows_qcow2_and_raw():
+def test_resize_grows_and_shrinks_qcow2_and_raw():
     """qcow2 grows in place (room in the L1 table's cluster) and with a new, larger L1
     table; qemu-img checks both clean and reads the old data and writes past the old end.
-    A raw image grows, and shrinks only with --shrink. Refusals change nothing."""
+    Either shrinks only with --shrink. Refusals change nothing."""
     with tempfile.TemporaryDirectory(prefix="tern-img-") as d:
         for cluster, new_size, moves in (("65536", 4 << 30, False), ("4096", 8 << 30, True)):
             a = os.path.join(d, "grow-%s.qcow2" % cluster)
@@ -165,10 +165,21 @@ def test_resize_grows_qcow2_and_raw():
                     "read -P 0 1048576 1M", "write -P 0x7c %d 65536" % (new_size - 65536),
                     "read -P 0x7c %d 65536" % (new_size - 65536))
             assert qcow2img.check(a)[0] == 0, qcow2img.check(a)
-            # Shrinking a qcow2 image is refused, and the image is as it was.
+            # Smaller only with --shrink; refused, the image is as it was.
             rc, out, err = tern("img", "resize", a, "1M")
-            assert rc == 2 and "only grows" in err, (rc, err)
+            assert rc == 2 and "--shrink" in err, (rc, err)
             assert qcow2img.info(a)["virtual-size"] == new_size
+            # With it: the data below the cut stays, what was past it is freed (no leaks),
+            # and grown again that part reads as zeros, also in the cut's own cluster.
+            rc, out, err = tern("img", "resize", a, "1000K", "--shrink")
+            assert rc == 0, (rc, out, err)
+            assert qcow2img.info(a)["virtual-size"] == 1000 * 1024
+            assert qcow2img.check(a)[0] == 0, qcow2img.check(a)
+            qemu_io(a, "read -P 0x5a 0 64k", "read -P 0x6b 983040 %d" % (1000 * 1024 - 983040))
+            assert tern("img", "resize", a, "2M")[0] == 0
+            qemu_io(a, "read -P 0x5a 0 64k", "read -P 0 %d %d" % (1000 * 1024, MIB - 1000 * 1024),
+                    "read -P 0 1M 1M")
+            assert qcow2img.check(a)[0] == 0, qcow2img.check(a)
         # A table longer than one refcount block's range: refused, named, nothing changed.
         small = os.path.join(d, "small.qcow2")
         assert tern("img", "create", small, "--size", "1M", "--cluster-size", "512")[0] == 0

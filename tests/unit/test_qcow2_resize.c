@@ -164,3 +164,139 @@ TEST(qcow2_resize_refuses)
 	q2t_close(&img);
 	q2t_rmdir(t.dir);
 }
+
+#define SH_SIZE (16u << 20)
+
+/* What qemu-img reads from path, as raw, equals want (len bytes). */
+static bool qemu_reads(const char *dir, const char *path, const uint8_t *want, size_t len)
+{
+	char raw[160];
+	size_t got;
+
+	snprintf(raw, sizeof(raw), "%s/flat.raw", dir);
+	unlink(raw);
+	if (q2t_sh("qemu-img convert -O raw '%s' '%s'", path, raw))
+		return false;
+	uint8_t *f = q2t_file(raw, &got);
+	bool same = f && got == len && !memcmp(f, want, len);
+	free(f);
+	unlink(raw);
+	return same;
+}
+
+/* The L1 entries from index from on, read from the file: all zero? */
+static bool l1_empty_from(const char *path, uint64_t from)
+{
+	size_t len;
+	uint8_t *f = q2t_file(path, &len);
+	bool empty = f && len >= 48;
+
+	if (empty) {
+		uint64_t n = 0, off = 0;
+		for (int i = 0; i < 4; i++)
+			n = n << 8 | f[36 + i];
+		for (int i = 0; i < 8; i++)
+			off = off << 8 | f[40 + i];
+		for (uint64_t i = from; empty && i < n; i++)
+			for (int b = 0; empty && b < 8; b++)
+				empty = off + i * 8 + 8 <= len && !f[off + i * 8 + b];
+	}
+	free(f);
+	return empty;
+}
+
+TEST(qcow2_shrink_drops_the_tail_and_its_tables)
+{
+	struct tmp t;
+	struct q2t_img img;
+	char err[512];
+	/* 4 KiB clusters: one L2 table maps 2 MiB, so a shrink to 5 MiB frees five of eight. */
+	struct qcow2_create_args ca = { .cluster_bits = 12, .size = SH_SIZE };
+	uint8_t *data = malloc(SH_SIZE), *want = calloc(1, SH_SIZE);
+	const uint64_t small = (5u << 20) + 1536; /* not on a cluster boundary */
+
+	REQUIRE(data && want && tmp_make(&t, "shrink.qcow2"));
+	ca.path = t.path;
+	REQUIRE(qcow2_create(&ca, err, sizeof(err)) == 0);
+	q2t_fill(data, SH_SIZE, 7);
+	REQUIRE(q2t_open(&img, t.path, false) == 0);
+	struct iovec v = { data, SH_SIZE };
+	REQUIRE(qcow2_write(img.q, &v, 1, 0, SH_SIZE) == 0);
+	REQUIRE(qcow2_flush(img.q) == 0);
+	CHECK(qcow2_shrink(img.q, small + 100, err, sizeof(err)) == -EINVAL &&
+	      strstr(err, "multiple of 512"));
+	CHECK(qcow2_shrink(img.q, SH_SIZE + 512, err, sizeof(err)) == -EINVAL);
+	CHECK(qcow2_shrink(img.q, small, err, sizeof(err)) == 0);
+	CHECK(qcow2_size(img.q) == small);
+	q2t_close(&img);
+	CHECK(q2t_sh("qemu-img check '%s'", t.path) == 0); /* no leaks: tables and data freed */
+	CHECK(l1_empty_from(t.path, 3));
+	memcpy(want, data, small);
+	CHECK(qemu_reads(t.dir, t.path, want, small));
+	/* Grown again, everything past the cut reads as zeros, the last cluster's tail too. */
+	REQUIRE(q2t_open(&img, t.path, false) == 0);
+	CHECK(qcow2_resize(img.q, SH_SIZE, err, sizeof(err)) == 0);
+	uint8_t *all = q2t_read_all(img.q);
+	CHECK(all && !memcmp(all, want, SH_SIZE));
+	free(all);
+	/* It is writable past the old cut again, in clusters taken from the freed ones. */
+	struct iovec w = { data, 1u << 20 };
+	CHECK(qcow2_write(img.q, &w, 1, 12u << 20, 1u << 20) == 0);
+	memcpy(want + (12u << 20), data, 1u << 20);
+	q2t_close(&img);
+	CHECK(q2t_sh("qemu-img check '%s'", t.path) == 0);
+	CHECK(qemu_reads(t.dir, t.path, want, SH_SIZE));
+	/* A read-only image and one with an internal snapshot are refused. */
+	REQUIRE(q2t_open(&img, t.path, true) == 0);
+	CHECK(qcow2_shrink(img.q, 1u << 20, err, sizeof(err)) == -EROFS);
+	q2t_close(&img);
+	REQUIRE(q2t_sh("qemu-img snapshot -c s1 '%s'", t.path) == 0);
+	REQUIRE(q2t_open(&img, t.path, false) == 0);
+	CHECK(qcow2_shrink(img.q, 1u << 20, err, sizeof(err)) == -ENOTSUP &&
+	      strstr(err, "internal snapshots"));
+	CHECK(qcow2_size(img.q) == SH_SIZE);
+	q2t_close(&img);
+	free(data);
+	free(want);
+	q2t_rmdir(t.dir);
+}
+
+/*
+ * An overlay shrunk and grown again over a longer base: the part past the cut reads as
+ * zeros, not as the base's data (QEMU 5.1 on zeroes it too), on version 3 (zero clusters)
+ * and version 2 images (zeros written).
+ */
+TEST(qcow2_overlay_regrown_over_a_longer_base_reads_zeros)
+{
+	for (int version = 3; version >= 2; version--) {
+		struct tmp t;
+		struct q2t_img img;
+		char err[512], base[160];
+		uint8_t *data = malloc(SH_SIZE), *want = calloc(1, SH_SIZE);
+		const uint64_t cut = 3u << 20;
+
+		REQUIRE(data && want && tmp_make(&t, "ovl.qcow2"));
+		snprintf(base, sizeof(base), "%s/base.raw", t.dir);
+		q2t_fill(data, SH_SIZE, 11 + version);
+		REQUIRE(q2t_write_file(base, data, SH_SIZE));
+		REQUIRE(q2t_sh("qemu-img create -q -f qcow2 -o compat=%s -b base.raw -F raw '%s'",
+			       version == 3 ? "1.1" : "0.10", t.path) == 0);
+		REQUIRE(q2t_open(&img, t.path, false) == 0);
+		/* Some of the overlay's own clusters, on both sides of the cut. */
+		struct iovec v = { data + 4096, 8192 };
+		REQUIRE(qcow2_write(img.q, &v, 1, cut - 4096, 8192) == 0);
+		CHECK(qcow2_shrink(img.q, cut, err, sizeof(err)) == 0);
+		CHECK(qcow2_resize(img.q, SH_SIZE, err, sizeof(err)) == 0);
+		memcpy(want, data, cut);
+		memcpy(want + cut - 4096, data + 4096, 4096);
+		uint8_t *all = q2t_read_all(img.q);
+		CHECK(all && !memcmp(all, want, SH_SIZE));
+		free(all);
+		q2t_close(&img);
+		CHECK(q2t_sh("qemu-img check '%s'", t.path) == 0);
+		CHECK(qemu_reads(t.dir, t.path, want, SH_SIZE));
+		free(data);
+		free(want);
+		q2t_rmdir(t.dir);
+	}
+}
