@@ -78,6 +78,14 @@ int qcow2_write_zeroes(struct qcow2 *q, uint64_t off, uint64_t len);
  */
 int qcow2_unmap(struct qcow2 *q, uint64_t off, uint64_t len);
 /*
+ * Writes the guest cluster at off (cluster-aligned; len is the cluster size, or what is
+ * left of the disk for its last cluster) compressed, as the header's compression type
+ * says; as a plain cluster if it does not get smaller. Only where this image maps nothing
+ * (-EEXIST otherwise, as QEMU): for making compressed images (tern img convert). 0 or
+ * -errno.
+ */
+int qcow2_write_compressed(struct qcow2 *q, uint64_t off, const void *data, size_t len);
+/*
  * Grows the disk to size bytes (a multiple of 512), with a larger L1 table when needed;
  * the new part reads as zeros, also where a backing file is longer (zeroed there, as QEMU
  * 5.1 on does). Shrinking is refused (-ENOTSUP): qcow2_shrink() does it. 0, or -errno with
@@ -127,6 +135,7 @@ struct qcow2_create_args {
 	const char *backing_format; /* "qcow2" or "raw"; NULL: probed */
 	unsigned cluster_bits;	    /* 0: QCOW2_CLUSTER_BITS_DEFAULT */
 	bool lazy_refcounts;
+	bool zstd; /* compressed clusters are zstd frames (compression_type 1), not zlib */
 };
 /* Makes a new, empty version 3 image (as `qemu-img create -f qcow2` would). 0 or -errno. */
 int qcow2_create(const struct qcow2_create_args *a, char *err, size_t n);

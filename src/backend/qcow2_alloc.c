@@ -366,6 +366,9 @@ static int apply_frees(struct qcow2 *q)
 		r = q2_rc_set(q, c, rc - 1);
 		if (!r && rc == 1 && c < q->free_hint)
 			q->free_hint = c;
+		/* Free now, it may be handed out for anything: no more compressed data in it. */
+		if (rc == 1 && q->comp_next / q->cs == c)
+			q->comp_next = 0;
 		/* Nothing refers to it any more (the tables are on disk): its bytes may go. */
 		if (!r && rc == 1 && q->punch_freed &&
 		    fallocate(q->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(c * q->cs),

@@ -180,7 +180,8 @@ int qcow2_create(const struct qcow2_create_args *a, char *err, size_t n)
 	h.cluster_bits = cb;
 	h.refcount_order = 4;
 	h.compat = a->lazy_refcounts ? Q2_COMPAT_LAZY : 0;
-	h.compression = Q2_COMP_ZLIB;
+	h.compression = a->zstd ? Q2_COMP_ZSTD : Q2_COMP_ZLIB;
+	h.incompat = a->zstd ? Q2_INCOMPAT_COMPRESSION : 0;
 
 	int fd = open(a->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0) {

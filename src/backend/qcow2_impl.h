@@ -143,7 +143,8 @@ struct qcow2 {
 	uint64_t *pending; /* clusters to decrement after the next full write-back */
 	size_t npending, cap_pending;
 	struct q2_inflight *inflight;
-	int werr; /* a failed metadata write: every later write and flush fails */
+	int werr;	    /* a failed metadata write: every later write and flush fails */
+	uint64_t comp_next; /* where the next compressed cluster may go (0: a new cluster) */
 };
 
 /* Messages: "path: what", into err (may be NULL or n == 0). */

@@ -195,9 +195,11 @@ const struct cli_command cli_commands[] = {
 	  "  commit FILE [--keep]  writes what the qcow2 image FILE holds itself into\n"
 	  "                     its backing file (no VM may be using either), then empties\n"
 	  "                     FILE so that it reads through to it (--keep: leave it)\n"
-	  "  convert FILE OUT [--format raw|qcow2]  a new image OUT (never over a file) with\n"
-	  "                     what a guest on FILE sees (qcow2 with its chain, raw, or a\n"
-	  "                     tern overlay); raw by default, sparse\n"
+	  "  convert FILE OUT [--format raw|qcow2] [--compress] [--compression zlib|zstd]\n"
+	  "                     a new image OUT (never over a file) with what a guest on\n"
+	  "                     FILE sees (qcow2 with its chain, raw, or a tern overlay);\n"
+	  "                     raw by default, sparse; --compress: qcow2 clusters\n"
+	  "                     compressed (zlib unless --compression zstd), as qemu-img -c\n"
 	  "  resize FILE [+]SIZE [--shrink]  a raw or qcow2 image's new virtual size (or\n"
 	  "                     +SIZE more); no VM may be using it. Smaller only with\n"
 	  "                     --shrink (what lies past the end goes)\n"
@@ -210,7 +212,8 @@ const struct cli_command cli_commands[] = {
 	  "= img create", "", "tern img-create a.qcow2 --backing base.img" },
 	{ "img-commit", cmd_img_commit, true, "FILE [--keep]", "= img commit", "",
 	  "tern img-commit a.qcow2" },
-	{ "img-convert", cmd_img_convert, true, "FILE OUT [--format raw|qcow2]", "= img convert",
+	{ "img-convert", cmd_img_convert, true,
+	  "FILE OUT [--format raw|qcow2] [--compress] [--compression zlib|zstd]", "= img convert",
 	  "", "tern img-convert a.qcow2 a.img" },
 	{ "img-resize", cmd_img_resize, true, "FILE [+]SIZE [--shrink]", "= img resize", "",
 	  "tern img-resize a.qcow2 +10G" },

@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <stdio.h>
+#include <string.h>
 
 static const char overview_head[] = "usage: tern [--socket PATH | --state-dir DIR | --connect "
 				    "tls://HOST:PORT [--tls-dir DIR]]\n"
@@ -60,8 +61,10 @@ int help_print(const char *command)
 		return CLI_USAGE;
 	}
 	if (k->summary[0] == '=') {
-		printf("usage: tern %s %s\n\nThe same as `tern %s` (tern help %.8s).\n", k->name,
-		       k->synopsis, k->summary + 2, k->name);
+		/* The help of the command it stands for: its first word (img, snapshot). */
+		const char *to = k->summary + 2;
+		printf("usage: tern %s %s\n\nThe same as `tern %s` (tern help %.*s).\n", k->name,
+		       k->synopsis, to, (int)strcspn(to, " "), to);
 		return CLI_OK;
 	}
 	printf("usage: tern %s %s\n\n%c%s.\n", k->name, k->synopsis, toupper(k->summary[0]),

@@ -23,6 +23,7 @@
 
 #define CHUNK (1u << 20)   /* bytes copied at a time */
 #define SPARSE (64u << 10) /* convert leaves out zeros in pieces of this size */
+_Static_assert(SPARSE == 1u << QCOW2_CLUSTER_BITS_DEFAULT, "--compress writes whole clusters");
 
 static bool is_overlay(const char *path)
 {
@@ -124,24 +125,34 @@ static void progress(const char *what, uint64_t done, uint64_t total)
 
 int cmd_img_convert(struct cli *c, int argc, char **argv)
 {
-	const char *format = "raw";
-	const struct cli_opt opts[] = { { .name = "format", .kind = CLI_OPT_STR, .out = &format } };
+	const char *format = "raw", *compression = NULL;
+	bool compress = false;
+	const struct cli_opt opts[] = {
+		{ .name = "format", .kind = CLI_OPT_STR, .out = &format },
+		{ .name = "compress", .kind = CLI_OPT_FLAG, .out = &compress },
+		{ .name = "compression", .kind = CLI_OPT_STR, .out = &compression },
+	};
 	const char *pos[2];
 	struct disk src, dst;
 	char err[768];
 	int r;
 
-	if (cli_args(c, argc, argv, opts, 1, pos, 2))
+	if (cli_args(c, argc, argv, opts, ARRAY_SIZE(opts), pos, 2))
 		return CLI_OK;
 	img_refuse_remote(c, "img convert");
 	if (strcmp(format, "raw") && strcmp(format, "qcow2"))
 		die_usage("img convert: --format '%s' must be raw or qcow2", format);
+	bool qcow2 = !strcmp(format, "qcow2");
+	if ((compress || compression) && !qcow2)
+		die_usage("img convert: --compress and --compression need --format qcow2");
+	if (compression && strcmp(compression, "zlib") && strcmp(compression, "zstd"))
+		die_usage("img convert: --compression '%s' must be zlib or zstd", compression);
 	if ((r = open_disk(&src, pos[0], true, err, sizeof(err)))) {
 		cli_error("img convert: %s", err);
 		return CLI_FAILED;
 	}
 	/* A new file only: never over one (nothing on disk is lost). */
-	if (!strcmp(format, "raw")) {
+	if (!qcow2) {
 		int fd = open(pos[1], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 		r = fd < 0 ? -errno : ftruncate(fd, (off_t)src.size) ? -errno : 0;
 		if (fd >= 0)
@@ -149,7 +160,10 @@ int cmd_img_convert(struct cli *c, int argc, char **argv)
 		if (r)
 			snprintf(err, sizeof(err), "%s: %s", pos[1], strerror(-r));
 	} else {
-		struct qcow2_create_args a = { .path = pos[1], .size = src.size };
+		struct qcow2_create_args a = { .path = pos[1],
+					       .size = src.size,
+					       .zstd = compression &&
+						       !strcmp(compression, "zstd") };
 		char why[512];
 		if ((r = qcow2_create(&a, why, sizeof(why))))
 			snprintf(err, sizeof(err), "%s: %s", pos[1], why);
@@ -170,11 +184,19 @@ int cmd_img_convert(struct cli *c, int argc, char **argv)
 		if ((r = rw(&src, DISK_READ, buf, off, len)))
 			snprintf(err, sizeof(err), "reading %s at %llu: %s", pos[0],
 				 (unsigned long long)off, strerror(-r));
-		/* Zeros are left out, 64 KiB at a time: the copy stays sparse. */
+		/*
+		 * Zeros are left out, 64 KiB (the new qcow2 image's cluster) at a time: the copy
+		 * stays sparse. With --compress each such cluster is written compressed.
+		 */
 		for (uint64_t k = 0; !r && k < len; k += SPARSE) {
 			uint64_t m = len - k < SPARSE ? len - k : SPARSE;
-			if (!all_zero(buf + k, m) &&
-			    (r = rw(&dst, DISK_WRITE, buf + k, off + k, m)))
+			if (all_zero(buf + k, m))
+				continue;
+			if (compress)
+				r = qcow2_write_compressed(dst.qcow, off + k, buf + k, m);
+			else
+				r = rw(&dst, DISK_WRITE, buf + k, off + k, m);
+			if (r)
 				snprintf(err, sizeof(err), "writing %s at %llu: %s", pos[1],
 					 (unsigned long long)(off + k), strerror(-r));
 		}
@@ -193,10 +215,13 @@ int cmd_img_convert(struct cli *c, int argc, char **argv)
 		struct json_object *o = json_object_new_object();
 		json_object_object_add(o, "path", json_object_new_string(pos[1]));
 		json_object_object_add(o, "format", json_object_new_string(format));
+		json_object_object_add(o, "compressed", json_object_new_boolean(compress));
 		cli_print_json(o);
 		json_object_put(o);
 	} else {
-		printf("Converted %s to %s (%s)\n", pos[0], pos[1], format);
+		printf("Converted %s to %s (%s%s%s)\n", pos[0], pos[1], format,
+		       compress ? ", compressed with " : "",
+		       compress ? (compression ? compression : "zlib") : "");
 	}
 	return CLI_OK;
 fail:

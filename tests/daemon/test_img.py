@@ -141,6 +141,37 @@ def test_convert_reads_every_format():
         assert open(os.path.join(d, "flat.img"), "rb").read() == open(base, "rb").read()
 
 
+def test_convert_compresses():
+    """--compress (qemu-img convert -c): zlib or zstd clusters qemu-img reads back the same,
+    a smaller file than the plain copy, tern img info names the type."""
+    with tempfile.TemporaryDirectory(prefix="tern-img-") as d:
+        src = os.path.join(d, "src.img")
+        with open(src, "wb") as f:
+            for i in range(4 * MIB // 64):
+                f.write(("block %08d of a compressible disk image...\n" % i).encode()[:64])
+            f.write(os.urandom(MIB))  # does not compress: written plain
+            f.truncate(8 * MIB - 1536)  # a short last cluster, zeros left out
+        plain = os.path.join(d, "plain.qcow2")
+        assert tern("img", "convert", src, plain, "--format", "qcow2")[0] == 0
+        for kind in ("zlib", "zstd"):
+            out = os.path.join(d, kind + ".qcow2")
+            rc, o, err = tern("img", "convert", src, out, "--format", "qcow2", "--compress",
+                              "--compression", kind, "--json")
+            assert rc == 0 and json.loads(o)["compressed"] is True, (rc, o, err)
+            assert qcow2img.check(out)[0] == 0, qcow2img.check(out)
+            assert qcow2img.qemu_img("compare", "-f", "raw", src, out)[0] == 0
+            assert os.path.getsize(out) < os.path.getsize(plain) / 2, (
+                os.path.getsize(out), os.path.getsize(plain))
+            rc, o, err = tern("img", "info", out, "--json")
+            assert rc == 0 and '"%s"' % kind in o, (rc, o, err)
+        for args, says in ((("--compress",), "--format qcow2"),
+                           (("--format", "qcow2", "--compress", "--compression", "lz4"),
+                            "zlib or zstd")):
+            out = os.path.join(d, "bad.img")
+            rc, o, err = tern("img", "convert", src, out, *args)
+            assert rc == 2 and says in err and not os.path.exists(out), (args, rc, err)
+
+
 def test_resize_grows_and_shrinks_qcow2_and_raw():
     """qcow2 grows in place (room in the L1 table's cluster) and with a new, larger L1
     table; qemu-img checks both clean and reads the old data and writes past the old end.
