@@ -10,9 +10,9 @@ static const char *const keys[] = { "vcpu_count",   "mem_size_mib", "smt", "trac
 int res_machine_config(struct api *a, struct json_object *o, bool patch, char *err, size_t n)
 {
 	static const char *const templates[] = { "None", NULL };
-	static const char *const huge[] = { "None", NULL };
+	static const char *const huge[] = { "None", "Transparent", NULL };
 	uint64_t cpus = a->cfg.cpus, mem = a->cfg.mem_mib;
-	bool smt = a->smt, dirty = a->cfg.track_dirty;
+	bool smt = a->smt, dirty = a->cfg.track_dirty, thp = a->cfg.thp;
 	unsigned int idx;
 	int r;
 
@@ -45,17 +45,21 @@ int res_machine_config(struct api *a, struct json_object *o, bool patch, char *e
 					"tern (tern's own templates: --cpu-template host|compat)");
 		return r;
 	}
+	/* Left out, tern-vmm's own setting stays (--huge-pages, transparent by default). */
 	if ((r = jin_enum(o, "huge_pages", huge, &idx, err, n)) < 0) {
 		if (json_object_is_type(json_object_object_get(o, "huge_pages"), json_type_string))
 			return api_fail(err, n,
-					"'huge_pages' other than \"None\" is not "
-					"implemented in tern");
+					"'huge_pages' \"2M\" (hugetlbfs) is not implemented in "
+					"tern: \"None\" or \"Transparent\"");
 		return r;
 	}
+	if (r)
+		thp = idx == 1;
 	a->cfg.cpus = (unsigned int)cpus;
 	a->cfg.mem_mib = mem;
 	a->smt = smt;
 	a->cfg.track_dirty = dirty;
+	a->cfg.thp = thp;
 	return 0;
 }
 
@@ -68,6 +72,7 @@ struct json_object *res_machine_config_get(struct api *a)
 	json_object_object_add(o, "smt", json_object_new_boolean(a->smt));
 	json_object_object_add(o, "track_dirty_pages", json_object_new_boolean(a->cfg.track_dirty));
 	json_object_object_add(o, "cpu_template", json_object_new_string("None"));
-	json_object_object_add(o, "huge_pages", json_object_new_string("None"));
+	json_object_object_add(o, "huge_pages",
+			       json_object_new_string(a->cfg.thp ? "Transparent" : "None"));
 	return o;
 }

@@ -1,6 +1,9 @@
 /*
- * Guest RAM: one memfd mapped once in the VMM. Every device access goes through
- * guest_mem_ptr(), which fails on overflow or on any byte outside guest RAM.
+ * Guest RAM: private anonymous memory mapped once in the VMM (as QEMU's, Firecracker's and
+ * Cloud Hypervisor's), so that the host can back it with transparent huge pages: a memfd is
+ * shared memory, which Debian's kernels give huge pages only when the host's
+ * shmem_enabled says so. Every device access goes through guest_mem_ptr(), which fails on
+ * overflow or on any byte outside guest RAM.
  *
  * Layout: RAM [0, low_size) sits at GPA 0; the rest, if any, at GPA 4 GiB, so
  * that [3 GiB, 4 GiB) stays free for MMIO (LAPIC, IOAPIC, PCI holes).
@@ -17,6 +20,7 @@
 
 struct guest_mem {
 	int fd;
+	bool anon; /* guest_mem_create's anonymous memory (a restore maps its file instead) */
 	uint8_t *host;
 	uint64_t size;
 	uint64_t low_size;
@@ -29,8 +33,18 @@ struct guest_mem {
 	uint8_t *dirty;
 };
 
-/* Creates and maps the memfd; sizes the low/high split. Returns 0 or -errno. */
+/*
+ * Maps size bytes of anonymous memory (named tern-guest-ram in /proc/PID/smaps where the
+ * kernel names anonymous mappings); sizes the low/high split. Returns 0 or -errno.
+ */
 int guest_mem_create(struct guest_mem *m, uint64_t size);
+/*
+ * Advises anonymous guest RAM for transparent huge pages (MADV_HUGEPAGE: 2 MiB pages where
+ * the host's THP setting is "madvise" or "always"). 0 or -errno.
+ */
+int guest_mem_advise_huge(struct guest_mem *m);
+/* Gives [off, off+len) of anonymous guest RAM back to the host: it reads as zeros. */
+int guest_mem_discard(const struct guest_mem *m, uint64_t off, uint64_t len);
 /* Same split without any backing, for pure layout users (unit tests, e820). */
 void guest_mem_layout(struct guest_mem *m, uint64_t size);
 void guest_mem_destroy(struct guest_mem *m);

@@ -21,6 +21,8 @@ static const char usage[] =
 	"  --cmdline STR          kernel command line (default \"console=ttyS0\")\n"
 	"  --cpus N               vCPUs, 1..254 (default 1)\n"
 	"  --memory MIB           guest RAM in MiB, 16..1048576 (default 128)\n"
+	"  --huge-pages KIND      transparent|none: back guest RAM with transparent huge pages\n"
+	"                         where the host's THP allows (default transparent)\n"
 	"  --cpu-template NAME    host|compat (default: compat on a software KVM backend, else "
 	"host)\n"
 	"  --boot-entry KIND      auto|linux64|pvh: how to enter an ELF kernel (auto: PVH if it "
@@ -133,6 +135,7 @@ enum {
 	OPT_JAIL,
 	OPT_JAIL_BIND,
 	OPT_NO_HOST_DECOMPRESS,
+	OPT_HUGE_PAGES,
 };
 
 static const struct option options[] = {
@@ -141,6 +144,7 @@ static const struct option options[] = {
 	{ "cmdline", required_argument, NULL, OPT_CMDLINE },
 	{ "cpus", required_argument, NULL, OPT_CPUS },
 	{ "memory", required_argument, NULL, OPT_MEMORY },
+	{ "huge-pages", required_argument, NULL, OPT_HUGE_PAGES },
 	{ "cpu-template", required_argument, NULL, OPT_TEMPLATE },
 	{ "boot-entry", required_argument, NULL, OPT_ENTRY },
 	{ "on-reboot", required_argument, NULL, OPT_ON_REBOOT },
@@ -198,6 +202,7 @@ void config_parse(struct vmm_config *c, int argc, char **argv)
 	c->cmdline = "console=ttyS0";
 	c->cpus = 1;
 	c->mem_mib = VMM_DEFAULT_MEM_MIB;
+	c->thp = true;
 	c->kvm_dev = "/dev/kvm";
 	c->log_level = LOG_INFO;
 	c->id = "anonymous-instance";
@@ -238,6 +243,13 @@ void config_parse(struct vmm_config *c, int argc, char **argv)
 					  "%llu",
 					  optarg, VMM_MIN_MEM_MIB, VMM_MAX_MEM_MIB);
 			c->mem_mib = v;
+			break;
+		case OPT_HUGE_PAGES:
+			if (strcmp(optarg, "transparent") && strcmp(optarg, "none"))
+				die_usage("--huge-pages: '%s' is not one of transparent, none "
+					  "(hugetlbfs pages are not implemented)",
+					  optarg);
+			c->thp = !strcmp(optarg, "transparent");
 			break;
 		case OPT_TEMPLATE:
 			if (cpuid_template_parse(optarg, &c->cpu_template))

@@ -87,6 +87,7 @@ struct vmm_config {
 	const char *id;		 /* --id: the instance id of GET / */
 	bool vm_flags;		 /* some VM option was given on the command line */
 	bool track_dirty;	 /* KVM dirty logging, for diff snapshots */
+	bool thp;		 /* --huge-pages transparent: guest RAM advised MADV_HUGEPAGE */
 	/* Restore (--restore): a snapshot's state and memory files */
 	const char *restore_state, *restore_mem;
 	bool restore_paused; /* --restore-paused: do not resume after loading */

@@ -1,6 +1,6 @@
 /*
  * Post-copy at the destination: the VM runs before all its memory has arrived. The pages
- * the source had not sent (or that changed since) are holes in the RAM's memfd, watched by
+ * the source had not sent (or that changed since) are missing pages of the RAM, watched by
  * a userfaultfd: a vCPU or device touching one waits while a thread asks the source for
  * that page (PAGE_REQ); another thread places every page that arrives (UFFDIO_COPY, which
  * wakes whoever waits on it), requested or sent in the background, until COMPLETE.

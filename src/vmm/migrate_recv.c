@@ -1,7 +1,7 @@
 /*
  * The destination side of a live migration (migrate.h): accepts the stream, checks the
  * machine it describes against this host before saying READY (its disks open, RAM to
- * hold it, the CPU template it was given), receives RAM into a fresh memfd, then builds
+ * hold it, the CPU template it was given), receives RAM into fresh memory, then builds
  * the VM around that RAM, loads the device state, says PREPARED, starts the vCPUs and says
  * RESUMED. Any failure ends the migration here with nothing left behind (this process
  * exits; the source resumes its VM).
@@ -195,7 +195,9 @@ static int receive(struct incoming *in, struct guest_mem *mem, uint8_t **state, 
 			if (in->s.len > MIG_RAM_SECTION_MAX)
 				return fail_msg(err, n, -EINVAL, "a RAM section of %llu bytes",
 						(unsigned long long)in->s.len);
-			if ((r = mig_ram_apply(&in->s, mem->host, mem->fd, pages, &done, err, n)))
+			if ((r = mig_ram_apply(&in->s, mem->host,
+					       mem->anon ? MIG_RAM_ANON : mem->fd, pages, &done,
+					       err, n)))
 				return r;
 			p.bytes_sent = received;
 			p.data_pages = done;
@@ -419,6 +421,8 @@ int migrate_incoming(struct api *a, struct vm *vm, const char *uri,
 			 (unsigned long long)cfg.mem_mib, strerror(-r));
 		goto fail;
 	}
+	if (cfg.thp && (r = guest_mem_advise_huge(&mem)))
+		log_warn("guest RAM: no transparent huge pages (MADV_HUGEPAGE: %s)", strerror(-r));
 	/*
 	 * The VM is built now, while the source still runs it, so that building is not part of
 	 * the downtime; its raw disks open unlocked and are opened again, locked, once the

@@ -82,6 +82,8 @@ static void setup_memory(struct vm *vm, const struct vm_restore_mem *rm)
 	} else if ((r = guest_mem_create(&vm->mem, size))) {
 		die("cannot allocate %llu MiB of guest memory: %s",
 		    (unsigned long long)vm->cfg.mem_mib, strerror(-r));
+	} else if (vm->cfg.thp && (r = guest_mem_advise_huge(&vm->mem))) {
+		log_warn("guest RAM: no transparent huge pages (MADV_HUGEPAGE: %s)", strerror(-r));
 	}
 	/* Diff snapshots need KVM to log the pages the guest writes (track_dirty_pages). */
 	if ((r = vm_set_dirty_log(vm, vm->cfg.track_dirty)))

@@ -7,6 +7,7 @@
 #include <linux/falloc.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 void mig_hello_put(struct vmstate_writer *w, const struct mig_hello *h)
@@ -65,7 +66,7 @@ struct apply_plain {
 	int fd;
 };
 
-/* mig_ram_apply's way: copy the data, punch the zero runs out of the memfd. */
+/* mig_ram_apply's way: copy the data, give the zero runs' memory back to the host. */
 static int apply_plain(void *opaque, uint64_t first, uint32_t count, enum mig_run_kind kind,
 		       const uint8_t *data)
 {
@@ -75,10 +76,17 @@ static int apply_plain(void *opaque, uint64_t first, uint32_t count, enum mig_ru
 		memcpy(a->ram + first * MIG_PAGE, data, count * MIG_PAGE);
 		return 0;
 	}
-	/* A hole in the memfd reads as zeros and gives the memory back. */
-	if (a->fd < 0 || fallocate(a->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-				   (off_t)(first * MIG_PAGE), (off_t)(count * MIG_PAGE)) < 0)
-		memset(a->ram + first * MIG_PAGE, 0, count * MIG_PAGE);
+	/* A hole in the memfd, or anonymous pages dropped, read as zeros and cost nothing. */
+	uint8_t *p = a->ram + first * MIG_PAGE;
+	size_t len = (size_t)count * MIG_PAGE;
+	bool given_back = false;
+	if (a->fd == MIG_RAM_ANON)
+		given_back = madvise(p, len, MADV_DONTNEED) == 0;
+	else if (a->fd >= 0)
+		given_back = fallocate(a->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				       (off_t)(first * MIG_PAGE), (off_t)len) == 0;
+	if (!given_back)
+		memset(p, 0, len);
 	return 0;
 }
 

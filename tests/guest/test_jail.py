@@ -115,7 +115,7 @@ def test_a_jailed_vm_has_every_wall():
 
 
 def test_a_jailed_disk_grows_within_its_file_size_limit():
-    """Under --jail fsize_mib=20 (which bounds guest RAM too: a memfd's size counts), growing
+    """Under --jail fsize_mib=20, growing
     the disk (PATCH /drives tern_size) past 20 MiB is a 400 naming the file size and the guest
     counts on; within the limit it grows. (Outside a jail SIGXFSZ would end tern-vmm but for
     its SIG_IGN: tests/guest/test_api.py; inside, the jailed process is its PID namespace's
