@@ -190,7 +190,7 @@ int qcow2_resize(struct qcow2 *q, uint64_t size, char *err, size_t n)
 		r = write_geometry(q, size, q->h.l1_size, q->h.l1_off);
 	pthread_mutex_unlock(&q->lock);
 	uint64_t bsize = q->bq ? q->bq->h.size : q->bfd >= 0 ? q->bsize : 0;
-	if (!r && bsize > old) {
+	if (!r && bsize > old && size > old) {
 		uint64_t end = bsize < size ? bsize : size;
 		if (!(r = qcow2_write_zeroes(q, old, end - old)))
 			r = qcow2_flush(q);
