@@ -154,6 +154,22 @@ void q2t_fill(uint8_t *buf, size_t len, uint64_t seed)
 		buf[i] = (uint8_t)q2t_rand(&s);
 }
 
+bool q2t_qemu_reads(const char *dir, const char *img, const uint8_t *want, size_t len)
+{
+	char raw[4200];
+	size_t got;
+
+	snprintf(raw, sizeof(raw), "%s/q2t-flat.raw", dir);
+	unlink(raw);
+	if (q2t_sh("qemu-img convert -O raw '%s' '%s'", img, raw))
+		return false;
+	uint8_t *f = q2t_file(raw, &got);
+	bool same = f && got == len && !memcmp(f, want, len);
+	free(f);
+	unlink(raw);
+	return same;
+}
+
 void q2t_rmdir(const char *dir)
 {
 	if (dir[0])

@@ -34,6 +34,8 @@ bool q2t_write_file(const char *path, const uint8_t *buf, size_t len);
 /* Deterministic pseudo-random bytes. */
 uint64_t q2t_rand(uint64_t *s);
 void q2t_fill(uint8_t *buf, size_t len, uint64_t seed);
+/* qemu-img convert -O raw of img (into dir, removed after) reads exactly want (len bytes). */
+bool q2t_qemu_reads(const char *dir, const char *img, const uint8_t *want, size_t len);
 /* rm -rf of a test directory. */
 void q2t_rmdir(const char *dir);
 

@@ -28,22 +28,6 @@ static void cluster_data(uint8_t *p, size_t cs, unsigned i)
 		p[k] = (uint8_t)("tern writes compressed clusters "[(k + i) % 32]);
 }
 
-static bool qemu_same(const char *dir, const char *img, const uint8_t *want, size_t len)
-{
-	char raw[160];
-	size_t got;
-
-	snprintf(raw, sizeof(raw), "%s/flat.raw", dir);
-	unlink(raw);
-	if (q2t_sh("qemu-img convert -O raw '%s' '%s'", img, raw))
-		return false;
-	uint8_t *f = q2t_file(raw, &got);
-	bool same = f && got == len && !memcmp(f, want, len);
-	free(f);
-	unlink(raw);
-	return same;
-}
-
 TEST(qcow2_writes_compressed_clusters_qemu_reads)
 {
 	static const unsigned bits[] = { 12, 16, 21 };
@@ -86,7 +70,7 @@ TEST(qcow2_writes_compressed_clusters_qemu_reads)
 			/* The text clusters (0, 2, 3, 6, 8) compressed; 1, 4, 7 (random) plain. */
 			CHECK(strstr(q2t_out("qemu-img check --output=json '%s'", t.path),
 				     "\"compressed-clusters\": 5,"));
-			CHECK(qemu_same(t.dir, t.path, want, size));
+			CHECK(q2t_qemu_reads(t.dir, t.path, want, size));
 			if (zstd)
 				CHECK(strstr(q2t_out("qemu-img info '%s'", t.path),
 					     "compression type: zstd"));
@@ -102,7 +86,7 @@ TEST(qcow2_writes_compressed_clusters_qemu_reads)
 			CHECK(qcow2_flush(img.q) == 0);
 			q2t_close(&img);
 			CHECK(q2t_sh("qemu-img check '%s'", t.path) == 0);
-			CHECK(qemu_same(t.dir, t.path, want, size));
+			CHECK(q2t_qemu_reads(t.dir, t.path, want, size));
 			free(want);
 			q2t_rmdir(t.dir);
 		}

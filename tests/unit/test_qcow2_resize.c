@@ -167,23 +167,6 @@ TEST(qcow2_resize_refuses)
 
 #define SH_SIZE (16u << 20)
 
-/* What qemu-img reads from path, as raw, equals want (len bytes). */
-static bool qemu_reads(const char *dir, const char *path, const uint8_t *want, size_t len)
-{
-	char raw[160];
-	size_t got;
-
-	snprintf(raw, sizeof(raw), "%s/flat.raw", dir);
-	unlink(raw);
-	if (q2t_sh("qemu-img convert -O raw '%s' '%s'", path, raw))
-		return false;
-	uint8_t *f = q2t_file(raw, &got);
-	bool same = f && got == len && !memcmp(f, want, len);
-	free(f);
-	unlink(raw);
-	return same;
-}
-
 /* The L1 entries from index from on, read from the file: all zero? */
 static bool l1_empty_from(const char *path, uint64_t from)
 {
@@ -232,7 +215,7 @@ TEST(qcow2_shrink_drops_the_tail_and_its_tables)
 	CHECK(q2t_sh("qemu-img check '%s'", t.path) == 0); /* no leaks: tables and data freed */
 	CHECK(l1_empty_from(t.path, 3));
 	memcpy(want, data, small);
-	CHECK(qemu_reads(t.dir, t.path, want, small));
+	CHECK(q2t_qemu_reads(t.dir, t.path, want, small));
 	/* Grown again, everything past the cut reads as zeros, the last cluster's tail too. */
 	REQUIRE(q2t_open(&img, t.path, false) == 0);
 	CHECK(qcow2_resize(img.q, SH_SIZE, err, sizeof(err)) == 0);
@@ -245,7 +228,7 @@ TEST(qcow2_shrink_drops_the_tail_and_its_tables)
 	memcpy(want + (12u << 20), data, 1u << 20);
 	q2t_close(&img);
 	CHECK(q2t_sh("qemu-img check '%s'", t.path) == 0);
-	CHECK(qemu_reads(t.dir, t.path, want, SH_SIZE));
+	CHECK(q2t_qemu_reads(t.dir, t.path, want, SH_SIZE));
 	/* A read-only image and one with an internal snapshot are refused. */
 	REQUIRE(q2t_open(&img, t.path, true) == 0);
 	CHECK(qcow2_shrink(img.q, 1u << 20, err, sizeof(err)) == -EROFS);
@@ -294,7 +277,7 @@ TEST(qcow2_overlay_regrown_over_a_longer_base_reads_zeros)
 		free(all);
 		q2t_close(&img);
 		CHECK(q2t_sh("qemu-img check '%s'", t.path) == 0);
-		CHECK(qemu_reads(t.dir, t.path, want, SH_SIZE));
+		CHECK(q2t_qemu_reads(t.dir, t.path, want, SH_SIZE));
 		free(data);
 		free(want);
 		q2t_rmdir(t.dir);
