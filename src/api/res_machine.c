@@ -45,7 +45,10 @@ int res_machine_config(struct api *a, struct json_object *o, bool patch, char *e
 					"tern (tern's own templates: --cpu-template host|compat)");
 		return r;
 	}
-	/* Left out, tern-vmm's own setting stays (--huge-pages, transparent by default). */
+	/*
+	 * Left out of a PUT: Firecracker's default, "None", unless tern-vmm's command line
+	 * said --huge-pages (its own default, transparent, is for VMs the API does not make).
+	 */
 	if ((r = jin_enum(o, "huge_pages", huge, &idx, err, n)) < 0) {
 		if (json_object_is_type(json_object_object_get(o, "huge_pages"), json_type_string))
 			return api_fail(err, n,
@@ -55,6 +58,8 @@ int res_machine_config(struct api *a, struct json_object *o, bool patch, char *e
 	}
 	if (r)
 		thp = idx == 1;
+	else if (!patch)
+		thp = a->cfg.thp_given && a->cfg.thp;
 	a->cfg.cpus = (unsigned int)cpus;
 	a->cfg.mem_mib = mem;
 	a->smt = smt;

@@ -250,6 +250,7 @@ void config_parse(struct vmm_config *c, int argc, char **argv)
 					  "(hugetlbfs pages are not implemented)",
 					  optarg);
 			c->thp = !strcmp(optarg, "transparent");
+			c->thp_given = true;
 			break;
 		case OPT_TEMPLATE:
 			if (cpuid_template_parse(optarg, &c->cpu_template))

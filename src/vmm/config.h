@@ -88,6 +88,7 @@ struct vmm_config {
 	bool vm_flags;		 /* some VM option was given on the command line */
 	bool track_dirty;	 /* KVM dirty logging, for diff snapshots */
 	bool thp;		 /* --huge-pages transparent: guest RAM advised MADV_HUGEPAGE */
+	bool thp_given;		 /* --huge-pages was on the command line */
 	/* Restore (--restore): a snapshot's state and memory files */
 	const char *restore_state, *restore_mem;
 	bool restore_paused; /* --restore-paused: do not resume after loading */

@@ -93,14 +93,27 @@ def test_huge_pages_none_and_bad_values():
 
 def test_machine_config_huge_pages():
     """PUT /machine-config takes huge_pages "None" and "Transparent" (Firecracker's names) and
-    GET reports it; "2M" is a 400 naming hugetlbfs, and the setting stays; the VM then runs
-    on what was set."""
+    GET reports it; left out of a PUT it is Firecracker's default, "None", unless the command
+    line gave --huge-pages; "2M" is a 400 naming hugetlbfs, and the setting stays; the VM then
+    runs on what was set."""
     ternlib.need_kvm()
+    vmm, c = api.start_api_vmm(["--huge-pages", "transparent"], log_name="mem-api-cli.log")
+    try:
+        api.expect_204(c.put("/machine-config", {"vcpu_count": 1, "mem_size_mib": MEM_MIB}),
+                       "PUT without huge_pages", vmm)
+        st, mc = c.get("/machine-config")
+        assert st == 200 and mc["huge_pages"] == "Transparent", (st, mc)  # the command line's
+    finally:
+        vmm.stop()
     vmm, c = api.start_api_vmm([], log_name="mem-api.log")
     try:
         st, mc = c.get("/machine-config")
-        assert st == 200 and mc["huge_pages"] == "Transparent", (st, mc)  # tern's default
-        for want in ("None", "Transparent", "None"):
+        assert st == 200 and mc["huge_pages"] == "Transparent", (st, mc)  # tern-vmm's default
+        api.expect_204(c.put("/machine-config", {"vcpu_count": 1, "mem_size_mib": MEM_MIB}),
+                       "PUT without huge_pages", vmm)
+        st, mc = c.get("/machine-config")
+        assert st == 200 and mc["huge_pages"] == "None", (st, mc)  # Firecracker's default
+        for want in ("Transparent", "None"):
             api.expect_204(c.put("/machine-config", {"vcpu_count": 1, "mem_size_mib": MEM_MIB,
                                                      "huge_pages": want}), "huge_pages " + want, vmm)
             st, mc = c.get("/machine-config")
@@ -111,6 +124,11 @@ def test_machine_config_huge_pages():
                        "huge_pages")
         st, mc = c.get("/machine-config")
         assert mc["huge_pages"] == "None", mc
+        # PATCH changes only what it names.
+        api.expect_204(c.patch("/machine-config", {"huge_pages": "Transparent"}), "PATCH", vmm)
+        api.expect_204(c.patch("/machine-config", {"mem_size_mib": MEM_MIB}), "PATCH memory", vmm)
+        assert c.get("/machine-config")[1]["huge_pages"] == "Transparent"
+        api.expect_204(c.patch("/machine-config", {"huge_pages": "None"}), "PATCH None", vmm)
         api.expect_204(c.put("/boot-source", {"kernel_image_path": COUNTER,
                                               "boot_args": "console=ttyS0 every=3000"}), "boot-source", vmm)
         api.expect_204(c.put("/actions", {"action_type": "InstanceStart"}), "InstanceStart", vmm)
