@@ -5,8 +5,8 @@
  * RAM sections are written straight into the guest's memory.
  *
  * Input layout:
- *   0      control: bit 0 -> RAM is backed by a memfd whose fd mig_ram_apply gets (zero runs
- *          punch holes), else fd -1 (zero runs are memset);
+ *   0      control: bit 0 -> mig_ram_apply is told RAM is anonymous (zero runs give the
+ *          pages back with MADV_DONTNEED), else not (zero runs are memset);
  *          bit 1 -> recompute every section CRC whose length fits, so that mutations reach
  *          the checks behind the CRCs;
  *          bits 2-3 -> max_payload: VMSTATE_MAX_SECTION (the RAM phase), 4096 (hello and
@@ -46,17 +46,13 @@
 #define RAM_BYTES (RAM_PAGES * MIG_PAGE)
 #define PLACEHOLDER "(an unreadable error message)"
 
-static uint8_t *ram;	/* the VM's RAM: a shared mapping of ram_fd */
-static int ram_fd = -1; /* a memfd */
+static uint8_t *ram;	/* the VM's RAM: private anonymous memory, as tern-vmm's */
 static uint8_t *shadow; /* what RAM must hold */
 static bool ram_dirty = true;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	ram_fd = memfd_create("fuzz-migration-ram", MFD_CLOEXEC);
-	ASSERT(ram_fd >= 0);
-	ASSERT(ftruncate(ram_fd, (off_t)RAM_BYTES) == 0);
-	ram = mmap(NULL, RAM_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, ram_fd, 0);
+	ram = mmap(NULL, RAM_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ASSERT(ram != MAP_FAILED);
 	shadow = malloc(RAM_BYTES);
 	ASSERT(shadow);
@@ -152,7 +148,7 @@ static long ref_ram(const struct vmstate_section *s, uint64_t pages, bool apply,
 	return -1;
 }
 
-static void check_ram(const struct vmstate_section *s, uint64_t pages, int fd)
+static void check_ram(const struct vmstate_section *s, uint64_t pages, bool anon)
 {
 	uint64_t done = 1000, covered = 0;
 	char err[256] = "";
@@ -160,7 +156,7 @@ static void check_ram(const struct vmstate_section *s, uint64_t pages, int fd)
 
 	if (bad == -1)
 		ram_dirty = true;
-	int r = mig_ram_apply(s, ram, fd, pages, &done, err, sizeof(err));
+	int r = mig_ram_apply(s, ram, anon, pages, &done, err, sizeof(err));
 	if (bad == -1) {
 		ASSERT(r == 0);
 		ref_ram(s, pages, true, &covered);
@@ -286,7 +282,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(stream, data + 1, n);
 	if (ctrl & 2)
 		fix_crcs(stream, n);
-	int fd = ctrl & 1 ? ram_fd : -1;
+	bool anon = ctrl & 1;
 	uint64_t max = maxes[(ctrl >> 2) & 3], pages = pages_of[(ctrl >> 4) & 3];
 	ram_reset();
 
@@ -327,7 +323,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_hello(&s);
 		switch (s.tag) {
 		case VMSTATE_TAG_MIG_RAM:
-			check_ram(&s, pages, fd);
+			check_ram(&s, pages, anon);
 			break;
 		case VMSTATE_TAG_MIG_ERROR:
 			check_message(&s, outlens[i % 3]);

@@ -6,12 +6,10 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
-#include <unistd.h>
 
 void guest_mem_layout(struct guest_mem *m, uint64_t size)
 {
 	m->dirty = NULL;
-	m->fd = -1;
 	m->anon = false;
 	m->host = NULL;
 	m->size = size;
@@ -68,10 +66,8 @@ void guest_mem_destroy(struct guest_mem *m)
 {
 	if (m->host)
 		munmap(m->host, m->size);
-	if (m->fd >= 0)
-		close(m->fd);
 	m->host = NULL;
-	m->fd = -1;
+	m->anon = false;
 }
 
 #define PAGE_SHIFT 12

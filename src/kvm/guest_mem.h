@@ -19,7 +19,6 @@
 #define GUEST_MEM_HIGH_BASE (4ULL << 30)
 
 struct guest_mem {
-	int fd;
 	bool anon; /* guest_mem_create's anonymous memory (a restore maps its file instead) */
 	uint8_t *host;
 	uint64_t size;

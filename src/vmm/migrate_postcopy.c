@@ -8,7 +8,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/falloc.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -171,11 +170,7 @@ int postcopy_dst_begin(struct postcopy_dst *pc, const struct guest_mem *mem, con
 		uint64_t q = p;
 		while (q < pages && (stale[q / 8] & (1u << (q % 8))))
 			q++;
-		int e = mem->anon ? guest_mem_discard(mem, p * MIG_PAGE, (q - p) * MIG_PAGE) :
-			fallocate(mem->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-				  (off_t)(p * MIG_PAGE), (off_t)((q - p) * MIG_PAGE)) < 0 ?
-				    -errno :
-				    0;
+		int e = guest_mem_discard(mem, p * MIG_PAGE, (q - p) * MIG_PAGE);
 		if (e)
 			return fail_msg(err, n, e, "post-copy: cannot drop stale RAM: %s",
 					strerror(-e));

@@ -195,9 +195,7 @@ static int receive(struct incoming *in, struct guest_mem *mem, uint8_t **state, 
 			if (in->s.len > MIG_RAM_SECTION_MAX)
 				return fail_msg(err, n, -EINVAL, "a RAM section of %llu bytes",
 						(unsigned long long)in->s.len);
-			if ((r = mig_ram_apply(&in->s, mem->host,
-					       mem->anon ? MIG_RAM_ANON : mem->fd, pages, &done,
-					       err, n)))
+			if ((r = mig_ram_apply(&in->s, mem->host, mem->anon, pages, &done, err, n)))
 				return r;
 			p.bytes_sent = received;
 			p.data_pages = done;
@@ -383,7 +381,7 @@ int migrate_incoming(struct api *a, struct vm *vm, const char *uri,
 	/* Static: in post-copy, its threads go on using the stream after this returns. */
 	static struct incoming in = { .fd = -1, .wlock = PTHREAD_MUTEX_INITIALIZER };
 	struct vmm_config cfg;
-	struct guest_mem mem = { .fd = -1 };
+	struct guest_mem mem = { 0 };
 	struct vmstate_file file = { 0 };
 	uint8_t *state = NULL;
 	size_t state_len = 0;

@@ -140,8 +140,7 @@ static void keep_to_cap(struct migration *m)
 }
 
 /*
- * Sends the pages set in dirty (every page when dirty is NULL, skipping the memfd's holes,
- * which the destination's fresh RAM already reads as zero), clearing the bits it sent.
+ * Sends the pages set in dirty (every page when dirty is NULL), clearing the bits it sent.
  * 0 or the stream's -errno.
  */
 static int send_pages(struct migration *m, uint8_t *dirty)
@@ -149,7 +148,6 @@ static int send_pages(struct migration *m, uint8_t *dirty)
 	const uint8_t *ram = m->vm->mem.host;
 	uint64_t p = 0, zero = 0, data = 0;
 	bool open = false;
-	int fd = dirty ? -1 : m->vm->mem.fd;
 
 	while (p < m->pages && !m->w.err) {
 		if (atomic_load(&cancel_req))
@@ -158,15 +156,6 @@ static int send_pages(struct migration *m, uint8_t *dirty)
 			/* whole clean bytes at a time */
 			p = (p % 8 || dirty[p / 8]) ? p + 1 : p + 8;
 			continue;
-		}
-		if (fd >= 0) {
-			off_t d = lseek(fd, (off_t)(p * MIG_PAGE), SEEK_DATA);
-			if (d < 0) /* ENXIO: only holes from here on */
-				break;
-			if ((uint64_t)d > p * MIG_PAGE) {
-				p = (uint64_t)d / MIG_PAGE;
-				continue;
-			}
 		}
 		bool z = page_zero(ram + p * MIG_PAGE);
 		uint64_t q = p + 1, max = z ? ZERO_RUN_MAX : MIG_RUN_MAX_PAGES;

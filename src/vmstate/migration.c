@@ -63,7 +63,7 @@ void mig_run_put(struct vmstate_writer *w, uint64_t first, uint32_t count, enum 
 
 struct apply_plain {
 	uint8_t *ram;
-	int fd;
+	bool anon;
 };
 
 /* mig_ram_apply's way: copy the data, give the zero runs' memory back to the host. */
@@ -76,16 +76,10 @@ static int apply_plain(void *opaque, uint64_t first, uint32_t count, enum mig_ru
 		memcpy(a->ram + first * MIG_PAGE, data, count * MIG_PAGE);
 		return 0;
 	}
-	/* A hole in the memfd, or anonymous pages dropped, read as zeros and cost nothing. */
+	/* Anonymous pages dropped read as zeros and cost nothing. */
 	uint8_t *p = a->ram + first * MIG_PAGE;
 	size_t len = (size_t)count * MIG_PAGE;
-	bool given_back = false;
-	if (a->fd == MIG_RAM_ANON)
-		given_back = madvise(p, len, MADV_DONTNEED) == 0;
-	else if (a->fd >= 0)
-		given_back = fallocate(a->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-				       (off_t)(first * MIG_PAGE), (off_t)len) == 0;
-	if (!given_back)
+	if (!a->anon || madvise(p, len, MADV_DONTNEED))
 		memset(p, 0, len);
 	return 0;
 }
@@ -149,10 +143,10 @@ int mig_ram_walk(const struct vmstate_section *s, uint64_t pages, mig_run_fn fn,
 	return 0;
 }
 
-int mig_ram_apply(const struct vmstate_section *s, uint8_t *ram, int fd, uint64_t pages,
+int mig_ram_apply(const struct vmstate_section *s, uint8_t *ram, bool anon, uint64_t pages,
 		  uint64_t *pages_done, char *err, size_t n)
 {
-	struct apply_plain a = { ram, fd };
+	struct apply_plain a = { ram, anon };
 
 	return mig_ram_walk(s, pages, apply_plain, &a, pages_done, err, n);
 }

@@ -54,16 +54,13 @@ enum mig_run_kind { MIG_RUN_DATA = 0, MIG_RUN_ZERO = 1 };
 
 void mig_run_put(struct vmstate_writer *w, uint64_t first, uint32_t count, enum mig_run_kind kind,
 		 const uint8_t *data);
-/* mig_ram_apply's fd for RAM that is private anonymous memory (zero runs: MADV_DONTNEED). */
-#define MIG_RAM_ANON (-2)
 /*
  * Checks every run of a RAM section against a RAM of `pages` pages, then copies each into
- * ram (the VMM's mapping, page i at i * MIG_PAGE) and zeroes the zero runs (punching holes
- * in fd, the RAM's memfd, where it can; MIG_RAM_ANON: giving anonymous RAM's pages back;
- * -1: memset). Nothing is written unless the whole section is valid. Adds the pages it
+ * ram (the VMM's mapping, page i at i * MIG_PAGE) and zeroes the zero runs (anon: private
+ * anonymous RAM, whose pages go back to the host; else memset). Nothing is written unless the whole section is valid. Adds the pages it
  * covered to *pages_done. 0, or -EINVAL with err.
  */
-int mig_ram_apply(const struct vmstate_section *s, uint8_t *ram, int fd, uint64_t pages,
+int mig_ram_apply(const struct vmstate_section *s, uint8_t *ram, bool anon, uint64_t pages,
 		  uint64_t *pages_done, char *err, size_t n);
 
 /* What mig_ram_walk hands each run to: 0 or -errno. data is NULL for zero runs. */

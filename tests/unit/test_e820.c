@@ -142,7 +142,7 @@ TEST(guest_mem_layout_split)
 
 	guest_mem_layout(&m, 2 * GiB);
 	CHECK(m.low_size == 2 * GiB && guest_mem_high_size(&m) == 0);
-	CHECK(m.host == NULL && m.fd == -1);
+	CHECK(m.host == NULL && !m.anon);
 	guest_mem_layout(&m, 3 * GiB);
 	CHECK(m.low_size == 3 * GiB && guest_mem_high_size(&m) == 0);
 	guest_mem_layout(&m, 5 * GiB);
@@ -180,7 +180,7 @@ TEST(guest_mem_ptr_low_bounds)
 	CHECK(guest_mem_write(&m, 16 * MiB - 2, buf, 4) < 0);
 	CHECK(guest_mem_read(&m, 16 * MiB - 2, out, 4) < 0);
 	guest_mem_destroy(&m);
-	CHECK(m.host == NULL && m.fd == -1);
+	CHECK(m.host == NULL && !m.anon);
 }
 
 TEST(guest_mem_ptr_high_ram_and_hole)
