@@ -90,9 +90,8 @@ int qcow2_write_compressed(struct qcow2 *q, uint64_t off, const void *data, size
 	pthread_mutex_lock(&q->lock);
 	struct q2_map m;
 	r = q->werr;
-	for (struct q2_inflight *f = q->inflight; !r && f; f = f->next)
-		if (f->gc == gc)
-			r = -EBUSY;
+	if (!r && q2_in_flight(q, gc))
+		r = -EBUSY;
 	if (!r)
 		r = q2_lookup(q, gc, &m);
 	if (!r && m.kind != Q2_UNALLOC)

@@ -173,6 +173,13 @@ int q2_write_features(struct qcow2 *q); /* the three feature words, then fdatasy
 /* qcow2_map.c */
 int q2_l2_get(struct qcow2 *q, uint64_t off, bool fresh, uint64_t **tab);
 int q2_lookup(struct qcow2 *q, uint64_t gc, struct q2_map *m);
+/* How long the image below this one is: its backing file's size, 0 without one. */
+static inline uint64_t q2_backing_size(const struct qcow2 *q)
+{
+	return q->bq ? q->bq->h.size : q->bfd >= 0 ? q->bsize : 0;
+}
+/* Under the lock: a new data cluster for guest cluster gc is being written just now. */
+bool q2_in_flight(const struct qcow2 *q, uint64_t gc);
 /* q2_lookup without I/O: -EAGAIN when gc's L2 table is not in the cache. */
 int q2_lookup_cached(struct qcow2 *q, uint64_t gc, struct q2_map *m);
 int q2_decode(const struct qcow2 *q, uint64_t e, struct q2_map *m);

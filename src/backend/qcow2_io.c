@@ -181,9 +181,9 @@ static int read_compressed(struct qcow2 *q, const struct q2_map *m, uint64_t gc,
 static int read_backing(struct qcow2 *q, const struct iovec *iov, int cnt, uint64_t off,
 			uint64_t len)
 {
-	uint64_t bsize = q->bq ? q->bq->h.size : q->bsize;
+	uint64_t bsize = q2_backing_size(q);
 
-	if ((!q->bq && q->bfd < 0) || off >= bsize) {
+	if (off >= bsize) {
 		iov_zero(iov, cnt);
 		return 0;
 	}
@@ -205,7 +205,7 @@ static int read_backing(struct qcow2 *q, const struct iovec *iov, int cnt, uint6
 	return r;
 }
 
-static bool in_flight(const struct qcow2 *q, uint64_t gc)
+bool q2_in_flight(const struct qcow2 *q, uint64_t gc)
 {
 	for (const struct q2_inflight *f = q->inflight; f; f = f->next)
 		if (f->gc == gc)
@@ -216,7 +216,7 @@ static bool in_flight(const struct qcow2 *q, uint64_t gc)
 /* Under the lock: waits until no allocation of gc is in flight, then looks it up. */
 static int lookup_settled(struct qcow2 *q, uint64_t gc, struct q2_map *m)
 {
-	while (in_flight(q, gc))
+	while (q2_in_flight(q, gc))
 		pthread_cond_wait(&q->cond, &q->lock);
 	return q2_lookup(q, gc, m);
 }
@@ -229,7 +229,7 @@ static int extend_run(struct qcow2 *q, uint64_t gc, const struct q2_map *m, uint
 
 	for (; k < max; k++) {
 		struct q2_map n;
-		if (in_flight(q, gc + k))
+		if (q2_in_flight(q, gc + k))
 			break;
 		int r = q2_lookup(q, gc + k, &n);
 		if (r)
@@ -337,12 +337,12 @@ int qcow2_place(struct qcow2 *q, bool write, uint64_t off, uint64_t len, struct 
 	pthread_mutex_lock(&q->lock);
 	r = write ? q->werr : 0;
 	if (!r)
-		r = in_flight(q, gc) ? -EAGAIN : q2_lookup_cached(q, gc, &m);
+		r = q2_in_flight(q, gc) ? -EAGAIN : q2_lookup_cached(q, gc, &m);
 	if (!r && (m.kind == Q2_COMP || (write && (m.kind != Q2_DATA || !m.copied))))
 		r = -EAGAIN;
 	/* The rest of the range must continue the first cluster's answer. */
 	for (uint64_t k = 1; !r && k <= last - gc; k++) {
-		r = in_flight(q, gc + k) ? -EAGAIN : q2_lookup_cached(q, gc + k, &n);
+		r = q2_in_flight(q, gc + k) ? -EAGAIN : q2_lookup_cached(q, gc + k, &n);
 		if (!r && (n.kind != m.kind || (write && !n.copied) ||
 			   (m.kind == Q2_DATA && n.host != m.host + k * q->cs)))
 			r = -EAGAIN;
@@ -363,8 +363,8 @@ int qcow2_place(struct qcow2 *q, bool write, uint64_t off, uint64_t len, struct 
 		return -EAGAIN;
 	}
 	/* Below this image: the backing file, and zeros past its end (or without one). */
-	uint64_t bsize = q->bq ? q->bq->h.size : q->bsize;
-	if ((!q->bq && q->bfd < 0) || off >= bsize) {
+	uint64_t bsize = q2_backing_size(q);
+	if (off >= bsize) {
 		*p = (struct qcow2_place){ QCOW2_PLACE_ZERO, -1, 0 };
 		return 0;
 	}
@@ -500,7 +500,7 @@ static int alloc_run_len(struct qcow2 *q, uint64_t gc, uint64_t in, uint64_t lef
 	unsigned k = 1;
 
 	for (; k < max && k < span; k++) {
-		if ((gc + k) >> q->l2_bits != gc >> q->l2_bits || in_flight(q, gc + k))
+		if ((gc + k) >> q->l2_bits != gc >> q->l2_bits || q2_in_flight(q, gc + k))
 			break;
 		if (q2_lookup(q, gc + k, &old[k]))
 			break;
@@ -694,8 +694,7 @@ static bool reads_zero(const struct qcow2 *q, const struct q2_map *m, uint64_t g
 		return true;
 	if (m->kind != Q2_UNALLOC)
 		return false;
-	uint64_t bsize = q->bq ? q->bq->h.size : q->bfd >= 0 ? q->bsize : 0;
-	return gc * q->cs >= bsize;
+	return gc * q->cs >= q2_backing_size(q);
 }
 
 /*

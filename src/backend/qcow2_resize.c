@@ -138,10 +138,17 @@ static int grow_l1(struct qcow2 *q, uint64_t need, uint64_t size)
 	return (r = q2_release(q, old_off, old_clusters)) ? r : q2_rc_writeback(q);
 }
 
+/* The L1 entries an image of size bytes needs (each maps a whole L2 table's clusters). */
+static uint64_t l1_entries_for(const struct qcow2 *q, uint64_t size)
+{
+	uint64_t per_entry = q->cs << q->l2_bits;
+
+	return size / per_entry + (size % per_entry != 0);
+}
+
 int qcow2_resize(struct qcow2 *q, uint64_t size, char *err, size_t n)
 {
-	uint64_t per_entry = q->cs << q->l2_bits; /* guest bytes one L1 entry maps */
-	uint64_t need = size / per_entry + (size % per_entry != 0);
+	uint64_t need = l1_entries_for(q, size);
 	int r;
 
 	if (q->readonly) {
@@ -189,7 +196,7 @@ int qcow2_resize(struct qcow2 *q, uint64_t size, char *err, size_t n)
 	else if (!r && size != q->h.size)
 		r = write_geometry(q, size, q->h.l1_size, q->h.l1_off);
 	pthread_mutex_unlock(&q->lock);
-	uint64_t bsize = q->bq ? q->bq->h.size : q->bfd >= 0 ? q->bsize : 0;
+	uint64_t bsize = q2_backing_size(q);
 	if (!r && bsize > old && size > old) {
 		uint64_t end = bsize < size ? bsize : size;
 		if (!(r = qcow2_write_zeroes(q, old, end - old)))
@@ -241,7 +248,7 @@ static int drop_l2_tables(struct qcow2 *q, uint64_t keep)
 
 int qcow2_shrink(struct qcow2 *q, uint64_t size, char *err, size_t n)
 {
-	uint64_t per_entry = q->cs << q->l2_bits, old = q->h.size;
+	uint64_t old = q->h.size;
 	int r;
 
 	if (q->readonly) {
@@ -274,7 +281,7 @@ int qcow2_shrink(struct qcow2 *q, uint64_t size, char *err, size_t n)
 		pthread_mutex_lock(&q->lock);
 		r = write_geometry(q, size, q->h.l1_size, q->h.l1_off);
 		if (!r)
-			r = drop_l2_tables(q, size / per_entry + (size % per_entry != 0));
+			r = drop_l2_tables(q, l1_entries_for(q, size));
 		pthread_mutex_unlock(&q->lock);
 	}
 	if (r)
