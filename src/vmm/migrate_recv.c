@@ -414,13 +414,11 @@ int migrate_incoming(struct api *a, struct vm *vm, const char *uri,
 	loop_set_paused(a->loop, true);
 	if ((r = beside_api(a->loop, arrival_connect, &ar)))
 		goto fail;
-	if ((r = guest_mem_create(&mem, cfg.mem_mib << 20))) {
+	if ((r = vm_ram_create(&mem, &cfg))) {
 		fail_msg(err, n, r, "cannot allocate %llu MiB of guest memory: %s",
 			 (unsigned long long)cfg.mem_mib, strerror(-r));
 		goto fail;
 	}
-	if (cfg.thp && (r = guest_mem_advise_huge(&mem)))
-		log_warn("guest RAM: no transparent huge pages (MADV_HUGEPAGE: %s)", strerror(-r));
 	/*
 	 * The VM is built now, while the source still runs it, so that building is not part of
 	 * the downtime; its raw disks open unlocked and are opened again, locked, once the

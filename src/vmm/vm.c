@@ -68,6 +68,18 @@ int vm_exit_status(const struct vm *vm)
 	}
 }
 
+int vm_ram_create(struct guest_mem *mem, const struct vmm_config *cfg)
+{
+	int r = guest_mem_create(mem, cfg->mem_mib * MIB);
+
+	if (r)
+		return r;
+	/* Without huge pages the guest runs all the same, only slower: a warning. */
+	if (cfg->thp && (r = guest_mem_advise_huge(mem)))
+		log_warn("guest RAM: no transparent huge pages (MADV_HUGEPAGE: %s)", strerror(-r));
+	return 0;
+}
+
 static void setup_memory(struct vm *vm, const struct vm_restore_mem *rm)
 {
 	uint64_t size = vm->cfg.mem_mib * MIB;
@@ -79,11 +91,9 @@ static void setup_memory(struct vm *vm, const struct vm_restore_mem *rm)
 	} else if (rm) {
 		if ((r = mem_file_map(&vm->mem, rm->path, size, rm->id, err, sizeof(err))))
 			die_usage("%s", err);
-	} else if ((r = guest_mem_create(&vm->mem, size))) {
+	} else if ((r = vm_ram_create(&vm->mem, &vm->cfg))) {
 		die("cannot allocate %llu MiB of guest memory: %s",
 		    (unsigned long long)vm->cfg.mem_mib, strerror(-r));
-	} else if (vm->cfg.thp && (r = guest_mem_advise_huge(&vm->mem))) {
-		log_warn("guest RAM: no transparent huge pages (MADV_HUGEPAGE: %s)", strerror(-r));
 	}
 	/* Diff snapshots need KVM to log the pages the guest writes (track_dirty_pages). */
 	if ((r = vm_set_dirty_log(vm, vm->cfg.track_dirty)))

@@ -130,6 +130,11 @@ void vm_start_paused(struct vm *vm);
 int vm_pause(struct vm *vm);
 void vm_resume(struct vm *vm);
 bool vm_is_paused(const struct vm *vm);
+/*
+ * Guest RAM of cfg's size (guest_mem_create), advised for huge pages unless cfg says
+ * --huge-pages none (a warning if the kernel refuses). 0 or -errno.
+ */
+int vm_ram_create(struct guest_mem *mem, const struct vmm_config *cfg);
 /* Turns KVM's dirty page logging on or off for all of RAM. 0 or -errno. */
 int vm_set_dirty_log(struct vm *vm, bool on);
 /* The signal that kicks a vCPU out of KVM_RUN (installed on first use). */
