@@ -159,9 +159,28 @@ static void on_sigsys(int sig, siginfo_t *si, void *ctx)
 
 static void *prepare(void *arg);
 
-int seccomp_init_process(enum seccomp_mode m, bool restart, char *err, size_t n)
+static int catch_sigsys(void)
 {
 	struct sigaction sa = { .sa_sigaction = on_sigsys, .sa_flags = SA_SIGINFO | SA_RESETHAND };
+
+	ns_init = getpid() == 1;
+	sigemptyset(&sa.sa_mask);
+	return sigaction(SIGSYS, &sa, NULL);
+}
+
+/*
+ * A restart's new image runs under the old one's list from its first instruction: the
+ * handler goes in before main, so that a refused call of its set-up is named too (the
+ * loader's and the sanitizers' own start-up still come before this).
+ */
+__attribute__((constructor)) static void catch_sigsys_early(void)
+{
+	if (getenv(KEPT_ENV))
+		catch_sigsys();
+}
+
+int seccomp_init_process(enum seccomp_mode m, bool restart, char *err, size_t n)
+{
 	bool prebuilt = false;
 
 	mode = m;
@@ -169,8 +188,7 @@ int seccomp_init_process(enum seccomp_mode m, bool restart, char *err, size_t n)
 	ns_init = getpid() == 1;
 	if (m == SECCOMP_OFF)
 		return 0;
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGSYS, &sa, NULL) < 0)
+	if (catch_sigsys() < 0)
 		return fail_msg(err, n, -errno, "sigaction(SIGSYS): %s", strerror(errno));
 	/* A restart's new image runs under the list the old one left: it is the same. */
 	kept = getenv(KEPT_ENV) != NULL;

@@ -58,12 +58,24 @@ static void jail_escape(void)
 	}
 }
 
+void test_fault_supervisor(void)
+{
+	const char *f = getenv("TERN_TEST_FAULT");
+
+	/* On no list of the supervisor's, the sanitizers' (which have openat) included. */
+	if (f && !strcmp(f, "supervisor-socket")) {
+		int r = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (r >= 0)
+			close(r);
+	}
+}
+
 void test_fault_vcpu(unsigned int vcpu_id)
 {
 	const char *f = getenv("TERN_TEST_FAULT");
 	int r = 0;
 
-	if (!f || vcpu_id != 0)
+	if (!f || vcpu_id != 0 || !strncmp(f, "supervisor-", 11))
 		return;
 	log_warn("test fault hook: vCPU 0 tries %s", f);
 	if (!strcmp(f, "jail-escape")) {

@@ -15,10 +15,15 @@
  * be run with --seccomp log so that only the jail stands in the way.
  */
 void test_fault_vcpu(unsigned int vcpu_id);
+/* TERN_TEST_FAULT=supervisor-socket: a jail's supervisor makes that call once filtered. */
+void test_fault_supervisor(void);
 #else
 static inline void test_fault_vcpu(unsigned int vcpu_id)
 {
 	(void)vcpu_id;
+}
+static inline void test_fault_supervisor(void)
+{
 }
 #endif
 

@@ -248,6 +248,22 @@ def test_a_call_outside_its_list_ends_the_jailed_vm_by_sigsys():
         v.stop()
 
 
+def test_a_call_outside_the_supervisors_list_is_named():
+    """The supervisor (outside the jail, waiting for it) has a list of its own: a call off
+    it ends the supervisor by SIGSYS, the jailed VM with it, and one line names the call's
+    number, where a killed supervisor once ended the VM without a word."""
+    work = own_dir(UID_A, "supsys")
+    v = jailed(UID_A, work, env={"TERN_TEST_FAULT": "supervisor-socket"},
+               log_name="jail-supervisor-sigsys.log")
+    try:
+        st = v.wait(60)
+        assert st == -signal.SIGSYS, "the supervisor did not end by SIGSYS (%r): %r" % (st, v)
+        assert "the jail's supervisor called system call 41," in v.err(), v
+        assert "vcpu" not in v.err(), v
+    finally:
+        v.stop()
+
+
 def test_post_copy_into_a_jailed_destination():
     """A jailed destination has no CAP_SYS_PTRACE, which userfaultfd(2) asks for to take
     KVM's faults: it gets its userfaultfd from the /dev/userfaultfd its jail holds, and the
