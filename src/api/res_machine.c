@@ -10,9 +10,10 @@ static const char *const keys[] = { "vcpu_count",   "mem_size_mib", "smt", "trac
 int res_machine_config(struct api *a, struct json_object *o, bool patch, char *err, size_t n)
 {
 	static const char *const templates[] = { "None", NULL };
-	static const char *const huge[] = { "None", "Transparent", NULL };
+	static const char *const huge[] = { "None", "Transparent", "2M", NULL };
 	uint64_t cpus = a->cfg.cpus, mem = a->cfg.mem_mib;
-	bool smt = a->smt, dirty = a->cfg.track_dirty, thp = a->cfg.thp;
+	bool smt = a->smt, dirty = a->cfg.track_dirty;
+	enum huge_pages huge_pages = a->cfg.huge_pages;
 	unsigned int idx;
 	int r;
 
@@ -49,22 +50,24 @@ int res_machine_config(struct api *a, struct json_object *o, bool patch, char *e
 	 * Left out of a PUT: Firecracker's default, "None", unless tern-vmm's command line
 	 * said --huge-pages (its own default, transparent, is for VMs the API does not make).
 	 */
-	if ((r = jin_enum(o, "huge_pages", huge, &idx, err, n)) < 0) {
-		if (json_object_is_type(json_object_object_get(o, "huge_pages"), json_type_string))
-			return api_fail(err, n,
-					"'huge_pages' \"2M\" (hugetlbfs) is not implemented in "
-					"tern: \"None\" or \"Transparent\"");
+	if ((r = jin_enum(o, "huge_pages", huge, &idx, err, n)) < 0)
 		return r;
-	}
 	if (r)
-		thp = idx == 1;
+		huge_pages = idx == 2 ? HUGE_PAGES_2M :
+			     idx == 1 ? HUGE_PAGES_TRANSPARENT :
+					HUGE_PAGES_NONE;
 	else if (!patch)
-		thp = a->cfg.thp_given && a->cfg.thp;
+		huge_pages = a->cfg.huge_pages_given ? a->cfg.huge_pages : HUGE_PAGES_NONE;
+	if (huge_pages == HUGE_PAGES_2M && mem % 2)
+		return api_fail(err, n,
+				"'mem_size_mib' %llu is not a whole number of 2 MiB pages, which "
+				"'huge_pages' \"2M\" needs",
+				(unsigned long long)mem);
 	a->cfg.cpus = (unsigned int)cpus;
 	a->cfg.mem_mib = mem;
 	a->smt = smt;
 	a->cfg.track_dirty = dirty;
-	a->cfg.thp = thp;
+	a->cfg.huge_pages = huge_pages;
 	return 0;
 }
 
@@ -77,7 +80,10 @@ struct json_object *res_machine_config_get(struct api *a)
 	json_object_object_add(o, "smt", json_object_new_boolean(a->smt));
 	json_object_object_add(o, "track_dirty_pages", json_object_new_boolean(a->cfg.track_dirty));
 	json_object_object_add(o, "cpu_template", json_object_new_string("None"));
-	json_object_object_add(o, "huge_pages",
-			       json_object_new_string(a->cfg.thp ? "Transparent" : "None"));
+	json_object_object_add(
+		o, "huge_pages",
+		json_object_new_string(a->cfg.huge_pages == HUGE_PAGES_2M	   ? "2M" :
+				       a->cfg.huge_pages == HUGE_PAGES_TRANSPARENT ? "Transparent" :
+										     "None"));
 	return o;
 }

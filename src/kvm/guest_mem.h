@@ -19,7 +19,8 @@
 #define GUEST_MEM_HIGH_BASE (4ULL << 30)
 
 struct guest_mem {
-	bool anon; /* guest_mem_create's anonymous memory (a restore maps its file instead) */
+	bool anon;    /* guest_mem_create's anonymous memory (a restore maps its file instead) */
+	bool hugetlb; /* of it, on 2 MiB hugetlbfs pages (guest_mem_create_hugetlb) */
 	uint8_t *host;
 	uint64_t size;
 	uint64_t low_size;
@@ -38,11 +39,20 @@ struct guest_mem {
  */
 int guest_mem_create(struct guest_mem *m, uint64_t size);
 /*
+ * The same on 2 MiB hugetlbfs pages, reserved now from the host's pool (vm.nr_hugepages):
+ * -ENOMEM when it has too few free, rather than SIGBUS at the guest's first touch of a
+ * page it cannot have. size: a multiple of 2 MiB. Returns 0 or -errno.
+ */
+int guest_mem_create_hugetlb(struct guest_mem *m, uint64_t size);
+/*
  * Advises anonymous guest RAM for transparent huge pages (MADV_HUGEPAGE: 2 MiB pages where
  * the host's THP setting is "madvise" or "always"). 0 or -errno.
  */
 int guest_mem_advise_huge(struct guest_mem *m);
-/* Gives [off, off+len) of anonymous guest RAM back to the host: it reads as zeros. */
+/*
+ * Gives [off, off+len) of anonymous guest RAM back to the host: it reads as zeros.
+ * -EOPNOTSUPP on hugetlbfs pages (a 4 KiB range is part of a page).
+ */
 int guest_mem_discard(const struct guest_mem *m, uint64_t off, uint64_t len);
 /* Same split without any backing, for pure layout users (unit tests, e820). */
 void guest_mem_layout(struct guest_mem *m, uint64_t size);

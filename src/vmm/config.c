@@ -21,8 +21,9 @@ static const char usage[] =
 	"  --cmdline STR          kernel command line (default \"console=ttyS0\")\n"
 	"  --cpus N               vCPUs, 1..254 (default 1)\n"
 	"  --memory MIB           guest RAM in MiB, 16..1048576 (default 128)\n"
-	"  --huge-pages KIND      transparent|none: back guest RAM with transparent huge pages\n"
-	"                         where the host's THP allows (default transparent)\n"
+	"  --huge-pages KIND      transparent|none|2M: guest RAM on transparent huge pages where\n"
+	"                         the host's THP allows (default), on 4 KiB pages, or on 2 MiB\n"
+	"                         hugetlbfs pages reserved beforehand (vm.nr_hugepages)\n"
 	"  --cpu-template NAME    host|compat (default: compat on a software KVM backend, else "
 	"host)\n"
 	"  --boot-entry KIND      auto|linux64|pvh: how to enter an ELF kernel (auto: PVH if it "
@@ -202,7 +203,7 @@ void config_parse(struct vmm_config *c, int argc, char **argv)
 	c->cmdline = "console=ttyS0";
 	c->cpus = 1;
 	c->mem_mib = VMM_DEFAULT_MEM_MIB;
-	c->thp = true;
+	c->huge_pages = HUGE_PAGES_TRANSPARENT;
 	c->kvm_dev = "/dev/kvm";
 	c->log_level = LOG_INFO;
 	c->id = "anonymous-instance";
@@ -245,12 +246,16 @@ void config_parse(struct vmm_config *c, int argc, char **argv)
 			c->mem_mib = v;
 			break;
 		case OPT_HUGE_PAGES:
-			if (strcmp(optarg, "transparent") && strcmp(optarg, "none"))
-				die_usage("--huge-pages: '%s' is not one of transparent, none "
-					  "(hugetlbfs pages are not implemented)",
+			if (!strcmp(optarg, "transparent"))
+				c->huge_pages = HUGE_PAGES_TRANSPARENT;
+			else if (!strcmp(optarg, "none"))
+				c->huge_pages = HUGE_PAGES_NONE;
+			else if (!strcmp(optarg, "2M"))
+				c->huge_pages = HUGE_PAGES_2M;
+			else
+				die_usage("--huge-pages: '%s' is not one of transparent, none, 2M",
 					  optarg);
-			c->thp = !strcmp(optarg, "transparent");
-			c->thp_given = true;
+			c->huge_pages_given = true;
 			break;
 		case OPT_TEMPLATE:
 			if (cpuid_template_parse(optarg, &c->cpu_template))
@@ -491,6 +496,9 @@ void config_parse(struct vmm_config *c, int argc, char **argv)
 	char net_err[256];
 	if (net_opts_check_all(c->nets, c->nnets, net_err, sizeof(net_err)))
 		die_usage("--net: %s", net_err);
+	if (c->huge_pages == HUGE_PAGES_2M && c->mem_mib % 2)
+		die_usage("--huge-pages 2M: --memory %llu is not a whole number of 2 MiB pages",
+			  (unsigned long long)c->mem_mib);
 	if (c->mmio_cmdline && c->transport != TRANSPORT_MMIO)
 		die_usage("--virtio-mmio-cmdline needs --virtio-transport mmio");
 }

@@ -50,6 +50,8 @@ struct restore_disk {
 
 enum entry_choice { ENTRY_AUTO, ENTRY_LINUX64, ENTRY_PVH };
 enum on_reboot { ON_REBOOT_EXIT, ON_REBOOT_RESTART };
+/* What backs guest RAM (--huge-pages; machine-config huge_pages None, Transparent, 2M). */
+enum huge_pages { HUGE_PAGES_NONE, HUGE_PAGES_TRANSPARENT, HUGE_PAGES_2M };
 
 #define VMM_MIN_MEM_MIB 16
 #define VMM_MAX_MEM_MIB (1024ULL * 1024) /* 1 TiB */
@@ -81,14 +83,14 @@ struct vmm_config {
 	const char *kvm_dev;
 	int log_level;
 	/* Control API */
-	const char *api_sock;	 /* --api-sock */
-	const char *config_file; /* --config-file */
-	bool no_api;		 /* --no-api */
-	const char *id;		 /* --id: the instance id of GET / */
-	bool vm_flags;		 /* some VM option was given on the command line */
-	bool track_dirty;	 /* KVM dirty logging, for diff snapshots */
-	bool thp;		 /* --huge-pages transparent: guest RAM advised MADV_HUGEPAGE */
-	bool thp_given;		 /* --huge-pages was on the command line */
+	const char *api_sock;	    /* --api-sock */
+	const char *config_file;    /* --config-file */
+	bool no_api;		    /* --no-api */
+	const char *id;		    /* --id: the instance id of GET / */
+	bool vm_flags;		    /* some VM option was given on the command line */
+	bool track_dirty;	    /* KVM dirty logging, for diff snapshots */
+	enum huge_pages huge_pages; /* transparent: advised MADV_HUGEPAGE; 2M: hugetlbfs */
+	bool huge_pages_given;	    /* --huge-pages was on the command line */
 	/* Restore (--restore): a snapshot's state and memory files */
 	const char *restore_state, *restore_mem;
 	bool restore_paused; /* --restore-paused: do not resume after loading */

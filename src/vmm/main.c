@@ -222,7 +222,14 @@ static int boot(struct api *a, char *err, size_t errlen)
 					c.disks[i].id, c.disks[i].path);
 		}
 	}
-	vm_create(&vm, &c, a->loop, &in, NULL);
+	/* RAM first: a host without the huge pages asked for is a 400, not an exit. */
+	static struct guest_mem ram;
+	if (vm_ram_create(&ram, &c, err, errlen)) {
+		boot_inputs_free(&in);
+		free((char *)c.cmdline);
+		return -EINVAL;
+	}
+	vm_create(&vm, &c, a->loop, &in, &(struct vm_restore_mem){ .mem = &ram });
 	console_init(&con, STDIN_FILENO);
 	vm_start(&vm);
 	api_started(a, &vm);

@@ -152,6 +152,11 @@ int postcopy_dst_begin(struct postcopy_dst *pc, const struct guest_mem *mem, con
 {
 	uint64_t pages = mem->size / MIG_PAGE;
 
+	/* Stale 4 KiB pages cannot be dropped from a 2 MiB page, nor placed into one alone. */
+	if (mem->hugetlb)
+		return fail_msg(err, n, -EOPNOTSUPP,
+				"post-copy into guest RAM on 2 MiB hugetlbfs pages (--huge-pages "
+				"2M) is not implemented: migrate without post_copy");
 	memset(pc, 0, sizeof(*pc));
 	pc->sock = sock;
 	pc->mem = mem;

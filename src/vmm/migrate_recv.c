@@ -195,7 +195,9 @@ static int receive(struct incoming *in, struct guest_mem *mem, uint8_t **state, 
 			if (in->s.len > MIG_RAM_SECTION_MAX)
 				return fail_msg(err, n, -EINVAL, "a RAM section of %llu bytes",
 						(unsigned long long)in->s.len);
-			if ((r = mig_ram_apply(&in->s, mem->host, mem->anon, pages, &done, err, n)))
+			/* Zero runs: anonymous pages given back; a 2 MiB page's part is zeroed. */
+			if ((r = mig_ram_apply(&in->s, mem->host, mem->anon && !mem->hugetlb, pages,
+					       &done, err, n)))
 				return r;
 			p.bytes_sent = received;
 			p.data_pages = done;
@@ -414,11 +416,8 @@ int migrate_incoming(struct api *a, struct vm *vm, const char *uri,
 	loop_set_paused(a->loop, true);
 	if ((r = beside_api(a->loop, arrival_connect, &ar)))
 		goto fail;
-	if ((r = vm_ram_create(&mem, &cfg))) {
-		fail_msg(err, n, r, "cannot allocate %llu MiB of guest memory: %s",
-			 (unsigned long long)cfg.mem_mib, strerror(-r));
+	if ((r = vm_ram_create(&mem, &cfg, err, n)))
 		goto fail;
-	}
 	/*
 	 * The VM is built now, while the source still runs it, so that building is not part of
 	 * the downtime; its raw disks open unlocked and are opened again, locked, once the

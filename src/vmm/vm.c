@@ -68,14 +68,28 @@ int vm_exit_status(const struct vm *vm)
 	}
 }
 
-int vm_ram_create(struct guest_mem *mem, const struct vmm_config *cfg)
+int vm_ram_create(struct guest_mem *mem, const struct vmm_config *cfg, char *err, size_t n)
 {
-	int r = guest_mem_create(mem, cfg->mem_mib * MIB);
+	unsigned long long mib = (unsigned long long)cfg->mem_mib;
+	int r;
 
-	if (r)
-		return r;
+	if (cfg->huge_pages == HUGE_PAGES_2M) {
+		if ((r = guest_mem_create_hugetlb(mem, cfg->mem_mib * MIB)) == -ENOMEM)
+			return fail_msg(err, n, r,
+					"huge pages 2M: the host has fewer than %llu free 2 MiB "
+					"pages (HugePages_Free in /proc/meminfo; sysctl "
+					"vm.nr_hugepages reserves them)",
+					mib / 2);
+		if (r)
+			return fail_msg(err, n, r, "huge pages 2M: %llu MiB of guest memory: %s",
+					mib, strerror(-r));
+		return 0;
+	}
+	if ((r = guest_mem_create(mem, cfg->mem_mib * MIB)))
+		return fail_msg(err, n, r, "cannot allocate %llu MiB of guest memory: %s", mib,
+				strerror(-r));
 	/* Without huge pages the guest runs all the same, only slower: a warning. */
-	if (cfg->thp && (r = guest_mem_advise_huge(mem)))
+	if (cfg->huge_pages == HUGE_PAGES_TRANSPARENT && (r = guest_mem_advise_huge(mem)))
 		log_warn("guest RAM: no transparent huge pages (MADV_HUGEPAGE: %s)", strerror(-r));
 	return 0;
 }
@@ -86,15 +100,10 @@ static void setup_memory(struct vm *vm, const struct vm_restore_mem *rm)
 	char err[320];
 	int r;
 
-	if (rm && rm->mem) {
-		vm->mem = *rm->mem; /* filled by an incoming migration */
-	} else if (rm) {
-		if ((r = mem_file_map(&vm->mem, rm->path, size, rm->id, err, sizeof(err))))
-			die_usage("%s", err);
-	} else if ((r = vm_ram_create(&vm->mem, &vm->cfg))) {
-		die("cannot allocate %llu MiB of guest memory: %s",
-		    (unsigned long long)vm->cfg.mem_mib, strerror(-r));
-	}
+	if (rm->mem)
+		vm->mem = *rm->mem; /* a boot's, or an incoming migration's */
+	else if ((r = mem_file_map(&vm->mem, rm->path, size, rm->id, err, sizeof(err))))
+		die_usage("%s", err);
 	/* Diff snapshots need KVM to log the pages the guest writes (track_dirty_pages). */
 	if ((r = vm_set_dirty_log(vm, vm->cfg.track_dirty)))
 		die("KVM_SET_USER_MEMORY_REGION: %s", strerror(-r));

@@ -32,8 +32,9 @@
 struct vm;
 
 /*
- * Restoring: RAM comes from a snapshot's memory file (vmstate/mem_file.h), not a kernel;
- * or, for an incoming migration, it is mem, already filled (the VM takes it over).
+ * Where guest RAM comes from: mem, made beforehand (vm_ram_create), which the VM takes
+ * over: a boot's, or an incoming migration's already filled; else a snapshot's memory
+ * file (vmstate/mem_file.h).
  */
 struct vm_restore_mem {
 	const char *path;
@@ -112,9 +113,9 @@ struct vm {
 };
 
 /*
- * Builds the whole VM from cfg and the checked kernel/initrd in (which it frees) on loop
- * (the main thread's event loop); missing access or devices that cannot open exit with
- * status 2.
+ * Builds the whole VM from cfg, RAM from rm and the checked kernel/initrd in (which it
+ * frees; NULL when RAM holds the kernel already) on loop (the main thread's event loop);
+ * missing access or devices that cannot open exit with status 2.
  */
 void vm_create(struct vm *vm, const struct vmm_config *cfg, struct loop *loop,
 	       struct boot_inputs *in, const struct vm_restore_mem *rm);
@@ -131,10 +132,11 @@ int vm_pause(struct vm *vm);
 void vm_resume(struct vm *vm);
 bool vm_is_paused(const struct vm *vm);
 /*
- * Guest RAM of cfg's size (guest_mem_create), advised for huge pages unless cfg says
- * --huge-pages none (a warning if the kernel refuses). 0 or -errno.
+ * Guest RAM of cfg's size as --huge-pages says: anonymous memory advised for transparent
+ * huge pages (a warning if the kernel refuses), left on 4 KiB pages, or on 2 MiB hugetlbfs
+ * pages. 0, or -errno with err.
  */
-int vm_ram_create(struct guest_mem *mem, const struct vmm_config *cfg);
+int vm_ram_create(struct guest_mem *mem, const struct vmm_config *cfg, char *err, size_t n);
 /* Turns KVM's dirty page logging on or off for all of RAM. 0 or -errno. */
 int vm_set_dirty_log(struct vm *vm, bool on);
 /* The signal that kicks a vCPU out of KVM_RUN (installed on first use). */

@@ -1,6 +1,7 @@
 """Guest RAM (src/kvm/guest_mem.c): private anonymous memory (named tern-guest-ram in smaps
 where the kernel can), placed on a 2 MiB boundary and advised for transparent huge pages unless --huge-pages none
-(or huge_pages "None" through the API) says otherwise; "2M" (hugetlbfs) is refused by name.
+(or huge_pages "None" through the API) says otherwise; --huge-pages 2M (huge_pages "2M") puts it on hugetlbfs
+pages reserved from the host's pool.
 """
 import os
 import sys
@@ -87,15 +88,118 @@ def test_huge_pages_none_and_bad_values():
         assert ram and "hg" not in ram["flags"], ram
     finally:
         v.stop()
-    r = ternlib.run_vmm(["--kernel", COUNTER, "--huge-pages", "2M"])
-    assert r.status == 2 and "--huge-pages" in r.err and "transparent, none" in r.err, r
+    r = ternlib.run_vmm(["--kernel", COUNTER, "--huge-pages", "1G"])
+    assert r.status == 2 and "--huge-pages" in r.err and "transparent, none, 2M" in r.err, r
+    r = ternlib.run_vmm(["--kernel", COUNTER, "--huge-pages", "2M", "--memory", "65"])
+    assert r.status == 2 and "--memory 65" in r.err and "2 MiB pages" in r.err, r
+
+
+def hugetlb_ram(pid, mib=MEM_MIB):
+    """pid's hugetlbfs mapping of mib MiB: {"size_kb", "page_kb"}, or None."""
+    cur, found = None, []
+    with open("/proc/%d/smaps" % pid) as f:
+        for line in f:
+            head = line.split()
+            if not head[0].endswith(":"):
+                lo, hi = (int(x, 16) for x in head[0].split("-"))
+                cur = None
+                if "anon_hugepage" in line and hi - lo == mib << 20:
+                    cur = {}
+                    found.append(cur)
+            elif cur is not None and head[0] == "KernelPageSize:":
+                cur["page_kb"] = int(head[1])
+            elif cur is not None and head[0] == "Size:":
+                cur["size_kb"] = int(head[1])
+    assert len(found) <= 1, found
+    return found[0] if found else None
+
+
+def huge_pool():
+    """/proc/meminfo's HugePages_Total, _Free and _Rsvd (2 MiB pages here)."""
+    got = {}
+    with open("/proc/meminfo") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in ("HugePages_Total", "HugePages_Free", "HugePages_Rsvd", "Hugepagesize"):
+                got[k] = int(v.split()[0])
+    assert got["Hugepagesize"] == 2048, got
+    return got["HugePages_Total"], got["HugePages_Free"], got["HugePages_Rsvd"]
+
+
+def set_huge_pool(n):
+    with open("/proc/sys/vm/nr_hugepages", "w") as f:
+        f.write("%d\n" % n)
+    total = huge_pool()[0]
+    assert total == n, "the lab's kernel gave %d of %d 2 MiB pages" % (total, n)
+
+
+def in_use(pool):
+    total, free, rsvd = pool
+    return total - free + rsvd
+
+
+def test_huge_pages_2m_puts_guest_ram_on_hugetlbfs():
+    """--huge-pages 2M: guest RAM is a hugetlbfs mapping of 2 MiB pages, all of it reserved
+    from the host's pool when the VM starts and back in the pool when it ends; a pool too
+    small stops tern-vmm before the guest runs, with a message naming the pool."""
+    ternlib.need_kvm()
+    pages = MEM_MIB // 2
+    try:
+        set_huge_pool(pages - 1)
+        r = ternlib.run_vmm(["--kernel", COUNTER, "--memory", str(MEM_MIB), "--huge-pages", "2M"])
+        assert r.status != 0 and ("fewer than %d free 2 MiB pages" % pages) in r.err \
+            and "vm.nr_hugepages" in r.err, r
+        assert in_use(huge_pool()) == 0, huge_pool()
+        set_huge_pool(pages + 4)
+        v = run_counter(["--huge-pages", "2M"], "mem-hugetlb.log")
+        try:
+            ram = hugetlb_ram(v.proc.pid)
+            assert ram and ram["page_kb"] == 2048 and ram["size_kb"] == MEM_MIB << 10, ram
+            assert in_use(huge_pool()) == pages, (huge_pool(), pages)
+            assert guest_ram(v.proc.pid) is None  # no anonymous 4 KiB RAM beside it
+        finally:
+            v.stop()
+        assert in_use(huge_pool()) == 0, huge_pool()
+    finally:
+        set_huge_pool(0)
+
+
+def test_machine_config_huge_pages_2m():
+    """huge_pages "2M" through the API: mem_size_mib must be even (a 400 naming it); a pool
+    too small makes InstanceStart a 400 naming it, and tern-vmm waits on; with the pages
+    there, the next InstanceStart boots on them."""
+    ternlib.need_kvm()
+    pages = MEM_MIB // 2
+    vmm, c = api.start_api_vmm([], log_name="mem-api-2m.log")
+    try:
+        set_huge_pool(0)
+        api.expect_400(c.put("/machine-config", {"vcpu_count": 1, "mem_size_mib": MEM_MIB - 1,
+                                                 "huge_pages": "2M"}), "odd memory", "mem_size_mib",
+                       "2 MiB pages")
+        api.expect_204(c.put("/machine-config", {"vcpu_count": 1, "mem_size_mib": MEM_MIB,
+                                                 "huge_pages": "2M"}), "huge_pages 2M", vmm)
+        assert c.get("/machine-config")[1]["huge_pages"] == "2M"
+        api.expect_400(c.patch("/machine-config", {"mem_size_mib": MEM_MIB + 1}), "PATCH odd",
+                       "2 MiB pages")
+        api.expect_204(c.put("/boot-source", {"kernel_image_path": COUNTER,
+                                              "boot_args": "console=ttyS0 every=3000"}), "boot-source", vmm)
+        api.expect_400(c.put("/actions", {"action_type": "InstanceStart"}), "InstanceStart, no pool",
+                       "vm.nr_hugepages")
+        assert vmm.proc.poll() is None, vmm
+        set_huge_pool(pages)
+        api.expect_204(c.put("/actions", {"action_type": "InstanceStart"}), "InstanceStart", vmm)
+        assert vmm.wait_for("count 2", 60), vmm
+        assert hugetlb_ram(vmm.proc.pid)["page_kb"] == 2048
+    finally:
+        vmm.stop()
+        set_huge_pool(0)
 
 
 def test_machine_config_huge_pages():
     """PUT /machine-config takes huge_pages "None" and "Transparent" (Firecracker's names) and
     GET reports it; left out of a PUT it is Firecracker's default, "None", unless the command
-    line gave --huge-pages; "2M" is a 400 naming hugetlbfs, and the setting stays; the VM then
-    runs on what was set."""
+    line gave --huge-pages; a bad value is a 400, and the setting stays; the VM then runs on
+    what was set."""
     ternlib.need_kvm()
     vmm, c = api.start_api_vmm(["--huge-pages", "transparent"], log_name="mem-api-cli.log")
     try:
@@ -118,8 +222,6 @@ def test_machine_config_huge_pages():
                                                      "huge_pages": want}), "huge_pages " + want, vmm)
             st, mc = c.get("/machine-config")
             assert st == 200 and mc["huge_pages"] == want, (want, mc)
-        api.expect_400(c.put("/machine-config", {"vcpu_count": 1, "mem_size_mib": MEM_MIB,
-                                                 "huge_pages": "2M"}), "huge_pages 2M", "2M", "hugetlbfs")
         api.expect_400(c.patch("/machine-config", {"huge_pages": "Always"}), "huge_pages Always",
                        "huge_pages")
         st, mc = c.get("/machine-config")
@@ -137,3 +239,42 @@ def test_machine_config_huge_pages():
         assert ram and "hg" not in ram["flags"], ram
     finally:
         vmm.stop()
+
+
+def test_a_vm_on_2m_pages_migrates_and_post_copy_into_them_is_refused():
+    """A VM on 2 MiB pages migrates into another tern-vmm on 2 MiB pages; post-copy into such
+    RAM (4 KiB pages dropped and placed one by one) is refused by the destination, naming
+    --huge-pages 2M, and the source's VM runs on."""
+    mig = ternlib.sibling(__file__, "test_migrate")
+    mib = 64
+    set_huge_pool(3 * mib // 2 + 4)
+    try:
+        work, src, c = mig.start_source("huge", cmdline="mib=16 static=4 gap=4", memory=mib,
+                                        extra=["--huge-pages", "2M"])
+        path = os.path.join(work, "incoming-pc.sock")
+        dst, _ = mig.start_destination("huge-pc", work, "unix:" + path,
+                                       extra=["--huge-pages", "2M"], wait_path=path)
+        try:
+            mig.migrate(c, {"destination": "unix:" + path, "bandwidth_mib_s": 16,
+                            "post_copy": True, "max_rounds": 10}, "PUT /migrate post_copy", src)
+            st = mig.wait_status(c, {"failed", "completed"}, src)
+            assert st["status"] == "failed" and "--huge-pages 2M" in st["error"] \
+                and "post_copy" in st["error"], st
+        finally:
+            dst.stop()
+        assert api.vm_state(c) == "Running", "the source's VM did not run on"
+        n = len(mig.passes(src))
+        assert mig.wait_passes(src, n + 1), "the source's guest stopped: %r" % src
+        path = os.path.join(work, "incoming.sock")
+        dst, dsock = mig.start_destination("huge", work, "unix:" + path,
+                                           extra=["--huge-pages", "2M"], wait_path=path)
+        try:
+            mig.migrate(c, {"destination": "unix:" + path}, "PUT /migrate", src)
+            mig.expect_arrived(src, dst, dsock, "pre-copy onto 2 MiB pages")
+            ram = hugetlb_ram(dst.proc.pid, mib)
+            assert ram and ram["page_kb"] == 2048, ram
+        finally:
+            dst.stop()
+    finally:
+        src.stop()
+        set_huge_pool(0)
