@@ -23,7 +23,7 @@ const struct cli_command cli_commands[] = {
 	  "tern define web.json" },
 	{ "create", cmd_create, true,
 	  "NAME --kernel FILE [--initrd FILE] [--cmdline TEXT]\n"
-	  "            [--memory MIB] [--cpus N]\n"
+	  "            [--memory MIB] [--huge-pages transparent|none|2M] [--cpus N]\n"
 	  "            [--disk PATH[,readonly][,cache=none|writeback][,id=ID][,format=F]]...\n"
 	  "            [--nic user[,mac=MAC][,hostfwd=tcp::HOSTPORT-:GUESTPORT]...]...\n"
 	  "            [--nic bridge=NAME[,mac=MAC]]... [--vsock-cid N] [--rng] [--autostart]\n"
@@ -33,6 +33,9 @@ const struct cli_command cli_commands[] = {
 	  "the definition is removed again: nothing is left half-created.\n"
 	  "  --kernel, --initrd   relative paths are made absolute\n"
 	  "  --memory MIB         16 to 1048576 (default 256)\n"
+	  "  --huge-pages KIND    guest RAM on transparent huge pages (default), 4 KiB pages\n"
+	  "                       (none) or 2 MiB hugetlbfs pages the host has reserved (2M:\n"
+	  "                       sysctl vm.nr_hugepages; --memory a multiple of 2)\n"
 	  "  --cpus N             1 to 254 (default 1)\n"
 	  "  --disk SPEC          at most 16; PATH must not contain commas; id= is the serial\n"
 	  "                       the guest sees (1 to 20 characters); format= auto (the\n"

@@ -274,6 +274,7 @@ enum {
 	O_INITRD,
 	O_CMDLINE,
 	O_MEMORY,
+	O_HUGE,
 	O_CPUS,
 	O_DISK,
 	O_NIC,
@@ -296,6 +297,7 @@ static int parse(int argc, char **argv, struct create_opts *o, struct json_objec
 		{ "initrd", required_argument, NULL, O_INITRD },
 		{ "cmdline", required_argument, NULL, O_CMDLINE },
 		{ "memory", required_argument, NULL, O_MEMORY },
+		{ "huge-pages", required_argument, NULL, O_HUGE },
 		{ "cpus", required_argument, NULL, O_CPUS },
 		{ "disk", required_argument, NULL, O_DISK },
 		{ "nic", required_argument, NULL, O_NIC },
@@ -342,6 +344,19 @@ static int parse(int argc, char **argv, struct create_opts *o, struct json_objec
 			r = number("memory", optarg, VMDEF_MIN_MIB, VMDEF_MAX_MIB, " MiB", def,
 				   "memory_mib", err, n);
 			break;
+		case O_HUGE: {
+			unsigned int i = 0;
+			while (vmdef_huge_names[i] && strcmp(vmdef_huge_names[i], optarg))
+				i++;
+			if (!vmdef_huge_names[i])
+				r = fail_msg(err, n, -EINVAL,
+					     "--huge-pages: '%s' must be transparent, none or 2M",
+					     optarg);
+			else
+				json_object_object_add(def, "huge_pages",
+						       json_object_new_string(optarg));
+			break;
+		}
 		case O_CPUS:
 			r = number("cpus", optarg, 1, VMDEF_MAX_VCPUS, " vCPUs", def, "vcpus", err,
 				   n);

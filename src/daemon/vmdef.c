@@ -17,11 +17,12 @@
 #define DISK_ID_MAX 20 /* a virtio-blk serial */
 #define BRIDGE_MAX 15  /* IFNAMSIZ - 1 */
 
-static const char *const top_keys[] = { "name",	       "uuid",	    "vcpus",	"memory_mib",
-					"kernel",      "initrd",    "cmdline",	"disks",
-					"nics",	       "vsock",	    "rng",	"autostart",
-					"on_poweroff", "on_reboot", "on_crash", "limits",
-					NULL };
+static const char *const top_keys[] = { "name",	      "uuid",	     "vcpus",	  "memory_mib",
+					"huge_pages", "kernel",	     "initrd",	  "cmdline",
+					"disks",      "nics",	     "vsock",	  "rng",
+					"autostart",  "on_poweroff", "on_reboot", "on_crash",
+					"limits",     NULL };
+const char *const vmdef_huge_names[] = { "transparent", "none", "2M", NULL };
 static const char *const disk_io_keys[] = { "read_iops", "write_iops", "read_mib_s", "write_mib_s",
 					    NULL };
 static const char *const limit_keys[] = { "disks",	    "cpu_max_percent", "cpu_weight",
@@ -352,6 +353,15 @@ static int parse(struct json_object *o, struct vmdef *d, bool check, char *err, 
 	if ((r = jin_u64(o, "memory_mib", VMDEF_MIN_MIB, VMDEF_MAX_MIB, &v, err, n)) < 0)
 		return r;
 	d->memory_mib = r ? v : 256;
+	unsigned int huge = VMDEF_HUGE_TRANSPARENT;
+	if ((r = jin_enum(o, "huge_pages", vmdef_huge_names, &huge, err, n)) < 0)
+		return r;
+	d->huge_pages = (enum vmdef_huge)huge;
+	if (d->huge_pages == VMDEF_HUGE_2M && d->memory_mib % 2)
+		return fail_msg(err, n, -EINVAL,
+				"'memory_mib' %llu is not a whole number of 2 MiB pages, which "
+				"'huge_pages' \"2M\" needs",
+				(unsigned long long)d->memory_mib);
 	if ((r = dup_string(o, "kernel", "", VMDEF_PATH_MAX, true, &d->kernel, err, n)) < 0)
 		return r;
 	if ((r = dup_string(o, "initrd", "", VMDEF_PATH_MAX, false, &d->initrd, err, n)) < 0)
@@ -581,6 +591,8 @@ char *vmdef_to_json(const struct vmdef *d)
 	json_object_object_add(o, "uuid", json_object_new_string(d->uuid));
 	json_object_object_add(o, "vcpus", json_object_new_int64(d->vcpus));
 	json_object_object_add(o, "memory_mib", json_object_new_int64((int64_t)d->memory_mib));
+	json_object_object_add(o, "huge_pages",
+			       json_object_new_string(vmdef_huge_names[d->huge_pages]));
 	json_object_object_add(o, "kernel", json_object_new_string(d->kernel));
 	if (d->initrd)
 		json_object_object_add(o, "initrd", json_object_new_string(d->initrd));
@@ -702,6 +714,8 @@ char **vmdef_vmm_args(const struct vmdef *d, const char *vsock_uds, char *const 
 	add(&a, "%u", d->vcpus);
 	add(&a, "--memory");
 	add(&a, "%llu", (unsigned long long)d->memory_mib);
+	add(&a, "--huge-pages");
+	add(&a, "%s", vmdef_huge_names[d->huge_pages]);
 	add(&a, "--on-reboot");
 	add(&a, "%s", d->on_reboot == VMDEF_RESTART ? "restart" : "exit");
 	add(&a, "--id");

@@ -24,6 +24,9 @@
 
 enum vmdef_nic_type { VMDEF_NIC_USER, VMDEF_NIC_BRIDGE };
 enum vmdef_action { VMDEF_DESTROY, VMDEF_RESTART };
+/* What backs guest RAM: tern-vmm's --huge-pages, by the same names (vmdef_huge_names). */
+enum vmdef_huge { VMDEF_HUGE_TRANSPARENT, VMDEF_HUGE_NONE, VMDEF_HUGE_2M };
+extern const char *const vmdef_huge_names[];
 
 struct vmdef_disk {
 	char *path;
@@ -78,6 +81,7 @@ struct vmdef {
 	char uuid[VMDEF_UUID_LEN + 1];
 	unsigned int vcpus;
 	uint64_t memory_mib;
+	enum vmdef_huge huge_pages;
 	char *kernel, *initrd, *cmdline;
 	unsigned int ndisks, nnics;
 	struct vmdef_disk disks[VMDEF_MAX_DISKS];

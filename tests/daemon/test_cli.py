@@ -153,12 +153,14 @@ def test_create_no_start():
     with Ternd() as t:
         disk = t.file("root.img", "")
         r = t.tern("create", "web", "--kernel", t.kernel, "--memory", "1024", "--cpus", "2",
+                   "--huge-pages", "none",
                    "--disk", disk + ",readonly,id=root", "--disk", disk + ",cache=none",
                    "--nic", "user,mac=52:54:00:00:00:01,hostfwd=tcp::2222-:22",
                    "--vsock-cid", "7", "--rng", "--on-crash", "restart", "--no-start", check=0)
         assert r.out.startswith("Defined web"), r
         d = json.loads(t.tern("dumpconfig", "web", check=0).out)
         assert d["memory_mib"] == 1024 and d["vcpus"] == 2 and d["rng"] is True, d
+        assert d["huge_pages"] == "none", d
         assert d["disks"] == [
             {"path": disk, "readonly": True, "id": "root", "cache": "writeback", "format": "auto"},
             {"path": disk, "readonly": False, "cache": "none", "format": "auto"}], d["disks"]
@@ -287,6 +289,9 @@ def test_create_usage_errors():
         cases = [
             (["create", "web", "--memory", "8"] + k, "--memory", "16 to 1048576"),
             (["create", "web", "--cpus", "0"] + k, "--cpus", "1 to 254"),
+            (["create", "web", "--huge-pages", "4k"] + k, "--huge-pages", "transparent, none or 2M"),
+            (["create", "web", "--memory", "65", "--huge-pages", "2M"] + k, "memory_mib",
+             "2 MiB pages"),
             (["create", "web", "--vsock-cid", "1"] + k, "--vsock-cid", "3 to 4294967294"),
             (["create", "web", "--disk", "/a,cache=fast"] + k, "--disk", "none or writeback"),
             (["create", "web", "--disk", "/a,ro"] + k, "--disk", "PATH[,readonly]"),

@@ -170,6 +170,34 @@ def test_each_vm_runs_jailed_under_its_own_uid():
         shutil.rmtree(d, ignore_errors=True)
 
 
+def test_a_jailed_vm_on_2m_pages():
+    """huge_pages "2M" in a definition: the jailed tern-vmm, another uid with no capability,
+    gets its guest RAM on 2 MiB hugetlbfs pages from the host's pool, which has them all
+    back once the VM is shut off; an odd memory_mib with it is refused, naming both."""
+    guest = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "guest")
+    mem = ternlib.sibling(os.path.join(guest, "test_memory.py"), "test_memory")
+    t = ternd.Ternd("vmhuge", extra=["--vm-uids", UIDS])
+    try:
+        mem.set_huge_pool(COUNTER["memory_mib"] // 2 + 2)
+        st, body = t.call("POST", "/vms", dict(name="odd", kernel=ternlib.guest_path("counter"),
+                                               memory_mib=33, huge_pages="2M"))
+        assert st == 400 and "'memory_mib' 33" in body["error"] and "2M" in body["error"], body
+        t.define("h", ternlib.guest_path("counter"), huge_pages="2M", **COUNTER)
+        assert t.vm("h")["definition"]["huge_pages"] == "2M"
+        t.ok("POST", "/vms/h/start")
+        assert wait_counting(t, "h"), t.log()
+        pid = t.vm("h")["pid"]
+        ram = mem.hugetlb_ram(pid, COUNTER["memory_mib"])
+        assert ram and ram["page_kb"] == 2048, ram
+        assert mem.in_use(mem.huge_pool()) == COUNTER["memory_mib"] // 2, mem.huge_pool()
+        t.ok("POST", "/vms/h/destroy")
+        t.wait_state("h", "shut off")
+        assert mem.in_use(mem.huge_pool()) == 0, mem.huge_pool()
+    finally:
+        t.stop()
+        mem.set_huge_pool(0)
+
+
 def test_what_a_jailed_vm_cannot_have_is_refused():
     """A kernel its uid cannot read, a disk another VM's uid holds: 409 naming the file,
     nothing handed over. Bad --vm-uids: exit 2 naming the option."""

@@ -76,12 +76,13 @@ TEST(cli_create_minimal)
 TEST(cli_create_everything)
 {
 	REQUIRE(create("web", "--kernel", "/k", "--initrd", "/i", "--cmdline",
-		       "console=ttyS0 root=/dev/vda", "--memory", "1024", "--cpus", "4",
-		       "--vsock-cid", "42", "--rng", "--autostart", "--on-poweroff", "restart",
-		       "--on-reboot", "destroy", "--on-crash", "restart", NULL) == 0);
+		       "console=ttyS0 root=/dev/vda", "--memory", "1024", "--huge-pages", "2M",
+		       "--cpus", "4", "--vsock-cid", "42", "--rng", "--autostart", "--on-poweroff",
+		       "restart", "--on-reboot", "destroy", "--on-crash", "restart", NULL) == 0);
 	CHECK(def_is(
 		"{\"name\":\"web\",\"kernel\":\"/k\",\"initrd\":\"/i\","
-		"\"cmdline\":\"console=ttyS0 root=/dev/vda\",\"memory_mib\":1024,\"vcpus\":4,"
+		"\"cmdline\":\"console=ttyS0 root=/dev/vda\",\"memory_mib\":1024,"
+		"\"huge_pages\":\"2M\",\"vcpus\":4,"
 		"\"vsock\":{\"cid\":42},\"rng\":true,\"autostart\":true,"
 		"\"on_poweroff\":\"restart\",\"on_reboot\":\"destroy\",\"on_crash\":\"restart\"}"));
 }
@@ -178,6 +179,8 @@ TEST(cli_create_errors)
 	CHECK(refused(create("w", "--kernel", "/k", "--memory", "15", NULL), "--memory",
 		      "16 to 1048576 MiB"));
 	CHECK(refused(create("w", "--kernel", "/k", "--memory", "1g", NULL), "--memory", NULL));
+	CHECK(refused(create("w", "--kernel", "/k", "--huge-pages", "1G", NULL), "--huge-pages",
+		      "transparent, none or 2M"));
 	CHECK(refused(create("w", "--kernel", "/k", "--cpus", "0", NULL), "--cpus", "1 to 254"));
 	CHECK(refused(create("w", "--kernel", "/k", "--cpus", "255", NULL), "--cpus", "1 to 254"));
 	CHECK(refused(create("w", "--kernel", "/k", "--vsock-cid", "2", NULL), "--vsock-cid",

@@ -149,12 +149,47 @@ TEST(vmdef_vmm_options)
 	}
 	printf("  %s\n", line);
 	CHECK(!strcmp(line,
-		      "--kernel /k --initrd /i --cmdline quiet --cpus 2 --memory 64 --on-reboot "
-		      "exit --id a --disk path=/d,readonly=on,cache=none,format=auto,id=root --net "
+		      "--kernel /k --initrd /i --cmdline quiet --cpus 2 --memory 64 --huge-pages "
+		      "transparent --on-reboot exit --id a --disk "
+		      "path=/d,readonly=on,cache=none,format=auto,id=root --net "
 		      "user,mac=02:00:00:00:00:01,hostfwd=tcp::2222-:22 --vsock "
 		      "cid=9,uds=/run/v.sock --rng "));
 	vmdef_free_args(a);
 	vmdef_free(&d);
+}
+
+TEST(vmdef_huge_pages)
+{
+	struct vmdef d;
+	char err[256];
+	const char *j = "{\"name\": \"h\", " K ", \"memory_mib\": 64, \"huge_pages\": \"2M\"}";
+
+	REQUIRE(!vmdef_parse(j, strlen(j), &d, false, err, sizeof(err)));
+	CHECK(d.huge_pages == VMDEF_HUGE_2M);
+	char **a = vmdef_vmm_args(&d, NULL, NULL), *js = vmdef_to_json(&d);
+	REQUIRE(a && js);
+	bool found = false;
+	for (char **p = a; *p && p[1]; p++)
+		found |= !strcmp(p[0], "--huge-pages") && !strcmp(p[1], "2M");
+	CHECK(found);
+	CHECK(strstr(js, "\"huge_pages\":\"2M\"") != NULL);
+	free(js);
+	vmdef_free_args(a);
+	vmdef_free(&d);
+
+	/* Left out: transparent, written out in the canonical JSON. */
+	j = "{\"name\": \"h\", " K "}";
+	REQUIRE(!vmdef_parse(j, strlen(j), &d, false, err, sizeof(err)));
+	CHECK(d.huge_pages == VMDEF_HUGE_TRANSPARENT);
+	js = vmdef_to_json(&d);
+	CHECK(js && strstr(js, "\"huge_pages\":\"transparent\"") != NULL);
+	free(js);
+	vmdef_free(&d);
+
+	CHECK(refused("{\"name\": \"h\", " K ", \"memory_mib\": 65, \"huge_pages\": \"2M\"}",
+		      "'memory_mib' 65 is not a whole number of 2 MiB pages"));
+	CHECK(refused("{\"name\": \"h\", " K ", \"huge_pages\": \"1G\"}",
+		      "one of transparent, none, 2M"));
 }
 
 TEST(vmdef_limits_defaults_ranges_and_refusals)
