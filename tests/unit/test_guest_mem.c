@@ -34,3 +34,23 @@ TEST(guest_mem_is_anonymous_aligned_and_gives_pages_back)
 	CHECK(!m.anon && guest_mem_discard(&m, 0, 4096) == -EINVAL);
 	CHECK(guest_mem_advise_huge(&m) == -EINVAL);
 }
+
+TEST(guest_mem_hugetlb_takes_whole_2m_pages_only)
+{
+	struct guest_mem m;
+
+	/* A size that is not whole 2 MiB pages is refused before the pool is asked. */
+	CHECK(guest_mem_create_hugetlb(&m, (66ull << 20) + 4096) == -EINVAL);
+	CHECK(!m.host && !m.hugetlb);
+	/* The host's pool decides the rest (guest/memory reserves one in the lab). */
+	int r = guest_mem_create_hugetlb(&m, 4ull << 20);
+	if (r == 0) {
+		CHECK(m.anon && m.hugetlb && ((uintptr_t)m.host & ((2u << 20) - 1)) == 0);
+		CHECK(guest_mem_discard(&m, 0, 4096) == -EOPNOTSUPP);
+		CHECK(guest_mem_advise_huge(&m) == -EINVAL);
+		guest_mem_destroy(&m);
+		CHECK(!m.host && !m.anon && !m.hugetlb);
+	} else {
+		CHECK(r == -ENOMEM);
+	}
+}
