@@ -7,10 +7,12 @@
 static const char *const keys[] = { "vcpu_count",   "mem_size_mib", "smt", "track_dirty_pages",
 				    "cpu_template", "huge_pages",   NULL };
 
+/* Firecracker's names for enum huge_pages, in its order. */
+static const char *const huge[] = { "None", "Transparent", "2M", NULL };
+
 int res_machine_config(struct api *a, struct json_object *o, bool patch, char *err, size_t n)
 {
 	static const char *const templates[] = { "None", NULL };
-	static const char *const huge[] = { "None", "Transparent", "2M", NULL };
 	uint64_t cpus = a->cfg.cpus, mem = a->cfg.mem_mib;
 	bool smt = a->smt, dirty = a->cfg.track_dirty;
 	enum huge_pages huge_pages = a->cfg.huge_pages;
@@ -53,9 +55,7 @@ int res_machine_config(struct api *a, struct json_object *o, bool patch, char *e
 	if ((r = jin_enum(o, "huge_pages", huge, &idx, err, n)) < 0)
 		return r;
 	if (r)
-		huge_pages = idx == 2 ? HUGE_PAGES_2M :
-			     idx == 1 ? HUGE_PAGES_TRANSPARENT :
-					HUGE_PAGES_NONE;
+		huge_pages = (enum huge_pages)idx;
 	else if (!patch)
 		huge_pages = a->cfg.huge_pages_given ? a->cfg.huge_pages : HUGE_PAGES_NONE;
 	if (huge_pages == HUGE_PAGES_2M && mem % 2)
@@ -80,10 +80,6 @@ struct json_object *res_machine_config_get(struct api *a)
 	json_object_object_add(o, "smt", json_object_new_boolean(a->smt));
 	json_object_object_add(o, "track_dirty_pages", json_object_new_boolean(a->cfg.track_dirty));
 	json_object_object_add(o, "cpu_template", json_object_new_string("None"));
-	json_object_object_add(
-		o, "huge_pages",
-		json_object_new_string(a->cfg.huge_pages == HUGE_PAGES_2M	   ? "2M" :
-				       a->cfg.huge_pages == HUGE_PAGES_TRANSPARENT ? "Transparent" :
-										     "None"));
+	json_object_object_add(o, "huge_pages", json_object_new_string(huge[a->cfg.huge_pages]));
 	return o;
 }
