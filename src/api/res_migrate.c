@@ -49,8 +49,6 @@ int res_migrate(struct api *a, struct json_object *o, char *err, size_t n)
 		return r;
 	if ((r = jin_bool(o, "copy_storage", &p.copy_storage, err, n)) < 0)
 		return r;
-	if (p.post_copy && p.copy_storage)
-		return api_fail(err, n, "'post_copy' and 'copy_storage' do not go together yet");
 	if (!a->started)
 		return api_fail(err, n, "there is no microVM to migrate (InstanceStart first)");
 	return migrate_start(a->vm, &p, err, n) ? -EINVAL : 0;

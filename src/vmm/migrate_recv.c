@@ -223,7 +223,7 @@ static int receive(struct incoming *in, struct guest_mem *mem, uint8_t **state, 
 			uint64_t bm = (pages + 7) / 8;
 			vmstate_cursor_init(&c, &in->s);
 			*running = vmstate_get_bool(&c);
-			if (c.error || in->s.len != 1 + bm || !*state || in->copying)
+			if (c.error || in->s.len != 1 + bm || !*state)
 				return fail_msg(err, n, -EINVAL,
 						"a post-copy section this destination cannot take");
 			if (!(in->stale = malloc(bm)))

@@ -113,8 +113,8 @@ def test_the_document_matches_the_server():
         call(doc, t, "POST", "/vms/doc1/suspend")
         call(doc, t, "POST", "/vms/doc1/resume")
         call(doc, t, "POST", "/vms/doc1/migrate", {})  # 400: no host
-        call(doc, t, "POST", "/vms/doc1/migrate", {"host": "tls://127.0.0.1:1", "post_copy": True,
-                                                    "copy_storage": True})  # 400
+        call(doc, t, "POST", "/vms/doc1/migrate", {"host": "tls://127.0.0.1:1",
+                                                    "downtime_limit_ms": 0})  # 400
         call(doc, t, "POST", "/vms/doc1/incoming/stream", {"uuid": d["uuid"]})  # 409
         call(doc, t, "POST", "/vms/nope/incoming/stream", {"uuid": d["uuid"]})  # 404
         call(doc, t, "POST", "/vms/docx/incoming", {"definition": {"name": "docx", "kernel": k}})  # 400
