@@ -50,7 +50,7 @@ int guest_mem_create(struct guest_mem *m, uint64_t size)
 
 int guest_mem_create_hugetlb(struct guest_mem *m, uint64_t size)
 {
-	const uint64_t huge = 2u << 20;
+	const uint64_t huge = GUEST_MEM_HUGETLB_PAGE;
 
 	guest_mem_layout(m, size);
 	if (size % huge)
@@ -83,9 +83,9 @@ int guest_mem_advise_huge(struct guest_mem *m)
 int guest_mem_discard(const struct guest_mem *m, uint64_t off, uint64_t len)
 {
 	/* A private file mapping would read its file again, not zeros. */
-	if (m->hugetlb)
-		return -EOPNOTSUPP;
 	if (!m->anon || off > m->size || len > m->size - off)
+		return -EINVAL;
+	if (m->hugetlb && (off % GUEST_MEM_HUGETLB_PAGE || len % GUEST_MEM_HUGETLB_PAGE))
 		return -EINVAL;
 	return madvise(m->host + off, len, MADV_DONTNEED) ? -errno : 0;
 }

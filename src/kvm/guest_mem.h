@@ -17,6 +17,7 @@
 
 #define GUEST_MEM_LOW_LIMIT (3ULL << 30)
 #define GUEST_MEM_HIGH_BASE (4ULL << 30)
+#define GUEST_MEM_HUGETLB_PAGE (2ULL << 20) /* guest_mem_create_hugetlb's page size */
 
 struct guest_mem {
 	bool anon;    /* guest_mem_create's anonymous memory (a restore maps its file instead) */
@@ -50,8 +51,9 @@ int guest_mem_create_hugetlb(struct guest_mem *m, uint64_t size);
  */
 int guest_mem_advise_huge(struct guest_mem *m);
 /*
- * Gives [off, off+len) of anonymous guest RAM back to the host: it reads as zeros.
- * -EOPNOTSUPP on hugetlbfs pages (a 4 KiB range is part of a page).
+ * Gives [off, off+len) of anonymous guest RAM back to the host: it reads as zeros. On
+ * hugetlbfs pages, whole 2 MiB pages only (-EINVAL otherwise; Linux 5.18 on, earlier
+ * kernels refuse it with -EINVAL).
  */
 int guest_mem_discard(const struct guest_mem *m, uint64_t off, uint64_t len);
 /* Same split without any backing, for pure layout users (unit tests, e820). */

@@ -18,6 +18,41 @@
 
 static const uint8_t zero_page[MIG_PAGE] __attribute__((aligned(4096)));
 
+#define HUGE_PAGES (GUEST_MEM_HUGETLB_PAGE / MIG_PAGE) /* 4 KiB pages in a 2 MiB one */
+
+static bool test_bit(const uint8_t *b, uint64_t p)
+{
+	return __atomic_load_n(&b[p / 8], __ATOMIC_RELAXED) & (1u << (p % 8));
+}
+
+/* Places huge page h from its filled copy; 0 or -errno. */
+static int place_huge(struct postcopy_dst *pc, uint64_t h)
+{
+	struct uffdio_copy c = {
+		.dst = (uint64_t)(uintptr_t)(pc->mem->host + h * GUEST_MEM_HUGETLB_PAGE),
+		.src = (uint64_t)(uintptr_t)pc->stage[h],
+		.len = GUEST_MEM_HUGETLB_PAGE,
+	};
+	int r = ioctl(pc->uffd, UFFDIO_COPY, &c) < 0 && errno != EEXIST ? -errno : 0;
+
+	free(pc->stage[h]);
+	pc->stage[h] = NULL;
+	return r;
+}
+
+/* A page into its huge page's copy; the huge page goes in with its last stale page. */
+static int stage_page(struct postcopy_dst *pc, uint64_t p, const uint8_t *src)
+{
+	uint64_t h = p / HUGE_PAGES;
+
+	/* Not stale, or here already (asked for and sent in the background too). */
+	if (!pc->stage[h] || !test_bit(pc->want, p))
+		return 0;
+	memcpy(pc->stage[h] + (p % HUGE_PAGES) * MIG_PAGE, src, MIG_PAGE);
+	__atomic_fetch_and(&pc->want[p / 8], (uint8_t) ~(1u << (p % 8)), __ATOMIC_RELAXED);
+	return --pc->missing[h] ? 0 : place_huge(pc, h);
+}
+
 /* Places one run of pages that arrived; a page already there (EEXIST) stays as it is. */
 static int place(void *opaque, uint64_t first, uint32_t count, enum mig_run_kind kind,
 		 const uint8_t *data)
@@ -25,16 +60,35 @@ static int place(void *opaque, uint64_t first, uint32_t count, enum mig_run_kind
 	struct postcopy_dst *pc = opaque;
 
 	for (uint32_t i = 0; i < count; i++) {
+		const uint8_t *src = kind == MIG_RUN_DATA ? data + i * MIG_PAGE : zero_page;
+		if (pc->stage) {
+			int r = stage_page(pc, first + i, src);
+			if (r)
+				return r;
+			continue;
+		}
 		struct uffdio_copy c = {
 			.dst = (uint64_t)(uintptr_t)(pc->mem->host + (first + i) * MIG_PAGE),
-			.src = (uint64_t)(uintptr_t)(kind == MIG_RUN_DATA ? data + i * MIG_PAGE :
-									    zero_page),
+			.src = (uint64_t)(uintptr_t)src,
 			.len = MIG_PAGE,
 		};
 		if (ioctl(pc->uffd, UFFDIO_COPY, &c) < 0 && errno != EEXIST)
 			return -errno;
 	}
 	return 0;
+}
+
+/* Frees the hugetlb bookkeeping (copies not placed included). */
+static void stage_free(struct postcopy_dst *pc)
+{
+	for (uint64_t h = 0; pc->stage && h < pc->pages / HUGE_PAGES; h++)
+		free(pc->stage[h]);
+	free(pc->stage);
+	free(pc->missing);
+	free(pc->want);
+	pc->stage = NULL;
+	pc->missing = NULL;
+	pc->want = NULL;
 }
 
 static void *recv_thread(void *arg)
@@ -65,6 +119,13 @@ static void *recv_thread(void *arg)
 			     vmstate_tag_name(s.tag));
 		break;
 	}
+	/* Every stale page came (the source sends them all): no copy is left to fill. */
+	for (uint64_t h = 0; !r && pc->stage && h < pc->pages / HUGE_PAGES; h++)
+		if (pc->stage[h])
+			r = fail_msg(
+				err, sizeof(err), -EPROTO,
+				"the source completed with %u pages of huge page %llu not sent",
+				pc->missing[h], (unsigned long long)h);
 	if (r)
 		/* Part of the guest's memory is only at the source: it cannot run on. */
 		die("post-copy failed: %s; the VM cannot go on without its memory", err);
@@ -75,6 +136,7 @@ static void *recv_thread(void *arg)
 		log_warn("post-copy: UFFDIO_UNREGISTER: %s", strerror(errno));
 	pthread_join(pc->fault_thread, NULL);
 	close(pc->uffd);
+	stage_free(pc);
 	migrate_get_progress(&p);
 	p.state = MIGRATE_COMPLETED;
 	struct mig_report rep;
@@ -110,19 +172,66 @@ static void *fault_thread(void *arg)
 		if (msg.event != UFFD_EVENT_PAGEFAULT)
 			continue;
 		uint64_t off = msg.arg.pagefault.address - (uint64_t)(uintptr_t)pc->mem->host;
-		uint64_t p = off / MIG_PAGE;
-		if (off >= pc->mem->size ||
-		    __atomic_fetch_or(&pc->requested[p / 8], (uint8_t)(1u << (p % 8)),
-				      __ATOMIC_RELAXED) &
-			    (1u << (p % 8)))
+		if (off >= pc->mem->size)
 			continue;
+		uint64_t p = off / MIG_PAGE, end = p + 1;
+		if (pc->want) {
+			/* A huge page waits for all its stale pages. */
+			p = p / HUGE_PAGES * HUGE_PAGES;
+			end = p + HUGE_PAGES;
+		}
 		pthread_mutex_lock(pc->wlock);
-		vmstate_begin(pc->w, VMSTATE_TAG_MIG_PAGE_REQ, 0, MIG_SECTION_VERSION);
-		vmstate_put_u64(pc->w, p);
-		vmstate_end(pc->w);
+		for (; p < end; p++) {
+			if ((pc->want && !test_bit(pc->want, p)) ||
+			    __atomic_fetch_or(&pc->requested[p / 8], (uint8_t)(1u << (p % 8)),
+					      __ATOMIC_RELAXED) &
+				    (1u << (p % 8)))
+				continue;
+			vmstate_begin(pc->w, VMSTATE_TAG_MIG_PAGE_REQ, 0, MIG_SECTION_VERSION);
+			vmstate_put_u64(pc->w, p);
+			vmstate_end(pc->w);
+		}
 		pthread_mutex_unlock(pc->wlock);
 	}
 	return NULL;
+}
+
+/*
+ * hugetlb: keeps a copy of each huge page that holds a stale page, with the count of its
+ * stale pages, and drops the page (a fault on it then waits for the copy to fill).
+ */
+static int stage_stale(struct postcopy_dst *pc, const uint8_t *stale, char *err, size_t n)
+{
+	uint64_t huge = pc->pages / HUGE_PAGES, bm = (pc->pages + 7) / 8;
+
+	pc->stage = calloc(huge, sizeof(*pc->stage));
+	pc->missing = calloc(huge, sizeof(*pc->missing));
+	pc->want = malloc(bm);
+	if (!pc->stage || !pc->missing || !pc->want)
+		return fail_msg(err, n, -ENOMEM, "out of memory");
+	memcpy(pc->want, stale, bm);
+	for (uint64_t h = 0; h < huge; h++) {
+		unsigned int k = 0;
+		for (uint64_t p = h * HUGE_PAGES; p < (h + 1) * HUGE_PAGES; p++)
+			k += !!(stale[p / 8] & (1u << (p % 8)));
+		if (!k)
+			continue;
+		uint8_t *at = pc->mem->host + h * GUEST_MEM_HUGETLB_PAGE;
+		if (!(pc->stage[h] = malloc(GUEST_MEM_HUGETLB_PAGE)))
+			return fail_msg(err, n, -ENOMEM,
+					"out of memory for the copies of the 2 MiB pages that "
+					"post-copy fills");
+		memcpy(pc->stage[h], at, GUEST_MEM_HUGETLB_PAGE);
+		pc->missing[h] = (uint16_t)k;
+		int e = guest_mem_discard(pc->mem, h * GUEST_MEM_HUGETLB_PAGE,
+					  GUEST_MEM_HUGETLB_PAGE);
+		if (e)
+			return fail_msg(err, n, e,
+					"post-copy: cannot drop a 2 MiB page (MADV_DONTNEED on "
+					"hugetlbfs needs Linux 5.18): %s",
+					strerror(-e));
+	}
+	return 0;
 }
 
 /*
@@ -151,23 +260,22 @@ int postcopy_dst_begin(struct postcopy_dst *pc, const struct guest_mem *mem, con
 		       size_t n)
 {
 	uint64_t pages = mem->size / MIG_PAGE;
+	int r = 0;
 
-	/* Stale 4 KiB pages cannot be dropped from a 2 MiB page, nor placed into one alone. */
-	if (mem->hugetlb)
-		return fail_msg(err, n, -EOPNOTSUPP,
-				"post-copy into guest RAM on 2 MiB hugetlbfs pages (--huge-pages "
-				"2M) is not implemented: migrate without post_copy");
 	memset(pc, 0, sizeof(*pc));
 	pc->sock = sock;
 	pc->mem = mem;
 	pc->pages = pages;
 	pc->w = w;
 	pc->wlock = wlock;
+	pc->uffd = -1;
 	pc->requested = calloc((pages + 7) / 8, 1);
 	if (!pc->requested)
 		return fail_msg(err, n, -ENOMEM, "out of memory");
 	/* What changed at the source since it was sent is not to be trusted: a hole. */
-	for (uint64_t p = 0; p < pages;) {
+	if (mem->hugetlb && (r = stage_stale(pc, stale, err, n)))
+		goto fail;
+	for (uint64_t p = 0; !mem->hugetlb && p < pages;) {
 		if (!(stale[p / 8] & (1u << (p % 8)))) {
 			p++;
 			continue;
@@ -175,28 +283,37 @@ int postcopy_dst_begin(struct postcopy_dst *pc, const struct guest_mem *mem, con
 		uint64_t q = p;
 		while (q < pages && (stale[q / 8] & (1u << (q % 8))))
 			q++;
-		int e = guest_mem_discard(mem, p * MIG_PAGE, (q - p) * MIG_PAGE);
-		if (e)
-			return fail_msg(err, n, e, "post-copy: cannot drop stale RAM: %s",
-					strerror(-e));
+		if ((r = guest_mem_discard(mem, p * MIG_PAGE, (q - p) * MIG_PAGE))) {
+			fail_msg(err, n, r, "post-copy: cannot drop stale RAM: %s", strerror(-r));
+			goto fail;
+		}
 		p = q;
 	}
-	if ((pc->uffd = uffd_open()) < 0)
-		return fail_msg(err, n, pc->uffd, "post-copy needs userfaultfd: %s",
-				strerror(-pc->uffd));
+	if ((pc->uffd = uffd_open()) < 0) {
+		r = fail_msg(err, n, pc->uffd, "post-copy needs userfaultfd: %s",
+			     strerror(-pc->uffd));
+		goto fail;
+	}
 	struct uffdio_api api = { .api = UFFD_API };
 	struct uffdio_register reg = {
 		.range = { (uint64_t)(uintptr_t)mem->host, mem->size },
 		.mode = UFFDIO_REGISTER_MODE_MISSING,
 	};
 	if (ioctl(pc->uffd, UFFDIO_API, &api) < 0 || ioctl(pc->uffd, UFFDIO_REGISTER, &reg) < 0) {
-		int e = errno;
-		close(pc->uffd);
-		return fail_msg(err, n, -e, "post-copy: userfaultfd on guest RAM: %s", strerror(e));
+		r = fail_msg(err, n, -errno, "post-copy: userfaultfd on guest RAM: %s",
+			     strerror(errno));
+		goto fail;
 	}
 	if (pthread_create(&pc->fault_thread, NULL, fault_thread, pc) ||
 	    pthread_create(&pc->recv_thread, NULL, recv_thread, pc))
 		die("post-copy: cannot start its threads");
 	pthread_detach(pc->recv_thread);
 	return 0;
+fail:
+	if (pc->uffd >= 0)
+		close(pc->uffd);
+	stage_free(pc);
+	free(pc->requested);
+	pc->requested = NULL;
+	return r;
 }
