@@ -139,13 +139,20 @@ int res_snapshot_load(struct api *a, struct json_object *o, char *err, size_t n)
 		return r;
 	if (flag)
 		return api_fail(err, n, "'clock_realtime' is not implemented in tern");
-	/* tern maps snapshots with regular pages, which is what "Snapshot" means for them. */
+	/*
+	 * "Snapshot" (the default): as tern-vmm's --huge-pages says, the memory file mapped
+	 * unless that asked for huge pages. The others replace it: "None" maps the file,
+	 * "Transparent" and "2M" read it into RAM of that kind (Firecracker takes 2M from a
+	 * UFFD backend only; tern, which has the File backend, fills the pages itself).
+	 */
 	static const char *const huge[] = { "Snapshot", "None", "Transparent", "2M", NULL };
+	static const enum huge_pages kinds[] = { 0, HUGE_PAGES_NONE, HUGE_PAGES_TRANSPARENT,
+						 HUGE_PAGES_2M };
 	unsigned int hp = 0;
 	if ((r = jin_enum(o, "huge_pages", huge, &hp, err, n)) < 0)
 		return r;
-	if (hp > 1)
-		return api_fail(err, n, "'huge_pages' %s is not implemented in tern", huge[hp]);
+	ov.huge_pages_set = hp > 0;
+	ov.huge_pages = kinds[hp];
 	ov.track_dirty |= diff_old;
 	if ((r = res_restore_overrides(o, &ov, err, n)))
 		return r;

@@ -390,6 +390,14 @@ static char **start_argv(struct ternd *t, struct vm_entry *e, const char *restor
 		if (paused)
 			argv[i++] = strdup("--restore-paused");
 	}
+	/*
+	 * RAM the definition puts on 2 MiB pages stays on them when the VM is restored (its
+	 * memory file read into them) or arrives; a restore otherwise maps its memory file.
+	 */
+	if ((restore && e->def.huge_pages == VMDEF_HUGE_2M) || incoming) {
+		argv[i++] = strdup("--huge-pages");
+		argv[i++] = strdup(vmdef_huge_names[e->def.huge_pages]);
+	}
 	for (size_t k = 0; k < nv; k++)
 		argv[i++] = strdup(vargs[k]);
 	if (incoming) {

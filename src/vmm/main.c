@@ -250,8 +250,13 @@ static int restore(struct api *a, const char *state, const char *mem,
 		snapshot_load_free(&l);
 		return -EINVAL;
 	}
-	if (snapshot_load_apply(&l, &vm, a->loop, mem, err, errlen))
-		die_usage("cannot restore '%s': %s", state, err);
+	if (snapshot_load_apply(&l, &vm, a->loop, mem, err, errlen)) {
+		if (l.built)
+			die_usage("cannot restore '%s': %s", state, err);
+		/* No RAM of the kind asked for: nothing was built, the API may try again. */
+		snapshot_load_free(&l);
+		return -EINVAL;
+	}
 	/* What GET /vm/config reports from now on is the restored machine. */
 	a->cfg = l.cfg;
 	snapshot_load_free(&l);

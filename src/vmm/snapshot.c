@@ -433,6 +433,15 @@ int snapshot_load_prepare(struct snapshot_load *l, const char *state_path, const
 		return r;
 	l->cfg.track_dirty = o->track_dirty;
 	l->cfg.clone = o->clone;
+	if (o->huge_pages_set) {
+		l->cfg.huge_pages = o->huge_pages;
+		l->cfg.huge_pages_given = true;
+	}
+	if (l->cfg.huge_pages_given && l->cfg.huge_pages == HUGE_PAGES_2M && l->cfg.mem_mib % 2)
+		return fail_msg(err, n, -EINVAL,
+				"'huge_pages' 2M: the snapshot's %llu MiB of RAM are not a whole "
+				"number of 2 MiB pages",
+				(unsigned long long)l->cfg.mem_mib);
 	/* The memory file (and a diff's bases) are checked now too, while nothing is built. */
 	if ((r = mem_file_check_chain(mem_path, size, l->mem_id, NULL, why, sizeof(why))))
 		return fail_msg(err, n, r, "'mem_backend': %s (state file '%s')", why, state_path);
@@ -553,14 +562,38 @@ int snapshot_restore_state(const struct vmstate_file *f, struct vm *vm, bool cat
 	return 0;
 }
 
+/* --huge-pages transparent or 2M given (or huge_pages in PUT /snapshot/load). */
+static bool restore_wants_ram(const struct vmm_config *c)
+{
+	return c->huge_pages_given && c->huge_pages != HUGE_PAGES_NONE;
+}
+
 int snapshot_load_apply(struct snapshot_load *l, struct vm *vm, struct loop *loop,
 			const char *mem_path, char *err, size_t n)
 {
 	struct vm_restore_mem rm = { .path = mem_path };
+	struct guest_mem ram;
 	int r;
 
 	memcpy(rm.id, l->mem_id, 16);
+	/*
+	 * Huge pages asked for: RAM as a boot makes it, the file read into it (slower than
+	 * mapping the file, which would give 4 KiB pages of the page cache). A host short of
+	 * 2 MiB pages is an error here, before anything is built.
+	 */
+	if (restore_wants_ram(&l->cfg)) {
+		char why[320];
+		if ((r = vm_ram_create(&ram, &l->cfg, err, n)))
+			return r;
+		if ((r = mem_file_load(&ram, mem_path, l->cfg.mem_mib << 20, l->mem_id, why,
+				       sizeof(why)))) {
+			guest_mem_destroy(&ram);
+			return fail_msg(err, n, r, "'mem_backend': %s", why);
+		}
+		rm.mem = &ram;
+	}
 	vm_create(vm, &l->cfg, loop, NULL, &rm);
+	l->built = true;
 	if ((r = snapshot_restore_state(&l->file, vm, false, err, n)))
 		return r;
 	/* A diff snapshot of this VM builds on the memory file it came from. */

@@ -54,6 +54,9 @@ struct restore_overrides {
 	struct restore_disk disks[VMM_MAX_DISKS];
 	bool clone; /* new MACs, vsock CID and socket path, disk overlays, VM generation */
 	bool track_dirty;
+	/* PUT /snapshot/load huge_pages other than "Snapshot": replaces --huge-pages */
+	bool huge_pages_set;
+	enum huge_pages huge_pages;
 };
 
 /* A parsed state file and the configuration it describes. */
@@ -62,6 +65,7 @@ struct snapshot_load {
 	struct vmstate_file file;
 	struct vmm_config cfg;
 	uint8_t mem_id[16];
+	bool built; /* snapshot_load_apply built the VM (a failure before it harmed nothing) */
 };
 
 /*
@@ -88,8 +92,9 @@ void snapshot_resume_devices(struct vm *vm);
 /* --describe-snapshot: the state file's sections and the machine it describes. */
 int snapshot_describe(const char *path, FILE *out, char *err, size_t errlen);
 /*
- * Builds the VM from l->cfg with RAM mapped from mem_path and loads every saved state into
- * it; the vCPUs are created but not started. Bad files end tern-vmm with status 2 (it has
+ * Builds the VM from l->cfg with RAM mapped from mem_path (or, asked for huge pages, made
+ * as a boot's and filled from it) and loads every saved state into it; the vCPUs are
+ * created but not started. Bad files end tern-vmm with status 2 (it has
  * nothing else running). 0 or -EINVAL + err for what is caught before KVM is touched.
  */
 int snapshot_load_apply(struct snapshot_load *l, struct vm *vm, struct loop *loop,

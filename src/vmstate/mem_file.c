@@ -315,3 +315,22 @@ int mem_file_map(struct guest_mem *m, const char *path, uint64_t size, const uin
 	m->host = host;
 	return 0;
 }
+
+int mem_file_load(struct guest_mem *m, const char *path, uint64_t size, const uint8_t id[16],
+		  char *err, size_t n)
+{
+	struct guest_mem file;
+	int r;
+
+	if (size != m->size)
+		return fail_msg(err, n, -EINVAL, "a memory file of %llu bytes into %llu of RAM",
+				(unsigned long long)size, (unsigned long long)m->size);
+	if ((r = mem_file_map(&file, path, size, id, err, n)))
+		return r;
+	/* Holes map the zero page: reading them costs no I/O, and they stay untouched in m. */
+	for (uint64_t off = 0; off < size; off += MEM_FILE_PAGE)
+		if (!mem_is_zero(file.host + off, MEM_FILE_PAGE))
+			memcpy(m->host + off, file.host + off, MEM_FILE_PAGE);
+	munmap(file.host, size);
+	return 0;
+}

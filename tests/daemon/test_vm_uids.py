@@ -173,7 +173,8 @@ def test_each_vm_runs_jailed_under_its_own_uid():
 def test_a_jailed_vm_on_2m_pages():
     """huge_pages "2M" in a definition: the jailed tern-vmm, another uid with no capability,
     gets its guest RAM on 2 MiB hugetlbfs pages from the host's pool, which has them all
-    back once the VM is shut off; an odd memory_mib with it is refused, naming both."""
+    back once the VM is shut off, and again when it comes back from a managed save; an odd
+    memory_mib with it is refused, naming both."""
     guest = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "guest")
     mem = ternlib.sibling(os.path.join(guest, "test_memory.py"), "test_memory")
     t = ternd.Ternd("vmhuge", extra=["--vm-uids", UIDS])
@@ -190,6 +191,15 @@ def test_a_jailed_vm_on_2m_pages():
         ram = mem.hugetlb_ram(pid, COUNTER["memory_mib"])
         assert ram and ram["page_kb"] == 2048, ram
         assert mem.in_use(mem.huge_pool()) == COUNTER["memory_mib"] // 2, mem.huge_pool()
+        # Saved and started again: the memory file is read into 2 MiB pages, not mapped.
+        t.ok("POST", "/vms/h/save")
+        t.wait_state("h", "shut off")
+        assert mem.in_use(mem.huge_pool()) == 0, mem.huge_pool()
+        t.ok("POST", "/vms/h/start")
+        assert t.vm("h")["reason"] == "restored", t.vm("h")
+        assert wait_counting(t, "h"), t.log()
+        ram = mem.hugetlb_ram(t.vm("h")["pid"], COUNTER["memory_mib"])
+        assert ram and ram["page_kb"] == 2048, ram
         t.ok("POST", "/vms/h/destroy")
         t.wait_state("h", "shut off")
         assert mem.in_use(mem.huge_pool()) == 0, mem.huge_pool()

@@ -195,6 +195,75 @@ def test_machine_config_huge_pages_2m():
         set_huge_pool(0)
 
 
+def test_restore_onto_huge_pages():
+    """A snapshot comes back on the RAM asked for: --restore with --huge-pages 2M, or PUT
+    /snapshot/load huge_pages "2M" or "Transparent", reads the memory file into hugetlbfs or
+    anonymous THP RAM (a plain restore maps the file); the guest counts on from where it was.
+    A pool too small is a 400 naming it and tern-vmm waits on (the next load works); 2M
+    with RAM that is not whole 2 MiB pages is refused naming them."""
+    ternlib.need_kvm()
+    snap = ternlib.sibling(__file__, "test_snapshot")
+    work = snap.workdir("huge")
+    pages = MEM_MIB // 2
+    vmms = []
+    try:
+        files = {}
+        for mib in (MEM_MIB, 33):
+            vmm, c = snap.start_counter(work, "huge-src-%d" % mib, mem_mib=mib)
+            vmms.append(vmm)
+            last = snap.pause(c, vmm)
+            st, mem = (os.path.join(work, "%d.%s" % (mib, x)) for x in ("state", "mem"))
+            snap.snapshot(c, st, mem, "snapshot of %d MiB" % mib, vmm)
+            vmm.stop()
+            files[mib] = (st, mem, last)
+        st, mem, last = files[MEM_MIB]
+        v = snap.restore_cli(st, mem, "huge-plain")
+        vmms.append(v)
+        snap.expect_continues(v, last, "a plain restore")
+        assert hugetlb_ram(v.proc.pid) is None and guest_ram(v.proc.pid) is None  # the file
+        v.stop()
+
+        set_huge_pool(pages)
+        v = snap.restore_cli(st, mem, "huge-cli", ["--huge-pages", "2M"])
+        vmms.append(v)
+        snap.expect_continues(v, last, "--restore --huge-pages 2M")
+        ram = hugetlb_ram(v.proc.pid)
+        assert ram and ram["page_kb"] == 2048 and ram["size_kb"] == MEM_MIB << 10, ram
+        assert in_use(huge_pool()) == pages, huge_pool()
+        v.stop()
+        odd_st, odd_mem, _ = files[33]
+        r = ternlib.run_vmm(["--restore", odd_st, "--restore-mem", odd_mem, "--huge-pages", "2M"])
+        assert r.status == 2 and "33 MiB" in r.err and "2 MiB pages" in r.err, r
+
+        set_huge_pool(pages - 1)
+        v, c = snap.fresh_api(work, "huge-api")
+        vmms.append(v)
+        snap.load_refused(c, v, snap.load_body(st, mem, True, huge_pages="2M"), "2M, pool short",
+                          "vm.nr_hugepages")
+        snap.load_refused(c, v, snap.load_body(odd_st, odd_mem, True, huge_pages="2M"),
+                          "2M, 33 MiB", "2 MiB pages")
+        snap.load_refused(c, v, snap.load_body(st, mem, True, huge_pages="1G"), "1G",
+                          "huge_pages")
+        set_huge_pool(pages)
+        api.expect_204(c.put("/snapshot/load", snap.load_body(st, mem, True, huge_pages="2M")),
+                       "PUT /snapshot/load huge_pages 2M", v)
+        snap.expect_continues(v, last, "PUT /snapshot/load huge_pages 2M")
+        assert hugetlb_ram(v.proc.pid)["page_kb"] == 2048
+        v.stop()
+        set_huge_pool(0)
+
+        v, c = snap.fresh_api(work, "huge-api-thp")
+        vmms.append(v)
+        api.expect_204(c.put("/snapshot/load", snap.load_body(st, mem, True, huge_pages="Transparent")),
+                       "PUT /snapshot/load huge_pages Transparent", v)
+        snap.expect_continues(v, last, "PUT /snapshot/load huge_pages Transparent")
+        ram = guest_ram(v.proc.pid)
+        assert ram and "hg" in ram["flags"], ram
+    finally:
+        snap.stop_all(vmms)
+        set_huge_pool(0)
+
+
 def test_machine_config_huge_pages():
     """PUT /machine-config takes huge_pages "None" and "Transparent" (Firecracker's names) and
     GET reports it; left out of a PUT it is Firecracker's default, "None", unless the command
