@@ -327,7 +327,7 @@ int mem_file_load(struct guest_mem *m, const char *path, uint64_t size, const ui
 				(unsigned long long)size, (unsigned long long)m->size);
 	if ((r = mem_file_map(&file, path, size, id, err, n)))
 		return r;
-	/* Holes map the zero page: reading them costs no I/O, and they stay untouched in m. */
+	/* Holes read as zeros without a disk read, and the pages of m under them stay untouched. */
 	for (uint64_t off = 0; off < size; off += MEM_FILE_PAGE)
 		if (!mem_is_zero(file.host + off, MEM_FILE_PAGE))
 			memcpy(m->host + off, file.host + off, MEM_FILE_PAGE);

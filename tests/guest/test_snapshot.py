@@ -717,7 +717,7 @@ def test_diff_onto_its_own_base():
                                                   "snapshot_type": "Diff"})
         assert status in (204, 400), "Diff onto its base: %d %r" % (status, body)
         kill9(orig)
-        r = ternlib.run_vmm(["--restore", st, "--restore-mem", mem], timeout=3)
+        r = ternlib.run_vmm(["--restore", st, "--restore-mem", mem], timeout=10)
         if status == 204:
             assert r.timed_out and COUNT_RE.match(r.out.splitlines()[-1] if r.out.splitlines() else ""), \
                 "PUT /snapshot/create of a Diff over its own base (%s) answered 204, but the snapshot " \

@@ -60,7 +60,7 @@ def test_vmgenid_clone_gets_new_id_and_notification():
                      log_name="vmgenid-clone.log")
         assert v2.wait_for("restored", timeout=tiny.TIMEOUT, stream="err"), \
             "the clone never came up: %r" % v2
-        assert v2.wait_for(CHANGED_LOG, timeout=2, stream="err"), \
+        assert v2.wait_for(CHANGED_LOG, timeout=tiny.TIMEOUT, stream="err"), \
             "the clone restore did not announce a new generation ID: %r" % v2
         status = v2.wait(tiny.TIMEOUT)
         out = v2.out()
