@@ -132,7 +132,8 @@ const struct cli_command cli_commands[] = {
 	  "  --post-copy         when pre-copy has not converged after 3 rounds, run it there at\n"
 	  "                      once and fetch the rest of its memory as it touches it\n"
 	  "  --copy-storage      copy the writable disks too (raw images, made there at the same\n"
-	  "                      paths: none may exist there yet); not with --post-copy\n"
+	  "                      paths: none may exist there yet); with --post-copy they\n"
+	  "                      still arrive whole before the VM runs there\n"
 	  "  --undefine-source   remove the definition here once it runs there\n",
 	  "tern migrate web tls://host2.example.org:16514 --live" },
 	{ "abort", cmd_abort, true, "NAME", "stop the migration running on a VM",
