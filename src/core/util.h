@@ -54,5 +54,7 @@ bool parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 bool mem_is_zero(const void *p, size_t len);
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t monotonic_ns(void);
+/* /proc/meminfo's MemAvailable in KiB; 0 when it cannot be read (then nothing is known). */
+uint64_t host_mem_available_kib(void);
 
 #endif

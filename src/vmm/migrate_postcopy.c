@@ -210,11 +210,24 @@ static int stage_stale(struct postcopy_dst *pc, const uint8_t *stale, char *err,
 	if (!pc->stage || !pc->missing || !pc->want)
 		return fail_msg(err, n, -ENOMEM, "out of memory");
 	memcpy(pc->want, stale, bm);
+	uint64_t copies = 0;
 	for (uint64_t h = 0; h < huge; h++) {
-		unsigned int k = 0;
 		for (uint64_t p = h * HUGE_PAGES; p < (h + 1) * HUGE_PAGES; p++)
-			k += !!(stale[p / 8] & (1u << (p % 8)));
-		if (!k)
+			pc->missing[h] += !!(stale[p / 8] & (1u << (p % 8)));
+		copies += pc->missing[h] > 0;
+	}
+	/* Refused now the source can still run the VM on, rather than failing half-way. */
+	uint64_t avail_kib = host_mem_available_kib();
+	if (avail_kib && copies * (GUEST_MEM_HUGETLB_PAGE >> 10) > avail_kib)
+		return fail_msg(err, n, -ENOMEM,
+				"post-copy into 2 MiB pages keeps a copy of each of the %llu with "
+				"stale data (%llu MiB) until it fills; this host has %llu MiB "
+				"available: migrate without post_copy, or with auto_converge",
+				(unsigned long long)copies,
+				(unsigned long long)(copies * GUEST_MEM_HUGETLB_PAGE >> 20),
+				(unsigned long long)(avail_kib >> 10));
+	for (uint64_t h = 0; h < huge; h++) {
+		if (!pc->missing[h])
 			continue;
 		uint8_t *at = pc->mem->host + h * GUEST_MEM_HUGETLB_PAGE;
 		if (!(pc->stage[h] = malloc(GUEST_MEM_HUGETLB_PAGE)))
@@ -222,7 +235,6 @@ static int stage_stale(struct postcopy_dst *pc, const uint8_t *stale, char *err,
 					"out of memory for the copies of the 2 MiB pages that "
 					"post-copy fills");
 		memcpy(pc->stage[h], at, GUEST_MEM_HUGETLB_PAGE);
-		pc->missing[h] = (uint16_t)k;
 		int e = guest_mem_discard(pc->mem, h * GUEST_MEM_HUGETLB_PAGE,
 					  GUEST_MEM_HUGETLB_PAGE);
 		if (e)

@@ -100,9 +100,7 @@ static void reply(struct incoming *in, uint32_t tag)
 static int check_host(const struct vmm_config *base, const struct vmm_config *c, char *err,
 		      size_t n)
 {
-	uint64_t avail_kib = 0;
-	char line[256];
-	FILE *f;
+	uint64_t avail_kib;
 
 	if (base->template_set && (base->cpu_template != c->cpu_template || !c->template_set))
 		return fail_msg(err, n, -EINVAL,
@@ -121,12 +119,8 @@ static int check_host(const struct vmm_config *base, const struct vmm_config *c,
 					d->path, strerror(errno));
 		close(fd);
 	}
-	if ((f = fopen("/proc/meminfo", "re"))) {
-		while (fgets(line, sizeof(line), f))
-			if (sscanf(line, "MemAvailable: %" SCNu64, &avail_kib) == 1)
-				break;
-		fclose(f);
-	}
+	/* 2 MiB pages come from the host's pool, which MemAvailable leaves out: RAM made checks it. */
+	avail_kib = c->huge_pages == HUGE_PAGES_2M ? 0 : host_mem_available_kib();
 	if (avail_kib && (c->mem_mib << 10) > avail_kib)
 		return fail_msg(err, n, -ENOMEM,
 				"the VM has %llu MiB of RAM; this host has %llu MiB available",
