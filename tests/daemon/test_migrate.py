@@ -223,6 +223,30 @@ def test_migrate_live_between_two_ternds_over_tls():
         p.close()
 
 
+def test_migrate_a_vm_on_2m_pages_lands_on_them():
+    """A definition with huge_pages "2M": the destination's ternd starts its tern-vmm with
+    --huge-pages 2M (it used tern-vmm's default, transparent pages, before), so the VM runs
+    there on 2 MiB hugetlbfs pages too."""
+    guest = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "guest")
+    mem = ternlib.sibling(os.path.join(guest, "test_memory.py"), "test_memory")
+    p = Pair("mig2m")
+    try:
+        mem.set_huge_pool(VM["memory_mib"] + 4)  # both ends' pages
+        p.start_vm("big", huge_pages="2M")
+        r = p.tern(p.src, "migrate", "big", p.url, "--live", "--auto-converge", "--downtime",
+                   DOWNTIME_MS)
+        assert r.status == 0, "%r\n%s" % (r, p.logs())
+        assert p.dst.state("big") == ("running", "migrated"), p.dst.state("big")
+        assert wait_passes(p.dst, "big", 3), ternd.console_log(p.dst, "big")[-2000:]
+        ram = mem.hugetlb_ram(p.dst.vm("big")["pid"], VM["memory_mib"])
+        assert ram and ram["page_kb"] == 2048, ram
+        assert p.dst.vm("big")["definition"]["huge_pages"] == "2M"
+        p.dst.ok("POST", "/vms/big/destroy")
+    finally:
+        p.close()
+        mem.set_huge_pool(0)
+
+
 def test_migrate_fails_when_the_destination_dies_half_way():
     p = Pair("migkill")
     try:
