@@ -277,7 +277,7 @@ def test_post_copy_into_a_jailed_destination():
                                        wait_path=path)
     try:
         mig.migrate(c, {"destination": "unix:" + path, "bandwidth_mib_s": 16, "post_copy": True,
-                        "max_rounds": 10}, "PUT /migrate post_copy", src)
+                        "max_rounds": 10, "downtime_limit_ms": 1}, "PUT /migrate post_copy", src)
         mig.expect_arrived(src, dst, dsock, "post-copy")
         assert "switching to post-copy" in src.err(), src
         assert dst.wait_for("post-copy complete", 60, stream="err"), dst
