@@ -146,13 +146,12 @@ int res_snapshot_load(struct api *a, struct json_object *o, char *err, size_t n)
 	 * UFFD backend only; tern, which has the File backend, fills the pages itself).
 	 */
 	static const char *const huge[] = { "Snapshot", "None", "Transparent", "2M", NULL };
-	static const enum huge_pages kinds[] = { 0, HUGE_PAGES_NONE, HUGE_PAGES_TRANSPARENT,
-						 HUGE_PAGES_2M };
 	unsigned int hp = 0;
 	if ((r = jin_enum(o, "huge_pages", huge, &hp, err, n)) < 0)
 		return r;
+	/* After "Snapshot", the names of enum huge_pages in its order. */
 	ov.huge_pages_set = hp > 0;
-	ov.huge_pages = kinds[hp];
+	ov.huge_pages = hp ? (enum huge_pages)(hp - 1) : HUGE_PAGES_NONE;
 	ov.track_dirty |= diff_old;
 	if ((r = res_restore_overrides(o, &ov, err, n)))
 		return r;

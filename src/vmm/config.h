@@ -52,7 +52,7 @@ enum entry_choice { ENTRY_AUTO, ENTRY_LINUX64, ENTRY_PVH };
 enum on_reboot { ON_REBOOT_EXIT, ON_REBOOT_RESTART };
 /*
  * What backs guest RAM (--huge-pages; machine-config huge_pages None, Transparent, 2M,
- * whose names res_machine.c indexes by this order).
+ * whose names res_machine.c and res_snapshot.c index by this order).
  */
 enum huge_pages { HUGE_PAGES_NONE, HUGE_PAGES_TRANSPARENT, HUGE_PAGES_2M };
 

@@ -213,7 +213,7 @@ static int stage_stale(struct postcopy_dst *pc, const uint8_t *stale, char *err,
 	uint64_t copies = 0;
 	for (uint64_t h = 0; h < huge; h++) {
 		for (uint64_t p = h * HUGE_PAGES; p < (h + 1) * HUGE_PAGES; p++)
-			pc->missing[h] += !!(stale[p / 8] & (1u << (p % 8)));
+			pc->missing[h] += test_bit(stale, p);
 		copies += pc->missing[h] > 0;
 	}
 	/* Refused now the source can still run the VM on, rather than failing half-way. */

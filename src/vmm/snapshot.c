@@ -585,8 +585,7 @@ int snapshot_load_apply(struct snapshot_load *l, struct vm *vm, struct loop *loo
 		char why[320];
 		if ((r = vm_ram_create(&ram, &l->cfg, err, n)))
 			return r;
-		if ((r = mem_file_load(&ram, mem_path, l->cfg.mem_mib << 20, l->mem_id, why,
-				       sizeof(why)))) {
+		if ((r = mem_file_load(&ram, mem_path, l->mem_id, why, sizeof(why)))) {
 			guest_mem_destroy(&ram);
 			return fail_msg(err, n, r, "'mem_backend': %s", why);
 		}

@@ -316,15 +316,12 @@ int mem_file_map(struct guest_mem *m, const char *path, uint64_t size, const uin
 	return 0;
 }
 
-int mem_file_load(struct guest_mem *m, const char *path, uint64_t size, const uint8_t id[16],
-		  char *err, size_t n)
+int mem_file_load(struct guest_mem *m, const char *path, const uint8_t id[16], char *err, size_t n)
 {
+	uint64_t size = m->size;
 	struct guest_mem file;
 	int r;
 
-	if (size != m->size)
-		return fail_msg(err, n, -EINVAL, "a memory file of %llu bytes into %llu of RAM",
-				(unsigned long long)size, (unsigned long long)m->size);
 	if ((r = mem_file_map(&file, path, size, id, err, n)))
 		return r;
 	/* Holes read as zeros without a disk read, and the pages of m under them stay untouched. */

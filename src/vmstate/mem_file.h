@@ -59,11 +59,11 @@ int mem_file_check_chain(const char *path, uint64_t size, const uint8_t id[16], 
 int mem_file_map(struct guest_mem *m, const char *path, uint64_t size, const uint8_t id[16],
 		 char *err, size_t errlen);
 /*
- * The same memory file (and chain) read into RAM m already has (size bytes: a restore onto
- * huge pages); pages that read as zeros are not written, so m's stay untouched. 0 or
- * -errno + err.
+ * The same memory file (and chain), of m's RAM size, read into the RAM m already has (a
+ * restore onto huge pages); pages that read as zeros are not written, so m's stay
+ * untouched. 0 or -errno + err.
  */
-int mem_file_load(struct guest_mem *m, const char *path, uint64_t size, const uint8_t id[16],
-		  char *err, size_t errlen);
+int mem_file_load(struct guest_mem *m, const char *path, const uint8_t id[16], char *err,
+		  size_t errlen);
 
 #endif
