@@ -5,6 +5,15 @@
 #include <stdio.h>
 #include <string.h>
 
+struct json_object *jin_array_or_empty(struct json_object *o, const char *key)
+{
+	struct json_object *a;
+
+	if (o && json_object_object_get_ex(o, key, &a) && json_object_is_type(a, json_type_array))
+		return json_object_get(a);
+	return json_object_new_array();
+}
+
 struct json_object *jin_parse_object(const char *text, size_t len, char *err, size_t errlen)
 {
 	struct json_tokener *tok = json_tokener_new_ex(JIN_MAX_DEPTH);

@@ -14,6 +14,8 @@
 
 /* Parses a whole body that must be one JSON object. NULL + err on failure. */
 struct json_object *jin_parse_object(const char *text, size_t len, char *err, size_t errlen);
+/* o's member key when it is an array (a new reference), else a new empty array; o may be NULL. */
+struct json_object *jin_array_or_empty(struct json_object *o, const char *key);
 /* Refuses any key of o not in allowed (NULL-terminated); where names the resource. */
 int jin_only(struct json_object *o, const char *const *allowed, const char *where, char *err,
 	     size_t errlen);

@@ -91,8 +91,12 @@ const struct cli_command cli_commands[] = {
 	  "                     memory runs (or stays paused) from that moment, a running VM\n"
 	  "                     is stopped first\n"
 	  "  delete NAME SNAP   removes it (a VM running from it is not affected)\n"
-	  "Writable disks are copied (reflinked where the file system can). The virsh names\n"
-	  "snapshot-create, snapshot-list, snapshot-revert and snapshot-delete work too.\n",
+	  "A snapshot freezes each writable disk's image and the VM goes on on a new qcow2\n"
+	  "overlay in front of it (VM-diskI.SNAP.qcow2, beside it), as libvirt's external\n"
+	  "snapshots; a revert puts it on a new overlay in front of the snapshot's images.\n"
+	  "Overlays nothing stands on any more are removed; your own images never are.\n"
+	  "The virsh names snapshot-create, snapshot-list, snapshot-revert and\n"
+	  "snapshot-delete work too.\n",
 	  "tern snapshot create web before-upgrade" },
 	{ "snapshot-create", cmd_snapshot_create, true, "NAME SNAP", "= snapshot create", "",
 	  "tern snapshot-create web s1" },
@@ -109,8 +113,7 @@ const struct cli_command cli_commands[] = {
 	  "qcow2 overlay in front of the source's image, and the source moves onto a qcow2\n"
 	  "overlay of its own (SOURCE-diskI.qcow2), since both need that image unchanged\n"
 	  "from then on (tern img commit merges one back; tern img convert flattens one).\n"
-	  "  --copy   full copies of the disks instead (needed for a source with snapshots or\n"
-	  "           a managed save); shows the elapsed time on a terminal\n",
+	  "  --copy   full copies of the disks instead; shows the elapsed time on a terminal\n",
 	  "tern clone web web2 && tern start web2" },
 	{ "migrate", cmd_migrate, true,
 	  "NAME tls://HOST:PORT [--live] [--downtime MS] [--bandwidth MIB]\n"

@@ -11,7 +11,6 @@
 #include "core/util.h"
 #include "vmm/disk_resize.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <stdio.h>
@@ -65,18 +64,12 @@ int op_blockresize(struct ternd *t, struct vm_entry *e, const char *body, char *
 				"resize %s %llu",
 				e->def.name, e->def.disks[i].path, (unsigned long long)size);
 	/* tern-vmm knows a disk without an id by its place (docs/api.md, "Drives"). */
-	const struct vmdef_disk *k = &e->def.disks[i];
 	char id[32], path[64], sock[4200], *resp = NULL;
-	if (k->id)
-		snprintf(id, sizeof(id), "%s", k->id);
-	else
-		snprintf(id, sizeof(id), "disk%d", i);
-	for (const char *c = id; *c; c++)
-		if (!isalnum((unsigned char)*c) && !strchr("._-", *c))
-			return fail_msg(err, n, -EINVAL,
-					"disk %d's id '%s' has a character the API's path cannot "
-					"carry (letters, digits, '.', '_', '-')",
-					i, id);
+	if (!vmdef_drive_id(&e->def, (unsigned int)i, id, sizeof(id)))
+		return fail_msg(err, n, -EINVAL,
+				"disk %d's id '%s' has a character the API's path cannot carry "
+				"(letters, digits, '.', '_', '-')",
+				i, id);
 	snprintf(path, sizeof(path), "/drives/%s", id);
 	struct json_object *b = json_object_new_object();
 	json_object_object_add(b, "drive_id", json_object_new_string(id));

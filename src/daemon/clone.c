@@ -9,6 +9,7 @@
  *    tern overlay already is copied (only what was written; the same backing file).
  * Read-only disks are shared. Nothing is left behind when a step fails.
  */
+#include "daemon/snap_layers.h"
 #include "daemon/ternd.h"
 
 #include "api/json_in.h"
@@ -219,8 +220,7 @@ int clone_vm(struct ternd *t, struct vm_entry *src, const char *body, char *name
 	struct made *m = calloc(1, sizeof(*m));
 	struct vmdef d;
 	struct vm_entry *o;
-	struct stat sb;
-	char path[4200], *json = NULL;
+	char *json = NULL;
 	bool copy;
 	int r;
 
@@ -235,24 +235,11 @@ int clone_vm(struct ternd *t, struct vm_entry *src, const char *body, char *name
 	}
 	if ((r = ops_need_state(t, src, "shut off", NULL, "clone", err, n)))
 		goto out;
-	if (!copy) {
-		struct json_object *snaps = snap_list(t, src), *a;
-		bool has = snaps && json_object_object_get_ex(snaps, "snapshots", &a) &&
-			   json_object_array_length(a);
-		json_object_put(snaps);
-		/*
-		 * Without copies the source's images become bases that must never change; a
-		 * managed save or a snapshot would write them back on restore or revert.
-		 */
-		if (has || !stat(ternd_vm_dir(t, src, "save/vm.state", path, sizeof(path)), &sb)) {
-			r = fail_msg(err, n, -EBUSY,
-				     "%s has %s: clone it with copies ('copy': true, tern clone "
-				     "--copy), or %s first",
-				     src->def.name, has ? "snapshots" : "a managed save",
-				     has ? "delete them" : "start it and shut it down");
-			goto out;
-		}
-	}
+	/*
+	 * Without copies the source's images become bases that must never change. Its
+	 * snapshots and managed save do not write them: a revert goes on on new overlays (or
+	 * a new copy beside an image the VM has left), a restore on the definition's disks.
+	 */
 	struct job_ctx j = { t, src };
 	uint64_t total = 0;
 	enum disk_format fmt[VMDEF_MAX_DISKS] = { DISK_FORMAT_RAW };
@@ -292,16 +279,18 @@ int clone_vm(struct ternd *t, struct vm_entry *src, const char *body, char *name
 		vmdef_free(&d);
 		goto out;
 	}
-	if ((r = move_source(t, src, m, err, n))) {
+	struct vm_entry *c = ternd_get(t, name);
+	if ((r = move_source(t, src, m, err, n)) && c) {
 		/* The clone's overlays need the source off its images: take the clone back. */
-		struct vm_entry *c = ternd_get(t, name);
-		if (c) {
-			pthread_mutex_lock(&c->op);
-			ternd_undefine(t, c, false, why, sizeof(why));
-			pthread_mutex_unlock(&c->op);
-			ternd_put(t, c);
-		}
+		pthread_mutex_lock(&c->op);
+		ternd_undefine(t, c, false, why, sizeof(why));
+		pthread_mutex_unlock(&c->op);
+	} else if (c) {
+		/* The clone stands on overlays of the source's snapshots: they are its too. */
+		layers_inherit(t, src, c);
 	}
+	if (c)
+		ternd_put(t, c);
 out:
 	if (r)
 		undo(m);

@@ -389,6 +389,22 @@ static char **start_argv(struct ternd *t, struct vm_entry *e, const char *restor
 		argv[i++] = strdup(restore_mem);
 		if (paused)
 			argv[i++] = strdup("--restore-paused");
+		/*
+		 * The drives on the definition's images, which the state file may name
+		 * otherwise: a revert puts the VM on new overlays in front of those it names.
+		 */
+		for (unsigned int k = 0; k < e->def.ndisks; k++) {
+			const struct vmdef_disk *dk = &e->def.disks[k];
+			char one[VMDEF_PATH_MAX + 128], id[32];
+			if (dk->readonly || !vmdef_drive_id(&e->def, k, id, sizeof(id)))
+				continue;
+			snprintf(one, sizeof(one), "id=%s,path=%s", id, dk->path);
+			if (dk->format != DISK_FORMAT_AUTO)
+				snprintf(one + strlen(one), sizeof(one) - strlen(one), ",format=%s",
+					 disk_format_name(dk->format));
+			argv[i++] = strdup("--restore-disk");
+			argv[i++] = strdup(one);
+		}
 	}
 	/*
 	 * RAM the definition puts on 2 MiB pages stays on them when the VM is restored (its

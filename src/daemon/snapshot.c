@@ -1,9 +1,18 @@
 /*
- * A VM's snapshots (docs/ternd.md): tern-vmm's state and memory files plus a copy of each
- * writable disk, taken while the VM is paused, under vms/UUID/snapshots/NAME/. A snapshot
- * of a shut-off VM holds its disks only. Reverting brings back the definition, the disks
- * and, for a snapshot of a running or paused VM, the VM in that state.
+ * A VM's snapshots (docs/ternd.md): tern-vmm's state and memory files, taken while the VM
+ * is paused, under vms/UUID/snapshots/NAME/, and its writable disks as they were. A
+ * snapshot of a shut-off VM holds its disks only. Reverting brings back the definition,
+ * the disks and, for a snapshot of a running or paused VM, the VM in that state.
+ *
+ * The disks are kept as libvirt's external snapshots keep them: the images are frozen and
+ * the VM goes on on qcow2 overlays in front of them (snap_layers.h), moved there live when
+ * it runs. A jailed VM's jail holds only the files it started with: when it runs, it goes
+ * on from the snapshot's own state in a new tern-vmm on the overlays, as a revert does.
+ * The snapshots of disks a qcow2 cannot stand on (tern overlays, a full chain) copy each
+ * writable disk into the snapshot's directory as disk-I instead (a reflink where the file
+ * system has them).
  */
+#include "daemon/snap_layers.h"
 #include "daemon/ternd.h"
 #include "daemon/vm_jail.h"
 
@@ -19,6 +28,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* A drive's move: tern-vmm waits up to 10 s for the guest's requests, then flushes. */
+#define SWAP_TIMEOUT_MS 30000
 
 static const char *snap_dir(struct ternd *t, struct vm_entry *e, const char *snap,
 			    const char *suffix, char *buf, size_t n)
@@ -77,12 +89,20 @@ static int copy_disks_out(const struct vmdef *d, const char *dir, struct job_ctx
 	return 0;
 }
 
+/* Whether disk i of d is where the VM's disk i is now. */
+static bool still_current(const struct vm_entry *e, const struct vmdef *d, unsigned int i)
+{
+	return i < e->def.ndisks && !strcmp(e->def.disks[i].path, d->disks[i].path);
+}
+
 /*
  * Puts each disk-I of dir back at d's disk paths: copied beside it, then renamed over it,
- * so a failure part-way leaves that disk as it was.
+ * so a failure part-way leaves that disk as it was. A path the VM has left since (a later
+ * snapshot froze it: others stand on it) is not written: the copy goes to a new file
+ * beside it, which d's disk moves to.
  */
-static int copy_disks_back(const struct vmdef *d, const char *dir, struct job_ctx *j, char *err,
-			   size_t n)
+static int copy_disks_back(struct ternd *t, struct vm_entry *e, struct vmdef *d, const char *dir,
+			   const char *snap, struct job_ctx *j, char *err, size_t n)
 {
 	char from[4400], tmp[4200];
 	int r;
@@ -91,6 +111,25 @@ static int copy_disks_back(const struct vmdef *d, const char *dir, struct job_ct
 		if (d->disks[i].readonly)
 			continue;
 		snprintf(from, sizeof(from), "%s/disk-%u", dir, i);
+		if (!still_current(e, d, i)) {
+			enum disk_format f = DISK_FORMAT_RAW;
+			char *p;
+			disk_format_resolve(from, DISK_FORMAT_AUTO, &f);
+			if ((r = layers_new_name(t, e, d->disks[i].path, d->name, i, snap,
+						 f == DISK_FORMAT_QCOW2	  ? "qcow2" :
+						 f == DISK_FORMAT_OVERLAY ? "ovl" :
+									    "img",
+						 tmp, sizeof(tmp))))
+				return fail_msg(err, n, r, "disk %u: no free name beside %s", i,
+						d->disks[i].path);
+			if ((r = disk_copy_cb(from, tmp, job_progress, j, err, n)))
+				return r;
+			if (!(p = strdup(tmp)))
+				return -ENOMEM;
+			free(d->disks[i].path);
+			d->disks[i].path = p;
+			continue;
+		}
 		snprintf(tmp, sizeof(tmp), "%s.tern-revert", d->disks[i].path);
 		unlink(tmp);
 		if ((r = disk_copy_cb(from, tmp, job_progress, j, err, n)))
@@ -126,11 +165,73 @@ static int parse_name(const char *body, char *name, char *err, size_t n)
 	return r < 0 ? r : 0;
 }
 
+/* PATCH /drives/ID: tern-vmm's drive i moves onto d's disk i, live. */
+static int move_drive(struct ternd *t, struct vm_entry *e, const struct vmdef *d, unsigned int i,
+		      char *err, size_t n)
+{
+	/* PATCH /drives' tern_format names, by enum disk_format */
+	static const char *const formats[] = { "Raw", "Overlay", "Qcow2", "Auto" };
+	const struct vmdef_disk *k = &d->disks[i];
+	char id[32], path[64];
+	int r;
+
+	if (!vmdef_drive_id(d, i, id, sizeof(id)))
+		return fail_msg(err, n, -EINVAL,
+				"disk %u's id '%s' has a character the API's path cannot carry", i,
+				id);
+	snprintf(path, sizeof(path), "/drives/%s", id);
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "drive_id", json_object_new_string(id));
+	json_object_object_add(o, "path_on_host", json_object_new_string(k->path));
+	json_object_object_add(o, "tern_format", json_object_new_string(formats[k->format]));
+	r = ops_vmm_call(t, e, "PATCH", path, json_object_to_json_string(o), SWAP_TIMEOUT_MS, err,
+			 n);
+	json_object_put(o);
+	return r;
+}
+
+/*
+ * Moves the paused VM's drives from the images of from onto those of to (where they
+ * differ). A drive that will not move: those moved go back (nothing was written to the
+ * overlays, the VM is paused) and err says why.
+ */
+static int move_drives(struct ternd *t, struct vm_entry *e, const struct vmdef *from,
+		       const struct vmdef *to, char *err, size_t n)
+{
+	unsigned int i;
+	int r = 0;
+
+	for (i = 0; !r && i < to->ndisks; i++)
+		if (strcmp(from->disks[i].path, to->disks[i].path))
+			r = move_drive(t, e, to, i, err, n);
+	for (unsigned int b = 0; r && b + 1 < i; b++) {
+		char why[512];
+		if (strcmp(from->disks[b].path, to->disks[b].path) &&
+		    move_drive(t, e, from, b, why, sizeof(why)))
+			log_error("%s: disk %u cannot go back onto %s: %s", e->def.name, b,
+				  from->disks[b].path, why);
+	}
+	return r;
+}
+
+/* d (moved in on success) becomes e's definition. */
+static int set_definition(struct ternd *t, struct vm_entry *e, struct vmdef *d, char *err, size_t n)
+{
+	char *json = vmdef_to_json(d);
+
+	if (json && !ternd_set_definition(t, e, d, json))
+		return 0;
+	free(json);
+	return fail_msg(err, n, -EIO, "cannot write the database");
+}
+
 int snap_create(struct ternd *t, struct vm_entry *e, const char *body, char *name, char *err,
 		size_t n)
 {
-	char dir[4300], part[4300], st[4400], mem[4400], req[9000], state[16];
+	char dir[4300], part[4300], st[4400], mem[4400], req[9000], state[16], why[512];
 	struct store_snap old;
+	struct vmdef nd, od; /* with layers: the definition after it, and before */
+	bool have_nd = false, have_od = false, killed = false;
 	int r;
 
 	if ((r = parse_name(body, name, err, n)))
@@ -146,6 +247,9 @@ int snap_create(struct ternd *t, struct vm_entry *e, const char *body, char *nam
 	pthread_mutex_unlock(&t->lock);
 	if (!def)
 		return -ENOMEM;
+	/* A VM never started has no directory yet, nor has a new state directory vms/. */
+	snprintf(dir, sizeof(dir), "%s/vms", t->state_dir);
+	mkdir(dir, 0700);
 	mkdir(ternd_vm_dir(t, e, NULL, dir, sizeof(dir)), 0700);
 	mkdir(ternd_vm_dir(t, e, "snapshots", dir, sizeof(dir)), 0700);
 	/* Written under NAME.partial and renamed when complete: no half snapshot is listed. */
@@ -157,9 +261,24 @@ int snap_create(struct ternd *t, struct vm_entry *e, const char *body, char *nam
 		goto out;
 	}
 	bool active = !strcmp(state, "running") || !strcmp(state, "paused");
+	bool layered = layers_fit(&e->def, why, sizeof(why));
+	/*
+	 * A jail holds the files it was started with only: a jailed VM that runs goes on
+	 * from the snapshot's own state in a new tern-vmm, on the overlays (as a revert does).
+	 */
+	bool restart = layered && active && e->jailed;
+	if (!layered)
+		log_info("%s: snapshot %s copies the disks: %s", e->def.name, name, why);
+	if (layered && ((r = vmdef_parse(def, strlen(def), &nd, false, err, n)) ||
+			(r = vmdef_parse(def, strlen(def), &od, false, err, n)))) {
+		if (!r)
+			vmdef_free(&nd);
+		goto out;
+	}
+	have_nd = have_od = layered;
 	struct job_ctx j = { t, e };
 	uint64_t total = 0;
-	for (unsigned int i = 0; !active && i < e->def.ndisks; i++)
+	for (unsigned int i = 0; !active && !layered && i < e->def.ndisks; i++)
 		total += e->def.disks[i].readonly ? 0 : disk_copy_bytes(e->def.disks[i].path);
 	/* With memory the total is not known up front (zero pages are not written). */
 	job_begin(t, e, "snapshot", total, active);
@@ -168,7 +287,7 @@ int snap_create(struct ternd *t, struct vm_entry *e, const char *body, char *nam
 		snprintf(req, sizeof(req), "{\"snapshot_path\": \"%s\", \"mem_file_path\": \"%s\"}",
 			 ternd_vmm_path(t, e, "vm.state", st, sizeof(st)),
 			 ternd_vmm_path(t, e, "vm.mem", mem, sizeof(mem)));
-		/* Paused while the memory and the disks are copied: they match. */
+		/* Paused while the memory and the disks are taken: they match. */
 		if (!strcmp(state, "running") &&
 		    (r = ops_vmm_call(t, e, "PATCH", "/vm", "{\"state\": \"Paused\"}",
 				      API_TIMEOUT_MS, err, n)))
@@ -182,18 +301,43 @@ int snap_create(struct ternd *t, struct vm_entry *e, const char *body, char *nam
 			unlink(ternd_vmm_path(t, e, "vm.state", st, sizeof(st)));
 			unlink(ternd_vmm_path(t, e, "vm.mem", mem, sizeof(mem)));
 		}
-		if (!r)
+		if (!r && !layered)
 			r = copy_disks_out(&e->def, part, &j, err, n);
-		if (!strcmp(state, "running")) {
-			char why[512];
-			if (ops_vmm_call(t, e, "PATCH", "/vm", "{\"state\": \"Resumed\"}",
-					 API_TIMEOUT_MS, why, sizeof(why)))
-				log_error("%s: cannot resume after the snapshot: %s", e->def.name,
-					  why);
+		/*
+		 * The state file names the images, which stay as they are: the snapshot's. The
+		 * definition moves first: a ternd that dies before the drives do leaves the VM
+		 * writing its images, which are no snapshot's yet, and to start on overlays
+		 * in front of them, which shows all it wrote. A jailed VM stops here instead,
+		 * and starts again on the overlays once the snapshot is recorded.
+		 */
+		if (!r && restart && !(r = layers_put_on_overlays(t, e, &nd, name, err, n)) &&
+		    !(r = run_kill(t, e, "from snapshot", err, n))) {
+			killed = true;
+			r = set_definition(t, e, &nd, err, n);
 		}
+		if (!r && layered && !restart &&
+		    !(r = layers_put_on_overlays(t, e, &nd, name, err, n)) &&
+		    !(r = set_definition(t, e, &nd, err, n)) &&
+		    (r = move_drives(t, e, &od, &e->def, err, n))) {
+			if (set_definition(t, e, &od, why, sizeof(why)))
+				log_error("%s: its definition still names the overlays its drives "
+					  "did not move to: %s",
+					  e->def.name, why);
+		}
+		if (!strcmp(state, "running") && !killed &&
+		    ops_vmm_call(t, e, "PATCH", "/vm", "{\"state\": \"Resumed\"}", API_TIMEOUT_MS,
+				 why, sizeof(why)))
+			log_error("%s: cannot resume after the snapshot: %s", e->def.name, why);
+	} else if (layered) {
+		if (!(r = layers_put_on_overlays(t, e, &nd, name, err, n)))
+			r = set_definition(t, e, &nd, err, n);
 	} else {
 		r = copy_disks_out(&e->def, part, &j, err, n);
 	}
+	/*
+	 * With layers the definition moved before the row is added: a ternd that dies
+	 * between leaves the images as bases of the overlays the VM is on, and no snapshot.
+	 */
 	if (r)
 		goto out;
 	/* A directory without a row is what a ternd that died here left: not a snapshot. */
@@ -208,12 +352,37 @@ int snap_create(struct ternd *t, struct vm_entry *e, const char *body, char *nam
 		goto out;
 	}
 	event(t, e, "created", name);
+	if (restart &&
+	    (r = run_start_snapshot(t, e, dir, !strcmp(state, "paused"), why, sizeof(why))))
+		r = fail_msg(err, n, r,
+			     "snapshot %s is taken, but %s did not start again from it: %s", name,
+			     e->def.name, why);
 out:
 	job_end(t, e);
-	if (r)
+	if (have_nd)
+		vmdef_free(&nd); /* a no-op once moved into the table */
+	if (have_od)
+		vmdef_free(&od);
+	if (r) {
 		ternd_remove_tree(part);
+		layers_gc(t, e); /* overlays made for it that no disk is on */
+	}
 	free(def);
 	return r;
+}
+
+/* Whether the snapshot in dir copied its disks (disk-I) rather than froze them. */
+static bool copied(const struct vmdef *d, const char *dir)
+{
+	char p[4400];
+	struct stat st;
+
+	for (unsigned int i = 0; i < d->ndisks; i++) {
+		snprintf(p, sizeof(p), "%s/disk-%u", dir, i);
+		if (!d->disks[i].readonly && !stat(p, &st))
+			return true;
+	}
+	return false;
 }
 
 int snap_revert(struct ternd *t, struct vm_entry *e, const char *name, char *err, size_t n)
@@ -236,21 +405,21 @@ int snap_revert(struct ternd *t, struct vm_entry *e, const char *name, char *err
 	struct job_ctx j = { t, e };
 	uint64_t total = 0;
 	char from[4400];
-	for (unsigned int i = 0; i < d.ndisks; i++) {
+	bool copies = copied(&d, dir);
+	for (unsigned int i = 0; copies && i < d.ndisks; i++) {
 		snprintf(from, sizeof(from), "%s/disk-%u", dir, i);
 		total += d.disks[i].readonly ? 0 : disk_copy_bytes(from);
 	}
 	job_begin(t, e, "revert", total, false);
-	r = copy_disks_back(&d, dir, &j, err, n);
+	/* Frozen images are never written: the VM goes on on new overlays in front of them. */
+	r = copies ? copy_disks_back(t, e, &d, dir, name, &j, err, n) :
+		     layers_put_on_overlays(t, e, &d, name, err, n);
 	job_end(t, e);
 	if (r)
 		goto out;
-	/* The definition it was taken with: the disks and the state file match it. */
-	if (ternd_set_definition(t, e, &d, s.definition)) {
-		r = fail_msg(err, n, -EIO, "cannot write the database");
+	/* The definition it was taken with, on its disks: the state file matches it. */
+	if ((r = set_definition(t, e, &d, err, n)))
 		goto out;
-	}
-	s.definition = NULL;
 	/* A managed save is of another moment than the disks now hold. */
 	unlink(ternd_vm_dir(t, e, "save/vm.state", path, sizeof(path)));
 	unlink(ternd_vm_dir(t, e, "save/vm.mem", path, sizeof(path)));
@@ -258,6 +427,7 @@ int snap_revert(struct ternd *t, struct vm_entry *e, const char *name, char *err
 	if (strcmp(s.vm_state, "shut off"))
 		r = run_start_snapshot(t, e, dir, !strcmp(s.vm_state, "paused"), err, n);
 out:
+	layers_gc(t, e); /* what the VM was on before, unless a snapshot holds it */
 	vmdef_free(&d);
 	free(s.definition);
 	return r;
@@ -276,6 +446,7 @@ int snap_delete(struct ternd *t, struct vm_entry *e, const char *name, char *err
 		return fail_msg(err, n, -EIO, "cannot write the database");
 	/* A VM restored from it maps its memory file: that mapping outlives the name. */
 	ternd_remove_tree(snap_dir(t, e, name, "", dir, sizeof(dir)));
+	layers_gc(t, e); /* its frozen images, unless a disk or another snapshot stands on them */
 	event(t, e, "deleted", name);
 	return 0;
 }

@@ -15,6 +15,7 @@
 #include "daemon/vm_jail.h"
 #include "daemon/vm_acl.h"
 
+#include "api/json_in.h"
 #include "backend/disk_chain.h"
 #include "backend/qcow2.h"
 
@@ -234,16 +235,12 @@ static int chain_grants(struct ternd *t, struct vm_entry *e, const struct vmdef_
 /* The owners file's records, or an empty array. */
 static struct json_object *owners_read(const char *path, uid_t *uid)
 {
-	struct json_object *o = json_object_from_file(path), *a = NULL, *u;
+	struct json_object *o = json_object_from_file(path), *a = jin_array_or_empty(o, "files"),
+			   *u;
 
 	*uid = 0;
 	if (o && json_object_object_get_ex(o, "uid", &u))
 		*uid = (uid_t)json_object_get_int64(u);
-	if (o && json_object_object_get_ex(o, "files", &a) &&
-	    json_object_is_type(a, json_type_array))
-		json_object_get(a);
-	else
-		a = json_object_new_array();
 	json_object_put(o);
 	return a;
 }

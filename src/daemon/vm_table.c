@@ -1,4 +1,5 @@
 /* The VM table: entries loaded from the database, lookups with references, define/undefine. */
+#include "daemon/snap_layers.h"
 #include "daemon/ternd.h"
 #include "daemon/vm_jail.h"
 
@@ -212,13 +213,19 @@ int ternd_undefine(struct ternd *t, struct vm_entry *e, bool remove_storage, cha
 	e->removed = true;
 	pthread_cond_broadcast(&t->changed);
 	pthread_mutex_unlock(&t->lock);
-	/* The VM's own files go with it; its disks only when asked (virsh's --remove-all-storage). */
-	ternd_remove_tree(ternd_vm_dir(t, e, NULL, dir, sizeof(dir)));
-	if (remove_storage)
+	/*
+	 * The VM's own files go with it; its disks only when asked (virsh's
+	 * --remove-all-storage), and with them the overlays ternd made for its snapshots
+	 * that no other VM stands on (their list is in its directory: first).
+	 */
+	if (remove_storage) {
 		for (unsigned int i = 0; i < e->def.ndisks; i++)
 			if (unlink(e->def.disks[i].path) && errno != ENOENT)
 				log_warn("undefine %s: cannot remove %s: %s", e->def.name,
 					 e->def.disks[i].path, strerror(errno));
+		layers_gc(t, e);
+	}
+	ternd_remove_tree(ternd_vm_dir(t, e, NULL, dir, sizeof(dir)));
 	return 0;
 }
 

@@ -564,6 +564,18 @@ int vmdef_parse(const char *json, size_t len, struct vmdef *d, bool check_files,
 	return r;
 }
 
+bool vmdef_drive_id(const struct vmdef *d, unsigned int i, char *out, size_t n)
+{
+	if (d->disks[i].id)
+		snprintf(out, n, "%s", d->disks[i].id);
+	else
+		snprintf(out, n, "disk%u", i);
+	for (const char *c = out; *c; c++)
+		if (!isalnum((unsigned char)*c) && !strchr("._-", *c))
+			return false;
+	return true;
+}
+
 void vmdef_free(struct vmdef *d)
 {
 	free(d->kernel);

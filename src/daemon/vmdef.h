@@ -127,6 +127,12 @@ bool vmdef_name_ok(const char *name);
 bool vmdef_uuid_ok(const char *uuid);
 /* o's "name" member, checked (vmdef_name_ok) into out; 0 or -EINVAL naming the field. */
 int vmdef_name_field(struct json_object *o, char out[VMDEF_NAME_MAX + 1], char *err, size_t n);
+/*
+ * tern-vmm's name for disk i of d (its id, or diskI without one) into out: true, or false
+ * when the id has a character an API path or an option cannot carry (letters, digits,
+ * '.', '_', '-' only).
+ */
+bool vmdef_drive_id(const struct vmdef *d, unsigned int i, char *out, size_t n);
 /* A random RFC 4122 version-4 UUID / locally administered unicast MAC. */
 void vmdef_new_uuid(char out[VMDEF_UUID_LEN + 1]);
 void vmdef_new_mac(char out[18]);

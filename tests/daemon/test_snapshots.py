@@ -76,10 +76,18 @@ def test_linux_snapshot_revert_clone_and_stats():
         got = t.ok("POST", "/vms/web/snapshots", {"name": "s1"})
         assert got["state"] == "running" and got["snapshot"] == "s1", got
         assert disk_head(disk) == b"disk-one"
+        # The image is s1's now: the guest writes on an overlay in front of it.
+        top = vm_disk(t, "web")
+        assert top["format"] == "qcow2" and qcow2img.backing(top["path"]) == os.path.realpath(disk), top
         # Then both change.
-        run(t, "web", "X=two; printf disk-two | dd of=/dev/vda conv=notrunc 2>/dev/null; sync",
+        # conv=fsync: a FLUSH, after which qcow2's metadata is on the file for another reader
+        # (sync(1) writes a bare block device's pages without one).
+        run(t, "web", "X=two; printf disk-two | dd of=/dev/vda conv=notrunc,fsync 2>/dev/null",
             "WROTE2")
-        assert disk_head(disk) == b"disk-two"
+        assert disk_head(disk) == b"disk-one", disk_head(disk)
+        assert qcow2img.read(top["path"], 0, 8) == b"disk-two", (
+            qcow2img.read(top["path"], 0, 8), qcow2img.here(top["path"]), vm_disk(t, "web"),
+            open_files(t.vm("web")["pid"]))
         pid = t.vm("web")["pid"]
         got = t.ok("POST", "/vms/web/snapshots/s1/revert")
         assert got["state"] == "running" and got["reason"] == "from snapshot", got
@@ -94,11 +102,11 @@ def test_linux_snapshot_revert_clone_and_stats():
         # A snapshot of the shut-off VM: its disk only.
         t.ok("POST", "/vms/web/destroy")
         tern(t, "snapshot", "create", "web", "off1")
-        with open(disk, "r+b") as f:
-            f.write(b"scribble")
+        qemu_io_write(vm_disk(t, "web")["path"], b"s" * 8)
         got = t.ok("POST", "/vms/web/snapshots/off1/revert")
         assert got["state"] == "shut off", got
         assert disk_head(disk) == b"disk-one"
+        assert qcow2img.read(vm_disk(t, "web")["path"], 0, 8) == b"disk-one"
         # Wrong input: each a clear error, nothing changed.
         for body, want in (({"name": "s1"}, 409), ({"name": "../x"}, 400), ({}, 400),
                            ({"name": "a", "x": 1}, 400)):
@@ -108,15 +116,12 @@ def test_linux_snapshot_revert_clone_and_stats():
         assert s == 404 and "nope" in b["error"], b
         p = tern(t, "snapshot", "revert", "web", "nope", check=False)
         assert p.returncode == 1 and b"no snapshot named nope" in p.stderr, p.stderr
-        # A clone needs the source's images unchanged: not while snapshots could write them.
-        s, b = t.call("POST", "/vms/web/clone", {"name": "web2"})
-        assert s == 409 and "snapshots" in b["error"], b
-        # ... but full copies are fine.
+        # A clone with full copies, of a source with snapshots.
         out = tern(t, "clone", "web", "copy1", "--copy").stdout.decode()
         assert "copy1" in out, out
         cdef = t.vm("copy1")["definition"]
         assert cdef["disks"][0]["format"] == t.vm("web")["definition"]["disks"][0]["format"], cdef
-        assert disk_head(cdef["disks"][0]["path"]) == b"disk-one"
+        assert qcow2img.read(cdef["disks"][0]["path"], 0, 8) == b"disk-one"
         for sn in ("s1", "off1"):
             tern(t, "snapshot", "delete", "web", sn)
         assert json.loads(tern(t, "snapshot", "list", "web", "--json").stdout) == []
@@ -126,10 +131,10 @@ def test_linux_snapshot_revert_clone_and_stats():
         src, cl = t.vm("web")["definition"], t.vm("web2")["definition"]
         assert cl["uuid"] != src["uuid"] and cl["disks"][0]["path"] != disk
         assert src["disks"][0]["path"] != disk and src["disks"][0]["format"] == cl["disks"][0]["format"]
-        if cl["disks"][0]["format"] == "qcow2":  # no reflinks here (tmpfs, ext4)
-            assert src["disks"][0]["path"].endswith("web-disk0.qcow2"), src
-            for p in (src["disks"][0]["path"], cl["disks"][0]["path"]):
-                assert qcow2img.backing(p) == os.path.realpath(disk), qcow2img.info(p)
+        # The source is on a qcow2 overlay (its snapshots'): the clone has a copy of it, on
+        # the same image below.
+        assert src["disks"][0]["format"] == "qcow2", src
+        assert qcow2img.backing(cl["disks"][0]["path"]) == qcow2img.backing(src["disks"][0]["path"])
         t.ok("POST", "/vms/web/start")
         t.ok("POST", "/vms/web2/start")
         boot(t, "web")
@@ -225,6 +230,137 @@ def test_snapshot_of_a_paused_vm_reverts_paused():
         assert not os.path.exists(os.path.join(t.dir, "vms", uuid))
     finally:
         t.close()
+
+
+def qemu_io_write(path, data):
+    """Writes data at offset 0 of the qcow2 image at path as a guest would (QEMU's qemu-io)."""
+    p = subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P 0x%02x 0 %d" % (data[0], len(data)),
+                        path], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and "wrote" in p.stdout, (p.stdout, p.stderr)
+
+
+def vm_disk(t, name):
+    return t.vm(name)["definition"]["disks"][0]
+
+
+def open_files(pid):
+    fds = "/proc/%d/fd" % pid
+    out = set()
+    for fd in os.listdir(fds):
+        try:
+            out.add(os.readlink(os.path.join(fds, fd)))
+        except OSError:
+            pass
+    return out
+
+
+def layers_flow(tag, jailed):
+    d = tempfile.mkdtemp(prefix="tern-layers-")
+    os.chmod(d, 0o755)
+    base = os.path.join(d, "base.img")
+    with open(base, "wb") as f:
+        f.write(b"\x62" * 512)
+        f.truncate(8 << 20)
+    t = ternd.Ternd(tag, extra=[] if jailed else ["--vm-uids", "off"])
+    try:
+        t.define("v", counter(), disks=[{"path": base}], **COUNTER)
+        tern(t, "snapshot", "create", "v", "a")
+        a = vm_disk(t, "v")
+        assert a == dict(a, path=os.path.join(d, "v-disk0.a.qcow2"), format="qcow2"), a
+        assert qcow2img.backing(a["path"]) == base
+        qemu_io_write(a["path"], b"\x41" * 512)  # what the VM wrote after a
+        tern(t, "snapshot", "create", "v", "b")
+        b = vm_disk(t, "v")["path"]
+        assert b == os.path.join(d, "v-disk0.b.qcow2") and qcow2img.backing(b) == a["path"]
+        chain = json.loads(qcow2img.qemu_img("info", "--output=json", "--backing-chain", b)[1])
+        assert [c["filename"] for c in chain] == [b, a["path"], base], chain
+        qemu_io_write(b, b"\x42" * 512)
+        # Back to a: a new overlay on the base; b's frozen image stays, the overlay written
+        # after b goes (nothing stands on it).
+        got = t.ok("POST", "/vms/v/snapshots/a/revert")
+        assert got["state"] == "shut off", got
+        ra = vm_disk(t, "v")["path"]
+        assert ra == os.path.join(d, "v-disk0.a-2.qcow2") and qcow2img.backing(ra) == base
+        assert qcow2img.read(ra, 0, 512) == b"\x62" * 512
+        assert sorted(os.listdir(d)) == ["base.img", "v-disk0.a-2.qcow2", "v-disk0.a.qcow2"]
+        got = t.ok("POST", "/vms/v/snapshots/b/revert")
+        rb = vm_disk(t, "v")["path"]
+        assert qcow2img.backing(rb) == a["path"] and qcow2img.read(rb, 0, 512) == b"\x41" * 512
+        left = sorted(["base.img", "v-disk0.a.qcow2", os.path.basename(rb)])
+        assert sorted(os.listdir(d)) == left, "v-disk0.a-2.qcow2 should have gone"
+        # Deleting a snapshot keeps what the disk stands on.
+        for sn in ("a", "b"):
+            tern(t, "snapshot", "delete", "v", sn)
+        assert sorted(os.listdir(d)) == left
+        assert qcow2img.read(rb, 0, 512) == b"\x41" * 512
+        for p in (rb, a["path"]):
+            assert qcow2img.check(p)[0] == 0, qcow2img.check(p)
+        with open(base, "rb") as f:
+            assert f.read(512) == b"\x62" * 512, "the frozen base was written"
+        # Running: the drive moves onto the new overlay live, and the guest counts on; a
+        # jailed VM goes on from the snapshot's state in a new tern-vmm (its jail holds
+        # only the files it started with).
+        t.ok("POST", "/vms/v/start")
+        assert wait_counting(t, "v")
+        pid = t.vm("v")["pid"]
+        assert rb in open_files(pid)
+        assert bool(t.vm("v").get("jail")) == jailed, t.vm("v")
+        got = t.ok("POST", "/vms/v/snapshots", {"name": "r"})
+        assert got["state"] == "running", got
+        r = vm_disk(t, "v")["path"]
+        assert r == os.path.join(d, "v-disk0.r.qcow2") and qcow2img.backing(r) == rb
+        now = t.vm("v")["pid"]
+        assert (now != pid) == jailed and r in open_files(now), (pid, now, open_files(now))
+        assert wait_counting(t, "v")
+        # Reverted to it: restored on a new overlay in front of the image the snapshot froze.
+        got = t.ok("POST", "/vms/v/snapshots/r/revert")
+        assert got["state"] == "running" and got["reason"] == "from snapshot", got
+        rr = vm_disk(t, "v")["path"]
+        assert rr == os.path.join(d, "v-disk0.r-2.qcow2") and qcow2img.backing(rr) == rb
+        assert rr in open_files(t.vm("v")["pid"]), open_files(t.vm("v")["pid"])
+        assert wait_counting(t, "v")
+        assert not os.path.exists(r), "the overlay the revert left was kept"
+        t.ok("POST", "/vms/v/destroy")
+        # A clone of a VM with a snapshot: a copy of its overlay, on the same chain, which
+        # the source's revert and the snapshot's deletion leave alone.
+        t.ok("POST", "/vms/v/clone", {"name": "w"})
+        w = vm_disk(t, "w")["path"]
+        assert w == os.path.join(d, "w-disk0.qcow2") and qcow2img.backing(w) == rb
+        t.ok("POST", "/vms/v/snapshots/r/revert")
+        t.ok("POST", "/vms/v/destroy")
+        tern(t, "snapshot", "delete", "v", "r")
+        assert qcow2img.read(w, 0, 512) == b"\x41" * 512 and os.path.exists(rb)
+        rr = vm_disk(t, "v")["path"]
+        if jailed:
+            # Undefined, the VM's disks stay (virsh undefine): the chain reads as it did.
+            t.ok("DELETE", "/vms/v")
+            assert qcow2img.read(rr, 0, 512) == b"\x41" * 512
+        else:
+            # With its storage: the disk and the overlays ternd made; the user's image stays.
+            t.ok("DELETE", "/vms/v?remove_storage=1")
+            assert sorted(os.listdir(d)) == sorted([
+                "base.img", "v-disk0.a.qcow2", os.path.basename(rb), "w-disk0.qcow2"]), os.listdir(d)
+            # The last VM to stand on them takes them with it.
+            t.ok("DELETE", "/vms/w?remove_storage=1")
+            assert sorted(os.listdir(d)) == ["base.img"], os.listdir(d)
+    finally:
+        t.close()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_snapshots_freeze_images_under_qcow2_overlays():
+    """A snapshot freezes the VM's images and puts it on qcow2 overlays in front of them
+    (libvirt's external snapshots, readable by qemu-img); a revert puts it on a new overlay
+    in front of the snapshot's images; what no disk or snapshot stands on any more is
+    removed, the user's own image never. Shut off, then running, then reverted to the
+    running snapshot: restored on its new overlay. Jailed (ternd's default as root)."""
+    layers_flow("layers", True)
+
+
+def test_a_vm_not_jailed_moves_onto_the_overlay_live():
+    """ternd --vm-uids off: the running VM's drive moves onto the snapshot's overlay in
+    the same tern-vmm (PATCH /drives), the guest paused only meanwhile."""
+    layers_flow("layers-live", False)
 
 
 def test_clone_with_copies_reports_its_job():

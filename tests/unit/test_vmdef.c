@@ -285,3 +285,19 @@ TEST(vmdef_limits_disks_io)
 		      "{\"disks\": [{\"riops\": 1}]}}",
 		      "riops"));
 }
+
+TEST(vmdef_drive_id_is_tern_vmms_name)
+{
+	const char *j =
+		"{\"name\": \"ids\", " K ", \"disks\": [{\"path\": \"/a\"}, "
+		"{\"path\": \"/b\", \"id\": \"data-1.x\"}, {\"path\": \"/c\", \"id\": \"a/b\"}]}";
+	struct vmdef d;
+	char err[512], id[32];
+
+	REQUIRE(!vmdef_parse(j, strlen(j), &d, false, err, sizeof(err)));
+	/* None given: its place, as tern-vmm names it; given: the id; one a path breaks: no. */
+	CHECK(vmdef_drive_id(&d, 0, id, sizeof(id)) && !strcmp(id, "disk0"));
+	CHECK(vmdef_drive_id(&d, 1, id, sizeof(id)) && !strcmp(id, "data-1.x"));
+	CHECK(!vmdef_drive_id(&d, 2, id, sizeof(id)));
+	vmdef_free(&d);
+}
