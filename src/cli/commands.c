@@ -58,7 +58,10 @@ const struct cli_command cli_commands[] = {
 	  "EDITOR=nano tern edit web" },
 	{ "undefine", cmd_undefine, false, "NAME [--remove-storage]",
 	  "remove a shut-off VM's definition and files",
-	  "  --remove-storage   delete its disk files too\n", "tern undefine web" },
+	  "  --remove-storage   delete its disk files too, and the overlays its snapshots\n"
+	  "                     left that no other VM stands on (not images tern did not\n"
+	  "                     make, such as the one a snapshot froze)\n",
+	  "tern undefine web" },
 	{ "start", cmd_start, true, "NAME", "start a VM (or restore its managed save)",
 	  "A VM saved by `tern save` resumes where it was.\n", "tern start web" },
 	{ "shutdown", cmd_shutdown, true, "NAME [--timeout S]",
