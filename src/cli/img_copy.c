@@ -8,6 +8,7 @@
 #include "cli/img.h"
 
 #include "backend/disk.h"
+#include "backend/disk_commit.h"
 #include "backend/disk_overlay.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -232,39 +233,21 @@ fail:
 	return CLI_FAILED;
 }
 
-/*
- * After a commit: FILE's clusters hand back to its backing file, which now holds the same
- * bytes, and their space goes back to the file system (qemu-img commit does the same).
- */
-static int empty_top(const char *path, uint64_t size, char *err, size_t n)
+/* Progress of a commit, for progress(). */
+static void committing(void *opaque, uint64_t done, uint64_t total)
 {
-	struct qcow2_open_args a = { .punch_freed = true };
-	struct qcow2 *q;
-	int fd, r;
-
-	if ((r = img_open_qcow2(path, &a, &fd, &q, err, n)))
-		return r;
-	if ((r = qcow2_unmap(q, 0, size)) || (r = qcow2_flush(q)))
-		fail_msg(err, n, r, "emptying %s: %s", path, strerror(-r));
-	qcow2_close(q);
-	close(fd);
-	return r;
+	progress("committing", done, total);
 }
 
 int cmd_img_commit(struct cli *c, int argc, char **argv)
 {
 	struct qcow2_chain_entry *chain = calloc(2, sizeof(*chain));
 	const char *pos[1];
-	struct qcow2 *top = NULL;
-	struct disk base;
-	uint8_t *buf = malloc(CHUNK);
-	uint64_t done = 0, size = 0;
-	char err[768];
-	int fd = -1, r;
+	char err[1024];
 	bool keep = false;
 	const struct cli_opt opts[] = { { .name = "keep", .kind = CLI_OPT_FLAG, .out = &keep } };
 
-	if (!chain || !buf)
+	if (!chain)
 		die("out of memory");
 	if (cli_args(c, argc, argv, opts, 1, pos, 1))
 		return CLI_OK;
@@ -275,79 +258,30 @@ int cmd_img_commit(struct cli *c, int argc, char **argv)
 			snprintf(err, sizeof(err), "is %s, not a qcow2 image with a backing file",
 				 k < 2 ? "an image without a backing file" : chain[0].format);
 		cli_error("img commit: %s: %s", pos[0], err);
+		free(chain);
 		return k == -ENOENT ? CLI_FAILED : CLI_USAGE;
 	}
-	if ((r = open_disk(&base, chain[1].path, false, err, sizeof(err)))) {
-		cli_error("img commit: the backing file %s (stop the VMs using it first)", err);
-		return CLI_FAILED;
-	}
-	/* The top image alone, read-locked so that nothing writes it meanwhile. */
-	struct qcow2_open_args ta = { .readonly = true, .no_backing = true };
-	if ((r = img_open_qcow2(pos[0], &ta, &fd, &top, err, sizeof(err))))
-		goto out;
-	size = qcow2_size(top);
-	if (size > base.size) {
-		r = fail_msg(err, sizeof(err), -EINVAL,
-			     "%s (%llu bytes) is larger than its backing file %s (%llu bytes)",
-			     pos[0], (unsigned long long)size, chain[1].path,
-			     (unsigned long long)base.size);
-		goto out;
-	}
-	for (uint64_t off = 0, run; off < size && !r; off += run) {
-		if ((r = qcow2_block_status(top, off, size - off, &run)) < 0) {
-			fail_msg(err, sizeof(err), r, "reading %s's map at %llu: %s", pos[0],
-				 (unsigned long long)off, strerror(-r));
-			break;
-		}
-		if (run > CHUNK)
-			run = CHUNK;
-		if (r == 1) {
-			struct iovec iov = { buf, run };
-			if ((r = qcow2_read(top, &iov, 1, off, run)))
-				fail_msg(err, sizeof(err), r, "reading %s at %llu: %s", pos[0],
-					 (unsigned long long)off, strerror(-r));
-			else if ((r = rw(&base, DISK_WRITE, buf, off, run)))
-				fail_msg(err, sizeof(err), r, "writing %s at %llu: %s",
-					 chain[1].path, (unsigned long long)off, strerror(-r));
-			done += run;
-		} else {
-			r = 0;
-		}
-		progress("committing", off + run, size);
-	}
-	if (!r && (r = disk_flush_now(&base)))
-		fail_msg(err, sizeof(err), r, "flushing %s: %s", chain[1].path, strerror(-r));
+	free(chain);
+	struct disk_commit m = { .top = pos[0], .keep = keep, .progress = committing };
+	int r = disk_commit(&m, err, sizeof(err));
 	if (isatty(2))
 		fprintf(stderr, "\n");
-out:
-	if (top)
-		qcow2_close(top);
-	if (fd >= 0)
-		close(fd);
-	disk_close(&base);
-	free(buf);
-	/* The base holds everything now: a failure from here on loses nothing. */
-	if (!r && !keep && (r = empty_top(pos[0], size, err, sizeof(err))))
-		cli_error("img commit: %s is in %s, but %s", pos[0], chain[1].path, err);
-	else if (r)
-		cli_error("img commit: %s", err);
 	if (r) {
-		free(chain);
+		cli_error("img commit: %s", err);
 		return CLI_FAILED;
 	}
 	if (c->json) {
 		struct json_object *o = json_object_new_object();
-		json_object_object_add(o, "base", json_object_new_string(chain[1].path));
-		json_object_object_add(o, "bytes", json_object_new_int64((int64_t)done));
+		json_object_object_add(o, "base", json_object_new_string(m.base));
+		json_object_object_add(o, "bytes", json_object_new_int64((int64_t)m.bytes));
 		json_object_object_add(o, "emptied", json_object_new_boolean(!keep));
 		cli_print_json(o);
 		json_object_put(o);
 	} else {
-		printf("Committed %llu bytes of %s into %s; %s %s\n", (unsigned long long)done,
-		       pos[0], chain[1].path, pos[0],
+		printf("Committed %llu bytes of %s into %s; %s %s\n", (unsigned long long)m.bytes,
+		       pos[0], m.base, pos[0],
 		       keep ? "keeps its own copy (--keep)" :
 			      "is empty again and reads through to it");
 	}
-	free(chain);
 	return CLI_OK;
 }

@@ -5,6 +5,7 @@
 
 #include "api/json_in.h"
 #include "backend/disk_chain.h"
+#include "backend/disk_commit.h"
 #include "backend/qcow2.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -210,10 +211,11 @@ static bool add_chains(struct inodes *s, const char *json)
 }
 
 /*
- * What every VM's disks and snapshots hold. false when something could not be read: then
- * nothing is removed (a file it would have held might go).
+ * What every VM's disks and snapshots hold (but not the disks of except, when given).
+ * false when something could not be read: then nothing is removed or merged (a file it
+ * would have held might go).
  */
-static bool live_files(struct ternd *t, struct inodes *s)
+static bool live_files(struct ternd *t, struct inodes *s, const struct vm_entry *except)
 {
 	size_t cnt = 0, k = 0;
 	bool ok = true;
@@ -233,7 +235,9 @@ static bool live_files(struct ternd *t, struct inodes *s)
 	for (size_t i = 0; ok && i < cnt; i++) {
 		struct store_snap *v;
 		size_t nv;
-		if (!add_chains(s, defs[i]) || store_snap_list(t->store, uuids[i], &v, &nv)) {
+		bool skip = except && !strcmp(uuids[i], except->def.uuid);
+		if ((!skip && !add_chains(s, defs[i])) ||
+		    store_snap_list(t->store, uuids[i], &v, &nv)) {
 			ok = false;
 			break;
 		}
@@ -282,7 +286,7 @@ void layers_gc(struct ternd *t, struct vm_entry *e)
 	struct json_object *keep = json_object_new_array();
 	struct inodes live = { 0 };
 
-	if (!json_object_array_length(files) || !live_files(t, &live))
+	if (!json_object_array_length(files) || !live_files(t, &live, NULL))
 		goto out;
 	for (size_t i = 0; i < json_object_array_length(files); i++) {
 		const char *f = json_object_get_string(json_object_array_get_idx(files, i));
@@ -308,4 +312,106 @@ out:
 	free(live.v);
 	json_object_put(keep);
 	json_object_put(files);
+}
+
+/* Whether path is in e's layers (ternd made it). */
+static bool listed(struct ternd *t, struct vm_entry *e, const struct stat *st)
+{
+	char path[4200];
+	struct json_object *files = manifest_read(ternd_vm_dir(t, e, "layers", path, sizeof(path)));
+	bool yes = false;
+
+	for (size_t i = 0; !yes && i < json_object_array_length(files); i++) {
+		struct stat fs;
+		const char *f = json_object_get_string(json_object_array_get_idx(files, i));
+		yes = !stat(f, &fs) && fs.st_dev == st->st_dev && fs.st_ino == st->st_ino;
+	}
+	json_object_put(files);
+	return yes;
+}
+
+/*
+ * The image disk i of d may merge into: the file below its top, when ternd made the top
+ * and nothing but that top stands on the image (held: what every other VM's disk and
+ * every snapshot holds). Into below, with its format as the top's header names it (a raw
+ * image is never probed: a guest could have written a header into it), and true.
+ */
+static bool mergeable(struct ternd *t, struct vm_entry *e, const struct vmdef *d, unsigned int i,
+		      const struct inodes *held, struct qcow2_chain_entry *below)
+{
+	const struct vmdef_disk *k = &d->disks[i];
+	struct qcow2_chain_entry *chain = calloc(2, sizeof(*chain));
+	struct inodes mine = { 0 };
+	struct stat top, st;
+	enum disk_format f;
+	char why[256];
+	bool ok = false;
+
+	if (!chain || k->readonly || stat(k->path, &top) || inodes_have(held, &top) ||
+	    disk_format_resolve(k->path, k->format, &f) || f != DISK_FORMAT_QCOW2 ||
+	    !listed(t, e, &top) || qcow2_describe(k->path, chain, 2, why, sizeof(why)) < 2 ||
+	    stat(chain[1].path, &st) || inodes_have(held, &st)) {
+		free(chain);
+		return false;
+	}
+	/* Nor may this VM's other disks stand on it. */
+	for (unsigned int j = 0; j < d->ndisks; j++) {
+		char(*other)[DISK_CHAIN_PATH_MAX];
+		if (j == i)
+			continue;
+		inodes_add(&mine, d->disks[j].path);
+		int no = disk_chain_list(d->disks[j].path, d->disks[j].format, &other);
+		for (int b = 0; b < no; b++)
+			inodes_add(&mine, other[b]);
+		free(other);
+	}
+	ok = !inodes_have(&mine, &st);
+	*below = chain[1];
+	free(chain);
+	free(mine.v);
+	return ok;
+}
+
+static void merging(void *opaque, uint64_t done, uint64_t total)
+{
+	struct job_ctx *j = opaque;
+
+	job_set(j->t, j->e, done, total, "merging an overlay into the image below it", NULL);
+}
+
+int layers_merge(struct ternd *t, struct vm_entry *e, struct vmdef *d, char *err, size_t n)
+{
+	struct qcow2_chain_entry *below = calloc(1, sizeof(*below));
+	struct inodes held = { 0 };
+	struct job_ctx j = { t, e };
+	int merged = 0, r = 0;
+
+	if (!below || !live_files(t, &held, e)) {
+		free(below);
+		return 0;
+	}
+	/* Down the chain as far as nothing else stands on it. */
+	for (unsigned int i = 0; !r && i < d->ndisks; i++) {
+		char *p;
+		while (!r && mergeable(t, e, d, i, &held, below) && (p = strdup(below->path))) {
+			struct disk_commit c = { .top = d->disks[i].path,
+						 .progress = merging,
+						 .opaque = &j };
+			if ((r = disk_commit(&c, err, n))) {
+				free(p);
+				break;
+			}
+			log_info(
+				"%s: disk %u: %s merged into %s (%llu bytes), which it is on again",
+				e->def.name, i, d->disks[i].path, p, (unsigned long long)c.bytes);
+			free(d->disks[i].path);
+			d->disks[i].path = p;
+			d->disks[i].format = strcmp(below->format, "qcow2") ? DISK_FORMAT_RAW :
+									      DISK_FORMAT_QCOW2;
+			merged++;
+		}
+	}
+	free(held.v);
+	free(below);
+	return r ? r : merged;
 }

@@ -49,6 +49,16 @@ int layers_new_name(struct ternd *t, struct vm_entry *e, const char *image, cons
  */
 void layers_inherit(struct ternd *t, struct vm_entry *from, struct vm_entry *to);
 
+/*
+ * A shut-off VM's disks after one of its snapshots went, as libvirt's snapshot-delete
+ * does with block commit: a disk whose top is an overlay ternd made, in front of an image
+ * that no snapshot and no other disk (of any VM) stands on any more, is merged into that
+ * image (disk_commit.h) and d's disk moves back onto it; the overlay is then for
+ * layers_gc. How many disks moved (d changed), or -errno with err; a failure part-way
+ * leaves every disk reading as before.
+ */
+int layers_merge(struct ternd *t, struct vm_entry *e, struct vmdef *d, char *err, size_t n);
+
 /* Removes the overlays of e's layers that no chain of any VM or snapshot holds. */
 void layers_gc(struct ternd *t, struct vm_entry *e);
 

@@ -433,6 +433,35 @@ out:
 	return r;
 }
 
+/* layers_merge on a copy of e's definition, which replaces it when a disk moved. */
+static void merge_back(struct ternd *t, struct vm_entry *e)
+{
+	char why[1024];
+	struct vmdef d;
+
+	pthread_mutex_lock(&t->lock);
+	char *json = strdup(e->def_json);
+	pthread_mutex_unlock(&t->lock);
+	if (!json || vmdef_parse(json, strlen(json), &d, false, why, sizeof(why))) {
+		free(json);
+		return;
+	}
+	free(json);
+	job_begin(t, e, "snapshot", 0, false);
+	int r = layers_merge(t, e, &d, why, sizeof(why));
+	job_end(t, e);
+	/* A failure part-way: the disks merged so far are on their images (all read the same). */
+	if (r < 0)
+		log_warn("%s: an overlay stays in front of its image: %s", e->def.name, why);
+	for (unsigned int i = 0; i < d.ndisks; i++)
+		if (strcmp(d.disks[i].path, e->def.disks[i].path)) {
+			if (set_definition(t, e, &d, why, sizeof(why)))
+				log_error("%s: %s", e->def.name, why);
+			break;
+		}
+	vmdef_free(&d);
+}
+
 int snap_delete(struct ternd *t, struct vm_entry *e, const char *name, char *err, size_t n)
 {
 	struct store_snap s;
@@ -446,6 +475,12 @@ int snap_delete(struct ternd *t, struct vm_entry *e, const char *name, char *err
 		return fail_msg(err, n, -EIO, "cannot write the database");
 	/* A VM restored from it maps its memory file: that mapping outlives the name. */
 	ternd_remove_tree(snap_dir(t, e, name, "", dir, sizeof(dir)));
+	/*
+	 * A shut-off VM goes back onto the images nothing else stands on now, its overlays
+	 * merged into them (a running one stays on its chain: tern-vmm has no live commit).
+	 */
+	if (!ternd_is_active(e))
+		merge_back(t, e);
 	layers_gc(t, e); /* its frozen images, unless a disk or another snapshot stands on them */
 	event(t, e, "deleted", name);
 	return 0;
