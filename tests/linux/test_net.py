@@ -76,15 +76,17 @@ def test_user_tap_vsock_one_boot():
         sh("ip", "tuntap", "add", "dev", "tap0", "mode", "tap")
         sh("ip", "addr", "add", "192.168.77.1/24", "dev", "tap0")
         sh("ip", "link", "set", "tap0", "up")
-        p = subprocess.run(["ip", "netns", "exec", ns, sys.executable,
-                            os.path.join(HERE, "netcheck.py"), ternlib.vmm_path(), k, initrd, work,
-                            debian.CMDLINE],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=1500)
+        # Written as it runs: a run the lab's watchdog stops still leaves what it got to.
+        log = os.path.join(ternlib.OUT, "linux-net.log")
+        with open(log, "wb") as f:
+            p = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-u",
+                                os.path.join(HERE, "netcheck.py"), ternlib.vmm_path(), k, initrd,
+                                work, debian.CMDLINE],
+                               stdout=f, stderr=subprocess.STDOUT, timeout=1500)
     finally:
         subprocess.run(["ip", "netns", "del", ns])
-    out = p.stdout.decode(errors="replace")
-    with open(os.path.join(ternlib.OUT, "linux-net.log"), "w") as f:
-        f.write(out)
+    with open(log, "rb") as f:
+        out = f.read().decode(errors="replace")
     failed = [l for l in out.splitlines() if l.startswith("NETCHECK ") and " FAIL" in l]
     checks = [l for l in out.splitlines() if l.startswith("NETCHECK ")]
     assert p.returncode == 0 and not failed and len(checks) >= 9, \
