@@ -1,6 +1,7 @@
 /* qemu-img commit through tern's own disk code (see disk_commit.h). */
 #include "backend/disk_commit.h"
 #include "backend/disk.h"
+#include "backend/image_file.h"
 #include "backend/qcow2.h"
 #include "core/loop.h"
 #include "core/util.h"
@@ -30,28 +31,11 @@ static void make_loop(void)
  */
 static int open_top(const char *path, bool write, int *fd, struct qcow2 **q, char *err, size_t n)
 {
-	struct qcow2_open_args a = {
-		.readonly = !write, .no_backing = !write, .punch_freed = write, .path = path
-	};
-	char why[512];
-	int r;
+	struct qcow2_open_args a = { .readonly = !write,
+				     .no_backing = !write,
+				     .punch_freed = write };
 
-	if ((*fd = open(path, (write ? O_RDWR : O_RDONLY) | O_CLOEXEC)) < 0)
-		return fail_msg(err, n, -errno, "%s: %s", path, strerror(errno));
-	if (disk_lock_fd(*fd, !write)) {
-		r = fail_msg(err, n, -EBUSY, "%s is in use by a running VM (stop it first)", path);
-		goto fail;
-	}
-	a.fd = *fd;
-	if ((r = qcow2_open(q, &a, why, sizeof(why)))) {
-		fail_msg(err, n, r, "%s: %s", path, why);
-		goto fail;
-	}
-	return 0;
-fail:
-	close(*fd);
-	*fd = -1;
-	return r;
+	return image_open_qcow2(path, &a, fd, q, err, n);
 }
 
 /* After the copy: the top's clusters hand back to the base, which holds the same bytes. */

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backend/image_file.h"
 #include "backend/qcow2.h"
 
 bool img_parse_size(const char *s, uint64_t *out);
@@ -15,17 +16,6 @@ bool img_parse_size(const char *s, uint64_t *out);
  * a tool is the user's, so probing it is safe). Returns the count or -errno with err.
  */
 int img_describe(const char *path, struct qcow2_chain_entry *chain, int max, char *err, size_t n);
-/*
- * path opened for writing or reading and locked as a tern-vmm locks a disk (disk_lock_fd):
- * the fd, or -errno with err naming path (-EBUSY: a running VM holds it).
- */
-int img_open_locked(const char *path, bool write, char *err, size_t n);
-/*
- * The qcow2 image at path opened that way (for writing unless a->readonly), a->fd and
- * a->path filled in: 0 with *fd and *q, or -errno with err naming path.
- */
-int img_open_qcow2(const char *path, struct qcow2_open_args *a, int *fd, struct qcow2 **q,
-		   char *err, size_t n);
 struct cli;
 /* tern img works on this host's files: with --connect, exits 2 saying so for `what`. */
 void img_refuse_remote(const struct cli *c, const char *what);

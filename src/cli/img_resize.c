@@ -21,7 +21,7 @@
 static int resize_raw(const char *path, uint64_t size, char *err, size_t n)
 {
 	struct stat st;
-	int fd = img_open_locked(path, true, err, n), r = 0;
+	int fd = image_open_locked(path, true, err, n), r = 0;
 
 	if (fd < 0)
 		return fd;
@@ -43,7 +43,7 @@ static int resize_qcow2(const char *path, uint64_t size, char *err, size_t n)
 	char why[512];
 	int fd, r;
 
-	if ((r = img_open_qcow2(path, &a, &fd, &q, err, n)))
+	if ((r = image_open_qcow2(path, &a, &fd, &q, err, n)))
 		return r;
 	r = size < qcow2_size(q) ? qcow2_shrink(q, size, why, sizeof(why)) :
 				   qcow2_resize(q, size, why, sizeof(why));
