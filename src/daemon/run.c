@@ -478,7 +478,7 @@ static int launch(struct ternd *t, struct vm_entry *e, const char *restore_state
 		  const char *restore_mem, bool paused, bool incoming, const char *reason,
 		  char *err, size_t n)
 {
-	char dir[4096], path[4200], cgbuf[4200], *cg;
+	char path[4200], cgbuf[4200], *cg;
 	char **argv;
 	struct pids p = { 0 };
 	long long deadline;
@@ -487,11 +487,8 @@ static int launch(struct ternd *t, struct vm_entry *e, const char *restore_state
 
 	if (ternd_is_active(e))
 		return fail_msg(err, n, -EBUSY, "%s is %s already", e->def.name, e->state);
-	ternd_vm_dir(t, e, NULL, dir, sizeof(dir));
-	snprintf(path, sizeof(path), "%s/vms", t->state_dir);
-	mkdir(path, 0700);
-	if (mkdir(dir, 0700) && errno != EEXIST)
-		return fail_msg(err, n, -errno, "%s: %s", dir, strerror(errno));
+	if ((r = ternd_make_vm_dir(t, e, err, n)))
+		return r;
 	unlink(ternd_vm_dir(t, e, "status", path, sizeof(path)));
 	unlink(ternd_vm_dir(t, e, "pid", path, sizeof(path)));
 	if ((r = vmjail_prepare(t, e, restore_state, restore_mem, incoming, err, n)))

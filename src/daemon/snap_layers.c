@@ -190,6 +190,19 @@ static bool inodes_have(const struct inodes *s, const struct stat *st)
 	return false;
 }
 
+/* The files below disk k, and k's own file with top. */
+static void inodes_add_chain(struct inodes *s, const struct vmdef_disk *k, bool top)
+{
+	char(*below)[DISK_CHAIN_PATH_MAX];
+	int nb = disk_chain_list(k->path, k->format, &below);
+
+	if (top)
+		inodes_add(s, k->path);
+	for (int b = 0; b < nb; b++)
+		inodes_add(s, below[b]);
+	free(below);
+}
+
 /* Every file of every disk's chain in the definition json. false: it did not parse. */
 static bool add_chains(struct inodes *s, const char *json)
 {
@@ -198,14 +211,8 @@ static bool add_chains(struct inodes *s, const char *json)
 
 	if (!json || vmdef_parse(json, strlen(json), &d, false, why, sizeof(why)))
 		return false;
-	for (unsigned int i = 0; i < d.ndisks; i++) {
-		char(*below)[DISK_CHAIN_PATH_MAX];
-		inodes_add(s, d.disks[i].path);
-		int nb = disk_chain_list(d.disks[i].path, d.disks[i].format, &below);
-		for (int b = 0; b < nb; b++)
-			inodes_add(s, below[b]);
-		free(below);
-	}
+	for (unsigned int i = 0; i < d.ndisks; i++)
+		inodes_add_chain(s, &d.disks[i], true);
 	vmdef_free(&d);
 	return true;
 }
@@ -254,21 +261,15 @@ static bool live_files(struct ternd *t, struct inodes *s, const struct vm_entry 
 
 void layers_inherit(struct ternd *t, struct vm_entry *from, struct vm_entry *to)
 {
-	char path[4200], dir[4200];
+	char path[4200];
 	struct json_object *files =
 		manifest_read(ternd_vm_dir(t, from, "layers", path, sizeof(path)));
 	struct inodes below = { 0 };
 
-	for (unsigned int i = 0; i < to->def.ndisks; i++) {
-		char(*chain)[DISK_CHAIN_PATH_MAX];
-		int nb = disk_chain_list(to->def.disks[i].path, to->def.disks[i].format, &chain);
-		for (int b = 0; b < nb; b++)
-			inodes_add(&below, chain[b]);
-		free(chain);
-	}
-	snprintf(dir, sizeof(dir), "%s/vms", t->state_dir);
-	mkdir(dir, 0700);
-	mkdir(ternd_vm_dir(t, to, NULL, dir, sizeof(dir)), 0700);
+	for (unsigned int i = 0; i < to->def.ndisks; i++)
+		inodes_add_chain(&below, &to->def.disks[i], false);
+	char why[256];
+	ternd_make_vm_dir(t, to, why, sizeof(why)); /* its list of layers goes there */
 	for (size_t i = 0; i < json_object_array_length(files); i++) {
 		const char *f = json_object_get_string(json_object_array_get_idx(files, i));
 		struct stat st;
@@ -355,16 +356,9 @@ static bool mergeable(struct ternd *t, struct vm_entry *e, const struct vmdef *d
 		return false;
 	}
 	/* Nor may this VM's other disks stand on it. */
-	for (unsigned int j = 0; j < d->ndisks; j++) {
-		char(*other)[DISK_CHAIN_PATH_MAX];
-		if (j == i)
-			continue;
-		inodes_add(&mine, d->disks[j].path);
-		int no = disk_chain_list(d->disks[j].path, d->disks[j].format, &other);
-		for (int b = 0; b < no; b++)
-			inodes_add(&mine, other[b]);
-		free(other);
-	}
+	for (unsigned int j = 0; j < d->ndisks; j++)
+		if (j != i)
+			inodes_add_chain(&mine, &d->disks[j], true);
 	ok = !inodes_have(&mine, &st);
 	*below = chain[1];
 	free(chain);

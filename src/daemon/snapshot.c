@@ -248,9 +248,7 @@ int snap_create(struct ternd *t, struct vm_entry *e, const char *body, char *nam
 	if (!def)
 		return -ENOMEM;
 	/* A VM never started has no directory yet, nor has a new state directory vms/. */
-	snprintf(dir, sizeof(dir), "%s/vms", t->state_dir);
-	mkdir(dir, 0700);
-	mkdir(ternd_vm_dir(t, e, NULL, dir, sizeof(dir)), 0700);
+	ternd_make_vm_dir(t, e, why, sizeof(why));
 	mkdir(ternd_vm_dir(t, e, "snapshots", dir, sizeof(dir)), 0700);
 	/* Written under NAME.partial and renamed when complete: no half snapshot is listed. */
 	snap_dir(t, e, name, "", dir, sizeof(dir));

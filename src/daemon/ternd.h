@@ -89,6 +89,8 @@ void ternd_event(struct ternd *t, struct vm_entry *e, const char *state, const c
  * when it is not (another thread recorded a change first). */
 bool ternd_set_state_from(struct ternd *t, struct vm_entry *e, const char *from, const char *state,
 			  const char *reason, const char *detail);
+/* Makes vms/ and the VM's directory (0700) where missing: 0, or -errno with err. */
+int ternd_make_vm_dir(const struct ternd *t, const struct vm_entry *e, char *err, size_t n);
 /* The VM's directory under the state directory, into buf. */
 const char *ternd_vm_dir(const struct ternd *t, const struct vm_entry *e, const char *file,
 			 char *buf, size_t n);

@@ -24,6 +24,17 @@ const char *ternd_vm_dir(const struct ternd *t, const struct vm_entry *e, const 
 	return buf;
 }
 
+int ternd_make_vm_dir(const struct ternd *t, const struct vm_entry *e, char *err, size_t n)
+{
+	char dir[4200];
+
+	snprintf(dir, sizeof(dir), "%s/vms", t->state_dir);
+	mkdir(dir, 0700);
+	if (mkdir(ternd_vm_dir(t, e, NULL, dir, sizeof(dir)), 0700) && errno != EEXIST)
+		return fail_msg(err, n, -errno, "%s: %s", dir, strerror(errno));
+	return 0;
+}
+
 const char *ternd_vmm_path(const struct ternd *t, const struct vm_entry *e, const char *file,
 			   char *buf, size_t n)
 {
