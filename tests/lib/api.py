@@ -272,6 +272,36 @@ class Vmm:
                     return sum(1 for _, l in lines if text in l) >= count
                 self._cond.wait(min(left, 0.2))
 
+    def _tasks(self):
+        """(name, state, wchan, utime+stime ticks) for each thread of the process."""
+        tdir = "/proc/%d/task" % self.pid
+        try:
+            tids = sorted(os.listdir(tdir), key=int)
+        except OSError:
+            return
+        for tid in tids:
+            try:
+                with open(os.path.join(tdir, tid, "stat")) as f:
+                    st = f.read()
+                with open(os.path.join(tdir, tid, "wchan")) as f:
+                    wchan = f.read().strip() or "-"
+            except OSError:
+                continue
+            comm = st[st.index("(") + 1:st.rindex(")")]
+            fields = st[st.rindex(")") + 2:].split()
+            yield comm, fields[0], wchan, int(fields[11]) + int(fields[12])  # fields 14, 15
+
+    def threads(self):
+        """Each thread's name, state, where it sleeps and its CPU ticks: what a test prints
+        when the guest has gone quiet, to tell a vCPU spinning from one blocked."""
+        return "; ".join("%s %s %s %d ticks" % t for t in self._tasks()) or "no threads"
+
+    def tail(self, n=20, stream="out"):
+        """The last n lines of the console (or stderr)."""
+        with self._cond:
+            lines = self.out_lines if stream == "out" else self.err_lines
+            return "\n".join(l for _, l in lines[-n:])
+
     def wait(self, timeout=30):
         """Exit status, or None if still running after timeout."""
         try:
@@ -303,20 +333,7 @@ class Vmm:
 
     def vcpu_cpu_ticks(self):
         """utime+stime (clock ticks) summed over the threads named vcpu*."""
-        total = 0
-        tdir = "/proc/%d/task" % self.pid
-        for tid in os.listdir(tdir):
-            try:
-                with open(os.path.join(tdir, tid, "stat")) as f:
-                    st = f.read()
-            except OSError:
-                continue
-            comm = st[st.index("(") + 1:st.rindex(")")]
-            if not comm.startswith("vcpu"):
-                continue
-            fields = st[st.rindex(")") + 2:].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
-        return total
+        return sum(t[3] for t in self._tasks() if t[0].startswith("vcpu"))
 
     def vcpu_threads(self):
         n = 0
