@@ -325,6 +325,14 @@ int disk_do_sync(struct disk *d, const struct disk_req *r)
 	return -EINVAL;
 }
 
+int disk_rw_sync(struct disk *d, enum disk_op op, void *buf, uint64_t off, uint64_t len)
+{
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+	struct disk_req q = { .op = op, .offset = off, .len = len, .iov = &iov, .iovcnt = 1 };
+
+	return disk_do_sync(d, &q);
+}
+
 int disk_reopen_locked(struct disk *d, const char **why)
 {
 	/* The same access mode and O_DIRECT/O_DSYNC as the first open. */

@@ -187,6 +187,8 @@ extern const struct disk_engine_ops disk_engine_uring_qcow2;
 
 /* Runs one request synchronously (thread-pool workers, and io_uring's fallback for hole punching). */
 int disk_do_sync(struct disk *d, const struct disk_req *r);
+/* One read or write of len bytes at off through buf, synchronously (tern img, commits). */
+int disk_rw_sync(struct disk *d, enum disk_op op, void *buf, uint64_t off, uint64_t len);
 /*
  * preadv/pwritev of len bytes of iov at off, to the end despite short transfers and
  * EINTR. Reads past the end of the file leave the rest of the buffers as they were.

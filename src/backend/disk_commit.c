@@ -53,14 +53,6 @@ static int empty_top(const char *path, uint64_t size, char *err, size_t n)
 	return r;
 }
 
-static int rw(struct disk *d, enum disk_op op, void *buf, uint64_t off, uint64_t len)
-{
-	struct iovec iov = { .iov_base = buf, .iov_len = len };
-	struct disk_req q = { .op = op, .offset = off, .len = len, .iov = &iov, .iovcnt = 1 };
-
-	return disk_do_sync(d, &q);
-}
-
 /* Each range the top maps itself, read from it and written into base. */
 static int copy_mapped(struct disk_commit *c, struct qcow2 *top, struct disk *base, uint64_t size,
 		       uint8_t *buf, char *err, size_t n)
@@ -78,7 +70,7 @@ static int copy_mapped(struct disk_commit *c, struct qcow2 *top, struct disk *ba
 			if ((r = qcow2_read(top, &iov, 1, off, run)))
 				return fail_msg(err, n, r, "reading %s at %llu: %s", c->top,
 						(unsigned long long)off, strerror(-r));
-			if ((r = rw(base, DISK_WRITE, buf, off, run)))
+			if ((r = disk_rw_sync(base, DISK_WRITE, buf, off, run)))
 				return fail_msg(err, n, r, "writing %s at %llu: %s", c->base,
 						(unsigned long long)off, strerror(-r));
 			c->bytes += run;

@@ -104,19 +104,6 @@ static int open_disk(struct disk *d, const char *path, bool readonly, char *err,
 	return 0;
 }
 
-static int rw(struct disk *d, enum disk_op op, void *buf, uint64_t off, uint64_t len)
-{
-	struct iovec iov = { .iov_base = buf, .iov_len = len };
-	struct disk_req q = { .op = op, .offset = off, .len = len, .iov = &iov, .iovcnt = 1 };
-
-	return disk_do_sync(d, &q);
-}
-
-static bool all_zero(const uint8_t *p, size_t len)
-{
-	return len == 0 || (p[0] == 0 && !memcmp(p, p + 1, len - 1));
-}
-
 /* Progress on a terminal: a percentage on one line, rewritten. */
 static void progress(const char *what, uint64_t done, uint64_t total)
 {
@@ -182,7 +169,7 @@ int cmd_img_convert(struct cli *c, int argc, char **argv)
 	}
 	for (uint64_t off = 0; off < src.size && !r; off += CHUNK) {
 		uint64_t len = src.size - off < CHUNK ? src.size - off : CHUNK;
-		if ((r = rw(&src, DISK_READ, buf, off, len)))
+		if ((r = disk_rw_sync(&src, DISK_READ, buf, off, len)))
 			snprintf(err, sizeof(err), "reading %s at %llu: %s", pos[0],
 				 (unsigned long long)off, strerror(-r));
 		/*
@@ -191,12 +178,12 @@ int cmd_img_convert(struct cli *c, int argc, char **argv)
 		 */
 		for (uint64_t k = 0; !r && k < len; k += SPARSE) {
 			uint64_t m = len - k < SPARSE ? len - k : SPARSE;
-			if (all_zero(buf + k, m))
+			if (mem_is_zero(buf + k, m))
 				continue;
 			if (compress)
 				r = qcow2_write_compressed(dst.qcow, off + k, buf + k, m);
 			else
-				r = rw(&dst, DISK_WRITE, buf + k, off + k, m);
+				r = disk_rw_sync(&dst, DISK_WRITE, buf + k, off + k, m);
 			if (r)
 				snprintf(err, sizeof(err), "writing %s at %llu: %s", pos[1],
 					 (unsigned long long)(off + k), strerror(-r));

@@ -204,10 +204,9 @@ static int move_source(struct ternd *t, struct vm_entry *src, const struct made 
 		vmdef_free(&d);
 		return 0;
 	}
-	if (!(json = vmdef_to_json(&d)) || ternd_set_definition(t, src, &d, json)) {
-		free(json);
+	if ((r = ternd_store_definition(t, src, &d, err, n))) {
 		vmdef_free(&d);
-		return fail_msg(err, n, -EIO, "cannot write the database");
+		return r;
 	}
 	log_info("clone: %s now runs on qcow2 overlays in front of its former images",
 		 src->def.name);

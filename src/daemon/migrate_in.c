@@ -268,11 +268,8 @@ static int make_ready(struct ternd *t, struct vm_entry *e, bool created, struct 
 					"%s has a managed save here: start and destroy it, or "
 					"undefine it here, first",
 					e->def.name);
-		char *json = vmdef_to_json(d);
-		if (!json || ternd_set_definition(t, e, d, json)) {
-			free(json);
-			return fail_msg(err, n, -EIO, "cannot write the database");
-		}
+		if ((r = ternd_store_definition(t, e, d, err, n)))
+			return r;
 	}
 	if ((r = check_paths(t, e, err, n)))
 		return r;

@@ -215,16 +215,6 @@ static int move_drives(struct ternd *t, struct vm_entry *e, const struct vmdef *
 }
 
 /* d (moved in on success) becomes e's definition. */
-static int set_definition(struct ternd *t, struct vm_entry *e, struct vmdef *d, char *err, size_t n)
-{
-	char *json = vmdef_to_json(d);
-
-	if (json && !ternd_set_definition(t, e, d, json))
-		return 0;
-	free(json);
-	return fail_msg(err, n, -EIO, "cannot write the database");
-}
-
 int snap_create(struct ternd *t, struct vm_entry *e, const char *body, char *name, char *err,
 		size_t n)
 {
@@ -311,13 +301,13 @@ int snap_create(struct ternd *t, struct vm_entry *e, const char *body, char *nam
 		if (!r && restart && !(r = layers_put_on_overlays(t, e, &nd, name, err, n)) &&
 		    !(r = run_kill(t, e, "from snapshot", err, n))) {
 			killed = true;
-			r = set_definition(t, e, &nd, err, n);
+			r = ternd_store_definition(t, e, &nd, err, n);
 		}
 		if (!r && layered && !restart &&
 		    !(r = layers_put_on_overlays(t, e, &nd, name, err, n)) &&
-		    !(r = set_definition(t, e, &nd, err, n)) &&
+		    !(r = ternd_store_definition(t, e, &nd, err, n)) &&
 		    (r = move_drives(t, e, &od, &e->def, err, n))) {
-			if (set_definition(t, e, &od, why, sizeof(why)))
+			if (ternd_store_definition(t, e, &od, why, sizeof(why)))
 				log_error("%s: its definition still names the overlays its drives "
 					  "did not move to: %s",
 					  e->def.name, why);
@@ -328,7 +318,7 @@ int snap_create(struct ternd *t, struct vm_entry *e, const char *body, char *nam
 			log_error("%s: cannot resume after the snapshot: %s", e->def.name, why);
 	} else if (layered) {
 		if (!(r = layers_put_on_overlays(t, e, &nd, name, err, n)))
-			r = set_definition(t, e, &nd, err, n);
+			r = ternd_store_definition(t, e, &nd, err, n);
 	} else {
 		r = copy_disks_out(&e->def, part, &j, err, n);
 	}
@@ -416,7 +406,7 @@ int snap_revert(struct ternd *t, struct vm_entry *e, const char *name, char *err
 	if (r)
 		goto out;
 	/* The definition it was taken with, on its disks: the state file matches it. */
-	if ((r = set_definition(t, e, &d, err, n)))
+	if ((r = ternd_store_definition(t, e, &d, err, n)))
 		goto out;
 	/* A managed save is of another moment than the disks now hold. */
 	unlink(ternd_vm_dir(t, e, "save/vm.state", path, sizeof(path)));
@@ -453,7 +443,7 @@ static void merge_back(struct ternd *t, struct vm_entry *e)
 		log_warn("%s: an overlay stays in front of its image: %s", e->def.name, why);
 	for (unsigned int i = 0; i < d.ndisks; i++)
 		if (strcmp(d.disks[i].path, e->def.disks[i].path)) {
-			if (set_definition(t, e, &d, why, sizeof(why)))
+			if (ternd_store_definition(t, e, &d, why, sizeof(why)))
 				log_error("%s: %s", e->def.name, why);
 			break;
 		}

@@ -109,6 +109,9 @@ bool ternd_is_active(const struct vm_entry *e);
 void ternd_remove_tree(const char *path);
 /* Replaces e's definition (parsed d and its JSON, both moved in) in the table and the database. */
 int ternd_set_definition(struct ternd *t, struct vm_entry *e, struct vmdef *d, char *json);
+/* The same from d alone (its JSON made here): 0, or -EIO with err and d left as it was. */
+int ternd_store_definition(struct ternd *t, struct vm_entry *e, struct vmdef *d, char *err,
+			   size_t n);
 
 /* snapshot.c: under the entry's op lock; 0 or -errno with err. */
 /* body {"name"}: the name is copied to name (VMDEF_NAME_MAX + 1 bytes). */

@@ -190,6 +190,17 @@ int ternd_set_definition(struct ternd *t, struct vm_entry *e, struct vmdef *d, c
 	return 0;
 }
 
+int ternd_store_definition(struct ternd *t, struct vm_entry *e, struct vmdef *d, char *err,
+			   size_t n)
+{
+	char *json = vmdef_to_json(d);
+
+	if (json && !ternd_set_definition(t, e, d, json))
+		return 0;
+	free(json);
+	return fail_msg(err, n, -EIO, "cannot write the database");
+}
+
 static int remove_file(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	return remove(path);
