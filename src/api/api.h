@@ -75,6 +75,12 @@ void api_config_file(struct api *a, const char *path);
 
 int res_machine_config(struct api *a, struct json_object *o, bool patch, char *err, size_t n);
 int res_boot_source(struct api *a, struct json_object *o, char *err, size_t n);
+/*
+ * PUT /files (tern's): image files ternd opened for a jailed tern-vmm, their descriptors
+ * sent with the request; the disk layer opens those paths from them (image_fds.h).
+ */
+int res_files(struct api *a, struct json_object *o, int *fds, unsigned int nfds, char *err,
+	      size_t n);
 int res_drive(struct api *a, const char *id, struct json_object *o, bool patch, char *err,
 	      size_t n);
 int res_net_iface(struct api *a, const char *id, struct json_object *o, bool patch, char *err,

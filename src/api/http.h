@@ -22,6 +22,7 @@
 #define HTTP_MAX_HEADER_BYTES 8192 /* request line + all headers */
 #define HTTP_MAX_HEADERS 32
 #define HTTP_MAX_CONNS 16
+#define HTTP_MAX_FDS 32 /* descriptors a connection holds for its next request */
 /* A connection with a partial request (or idle keep-alive) is closed after this. */
 #define HTTP_IDLE_TIMEOUT_MS 10000
 
@@ -35,6 +36,12 @@ struct http_request {
 	const char *query; /* what follows '?' up to any '#', NUL-terminated; "" when none */
 	const char *body;  /* NUL-terminated copy of the body ("" when none) */
 	size_t body_len;
+	/*
+	 * Descriptors that came with the request (SCM_RIGHTS on a Unix socket). A handler
+	 * that keeps one sets its slot to -1; the rest are closed after it returns.
+	 */
+	int *fds;
+	unsigned int nfds;
 };
 
 struct http_response {
@@ -62,6 +69,11 @@ void http_conn_free(struct http_conn *c);
  * later input is ignored.
  */
 int http_conn_feed(struct http_conn *c, const char *data, size_t len);
+/*
+ * Descriptors received with the bytes fed next (taken: closed when no request gets them,
+ * those beyond HTTP_MAX_FDS at once). They go with the next request completed.
+ */
+void http_conn_add_fds(struct http_conn *c, const int *fds, unsigned int n);
 /* Output waiting to be written, and how much of it was written. */
 const char *http_conn_output(const struct http_conn *c, size_t *len);
 void http_conn_consume(struct http_conn *c, size_t n);

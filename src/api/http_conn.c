@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 /* http_parser.h has an enum http_method of its own: rename that tag here so both fit. */
 #define http_method http_parser_method
@@ -71,6 +72,8 @@ struct http_conn {
 
 	char *out; /* out[out_off..out_len) is waiting to be written */
 	size_t out_off, out_len, out_cap;
+	int fds[HTTP_MAX_FDS]; /* received for the next request (http_conn_add_fds) */
+	unsigned int nfds;
 };
 
 /* Appends a then b to the output; false (nothing appended) when memory runs out. */
@@ -219,6 +222,24 @@ static enum http_method method_of(unsigned int m)
 	}
 }
 
+static void drop_fds(struct http_conn *c)
+{
+	for (unsigned int i = 0; i < c->nfds; i++)
+		if (c->fds[i] >= 0)
+			close(c->fds[i]);
+	c->nfds = 0;
+}
+
+void http_conn_add_fds(struct http_conn *c, const int *fds, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++) {
+		if (c->nfds < HTTP_MAX_FDS && !c->closing)
+			c->fds[c->nfds++] = fds[i];
+		else
+			close(fds[i]);
+	}
+}
+
 /* Runs the handler for the request just completed and queues its answer. */
 static void respond(struct http_conn *c, unsigned int flags)
 {
@@ -248,10 +269,13 @@ static void respond(struct http_conn *c, unsigned int flags)
 		.query = query,
 		.body = c->body ? c->body : "",
 		.body_len = c->body_len,
+		.fds = c->fds,
+		.nfds = c->nfds,
 	};
 	if (c->p.method == HTTP_HEAD)
 		flags |= RESP_HEAD;
 	c->fn(c->opaque, &req, &resp);
+	drop_fds(c);
 	if (resp.status < 200 || resp.status > 599)
 		queue_fault(c, 500, "Internal error: the request handler set no valid status.",
 			    flags);
@@ -449,6 +473,7 @@ void http_conn_free(struct http_conn *c)
 {
 	if (!c)
 		return;
+	drop_fds(c);
 	free(c->body);
 	free(c->out);
 	free(c);

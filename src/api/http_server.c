@@ -94,10 +94,27 @@ static int conn_flush(struct api_conn *c)
 static int conn_read(struct api_conn *c)
 {
 	char buf[READ_CHUNK];
-	ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+	/* Descriptors may come with the bytes (PUT /files): taken, the request gets them. */
+	union {
+		struct cmsghdr h;
+		char space[CMSG_SPACE(sizeof(int) * HTTP_MAX_FDS)];
+	} ctl;
+	struct iovec iov = { buf, sizeof(buf) };
+	struct msghdr m = {
+		.msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctl, .msg_controllen = sizeof(ctl)
+	};
+	ssize_t n = recvmsg(c->fd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 
 	if (n < 0)
 		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1;
+	for (struct cmsghdr *h = CMSG_FIRSTHDR(&m); h; h = CMSG_NXTHDR(&m, h)) {
+		if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
+			continue;
+		unsigned int k = (unsigned int)((h->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+		int got[HTTP_MAX_FDS];
+		memcpy(got, CMSG_DATA(h), sizeof(int) * (k < HTTP_MAX_FDS ? k : HTTP_MAX_FDS));
+		http_conn_add_fds(c->hc, got, k < HTTP_MAX_FDS ? k : HTTP_MAX_FDS);
+	}
 	c->last_ms = now_ms();
 	if (n == 0) {
 		if (http_conn_eof(c->hc) < 0)

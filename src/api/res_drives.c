@@ -1,7 +1,9 @@
 /* /drives/{drive_id}: virtio-blk disks (Firecracker's Drive). */
 #include "api/api.h"
+#include "api/http.h"
 #include "api/json_in.h"
 #include "backend/disk_chain.h"
+#include "backend/image_fds.h"
 #include "vmm/disk_resize.h"
 #include "vmm/disk_swap.h"
 #include "vmm/vm.h"
@@ -29,6 +31,9 @@ static const char *const formats[] = { "Raw", "Overlay", "Qcow2", "Auto", NULL }
 static int openable(const char *path, bool readonly, char *err, size_t n)
 {
 	struct stat st;
+
+	if (image_fds_has(path))
+		return 0; /* handed in open (PUT /files), checked then */
 	int fd = open(path, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 
 	if (fd < 0)
@@ -252,4 +257,47 @@ int res_drive(struct api *a, const char *id, struct json_object *o, bool is_patc
 	if ((r = check_id(id, o, err, n)))
 		return r;
 	return is_patch ? patch(a, id, o, err, n) : put(a, id, o, err, n);
+}
+
+int res_files(struct api *a, struct json_object *o, int *fds, unsigned int nfds, char *err,
+	      size_t n)
+{
+	static const char *const keys[] = { "paths", NULL };
+	struct json_object *paths;
+	int r;
+
+	(void)a;
+	if ((r = jin_only(o, keys, "/files", err, n)))
+		return r;
+	if (!json_object_object_get_ex(o, "paths", &paths) ||
+	    !json_object_is_type(paths, json_type_array) || !json_object_array_length(paths))
+		return api_fail(err, n,
+				"'paths': required, the absolute paths of the files sent with the "
+				"request (SCM_RIGHTS on the API socket), one for each, in order");
+	size_t k = json_object_array_length(paths);
+	if (k != nfds)
+		return api_fail(
+			err, n,
+			"'paths' names %zu file%s but %u descriptor%s came with the request "
+			"(SCM_RIGHTS on the API's Unix socket, at most %d)",
+			k, k == 1 ? "" : "s", nfds, nfds == 1 ? "" : "s", HTTP_MAX_FDS);
+	for (size_t i = 0; i < k; i++) {
+		struct json_object *p = json_object_array_get_idx(paths, i);
+		const char *s =
+			json_object_is_type(p, json_type_string) ? json_object_get_string(p) : NULL;
+		if (!s || s[0] != '/' || strlen(s) > PATH_LEN_MAX)
+			return api_fail(err, n,
+					"'paths'[%zu]: an absolute path of at most %d bytes", i,
+					PATH_LEN_MAX);
+	}
+	image_fds_clear(); /* what the last hand-over left: its move is over */
+	for (size_t i = 0; i < k; i++) {
+		char why[256];
+		int fd = fds[i];
+		fds[i] = -1; /* taken, or closed by image_fds_add */
+		if (image_fds_add(json_object_get_string(json_object_array_get_idx(paths, i)), fd,
+				  why, sizeof(why)))
+			return api_fail(err, n, "'paths'[%zu]: %s", i, why);
+	}
+	return 0;
 }

@@ -122,7 +122,8 @@ static enum outcome route(struct api *a, const struct http_request *req, struct 
 		SNAP_LOAD,
 		MIGRATE,
 		MIGRATE_CANCEL,
-		MIGRATE_INCOMING
+		MIGRATE_INCOMING,
+		FILES
 	} res;
 	if (!strcmp(p, "/machine-config"))
 		res = MACHINE;
@@ -154,6 +155,8 @@ static enum outcome route(struct api *a, const struct http_request *req, struct 
 		res = MIGRATE_CANCEL;
 	else if (!patch && !strcmp(p, "/migrate/incoming"))
 		res = MIGRATE_INCOMING;
+	else if (!patch && !strcmp(p, "/files"))
+		res = FILES;
 	else
 		return BAD_ROUTE;
 	if (with_body(req, &o, err)) {
@@ -177,6 +180,9 @@ static enum outcome route(struct api *a, const struct http_request *req, struct 
 		break;
 	case DRIVE:
 		r = res_drive(a, id, o, patch, err, ERR_MAX);
+		break;
+	case FILES:
+		r = res_files(a, o, req->fds, req->nfds, err, ERR_MAX);
 		break;
 	case NIC:
 		r = res_net_iface(a, id, o, patch, err, ERR_MAX);

@@ -1,5 +1,6 @@
 /* Opening, locking, sizing disk images, and the synchronous form of every request. */
 #include "backend/disk.h"
+#include "backend/image_fds.h"
 #include "backend/disk_overlay.h"
 #include "backend/disk_probe.h"
 #include "backend/qcow2.h"
@@ -76,14 +77,14 @@ int disk_open(struct disk *d, const struct disk_open_args *a, const char **why)
 	d->unlocked = a->no_lock;
 	d->format = a->format;
 	if (a->direct) {
-		d->fd = open(a->path, flags | O_DIRECT | O_DSYNC);
+		d->fd = image_fds_open(a->path, flags | O_DIRECT | O_DSYNC);
 		/* Some file systems (tmpfs) refuse O_DIRECT: fall back to synchronous writes. */
 		if (d->fd < 0 && errno == EINVAL)
-			d->fd = open(a->path, flags | O_DSYNC);
+			d->fd = image_fds_open(a->path, flags | O_DSYNC);
 		else
 			d->direct = d->fd >= 0;
 	} else {
-		d->fd = open(a->path, flags);
+		d->fd = image_fds_open(a->path, flags);
 	}
 	if (d->fd < 0) {
 		*why = "cannot open";

@@ -24,7 +24,8 @@ int disk_chain(const char *path, enum disk_format format, char (*files)[DISK_CHA
  * The files below the image at path, top first, for whoever binds or grants them (a
  * jail, ternd's ACLs): how many, with *files a new array the caller frees (NULL when there
  * are none); 0 for a raw image, and for one that does not open (its own open reports
- * why); -ENOMEM.
+ * why); -ENOMEM. Read without the backing files' locks: a running VM may write the file
+ * below a new overlay (ternd hands both to its jail).
  */
 int disk_chain_list(const char *path, enum disk_format format, char (**files)[DISK_CHAIN_PATH_MAX]);
 

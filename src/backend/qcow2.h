@@ -44,6 +44,12 @@ struct qcow2_open_args {
 	bool no_backing;
 	/* Freed clusters' space goes back to the file system (a hole is punched). */
 	bool punch_freed;
+	/*
+	 * The backing files opened without their shared lock: for reading the chain's names
+	 * and headers only (ternd's lists, which must work while a VM writes the file below a
+	 * new overlay), never for I/O.
+	 */
+	bool no_lock;
 };
 
 /*
@@ -157,5 +163,8 @@ struct qcow2_chain_entry {
  * chain has, or -errno with err.
  */
 int qcow2_describe(const char *path, struct qcow2_chain_entry *chain, int max, char *err, size_t n);
+/* The same without taking the backing files' locks (qcow2_open_args.no_lock). */
+int qcow2_describe_unlocked(const char *path, struct qcow2_chain_entry *chain, int max, char *err,
+			    size_t n);
 
 #endif

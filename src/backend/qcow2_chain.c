@@ -13,12 +13,14 @@
 #include <unistd.h>
 
 #include "backend/qcow2_impl.h"
+#include "backend/image_fds.h"
 
 struct q2_chain {
 	int depth; /* backing files opened below the top */
 	dev_t dev[QCOW2_CHAIN_MAX + 2];
 	ino_t ino[QCOW2_CHAIN_MAX + 2];
 	char text[QCOW2_CHAIN_MAX * 256 + 4096]; /* "top -> backing -> ..." for messages */
+	bool no_lock;				 /* qcow2_open_args.no_lock */
 };
 
 static void chain_add(struct q2_chain *ch, const char *path)
@@ -49,7 +51,7 @@ static int open_backing(struct qcow2 *q, struct q2_chain *ch, char *err, size_t 
 		       ch->text);
 		return -ELOOP;
 	}
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = image_fds_open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		int e = errno;
 		q2_err(err, n, "backing file %s: %s (chain %s)", path, strerror(e), ch->text);
@@ -72,7 +74,7 @@ static int open_backing(struct qcow2 *q, struct q2_chain *ch, char *err, size_t 
 	ch->ino[ch->depth] = st.st_ino;
 
 	struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET };
-	if (fcntl(fd, F_OFD_SETLK, &fl)) {
+	if (!ch->no_lock && fcntl(fd, F_OFD_SETLK, &fl)) {
 		int e = errno;
 		close(fd);
 		q2_err(err, n, "backing file %s: cannot lock it for reading (%s)", path,
@@ -311,6 +313,7 @@ int qcow2_open(struct qcow2 **out, const struct qcow2_open_args *a, char *err, s
 		ch->ino[0] = st.st_ino;
 	}
 	chain_add(ch, a->path ? a->path : "(qcow2)");
+	ch->no_lock = a->no_lock;
 	int r = q2_open(out, a, ch, err, n);
 	free(ch);
 	return r;
@@ -366,7 +369,8 @@ static uint64_t allocated_bytes(struct qcow2 *q)
 	return total;
 }
 
-int qcow2_describe(const char *path, struct qcow2_chain_entry *chain, int max, char *err, size_t n)
+static int describe(const char *path, struct qcow2_chain_entry *chain, int max, bool lock,
+		    char *err, size_t n)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	uint8_t magic[4] = { 0 };
@@ -390,7 +394,7 @@ int qcow2_describe(const char *path, struct qcow2_chain_entry *chain, int max, c
 		close(fd);
 		return 1;
 	}
-	struct qcow2_open_args a = { .fd = fd, .path = path, .readonly = true };
+	struct qcow2_open_args a = { .fd = fd, .path = path, .readonly = true, .no_lock = !lock };
 	r = r ? r : qcow2_open(&q, &a, err, n);
 	if (r) {
 		close(fd);
@@ -431,4 +435,15 @@ int qcow2_describe(const char *path, struct qcow2_chain_entry *chain, int max, c
 	}
 	qcow2_close(q);
 	return count;
+}
+
+int qcow2_describe(const char *path, struct qcow2_chain_entry *chain, int max, char *err, size_t n)
+{
+	return describe(path, chain, max, true, err, n);
+}
+
+int qcow2_describe_unlocked(const char *path, struct qcow2_chain_entry *chain, int max, char *err,
+			    size_t n)
+{
+	return describe(path, chain, max, false, err, n);
 }

@@ -34,9 +34,16 @@ int ops_need_state(struct ternd *t, struct vm_entry *e, const char *a, const cha
 int ops_vmm_call(struct ternd *t, struct vm_entry *e, const char *method, const char *path,
 		 const char *body, int timeout_ms, char *err, size_t n)
 {
+	return ops_vmm_call_fds(t, e, method, path, body, NULL, 0, timeout_ms, err, n);
+}
+
+int ops_vmm_call_fds(struct ternd *t, struct vm_entry *e, const char *method, const char *path,
+		     const char *body, const int *fds, unsigned int nfds, int timeout_ms, char *err,
+		     size_t n)
+{
 	char sock[4200], why[512], *resp = NULL;
-	int r = vmm_request(ternd_vmm_path(t, e, "api.sock", sock, sizeof(sock)), method, path,
-			    body, timeout_ms, &resp, why, sizeof(why));
+	int r = vmm_request_fds(ternd_vmm_path(t, e, "api.sock", sock, sizeof(sock)), method, path,
+				body, fds, nfds, timeout_ms, &resp, why, sizeof(why));
 
 	if (r == 204 || r == 200)
 		r = 0;

@@ -6,8 +6,9 @@
  *
  * The disks are kept as libvirt's external snapshots keep them: the images are frozen and
  * the VM goes on on qcow2 overlays in front of them (snap_layers.h), moved there live when
- * it runs. A jailed VM's jail holds only the files it started with: when it runs, it goes
- * on from the snapshot's own state in a new tern-vmm on the overlays, as a revert does.
+ * it runs. A jailed VM's jail holds only the files it started with: ternd opens the
+ * overlays and the files below them and hands them in (PUT /files), as libvirt hands QEMU
+ * its images by descriptor.
  * The snapshots of disks a qcow2 cannot stand on (tern overlays, a full chain) copy each
  * writable disk into the snapshot's directory as disk-I instead (a reflink where the file
  * system has them).
@@ -17,11 +18,14 @@
 #include "daemon/vm_jail.h"
 
 #include "api/json_in.h"
+#include "backend/disk_chain.h"
 #include "backend/disk_copy.h"
+#include "backend/qcow2.h"
 #include "core/log.h"
 #include "core/util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -165,6 +169,49 @@ static int parse_name(const char *body, char *name, char *err, size_t n)
 	return r < 0 ? r : 0;
 }
 
+/*
+ * A jail holds the files its tern-vmm started with: for a jailed VM, disk i's image and
+ * the files below it are opened here and handed in (PUT /files), where the disk layer
+ * opens them by these paths (backend/image_fds.h). The image as the drive opens it
+ * (read-write; O_DSYNC with cache=none, which tern-vmm cannot add to a file it did not
+ * open), the files below read-only, and the image below once more read-write: what the
+ * drive goes back to if the move fails.
+ */
+static int hand_files(struct ternd *t, struct vm_entry *e, const struct vmdef_disk *k, char *err,
+		      size_t n)
+{
+	char(*below)[DISK_CHAIN_PATH_MAX];
+	int nb = disk_chain_list(k->path, k->format, &below), fds[2 + QCOW2_CHAIN_MAX], nfds = 0;
+	int r = 0;
+
+	if (nb < 0)
+		return fail_msg(err, n, nb, "out of memory");
+	struct json_object *o = json_object_new_object(), *paths = json_object_new_array();
+
+	json_object_object_add(o, "paths", paths);
+	for (int i = -1; !r && i <= nb; i++) {
+		if (i == nb && !nb)
+			break;
+		const char *p = i < 0 ? k->path : i == nb ? below[0] : below[i];
+		int fl = i < 0 || i == nb ? O_RDWR | (k->cache_none ? O_DSYNC : 0) : O_RDONLY;
+		int fd = open(p, fl | O_CLOEXEC);
+		if (fd < 0) {
+			r = fail_msg(err, n, -errno, "%s: %s", p, strerror(errno));
+			break;
+		}
+		fds[nfds++] = fd;
+		json_object_array_add(paths, json_object_new_string(p));
+	}
+	if (!r)
+		r = ops_vmm_call_fds(t, e, "PUT", "/files", json_object_to_json_string(o), fds,
+				     (unsigned int)nfds, API_TIMEOUT_MS, err, n);
+	while (nfds)
+		close(fds[--nfds]);
+	json_object_put(o);
+	free(below);
+	return r;
+}
+
 /* PATCH /drives/ID: tern-vmm's drive i moves onto d's disk i, live. */
 static int move_drive(struct ternd *t, struct vm_entry *e, const struct vmdef *d, unsigned int i,
 		      char *err, size_t n)
@@ -180,6 +227,8 @@ static int move_drive(struct ternd *t, struct vm_entry *e, const struct vmdef *d
 				"disk %u's id '%s' has a character the API's path cannot carry", i,
 				id);
 	snprintf(path, sizeof(path), "/drives/%s", id);
+	if (e->jailed && (r = hand_files(t, e, k, err, n)))
+		return r;
 	struct json_object *o = json_object_new_object();
 	json_object_object_add(o, "drive_id", json_object_new_string(id));
 	json_object_object_add(o, "path_on_host", json_object_new_string(k->path));
@@ -221,7 +270,7 @@ int snap_create(struct ternd *t, struct vm_entry *e, const char *body, char *nam
 	char dir[4300], part[4300], st[4400], mem[4400], req[9000], state[16], why[512];
 	struct store_snap old;
 	struct vmdef nd, od; /* with layers: the definition after it, and before */
-	bool have_nd = false, have_od = false, killed = false;
+	bool have_nd = false, have_od = false;
 	int r;
 
 	if ((r = parse_name(body, name, err, n)))
@@ -250,11 +299,6 @@ int snap_create(struct ternd *t, struct vm_entry *e, const char *body, char *nam
 	}
 	bool active = !strcmp(state, "running") || !strcmp(state, "paused");
 	bool layered = layers_fit(&e->def, why, sizeof(why));
-	/*
-	 * A jail holds the files it was started with only: a jailed VM that runs goes on
-	 * from the snapshot's own state in a new tern-vmm, on the overlays (as a revert does).
-	 */
-	bool restart = layered && active && e->jailed;
 	if (!layered)
 		log_info("%s: snapshot %s copies the disks: %s", e->def.name, name, why);
 	if (layered && ((r = vmdef_parse(def, strlen(def), &nd, false, err, n)) ||
@@ -295,16 +339,10 @@ int snap_create(struct ternd *t, struct vm_entry *e, const char *body, char *nam
 		 * The state file names the images, which stay as they are: the snapshot's. The
 		 * definition moves first: a ternd that dies before the drives do leaves the VM
 		 * writing its images, which are no snapshot's yet, and to start on overlays
-		 * in front of them, which shows all it wrote. A jailed VM stops here instead,
-		 * and starts again on the overlays once the snapshot is recorded.
+		 * in front of them, which shows all it wrote. A jailed VM's overlays are handed
+		 * to it open (move_drive).
 		 */
-		if (!r && restart && !(r = layers_put_on_overlays(t, e, &nd, name, err, n)) &&
-		    !(r = run_kill(t, e, "from snapshot", err, n))) {
-			killed = true;
-			r = ternd_store_definition(t, e, &nd, err, n);
-		}
-		if (!r && layered && !restart &&
-		    !(r = layers_put_on_overlays(t, e, &nd, name, err, n)) &&
+		if (!r && layered && !(r = layers_put_on_overlays(t, e, &nd, name, err, n)) &&
 		    !(r = ternd_store_definition(t, e, &nd, err, n)) &&
 		    (r = move_drives(t, e, &od, &e->def, err, n))) {
 			if (ternd_store_definition(t, e, &od, why, sizeof(why)))
@@ -312,7 +350,7 @@ int snap_create(struct ternd *t, struct vm_entry *e, const char *body, char *nam
 					  "did not move to: %s",
 					  e->def.name, why);
 		}
-		if (!strcmp(state, "running") && !killed &&
+		if (!strcmp(state, "running") &&
 		    ops_vmm_call(t, e, "PATCH", "/vm", "{\"state\": \"Resumed\"}", API_TIMEOUT_MS,
 				 why, sizeof(why)))
 			log_error("%s: cannot resume after the snapshot: %s", e->def.name, why);
@@ -340,11 +378,6 @@ int snap_create(struct ternd *t, struct vm_entry *e, const char *body, char *nam
 		goto out;
 	}
 	event(t, e, "created", name);
-	if (restart &&
-	    (r = run_start_snapshot(t, e, dir, !strcmp(state, "paused"), why, sizeof(why))))
-		r = fail_msg(err, n, r,
-			     "snapshot %s is taken, but %s did not start again from it: %s", name,
-			     e->def.name, why);
 out:
 	job_end(t, e);
 	if (have_nd)

@@ -203,6 +203,10 @@ int ops_need_state(struct ternd *t, struct vm_entry *e, const char *a, const cha
 /* One request to the VM's tern-vmm that must answer 200 or 204. */
 int ops_vmm_call(struct ternd *t, struct vm_entry *e, const char *method, const char *path,
 		 const char *body, int timeout_ms, char *err, size_t n);
+/* The same with open files sent along (PUT /files: vmm_request_fds). */
+int ops_vmm_call_fds(struct ternd *t, struct vm_entry *e, const char *method, const char *path,
+		     const char *body, const int *fds, unsigned int nfds, int timeout_ms, char *err,
+		     size_t n);
 
 /* blockresize.c: body {"disk": I or "ID", "size": BYTES}; under the entry's op lock. */
 int op_blockresize(struct ternd *t, struct vm_entry *e, const char *body, char *err, size_t n);

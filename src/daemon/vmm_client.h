@@ -16,4 +16,12 @@
 int vmm_request(const char *sock, const char *method, const char *path, const char *body,
 		int timeout_ms, char **resp, char *err, size_t errlen);
 
+/* The most descriptors vmm_request_fds sends (tern-vmm's HTTP_MAX_FDS). */
+#define VMM_REQUEST_MAX_FDS 32
+
+/* The same, with the open files fds (nfds of them) sent along (SCM_RIGHTS; PUT /files). */
+int vmm_request_fds(const char *sock, const char *method, const char *path, const char *body,
+		    const int *fds, unsigned int nfds, int timeout_ms, char **resp, char *err,
+		    size_t errlen);
+
 #endif

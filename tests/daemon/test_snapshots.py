@@ -302,9 +302,10 @@ def layers_flow(tag, jailed):
         assert os.listdir(d) == ["base.img"], os.listdir(d)
         with open(base, "rb") as f:
             assert f.read(512) == b"\x43" * 512, "the overlay's data did not reach the image"
-        # Running: the drive moves onto the new overlay live, and the guest counts on; a
-        # jailed VM goes on from the snapshot's state in a new tern-vmm (its jail holds
-        # only the files it started with).
+        # Running: the drive moves onto the new overlay live, in the same tern-vmm, and the
+        # guest counts on. A jailed VM's jail holds only the files it started with: ternd
+        # hands it the overlay and the files below open (PUT /files). Twice, so that the
+        # second overlay stands on one that came so.
         t.ok("POST", "/vms/v/start")
         assert wait_counting(t, "v")
         pid = t.vm("v")["pid"]
@@ -314,9 +315,15 @@ def layers_flow(tag, jailed):
         assert got["state"] == "running", got
         r = vm_disk(t, "v")["path"]
         assert r == os.path.join(d, "v-disk0.r.qcow2") and qcow2img.backing(r) == base
-        now = t.vm("v")["pid"]
-        assert (now != pid) == jailed and r in open_files(now), (pid, now, open_files(now))
+        assert t.vm("v")["pid"] == pid and r in open_files(pid), (pid, t.vm("v"), open_files(pid))
         assert wait_counting(t, "v")
+        got = t.ok("POST", "/vms/v/snapshots", {"name": "r2"})
+        r2 = vm_disk(t, "v")["path"]
+        assert r2 == os.path.join(d, "v-disk0.r2.qcow2") and qcow2img.backing(r2) == r
+        held = open_files(pid)
+        assert t.vm("v")["pid"] == pid and r2 in held and r in held and base in held, held
+        assert wait_counting(t, "v")
+        tern(t, "snapshot", "delete", "v", "r2")  # running: nothing merges yet
         # Reverted to it: restored on a new overlay in front of the image the snapshot froze.
         got = t.ok("POST", "/vms/v/snapshots/r/revert")
         assert got["state"] == "running" and got["reason"] == "from snapshot", got
@@ -362,8 +369,9 @@ def test_snapshots_freeze_images_under_qcow2_overlays():
     """A snapshot freezes the VM's images and puts it on qcow2 overlays in front of them
     (libvirt's external snapshots, readable by qemu-img); a revert puts it on a new overlay
     in front of the snapshot's images; what no disk or snapshot stands on any more is
-    removed, the user's own image never. Shut off, then running, then reverted to the
-    running snapshot: restored on its new overlay. Jailed (ternd's default as root)."""
+    removed, the user's own image never. Shut off, then running (moved live: the overlays
+    handed to the jail open), then reverted to the running snapshot: restored on its new
+    overlay. Jailed (ternd's default as root)."""
     layers_flow("layers", True)
 
 

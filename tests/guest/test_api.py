@@ -645,3 +645,53 @@ def test_growing_a_disk_past_the_file_size_limit_is_an_error_not_a_death():
             p.terminate()
         p.wait(10)
         shutil.rmtree(w, ignore_errors=True)
+
+
+def test_put_files_takes_open_files_sent_with_the_request():
+    """PUT /files (tern's; docs/api.md, "Drives"): as many absolute paths as open files came
+    with the request over the Unix socket (SCM_RIGHTS), which is how ternd hands a jailed
+    tern-vmm a snapshot's overlays; anything else is a 400 that says what is wrong, and
+    the connection serves the next request."""
+    work = workdir("files")
+    vmm = None
+    try:
+        img = os.path.join(work, "disk.img")
+        with open(img, "wb") as f:
+            f.truncate(1 << 20)
+        vmm, c = api.start_api_vmm([], workdir=work, log_name="api-files.log")
+
+        def put(body, fds=None):
+            data = json.dumps(body).encode()
+            req = (b"PUT /files HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                   b"Content-Length: %d\r\n\r\n%s" % (len(data), data))
+            status, got, _ = c.raw(req, fds=fds)
+            return status, got
+
+        fd = os.open(img, os.O_RDWR)
+        ro = os.open(img, os.O_RDONLY)
+        pipe = os.pipe()
+        try:
+            status, got = put({"paths": [img]}, [fd])
+            assert status == 204, (status, got)
+            status, got = put({"paths": [img, img]}, [fd, ro])
+            assert status == 204, (status, got)
+            for body, fds, words in (
+                    ({"paths": [img]}, None, "0 descriptors came"),
+                    ({"paths": [img, img]}, [fd], "names 2 files but 1 descriptor"),
+                    ({}, [fd], "'paths': required"),
+                    ({"paths": []}, None, "'paths': required"),
+                    ({"paths": ["disk.img"]}, [fd], "an absolute path"),
+                    ({"paths": [7]}, [fd], "an absolute path"),
+                    ({"paths": [img], "extra": 1}, [fd], "extra"),
+                    ({"paths": [img]}, [pipe[0]], "not a regular file")):
+                status, got = put(body, fds)
+                assert status == 400 and words in api.fault(got), (body, status, got)
+        finally:
+            for x in (fd, ro) + pipe:
+                os.close(x)
+        st, info = c.get("/")
+        assert st == 200 and vmm.proc.poll() is None, (st, info)
+    finally:
+        if vmm:
+            vmm.stop()
+        shutil.rmtree(work, ignore_errors=True)

@@ -108,14 +108,18 @@ class ApiClient:
     def patch(self, path, body=None):
         return self.request("PATCH", path, {} if body is None else body)
 
-    def raw(self, data, timeout=None, shutdown=False):
-        """Sends bytes on a new connection; returns (status or None, parsed body or None,
-        every byte received) once a whole response has arrived or the server closed."""
+    def raw(self, data, timeout=None, shutdown=False, fds=None):
+        """Sends bytes on a new connection (fds: open files sent with them, SCM_RIGHTS);
+        returns (status or None, parsed body or None, every byte received) once a whole
+        response has arrived or the server closed."""
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(timeout or self.timeout)
         try:
             s.connect(self.path)
             try:
+                if fds:
+                    sent = socket.send_fds(s, [data], fds)
+                    data = data[sent:]
                 s.sendall(data)
                 if shutdown:
                     s.shutdown(socket.SHUT_WR)

@@ -348,3 +348,69 @@ TEST(http_server_slow_reader)
 	close(other);
 	env_down(&e);
 }
+
+/* Says how many descriptors came with the request, and keeps the first (closes it itself). */
+static void fd_handler(void *opaque, const struct http_request *req, struct http_response *resp)
+{
+	int *kept = opaque;
+	char body[64];
+
+	if (req->nfds) {
+		*kept = req->fds[0];
+		req->fds[0] = -1;
+	}
+	snprintf(body, sizeof(body), "{\"nfds\":%u}", req->nfds);
+	resp->status = 200;
+	resp->body = strdup(body);
+}
+
+/* Descriptors sent with a request's first bytes (SCM_RIGHTS) reach its handler, and only it. */
+TEST(http_server_passes_descriptors)
+{
+	struct env e;
+	char buf[4096], err[256];
+	bool eof;
+	int kept = -1, p[2];
+
+	snprintf(e.dir, sizeof(e.dir), "/tmp/tern-http-XXXXXX");
+	REQUIRE(mkdtemp(e.dir));
+	snprintf(e.path, sizeof(e.path), "%s/api.sock", e.dir);
+	REQUIRE(http_server_create(&e.s, the_loop(), e.path, fd_handler, &kept, err, sizeof(err)) ==
+		0);
+	int fd = client(&e);
+	REQUIRE(fd >= 0 && pipe(p) == 0);
+	const char *req = "PUT /files HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}";
+	union {
+		struct cmsghdr h;
+		char space[CMSG_SPACE(2 * sizeof(int))];
+	} ctl;
+	/* The head with both ends of a pipe, the body in a second send. */
+	struct iovec iov = { (void *)req, strlen(req) - 2 };
+	struct msghdr m = {
+		.msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctl, .msg_controllen = sizeof(ctl)
+	};
+	struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+	h->cmsg_level = SOL_SOCKET;
+	h->cmsg_type = SCM_RIGHTS;
+	h->cmsg_len = CMSG_LEN(2 * sizeof(int));
+	memcpy(CMSG_DATA(h), p, 2 * sizeof(int));
+	CHECK(sendmsg(fd, &m, MSG_NOSIGNAL) == (ssize_t)iov.iov_len);
+	close(p[0]);
+	close(p[1]);
+	spin(50);
+	CHECK(send_all(fd, "{}"));
+	drive(fd, buf, sizeof(buf), 1, 2000, &eof);
+	CHECK(strstr(buf, "{\"nfds\":2}") != NULL);
+	/* The handler kept the read end; the write end it left was closed after it. */
+	REQUIRE(kept >= 0);
+	char c;
+	fcntl(kept, F_SETFL, O_NONBLOCK); /* a write end still open somewhere: EAGAIN */
+	CHECK(read(kept, &c, 1) == 0);
+	close(kept);
+	/* The next request on the connection gets none. */
+	CHECK(send_all(fd, req));
+	drive(fd, buf, sizeof(buf), 1, 2000, &eof);
+	CHECK(strstr(buf, "{\"nfds\":0}") != NULL);
+	close(fd);
+	env_down(&e);
+}
