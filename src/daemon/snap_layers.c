@@ -331,6 +331,13 @@ static bool listed(struct ternd *t, struct vm_entry *e, const struct stat *st)
 	return yes;
 }
 
+bool layers_made(struct ternd *t, struct vm_entry *e, const char *path)
+{
+	struct stat st;
+
+	return !stat(path, &st) && S_ISREG(st.st_mode) && listed(t, e, &st);
+}
+
 /*
  * The image disk i of d may merge into: the file below its top, when ternd made the top
  * and nothing but that top stands on the image (held: what every other VM's disk and

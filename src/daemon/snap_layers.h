@@ -59,6 +59,12 @@ void layers_inherit(struct ternd *t, struct vm_entry *from, struct vm_entry *to)
  */
 int layers_merge(struct ternd *t, struct vm_entry *e, struct vmdef *d, char *err, size_t n);
 
+/*
+ * Whether path is a regular file ternd made for e (listed in its layers): one of the VM's
+ * own overlays, which ternd may hand to its jail whatever a header names it.
+ */
+bool layers_made(struct ternd *t, struct vm_entry *e, const char *path);
+
 /* Removes the overlays of e's layers that no chain of any VM or snapshot holds. */
 void layers_gc(struct ternd *t, struct vm_entry *e);
 

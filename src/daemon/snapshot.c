@@ -175,7 +175,10 @@ static int parse_name(const char *body, char *name, char *err, size_t n)
  * opens them by these paths (backend/image_fds.h). The image as the drive opens it
  * (read-write; O_DSYNC with cache=none, which tern-vmm cannot add to a file it did not
  * open), the files below read-only, and the image below once more read-write: what the
- * drive goes back to if the move fails.
+ * drive goes back to if the move fails. Only files ternd made for this VM (its layers)
+ * are handed: the headers that name the files below were the VM's to write, and root
+ * opens what it hands. The others (the images it started on) are in the jail from its
+ * start, or the open fails there.
  */
 static int hand_files(struct ternd *t, struct vm_entry *e, const struct vmdef_disk *k, char *err,
 		      size_t n)
@@ -194,6 +197,8 @@ static int hand_files(struct ternd *t, struct vm_entry *e, const struct vmdef_di
 			break;
 		const char *p = i < 0 ? k->path : i == nb ? below[0] : below[i];
 		int fl = i < 0 || i == nb ? O_RDWR | (k->cache_none ? O_DSYNC : 0) : O_RDONLY;
+		if (!layers_made(t, e, p))
+			continue;
 		int fd = open(p, fl | O_CLOEXEC);
 		if (fd < 0) {
 			r = fail_msg(err, n, -errno, "%s: %s", p, strerror(errno));
@@ -202,7 +207,7 @@ static int hand_files(struct ternd *t, struct vm_entry *e, const struct vmdef_di
 		fds[nfds++] = fd;
 		json_object_array_add(paths, json_object_new_string(p));
 	}
-	if (!r)
+	if (!r && nfds)
 		r = ops_vmm_call_fds(t, e, "PUT", "/files", json_object_to_json_string(o), fds,
 				     (unsigned int)nfds, API_TIMEOUT_MS, err, n);
 	while (nfds)

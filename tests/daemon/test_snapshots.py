@@ -5,6 +5,7 @@ import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 import tempfile
 import sys
@@ -332,6 +333,8 @@ def layers_flow(tag, jailed):
         assert rr in open_files(t.vm("v")["pid"]), open_files(t.vm("v")["pid"])
         assert wait_counting(t, "v")
         assert not os.path.exists(r), "the overlay the revert left was kept"
+        if jailed:
+            hostile_header(t, d, t.vm("v")["pid"], rr)
         t.ok("POST", "/vms/v/destroy")
         # A clone of a VM with a snapshot: a copy of its overlay, on the same image, which
         # the source's revert and the snapshot's deletion leave alone (no merge into an
@@ -363,6 +366,34 @@ def layers_flow(tag, jailed):
     finally:
         t.close()
         shutil.rmtree(d, ignore_errors=True)
+
+
+def hostile_header(t, d, pid, top):
+    """The jailed VM writes its top's header: its backing file is now a root-only image
+    next to it, of the name's length. The next snapshot's overlay stands on that top, and
+    ternd hands the jail only the overlays it made for the VM: the secret is never opened
+    for it. The VM breaks its own drive (the move fails, and so does going back onto a top
+    whose chain no longer opens), nothing else. The header is put back after."""
+    secret = os.path.join(d, "secr.img")  # as long as base.img
+    qcow2img.qemu_img("create", "-q", "-f", "qcow2", secret, "1M")
+    os.chmod(secret, 0o600)
+    with open(top, "r+b") as f:
+        off, size = struct.unpack(">QI", f.read(20)[8:20])
+        f.seek(off)
+        name = f.read(size)
+        assert name.endswith(b"/base.img"), name
+        f.seek(off)
+        f.write(name.replace(b"/base.img", b"/secr.img"))
+    try:
+        status, got = t.call("POST", "/vms/v/snapshots", {"name": "r3"})
+        assert status >= 400 and secret in got.get("error", ""), (status, got)
+        held = open_files(pid)
+        assert secret not in held, held
+    finally:
+        with open(top, "r+b") as f:
+            f.seek(off)
+            f.write(name)
+        os.unlink(secret)
 
 
 def test_snapshots_freeze_images_under_qcow2_overlays():
