@@ -268,7 +268,6 @@ static int move_drives(struct ternd *t, struct vm_entry *e, const struct vmdef *
 	return r;
 }
 
-/* d (moved in on success) becomes e's definition. */
 int snap_create(struct ternd *t, struct vm_entry *e, const char *body, char *name, char *err,
 		size_t n)
 {
