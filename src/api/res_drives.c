@@ -296,8 +296,10 @@ int res_files(struct api *a, struct json_object *o, int *fds, unsigned int nfds,
 		int fd = fds[i];
 		fds[i] = -1; /* taken, or closed by image_fds_add */
 		if (image_fds_add(json_object_get_string(json_object_array_get_idx(paths, i)), fd,
-				  why, sizeof(why)))
+				  why, sizeof(why))) {
+			image_fds_clear(); /* all of a hand-over, or none of it */
 			return api_fail(err, n, "'paths'[%zu]: %s", i, why);
+		}
 	}
 	return 0;
 }
