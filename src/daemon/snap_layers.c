@@ -137,9 +137,15 @@ int layers_put_on_overlays(struct ternd *t, struct vm_entry *e, struct vmdef *d,
 			made[i][0] = 0;
 			break;
 		}
-		/* The user's file, the user's overlay; not a VM's uid, which is lent per run. */
-		if (!vmjail_in_range(t, st.st_uid) &&
-		    (chown(made[i], st.st_uid, st.st_gid) || chmod(made[i], st.st_mode & 0777)))
+		/*
+		 * The user's file, the user's overlay; not a VM's uid, which is lent per run: an
+		 * image lent now goes back to the owner its record names.
+		 */
+		uid_t ou = st.st_uid;
+		gid_t og = st.st_gid;
+		mode_t om = st.st_mode;
+		if ((!vmjail_in_range(t, ou) || vmjail_owner(t, e, k->path, &ou, &og, &om)) &&
+		    (chown(made[i], ou, og) || chmod(made[i], om & 0777)))
 			log_warn("%s: cannot give it %s's owner and mode: %s", made[i], k->path,
 				 strerror(errno));
 	}

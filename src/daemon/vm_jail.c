@@ -486,6 +486,30 @@ struct json_object *vmjail_records(struct ternd *t, struct vm_entry *e, uid_t *u
 	return owners_read(ternd_vm_dir(t, e, "owners", opath, sizeof(opath)), uid);
 }
 
+bool vmjail_owner(struct ternd *t, struct vm_entry *e, const char *path, uid_t *uid, gid_t *gid,
+		  mode_t *mode)
+{
+	uid_t lent;
+	struct json_object *files = vmjail_records(t, e, &lent);
+	bool found = false;
+
+	for (size_t i = 0; !found && i < json_object_array_length(files); i++) {
+		struct json_object *f = json_object_array_get_idx(files, i), *p, *u, *g, *m;
+		if (json_object_object_get_ex(f, "path", &p) &&
+		    !strcmp(json_object_get_string(p), path) &&
+		    json_object_object_get_ex(f, "uid", &u) &&
+		    json_object_object_get_ex(f, "gid", &g) &&
+		    json_object_object_get_ex(f, "mode", &m)) {
+			*uid = (uid_t)json_object_get_int64(u);
+			*gid = (gid_t)json_object_get_int64(g);
+			*mode = (mode_t)strtoul(json_object_get_string(m), NULL, 8) & 07777;
+			found = true;
+		}
+	}
+	json_object_put(files);
+	return found;
+}
+
 static bool writable_disk(const struct vm_entry *e, const char *path)
 {
 	for (unsigned int i = 0; i < e->def.ndisks; i++)

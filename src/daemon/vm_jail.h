@@ -25,6 +25,12 @@ struct json_object *vmjail_records(struct ternd *t, struct vm_entry *e, uid_t *u
 /* A migration arrived: the records become the source's (e->mig_owners), so that this
  * host gives the disks back to who owned them before the first run. */
 void vmjail_arrived(struct ternd *t, struct vm_entry *e);
+/*
+ * Who owned path (one of e's writable disks) before this run lent it to the VM's uid: its
+ * record in the owners file. false when there is none.
+ */
+bool vmjail_owner(struct ternd *t, struct vm_entry *e, const char *path, uid_t *uid, gid_t *gid,
+		  mode_t *mode);
 /* At ternd's start: what shut-off VMs still hold (ternd died while they ran) goes back. */
 void vmjail_release_stale(struct ternd *t);
 /* The tern-vmm that runs the VM: pid itself, or for a jailed VM the child of pid (its

@@ -312,6 +312,10 @@ def layers_flow(tag, jailed):
         # guest counts on. A jailed VM's jail holds only the files it started with: ternd
         # hands it the overlay and the files below open (PUT /files). Twice, so that the
         # second overlay stands on one that came so.
+        if jailed:
+            # A user's image: lent to the VM's uid while it runs, its overlays still the user's.
+            os.chown(base, 4242, 4242)
+            os.chmod(base, 0o640)
         t.ok("POST", "/vms/v/start")
         assert wait_counting(t, "v")
         pid = t.vm("v")["pid"]
@@ -322,6 +326,9 @@ def layers_flow(tag, jailed):
         r = vm_disk(t, "v")["path"]
         assert r == os.path.join(d, "v-disk0.r.qcow2") and qcow2img.backing(r) == base
         assert t.vm("v")["pid"] == pid and r in open_files(pid), (pid, t.vm("v"), open_files(pid))
+        if jailed:
+            st = os.stat(r)
+            assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (4242, 4242, 0o640), st
         assert wait_counting(t, "v")
         got = t.ok("POST", "/vms/v/snapshots", {"name": "r2"})
         r2 = vm_disk(t, "v")["path"]
