@@ -112,8 +112,10 @@ static int conn_read(struct api_conn *c)
 			continue;
 		unsigned int k = (unsigned int)((h->cmsg_len - CMSG_LEN(0)) / sizeof(int));
 		int got[HTTP_MAX_FDS];
-		memcpy(got, CMSG_DATA(h), sizeof(int) * (k < HTTP_MAX_FDS ? k : HTTP_MAX_FDS));
-		http_conn_add_fds(c->hc, got, k < HTTP_MAX_FDS ? k : HTTP_MAX_FDS);
+		if (k > HTTP_MAX_FDS)
+			k = HTTP_MAX_FDS; /* the control buffer holds no more */
+		memcpy(got, CMSG_DATA(h), sizeof(int) * k);
+		http_conn_add_fds(c->hc, got, k);
 	}
 	c->last_ms = now_ms();
 	if (n == 0) {

@@ -169,6 +169,20 @@ static int parse_name(const char *body, char *name, char *err, size_t n)
 	return r < 0 ? r : 0;
 }
 
+/* Opens p with fl for hand_files when ternd made it for e; a file it did not is left out. */
+static int hand_one(struct ternd *t, struct vm_entry *e, const char *p, int fl, int *fds, int *nfds,
+		    struct json_object *paths, char *err, size_t n)
+{
+	if (!layers_made(t, e, p))
+		return 0;
+	int fd = open(p, fl | O_CLOEXEC);
+	if (fd < 0)
+		return fail_msg(err, n, -errno, "%s: %s", p, strerror(errno));
+	fds[(*nfds)++] = fd;
+	json_object_array_add(paths, json_object_new_string(p));
+	return 0;
+}
+
 /*
  * A jail holds the files its tern-vmm started with: for a jailed VM, disk i's image and
  * the files below it are opened here and handed in (PUT /files), where the disk layer
@@ -185,28 +199,18 @@ static int hand_files(struct ternd *t, struct vm_entry *e, const struct vmdef_di
 {
 	char(*below)[DISK_CHAIN_PATH_MAX];
 	int nb = disk_chain_list(k->path, k->format, &below), fds[2 + QCOW2_CHAIN_MAX], nfds = 0;
-	int r = 0;
+	int rw = O_RDWR | (k->cache_none ? O_DSYNC : 0), r;
 
 	if (nb < 0)
 		return fail_msg(err, n, nb, "out of memory");
 	struct json_object *o = json_object_new_object(), *paths = json_object_new_array();
 
 	json_object_object_add(o, "paths", paths);
-	for (int i = -1; !r && i <= nb; i++) {
-		if (i == nb && !nb)
-			break;
-		const char *p = i < 0 ? k->path : i == nb ? below[0] : below[i];
-		int fl = i < 0 || i == nb ? O_RDWR | (k->cache_none ? O_DSYNC : 0) : O_RDONLY;
-		if (!layers_made(t, e, p))
-			continue;
-		int fd = open(p, fl | O_CLOEXEC);
-		if (fd < 0) {
-			r = fail_msg(err, n, -errno, "%s: %s", p, strerror(errno));
-			break;
-		}
-		fds[nfds++] = fd;
-		json_object_array_add(paths, json_object_new_string(p));
-	}
+	r = hand_one(t, e, k->path, rw, fds, &nfds, paths, err, n);
+	for (int b = 0; !r && b < nb; b++)
+		r = hand_one(t, e, below[b], O_RDONLY, fds, &nfds, paths, err, n);
+	if (!r && nb)
+		r = hand_one(t, e, below[0], rw, fds, &nfds, paths, err, n);
 	if (!r && nfds)
 		r = ops_vmm_call_fds(t, e, "PUT", "/files", json_object_to_json_string(o), fds,
 				     (unsigned int)nfds, API_TIMEOUT_MS, err, n);

@@ -417,6 +417,23 @@ int vmjail_prepare(struct ternd *t, struct vm_entry *e, const char *restore_stat
 	return r;
 }
 
+/* A disk's record (not an ACL entry's): its path and who owned it before. false if it is none. */
+static bool owner_record(struct json_object *f, const char **path, uid_t *uid, gid_t *gid,
+			 mode_t *mode)
+{
+	struct json_object *p, *u, *g, *m;
+
+	if (json_object_object_get_ex(f, "acl_uid", &u) ||
+	    !json_object_object_get_ex(f, "path", &p) || !json_object_object_get_ex(f, "uid", &u) ||
+	    !json_object_object_get_ex(f, "gid", &g) || !json_object_object_get_ex(f, "mode", &m))
+		return false;
+	*path = json_object_get_string(p);
+	*uid = (uid_t)json_object_get_int64(u);
+	*gid = (gid_t)json_object_get_int64(g);
+	*mode = (mode_t)strtoul(json_object_get_string(m), NULL, 8) & 07777;
+	return true;
+}
+
 void vmjail_release(struct ternd *t, struct vm_entry *e, bool moved)
 {
 	char opath[4200];
@@ -427,7 +444,7 @@ void vmjail_release(struct ternd *t, struct vm_entry *e, bool moved)
 
 	/* Migrated: the disks are the destination's now, and the records went with the VM. */
 	for (size_t i = 0; !moved && i < json_object_array_length(files); i++) {
-		struct json_object *f = json_object_array_get_idx(files, i), *p, *u, *g, *m, *made;
+		struct json_object *f = json_object_array_get_idx(files, i), *p, *u, *made;
 		struct stat st;
 		/* An ACL entry on a file it read: that uid's entry goes, anyone else's stays. */
 		if (json_object_object_get_ex(f, "acl_uid", &u)) {
@@ -443,12 +460,12 @@ void vmjail_release(struct ternd *t, struct vm_entry *e, bool moved)
 			}
 			continue;
 		}
-		if (!json_object_object_get_ex(f, "path", &p) ||
-		    !json_object_object_get_ex(f, "uid", &u) ||
-		    !json_object_object_get_ex(f, "gid", &g) ||
-		    !json_object_object_get_ex(f, "mode", &m))
+		const char *path;
+		uid_t ou;
+		gid_t og;
+		mode_t mode;
+		if (!owner_record(f, &path, &ou, &og, &mode))
 			continue;
-		const char *path = json_object_get_string(p);
 		/* Made for a migration that never arrived: the partial copy goes. */
 		if (json_object_object_get_ex(f, "made", &made) && json_object_get_boolean(made)) {
 			if (!lstat(path, &st) && S_ISREG(st.st_mode) && st.st_uid == uid &&
@@ -459,11 +476,9 @@ void vmjail_release(struct ternd *t, struct vm_entry *e, bool moved)
 		/* Given to someone else meanwhile (by hand): theirs now. */
 		if (stat(path, &st) || st.st_uid != uid)
 			continue;
-		mode_t mode = (mode_t)strtoul(json_object_get_string(m), NULL, 8) & 07777;
-		if (chown(path, (uid_t)json_object_get_int64(u), (gid_t)json_object_get_int64(g)) ||
-		    chmod(path, mode)) {
-			log_warn("%s: cannot give disk %s back to uid %lld: %s", e->def.name, path,
-				 (long long)json_object_get_int64(u), strerror(errno));
+		if (chown(path, ou, og) || chmod(path, mode)) {
+			log_warn("%s: cannot give disk %s back to uid %u: %s", e->def.name, path,
+				 (unsigned int)ou, strerror(errno));
 			all = false;
 		}
 	}
@@ -494,16 +509,15 @@ bool vmjail_owner(struct ternd *t, struct vm_entry *e, const char *path, uid_t *
 	bool found = false;
 
 	for (size_t i = 0; !found && i < json_object_array_length(files); i++) {
-		struct json_object *f = json_object_array_get_idx(files, i), *p, *u, *g, *m;
-		if (json_object_object_get_ex(f, "path", &p) &&
-		    !strcmp(json_object_get_string(p), path) &&
-		    json_object_object_get_ex(f, "uid", &u) &&
-		    json_object_object_get_ex(f, "gid", &g) &&
-		    json_object_object_get_ex(f, "mode", &m)) {
-			*uid = (uid_t)json_object_get_int64(u);
-			*gid = (gid_t)json_object_get_int64(g);
-			*mode = (mode_t)strtoul(json_object_get_string(m), NULL, 8) & 07777;
-			found = true;
+		const char *p;
+		uid_t u;
+		gid_t g;
+		mode_t m;
+		if ((found = owner_record(json_object_array_get_idx(files, i), &p, &u, &g, &m) &&
+			     !strcmp(p, path))) {
+			*uid = u;
+			*gid = g;
+			*mode = m;
 		}
 	}
 	json_object_put(files);
