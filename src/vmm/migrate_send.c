@@ -37,7 +37,9 @@
 #define STALL_TIMEOUT_MS 30000 /* a destination that takes nothing this long has failed */
 #define THROTTLE_PERIOD_NS 10000000L
 #define POSTCOPY_AFTER_ROUNDS 3 /* pre-copy rounds before post-copy takes over */
-#define THROTTLE_FIRST 20	/* QEMU's cpu-throttle-initial and -increment */
+/* What is left below this long at the measured bandwidth is not worth another round. */
+#define POLISH_MIN_US 2000
+#define THROTTLE_FIRST 20 /* QEMU's cpu-throttle-initial and -increment */
 #define THROTTLE_STEP 10
 #define THROTTLE_MAX 99
 
@@ -58,6 +60,7 @@ struct migration {
 	pthread_t throttler;
 	atomic_bool throttling;
 	unsigned int above_half; /* rounds in a row where the guest dirtied >= half of what went */
+	bool polishing;		 /* the rest fits the limit; one more round makes it smaller */
 	struct disk_copy_src dc; /* copy_storage */
 	bool postcopy;		 /* the switchover leaves the dirty pages for later */
 	bool committed;		 /* post-copy: the destination runs the VM */
@@ -724,7 +727,8 @@ static int decide(struct migration *m, uint64_t round_ns, uint64_t left_bytes, c
 {
 	uint64_t bw = round_ns ? m->round_bytes * 1000000000ULL / round_ns : 0;
 	uint64_t dirty_bps = round_ns ? left_bytes * 1000000000ULL / round_ns : 0;
-	uint64_t expect_ms = bw ? left_bytes * 1000 / bw : (left_bytes ? UINT64_MAX : 0);
+	uint64_t expect_us = bw ? left_bytes * 1000000 / bw : (left_bytes ? UINT64_MAX : 0);
+	uint64_t expect_ms = expect_us == UINT64_MAX ? UINT64_MAX : expect_us / 1000;
 	unsigned int round;
 
 	pthread_mutex_lock(&prog_lock);
@@ -738,8 +742,26 @@ static int decide(struct migration *m, uint64_t round_ns, uint64_t left_bytes, c
 	log_debug("migration round %u: %llu KiB left, %llu KiB/s sent, %llu KiB/s dirtied", round,
 		  (unsigned long long)(left_bytes >> 10), (unsigned long long)(bw >> 10),
 		  (unsigned long long)(dirty_bps >> 10));
-	if (expect_ms <= m->p.downtime_limit_ms)
-		return 1;
+	m->polishing = false;
+	if (expect_ms <= m->p.downtime_limit_ms) {
+		/*
+		 * It fits, but another round may leave less for the pause: the pages left are
+		 * what the guest wrote while the last round went, and if that is at most half
+		 * of what the round sent, the next round (sent while the guest runs) takes at
+		 * most half as long and leaves at most about half as much. A long round that
+		 * ends with a rest which fits (the first pass over all of RAM, typically) would
+		 * otherwise hand the whole rest to the downtime. Stop once the rest stops
+		 * halving, is worth under POLISH_MIN_US, or the rounds run out.
+		 */
+		if (left_bytes * 2 > m->round_bytes || expect_us < POLISH_MIN_US ||
+		    round >= m->p.max_rounds)
+			return 1;
+		log_info("migration round %u: what is left (%llu KiB, %.1f ms) fits the limit; "
+			 "one more round to shrink it",
+			 round, (unsigned long long)(left_bytes >> 10), expect_us / 1000.0);
+		m->polishing = true;
+		return 0;
+	}
 	if (round >= m->p.max_rounds) {
 		fail_msg(err, n, -ETIMEDOUT,
 			 "did not converge in %u rounds: the guest dirtied %llu KiB/s, %llu KiB/s "
@@ -814,7 +836,8 @@ static void *migration_thread(void *arg)
 		uint64_t left = count_bits(m->dirty, m->pages) * MIG_PAGE +
 				(m->p.copy_storage ? disk_copy_src_pending(&m->dc) : 0);
 		int d = decide(m, monotonic_ns() - t, left, err, sizeof(err));
-		if (d == 0 && m->p.post_copy && prog.round >= POSTCOPY_AFTER_ROUNDS) {
+		if (d == 0 && !m->polishing && m->p.post_copy &&
+		    prog.round >= POSTCOPY_AFTER_ROUNDS) {
 			log_info("migration: switching to post-copy after %u rounds", prog.round);
 			m->postcopy = true;
 			d = 1;

@@ -157,6 +157,24 @@ def test_migrate_over_unix_keeps_every_byte():
         dst.stop()
 
 
+def test_migrate_takes_one_more_round_when_the_rest_fits_but_is_large():
+    """64 MiB written once and 1 MiB rewritten all the time: the first round's rest (the
+    rewritten MiB) fits the 300 ms limit at the capped 64 MiB/s, but it is a sliver of what
+    that round sent, so the source sends it once more while the guest runs (another round)
+    before it pauses, instead of handing it all to the downtime."""
+    work, src, c = start_source("polish", cmdline="mib=1 static=64 gap=8")
+    path = os.path.join(work, "incoming.sock")
+    dst, dsock = start_destination("polish", work, "unix:" + path, wait_path=path)
+    try:
+        migrate(c, {"destination": "unix:" + path, "bandwidth_mib_s": 64}, "PUT /migrate", src)
+        rep = expect_arrived(src, dst, dsock, "polish")
+        assert rep["round"] >= 2, rep
+        assert "one more round to shrink it" in src.err(), src
+    finally:
+        src.stop()
+        dst.stop()
+
+
 def test_migrate_over_tcp_with_two_vcpus():
     work, src, c = start_source("tcp", extra=["--cpus", "2"])
     port = ternlib.free_port()
