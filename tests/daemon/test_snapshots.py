@@ -408,6 +408,60 @@ def hostile_header(t, d, pid, top):
         os.unlink(secret)
 
 
+def test_a_merge_goes_into_the_image_ternd_put_the_overlay_on_not_the_header_s():
+    """A snapshot's deletion merges the shut-off VM's overlay into the image ternd made it
+    in front of, as root, and removes the overlays nothing stands on. The overlay's header
+    was the VM's to write while it ran: here it names a root-only image beside the one
+    below instead (a tern-vmm taken over could write that). ternd goes by its own record:
+    nothing is merged, that image is not written, the one below (held only through the
+    overlay) is kept, and the log says why; with the header put back, the next deletion
+    merges the VM back onto its own image."""
+    d = tempfile.mkdtemp(prefix="tern-merge-")
+    base = os.path.join(d, "base.img")
+    with open(base, "wb") as f:
+        f.write(b"\x62" * 512)
+        f.truncate(8 << 20)
+    t = ternd.Ternd("merge-record", extra=["--vm-uids", "off"])
+    try:
+        t.define("v", counter(), disks=[{"path": base}], **COUNTER)
+        tern(t, "snapshot", "create", "v", "a")
+        tern(t, "snapshot", "create", "v", "b")
+        a, top = os.path.join(d, "v-disk0.a.qcow2"), os.path.join(d, "v-disk0.b.qcow2")
+        assert vm_disk(t, "v")["path"] == top and qcow2img.backing(top) == a
+        qemu_io_write(top, b"\x41" * 512)
+        other = os.path.join(d, "v-disk0.x.qcow2")  # as long as a's name
+        qcow2img.qemu_img("create", "-q", "-f", "qcow2", other, "8M")
+        os.chmod(other, 0o600)
+        with open(other, "rb") as f:
+            other_bytes = f.read()
+        with open(top, "r+b") as f:
+            off, size = struct.unpack(">QI", f.read(20)[8:20])
+            f.seek(off)
+            name = f.read(size)
+            assert name == a.encode(), name
+            f.seek(off)
+            f.write(other.encode())
+        tern(t, "snapshot", "delete", "v", "b")
+        assert vm_disk(t, "v")["path"] == top, t.vm("v")
+        with open(other, "rb") as f:
+            assert f.read() == other_bytes, "ternd merged into the file the header named"
+        assert os.path.exists(a), "ternd removed the image the VM's overlay stands on"
+        assert "names %s (qcow2) below it, but ternd made it in front of %s" % (other, a) \
+            in t.log(), t.log()[-2000:]
+        # The header back as ternd wrote it: the next deletion merges down to the image.
+        with open(top, "r+b") as f:
+            f.seek(off)
+            f.write(name)
+        tern(t, "snapshot", "delete", "v", "a")
+        cur = vm_disk(t, "v")
+        assert cur == dict(cur, path=base, format="raw"), cur
+        assert disk_head(base, 512) == b"\x41" * 512
+        assert sorted(os.listdir(d)) == ["base.img", "v-disk0.x.qcow2"], os.listdir(d)
+    finally:
+        t.close()
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def test_snapshots_freeze_images_under_qcow2_overlays():
     """A snapshot freezes the VM's images and puts it on qcow2 overlays in front of them
     (libvirt's external snapshots, readable by qemu-img); a revert puts it on a new overlay
