@@ -9,6 +9,7 @@
  *    tern overlay already is copied (only what was written; the same backing file).
  * Read-only disks are shared. Nothing is left behind when a step fails.
  */
+#include "daemon/chain_record.h"
 #include "daemon/snap_layers.h"
 #include "daemon/ternd.h"
 
@@ -195,6 +196,9 @@ static int move_source(struct ternd *t, struct vm_entry *src, const struct made 
 		return r;
 	for (unsigned int i = 0; i < d.ndisks; i++)
 		if (m->src_overlay[i][0]) {
+			if (chain_record_made(t, src, m->src_overlay[i]))
+				log_warn("%s: cannot record what %s stands on", src->def.name,
+					 m->src_overlay[i]);
 			free(d.disks[i].path);
 			d.disks[i].path = strdup(m->src_overlay[i]);
 			d.disks[i].format = DISK_FORMAT_QCOW2;

@@ -4,6 +4,7 @@
  * running VMs again after ternd restarts.
  */
 #include "daemon/cgroup_limits.h"
+#include "daemon/chain_record.h"
 #include "daemon/ternd.h"
 #include "daemon/vm_jail.h"
 
@@ -491,6 +492,9 @@ static int launch(struct ternd *t, struct vm_entry *e, const char *restore_state
 		return r;
 	unlink(ternd_vm_dir(t, e, "status", path, sizeof(path)));
 	unlink(ternd_vm_dir(t, e, "pid", path, sizeof(path)));
+	/* An incoming VM's disks are the source's, or come with the stream. */
+	if (!incoming && (r = chain_record_check(t, e, err, n)))
+		return r;
 	if ((r = vmjail_prepare(t, e, restore_state, restore_mem, incoming, err, n)))
 		return r;
 	for (const char *f = "status.vmm\0api.sock\0incoming.sock\0migrate.sock\0"; *f;

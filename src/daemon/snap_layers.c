@@ -1,6 +1,7 @@
 /* The qcow2 overlays ternd makes for snapshots (see snap_layers.h). */
 #include "daemon/snap_layers.h"
 #include "daemon/ternd.h"
+#include "daemon/chain_record.h"
 #include "daemon/vm_jail.h"
 
 #include "api/json_in.h"
@@ -187,6 +188,8 @@ int layers_put_on_overlays(struct ternd *t, struct vm_entry *e, struct vmdef *d,
 			made[i][0] = 0;
 			break;
 		}
+		if (chain_record_made(t, e, made[i]))
+			log_warn("%s: cannot record what %s stands on", e->def.name, made[i]);
 		/*
 		 * The user's file, the user's overlay; not a VM's uid, which is lent per run: an
 		 * image lent now goes back to the owner its record names.

@@ -1,6 +1,7 @@
 /* The VM table: entries loaded from the database, lookups with references, define/undefine. */
 #include "daemon/snap_layers.h"
 #include "daemon/ternd.h"
+#include "daemon/chain_record.h"
 #include "daemon/vm_jail.h"
 
 #include "core/log.h"
@@ -169,6 +170,8 @@ int ternd_define(struct ternd *t, struct vmdef *d, char *err, size_t n)
 	pthread_mutex_unlock(&t->lock);
 	if (r)
 		entry_free(e);
+	else
+		chain_record_define(t, e); /* the chains the user named, as they are now */
 	return r;
 }
 

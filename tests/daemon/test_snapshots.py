@@ -408,6 +408,18 @@ def hostile_header(t, d, pid, top):
         os.unlink(secret)
 
 
+def rewrite_backing(top, old, new):
+    """Replaces the backing file name old in qcow2 image top's header with new (as long)."""
+    assert len(old) == len(new)
+    with open(top, "r+b") as f:
+        off, size = struct.unpack(">QI", f.read(20)[8:20])
+        f.seek(off)
+        name = f.read(size)
+        assert name == old.encode(), name
+        f.seek(off)
+        f.write(new.encode())
+
+
 def test_a_merge_goes_into_the_image_ternd_put_the_overlay_on_not_the_header_s():
     """A snapshot's deletion merges the shut-off VM's overlay into the image ternd made it
     in front of, as root, and removes the overlays nothing stands on. The overlay's header
@@ -434,13 +446,7 @@ def test_a_merge_goes_into_the_image_ternd_put_the_overlay_on_not_the_header_s()
         os.chmod(other, 0o600)
         with open(other, "rb") as f:
             other_bytes = f.read()
-        with open(top, "r+b") as f:
-            off, size = struct.unpack(">QI", f.read(20)[8:20])
-            f.seek(off)
-            name = f.read(size)
-            assert name == a.encode(), name
-            f.seek(off)
-            f.write(other.encode())
+        rewrite_backing(top, a, other)
         tern(t, "snapshot", "delete", "v", "b")
         assert vm_disk(t, "v")["path"] == top, t.vm("v")
         with open(other, "rb") as f:
@@ -449,14 +455,44 @@ def test_a_merge_goes_into_the_image_ternd_put_the_overlay_on_not_the_header_s()
         assert "names %s (qcow2) below it, but ternd made it in front of %s" % (other, a) \
             in t.log(), t.log()[-2000:]
         # The header back as ternd wrote it: the next deletion merges down to the image.
-        with open(top, "r+b") as f:
-            f.seek(off)
-            f.write(name)
+        rewrite_backing(top, other, a)
         tern(t, "snapshot", "delete", "v", "a")
         cur = vm_disk(t, "v")
         assert cur == dict(cur, path=base, format="raw"), cur
         assert disk_head(base, 512) == b"\x41" * 512
         assert sorted(os.listdir(d)) == ["base.img", "v-disk0.x.qcow2"], os.listdir(d)
+    finally:
+        t.close()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_a_start_refuses_a_chain_the_vm_rewrote():
+    """The user's disk is a qcow2 over a raw image; ternd records that chain when the VM is
+    defined. A VM that rewrote its top's header to name a file any user may read below it
+    (a tern-vmm taken over could) is refused at its next start, naming both files, so that
+    file never reaches its jail; with the header put back it starts."""
+    d = tempfile.mkdtemp(prefix="tern-chain-")
+    os.chmod(d, 0o755)
+    base, other = os.path.join(d, "base.img"), os.path.join(d, "pass.img")  # as long
+    for path in (base, other):
+        with open(path, "wb") as f:
+            f.truncate(8 << 20)
+        os.chmod(path, 0o644)
+    top = os.path.join(d, "top.qcow2")
+    qcow2img.qemu_img("create", "-q", "-f", "qcow2", "-b", base, "-F", "raw", top)
+    t = ternd.Ternd("chain-record")
+    try:
+        t.define("v", counter(), disks=[{"path": top}], **COUNTER)
+        rewrite_backing(top, base, other)
+        status, got = t.call("POST", "/vms/v/start")
+        assert status == 409, (status, got)
+        assert "names %s (raw) below it, but ternd recorded %s (raw)" % (other, base) \
+            in got["error"], got
+        assert t.state("v")[0] == "shut off", t.state("v")
+        rewrite_backing(top, other, base)
+        t.ok("POST", "/vms/v/start")
+        assert wait_counting(t, "v")
+        t.ok("POST", "/vms/v/destroy")
     finally:
         t.close()
         shutil.rmtree(d, ignore_errors=True)

@@ -1,0 +1,159 @@
+/* The backing chains ternd has seen its VMs' disks on (see chain_record.h). */
+#include "daemon/chain_record.h"
+#include "daemon/ternd.h"
+
+#include "backend/disk.h"
+#include "backend/qcow2.h"
+#include "core/log.h"
+#include "core/util.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* vms/UUID/chain: {"hops": {UPPER: {"path": LOWER, "format": "raw"|"qcow2"}, ...}} */
+static struct json_object *hops_load(struct ternd *t, struct vm_entry *e, char *path, size_t n)
+{
+	struct json_object *o = json_object_from_file(ternd_vm_dir(t, e, "chain", path, n)), *h;
+	struct json_object *hops = o && json_object_object_get_ex(o, "hops", &h) &&
+						   json_object_is_type(h, json_type_object) ?
+					   json_object_get(h) :
+					   json_object_new_object();
+
+	json_object_put(o);
+	return hops;
+}
+
+/* Written beside and renamed over: a crash leaves the old records or the new ones. */
+static int hops_save(struct ternd *t, struct vm_entry *e, const char *path,
+		     struct json_object *hops)
+{
+	char tmp[4300], why[256];
+	struct json_object *o = json_object_new_object();
+	int r = 0;
+
+	ternd_make_vm_dir(t, e, why, sizeof(why));
+	json_object_object_add(o, "hops", json_object_get(hops));
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	if (json_object_to_file_ext(tmp, o, JSON_C_TO_STRING_PRETTY) || rename(tmp, path)) {
+		r = -EIO;
+		unlink(tmp);
+		log_warn("%s: cannot write %s", e->def.name, path);
+	}
+	json_object_put(o);
+	return r;
+}
+
+static void hop_put(struct json_object *hops, const struct qcow2_chain_entry *upper,
+		    const struct qcow2_chain_entry *lower)
+{
+	struct json_object *rec = json_object_new_object();
+
+	json_object_object_add(rec, "path", json_object_new_string(lower->path));
+	json_object_object_add(rec, "format", json_object_new_string(lower->format));
+	json_object_object_add(hops, upper->path, rec);
+}
+
+static const char *field(struct json_object *rec, const char *key)
+{
+	struct json_object *v;
+
+	return json_object_object_get_ex(rec, key, &v) ? json_object_get_string(v) : NULL;
+}
+
+/*
+ * The chain of the qcow2 image path as its headers name it, top first, into c (room for
+ * QCOW2_CHAIN_MAX + 1): how many files, 0 when it is no qcow2 or does not open (tern-vmm
+ * reports that at its start).
+ */
+static int chain_of(const char *path, enum disk_format format, struct qcow2_chain_entry *c)
+{
+	enum disk_format f;
+	char why[256];
+
+	if (disk_format_resolve(path, format, &f) || f != DISK_FORMAT_QCOW2)
+		return 0;
+	int nc = qcow2_describe_unlocked(path, c, QCOW2_CHAIN_MAX + 1, why, sizeof(why));
+	return nc < 0 ? 0 : nc;
+}
+
+void chain_record_define(struct ternd *t, struct vm_entry *e)
+{
+	char path[4200];
+	struct json_object *hops = hops_load(t, e, path, sizeof(path));
+	struct qcow2_chain_entry *c = calloc(QCOW2_CHAIN_MAX + 1, sizeof(*c));
+	bool added = false;
+
+	for (unsigned int i = 0; c && i < e->def.ndisks; i++) {
+		int nc = chain_of(e->def.disks[i].path, e->def.disks[i].format, c);
+		for (int h = 0; h + 1 < nc; h++, added = true)
+			hop_put(hops, &c[h], &c[h + 1]);
+	}
+	if (added)
+		hops_save(t, e, path, hops);
+	free(c);
+	json_object_put(hops);
+}
+
+int chain_record_made(struct ternd *t, struct vm_entry *e, const char *overlay)
+{
+	char path[4200];
+	struct json_object *hops;
+	struct qcow2_chain_entry *c = calloc(QCOW2_CHAIN_MAX + 1, sizeof(*c));
+	int r = -EIO;
+
+	if (!c)
+		return -ENOMEM;
+	if (chain_of(overlay, DISK_FORMAT_QCOW2, c) >= 2) {
+		hops = hops_load(t, e, path, sizeof(path));
+		hop_put(hops, &c[0], &c[1]);
+		r = hops_save(t, e, path, hops);
+		json_object_put(hops);
+	}
+	free(c);
+	return r;
+}
+
+int chain_record_check(struct ternd *t, struct vm_entry *e, char *err, size_t n)
+{
+	char path[4200];
+	struct json_object *hops = hops_load(t, e, path, sizeof(path)), *rec;
+	struct qcow2_chain_entry *c = calloc(QCOW2_CHAIN_MAX + 1, sizeof(*c));
+	bool added = false;
+	int r = 0;
+
+	if (!c) {
+		json_object_put(hops);
+		return fail_msg(err, n, -ENOMEM, "out of memory");
+	}
+	for (unsigned int i = 0; !r && i < e->def.ndisks; i++) {
+		int nc = chain_of(e->def.disks[i].path, e->def.disks[i].format, c);
+		for (int h = 0; !r && h + 1 < nc; h++) {
+			if (!json_object_object_get_ex(hops, c[h].path, &rec)) {
+				hop_put(hops, &c[h], &c[h + 1]); /* first seen: held from now */
+				added = true;
+				continue;
+			}
+			const char *rp = field(rec, "path"), *rf = field(rec, "format");
+			if (rp && rf && !strcmp(rp, c[h + 1].path) && !strcmp(rf, c[h + 1].format))
+				continue;
+			r = fail_msg(err, n, -EACCES,
+				     "disk %u: %s names %s (%s) below it, but ternd recorded %s "
+				     "(%s) there: a VM may have rewritten the header. Put it back "
+				     "(qemu-img rebase -u -b %s -F %s %s), or, if the change is "
+				     "yours, remove %s (the chains are recorded again as they are "
+				     "at the next start)",
+				     i, c[h].path, c[h + 1].path, c[h + 1].format, rp ? rp : "?",
+				     rf ? rf : "?", rp ? rp : "?", rf ? rf : "?", c[h].path, path);
+		}
+	}
+	if (!r && added)
+		hops_save(t, e, path, hops);
+	free(c);
+	json_object_put(hops);
+	return r;
+}
