@@ -8,6 +8,7 @@
 #include "core/util.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <json-c/json.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -81,21 +82,40 @@ static int chain_of(const char *path, enum disk_format format, struct qcow2_chai
 	return nc < 0 ? 0 : nc;
 }
 
+/* The record of the hop below upper: e's own (own), else another VM's (all), else NULL. */
+static struct json_object *known(struct json_object *own, struct json_object *all,
+				 const char *upper)
+{
+	struct json_object *rec;
+
+	if (json_object_object_get_ex(own, upper, &rec) ||
+	    json_object_object_get_ex(all, upper, &rec))
+		return rec;
+	return NULL;
+}
+
 void chain_record_define(struct ternd *t, struct vm_entry *e)
 {
 	char path[4200];
-	struct json_object *hops = hops_load(t, e, path, sizeof(path));
+	struct json_object *hops = hops_load(t, e, path, sizeof(path)),
+			   *all = chain_record_all(t, NULL);
 	struct qcow2_chain_entry *c = calloc(QCOW2_CHAIN_MAX + 1, sizeof(*c));
 	bool added = false;
 
 	for (unsigned int i = 0; c && i < e->def.ndisks; i++) {
 		int nc = chain_of(e->def.disks[i].path, e->def.disks[i].format, c);
-		for (int h = 0; h + 1 < nc; h++, added = true)
-			hop_put(hops, &c[h], &c[h + 1]);
+		for (int h = 0; h + 1 < nc; h++, added = true) {
+			struct json_object *rec = known(NULL, all, c[h].path);
+			if (rec)
+				json_object_object_add(hops, c[h].path, json_object_get(rec));
+			else
+				hop_put(hops, &c[h], &c[h + 1]);
+		}
 	}
 	if (added)
 		hops_save(t, e, path, hops);
 	free(c);
+	json_object_put(all);
 	json_object_put(hops);
 }
 
@@ -121,26 +141,36 @@ int chain_record_made(struct ternd *t, struct vm_entry *e, const char *overlay)
 int chain_record_check(struct ternd *t, struct vm_entry *e, char *err, size_t n)
 {
 	char path[4200];
-	struct json_object *hops = hops_load(t, e, path, sizeof(path)), *rec;
+	struct json_object *hops = hops_load(t, e, path, sizeof(path)),
+			   *all = chain_record_all(t, NULL);
 	struct qcow2_chain_entry *c = calloc(QCOW2_CHAIN_MAX + 1, sizeof(*c));
 	bool added = false;
 	int r = 0;
 
 	if (!c) {
+		json_object_put(all);
 		json_object_put(hops);
 		return fail_msg(err, n, -ENOMEM, "out of memory");
 	}
 	for (unsigned int i = 0; !r && i < e->def.ndisks; i++) {
 		int nc = chain_of(e->def.disks[i].path, e->def.disks[i].format, c);
 		for (int h = 0; !r && h + 1 < nc; h++) {
-			if (!json_object_object_get_ex(hops, c[h].path, &rec)) {
+			struct json_object *rec = known(hops, all, c[h].path);
+			if (!rec) {
 				hop_put(hops, &c[h], &c[h + 1]); /* first seen: held from now */
 				added = true;
 				continue;
 			}
 			const char *rp = field(rec, "path"), *rf = field(rec, "format");
-			if (rp && rf && !strcmp(rp, c[h + 1].path) && !strcmp(rf, c[h + 1].format))
+			if (rp && rf && !strcmp(rp, c[h + 1].path) &&
+			    !strcmp(rf, c[h + 1].format)) {
+				if (!json_object_object_get_ex(hops, c[h].path, NULL)) {
+					json_object_object_add(hops, c[h].path,
+							       json_object_get(rec));
+					added = true; /* another VM's: this one's too now */
+				}
 				continue;
+			}
 			r = fail_msg(err, n, -EACCES,
 				     "disk %u: %s names %s (%s) below it, but ternd recorded %s "
 				     "(%s) there: a VM may have rewritten the header. Put it back "
@@ -154,6 +184,43 @@ int chain_record_check(struct ternd *t, struct vm_entry *e, char *err, size_t n)
 	if (!r && added)
 		hops_save(t, e, path, hops);
 	free(c);
+	json_object_put(all);
 	json_object_put(hops);
 	return r;
+}
+
+struct json_object *chain_record_all(struct ternd *t, struct vm_entry *e)
+{
+	struct json_object *all = json_object_new_object();
+	char path[4200];
+
+	pthread_mutex_lock(&t->lock);
+	for (struct vm_entry *o = t->vms; o; o = o->next) {
+		if (o == e)
+			continue;
+		struct json_object *h = hops_load(t, o, path, sizeof(path));
+		json_object_object_foreach(h, key, rec)
+			json_object_object_add(all, key, json_object_get(rec));
+		json_object_put(h);
+	}
+	pthread_mutex_unlock(&t->lock);
+	if (e) {
+		/* Last, so that its own records stand where another VM's name the same file. */
+		struct json_object *h = hops_load(t, e, path, sizeof(path));
+		json_object_object_foreach(h, key, rec)
+			json_object_object_add(all, key, json_object_get(rec));
+		json_object_put(h);
+	}
+	return all;
+}
+
+const char *chain_record_below(struct json_object *hops, const char *path, const char **format)
+{
+	struct json_object *rec;
+
+	if (!hops || !json_object_object_get_ex(hops, path, &rec))
+		return NULL;
+	if (format)
+		*format = field(rec, "format");
+	return field(rec, "path");
 }

@@ -11,13 +11,19 @@
  * A hop is recorded when the VM is defined (the user names the disks: their chains as
  * they are then), when ternd makes an overlay for it (ternd wrote that header), and at a
  * start for a hop that has no record yet (a VM defined before ternd kept them, a disk
- * ternd moved onto a copy): first seen, then held.
+ * ternd moved onto a copy): first seen, then held. A hop another VM's records hold (a
+ * clone standing on its source's layers) is taken from there, not from the header.
+ *
+ * What ternd does as root with the files below a disk goes by these records too
+ * (snap_layers.c): a merge writes only into the file recorded below an overlay, and the
+ * files kept are those the headers or the records hold.
  */
 #ifndef TERN_DAEMON_CHAIN_RECORD_H
 #define TERN_DAEMON_CHAIN_RECORD_H
 
 #include <stddef.h>
 
+struct json_object;
 struct ternd;
 struct vm_entry;
 
@@ -33,5 +39,14 @@ int chain_record_made(struct ternd *t, struct vm_entry *e, const char *overlay);
  * what its header names and what ternd recorded when one does not.
  */
 int chain_record_check(struct ternd *t, struct vm_entry *e, char *err, size_t n);
+
+/*
+ * Every VM's recorded hops in one map, for chain_record_below, e's own over any other's
+ * for the same file (e may be NULL); the caller puts it.
+ */
+struct json_object *chain_record_all(struct ternd *t, struct vm_entry *e);
+
+/* The file hops (may be NULL) records below path, and its format into *format; or NULL. */
+const char *chain_record_below(struct json_object *hops, const char *path, const char **format);
 
 #endif

@@ -20,63 +20,25 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/*
- * DIR/layers: {"files": [PATH, ...], "over": {PATH: {"path": BELOW, "format": F}, ...}}.
- * "over" records what ternd put each overlay in front of when it made it: the overlay's
- * own header names its backing file too, but that header is the VM's to write while it
- * runs (a hostile tern-vmm can name any file there), so what ternd does with the files
- * below a disk as root (merge into them, keep them) goes by the record.
- */
-static struct json_object *manifest_load(const char *path)
-{
-	struct json_object *o = json_object_from_file(path), *m = json_object_new_object(), *over;
-
-	json_object_object_add(m, "files", jin_array_or_empty(o, "files"));
-	if (o && json_object_object_get_ex(o, "over", &over) &&
-	    json_object_is_type(over, json_type_object))
-		json_object_object_add(m, "over", json_object_get(over));
-	else
-		json_object_object_add(m, "over", json_object_new_object());
-	json_object_put(o);
-	return m;
-}
-
-static struct json_object *member(struct json_object *m, const char *key)
-{
-	struct json_object *v = NULL;
-
-	json_object_object_get_ex(m, key, &v);
-	return v;
-}
-
-/* The files listed in DIR/layers, or an empty array when there is none. */
+/* DIR/layers: {"files": [PATH, ...]}, or an empty array when there is none. */
 static struct json_object *manifest_read(const char *path)
 {
-	struct json_object *m = manifest_load(path), *files = json_object_get(member(m, "files"));
+	struct json_object *o = json_object_from_file(path), *a = jin_array_or_empty(o, "files");
 
-	json_object_put(m);
-	return files;
+	json_object_put(o);
+	return a;
 }
 
-/*
- * files, with the records of "over" (of m, may be NULL) that name one of them. Written
- * beside and renamed over: a crash leaves the old list or the new one.
- */
-static int manifest_write(const char *path, struct json_object *files, struct json_object *m)
+/* Written beside and renamed over: a crash leaves the old list or the new one. */
+static int manifest_write(const char *path, struct json_object *files)
 {
 	char tmp[4300];
 	int r = 0;
 
 	if (!json_object_array_length(files))
 		return unlink(path) && errno != ENOENT ? -errno : 0;
-	struct json_object *o = json_object_new_object(), *over = json_object_new_object(), *rec;
-	for (size_t i = 0; i < json_object_array_length(files); i++) {
-		const char *f = json_object_get_string(json_object_array_get_idx(files, i));
-		if (m && json_object_object_get_ex(member(m, "over"), f, &rec))
-			json_object_object_add(over, f, json_object_get(rec));
-	}
+	struct json_object *o = json_object_new_object();
 	json_object_object_add(o, "files", json_object_get(files));
-	json_object_object_add(o, "over", over);
 	snprintf(tmp, sizeof(tmp), "%s.new", path);
 	if (json_object_to_file_ext(tmp, o, JSON_C_TO_STRING_PRETTY) || rename(tmp, path)) {
 		r = -EIO;
@@ -86,29 +48,20 @@ static int manifest_write(const char *path, struct json_object *files, struct js
 	return r;
 }
 
-/* Lists file in e's layers, made in front of below (format "raw" or "qcow2") if given. */
-static int manifest_add(struct ternd *t, struct vm_entry *e, const char *file, const char *below,
-			const char *format)
+static int manifest_add(struct ternd *t, struct vm_entry *e, const char *file)
 {
 	char path[4200];
-	struct json_object *m = manifest_load(ternd_vm_dir(t, e, "layers", path, sizeof(path)));
+	struct json_object *files = manifest_read(ternd_vm_dir(t, e, "layers", path, sizeof(path)));
 	int r;
 
-	json_object_array_add(member(m, "files"), json_object_new_string(file));
-	if (below) {
-		struct json_object *rec = json_object_new_object();
-		json_object_object_add(rec, "path", json_object_new_string(below));
-		json_object_object_add(rec, "format", json_object_new_string(format));
-		json_object_object_add(member(m, "over"), file, rec);
-	}
-	r = manifest_write(path, member(m, "files"), m);
-	json_object_put(m);
+	json_object_array_add(files, json_object_new_string(file));
+	r = manifest_write(path, files);
+	json_object_put(files);
 	return r;
 }
 
 int layers_new_name(struct ternd *t, struct vm_entry *e, const char *image, const char *vm,
-		    unsigned int disk, const char *snap, const char *ext, const char *over_format,
-		    char *out, size_t n)
+		    unsigned int disk, const char *snap, const char *ext, char *out, size_t n)
 {
 	char copy[4200], *dir;
 	struct stat st;
@@ -122,9 +75,7 @@ int layers_new_name(struct ternd *t, struct vm_entry *e, const char *image, cons
 			snprintf(out, n, "%s/%s-disk%u.%s-%u.%s", dir, vm, disk, snap, k, ext);
 		if (lstat(out, &st) && errno == ENOENT)
 			/* Listed before it exists: a crash after the create leaves no stray file. */
-			return manifest_add(t, e, out, over_format ? image : NULL, over_format) ?
-				       -EIO :
-				       0;
+			return manifest_add(t, e, out) ? -EIO : 0;
 	}
 	return -EEXIST;
 }
@@ -172,8 +123,7 @@ int layers_put_on_overlays(struct ternd *t, struct vm_entry *e, struct vmdef *d,
 				     k->path, strerror(r ? -r : errno));
 			break;
 		}
-		if ((r = layers_new_name(t, e, k->path, d->name, i, snap, "qcow2",
-					 f == DISK_FORMAT_QCOW2 ? "qcow2" : "raw", made[i],
+		if ((r = layers_new_name(t, e, k->path, d->name, i, snap, "qcow2", made[i],
 					 sizeof(made[i])))) {
 			r = fail_msg(err, n, r, "disk %u: no free name for an overlay beside %s", i,
 				     k->path);
@@ -249,26 +199,13 @@ static bool inodes_have(const struct inodes *s, const struct stat *st)
 	return false;
 }
 
-/* What records (an "over" map, may be NULL) says ternd put path in front of, or NULL. */
-static const char *record_below(struct json_object *records, const char *path, const char **format)
-{
-	struct json_object *rec, *v;
-
-	if (!records || !json_object_object_get_ex(records, path, &rec) ||
-	    !json_object_object_get_ex(rec, "path", &v))
-		return NULL;
-	if (format)
-		*format = json_object_get_string(member(rec, "format"));
-	return json_object_get_string(v);
-}
-
 /*
  * The files below disk k, and k's own file with top: those its header chain names, and
- * those ternd's records (may be NULL) say it put each file in front of. Both, so that a
+ * those the recorded hops (may be NULL; chain_record.h) hold below it. Both, so that a
  * header the VM rewrote can make ternd keep more, never less.
  */
 static void inodes_add_chain(struct inodes *s, const struct vmdef_disk *k, bool top,
-			     struct json_object *records)
+			     struct json_object *hops)
 {
 	char(*below)[DISK_CHAIN_PATH_MAX];
 	int nb = disk_chain_list(k->path, k->format, &below);
@@ -279,13 +216,13 @@ static void inodes_add_chain(struct inodes *s, const struct vmdef_disk *k, bool 
 	for (int b = 0; b < nb; b++)
 		inodes_add(s, below[b]);
 	free(below);
-	for (int depth = 0; depth < QCOW2_CHAIN_MAX && (p = record_below(records, p, NULL));
+	for (int depth = 0; depth < QCOW2_CHAIN_MAX && (p = chain_record_below(hops, p, NULL));
 	     depth++)
 		inodes_add(s, p);
 }
 
 /* Every file of every disk's chain in the definition json. false: it did not parse. */
-static bool add_chains(struct inodes *s, const char *json, struct json_object *records)
+static bool add_chains(struct inodes *s, const char *json, struct json_object *hops)
 {
 	struct vmdef d;
 	char why[256];
@@ -293,23 +230,22 @@ static bool add_chains(struct inodes *s, const char *json, struct json_object *r
 	if (!json || vmdef_parse(json, strlen(json), &d, false, why, sizeof(why)))
 		return false;
 	for (unsigned int i = 0; i < d.ndisks; i++)
-		inodes_add_chain(s, &d.disks[i], true, records);
+		inodes_add_chain(s, &d.disks[i], true, hops);
 	vmdef_free(&d);
 	return true;
 }
 
 /*
- * What every VM's disks and snapshots hold (but not the disks of except, when given), and
- * into *records (when given; the caller puts it) every VM's "over" records in one map.
+ * What every VM's disks and snapshots hold (but not the disks of except, when given), as
+ * the headers name it and as hops (every VM's recorded hops: chain_record_all) hold it.
  * false when something could not be read: then nothing is removed or merged (a file it
  * would have held might go).
  */
 static bool live_files(struct ternd *t, struct inodes *s, const struct vm_entry *except,
-		       struct json_object **records)
+		       struct json_object *hops)
 {
 	size_t cnt = 0, k = 0;
 	bool ok = true;
-	struct json_object *all = json_object_new_object();
 
 	pthread_mutex_lock(&t->lock);
 	for (struct vm_entry *o = t->vms; o; o = o->next)
@@ -317,12 +253,6 @@ static bool live_files(struct ternd *t, struct inodes *s, const struct vm_entry 
 	char **defs = calloc(cnt + 1, sizeof(*defs));
 	char(*uuids)[VMDEF_UUID_LEN + 1] = calloc(cnt + 1, sizeof(*uuids));
 	for (struct vm_entry *o = t->vms; defs && uuids && o; o = o->next, k++) {
-		char path[4200];
-		struct json_object *m =
-			manifest_load(ternd_vm_dir(t, o, "layers", path, sizeof(path)));
-		json_object_object_foreach(member(m, "over"), key, rec)
-			json_object_object_add(all, key, json_object_get(rec));
-		json_object_put(m);
 		defs[k] = strdup(o->def_json);
 		snprintf(uuids[k], sizeof(uuids[k]), "%s", o->def.uuid);
 	}
@@ -333,57 +263,51 @@ static bool live_files(struct ternd *t, struct inodes *s, const struct vm_entry 
 		struct store_snap *v;
 		size_t nv;
 		bool skip = except && !strcmp(uuids[i], except->def.uuid);
-		if ((!skip && !add_chains(s, defs[i], all)) ||
+		if ((!skip && !add_chains(s, defs[i], hops)) ||
 		    store_snap_list(t->store, uuids[i], &v, &nv)) {
 			ok = false;
 			break;
 		}
 		for (size_t j = 0; ok && j < nv; j++)
-			ok = add_chains(s, v[j].definition, all);
+			ok = add_chains(s, v[j].definition, hops);
 		store_snaps_free(v, nv);
 	}
 	for (size_t i = 0; defs && i < cnt; i++)
 		free(defs[i]);
 	free(defs);
 	free(uuids);
-	if (records)
-		*records = all;
-	else
-		json_object_put(all);
 	return ok;
 }
 
 void layers_inherit(struct ternd *t, struct vm_entry *from, struct vm_entry *to)
 {
 	char path[4200];
-	struct json_object *m = manifest_load(ternd_vm_dir(t, from, "layers", path, sizeof(path)));
-	struct json_object *files = member(m, "files");
+	struct json_object *files =
+		manifest_read(ternd_vm_dir(t, from, "layers", path, sizeof(path)));
 	struct inodes below = { 0 };
 
 	for (unsigned int i = 0; i < to->def.ndisks; i++)
-		inodes_add_chain(&below, &to->def.disks[i], false, member(m, "over"));
+		inodes_add_chain(&below, &to->def.disks[i], false, NULL);
 	char why[256];
 	ternd_make_vm_dir(t, to, why, sizeof(why)); /* its list of layers goes there */
 	for (size_t i = 0; i < json_object_array_length(files); i++) {
-		const char *f = json_object_get_string(json_object_array_get_idx(files, i)), *fmt;
-		const char *over = record_below(member(m, "over"), f, &fmt);
+		const char *f = json_object_get_string(json_object_array_get_idx(files, i));
 		struct stat st;
-		if (!stat(f, &st) && inodes_have(&below, &st) &&
-		    manifest_add(t, to, f, over, over ? fmt : NULL))
+		if (!stat(f, &st) && inodes_have(&below, &st) && manifest_add(t, to, f))
 			log_warn("%s: cannot list %s among its layers", to->def.name, f);
 	}
 	free(below.v);
-	json_object_put(m);
+	json_object_put(files);
 }
 
 void layers_gc(struct ternd *t, struct vm_entry *e)
 {
 	char path[4200];
-	struct json_object *m = manifest_load(ternd_vm_dir(t, e, "layers", path, sizeof(path)));
-	struct json_object *files = member(m, "files"), *keep = json_object_new_array();
+	struct json_object *files = manifest_read(ternd_vm_dir(t, e, "layers", path, sizeof(path)));
+	struct json_object *keep = json_object_new_array(), *hops = chain_record_all(t, e);
 	struct inodes live = { 0 };
 
-	if (!json_object_array_length(files) || !live_files(t, &live, NULL, NULL))
+	if (!json_object_array_length(files) || !live_files(t, &live, NULL, hops))
 		goto out;
 	for (size_t i = 0; i < json_object_array_length(files); i++) {
 		const char *f = json_object_get_string(json_object_array_get_idx(files, i));
@@ -403,12 +327,13 @@ void layers_gc(struct ternd *t, struct vm_entry *e)
 				 e->def.name, f);
 		}
 	}
-	if (manifest_write(path, keep, m))
+	if (manifest_write(path, keep))
 		log_warn("%s: cannot write %s", e->def.name, path);
 out:
 	free(live.v);
+	json_object_put(hops);
 	json_object_put(keep);
-	json_object_put(m);
+	json_object_put(files);
 }
 
 /* Whether path is in e's layers (ternd made it). */
@@ -441,7 +366,7 @@ bool layers_made(struct ternd *t, struct vm_entry *e, const char *path)
  * image is never probed: a guest could have written a header into it), and true.
  */
 static bool mergeable(struct ternd *t, struct vm_entry *e, const struct vmdef *d, unsigned int i,
-		      const struct inodes *held, struct json_object *records,
+		      const struct inodes *held, struct json_object *hops,
 		      struct qcow2_chain_entry *below)
 {
 	const struct vmdef_disk *k = &d->disks[i];
@@ -460,11 +385,11 @@ static bool mergeable(struct ternd *t, struct vm_entry *e, const struct vmdef *d
 		goto out;
 	/*
 	 * The merge writes, as root, into the file the top's header names below it: only if
-	 * that is the file, in the format, ternd put the top in front of. The header was the
-	 * VM's to write while it ran; one naming another file (or no record: an overlay made
-	 * before ternd kept them) leaves the disk on its chain.
+	 * that is the file, in the format, ternd recorded below the top when it made it. The
+	 * header was the VM's to write while it ran; one naming another file (or no record:
+	 * an overlay made before ternd kept them) leaves the disk on its chain.
 	 */
-	rp = record_below(records, k->path, &rf);
+	rp = chain_record_below(hops, k->path, &rf);
 	if (!rp || stat(rp, &rs) || rs.st_dev != st.st_dev || rs.st_ino != st.st_ino || !rf ||
 	    strcmp(rf, chain[1].format)) {
 		if (rp)
@@ -477,7 +402,7 @@ static bool mergeable(struct ternd *t, struct vm_entry *e, const struct vmdef *d
 	/* Nor may this VM's other disks stand on it. */
 	for (unsigned int j = 0; j < d->ndisks; j++)
 		if (j != i)
-			inodes_add_chain(&mine, &d->disks[j], true, records);
+			inodes_add_chain(&mine, &d->disks[j], true, hops);
 	ok = !inodes_have(&mine, &st);
 	*below = chain[1];
 out:
@@ -498,19 +423,19 @@ int layers_merge(struct ternd *t, struct vm_entry *e, struct vmdef *d, char *err
 	struct qcow2_chain_entry *below = calloc(1, sizeof(*below));
 	struct inodes held = { 0 };
 	struct job_ctx j = { t, e };
-	struct json_object *records = NULL;
+	struct json_object *hops = chain_record_all(t, e);
 	int merged = 0, r = 0;
 
-	if (!below || !live_files(t, &held, e, &records)) {
+	if (!below || !live_files(t, &held, e, hops)) {
 		free(below);
 		free(held.v);
-		json_object_put(records);
+		json_object_put(hops);
 		return 0;
 	}
 	/* Down the chain as far as nothing else stands on it. */
 	for (unsigned int i = 0; !r && i < d->ndisks; i++) {
 		char *p;
-		while (!r && mergeable(t, e, d, i, &held, records, below) &&
+		while (!r && mergeable(t, e, d, i, &held, hops, below) &&
 		       (p = strdup(below->path))) {
 			struct disk_commit c = { .top = d->disks[i].path,
 						 .progress = merging,
@@ -531,6 +456,6 @@ int layers_merge(struct ternd *t, struct vm_entry *e, struct vmdef *d, char *err
 	}
 	free(held.v);
 	free(below);
-	json_object_put(records);
+	json_object_put(hops);
 	return r ? r : merged;
 }

@@ -5,12 +5,12 @@
  * new overlay in front of the snapshot's frozen images. Nothing is copied and no image is
  * written again once frozen, so `qemu-img info --backing-chain` reads every disk.
  *
- * ternd lists what it made in DIR/layers (JSON), with the file it put each overlay in
- * front of: an overlay that no disk of any VM, nor any snapshot, has in its chain any
- * longer (its snapshots deleted, a revert left it) is removed by layers_gc. Images ternd
- * did not make are never removed. What an overlay's own header names below it is the
- * VM's to write while it runs: ternd merges only into the file it recorded, and keeps
- * what either the headers or its records hold.
+ * ternd lists what it made in DIR/layers (JSON): an overlay that no disk of any VM, nor
+ * any snapshot, has in its chain any longer (its snapshots deleted, a revert left it) is
+ * removed by layers_gc. Images ternd did not make are never removed. What an overlay's
+ * header names below it is the VM's to write while it runs: a merge goes only into the
+ * file ternd recorded below it (chain_record.h), and what ternd keeps is what either the
+ * headers or the records hold.
  */
 #ifndef TERN_DAEMON_SNAP_LAYERS_H
 #define TERN_DAEMON_SNAP_LAYERS_H
@@ -40,13 +40,10 @@ int layers_put_on_overlays(struct ternd *t, struct vm_entry *e, struct vmdef *d,
 /*
  * A free name beside image for disk of VM vm and snapshot snap (VM-diskI.SNAP.EXT, or
  * VM-diskI.SNAP-K.EXT), recorded in e's layers before the file is made, into out: an
- * overlay's, or a revert's copy of a disk whose image a later snapshot froze. With
- * over_format ("raw" or "qcow2": image's format) the file is an overlay ternd makes in
- * front of image, and the layers record that too (a merge goes by it). 0 or -errno.
+ * overlay's, or a revert's copy of a disk whose image a later snapshot froze. 0 or -errno.
  */
 int layers_new_name(struct ternd *t, struct vm_entry *e, const char *image, const char *vm,
-		    unsigned int disk, const char *snap, const char *ext, const char *over_format,
-		    char *out, size_t n);
+		    unsigned int disk, const char *snap, const char *ext, char *out, size_t n);
 
 /*
  * Adds to to's layers those of from's that to's disks stand on (a clone's copy of an

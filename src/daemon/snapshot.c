@@ -123,7 +123,7 @@ static int copy_disks_back(struct ternd *t, struct vm_entry *e, struct vmdef *d,
 						 f == DISK_FORMAT_QCOW2	  ? "qcow2" :
 						 f == DISK_FORMAT_OVERLAY ? "ovl" :
 									    "img",
-						 NULL, tmp, sizeof(tmp))))
+						 tmp, sizeof(tmp))))
 				return fail_msg(err, n, r, "disk %u: no free name beside %s", i,
 						d->disks[i].path);
 			if ((r = disk_copy_cb(from, tmp, job_progress, j, err, n)))
