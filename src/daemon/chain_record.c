@@ -171,14 +171,20 @@ int chain_record_check(struct ternd *t, struct vm_entry *e, char *err, size_t n)
 				}
 				continue;
 			}
+			/* Another VM's record cannot be dropped from here: only put back. */
+			bool mine = json_object_object_get_ex(hops, c[h].path, NULL);
 			r = fail_msg(err, n, -EACCES,
 				     "disk %u: %s names %s (%s) below it, but ternd recorded %s "
-				     "(%s) there: a VM may have rewritten the header. Put it back "
-				     "(qemu-img rebase -u -b %s -F %s %s), or, if the change is "
-				     "yours, remove %s (the chains are recorded again as they are "
-				     "at the next start)",
+				     "(%s) there%s: a VM may have rewritten the header. Put it "
+				     "back (qemu-img rebase -u -b %s -F %s %s)%s%s%s",
 				     i, c[h].path, c[h + 1].path, c[h + 1].format, rp ? rp : "?",
-				     rf ? rf : "?", rp ? rp : "?", rf ? rf : "?", c[h].path, path);
+				     rf ? rf : "?", mine ? "" : " for another VM", rp ? rp : "?",
+				     rf ? rf : "?", c[h].path,
+				     mine ? ", or, if the change is yours, remove " : "",
+				     mine ? path : "",
+				     mine ? " (the chains are recorded again as they are at the "
+					    "next start)" :
+					    "");
 		}
 	}
 	if (!r && added)

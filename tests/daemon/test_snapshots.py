@@ -488,6 +488,9 @@ def test_a_start_refuses_a_chain_the_vm_rewrote():
         assert status == 409, (status, got)
         assert "names %s (raw) below it, but ternd recorded %s (raw)" % (other, base) \
             in got["error"], got
+        record = os.path.join(t.dir, "vms", t.vm("v")["uuid"], "chain")
+        assert "qemu-img rebase -u -b %s -F raw %s" % (base, top) in got["error"], got
+        assert "remove %s" % record in got["error"] and os.path.exists(record), got
         assert t.state("v")[0] == "shut off", t.state("v")
         rewrite_backing(top, other, base)
         t.ok("POST", "/vms/v/start")
