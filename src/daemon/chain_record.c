@@ -6,15 +6,14 @@
 #include "backend/qcow2.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "monitor/run_status.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <json-c/json.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 /* vms/UUID/chain: {"hops": {UPPER: {"path": LOWER, "format": "raw"|"qcow2"}, ...}} */
 static struct json_object *hops_load(struct ternd *t, struct vm_entry *e, char *path, size_t n)
@@ -29,22 +28,21 @@ static struct json_object *hops_load(struct ternd *t, struct vm_entry *e, char *
 	return hops;
 }
 
-/* Written beside and renamed over: a crash leaves the old records or the new ones. */
+/* Written beside, synced and renamed over, as the owners file: the old records or the new. */
 static int hops_save(struct ternd *t, struct vm_entry *e, const char *path,
 		     struct json_object *hops)
 {
-	char tmp[4300], why[256];
+	char why[256];
 	struct json_object *o = json_object_new_object();
-	int r = 0;
+	int r;
 
 	ternd_make_vm_dir(t, e, why, sizeof(why));
 	json_object_object_add(o, "hops", json_object_get(hops));
-	snprintf(tmp, sizeof(tmp), "%s.new", path);
-	if (json_object_to_file_ext(tmp, o, JSON_C_TO_STRING_PRETTY) || rename(tmp, path)) {
-		r = -EIO;
-		unlink(tmp);
-		log_warn("%s: cannot write %s", e->def.name, path);
-	}
+	r = run_status_write_file(
+		path, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+								JSON_C_TO_STRING_NOSLASHESCAPE));
+	if (r)
+		log_warn("%s: cannot write %s: %s", e->def.name, path, strerror(-r));
 	json_object_put(o);
 	return r;
 }
@@ -82,30 +80,53 @@ static int chain_of(const char *path, enum disk_format format, struct qcow2_chai
 	return nc < 0 ? 0 : nc;
 }
 
-/* The record of the hop below upper: e's own (own), else another VM's (all), else NULL. */
-static struct json_object *known(struct json_object *own, struct json_object *all,
-				 const char *upper)
+/* Every other VM's recorded hops than skip's (may be NULL) in one map. */
+static struct json_object *others_load(struct ternd *t, struct vm_entry *skip)
+{
+	struct json_object *all = json_object_new_object();
+	char path[4200];
+
+	pthread_mutex_lock(&t->lock);
+	for (struct vm_entry *o = t->vms; o; o = o->next) {
+		if (o == skip)
+			continue;
+		struct json_object *h = hops_load(t, o, path, sizeof(path));
+		json_object_object_foreach(h, key, rec)
+			json_object_object_add(all, key, json_object_get(rec));
+		json_object_put(h);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return all;
+}
+
+/*
+ * The record of the hop below upper: e's own (own), else another VM's, else NULL. The
+ * other VMs' records are read into *others the first time one is needed: most starts
+ * find every hop in their own.
+ */
+static struct json_object *known(struct ternd *t, struct vm_entry *e, struct json_object *own,
+				 struct json_object **others, const char *upper)
 {
 	struct json_object *rec;
 
-	if (json_object_object_get_ex(own, upper, &rec) ||
-	    json_object_object_get_ex(all, upper, &rec))
+	if (json_object_object_get_ex(own, upper, &rec))
 		return rec;
-	return NULL;
+	if (!*others)
+		*others = others_load(t, e);
+	return json_object_object_get_ex(*others, upper, &rec) ? rec : NULL;
 }
 
 void chain_record_define(struct ternd *t, struct vm_entry *e)
 {
 	char path[4200];
-	struct json_object *hops = hops_load(t, e, path, sizeof(path)),
-			   *all = chain_record_all(t, NULL);
+	struct json_object *hops = hops_load(t, e, path, sizeof(path)), *others = NULL;
 	struct qcow2_chain_entry *c = calloc(QCOW2_CHAIN_MAX + 1, sizeof(*c));
 	bool added = false;
 
 	for (unsigned int i = 0; c && i < e->def.ndisks; i++) {
 		int nc = chain_of(e->def.disks[i].path, e->def.disks[i].format, c);
 		for (int h = 0; h + 1 < nc; h++, added = true) {
-			struct json_object *rec = known(NULL, all, c[h].path);
+			struct json_object *rec = known(t, e, hops, &others, c[h].path);
 			if (rec)
 				json_object_object_add(hops, c[h].path, json_object_get(rec));
 			else
@@ -115,7 +136,7 @@ void chain_record_define(struct ternd *t, struct vm_entry *e)
 	if (added)
 		hops_save(t, e, path, hops);
 	free(c);
-	json_object_put(all);
+	json_object_put(others);
 	json_object_put(hops);
 }
 
@@ -141,21 +162,19 @@ int chain_record_made(struct ternd *t, struct vm_entry *e, const char *overlay)
 int chain_record_check(struct ternd *t, struct vm_entry *e, char *err, size_t n)
 {
 	char path[4200];
-	struct json_object *hops = hops_load(t, e, path, sizeof(path)),
-			   *all = chain_record_all(t, NULL);
+	struct json_object *hops = hops_load(t, e, path, sizeof(path)), *others = NULL;
 	struct qcow2_chain_entry *c = calloc(QCOW2_CHAIN_MAX + 1, sizeof(*c));
 	bool added = false;
 	int r = 0;
 
 	if (!c) {
-		json_object_put(all);
 		json_object_put(hops);
 		return fail_msg(err, n, -ENOMEM, "out of memory");
 	}
 	for (unsigned int i = 0; !r && i < e->def.ndisks; i++) {
 		int nc = chain_of(e->def.disks[i].path, e->def.disks[i].format, c);
 		for (int h = 0; !r && h + 1 < nc; h++) {
-			struct json_object *rec = known(hops, all, c[h].path);
+			struct json_object *rec = known(t, e, hops, &others, c[h].path);
 			if (!rec) {
 				hop_put(hops, &c[h], &c[h + 1]); /* first seen: held from now */
 				added = true;
@@ -190,26 +209,16 @@ int chain_record_check(struct ternd *t, struct vm_entry *e, char *err, size_t n)
 	if (!r && added)
 		hops_save(t, e, path, hops);
 	free(c);
-	json_object_put(all);
+	json_object_put(others);
 	json_object_put(hops);
 	return r;
 }
 
 struct json_object *chain_record_all(struct ternd *t, struct vm_entry *e)
 {
-	struct json_object *all = json_object_new_object();
+	struct json_object *all = others_load(t, e);
 	char path[4200];
 
-	pthread_mutex_lock(&t->lock);
-	for (struct vm_entry *o = t->vms; o; o = o->next) {
-		if (o == e)
-			continue;
-		struct json_object *h = hops_load(t, o, path, sizeof(path));
-		json_object_object_foreach(h, key, rec)
-			json_object_object_add(all, key, json_object_get(rec));
-		json_object_put(h);
-	}
-	pthread_mutex_unlock(&t->lock);
 	if (e) {
 		/* Last, so that its own records stand where another VM's name the same file. */
 		struct json_object *h = hops_load(t, e, path, sizeof(path));
