@@ -60,7 +60,6 @@ struct migration {
 	pthread_t throttler;
 	atomic_bool throttling;
 	unsigned int above_half; /* rounds in a row where the guest dirtied >= half of what went */
-	bool polishing;		 /* the rest fits the limit; one more round makes it smaller */
 	struct disk_copy_src dc; /* copy_storage */
 	bool postcopy;		 /* the switchover leaves the dirty pages for later */
 	bool committed;		 /* post-copy: the destination runs the VM */
@@ -722,7 +721,10 @@ static int handshake(struct migration *m, char *err, size_t n)
 	return 0;
 }
 
-/* Decides after each round: 1 switch over now, 0 another round, -1 give up (err). */
+/*
+ * Decides after each round: 1 switch over now, 0 another round, 2 another round although
+ * the rest fits (it makes the rest smaller), -1 give up (err).
+ */
 static int decide(struct migration *m, uint64_t round_ns, uint64_t left_bytes, char *err, size_t n)
 {
 	uint64_t bw = round_ns ? m->round_bytes * 1000000000ULL / round_ns : 0;
@@ -742,7 +744,6 @@ static int decide(struct migration *m, uint64_t round_ns, uint64_t left_bytes, c
 	log_debug("migration round %u: %llu KiB left, %llu KiB/s sent, %llu KiB/s dirtied", round,
 		  (unsigned long long)(left_bytes >> 10), (unsigned long long)(bw >> 10),
 		  (unsigned long long)(dirty_bps >> 10));
-	m->polishing = false;
 	if (expect_ms <= m->p.downtime_limit_ms) {
 		/*
 		 * It fits, but another round may leave less for the pause: the pages left are
@@ -759,8 +760,7 @@ static int decide(struct migration *m, uint64_t round_ns, uint64_t left_bytes, c
 		log_info("migration round %u: what is left (%llu KiB, %.1f ms) fits the limit; "
 			 "one more round to shrink it",
 			 round, (unsigned long long)(left_bytes >> 10), expect_us / 1000.0);
-		m->polishing = true;
-		return 0;
+		return 2;
 	}
 	if (round >= m->p.max_rounds) {
 		fail_msg(err, n, -ETIMEDOUT,
@@ -836,8 +836,8 @@ static void *migration_thread(void *arg)
 		uint64_t left = count_bits(m->dirty, m->pages) * MIG_PAGE +
 				(m->p.copy_storage ? disk_copy_src_pending(&m->dc) : 0);
 		int d = decide(m, monotonic_ns() - t, left, err, sizeof(err));
-		if (d == 0 && !m->polishing && m->p.post_copy &&
-		    prog.round >= POSTCOPY_AFTER_ROUNDS) {
+		/* Not converging (0; a rest that fits, 2, needs no post-copy). */
+		if (d == 0 && m->p.post_copy && prog.round >= POSTCOPY_AFTER_ROUNDS) {
 			log_info("migration: switching to post-copy after %u rounds", prog.round);
 			m->postcopy = true;
 			d = 1;
@@ -848,7 +848,7 @@ static void *migration_thread(void *arg)
 			snprintf(err, sizeof(err), "cancelled");
 			goto fail;
 		}
-		if (d > 0)
+		if (d == 1)
 			break;
 	}
 	/* The rest happens on the event loop, which owns the devices. */
