@@ -380,34 +380,6 @@ def layers_flow(tag, jailed):
         shutil.rmtree(d, ignore_errors=True)
 
 
-def hostile_header(t, d, pid, top):
-    """The jailed VM writes its top's header: its backing file is now a root-only image
-    next to it, of the name's length. The next snapshot's overlay stands on that top, and
-    ternd hands the jail only the overlays it made for the VM: the secret is never opened
-    for it. The VM breaks its own drive (the move fails, and so does going back onto a top
-    whose chain no longer opens), nothing else. The header is put back after."""
-    secret = os.path.join(d, "secr.img")  # as long as base.img
-    qcow2img.qemu_img("create", "-q", "-f", "qcow2", secret, "1M")
-    os.chmod(secret, 0o600)
-    with open(top, "r+b") as f:
-        off, size = struct.unpack(">QI", f.read(20)[8:20])
-        f.seek(off)
-        name = f.read(size)
-        assert name.endswith(b"/base.img"), name
-        f.seek(off)
-        f.write(name.replace(b"/base.img", b"/secr.img"))
-    try:
-        status, got = t.call("POST", "/vms/v/snapshots", {"name": "r3"})
-        assert status >= 400 and secret in got.get("error", ""), (status, got)
-        held = open_files(pid)
-        assert secret not in held, held
-    finally:
-        with open(top, "r+b") as f:
-            f.seek(off)
-            f.write(name)
-        os.unlink(secret)
-
-
 def rewrite_backing(top, old, new):
     """Replaces the backing file name old in qcow2 image top's header with new (as long)."""
     assert len(old) == len(new)
@@ -418,6 +390,26 @@ def rewrite_backing(top, old, new):
         assert name == old.encode(), name
         f.seek(off)
         f.write(new.encode())
+
+
+def hostile_header(t, d, pid, top):
+    """The jailed VM writes its top's header: its backing file is now a root-only image
+    next to it, of the name's length. The next snapshot's overlay stands on that top, and
+    ternd hands the jail only the overlays it made for the VM: the secret is never opened
+    for it. The VM breaks its own drive (the move fails, and so does going back onto a top
+    whose chain no longer opens), nothing else. The header is put back after."""
+    base, secret = os.path.join(d, "base.img"), os.path.join(d, "secr.img")  # as long
+    qcow2img.qemu_img("create", "-q", "-f", "qcow2", secret, "1M")
+    os.chmod(secret, 0o600)
+    rewrite_backing(top, base, secret)
+    try:
+        status, got = t.call("POST", "/vms/v/snapshots", {"name": "r3"})
+        assert status >= 400 and secret in got.get("error", ""), (status, got)
+        held = open_files(pid)
+        assert secret not in held, held
+    finally:
+        rewrite_backing(top, secret, base)
+        os.unlink(secret)
 
 
 def test_a_merge_goes_into_the_image_ternd_put_the_overlay_on_not_the_header_s():
