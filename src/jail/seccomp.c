@@ -51,6 +51,7 @@ struct compiled {
 static struct compiled progs[SECCOMP_THREAD_KINDS];
 static pthread_mutex_t progs_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t progs_ready = PTHREAD_COND_INITIALIZER;
+static bool libc_warm; /* the preparing thread's tzset is over (prepare) */
 
 int seccomp_mode_parse(const char *s)
 {
@@ -159,6 +160,20 @@ static void on_sigsys(int sig, siginfo_t *si, void *ctx)
 
 static void *prepare(void *arg);
 
+/*
+ * exit() must not run beside the preparing thread's tzset: glibc's exit-time stdio
+ * clean-up takes the stream tzset reads /etc/localtime through from under it (it waits
+ * only twice for the stream's lock) and the process then dies in free() instead of with
+ * its exit status, as a usage error in the first milliseconds did in the lab.
+ */
+static void wait_libc_warm(void)
+{
+	pthread_mutex_lock(&progs_lock);
+	while (!libc_warm)
+		pthread_cond_wait(&progs_ready, &progs_lock);
+	pthread_mutex_unlock(&progs_lock);
+}
+
 static int catch_sigsys(void)
 {
 	struct sigaction sa = { .sa_sigaction = on_sigsys, .sa_flags = SA_SIGINFO | SA_RESETHAND };
@@ -202,6 +217,7 @@ int seccomp_init_process(enum seccomp_mode m, bool restart, char *err, size_t n)
 	if (r)
 		return fail_msg(err, n, -r, "cannot start the seccomp thread: %s", strerror(r));
 	pthread_detach(t);
+	atexit(wait_libc_warm);
 	return 0;
 }
 
@@ -246,6 +262,10 @@ static void *prepare(void *arg)
 
 	pthread_setname_np(pthread_self(), "seccomp-prep");
 	tzset();
+	pthread_mutex_lock(&progs_lock);
+	libc_warm = true;
+	pthread_cond_broadcast(&progs_ready);
+	pthread_mutex_unlock(&progs_lock);
 	for (unsigned int i = 0; i < SECCOMP_THREAD_KINDS; i++) {
 		struct compiled c = { .r = 0 };
 #ifdef TERN_SECCOMP_PREBUILT
