@@ -210,6 +210,30 @@ def vm_state(c):
 
 # ---- a tern-vmm process ----
 
+def threads_of(pid):
+    """Each thread of process pid: name, state, where it sleeps (wchan) and its CPU ticks
+    (utime+stime), to tell a vCPU spinning from one blocked when a guest has gone quiet."""
+    tdir = "/proc/%d/task" % pid
+    try:
+        tids = sorted(os.listdir(tdir), key=int)
+    except OSError:
+        return "no process %d" % pid
+    out = []
+    for tid in tids:
+        try:
+            with open(os.path.join(tdir, tid, "stat")) as f:
+                st = f.read()
+            with open(os.path.join(tdir, tid, "wchan")) as f:
+                wchan = f.read().strip() or "-"
+        except OSError:
+            continue
+        comm = st[st.index("(") + 1:st.rindex(")")]
+        fields = st[st.rindex(")") + 2:].split()
+        out.append("%s %s %s %d ticks" % (comm, fields[0], wchan,
+                                          int(fields[11]) + int(fields[12])))  # fields 14, 15
+    return "; ".join(out) or "no threads"
+
+
 class Vmm:
     """tern-vmm started with args (plus netns: run inside `ip netns exec NS`).
 
@@ -276,29 +300,10 @@ class Vmm:
                     return sum(1 for _, l in lines if text in l) >= count
                 self._cond.wait(min(left, 0.2))
 
-    def _tasks(self):
-        """(name, state, wchan, utime+stime ticks) for each thread of the process."""
-        tdir = "/proc/%d/task" % self.pid
-        try:
-            tids = sorted(os.listdir(tdir), key=int)
-        except OSError:
-            return
-        for tid in tids:
-            try:
-                with open(os.path.join(tdir, tid, "stat")) as f:
-                    st = f.read()
-                with open(os.path.join(tdir, tid, "wchan")) as f:
-                    wchan = f.read().strip() or "-"
-            except OSError:
-                continue
-            comm = st[st.index("(") + 1:st.rindex(")")]
-            fields = st[st.rindex(")") + 2:].split()
-            yield comm, fields[0], wchan, int(fields[11]) + int(fields[12])  # fields 14, 15
-
     def threads(self):
         """Each thread's name, state, where it sleeps and its CPU ticks: what a test prints
         when the guest has gone quiet, to tell a vCPU spinning from one blocked."""
-        return "; ".join("%s %s %s %d ticks" % t for t in self._tasks()) or "no threads"
+        return threads_of(self.pid)
 
     def tail(self, n=20, stream="out"):
         """The last n lines of the console (or stderr)."""

@@ -127,6 +127,22 @@ def console_log(t, name):
         return ""
 
 
+def why_quiet(t, name, n=2000):
+    """What a test prints for a VM whose guest said nothing it waited for: the tails of its
+    console and of its monitor's log (tern-vmm's stderr), and its tern-vmm's threads, to
+    tell a guest spinning or asleep in KVM_RUN from a tern-vmm blocked before it ran."""
+    v = t.vm(name)
+    mon = os.path.join(os.path.dirname(v["console_log"]), "monitor.log")
+    try:
+        with open(mon, errors="replace") as f:
+            log = f.read()[-n:]
+    except OSError as e:
+        log = "(%s)" % e
+    return "console %r; monitor.log %r; threads of pid %s: %s" % (
+        console_log(t, name)[-n:], log, v.get("pid"),
+        api.threads_of(v["pid"]) if v.get("pid") else "-")
+
+
 def detail(t, name):
     d = t.vm(name)["detail"]
     return d if isinstance(d, dict) else json.loads(d) if d else {}
