@@ -207,6 +207,42 @@ static void *restart_thread(void *arg)
 }
 
 /* The VM's processes are gone: record how it ended, then restart it if its policy says so. */
+/* How long a VM that ended may take to let go of its images (wait_disks_free). */
+#define DISKS_FREE_WAIT_MS 5000
+
+/*
+ * A killed tern-vmm's io_uring ring keeps the disk file it registered until the kernel
+ * tears the ring down, after the process is gone, and the lock on the image goes only
+ * then: tens of milliseconds later, seconds on a loaded host. The VM is not "shut off"
+ * before its images are free (as QEMU's are after virsh destroy): a qemu-img, a merge or
+ * the VM's own start right after would be refused the lock. Only write locks are waited
+ * for: a shared base may be read-locked by other VMs for as long as they run.
+ */
+static void wait_disks_free(const struct vm_entry *e)
+{
+	uint64_t until = monotonic_ns() + DISKS_FREE_WAIT_MS * 1000000ULL;
+
+	for (unsigned int i = 0; i < e->def.ndisks; i++) {
+		const struct vmdef_disk *k = &e->def.disks[i];
+		int fd = k->readonly ? -1 : open(k->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+		if (fd < 0)
+			continue;
+		for (;;) {
+			struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET };
+			if (fcntl(fd, F_OFD_GETLK, &fl) < 0 || fl.l_type == F_UNLCK)
+				break;
+			if (monotonic_ns() >= until) {
+				log_warn("%s: %s is still locked %d ms after its tern-vmm ended",
+					 e->def.name, k->path, DISKS_FREE_WAIT_MS);
+				break;
+			}
+			struct timespec ts = { 0, 5000000 };
+			nanosleep(&ts, NULL);
+		}
+		close(fd);
+	}
+}
+
 static void finalize(struct ternd *t, struct vm_entry *e)
 {
 	const char *reason;
@@ -217,6 +253,8 @@ static void finalize(struct ternd *t, struct vm_entry *e)
 	incoming = !strcmp(e->state, "migrating in");
 	pthread_mutex_unlock(&t->lock);
 	ended(t, e, &reason, &detail);
+	if (strcmp(reason, "migrated"))
+		wait_disks_free(e); /* a migrated VM's disks are the destination's */
 	bridge_taps_delete(&e->def);
 	vmjail_release(t, e, !strcmp(reason, "migrated") && !e->mig_copied);
 	e->mig_copied = false;
