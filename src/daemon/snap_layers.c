@@ -10,6 +10,7 @@
 #include "backend/qcow2.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "monitor/run_status.h"
 
 #include <errno.h>
 #include <json-c/json.h>
@@ -29,21 +30,20 @@ static struct json_object *manifest_read(const char *path)
 	return a;
 }
 
-/* Written beside and renamed over: a crash leaves the old list or the new one. */
+/*
+ * Written beside, synced and renamed over, as the chain records: a crash leaves the old
+ * list or the new one, never an empty file (a lost list would leave ternd's overlays to no
+ * one: never merged, never removed).
+ */
 static int manifest_write(const char *path, struct json_object *files)
 {
-	char tmp[4300];
-	int r = 0;
-
 	if (!json_object_array_length(files))
 		return unlink(path) && errno != ENOENT ? -errno : 0;
 	struct json_object *o = json_object_new_object();
 	json_object_object_add(o, "files", json_object_get(files));
-	snprintf(tmp, sizeof(tmp), "%s.new", path);
-	if (json_object_to_file_ext(tmp, o, JSON_C_TO_STRING_PRETTY) || rename(tmp, path)) {
-		r = -EIO;
-		unlink(tmp);
-	}
+	int r = run_status_write_file(
+		path, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+								JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
 	return r;
 }
