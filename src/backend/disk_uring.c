@@ -17,15 +17,18 @@
 #include "core/util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <liburing.h>
 #include <linux/falloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -219,6 +222,34 @@ static int ring_register(struct io_uring *ring, unsigned int op, void *arg, unsi
 }
 
 /*
+ * The file the ring registers: the image opened once more, through fd's /proc/self/fd
+ * link (the same file, whatever its path now names) with the same access mode and
+ * O_DIRECT/O_DSYNC, not the open file that holds the image's lock. The kernel tears a
+ * ring down some time after its process is gone and lets go of the registered file only
+ * then: a lock on it would outlive a killed tern-vmm (ternd's destroy, a qemu-img right
+ * after a kill -9 were refused it). -1 when it cannot be opened (no /proc): the ring then
+ * names the file by its number.
+ */
+static int ring_file(int fd)
+{
+	char link[64];
+	struct stat a, b;
+	int fl = fcntl(fd, F_GETFL), again;
+
+	if (fl < 0 || fstat(fd, &a))
+		return -1;
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	again = open(link, (fl & (O_ACCMODE | O_DIRECT | O_DSYNC)) | O_CLOEXEC);
+	if (again < 0)
+		return -1;
+	if (fstat(again, &b) || a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
+		close(again);
+		return -1;
+	}
+	return again;
+}
+
+/*
  * The ring, created disabled, accepts the operations prep() makes, with no SQE flag but
  * IOSQE_FIXED_FILE, and no register call once enabled but the unregistering of files
  * (its eventfd, and the image's file unless fd is -1, are registered before; *fixed says
@@ -248,7 +279,10 @@ static int ring_open_restricted(struct io_uring *ring, int efd, int fd, bool *fi
 	if ((r = io_uring_register_eventfd(ring, efd)) < 0)
 		goto fail;
 	/* Best effort: without it every request names the file by its number. */
-	*fixed = fd >= 0 && io_uring_register_files(ring, &fd, 1) == 0;
+	int rf = fd >= 0 ? ring_file(fd) : -1;
+	*fixed = rf >= 0 && io_uring_register_files(ring, &rf, 1) == 0;
+	if (rf >= 0)
+		close(rf); /* the ring holds it now, or it was not wanted */
 	if ((r = ring_register(ring, IORING_REGISTER_RESTRICTIONS, res, ARRAY_SIZE(res))) < 0 ||
 	    (r = ring_register(ring, IORING_REGISTER_ENABLE_RINGS, NULL, 0)) < 0)
 		goto fail;
