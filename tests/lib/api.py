@@ -210,15 +210,13 @@ def vm_state(c):
 
 # ---- a tern-vmm process ----
 
-def threads_of(pid):
-    """Each thread of process pid: name, state, where it sleeps (wchan) and its CPU ticks
-    (utime+stime), to tell a vCPU spinning from one blocked when a guest has gone quiet."""
+def tasks_of(pid):
+    """(name, state, wchan, utime+stime ticks) for each thread of process pid."""
     tdir = "/proc/%d/task" % pid
     try:
         tids = sorted(os.listdir(tdir), key=int)
     except OSError:
-        return "no process %d" % pid
-    out = []
+        return
     for tid in tids:
         try:
             with open(os.path.join(tdir, tid, "stat")) as f:
@@ -229,9 +227,15 @@ def threads_of(pid):
             continue
         comm = st[st.index("(") + 1:st.rindex(")")]
         fields = st[st.rindex(")") + 2:].split()
-        out.append("%s %s %s %d ticks" % (comm, fields[0], wchan,
-                                          int(fields[11]) + int(fields[12])))  # fields 14, 15
-    return "; ".join(out) or "no threads"
+        yield comm, fields[0], wchan, int(fields[11]) + int(fields[12])  # fields 14, 15
+
+
+def threads_of(pid):
+    """Each thread of process pid: name, state, where it sleeps and its CPU ticks, to tell
+    a vCPU spinning from one blocked when a guest has gone quiet."""
+    if not os.path.isdir("/proc/%d/task" % pid):
+        return "no process %d" % pid
+    return "; ".join("%s %s %s %d ticks" % t for t in tasks_of(pid)) or "no threads"
 
 
 class Vmm:
@@ -342,7 +346,7 @@ class Vmm:
 
     def vcpu_cpu_ticks(self):
         """utime+stime (clock ticks) summed over the threads named vcpu*."""
-        return sum(t[3] for t in self._tasks() if t[0].startswith("vcpu"))
+        return sum(t[3] for t in tasks_of(self.pid) if t[0].startswith("vcpu"))
 
     def vcpu_threads(self):
         n = 0
