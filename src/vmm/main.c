@@ -237,6 +237,12 @@ static int boot(struct api *a, char *err, size_t errlen)
 }
 
 /*
+ * --restore under --jail: the state file as enter_jail() read and checked it (the jail is
+ * built for what it names), taken by the first restore(). buf is NULL otherwise.
+ */
+static struct snapshot_load jail_load;
+
+/*
  * Loads a snapshot into this process (PUT /snapshot/load or --restore). Everything that
  * can be checked without building is checked first (a 400, or exit 2, and nothing
  * started); a refusal from KVM or a device while loading ends the process with status 2.
@@ -246,7 +252,11 @@ static int restore(struct api *a, const char *state, const char *mem,
 {
 	static struct snapshot_load l;
 
-	if (snapshot_load_prepare(&l, state, mem, &a->cfg, o, err, errlen)) {
+	if (jail_load.buf) {
+		/* --restore under --jail: read and checked before the jail was built. */
+		l = jail_load;
+		jail_load = (struct snapshot_load){ 0 };
+	} else if (snapshot_load_prepare(&l, state, mem, &a->cfg, o, err, errlen)) {
 		snapshot_load_free(&l);
 		return -EINVAL;
 	}
@@ -324,20 +334,21 @@ static void enter_jail(struct vmm_config *c)
 		die_usage(
 			"--jail: --clone makes overlay files beside the snapshot's disks, which "
 			"the jail cannot hold before they exist; restore the clone without --jail");
-	/* A snapshot's disks, NICs and vsock socket are in its state file, not on the line. */
-	static struct snapshot_load l;
+	/*
+	 * A snapshot's disks, NICs and vsock socket are in its state file, not on the line.
+	 * What is read here is what restore() builds the VM from, inside the jail.
+	 */
 	const struct vmm_config *what = c;
 	if (c->restore_state) {
 		static struct restore_overrides o; /* large: not on the stack */
 		restore_overrides_of(c, &o);
 		o.clone = false; /* refused above */
-		if (snapshot_load_prepare(&l, c->restore_state, c->restore_mem, c, &o, err,
+		if (snapshot_load_prepare(&jail_load, c->restore_state, c->restore_mem, c, &o, err,
 					  sizeof(err)))
 			die_usage("--restore: %s", err);
-		what = &l.cfg;
+		what = &jail_load.cfg;
 	}
 	int r = jail_paths_collect(what, &s, err, sizeof(err));
-	snapshot_load_free(&l);
 	if (r == -EINVAL)
 		die_usage("--jail: %s", err);
 	if (r || jail_enter(&c->jail, &s, err, sizeof(err)))
