@@ -16,6 +16,9 @@
  * at once with EAGAIN without waiting for the disk, and only a miss is queued. The copy of
  * 4 KiB costs less than waking a worker and switching to it, which is all a cached read
  * spent its time on. The completion still runs on the loop thread, as every engine's.
+ * tmpfs refuses RWF_NOWAIT (EOPNOTSUPP, still in Linux 6.18), but its files are memory:
+ * a read of one is a copy, made on the submitting thread without the flag, as io_uring's
+ * own first try makes it (only a page swapped out could make that thread wait).
  */
 #include "backend/disk.h"
 #include "core/util.h"
@@ -25,8 +28,10 @@
 #include <poll.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <linux/magic.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #define MIN_WORKERS 4
@@ -66,6 +71,8 @@ struct pool {
 	 * nowait_skip more reads go straight to the workers. Hints, so relaxed atomics.
 	 */
 	_Atomic bool nowait_off;
+	/* tmpfs: the file is memory; its reads are tried without RWF_NOWAIT (above). */
+	bool in_memory;
 	_Atomic unsigned int nowait_skip, nowait_backoff;
 	unsigned int nthreads; /* thread[0..nthreads) started; only grows until fini */
 	pthread_t thread[MAX_WORKERS];
@@ -263,6 +270,8 @@ static int threads_init(struct disk *d, struct loop *loop)
 	p->disk = d;
 	p->loop = loop;
 	p->todo_tail = &p->todo;
+	struct statfs fs;
+	p->in_memory = fstatfs(d->fd, &fs) == 0 && fs.f_type == TMPFS_MAGIC;
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->cond, NULL);
 	pthread_cond_init(&p->unpark, NULL);
@@ -314,7 +323,8 @@ static bool read_nowait(struct pool *p, struct disk *d, struct disk_req *r)
 	ssize_t k;
 
 	do
-		k = preadv2(d->fd, r->iov, r->iovcnt, (off_t)r->offset, RWF_NOWAIT);
+		k = preadv2(d->fd, r->iov, r->iovcnt, (off_t)r->offset,
+			    p->in_memory ? 0 : RWF_NOWAIT);
 	while (k < 0 && errno == EINTR);
 	if (k >= 0 && (uint64_t)k == r->len) {
 		atomic_store_explicit(&p->nowait_backoff, 0, memory_order_relaxed);

@@ -58,7 +58,7 @@ static const char *const vmm[] = {
 	"pread64", "pwrite64", "preadv", "pwritev", "preadv2", "pwritev2", "readv",
 	"fsync", "fdatasync", "fallocate", "ftruncate", "copy_file_range", "sendfile",
 	"openat", "unlink", "unlinkat", "rename", "renameat", "renameat2", "readlink", "statx",
-	"fcntl", "dup", "fchmod", "umask", "memfd_create", "pipe2",	/* files */
+	"fcntl", "dup", "fchmod", "umask", "memfd_create", "pipe2", "fstatfs", /* files */
 	"eventfd2", "epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait", "poll", "ppoll",
 	"timerfd_create", "timerfd_settime", "timerfd_gettime",		/* the loop */
 	"io_uring_setup", "io_uring_enter", "io_uring_register",

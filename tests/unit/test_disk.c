@@ -6,12 +6,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <liburing.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -795,6 +797,41 @@ TEST(disk_threads_reads_cached_data_without_a_worker)
 		disk_close(&d);
 	}
 	close(fd);
+	unlink(path);
+}
+
+/*
+ * tmpfs refuses RWF_NOWAIT, but its files are memory: the thread pool reads a small
+ * request of one on the submitting thread all the same (without the flag), and every
+ * read returns the file's bytes. /dev/shm is tmpfs where it exists.
+ */
+TEST(disk_threads_reads_a_tmpfs_image_without_a_worker)
+{
+	char path[256];
+	struct disk d;
+	const char *why;
+	static uint8_t want[65536], got[4096];
+	struct iovec iov = { got, sizeof(got) };
+	struct statfs fs;
+
+	if (statfs("/dev/shm", &fs) || fs.f_type != TMPFS_MAGIC ||
+	    make_image_in("/dev/shm", path, sizeof(path), sizeof(want))) {
+		printf("  note: no tmpfs at /dev/shm; skipped\n");
+		return;
+	}
+	for (size_t i = 0; i < sizeof(want); i++)
+		want[i] = (uint8_t)(i * 13 + i / 512);
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	REQUIRE(fd >= 0);
+	REQUIRE(pwrite(fd, want, sizeof(want), 0) == (ssize_t)sizeof(want));
+	close(fd);
+	REQUIRE(open_disk(&d, path, false, false, DISK_ENGINE_THREADS, &why) == 0);
+	for (int i = 0; i < 4; i++) {
+		CHECK(run1(&d, DISK_READ, 4096ULL * (unsigned int)(i * 3), 4096, &iov, 1) == 0);
+		CHECK(!memcmp(got, want + 4096 * i * 3, 4096));
+	}
+	CHECK(d.nowait_reads == 4);
+	disk_close(&d);
 	unlink(path);
 }
 
