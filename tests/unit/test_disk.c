@@ -419,6 +419,26 @@ TEST(disk_engine_io_uring)
 }
 
 /*
+ * A new 4 KiB image at path, opened read-write on io_uring: false (and nothing left
+ * behind) where this kernel has no io_uring, after a note that the case is skipped.
+ */
+static bool open_uring_image(struct disk *d, char *path, size_t cap)
+{
+	const char *why;
+
+	if (make_image(path, cap, 4096)) {
+		CHECK(!"cannot make an image");
+		return false;
+	}
+	if (open_disk(d, path, false, false, DISK_ENGINE_IO_URING, &why)) {
+		printf("  note: io_uring unavailable; skipped\n");
+		unlink(path);
+		return false;
+	}
+	return true;
+}
+
+/*
  * The ring runs the operations the engine makes and refuses any other (an open, a
  * no-op): seccomp cannot see io_uring's work, the ring's restrictions can. The ring is
  * the first member of the engine's state (disk_uring.c).
@@ -427,14 +447,9 @@ TEST(disk_io_uring_ring_refuses_other_operations)
 {
 	char path[256];
 	struct disk d;
-	const char *why;
 
-	REQUIRE(make_image(path, sizeof(path), 4096) == 0);
-	if (open_disk(&d, path, false, false, DISK_ENGINE_IO_URING, &why)) {
-		printf("  note: io_uring unavailable; skipped\n");
-		unlink(path);
+	if (!open_uring_image(&d, path, sizeof(path)))
 		return;
-	}
 	struct io_uring *ring = d.engine_state;
 	/* One at a time: the kernel stops a submission at the first entry it refuses. */
 	for (int i = 0; i < 2; i++) {
@@ -497,12 +512,8 @@ TEST(disk_io_uring_registers_the_image_file)
 	uint8_t buf[512];
 	struct iovec iov = { buf, sizeof(buf) };
 
-	REQUIRE(make_image(path, sizeof(path), 4096) == 0);
-	if (open_disk(&d, path, false, false, DISK_ENGINE_IO_URING, &why)) {
-		printf("  note: io_uring unavailable; skipped\n");
-		unlink(path);
+	if (!open_uring_image(&d, path, sizeof(path)))
 		return;
-	}
 	CHECK(ring_user_files(d.engine_state) == 1);
 	memset(buf, 7, sizeof(buf));
 	CHECK(run1(&d, DISK_WRITE, 512, 512, &iov, 1) == 0);
@@ -540,12 +551,8 @@ TEST(disk_io_uring_lock_ends_with_a_killed_process)
 	struct disk d;
 	const char *why;
 
-	REQUIRE(make_image(path, sizeof(path), 4096) == 0);
-	if (open_disk(&d, path, false, false, DISK_ENGINE_IO_URING, &why)) {
-		printf("  note: io_uring unavailable; skipped\n");
-		unlink(path);
+	if (!open_uring_image(&d, path, sizeof(path)))
 		return;
-	}
 	disk_close(&d);
 	for (int round = 0; round < 5; round++) {
 		int ready[2];
