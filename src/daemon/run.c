@@ -206,7 +206,6 @@ static void *restart_thread(void *arg)
 	return NULL;
 }
 
-/* The VM's processes are gone: record how it ended, then restart it if its policy says so. */
 /* How long a VM that ended may take to let go of its images (wait_disks_free). */
 #define DISKS_FREE_WAIT_MS 5000
 
@@ -243,6 +242,7 @@ static void wait_disks_free(const struct vm_entry *e)
 	}
 }
 
+/* The VM's processes are gone: record how it ended, then restart it if its policy says so. */
 static void finalize(struct ternd *t, struct vm_entry *e)
 {
 	const char *reason;
