@@ -210,12 +210,13 @@ static void *restart_thread(void *arg)
 #define DISKS_FREE_WAIT_MS 5000
 
 /*
- * A killed tern-vmm's io_uring ring keeps the disk file it registered until the kernel
- * tears the ring down, after the process is gone, and the lock on the image goes only
- * then: tens of milliseconds later, seconds on a loaded host. The VM is not "shut off"
- * before its images are free (as QEMU's are after virsh destroy): a qemu-img, a merge or
- * the VM's own start right after would be refused the lock. Only write locks are waited
- * for: a shared base may be read-locked by other VMs for as long as they run.
+ * An image can stay locked for a moment after its tern-vmm is gone: an io_uring request
+ * in flight when it was killed holds the open file, and with it the lock, until the
+ * kernel has torn the ring down (tens of milliseconds, seconds on a loaded host; the
+ * ring's registered file did so every time, before it became a second open file). The
+ * VM is not "shut off" before its images are free (as QEMU's are after virsh destroy): a
+ * qemu-img, a merge or the VM's own start right after would be refused the lock. Only
+ * write locks are waited for: a shared base may be read-locked by other running VMs.
  */
 static void wait_disks_free(const struct vm_entry *e)
 {
