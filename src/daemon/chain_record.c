@@ -6,7 +6,6 @@
 #include "backend/qcow2.h"
 #include "core/log.h"
 #include "core/util.h"
-#include "monitor/run_status.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -38,9 +37,7 @@ static int hops_save(struct ternd *t, struct vm_entry *e, const char *path,
 
 	ternd_make_vm_dir(t, e, why, sizeof(why));
 	json_object_object_add(o, "hops", json_object_get(hops));
-	r = run_status_write_file(
-		path, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
-								JSON_C_TO_STRING_NOSLASHESCAPE));
+	r = ternd_write_json(path, o);
 	if (r)
 		log_warn("%s: cannot write %s: %s", e->def.name, path, strerror(-r));
 	json_object_put(o);
@@ -80,21 +77,26 @@ static int chain_of(const char *path, enum disk_format format, struct qcow2_chai
 	return nc < 0 ? 0 : nc;
 }
 
+/* Adds o's recorded hops to all, over any all has for the same file. */
+static void hops_add(struct json_object *all, struct ternd *t, struct vm_entry *o)
+{
+	char path[4200];
+	struct json_object *h = hops_load(t, o, path, sizeof(path));
+
+	json_object_object_foreach(h, key, rec)
+		json_object_object_add(all, key, json_object_get(rec));
+	json_object_put(h);
+}
+
 /* Every other VM's recorded hops than skip's (may be NULL) in one map. */
 static struct json_object *others_load(struct ternd *t, struct vm_entry *skip)
 {
 	struct json_object *all = json_object_new_object();
-	char path[4200];
 
 	pthread_mutex_lock(&t->lock);
-	for (struct vm_entry *o = t->vms; o; o = o->next) {
-		if (o == skip)
-			continue;
-		struct json_object *h = hops_load(t, o, path, sizeof(path));
-		json_object_object_foreach(h, key, rec)
-			json_object_object_add(all, key, json_object_get(rec));
-		json_object_put(h);
-	}
+	for (struct vm_entry *o = t->vms; o; o = o->next)
+		if (o != skip)
+			hops_add(all, t, o);
 	pthread_mutex_unlock(&t->lock);
 	return all;
 }
@@ -217,15 +219,9 @@ int chain_record_check(struct ternd *t, struct vm_entry *e, char *err, size_t n)
 struct json_object *chain_record_all(struct ternd *t, struct vm_entry *e)
 {
 	struct json_object *all = others_load(t, e);
-	char path[4200];
 
-	if (e) {
-		/* Last, so that its own records stand where another VM's name the same file. */
-		struct json_object *h = hops_load(t, e, path, sizeof(path));
-		json_object_object_foreach(h, key, rec)
-			json_object_object_add(all, key, json_object_get(rec));
-		json_object_put(h);
-	}
+	if (e)
+		hops_add(all, t, e); /* last: its own records stand over another VM's */
 	return all;
 }
 

@@ -8,6 +8,7 @@
 #include "daemon/ternd.h"
 #include "daemon/vm_jail.h"
 
+#include "backend/disk.h"
 #include "backend/disk_chain.h"
 #include "backend/qcow2.h"
 
@@ -224,13 +225,8 @@ static void wait_disks_free(const struct vm_entry *e)
 
 	for (unsigned int i = 0; i < e->def.ndisks; i++) {
 		const struct vmdef_disk *k = &e->def.disks[i];
-		int fd = k->readonly ? -1 : open(k->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-		if (fd < 0)
-			continue;
-		for (;;) {
-			struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET };
-			if (fcntl(fd, F_OFD_GETLK, &fl) < 0 || fl.l_type == F_UNLCK)
-				break;
+		/* Asked as a reader would: only a write lock stands in the way. */
+		while (!k->readonly && disk_lock_holder(k->path, true) == 1) {
 			if (monotonic_ns() >= until) {
 				log_warn("%s: %s is still locked %d ms after its tern-vmm ended",
 					 e->def.name, k->path, DISKS_FREE_WAIT_MS);
@@ -239,7 +235,6 @@ static void wait_disks_free(const struct vm_entry *e)
 			struct timespec ts = { 0, 5000000 };
 			nanosleep(&ts, NULL);
 		}
-		close(fd);
 	}
 }
 

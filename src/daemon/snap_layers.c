@@ -10,7 +10,6 @@
 #include "backend/qcow2.h"
 #include "core/log.h"
 #include "core/util.h"
-#include "monitor/run_status.h"
 
 #include <errno.h>
 #include <json-c/json.h>
@@ -41,9 +40,7 @@ static int manifest_write(const char *path, struct json_object *files)
 		return unlink(path) && errno != ENOENT ? -errno : 0;
 	struct json_object *o = json_object_new_object();
 	json_object_object_add(o, "files", json_object_get(files));
-	int r = run_status_write_file(
-		path, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
-								JSON_C_TO_STRING_NOSLASHESCAPE));
+	int r = ternd_write_json(path, o);
 	json_object_put(o);
 	return r;
 }

@@ -91,6 +91,11 @@ bool ternd_set_state_from(struct ternd *t, struct vm_entry *e, const char *from,
 			  const char *reason, const char *detail);
 /* Makes vms/ and the VM's directory (0700) where missing: 0, or -errno with err. */
 int ternd_make_vm_dir(const struct ternd *t, const struct vm_entry *e, char *err, size_t n);
+/*
+ * Writes o to path as JSON, through run_status_write_file (synced before and after the
+ * rename): a crash leaves the old file or the new one. 0 or -errno.
+ */
+int ternd_write_json(const char *path, struct json_object *o);
 /* The VM's directory under the state directory, into buf. */
 const char *ternd_vm_dir(const struct ternd *t, const struct vm_entry *e, const char *file,
 			 char *buf, size_t n);

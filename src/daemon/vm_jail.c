@@ -297,9 +297,7 @@ static int owners_write(const char *path, uid_t uid, struct json_object *files)
 
 	json_object_object_add(o, "uid", json_object_new_int64(uid));
 	json_object_object_add(o, "files", json_object_get(files));
-	r = run_status_write_file(
-		path, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
-								JSON_C_TO_STRING_NOSLASHESCAPE));
+	r = ternd_write_json(path, o);
 	json_object_put(o);
 	return r;
 }

@@ -6,10 +6,12 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "monitor/run_status.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,13 @@ const char *ternd_vm_dir(const struct ternd *t, const struct vm_entry *e, const 
 	snprintf(buf, n, "%s/vms/%s%s%s", t->state_dir, e->def.uuid, file ? "/" : "",
 		 file ? file : "");
 	return buf;
+}
+
+int ternd_write_json(const char *path, struct json_object *o)
+{
+	return run_status_write_file(
+		path, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+								JSON_C_TO_STRING_NOSLASHESCAPE));
 }
 
 int ternd_make_vm_dir(const struct ternd *t, const struct vm_entry *e, char *err, size_t n)
