@@ -18,7 +18,7 @@ endif
 # tern-vmm's default seccomp programs are built with it (tools/seccomp_gen.c), not at start.
 CFLAGS_BASE += -DTERN_SECCOMP_PREBUILT -I$(BUILD)/gen
 CFLAGS += $(CFLAGS_BASE)
-LDLIBS += -lseccomp -luring -lpthread -lslirp -lhttp_parser -ljson-c -lz -lzstd -llzma -llz4 -lbz2 -llzo2 -lsqlite3 -lgnutls
+LDLIBS += -lseccomp -luring -lpthread -lslirp -lhttp_parser -ljson-c -lz -lzstd -llzma -llz4 -lbz2 -llzo2 -lsqlite3 -lgnutls -lnettle
 
 # Each program's main.c; everything else goes into libtern.a, which each links.
 MAINS := src/vmm/main.c src/monitor/main.c src/daemon/main.c src/cli/main.c

@@ -6,7 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <gnutls/crypto.h>
+#include <nettle/sha2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,9 +20,15 @@
 
 void boot_cache_key(const void *data, size_t len, uint8_t key[BOOT_CACHE_KEY])
 {
-	/* gnutls (linked already, for the API's TLS) uses the CPU's SHA extensions. */
-	if (gnutls_hash_fast(GNUTLS_DIG_SHA256, data, len, key) < 0)
-		memset(key, 0, BOOT_CACHE_KEY); /* cannot happen; an all-zero key never hits */
+	/*
+	 * Nettle, not GnuTLS (which wraps it): same SHA extensions, no library constructor and
+	 * eight libraries fewer for every tern-vmm start (~1 ms natively) and its jail.
+	 */
+	struct sha256_ctx c;
+
+	sha256_init(&c);
+	sha256_update(&c, len, data);
+	sha256_digest(&c, BOOT_CACHE_KEY, key);
 }
 
 int boot_cache_dir(char *buf, size_t n)
