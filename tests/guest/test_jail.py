@@ -89,11 +89,17 @@ def test_a_jailed_vm_has_every_wall():
         exe = os.path.realpath(ternlib.vmm_path())
         allowed = {"/", "/proc", work, os.path.realpath(ternlib.guest_path("counter")),
                    ternlib.guest_path("counter"), exe, "/etc/ld.so.cache"}
+        if os.path.exists("/sys/module/kvm_pvm"):
+            allowed.add("/sys/module/kvm_pvm")  # how a software-KVM host is told (jail_paths.c)
         for point, fstype, opts in mounts:
             lib = point.startswith(("/usr/lib", "/lib")) and ".so" in point
             assert point in allowed or lib, "the jail holds %s (%s): %r" % (point, fstype, mounts)
             if point not in ("/", "/proc", "/etc/ld.so.cache") and point != exe and not lib:
                 assert "noexec" in opts.split(","), "%s is executable in the jail" % point
+            # What the VM only reads or runs is read-only; nothing is suid or a device.
+            if point not in ("/proc", work):
+                assert "ro" in opts.split(","), "%s is writable in the jail: %s" % (point, opts)
+            assert {"nosuid", "nodev"} <= set(opts.split(",")) or point == "/", (point, opts)
         root = "/proc/%d/root" % pid
         assert sorted(os.listdir(root + "/dev")) == ["kvm", "null", "urandom"], os.listdir(root + "/dev")
         assert not os.path.exists(root + "/etc/passwd"), "the host's /etc is in the jail"
