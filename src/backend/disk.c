@@ -334,19 +334,23 @@ int disk_rw_sync(struct disk *d, enum disk_op op, void *buf, uint64_t off, uint6
 	return disk_do_sync(d, &q);
 }
 
+int disk_open_like(int fd, const char *path)
+{
+	int fl = fcntl(fd, F_GETFL), again;
+
+	if (fl < 0)
+		return -errno;
+	again = open(path, (fl & (O_ACCMODE | O_DIRECT | O_DSYNC)) | O_CLOEXEC);
+	return again < 0 ? -errno : again;
+}
+
 int disk_reopen_locked(struct disk *d, const char **why)
 {
-	/* The same access mode and O_DIRECT/O_DSYNC as the first open. */
-	int fl = fcntl(d->fd, F_GETFL), fd, r;
+	int fd = disk_open_like(d->fd, d->path), r;
 
-	if (fl < 0) {
-		*why = "cannot read its flags";
-		return -errno;
-	}
-	fd = open(d->path, (fl & (O_ACCMODE | O_DIRECT | O_DSYNC)) | O_CLOEXEC);
 	if (fd < 0) {
 		*why = "cannot open it again";
-		return -errno;
+		return fd;
 	}
 	if ((r = disk_lock_fd(fd, d->readonly))) {
 		*why = (r == -EAGAIN || r == -EACCES) ?

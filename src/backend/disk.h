@@ -145,6 +145,11 @@ int disk_open(struct disk *d, const struct disk_open_args *a, const char **why);
  * file system that only promises close-to-open consistency. 0 or -errno with why.
  */
 int disk_reopen_locked(struct disk *d, const char **why);
+/*
+ * path (the image open at fd, by any name) opened once more with fd's access mode and its
+ * O_DIRECT/O_DSYNC, close-on-exec and unlocked. The new descriptor, or -errno.
+ */
+int disk_open_like(int fd, const char *path);
 /* Flushes what the guest wrote (an overlay's bitmap too), then closes. */
 void disk_close(struct disk *d);
 /* A FLUSH run now on the calling thread (before a snapshot, at exit). 0 or -errno. */

@@ -234,13 +234,12 @@ static int ring_file(int fd)
 {
 	char link[64];
 	struct stat a, b;
-	int fl = fcntl(fd, F_GETFL), again;
+	int again;
 
-	if (fl < 0 || fstat(fd, &a))
+	if (fstat(fd, &a))
 		return -1;
 	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	again = open(link, (fl & (O_ACCMODE | O_DIRECT | O_DSYNC)) | O_CLOEXEC);
-	if (again < 0)
+	if ((again = disk_open_like(fd, link)) < 0)
 		return -1;
 	if (fstat(again, &b) || a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
 		close(again);
