@@ -139,8 +139,9 @@ const struct cli_command cli_commands[] = {
 	  "  --auto-converge     slow the vCPUs down when they dirty memory faster than it goes\n"
 	  "  --post-copy         when pre-copy has not converged after 3 rounds, run it there at\n"
 	  "                      once and fetch the rest of its memory as it touches it\n"
-	  "  --copy-storage      copy the writable disks too (raw images, made there at the same\n"
-	  "                      paths: none may exist there yet); with --post-copy they\n"
+	  "  --copy-storage      copy the writable disks too (made there at the same paths as\n"
+	  "                      raw images, a qcow2 chain flattened; none may exist there\n"
+	  "                      yet); with --post-copy they\n"
 	  "                      still arrive whole before the VM runs there\n"
 	  "  --undefine-source   remove the definition here once it runs there\n",
 	  "tern migrate web tls://host2.example.org:16514 --live" },

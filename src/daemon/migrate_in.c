@@ -63,9 +63,11 @@ static struct json_object *summary(struct ternd *t, struct vm_entry *e)
 
 /*
  * With copy_storage the writable disks come with the stream: tern-vmm makes each image at
- * its path, and never over a file. What else the VM needs must be here already.
+ * its path, and never over a file, a raw image whatever the source's was (a qcow2 image
+ * comes flattened), which the definition here then says. What else the VM needs must be
+ * here already.
  */
-static int check_copy_storage(const struct vmdef *d, char *err, size_t n)
+static int check_copy_storage(struct vmdef *d, char *err, size_t n)
 {
 	if (access(d->kernel, R_OK))
 		return fail_msg(err, n, -EINVAL, "'kernel': %.200s: %s", d->kernel,
@@ -74,7 +76,7 @@ static int check_copy_storage(const struct vmdef *d, char *err, size_t n)
 		return fail_msg(err, n, -EINVAL, "'initrd': %.200s: %s", d->initrd,
 				strerror(errno));
 	for (unsigned int i = 0; i < d->ndisks; i++) {
-		const struct vmdef_disk *k = &d->disks[i];
+		struct vmdef_disk *k = &d->disks[i];
 		char dir[VMDEF_PATH_MAX + 1], *slash;
 		if (k->readonly) {
 			if (access(k->path, R_OK))
@@ -84,12 +86,11 @@ static int check_copy_storage(const struct vmdef *d, char *err, size_t n)
 						i, k->path, strerror(errno));
 			continue;
 		}
-		if (k->format == DISK_FORMAT_OVERLAY || k->format == DISK_FORMAT_QCOW2)
+		if (k->format == DISK_FORMAT_OVERLAY)
 			return fail_msg(err, n, -EINVAL,
-					"'disks[%u]': a%s %s image; copy_storage copies raw images "
-					"only",
-					i, k->format == DISK_FORMAT_OVERLAY ? "n" : "",
-					disk_format_name(k->format));
+					"'disks[%u]': a tern overlay; copy_storage copies raw and "
+					"qcow2 images",
+					i);
 		if (!access(k->path, F_OK))
 			return fail_msg(
 				err, n, -EEXIST,
@@ -103,6 +104,7 @@ static int check_copy_storage(const struct vmdef *d, char *err, size_t n)
 			return fail_msg(err, n, -EINVAL,
 					"'disks[%u].path': cannot make %.200s here: %.200s: %s", i,
 					k->path, dir, strerror(errno));
+		k->format = DISK_FORMAT_RAW;
 	}
 	return 0;
 }

@@ -545,12 +545,11 @@ int migrate_out(struct ternd *t, struct vm_entry *e, const char *body, struct js
 		enum disk_format f;
 		if (disk_format_resolve(e->def.disks[i].path, e->def.disks[i].format, &f))
 			f = DISK_FORMAT_RAW; /* unreadable: tern-vmm's own check words it */
-		if (f != DISK_FORMAT_RAW && !e->def.disks[i].readonly)
+		if (f == DISK_FORMAT_OVERLAY && !e->def.disks[i].readonly)
 			return fail_msg(err, n, -EINVAL,
-					"'copy_storage': disk %u of %s is a%s %s image; only raw "
-					"images are copied",
-					i, e->def.name, f == DISK_FORMAT_OVERLAY ? "n" : "",
-					disk_format_name(f));
+					"'copy_storage': disk %u of %s is a tern overlay; raw and "
+					"qcow2 images are copied",
+					i, e->def.name);
 	}
 	user_paused = state_is(t, e, "paused");
 	snprintf(m.name, sizeof(m.name), "%s", e->def.name);

@@ -1,5 +1,6 @@
 /* copy_storage's two ends (migrate_disk.h). */
 #include "vmm/migrate_disk.h"
+#include "backend/qcow2.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "vmm/vm.h"
@@ -23,18 +24,18 @@ int disk_copy_src_start(struct disk_copy_src *s, struct vm *vm, struct vmstate_w
 		struct virtio_blk *b = vm->blk[i];
 		if (b->disk.readonly)
 			continue; /* read-only images are the same at both ends, or not at all */
-		if (b->disk.ovl || b->disk.qcow)
+		if (b->disk.ovl)
 			return fail_msg(err, n, -EINVAL,
-					"'copy_storage': disk %u is a%s %s image; only raw images "
-					"are copied",
-					i, b->disk.ovl ? "n" : "",
-					disk_format_name(b->disk.format));
+					"'copy_storage': disk %u is a tern overlay; raw and qcow2 "
+					"images are copied",
+					i);
 		uint64_t chunks = (b->disk.size + CHUNK - 1) / CHUNK;
 		uint8_t *log = atomic_load(&b->write_log);
 		if (!log && !(log = calloc((chunks + 7) / 8, 1)))
 			return fail_msg(err, n, -ENOMEM, "out of memory");
 		s->d[s->n] = (typeof(s->d[0])){ .index = i,
 						.fd = b->disk.fd,
+						.disk = b->disk.qcow ? &b->disk : NULL,
 						.size = b->disk.size,
 						.chunks = chunks,
 						.pending = calloc((chunks + 7) / 8, 1),
@@ -80,10 +81,32 @@ uint64_t disk_copy_src_pending(const struct disk_copy_src *s)
 	return bytes;
 }
 
-/* One chunk (or the tail of the disk) as a run; a section per CHUNKS_PER_SECTION. */
-static int send_chunk(struct vmstate_writer *w, int fd, uint64_t off, uint64_t len, uint8_t *buf)
+/*
+ * Whether the first pass can leave [off, off+len) of a qcow2 image out: it reads as zeros
+ * (nothing in the chain maps it, or a hole of the raw file below). Only what qcow2 knows
+ * without I/O; anything else is read.
+ */
+static bool qcow2_hole(struct disk *disk, uint64_t off, uint64_t len)
 {
-	for (uint64_t done = 0; done < len;) {
+	struct qcow2_place p;
+
+	if (qcow2_place(disk->qcow, false, off, len, &p))
+		return false;
+	if (p.kind == QCOW2_PLACE_ZERO)
+		return true;
+	off_t data = lseek(p.fd, (off_t)p.off, SEEK_DATA);
+	return (data < 0 && errno == ENXIO) || (data >= 0 && (uint64_t)data >= p.off + len);
+}
+
+/* One chunk (or the tail of the disk) as a run; a section per CHUNKS_PER_SECTION. */
+static int send_chunk(struct vmstate_writer *w, int fd, struct disk *disk, uint64_t off,
+		      uint64_t len, uint8_t *buf)
+{
+	/* A qcow2 image as its guest reads it: qcow2's code is safe beside the VM's I/O. */
+	int e = disk ? disk_rw_sync(disk, DISK_READ, buf, off, len) : 0;
+	if (e)
+		return e;
+	for (uint64_t done = 0; !disk && done < len;) {
 		ssize_t r = pread(fd, buf + done, len - done, (off_t)(off + done));
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -120,7 +143,12 @@ int disk_copy_src_send(struct disk_copy_src *s, struct vmstate_writer *w,
 				r = -ECANCELED;
 				break;
 			}
-			if (d->all) {
+			uint64_t len = d->size - c * CHUNK < CHUNK ? d->size - c * CHUNK : CHUNK;
+			if (d->all && d->disk) {
+				/* The first time, only what the image holds: holes stay holes. */
+				if (qcow2_hole(d->disk, c * CHUNK, len))
+					continue;
+			} else if (d->all) {
 				/* The first time, only what the image holds: holes stay holes. */
 				off_t data = lseek(d->fd, (off_t)(c * CHUNK), SEEK_DATA);
 				if (data < 0)
@@ -142,8 +170,7 @@ int disk_copy_src_send(struct disk_copy_src *s, struct vmstate_writer *w,
 				vmstate_put_u32(w, d->index);
 				open = true;
 			}
-			uint64_t len = d->size - c * CHUNK < CHUNK ? d->size - c * CHUNK : CHUNK;
-			r = send_chunk(w, d->fd, c * CHUNK, len, buf);
+			r = send_chunk(w, d->fd, d->disk, c * CHUNK, len, buf);
 		}
 		if (open)
 			vmstate_end(w);
@@ -187,7 +214,7 @@ static int open_made_for_us(const char *path)
 }
 
 int disk_copy_dst_prepare(struct disk_copy_dst *d, const struct vmstate_section *s,
-			  const struct vmm_config *cfg, char *err, size_t n)
+			  struct vmm_config *cfg, char *err, size_t n)
 {
 	struct vmstate_cursor c;
 
@@ -221,6 +248,11 @@ int disk_copy_dst_prepare(struct disk_copy_dst *d, const struct vmstate_section 
 		}
 		d->t[i] = (struct mig_disk_target){ fd, size };
 		d->created[i] = true;
+		/*
+		 * The copy is raw, also of a qcow2 image, and opens as raw: probed, a flattened
+		 * qcow2's first sector (the guest's to write) could pass for a qcow2 header.
+		 */
+		cfg->disks[i].format = DISK_FORMAT_RAW;
 		if (ftruncate(fd, (off_t)size) < 0) {
 			int e = errno;
 			disk_copy_dst_abort(d, cfg);

@@ -3,7 +3,9 @@
  * role), for disks the destination cannot reach. The source sends every allocated extent
  * once, then, round by round with RAM, the 64 KiB chunks the guest wrote meanwhile
  * (virtio-blk's write log); the rest goes at the switchover, after the disks are drained
- * and flushed. The destination writes into a new image of its own.
+ * and flushed. The destination writes into a new image of its own: a raw one, whatever the
+ * source's format (a qcow2 image goes as the guest sees it, its backing chain flattened,
+ * as libvirt's --copy-storage-all copies the whole disk).
  */
 #ifndef TERN_VMM_MIGRATE_DISK_H
 #define TERN_VMM_MIGRATE_DISK_H
@@ -22,13 +24,17 @@ struct disk_copy_src {
 	struct {
 		unsigned int index; /* in the VM's disk list */
 		int fd;
+		struct disk *disk; /* a qcow2 image, read through its chain; NULL for raw */
 		uint64_t size, chunks;
 		uint8_t *pending; /* chunks to send */
 		bool all;	  /* not sent once yet: every extent goes */
 	} d[VMM_MAX_DISKS];
 };
 
-/* Starts logging writes on each writable raw disk and writes the DISKS section. */
+/*
+ * Starts logging writes on each writable disk (raw or qcow2; a tern overlay is refused)
+ * and writes the DISKS section.
+ */
 int disk_copy_src_start(struct disk_copy_src *s, struct vm *vm, struct vmstate_writer *w, char *err,
 			size_t errlen);
 /* Moves what the guest wrote since the last call into the pending chunks. */
@@ -50,11 +56,12 @@ struct disk_copy_dst {
 
 /*
  * Reads the DISKS section and creates each copied disk's image at its path in cfg (which
- * must not exist: a destination never writes over an image it did not make). 0 or -errno
- * + err (what it created so far is removed).
+ * must not exist: a destination never writes over an image it did not make), a raw one,
+ * which cfg's disk then opens as (format=raw, never probed). 0 or -errno + err (what it
+ * created so far is removed).
  */
 int disk_copy_dst_prepare(struct disk_copy_dst *d, const struct vmstate_section *s,
-			  const struct vmm_config *cfg, char *err, size_t errlen);
+			  struct vmm_config *cfg, char *err, size_t errlen);
 /* Makes the copies durable. 0 or -errno + err. */
 int disk_copy_dst_finish(struct disk_copy_dst *d, char *err, size_t errlen);
 /* A failed migration: the images it created are removed. */

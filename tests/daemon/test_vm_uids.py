@@ -366,3 +366,58 @@ def copy_storage_into_a_jail(post_copy):
     finally:
         p.close()
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_jailed_copy_storage_flattens_a_qcow2_chain():
+    """--copy-storage of a VM on a qcow2 overlay over a raw base, into a jailed destination
+    that has neither file: it gets one raw image holding what the guest reads through the
+    chain (the base's bytes, the overlay's over them), and its definition there says raw;
+    the source's chain stays as it was, and qemu-img finds it clean."""
+    for tool in ("qemu-img", "qemu-io"):
+        if not shutil.which(tool):
+            raise ternlib.Missing("%s is not installed (qemu-utils; scripts/setup installs it)" % tool)
+    d = tempfile.mkdtemp(prefix="tern-vmuids-qcopy-")
+    os.chmod(d, 0o755)
+    p = Pair("jqcopy", extra=["--vm-uids", UIDS],
+             dst_wrap=["unshare", "-m", "sh", "-c", 'mount -t tmpfs tmpfs "$0" && exec "$@"', d])
+    try:
+        base = disk(d, "base.img")
+        with open(base, "r+b") as f:
+            f.write(os.urandom(1 << 20))
+        top = os.path.join(d, "top.qcow2")
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", base, "-F", "raw", top],
+                       check=True)
+        # Over the base's data and past it, and a zero cluster over base data.
+        for cmd in ("write -P 0x5a 512k 1M", "write -P 0x3c 3M 64k", "write -z 128k 64k"):
+            subprocess.run(["qemu-io", "-f", "qcow2", "-c", cmd, top], check=True,
+                           stdout=subprocess.DEVNULL)
+        os.chmod(top, 0o640)
+        flat = os.path.join(d, "flat.raw")
+        subprocess.run(["qemu-img", "convert", "-O", "raw", top, flat], check=True)
+        with open(flat, "rb") as f:
+            want = f.read()
+        os.unlink(flat)
+        p.start_vm("jq", disks=[{"path": top}])
+        there = "/proc/%d/root%s" % (p.dst.proc.pid, top)
+        assert not os.path.exists(there), "the destination sees the source's disk"
+        r = p.tern(p.src, "migrate", "jq", p.url, "--live", "--copy-storage", "--downtime",
+                   DOWNTIME_MS)
+        assert r.status == 0, "%r\n%s" % (r, p.logs())
+        disks = p.dst.vm("jq")["definition"]["disks"]
+        assert disks[0]["format"] == "raw", disks
+        assert not os.path.exists("/proc/%d/root%s" % (p.dst.proc.pid, base)), \
+            "the base came along: the copy should stand alone"
+        assert wait_passes(p.dst, "jq", len(passes(p.dst, "jq")) + 2), p.logs()
+        p.dst.ok("POST", "/vms/jq/destroy")
+        with open(there, "rb") as f:
+            got = f.read()
+        assert got[:4] != b"QFI\xfb" and len(got) == len(want) == 4 << 20, (got[:4], len(got))
+        assert got == want, "the copy differs from the chain as qemu-img reads it"
+        r = subprocess.run(["qemu-img", "check", top], capture_output=True, text=True)
+        assert r.returncode == 0, r.stdout + r.stderr
+        subprocess.run(["qemu-img", "convert", "-O", "raw", top, flat], check=True)
+        with open(flat, "rb") as f:
+            assert f.read() == want, "the source's chain changed"
+    finally:
+        p.close()
+        shutil.rmtree(d, ignore_errors=True)

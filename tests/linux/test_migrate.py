@@ -156,6 +156,13 @@ def test_debian_live_migration_copies_a_local_disk():
     migrate_linux(copy_storage=True)
 
 
+def test_debian_live_migration_copies_a_qcow2_disk():
+    """copy_storage of a disk that is a qcow2 overlay over the raw ext4 image, which the
+    guest writes through while it migrates: the destination gets one raw image, the chain
+    flattened (e2fsck, the counter), and opens it as raw; the overlay stays clean."""
+    migrate_linux(copy_storage=True, qcow2=True)
+
+
 def test_debian_live_migration_post_copy_with_a_local_disk():
     """post_copy with copy_storage: a 1 ms limit the ticking guest never fits, so after three
     rounds the VM switches over with its dirty pages left behind and pulls them at the
@@ -164,8 +171,10 @@ def test_debian_live_migration_post_copy_with_a_local_disk():
     migrate_linux(copy_storage=True, post_copy=True)
 
 
-def migrate_linux(copy_storage, post_copy=False):
+def migrate_linux(copy_storage, post_copy=False, qcow2=False):
     ternlib.need_kvm()
+    if qcow2 and not shutil.which("qemu-img"):
+        raise ternlib.Missing("qemu-img is not installed (qemu-utils; scripts/setup installs it)")
     if not api.can_make_netns():
         raise ternlib.Missing("needs root and iproute2 (network namespaces, TAP, bridge)")
     for tool in ("gcc", "mkfs.ext4", "e2fsck", "debugfs"):
@@ -189,6 +198,11 @@ def migrate_linux(copy_storage, post_copy=False):
         with open(disk, "wb") as f:
             f.truncate(32 << 20)
         subprocess.run(["mkfs.ext4", "-q", "-F", disk], check=True, stdout=subprocess.DEVNULL)
+        top = disk
+        if qcow2:
+            top = os.path.join(work, "disk.qcow2")
+            subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", disk, "-F", "raw",
+                            top], check=True)
         ns = api.TapNetns("mig", tap="tmiga")
         ns.run("ip", "link", "add", "tmigbr", "type", "bridge")
         ns.run("ip", "tuntap", "add", "dev", "tmigb", "mode", "tap")
@@ -200,7 +214,7 @@ def migrate_linux(copy_storage, post_copy=False):
 
         src, c = api.start_api_vmm([
             "--kernel", k, "--initrd", initrd, "--memory", str(MEM_MIB), "--cmdline",
-            debian.CMDLINE, "--disk", "path=%s,cache=writeback,id=tern-mig" % disk,
+            debian.CMDLINE, "--disk", "path=%s,cache=writeback,id=tern-mig" % top,
             "--net", "tap=tmiga,mac=" + MAC], netns=ns.name, log_name="linux-migrate-source.log",
             workdir=work, sock_name="src.sock", stdin=subprocess.PIPE)
         vmms.append(src)
@@ -315,6 +329,11 @@ def migrate_linux(copy_storage, post_copy=False):
             r = subprocess.run(["e2fsck", "-fn", disk], stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT)
             note("the source's image after the copy: e2fsck %d" % r.returncode)
+        if qcow2:
+            with open(image, "rb") as f:
+                assert f.read(4) != b"QFI\xfb", "the copy is not a raw image"
+            r = subprocess.run(["qemu-img", "check", top], capture_output=True, text=True)
+            assert r.returncode == 0, "the source's overlay: " + r.stdout + r.stderr
         r = subprocess.run(["e2fsck", "-fn", image], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         assert r.returncode == 0, "e2fsck: %s" % r.stdout.decode(errors="replace")
         r = subprocess.run(["debugfs", "-R", "cat /counter", image], stdout=subprocess.PIPE,
