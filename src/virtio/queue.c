@@ -106,6 +106,37 @@ static int layout(const struct virtq *q, const struct guest_mem *m, struct rings
 	return 0;
 }
 
+/*
+ * layout() for the device's own calls, which run once or twice per request: the last
+ * result while nothing it depends on changed. With dirty tracking on, every call goes
+ * through guest_mem_ptr(), whose marking covers the used ring the device writes.
+ */
+static int rings_of(struct virtq *q, const struct guest_mem *m, struct rings *r)
+{
+	struct virtq_rings_cache *c = &q->rings_cache;
+
+	if (c->desc && !m->dirty && c->m == m && c->host == m->host && c->mem_size == m->size &&
+	    c->desc_gpa == q->desc_gpa && c->avail_gpa == q->avail_gpa &&
+	    c->used_gpa == q->used_gpa && c->size == q->size) {
+		*r = (struct rings){ c->desc, c->avail, c->used };
+		return 0;
+	}
+	c->desc = NULL;
+	if (layout(q, m, r))
+		return -EINVAL;
+	*c = (struct virtq_rings_cache){ .m = m,
+					 .host = m->host,
+					 .mem_size = m->size,
+					 .desc_gpa = q->desc_gpa,
+					 .avail_gpa = q->avail_gpa,
+					 .used_gpa = q->used_gpa,
+					 .size = q->size,
+					 .desc = r->desc,
+					 .avail = r->avail,
+					 .used = r->used };
+	return 0;
+}
+
 int virtq_validate(const struct virtq *q, const struct guest_mem *m)
 {
 	struct rings r;
@@ -211,7 +242,7 @@ int virtq_pop(struct virtq *q, const struct guest_mem *m, struct virtq_chain *c)
 		return -EBADMSG;
 	if (!q->ready)
 		return 0;
-	if (layout(q, m, &r))
+	if (rings_of(q, m, &r))
 		return broken(q);
 	avail_idx = load16(r.avail + 2);
 	pending = (uint16_t)(avail_idx - q->last_avail);
@@ -252,7 +283,7 @@ int virtq_push_unpublished(struct virtq *q, const struct guest_mem *m, uint16_t 
 	struct rings r;
 	uint8_t *elem;
 
-	if (!q->ready || layout(q, m, &r) || head >= q->size)
+	if (!q->ready || rings_of(q, m, &r) || head >= q->size)
 		return -EINVAL;
 	elem = r.used + USED_RING + USED_ELEM * (q->used_idx & (q->size - 1));
 	store32(elem, head);
@@ -265,7 +296,7 @@ int virtq_publish_used(struct virtq *q, const struct guest_mem *m)
 {
 	struct rings r;
 
-	if (!q->ready || layout(q, m, &r))
+	if (!q->ready || rings_of(q, m, &r))
 		return -EINVAL;
 	/* The elements must be visible before the index that hands them to the driver. */
 	__atomic_thread_fence(__ATOMIC_RELEASE);
@@ -315,7 +346,7 @@ bool virtq_should_signal(struct virtq *q, const struct guest_mem *m)
 	uint16_t event, old, now;
 	bool valid;
 
-	if (!q->ready || layout(q, m, &r))
+	if (!q->ready || rings_of(q, m, &r))
 		return false;
 	/* Our used->idx store must be visible before we read what the driver asked for. */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
@@ -336,7 +367,7 @@ void virtq_set_avail_event(struct virtq *q, const struct guest_mem *m)
 {
 	struct rings r;
 
-	if (!q->ready || !q->event_idx || layout(q, m, &r))
+	if (!q->ready || !q->event_idx || rings_of(q, m, &r))
 		return;
 	store16(r.used + USED_RING + USED_ELEM * q->size, q->last_avail);
 	/* Published before the caller rechecks avail->idx, so a racing kick is not lost. */

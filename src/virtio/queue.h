@@ -32,6 +32,18 @@ struct virtq {
 	uint16_t signalled_used; /* used_idx at the last virtq_should_signal() (EVENT_IDX) */
 	bool signalled_valid;	 /* false: the next virtq_should_signal() says yes */
 	bool broken;		 /* a malformed ring was seen: nothing more is popped */
+	/*
+	 * The rings' host addresses as last checked, for the guest memory and ring
+	 * addresses they were checked against (any change, virtq_reset, or dirty tracking
+	 * on, and they are checked again): not device state, never saved.
+	 */
+	struct virtq_rings_cache {
+		const struct guest_mem *m;
+		const uint8_t *host;
+		uint64_t mem_size, desc_gpa, avail_gpa, used_gpa;
+		uint16_t size;
+		uint8_t *desc, *avail, *used; /* NULL: nothing cached */
+	} rings_cache;
 };
 
 /* One descriptor chain, split in device-readable then device-writable segments. */

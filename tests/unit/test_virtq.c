@@ -869,6 +869,56 @@ TEST(virtq_pop_unvalidated_queue)
 
 /* ---- iov copies ---- */
 
+/* The rings' addresses are checked again whenever the driver moves them. */
+TEST(virtq_rings_moved_are_checked_again)
+{
+	struct drv d;
+
+	REQUIRE(drv_init(&d, 8, false, false));
+	drv_publish(&d, drv_chain(&d, DESC_GPA, 0, 1, 0, 64));
+	REQUIRE(virtq_pop(&d.q, &d.m, &d.c) == 1);
+	CHECK(virtq_push(&d.q, &d.m, 0, 0) == 0);
+	/* Moved past the end of RAM: refused, not served from the last check. */
+	d.q.avail_gpa = MEM_SIZE - 2;
+	CHECK(virtq_pop(&d.q, &d.m, &d.c) == -EBADMSG && d.q.broken);
+	CHECK(virtq_push(&d.q, &d.m, 0, 0) == -EINVAL);
+	/* Moved within RAM after a reset: the new place is the one used. */
+	virtq_reset(&d.q);
+	d.q = (struct virtq){ .size = 8,
+			      .ready = true,
+			      .desc_gpa = DESC_GPA,
+			      .avail_gpa = 0x4000,
+			      .used_gpa = 0x5000 };
+	wr16(&d, 0x4000 + 4, 0);
+	wr16(&d, 0x4000 + 2, 1);
+	REQUIRE(virtq_pop(&d.q, &d.m, &d.c) == 1);
+	CHECK(virtq_push(&d.q, &d.m, 0, 64) == 0);
+	CHECK(rd16(&d, 0x5000 + 2) == 1 && rd32(&d, 0x5000 + 8) == 64);
+	CHECK(rd16(&d, USED_GPA + 2) == 1); /* the old used ring saw the first push only */
+	drv_fini(&d);
+}
+
+/* With dirty tracking on, every push marks the used ring's page, cached or not. */
+TEST(virtq_push_marks_the_used_ring_dirty)
+{
+	struct drv d;
+	uint8_t bits[(MEM_SIZE >> 12) / 8] = { 0 };
+
+	REQUIRE(drv_init(&d, 8, false, false));
+	drv_publish(&d, drv_chain(&d, DESC_GPA, 0, 1, 0, 64));
+	REQUIRE(virtq_pop(&d.q, &d.m, &d.c) == 1);
+	CHECK(virtq_push(&d.q, &d.m, 0, 0) == 0); /* checked, and kept, untracked */
+	REQUIRE(guest_mem_track_dirty(&d.m) == 0);
+	drv_publish(&d, drv_chain(&d, DESC_GPA, 1, 1, 0, 64));
+	REQUIRE(virtq_pop(&d.q, &d.m, &d.c) == 1);
+	guest_mem_take_dirty(&d.m, bits);
+	memset(bits, 0, sizeof(bits));
+	CHECK(virtq_push(&d.q, &d.m, 1, 0) == 0);
+	guest_mem_take_dirty(&d.m, bits);
+	CHECK(bits[(USED_GPA >> 12) / 8] & (1u << ((USED_GPA >> 12) % 8)));
+	drv_fini(&d);
+}
+
 TEST(virtq_iov_copy)
 {
 	uint8_t a[3], b[5], c[4], out[16];
