@@ -337,15 +337,23 @@ def test_jailed_copy_storage_with_post_copy():
     copy_storage_into_a_jail(post_copy=True)
 
 
-def copy_storage_into_a_jail(post_copy):
-    d = tempfile.mkdtemp(prefix="tern-vmuids-copy-")
+def hidden_dir_pair(name):
+    """A directory for the source's disks and a pair of ternds with VM uids whose
+    destination has an empty tmpfs over that directory (another host's disks, at the same
+    paths); in it, data.img: 4 MiB, the first 1 MiB random."""
+    d = tempfile.mkdtemp(prefix="tern-vmuids-%s-" % name)
     os.chmod(d, 0o755)
-    p = Pair("jcopy", extra=["--vm-uids", UIDS],
+    p = Pair(name, extra=["--vm-uids", UIDS],
              dst_wrap=["unshare", "-m", "sh", "-c", 'mount -t tmpfs tmpfs "$0" && exec "$@"', d])
+    img = disk(d, "data.img")
+    with open(img, "r+b") as f:
+        f.write(os.urandom(1 << 20))
+    return d, p, img
+
+
+def copy_storage_into_a_jail(post_copy):
+    d, p, img = hidden_dir_pair("jcopy")
     try:
-        img = disk(d, "jc.img")
-        with open(img, "r+b") as f:
-            f.write(os.urandom(1 << 20))
         p.start_vm("jc", disks=[{"path": img}])
         there_img = "/proc/%d/root%s" % (p.dst.proc.pid, img)
         assert not os.path.exists(there_img), "the destination sees the source's disk"
@@ -376,14 +384,8 @@ def test_jailed_copy_storage_flattens_a_qcow2_chain():
     for tool in ("qemu-img", "qemu-io"):
         if not shutil.which(tool):
             raise ternlib.Missing("%s is not installed (qemu-utils; scripts/setup installs it)" % tool)
-    d = tempfile.mkdtemp(prefix="tern-vmuids-qcopy-")
-    os.chmod(d, 0o755)
-    p = Pair("jqcopy", extra=["--vm-uids", UIDS],
-             dst_wrap=["unshare", "-m", "sh", "-c", 'mount -t tmpfs tmpfs "$0" && exec "$@"', d])
+    d, p, base = hidden_dir_pair("jqcopy")
     try:
-        base = disk(d, "base.img")
-        with open(base, "r+b") as f:
-            f.write(os.urandom(1 << 20))
         top = os.path.join(d, "top.qcow2")
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", base, "-F", "raw", top],
                        check=True)
