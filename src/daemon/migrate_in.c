@@ -67,7 +67,7 @@ static struct json_object *summary(struct ternd *t, struct vm_entry *e)
  * comes flattened), which the definition here then says. What else the VM needs must be
  * here already.
  */
-static int check_copy_storage(struct vmdef *d, char *err, size_t n)
+static int fit_copy_storage(struct vmdef *d, char *err, size_t n)
 {
 	if (access(d->kernel, R_OK))
 		return fail_msg(err, n, -EINVAL, "'kernel': %.200s: %s", d->kernel,
@@ -176,7 +176,7 @@ static int parse_prepare(const char *name, const char *body, struct vmdef *d, bo
 		r = fail_msg(err, n, -EINVAL, "the definition does not fit this host: %s", why);
 		goto out;
 	}
-	if (*copy && (r = check_copy_storage(d, why, sizeof(why)))) {
+	if (*copy && (r = fit_copy_storage(d, why, sizeof(why)))) {
 		vmdef_free(d);
 		r = fail_msg(err, n, r == -EEXIST ? -EBUSY : -EINVAL,
 			     "the definition does not fit this host: %s", why);

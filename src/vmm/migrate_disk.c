@@ -34,8 +34,7 @@ int disk_copy_src_start(struct disk_copy_src *s, struct vm *vm, struct vmstate_w
 		if (!log && !(log = calloc((chunks + 7) / 8, 1)))
 			return fail_msg(err, n, -ENOMEM, "out of memory");
 		s->d[s->n] = (typeof(s->d[0])){ .index = i,
-						.fd = b->disk.fd,
-						.disk = b->disk.qcow ? &b->disk : NULL,
+						.disk = &b->disk,
 						.size = b->disk.size,
 						.chunks = chunks,
 						.pending = calloc((chunks + 7) / 8, 1),
@@ -82,42 +81,36 @@ uint64_t disk_copy_src_pending(const struct disk_copy_src *s)
 }
 
 /*
- * Whether the first pass can leave [off, off+len) of a qcow2 image out: it reads as zeros
- * (nothing in the chain maps it, or a hole of the raw file below). Only what qcow2 knows
- * without I/O; anything else is read.
+ * Chunks from c on that the first pass leaves out because they read as zeros, 0 when c
+ * holds data; len is c's length. A raw file's hole at c, up to its next data (to the end
+ * when there is none); for a qcow2 image, c alone when qcow2 knows without I/O that it
+ * reads as zeros (nothing in the chain maps it, or a hole of the raw file below).
  */
-static bool qcow2_hole(struct disk *disk, uint64_t off, uint64_t len)
+static uint64_t hole_chunks(struct disk *disk, uint64_t c, uint64_t len, uint64_t chunks)
 {
-	struct qcow2_place p;
+	struct qcow2_place p = { .kind = QCOW2_PLACE_FILE, .fd = disk->fd, .off = c * CHUNK };
 
-	if (qcow2_place(disk->qcow, false, off, len, &p))
-		return false;
+	if (disk->qcow && qcow2_place(disk->qcow, false, c * CHUNK, len, &p))
+		return 0;
 	if (p.kind == QCOW2_PLACE_ZERO)
-		return true;
+		return 1;
 	off_t data = lseek(p.fd, (off_t)p.off, SEEK_DATA);
-	return (data < 0 && errno == ENXIO) || (data >= 0 && (uint64_t)data >= p.off + len);
+	if (data < 0)
+		return errno == ENXIO ? (disk->qcow ? 1 : chunks - c) : 0;
+	if ((uint64_t)data < p.off + len)
+		return 0;
+	return disk->qcow ? 1 : (uint64_t)data / CHUNK - c;
 }
 
 /* One chunk (or the tail of the disk) as a run; a section per CHUNKS_PER_SECTION. */
-static int send_chunk(struct vmstate_writer *w, int fd, struct disk *disk, uint64_t off,
-		      uint64_t len, uint8_t *buf)
+static int send_chunk(struct vmstate_writer *w, struct disk *disk, uint64_t off, uint64_t len,
+		      uint8_t *buf)
 {
-	/* A qcow2 image as its guest reads it: qcow2's code is safe beside the VM's I/O. */
-	int e = disk ? disk_rw_sync(disk, DISK_READ, buf, off, len) : 0;
+	/* Zeros past the end of a raw file that shrank; qcow2's code is safe beside the VM's I/O. */
+	memset(buf, 0, len);
+	int e = disk_rw_sync(disk, DISK_READ, buf, off, len);
 	if (e)
 		return e;
-	for (uint64_t done = 0; !disk && done < len;) {
-		ssize_t r = pread(fd, buf + done, len - done, (off_t)(off + done));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		if (r == 0) { /* past the end of a file that shrank: zeros */
-			memset(buf + done, 0, len - done);
-			break;
-		}
-		done += (uint64_t)r;
-	}
 	bool z = mem_is_zero(buf, len);
 	vmstate_put_u64(w, off);
 	vmstate_put_u32(w, (uint32_t)len);
@@ -144,17 +137,11 @@ int disk_copy_src_send(struct disk_copy_src *s, struct vmstate_writer *w,
 				break;
 			}
 			uint64_t len = d->size - c * CHUNK < CHUNK ? d->size - c * CHUNK : CHUNK;
-			if (d->all && d->disk) {
+			if (d->all) {
 				/* The first time, only what the image holds: holes stay holes. */
-				if (qcow2_hole(d->disk, c * CHUNK, len))
-					continue;
-			} else if (d->all) {
-				/* The first time, only what the image holds: holes stay holes. */
-				off_t data = lseek(d->fd, (off_t)(c * CHUNK), SEEK_DATA);
-				if (data < 0)
-					break; /* ENXIO: holes to the end */
-				if ((uint64_t)data >= (c + 1) * CHUNK) {
-					c = (uint64_t)data / CHUNK - 1;
+				uint64_t skip = hole_chunks(d->disk, c, len, d->chunks);
+				if (skip) {
+					c += skip - 1;
 					continue;
 				}
 			} else if (!(d->pending[c / 8] & (1u << (c % 8)))) {
@@ -170,7 +157,7 @@ int disk_copy_src_send(struct disk_copy_src *s, struct vmstate_writer *w,
 				vmstate_put_u32(w, d->index);
 				open = true;
 			}
-			r = send_chunk(w, d->fd, d->disk, c * CHUNK, len, buf);
+			r = send_chunk(w, d->disk, c * CHUNK, len, buf);
 		}
 		if (open)
 			vmstate_end(w);

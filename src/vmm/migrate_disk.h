@@ -23,8 +23,7 @@ struct disk_copy_src {
 	unsigned int n;
 	struct {
 		unsigned int index; /* in the VM's disk list */
-		int fd;
-		struct disk *disk; /* a qcow2 image, read through its chain; NULL for raw */
+		struct disk *disk;  /* the VM's, read as its guest reads it (qcow2: its chain) */
 		uint64_t size, chunks;
 		uint8_t *pending; /* chunks to send */
 		bool all;	  /* not sent once yet: every extent goes */

@@ -324,7 +324,7 @@ def migrate_linux(copy_storage, post_copy=False, qcow2=False):
         assert dst.wait(120) == 0, "the destination did not power off cleanly: %r" % dst
         dst.save_log()
         assert "UMOUNT-OK" in dst.out(), dst
-        if copy_storage:
+        if copy_storage and not qcow2:
             # The source's image stopped where the switchover was; the copy went on.
             r = subprocess.run(["e2fsck", "-fn", disk], stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT)
